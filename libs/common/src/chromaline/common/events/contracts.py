@@ -1,0 +1,178 @@
+"""The event contracts: one versioned pydantic model per event type.
+
+Partners publish and consume against the documents generated from these models into
+``docs/events/`` (see :mod:`chromaline.common.events.schema_export`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+
+from chromaline.common.events.envelope import RawEnvelope
+
+ChartType = Literal["auto", "classic24", "digital_sg", "vinyl", "aruco_classic24"]
+CorrectionMethod = Literal["auto", "white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial"]
+OutputFormat = Literal["jpeg", "png", "tiff"]
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BlobRef(Contract):
+    """Where an object lives in the blob store."""
+
+    bucket: str = Field(min_length=1, max_length=63)
+    key: str = Field(min_length=1, max_length=1024)
+
+
+class JobOptions(Contract):
+    chart_type: ChartType = "auto"
+    method: CorrectionMethod = "auto"
+    reference_edition: Literal["2005", "2014"] = "2014"
+    output_format: OutputFormat = "jpeg"
+    bit_depth: Literal[8, 16] = 8
+    profile: BlobRef | None = Field(default=None, description="A saved profile to apply instead of detecting.")
+    corners: list[tuple[float, float]] | None = Field(
+        default=None,
+        min_length=4,
+        max_length=4,
+        description="Chart corners (x, y) in image pixels, clockwise from the dark-skin patch, used when "
+        "detection fails.",
+    )
+
+
+class ImageUploaded(Contract):
+    """A photo is in the blob store (or at a URL) and waits to be processed."""
+
+    job_id: uuid.UUID
+    batch_id: uuid.UUID | None = None
+    organisation_id: str | None = None
+    filename: str = Field(max_length=255)
+    original: BlobRef | None = None
+    source_url: AnyHttpUrl | None = Field(
+        default=None, description="Fetched by the detector, with size and time limits, when no blob is given."
+    )
+    content_type: str | None = None
+    size_bytes: int | None = Field(default=None, ge=0)
+    options: JobOptions = JobOptions()
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImageUploaded:
+        if (self.original is None) == (self.source_url is None):
+            raise ValueError("exactly one of original and source_url must be given")
+        return self
+
+
+class PatchSample(Contract):
+    index: int = Field(ge=0)
+    name: str
+    rgb: tuple[float, float, float] = Field(description="Robust mean of the patch, linear light, 0..1.")
+    spread: tuple[float, float, float] = Field(description="Robust spread (MAD-based sigma), linear light.")
+    flags: list[Literal["clipped", "non_uniform", "outside_frame", "dark"]] = []
+    quad: list[tuple[float, float]] = Field(min_length=4, max_length=4, description="Sampled region corners.")
+
+
+class ChartDetected(Contract):
+    job_id: uuid.UUID
+    original: BlobRef
+    chart_type: ChartType
+    reference_edition: Literal["2005", "2014"]
+    corners: list[tuple[float, float]] = Field(min_length=4, max_length=4)
+    confidence: float = Field(ge=0, le=1)
+    image_size: tuple[int, int] = Field(description="Width and height in pixels.")
+    patches: list[PatchSample]
+    charts_found: int = Field(ge=1)
+    options: JobOptions
+
+
+class ChartNotFound(Contract):
+    job_id: uuid.UUID
+    original: BlobRef
+    reason: Literal["no_chart", "chart_too_small", "overexposed", "underexposed", "unsupported_chart"]
+    message: str
+
+
+class DeltaESummary(Contract):
+    mean: float
+    median: float
+    p95: float
+    max: float
+
+
+class ImageCorrected(Contract):
+    job_id: uuid.UUID
+    original: BlobRef
+    corrected: BlobRef
+    profile: BlobRef
+    method: CorrectionMethod
+    chart_type: ChartType | None
+    delta_e2000_before: DeltaESummary | None
+    delta_e2000_after: DeltaESummary | None
+    cross_validated_delta_e2000: float | None = None
+    rating: str | None = None
+    measurements: BlobRef | None = Field(default=None, description="Per-patch measurements (JSON).")
+
+
+class ReportReady(Contract):
+    job_id: uuid.UUID
+    report_json: BlobRef
+    report_html: BlobRef
+    report_pdf: BlobRef
+    rating: str | None = None
+
+
+class ProcessingFailed(Contract):
+    job_id: uuid.UUID
+    stage: Literal["upload", "detect", "correct", "report", "watchdog"]
+    reason: str = Field(description="Machine-readable reason code, e.g. no_chart, decode_error, timeout.")
+    message: str
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    routing_key: str
+    version: int
+    model: type[Contract]
+    summary: str
+
+
+EVENTS: tuple[EventSpec, ...] = (
+    EventSpec("image.uploaded", 1, ImageUploaded, "A photo waits to be processed."),
+    EventSpec("chart.detected", 1, ChartDetected, "A chart was found and its patches measured."),
+    EventSpec("chart.not_found", 1, ChartNotFound, "No usable chart in the photo."),
+    EventSpec("image.corrected", 1, ImageCorrected, "The corrected image and its profile are stored."),
+    EventSpec("report.ready", 1, ReportReady, "The colour report is stored."),
+    EventSpec("processing.failed", 1, ProcessingFailed, "A step failed for good; the job ends failed."),
+)
+_BY_KEY = {spec.routing_key: spec for spec in EVENTS}
+_BY_MODEL = {spec.model: spec for spec in EVENTS}
+
+
+class UnknownEventError(ValueError):
+    pass
+
+
+def spec_for_model(model: type[BaseModel]) -> EventSpec:
+    return _BY_MODEL[model]  # type: ignore[index]
+
+
+def spec_for_key(routing_key: str) -> EventSpec:
+    try:
+        return _BY_KEY[routing_key]
+    except KeyError:
+        raise UnknownEventError(f"unknown event type {routing_key!r}") from None
+
+
+def parse_data(envelope: RawEnvelope) -> Any:
+    """Validate an envelope's data against its type's model and version."""
+    spec = spec_for_key(envelope.type)
+    if envelope.schema_version != spec.version:
+        raise UnknownEventError(
+            f"{envelope.type} schema version {envelope.schema_version} not supported (expected {spec.version})"
+        )
+    return spec.model.model_validate(envelope.data)

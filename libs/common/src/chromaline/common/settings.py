@@ -1,0 +1,59 @@
+"""Settings shared by every service, read from the environment with a per-service prefix.
+
+Every external part is chosen by URL, so the same code runs on embedded defaults or on
+RabbitMQ/Postgres/MinIO: ``bus_url`` (``memory://`` or ``amqp://``), ``database_url``
+(``embedded://<dir>`` or ``postgresql+asyncpg://``) and ``blob_url`` (``file://<dir>`` or ``s3://``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "password", "dev-secret", "minioadmin"})
+
+Environment = Literal["development", "test", "production"]
+
+
+class ServiceSettings(BaseSettings):
+    """Base settings; each service subclasses it with its own ``env_prefix``.
+
+    Values not found under the service prefix fall back to the shared ``CHROMALINE_`` variables,
+    so one ``CHROMALINE_BUS_URL`` configures every service while ``CHROMALINE_DETECTOR_BUS_URL``
+    overrides it for the detector alone.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CHROMALINE_", extra="ignore")
+
+    service_name: str = "chromaline"
+    environment: Environment = "development"
+    bus_url: str = "memory://"
+    database_url: str = "embedded://.chromaline/postgres"
+    blob_url: str = "file://.chromaline/blobs"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+    signing_secret: SecretStr = SecretStr("dev-secret")
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> ServiceSettings:
+        if self.environment == "development":
+            return self
+        for name, field in type(self).model_fields.items():
+            if field.annotation is SecretStr:
+                value: SecretStr = getattr(self, name)
+                if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                    raise ValueError(
+                        f"{name} holds a placeholder secret; set a real one outside development"
+                    )
+        return self
+
+    @classmethod
+    def for_service(cls, service: str) -> ServiceSettings:
+        """Read settings for ``service``: ``CHROMALINE_<SERVICE>_*`` first, then ``CHROMALINE_*``."""
+        shared = cls()
+        specific = cls(_env_prefix=f"CHROMALINE_{service.upper()}_")  # type: ignore[call-arg]
+        merged = shared.model_dump() | specific.model_dump(include=specific.model_fields_set)
+        merged["service_name"] = service
+        return cls.model_validate(merged)
