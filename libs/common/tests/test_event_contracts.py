@@ -1,0 +1,99 @@
+"""The event contracts: envelope behaviour and the checked-in contract documents."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from chromaline.common import correlation
+from chromaline.common.events.contracts import (
+    EVENTS,
+    BlobRef,
+    ImageUploaded,
+    ProcessingFailed,
+    UnknownEventError,
+    parse_data,
+)
+from chromaline.common.events.envelope import RawEnvelope, make_envelope
+from chromaline.common.events.schema_export import render_documents
+
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "events"
+
+
+def _uploaded() -> ImageUploaded:
+    return ImageUploaded(job_id=uuid.uuid4(), filename="chart.jpg", original=BlobRef(bucket="originals", key="a"))
+
+
+def test_checked_in_documents_match_the_models() -> None:
+    expected = render_documents()
+    on_disk = {path.name: path.read_text(encoding="utf-8") for path in DOCS.glob("*.json")}
+    assert on_disk == expected, (
+        "docs/events drifted from the event models: run "
+        "`python -m chromaline.common.events.schema_export docs/events`"
+    )
+
+
+def test_every_event_has_a_past_tense_routing_key_and_a_schema() -> None:
+    for spec in EVENTS:
+        assert spec.routing_key.split(".")[-1].endswith(("ed", "found", "ready"))
+        schema = json.loads(render_documents()[f"{spec.routing_key}.schema.json"])
+        assert schema["properties"]["type"]["const"] == spec.routing_key
+
+
+def test_envelope_round_trips_through_json() -> None:
+    envelope = make_envelope("gateway", "job-1", _uploaded())
+    decoded = RawEnvelope.model_validate_json(envelope.model_dump_json())
+    assert decoded == envelope
+    assert isinstance(parse_data(decoded), ImageUploaded)
+    assert decoded.occurred_at.utcoffset() is not None
+
+
+def test_envelope_inherits_the_correlation_of_the_work_in_hand() -> None:
+    with correlation.bound("corr-1", causation_id="evt-0"):
+        envelope = make_envelope("detector", "job-1", _uploaded())
+    assert envelope.correlation_id == "corr-1"
+    assert envelope.causation_id == "evt-0"
+
+
+def test_envelope_outside_any_work_starts_a_new_correlation() -> None:
+    first = make_envelope("gateway", "job-1", _uploaded())
+    second = make_envelope("gateway", "job-2", _uploaded())
+    assert first.correlation_id != second.correlation_id
+    assert first.causation_id is None
+
+
+def test_unknown_type_and_version_are_refused() -> None:
+    envelope = make_envelope("gateway", "job-1", _uploaded())
+    with pytest.raises(UnknownEventError):
+        parse_data(envelope.model_copy(update={"type": "image.exploded"}))
+    with pytest.raises(UnknownEventError):
+        parse_data(envelope.model_copy(update={"schema_version": 99}))
+
+
+def test_data_that_does_not_match_its_type_is_refused() -> None:
+    envelope = make_envelope("gateway", "job-1", _uploaded())
+    with pytest.raises(ValidationError):
+        parse_data(envelope.model_copy(update={"type": "processing.failed"}))
+
+
+def test_an_upload_names_exactly_one_source() -> None:
+    with pytest.raises(ValidationError):
+        ImageUploaded(job_id=uuid.uuid4(), filename="a.jpg")
+    with pytest.raises(ValidationError):
+        ImageUploaded(
+            job_id=uuid.uuid4(),
+            filename="a.jpg",
+            original=BlobRef(bucket="b", key="k"),
+            source_url="https://example.org/a.jpg",
+        )
+
+
+def test_unexpected_fields_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        ProcessingFailed.model_validate(
+            {"job_id": str(uuid.uuid4()), "stage": "detect", "reason": "x", "message": "m", "extra": 1}
+        )
