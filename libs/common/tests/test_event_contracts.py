@@ -25,7 +25,9 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "events"
 
 
 def _uploaded() -> ImageUploaded:
-    return ImageUploaded(job_id=uuid.uuid4(), filename="chart.jpg", original=BlobRef(bucket="originals", key="a"))
+    return ImageUploaded(
+        job_id=uuid.uuid4(), filename="chart.jpg", original=BlobRef(bucket="originals", key="a")
+    )
 
 
 def test_checked_in_documents_match_the_models() -> None:

@@ -12,7 +12,9 @@ from typing import Literal
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "password", "dev-secret", "minioadmin"})
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "change-me", "changeme", "secret", "password", "dev-secret", "minioadmin"}
+)
 
 Environment = Literal["development", "test", "production"]
 
@@ -44,16 +46,14 @@ class ServiceSettings(BaseSettings):
             if field.annotation is SecretStr:
                 value: SecretStr = getattr(self, name)
                 if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
-                    raise ValueError(
-                        f"{name} holds a placeholder secret; set a real one outside development"
-                    )
+                    raise ValueError(f"{name} holds a placeholder secret; set a real one outside development")
         return self
 
     @classmethod
     def for_service(cls, service: str) -> ServiceSettings:
         """Read settings for ``service``: ``CHROMALINE_<SERVICE>_*`` first, then ``CHROMALINE_*``."""
         shared = cls()
-        specific = cls(_env_prefix=f"CHROMALINE_{service.upper()}_")  # type: ignore[call-arg]
+        specific = cls(_env_prefix=f"CHROMALINE_{service.upper()}_")
         merged = shared.model_dump() | specific.model_dump(include=specific.model_fields_set)
         merged["service_name"] = service
         return cls.model_validate(merged)

@@ -77,7 +77,9 @@ def _reference_xyz(key: str, edition: Edition) -> tuple[NDArray[np.float64], NDA
     spec = chart_spec(key)
     checker = colour.CCS_COLOURCHECKERS[spec.datasets[edition]]
     xyy = np.array(list(checker.data.values()), dtype=np.float64)
-    return colour.xyY_to_XYZ(xyy), np.asarray(checker.illuminant, dtype=np.float64)
+    return np.asarray(colour.xyY_to_XYZ(xyy), dtype=np.float64), np.asarray(
+        checker.illuminant, dtype=np.float64
+    )
 
 
 def reference_xyz(key: str, edition: Edition = "2014") -> tuple[NDArray[np.float64], NDArray[np.float64]]:

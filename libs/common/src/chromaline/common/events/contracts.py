@@ -36,7 +36,9 @@ class JobOptions(Contract):
     reference_edition: Literal["2005", "2014"] = "2014"
     output_format: OutputFormat = "jpeg"
     bit_depth: Literal[8, 16] = 8
-    profile: BlobRef | None = Field(default=None, description="A saved profile to apply instead of detecting.")
+    profile: BlobRef | None = Field(
+        default=None, description="A saved profile to apply instead of detecting."
+    )
     corners: list[tuple[float, float]] | None = Field(
         default=None,
         min_length=4,

@@ -26,8 +26,8 @@ def envelope_schema(spec: EventSpec) -> dict[str, Any]:
     model = create_model(
         f"{spec.model.__name__}Event",
         __base__=Envelope[spec.model],  # type: ignore[name-defined]
-        type=(Literal[spec.routing_key], Field(description="Event type, also the routing key.")),  # type: ignore[valid-type]
-        schema_version=(Literal[spec.version], Field(description="Version of the data model.")),  # type: ignore[valid-type]
+        type=(Literal[spec.routing_key], Field(description="Event type, also the routing key.")),  # type: ignore[arg-type]
+        schema_version=(Literal[spec.version], Field(description="Version of the data model.")),  # type: ignore[arg-type]
     )
     schema = model.model_json_schema(mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
