@@ -1,0 +1,41 @@
+# Chromaline: common tasks. `make test` is the test command CI runs.
+UV ?= uv
+SOURCES := src libs/common/src services/gateway/src services/auth/src services/detector/src services/corrector/src services/reporter/src
+
+.PHONY: setup test test-unit lint format run demo up down bench contracts
+
+setup:
+	$(UV) sync --frozen --all-groups
+
+test: setup
+	$(UV) run --frozen pytest
+
+test-unit: setup
+	$(UV) run --frozen pytest -m "not integration and not system"
+
+lint: setup
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy $(SOURCES)
+
+format: setup
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+contracts: setup
+	$(UV) run --frozen python -m chromaline.common.events.schema_export docs/events
+
+run: setup
+	$(UV) run --frozen chromaline standalone
+
+demo: setup
+	$(UV) run --frozen chromaline demo
+
+up:
+	docker compose up -d --build
+
+down:
+	docker compose down
+
+bench: setup
+	$(UV) run --frozen python bench/engine.py
