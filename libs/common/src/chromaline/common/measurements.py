@@ -1,0 +1,67 @@
+"""The measurements document: what was measured on a chart, before and after correction.
+
+The corrector stores it as JSON beside the corrected image; the reporter renders it and the
+gateway serves it. Like the events, it is a contract shared by services, so it lives here.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MEASUREMENTS_VERSION = 1
+
+
+class Document(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Summary(Document):
+    mean: float
+    median: float
+    p95: float
+    max: float
+
+
+class DeltaESummaries(Document):
+    """ΔE statistics over the patches used for the fit, by formula."""
+
+    cie1976: Summary
+    cie1994: Summary
+    cie2000: Summary
+
+
+class PatchResult(Document):
+    index: int = Field(ge=0)
+    name: str
+    reference_lab: tuple[float, float, float] = Field(description="Reference CIE Lab (D50).")
+    before_lab: tuple[float, float, float] = Field(description="Measured CIE Lab (D50) before correction.")
+    after_lab: tuple[float, float, float] = Field(description="CIE Lab (D50) after correction.")
+    before_srgb: tuple[int, int, int] = Field(description="Measured colour, 8-bit sRGB, for display.")
+    after_srgb: tuple[int, int, int]
+    reference_srgb: tuple[int, int, int]
+    delta_e76: tuple[float, float] = Field(description="(before, after)")
+    delta_e94: tuple[float, float] = Field(description="(before, after)")
+    delta_e2000: tuple[float, float] = Field(description="(before, after)")
+    flags: list[str] = []
+    used_in_fit: bool
+    quad: list[tuple[float, float]] = Field(min_length=4, max_length=4)
+
+
+class Measurements(Document):
+    version: int = MEASUREMENTS_VERSION
+    job_id: uuid.UUID | None = None
+    filename: str
+    chart_type: str | None
+    reference_edition: str | None
+    method: str
+    corners: list[tuple[float, float]] | None
+    image_size: tuple[int, int]
+    patches: list[PatchResult]
+    before: DeltaESummaries | None
+    after: DeltaESummaries | None
+    cross_validated_delta_e2000: float | None
+    rating_before: str | None
+    rating_after: str | None
+    timings_ms: dict[str, float] = {}
