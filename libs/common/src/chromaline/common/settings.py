@@ -7,7 +7,7 @@ RabbitMQ/Postgres/MinIO: ``bus_url`` (``memory://`` or ``amqp://``), ``database_
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,7 +50,7 @@ class ServiceSettings(BaseSettings):
         return self
 
     @classmethod
-    def for_service(cls, service: str) -> ServiceSettings:
+    def for_service(cls, service: str) -> Self:
         """Read settings for ``service``: ``CHROMALINE_<SERVICE>_*`` first, then ``CHROMALINE_*``."""
         shared = cls()
         specific = cls(_env_prefix=f"CHROMALINE_{service.upper()}_")

@@ -6,7 +6,7 @@ import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import BinaryIO
+from typing import IO
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -43,7 +43,7 @@ class BlobStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def put_file(self, bucket: str, key: str, fileobj: BinaryIO, *, content_type: str | None = None) -> BlobInfo:
+    async def put_file(self, bucket: str, key: str, fileobj: IO[bytes], *, content_type: str | None = None) -> BlobInfo:
         """Store a local file object (read in chunks)."""
 
     async def put_bytes(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> BlobInfo:
@@ -60,7 +60,7 @@ class BlobStore(abc.ABC):
         return b"".join([chunk async for chunk in self.get_stream(bucket, key)])
 
     @abc.abstractmethod
-    async def get_to_file(self, bucket: str, key: str, fileobj: BinaryIO) -> int:
+    async def get_to_file(self, bucket: str, key: str, fileobj: IO[bytes]) -> int:
         """Copy the object into a local file object in chunks; return its size."""
 
     @abc.abstractmethod

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from chromaline.common.blobs.base import BlobStore
 from chromaline.common.blobs.filesystem import FilesystemBlobStore
-from chromaline.common.blobs.s3 import S3BlobStore
+from chromaline.common.blobs.s3 import S3BlobStore, S3Connection
 
 FILE_SCHEME = "file://"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -32,11 +32,11 @@ def create_blob_store(url: str) -> BlobStore:
         return FilesystemBlobStore(directory)
     scheme = urlsplit(url).scheme
     if scheme in ("s3", "http", "https"):
-        return _s3_store(url)
+        return S3BlobStore(parse_s3_url(url))
     raise ValueError(f"unsupported blob store URL scheme {scheme!r}; use file:// or s3://")
 
 
-def _s3_store(url: str) -> S3BlobStore:
+def parse_s3_url(url: str) -> S3Connection:
     parts = urlsplit(url)
     if not parts.hostname or parts.username is None or parts.password is None:
         raise ValueError("S3 blob URL needs credentials and a host: s3://ACCESS_KEY:SECRET_KEY@host:port")
@@ -50,8 +50,8 @@ def _s3_store(url: str) -> S3BlobStore:
             raise ValueError("secure= only applies to s3:// URLs; http:// and https:// already say it")
         secure = _parse_flag(query["secure"])
     endpoint = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-    return S3BlobStore(
-        endpoint,
+    return S3Connection(
+        endpoint=endpoint,
         access_key=unquote(parts.username),
         secret_key=unquote(parts.password),
         secure=secure,

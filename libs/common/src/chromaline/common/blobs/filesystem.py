@@ -87,7 +87,7 @@ class FilesystemBlobStore(BlobStore):
         return await self._write_atomically(bucket, key, write_chunks, content_type)
 
     async def put_file(
-        self, bucket: str, key: str, fileobj: BinaryIO, *, content_type: str | None = None
+        self, bucket: str, key: str, fileobj: IO[bytes], *, content_type: str | None = None
     ) -> BlobInfo:
         async def copy_file(target: BinaryIO) -> int:
             await asyncio.to_thread(shutil.copyfileobj, fileobj, target, CHUNK_SIZE)
@@ -105,7 +105,7 @@ class FilesystemBlobStore(BlobStore):
         finally:
             source.close()
 
-    async def get_to_file(self, bucket: str, key: str, fileobj: BinaryIO) -> int:
+    async def get_to_file(self, bucket: str, key: str, fileobj: IO[bytes]) -> int:
         def copy() -> int:
             with self._open_object(bucket, key) as source:
                 shutil.copyfileobj(source, fileobj, CHUNK_SIZE)

@@ -17,8 +17,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, BinaryIO, TypeVar
+from typing import IO, Any, TypeVar
 
 import urllib3
 from minio import Minio
@@ -100,15 +101,22 @@ async def _next_or_none(stream: AsyncIterator[bytes]) -> bytes | None:
         return None
 
 
+@dataclass(frozen=True)
+class S3Connection:
+    """Where an S3 API answers and how to sign requests to it."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str = field(repr=False)
+    secure: bool = True
+    region: str | None = None
+
+
 class S3BlobStore(BlobStore):
     def __init__(
         self,
-        endpoint: str,
+        connection: S3Connection,
         *,
-        access_key: str,
-        secret_key: str,
-        secure: bool = True,
-        region: str | None = None,
         part_size: int = MIN_PART_SIZE,
         max_concurrent_transfers: int = 8,
         connect_timeout: float = 5.0,
@@ -116,20 +124,20 @@ class S3BlobStore(BlobStore):
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (the S3 minimum)")
+        self.connection = connection
         self._http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             maxsize=max_concurrent_transfers + 4,
             retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         )
         self._client = Minio(
-            endpoint,
-            access_key=access_key,
-            secret_key=secret_key,
-            secure=secure,
-            region=region,
+            connection.endpoint,
+            access_key=connection.access_key,
+            secret_key=connection.secret_key,
+            secure=connection.secure,
+            region=connection.region,
             http_client=self._http,
         )
-        self._region = region
         self._part_size = part_size
         self._transfers = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_concurrent_transfers, thread_name_prefix="s3-transfer"
@@ -145,7 +153,7 @@ class S3BlobStore(BlobStore):
         for bucket in buckets:
             if not await asyncio.to_thread(self._client.bucket_exists, bucket):
                 try:
-                    await asyncio.to_thread(self._client.make_bucket, bucket, self._region)
+                    await asyncio.to_thread(self._client.make_bucket, bucket, self.connection.region)
                 except S3Error as error:
                     if error.code not in ALREADY_EXISTS_CODES:
                         raise
@@ -165,7 +173,7 @@ class S3BlobStore(BlobStore):
         return BlobInfo(bucket=bucket, key=key, size=reader.bytes_read, content_type=content_type)
 
     async def put_file(
-        self, bucket: str, key: str, fileobj: BinaryIO, *, content_type: str | None = None
+        self, bucket: str, key: str, fileobj: IO[bytes], *, content_type: str | None = None
     ) -> BlobInfo:
         start = fileobj.tell() if fileobj.seekable() else 0
         await self._transfer(self._upload, None, bucket, key, fileobj, content_type)
@@ -184,7 +192,7 @@ class S3BlobStore(BlobStore):
             response.close()
             response.release_conn()
 
-    async def get_to_file(self, bucket: str, key: str, fileobj: BinaryIO) -> int:
+    async def get_to_file(self, bucket: str, key: str, fileobj: IO[bytes]) -> int:
         def download() -> int:
             response = self._get_object(bucket, key)
             size = 0

@@ -64,7 +64,7 @@ class EventBus(abc.ABC):
         """Stop consuming, let in-flight handlers finish, then disconnect."""
 
     @abc.abstractmethod
-    async def publish(self, envelope: RawEnvelope, *, timeout: float = 10.0) -> None:
+    async def publish(self, envelope: RawEnvelope, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Publish persistently and wait for the broker's confirm; raise :class:`PublishError` otherwise."""
 
     @abc.abstractmethod

@@ -1,0 +1,647 @@
+"""The public HTTP API, versioned under ``/api/v1``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import uuid
+import zipfile
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import IO, Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import func, select
+from starlette.background import BackgroundTask
+
+from chromaline.common.blobs import buckets
+from chromaline.common.blobs.base import BlobNotFoundError, BlobTooLargeError
+from chromaline.common.events.contracts import BlobRef, JobOptions
+from chromaline.common.runtime import ServiceRuntime
+from chromaline.gateway import jobs as job_service
+from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, PendingUpload, SavedProfile
+from chromaline.gateway.problems import ApiError
+from chromaline.gateway.settings import GatewaySettings
+from chromaline.gateway.uploads import (
+    SNIFF_BYTES,
+    ZipLimits,
+    check_image,
+    read_member_bounded,
+    safe_member_name,
+    sniff_content_type,
+    zip_image_members,
+)
+from chromaline.gateway.views import RESULT_FILES, batch_view, job_view, profile_view
+
+CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter")
+WS_POLL_SECONDS = 0.5
+
+
+class ProfileCreate(BaseModel):
+    job_id: uuid.UUID
+    name: str = Field(min_length=1, max_length=120)
+
+
+class ProfileRename(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+
+
+class PresignRequest(BaseModel):
+    filename: str = Field(min_length=1, max_length=255)
+    options: JobOptions = JobOptions()
+    profile_id: uuid.UUID | None = None
+
+
+def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+
+    async def resolve_options(
+        chart_type: str,
+        method: str,
+        edition: str,
+        output_format: str,
+        bit_depth: int,
+        profile_id: uuid.UUID | None,
+        corners: str | None,
+    ) -> JobOptions:
+        raw: dict[str, Any] = {
+            "chart_type": chart_type,
+            "method": method,
+            "reference_edition": edition,
+            "output_format": output_format,
+            "bit_depth": bit_depth,
+        }
+        if corners:
+            try:
+                raw["corners"] = json.loads(corners)
+            except json.JSONDecodeError:
+                raise ApiError(422, "invalid_corners", "corners must be JSON: [[x, y], ×4]") from None
+        if profile_id is not None:
+            raw["profile"] = await profile_blob(profile_id)
+        try:
+            return JobOptions.model_validate(raw)
+        except ValidationError as error:
+            raise ApiError(
+                422, "invalid_options", str(error).splitlines()[0], errors=json.loads(error.json())
+            ) from None
+
+    async def profile_blob(profile_id: uuid.UUID) -> dict[str, str]:
+        async with runtime.session() as session:
+            profile = await session.get(SavedProfile, profile_id)
+        if profile is None:
+            raise ApiError(404, "profile_not_found", f"no profile {profile_id}")
+        return profile.blob
+
+    async def store_original(job_key: str, fileobj: IO[bytes], content_type: str) -> BlobRef:
+        fileobj.seek(0)
+        await runtime.blobs.put_file(buckets.ORIGINALS, job_key, fileobj, content_type=content_type)
+        return BlobRef(bucket=buckets.ORIGINALS, key=job_key)
+
+    @router.post("/jobs", status_code=202, summary="Upload one image, several, or a ZIP")
+    async def upload(
+        request: Request,
+        files: Annotated[list[UploadFile], File(description="Images (JPEG, PNG, TIFF) or ZIP archives")],
+        chart_type: Annotated[str, Form()] = "auto",
+        method: Annotated[str, Form()] = "auto",
+        reference_edition: Annotated[str, Form()] = "2014",
+        output_format: Annotated[str, Form()] = "jpeg",
+        bit_depth: Annotated[int, Form()] = 8,
+        profile_id: Annotated[uuid.UUID | None, Form()] = None,
+        corners: Annotated[str | None, Form()] = None,
+    ) -> dict[str, Any]:
+        options = await resolve_options(
+            chart_type, method, reference_edition, output_format, bit_depth, profile_id, corners
+        )
+        if len(files) > settings.max_files_per_batch:
+            raise ApiError(
+                413, "too_many_files", f"{len(files)} files, over the limit of {settings.max_files_per_batch}"
+            )
+        staged: list[tuple[str, IO[bytes], str, int]] = []
+        with tempfile.TemporaryDirectory(prefix="chromaline-upload-") as scratch:
+            for upload_file in files:
+                staged.extend(stage_upload(upload_file, scratch))
+            if len(staged) > settings.max_files_per_batch:
+                raise ApiError(
+                    413,
+                    "too_many_files",
+                    f"{len(staged)} images, over the limit of {settings.max_files_per_batch}",
+                )
+            stored = []
+            for filename, fileobj, content_type, size in staged:
+                key = f"{uuid.uuid4()}/{filename}"
+                stored.append(
+                    (filename, content_type, size, await store_original(key, fileobj, content_type))
+                )
+                fileobj.close()
+        async with runtime.session() as session, session.begin():
+            batch, created = await job_service.create_batch(session, None, stored, options)
+        return batch_view(batch, created)
+
+    def stage_upload(upload_file: UploadFile, scratch: str) -> list[tuple[str, IO[bytes], str, int]]:
+        """Check one uploaded part; a ZIP expands into its images, each written to scratch space."""
+        name = safe_member_name(upload_file.filename or "upload")
+        size = upload_file.size or 0
+        if size > settings.max_upload_bytes:
+            raise ApiError(
+                413,
+                "file_too_large",
+                f"{name}: {size} bytes exceeds {settings.max_upload_bytes}",
+                filename=name,
+            )
+        fileobj = upload_file.file
+        fileobj.seek(0)
+        kind = sniff_content_type(fileobj.read(SNIFF_BYTES))
+        fileobj.seek(0)
+        if kind != "application/zip":
+            return [(name, fileobj, check_image(fileobj, name, settings.max_pixels), size)]
+        limits = ZipLimits(
+            max_entries=settings.max_zip_entries,
+            max_uncompressed_bytes=settings.max_zip_uncompressed_bytes,
+            max_ratio=settings.max_zip_ratio,
+            max_entry_bytes=settings.max_upload_bytes,
+        )
+        members = zip_image_members(fileobj, limits)
+        staged = []
+        with zipfile.ZipFile(fileobj) as bundle:
+            for info in members:
+                member_name = safe_member_name(info.filename)
+                target: IO[bytes] = tempfile.NamedTemporaryFile(dir=scratch, delete=False)  # noqa: SIM115
+                for chunk in read_member_bounded(bundle, info, settings.max_upload_bytes):
+                    target.write(chunk)
+                target.seek(0)
+                staged.append(
+                    (
+                        member_name,
+                        target,
+                        check_image(target, member_name, settings.max_pixels),
+                        info.file_size,
+                    )
+                )
+        return staged
+
+    @router.put("/uploads/stream", status_code=202, summary="Stream one large image as the request body")
+    async def upload_stream(
+        request: Request,
+        filename: str,
+        chart_type: str = "auto",
+        method: str = "auto",
+        reference_edition: str = "2014",
+        output_format: str = "jpeg",
+        bit_depth: int = 8,
+        profile_id: uuid.UUID | None = None,
+    ) -> dict[str, Any]:
+        name = safe_member_name(filename)
+        options = await resolve_options(
+            chart_type, method, reference_edition, output_format, bit_depth, profile_id, None
+        )
+        declared = int(request.headers.get("content-length") or 0)
+        if declared > settings.max_upload_bytes:
+            raise ApiError(
+                413, "file_too_large", f"{name}: {declared} bytes exceeds {settings.max_upload_bytes}"
+            )
+        body = request.stream()
+        head = b""
+        async for chunk in body:
+            head += chunk
+            if len(head) >= 64 * 1024:
+                break
+        content_type = sniff_content_type(head[:SNIFF_BYTES])
+        if content_type is None or content_type == "application/zip":
+            raise ApiError(415, "unsupported_media_type", f"{name}: not a JPEG, PNG or TIFF image")
+
+        async def whole_body() -> AsyncIterator[bytes]:
+            yield head
+            async for chunk in body:
+                yield chunk
+
+        key = f"{uuid.uuid4()}/{name}"
+        try:
+            info = await runtime.blobs.put_stream(
+                buckets.ORIGINALS,
+                key,
+                whole_body(),
+                content_type=content_type,
+                max_bytes=settings.max_upload_bytes,
+            )
+        except BlobTooLargeError:
+            raise ApiError(
+                413, "file_too_large", f"{name}: exceeds {settings.max_upload_bytes} bytes"
+            ) from None
+        await check_stored_image(BlobRef(bucket=buckets.ORIGINALS, key=key), name)
+        return await create_single_job(
+            name, content_type, info.size, BlobRef(bucket=buckets.ORIGINALS, key=key), options
+        )
+
+    async def check_stored_image(blob: BlobRef, name: str) -> str:
+        """Check a stored upload's header; remove it and refuse when it is not an acceptable image."""
+        with tempfile.TemporaryFile() as local:
+            await runtime.blobs.get_to_file(blob.bucket, blob.key, local)
+            try:
+                return check_image(local, name, settings.max_pixels)
+            except ApiError:
+                await runtime.blobs.delete(blob.bucket, blob.key)
+                raise
+
+    async def create_single_job(
+        name: str, content_type: str, size: int, blob: BlobRef, options: JobOptions
+    ) -> dict[str, Any]:
+        async with runtime.session() as session, session.begin():
+            batch, created = await job_service.create_batch(
+                session, None, [(name, content_type, size, blob)], options
+            )
+        return batch_view(batch, created)
+
+    @router.post("/uploads/presigned", summary="Ask for a URL to PUT one image straight to the blob store")
+    async def presign(body: PresignRequest) -> dict[str, Any]:
+        name = safe_member_name(body.filename)
+        options = body.options
+        if body.profile_id is not None:
+            options = options.model_copy(
+                update={"profile": BlobRef.model_validate(await profile_blob(body.profile_id))}
+            )
+        upload_id = uuid.uuid4()
+        key = f"{upload_id}/{name}"
+        expiry = timedelta(seconds=settings.presigned_expiry_seconds)
+        url = await runtime.blobs.presigned_put_url(buckets.ORIGINALS, key, expiry)
+        if url is None:
+            raise ApiError(
+                501,
+                "presigned_unsupported",
+                "this blob store cannot hand out upload URLs; use PUT /api/v1/uploads/stream",
+            )
+        expires_at = datetime.now(UTC) + expiry
+        async with runtime.session() as session, session.begin():
+            session.add(
+                PendingUpload(
+                    id=upload_id,
+                    organisation_id=None,
+                    filename=name,
+                    blob={"bucket": buckets.ORIGINALS, "key": key},
+                    options=options.model_dump(mode="json"),
+                    expires_at=expires_at,
+                )
+            )
+        return {
+            "upload_id": str(upload_id),
+            "url": url,
+            "method": "PUT",
+            "expires_at": expires_at.isoformat(),
+            "confirm": f"/api/v1/uploads/{upload_id}/confirm",
+        }
+
+    @router.post(
+        "/uploads/{upload_id}/confirm", status_code=202, summary="Start the job for a presigned upload"
+    )
+    async def confirm(upload_id: uuid.UUID) -> dict[str, Any]:
+        async with runtime.session() as session:
+            pending = await session.get(PendingUpload, upload_id)
+        if pending is None:
+            raise ApiError(404, "upload_not_found", f"no pending upload {upload_id}")
+        if pending.confirmed_job_id is not None:
+            raise ApiError(
+                409,
+                "upload_already_confirmed",
+                "this upload already started a job",
+                job_id=str(pending.confirmed_job_id),
+            )
+        blob = BlobRef.model_validate(pending.blob)
+        try:
+            info = await runtime.blobs.stat(blob.bucket, blob.key)
+        except BlobNotFoundError:
+            raise ApiError(409, "upload_missing", "nothing was uploaded to the URL yet") from None
+        if info.size > settings.max_upload_bytes:
+            await runtime.blobs.delete(blob.bucket, blob.key)
+            raise ApiError(413, "file_too_large", f"{info.size} bytes exceeds {settings.max_upload_bytes}")
+        content_type = await check_stored_image(blob, pending.filename)
+        options = JobOptions.model_validate(pending.options)
+        async with runtime.session() as session, session.begin():
+            locked = await session.get(PendingUpload, upload_id, with_for_update=True)
+            if locked is None or locked.confirmed_job_id is not None:
+                raise ApiError(409, "upload_already_confirmed", "this upload already started a job")
+            batch, created = await job_service.create_batch(
+                session, None, [(pending.filename, content_type, info.size, blob)], options
+            )
+            locked.confirmed_job_id = created[0].id
+        return batch_view(batch, created)
+
+    @router.get("/jobs", summary="Job history, newest first")
+    async def list_jobs(
+        state: str | None = None,
+        batch_id: uuid.UUID | None = None,
+        q: Annotated[str | None, Query(max_length=100, description="Part of the file name")] = None,
+        page: Annotated[int, Query(ge=1)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> dict[str, Any]:
+        query = select(Job)
+        if state:
+            query = query.where(Job.state == state)
+        if batch_id:
+            query = query.where(Job.batch_id == batch_id)
+        if q:
+            query = query.where(Job.filename.ilike(f"%{q.replace('%', '').replace('_', '')}%"))
+        async with runtime.session() as session:
+            total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+            rows = (
+                (
+                    await session.execute(
+                        query.order_by(Job.created_at.desc(), Job.id)
+                        .offset((page - 1) * page_size)
+                        .limit(page_size)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return {
+            "items": [job_view(job) for job in rows],
+            "page": page,
+            "page_size": page_size,
+            "total": total,
+        }
+
+    async def load_job(job_id: uuid.UUID) -> Job:
+        async with runtime.session() as session:
+            job = await session.get(Job, job_id)
+        if job is None:
+            raise ApiError(404, "job_not_found", f"no job {job_id}")
+        return job
+
+    async def load_batch(batch_id: uuid.UUID) -> dict[str, Any]:
+        async with runtime.session() as session:
+            batch = await session.get(Batch, batch_id)
+            if batch is None:
+                raise ApiError(404, "batch_not_found", f"no batch {batch_id}")
+            rows = (
+                (await session.execute(select(Job).where(Job.batch_id == batch_id).order_by(Job.filename)))
+                .scalars()
+                .all()
+            )
+        return batch_view(batch, list(rows))
+
+    @router.get("/jobs/{job_id}", summary="One job's state and results")
+    async def get_job(job_id: uuid.UUID) -> dict[str, Any]:
+        return job_view(await load_job(job_id))
+
+    @router.get("/batches/{batch_id}", summary="A batch with per-file progress")
+    async def get_batch(batch_id: uuid.UUID) -> dict[str, Any]:
+        return await load_batch(batch_id)
+
+    @router.get("/jobs/{job_id}/files/{name}", summary="Download a job's original, result, profile or report")
+    async def job_file(job_id: uuid.UUID, name: str) -> StreamingResponse:
+        job = await load_job(job_id)
+        if name not in RESULT_FILES:
+            raise ApiError(404, "unknown_file", f"no file {name!r}; one of {', '.join(RESULT_FILES)}")
+        ref = job.original if name == "original" else job.results.get(RESULT_FILES[name])
+        if ref is None:
+            raise ApiError(409, "result_not_ready", f"{name} is not available while the job is {job.state}")
+        return await stream_blob(BlobRef.model_validate(ref), download_name(job, name))
+
+    def download_name(job: Job, name: str) -> str:
+        stem = os.path.splitext(job.filename)[0]
+        if name == "original":
+            return job.filename
+        if name == "corrected":
+            extension = {"jpeg": "jpg", "png": "png", "tiff": "tif"}[
+                str(job.options.get("output_format", "jpeg"))
+            ]
+            return f"{stem}.corrected.{extension}"
+        if name == "measurements":
+            return f"{stem}.measurements.json"
+        return f"{stem}.{name}"
+
+    async def stream_blob(ref: BlobRef, filename: str) -> StreamingResponse:
+        try:
+            info = await runtime.blobs.stat(ref.bucket, ref.key)
+        except BlobNotFoundError:
+            raise ApiError(410, "blob_missing", "the stored file is gone") from None
+        safe = filename.replace('"', "")
+        return StreamingResponse(
+            runtime.blobs.get_stream(ref.bucket, ref.key),
+            media_type=info.content_type or "application/octet-stream",
+            headers={
+                "Content-Disposition": f'attachment; filename="{safe}"',
+                "Content-Length": str(info.size),
+            },
+        )
+
+    @router.get("/batches/{batch_id}/archive", summary="A ZIP of a batch's corrected images and reports")
+    async def batch_archive(batch_id: uuid.UUID) -> FileResponse:
+        view = await load_batch(batch_id)
+        handle, path = tempfile.mkstemp(prefix="chromaline-batch-", suffix=".zip")
+        os.close(handle)
+        async with runtime.session() as session:
+            rows = (await session.execute(select(Job).where(Job.batch_id == batch_id))).scalars().all()
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as bundle:
+            for job in rows:
+                for name in (
+                    "corrected",
+                    "report.pdf",
+                    "report.html",
+                    "report.json",
+                    "profile.json",
+                    "profile.cube",
+                ):
+                    ref = job.results.get(RESULT_FILES[name])
+                    if ref is None:
+                        continue
+                    with bundle.open(f"{job.id}/{download_name(job, name)}", "w", force_zip64=True) as member:
+                        async for chunk in runtime.blobs.get_stream(ref["bucket"], ref["key"]):
+                            member.write(chunk)
+            manifest = json.dumps(view, indent=2, sort_keys=True)
+            bundle.writestr("manifest.json", manifest)
+        return FileResponse(
+            path,
+            media_type="application/zip",
+            filename=f"batch-{batch_id}.zip",
+            background=BackgroundTask(os.unlink, path),
+        )
+
+    @router.post("/profiles", status_code=201, summary="Save a job's correction as a named profile")
+    async def save_profile(body: ProfileCreate) -> dict[str, Any]:
+        job = await load_job(body.job_id)
+        if "profile" not in job.results:
+            raise ApiError(409, "profile_not_ready", f"job {job.id} has no profile while {job.state}")
+        profile = SavedProfile(
+            id=uuid.uuid4(),
+            organisation_id=job.organisation_id,
+            name=body.name,
+            source_job_id=job.id,
+            blob=job.results["profile"],
+            cube=job.results.get("profile_cube"),
+            method=job.method,
+        )
+        async with runtime.session() as session, session.begin():
+            session.add(profile)
+        return profile_view(profile)
+
+    @router.get("/profiles", summary="Saved profiles")
+    async def list_profiles() -> dict[str, Any]:
+        async with runtime.session() as session:
+            rows = (
+                (await session.execute(select(SavedProfile).order_by(SavedProfile.created_at.desc())))
+                .scalars()
+                .all()
+            )
+        return {"items": [profile_view(profile) for profile in rows]}
+
+    async def load_profile(profile_id: uuid.UUID) -> SavedProfile:
+        async with runtime.session() as session:
+            profile = await session.get(SavedProfile, profile_id)
+        if profile is None:
+            raise ApiError(404, "profile_not_found", f"no profile {profile_id}")
+        return profile
+
+    @router.patch("/profiles/{profile_id}", summary="Rename a profile")
+    async def rename_profile(profile_id: uuid.UUID, body: ProfileRename) -> dict[str, Any]:
+        async with runtime.session() as session, session.begin():
+            profile = await session.get(SavedProfile, profile_id, with_for_update=True)
+            if profile is None:
+                raise ApiError(404, "profile_not_found", f"no profile {profile_id}")
+            profile.name = body.name
+        return profile_view(profile)
+
+    @router.delete("/profiles/{profile_id}", status_code=204, summary="Delete a profile")
+    async def delete_profile(profile_id: uuid.UUID) -> None:
+        async with runtime.session() as session, session.begin():
+            profile = await session.get(SavedProfile, profile_id, with_for_update=True)
+            if profile is None:
+                raise ApiError(404, "profile_not_found", f"no profile {profile_id}")
+            await session.delete(profile)
+
+    @router.get("/profiles/{profile_id}/{name}", summary="Download a profile as JSON or a .cube LUT")
+    async def profile_file(profile_id: uuid.UUID, name: str) -> StreamingResponse:
+        profile = await load_profile(profile_id)
+        if name == "profile.json":
+            return await stream_blob(BlobRef.model_validate(profile.blob), f"{profile.name}.json")
+        if name == "profile.cube" and profile.cube is not None:
+            return await stream_blob(BlobRef.model_validate(profile.cube), f"{profile.name}.cube")
+        raise ApiError(404, "unknown_file", f"no file {name!r} for this profile")
+
+    async def follow(websocket: WebSocket, snapshot: Any, finished: Any) -> None:
+        """Push a view whenever it changes until it is finished (DB-polled, so any replica can serve it)."""
+        await websocket.accept()
+        last: Any = None
+        try:
+            while True:
+                view = await snapshot()
+                if view != last:
+                    await websocket.send_json(view)
+                    last = view
+                if finished(view):
+                    break
+                await asyncio.sleep(WS_POLL_SECONDS)
+            await websocket.close()
+        except WebSocketDisconnect:
+            return
+        except ApiError as error:
+            await websocket.close(code=4404, reason=error.code)
+
+    @router.websocket("/jobs/{job_id}/events")
+    async def job_events(websocket: WebSocket, job_id: uuid.UUID) -> None:
+        async def snapshot() -> dict[str, Any]:
+            return job_view(await load_job(job_id))
+
+        await follow(websocket, snapshot, lambda view: view["state"] in TERMINAL_STATES)
+
+    @router.websocket("/batches/{batch_id}/events")
+    async def batch_events(websocket: WebSocket, batch_id: uuid.UUID) -> None:
+        await follow(websocket, lambda: load_batch(batch_id), lambda view: view["done"])
+
+    @router.get(
+        "/stats", summary="Jobs per state, detection rate, ΔE before/after, stage latency, queue depths"
+    )
+    async def stats() -> dict[str, Any]:
+        async with runtime.session() as session:
+            states = dict(
+                (await session.execute(select(Job.state, func.count()).group_by(Job.state))).tuples().all()
+            )
+            de = (
+                await session.execute(select(func.avg(Job.delta_e_before), func.avg(Job.delta_e_after)))
+            ).one()
+            detected = (
+                await session.execute(select(func.count()).where(Job.stage_times.has_key("detected")))
+            ).scalar_one()
+            not_found = (
+                await session.execute(
+                    select(func.count()).where(
+                        Job.reason.in_(("no_chart", "chart_too_small", "overexposed", "underexposed"))
+                    )
+                )
+            ).scalar_one()
+            latency = await stage_latency(session)
+        try:
+            depths = await runtime.bus.queue_depths(CONSUMING_QUEUES)
+        except Exception:
+            depths = {}
+        attempts = detected + not_found
+        return {
+            "jobs": states,
+            "detection_success_rate": detected / attempts if attempts else None,
+            "mean_delta_e2000_before": de[0],
+            "mean_delta_e2000_after": de[1],
+            "stage_latency_seconds": latency,
+            "queue_depths": depths,
+        }
+
+    @router.get("/admin/dead-letters", summary="Messages parked in the dead-letter queues")
+    async def dead_letters(limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+        items = []
+        for queue in CONSUMING_QUEUES:
+            for letter in await runtime.bus.dead_letters(queue, limit):
+                items.append(
+                    {
+                        "id": letter.id,
+                        "queue": letter.queue,
+                        "routing_key": letter.routing_key,
+                        "reason": letter.reason,
+                        "body": letter.body.decode("utf-8", "replace")[:4000],
+                        "dead_lettered_at": letter.dead_lettered_at.isoformat()
+                        if letter.dead_lettered_at
+                        else None,
+                    }
+                )
+        return {"items": items}
+
+    @router.post(
+        "/admin/dead-letters/{queue}/{letter_id}/replay", summary="Put one dead letter back on its queue"
+    )
+    async def replay(queue: str, letter_id: str) -> dict[str, Any]:
+        if queue not in CONSUMING_QUEUES:
+            raise ApiError(404, "unknown_queue", f"no queue {queue!r}")
+        if not await runtime.bus.replay_dead_letter(queue, letter_id):
+            raise ApiError(404, "dead_letter_not_found", f"no dead letter {letter_id} in {queue}.dlq")
+        return {"replayed": letter_id, "queue": queue}
+
+    return router
+
+
+STAGES = (("uploaded", "detected"), ("detected", "corrected"), ("corrected", "done"), ("uploaded", "done"))
+
+
+async def stage_latency(session: Any) -> dict[str, float | None]:
+    """Mean seconds between stage timestamps over the last 1000 finished jobs."""
+    rows = (
+        (
+            await session.execute(
+                select(Job.stage_times)
+                .where(Job.state == "done")
+                .order_by(Job.finished_at.desc())
+                .limit(1000)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    result: dict[str, float | None] = {}
+    for start, end in STAGES:
+        spans = [
+            (datetime.fromisoformat(times[end]) - datetime.fromisoformat(times[start])).total_seconds()
+            for times in rows
+            if start in times and end in times
+        ]
+        result[f"{start}_to_{end}"] = sum(spans) / len(spans) if spans else None
+    return result

@@ -1,0 +1,85 @@
+"""The gateway follows each job through the pipeline's events."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from chromaline.common import inbox
+from chromaline.common.bus.base import PermanentError
+from chromaline.common.events.contracts import UnknownEventError, parse_data
+from chromaline.common.events.envelope import RawEnvelope
+from chromaline.common.logging import get_logger
+from chromaline.common.runtime import ServiceRuntime
+from chromaline.gateway import jobs
+from chromaline.gateway.models import TERMINAL_STATES, Job
+from chromaline.gateway.settings import GatewaySettings
+
+log = get_logger(__name__)
+
+FOLLOWED_EVENTS = (
+    "chart.detected",
+    "chart.not_found",
+    "image.corrected",
+    "report.ready",
+    "processing.failed",
+)
+
+
+async def on_pipeline_event(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    try:
+        event = parse_data(envelope)
+        job_id = uuid.UUID(str(event.job_id))
+    except (UnknownEventError, ValidationError, ValueError) as error:
+        raise PermanentError(f"invalid {envelope.type}: {error}") from error
+    async with runtime.session() as session, session.begin():
+        if not await inbox.claim(session, envelope.event_id, "gateway"):
+            return
+        job = await jobs.get_job(session, job_id, for_update=True)
+        if job is None:
+            log.info("job.unknown", job_id=str(job_id), event_type=envelope.type)
+            return
+        jobs.apply_event(job, event)
+    log.info("job.progressed", job_id=str(job_id), event_type=envelope.type)
+
+
+async def watchdog(runtime: ServiceRuntime) -> None:
+    """Fail jobs stuck past their deadline, so that no job hangs for ever."""
+    settings = runtime.settings
+    assert isinstance(settings, GatewaySettings)
+    while True:
+        await asyncio.sleep(settings.watchdog_interval_seconds)
+        try:
+            await fail_overdue_jobs(runtime, timedelta(seconds=settings.job_deadline_seconds))
+        except Exception:
+            log.exception("watchdog.failed")
+
+
+async def fail_overdue_jobs(runtime: ServiceRuntime, deadline: timedelta) -> int:
+    cutoff = datetime.now(UTC) - deadline
+    async with runtime.session() as session, session.begin():
+        overdue = (
+            await session.execute(
+                select(Job)
+                .where(Job.state.not_in(TERMINAL_STATES), Job.created_at < cutoff)
+                .with_for_update(skip_locked=True)
+                .limit(100)
+            )
+        ).scalars()
+        count = 0
+        for job in overdue:
+            await jobs.fail_job(
+                session,
+                job,
+                "watchdog",
+                "timeout",
+                f"no progress past the {deadline.total_seconds():.0f} s deadline while {job.state}",
+            )
+            count += 1
+    if count:
+        log.warning("watchdog.failed_jobs", count=count)
+    return count

@@ -1,0 +1,162 @@
+"""Jobs and their state: created from uploads, moved forward by the pipeline's events.
+
+A job only moves forward (queued → detecting → correcting → reporting → done) or ends failed;
+events arriving late or twice never move it back, and a finished job stays finished.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chromaline.common.events.contracts import (
+    BlobRef,
+    ChartDetected,
+    ChartNotFound,
+    ImageCorrected,
+    ImageUploaded,
+    JobOptions,
+    ProcessingFailed,
+    ReportReady,
+)
+from chromaline.common.events.envelope import make_envelope
+from chromaline.common.outbox import add_to_outbox
+from chromaline.gateway.models import TERMINAL_STATES, Batch, Job
+
+PRODUCER = "gateway"
+_RANK = {"queued": 0, "detecting": 1, "correcting": 2, "reporting": 3, "done": 4, "failed": 4}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _ref(blob: BlobRef) -> dict[str, str]:
+    return {"bucket": blob.bucket, "key": blob.key}
+
+
+async def create_batch(
+    session: AsyncSession,
+    organisation_id: str | None,
+    files: list[tuple[str, str, int, BlobRef]],
+    options: JobOptions,
+) -> tuple[Batch, list[Job]]:
+    """Record a batch of stored uploads and queue an ``image.uploaded`` event for each, in the caller's transaction."""
+    batch = Batch(id=uuid.uuid4(), organisation_id=organisation_id, total=len(files))
+    session.add(batch)
+    jobs = []
+    for filename, content_type, size, blob in files:
+        job = new_job(organisation_id, filename, content_type, size, blob, options, batch_id=batch.id)
+        session.add(job)
+        jobs.append(job)
+    await session.flush()
+    for job in jobs:
+        await publish_upload(session, job)
+    return batch, jobs
+
+
+def new_job(
+    organisation_id: str | None,
+    filename: str,
+    content_type: str | None,
+    size: int | None,
+    blob: BlobRef,
+    options: JobOptions,
+    *,
+    batch_id: uuid.UUID | None = None,
+) -> Job:
+    return Job(
+        id=uuid.uuid4(),
+        batch_id=batch_id,
+        organisation_id=organisation_id,
+        filename=filename,
+        content_type=content_type,
+        size_bytes=size,
+        state="correcting" if options.profile is not None else "detecting",
+        options=options.model_dump(mode="json"),
+        original=_ref(blob),
+        results={},
+        stage_times={"uploaded": _now()},
+    )
+
+
+async def publish_upload(session: AsyncSession, job: Job) -> None:
+    event = ImageUploaded(
+        job_id=job.id,
+        batch_id=job.batch_id,
+        organisation_id=job.organisation_id,
+        filename=job.filename,
+        original=BlobRef.model_validate(job.original),
+        content_type=job.content_type,
+        size_bytes=job.size_bytes,
+        options=JobOptions.model_validate(job.options),
+    )
+    await add_to_outbox(session, make_envelope(PRODUCER, str(job.id), event))
+
+
+async def fail_job(session: AsyncSession, job: Job, stage: str, reason: str, message: str) -> None:
+    """End a job as failed and tell everyone (partners included) through ``processing.failed``."""
+    _finish(job, "failed", reason=reason, message=message)
+    event = ProcessingFailed(job_id=job.id, stage=stage, reason=reason, message=message)
+    await add_to_outbox(session, make_envelope(PRODUCER, str(job.id), event))
+
+
+def _advance(job: Job, state: str, stage_time: str) -> bool:
+    if job.state in TERMINAL_STATES or _RANK[state] < _RANK[job.state]:
+        return False
+    job.state = state
+    job.stage_times = {**job.stage_times, stage_time: _now()}
+    return True
+
+
+def _finish(job: Job, state: str, *, reason: str | None = None, message: str | None = None) -> None:
+    job.state = state
+    job.reason = reason
+    job.message = message
+    job.finished_at = datetime.now(UTC)
+    job.stage_times = {**job.stage_times, state: _now()}
+
+
+def apply_event(job: Job, event: Any) -> None:
+    """Move ``job`` according to one pipeline event."""
+    if job.state in TERMINAL_STATES:
+        return
+    if isinstance(event, ChartDetected):
+        if _advance(job, "correcting", "detected"):
+            job.chart_type = event.chart_type
+    elif isinstance(event, ChartNotFound):
+        _finish(job, "failed", reason=event.reason, message=event.message)
+    elif isinstance(event, ImageCorrected):
+        if _advance(job, "reporting", "corrected"):
+            job.method = event.method
+            job.chart_type = event.chart_type or job.chart_type
+            job.delta_e_before = event.delta_e2000_before.mean if event.delta_e2000_before else None
+            job.delta_e_after = event.delta_e2000_after.mean if event.delta_e2000_after else None
+            job.rating = event.rating
+            results = {"corrected": _ref(event.corrected), "profile": _ref(event.profile)}
+            if event.profile_cube is not None:
+                results["profile_cube"] = _ref(event.profile_cube)
+            if event.measurements is not None:
+                results["measurements"] = _ref(event.measurements)
+            job.results = {**job.results, **results}
+    elif isinstance(event, ReportReady):
+        job.results = {
+            **job.results,
+            "report_json": _ref(event.report_json),
+            "report_html": _ref(event.report_html),
+            "report_pdf": _ref(event.report_pdf),
+        }
+        _finish(job, "done")
+    elif isinstance(event, ProcessingFailed):
+        _finish(job, "failed", reason=event.reason, message=event.message)
+
+
+async def get_job(session: AsyncSession, job_id: uuid.UUID, *, for_update: bool = False) -> Job | None:
+    query = select(Job).where(Job.id == job_id)
+    if for_update:
+        query = query.with_for_update()
+    return (await session.execute(query)).scalar_one_or_none()

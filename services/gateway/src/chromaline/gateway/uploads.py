@@ -1,0 +1,132 @@
+"""Checks on what clients upload: the image type by content, pixel count, and ZIP archives.
+
+Everything is checked before anything is stored or any event is published, so a bad file in a
+batch refuses the batch with a specific error instead of leaving half of it behind.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from PIL import Image
+
+from chromaline.gateway.problems import ApiError
+
+IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+)
+ZIP_SIGNATURE = b"PK\x03\x04"
+SNIFF_BYTES = 16
+
+Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit with a clear error instead of a warning
+
+
+def sniff_content_type(head: bytes) -> str | None:
+    """The type of a file from its first bytes: one of the image types, a ZIP, or None."""
+    for signature, content_type in IMAGE_SIGNATURES:
+        if head.startswith(signature):
+            return content_type
+    if head.startswith(ZIP_SIGNATURE):
+        return "application/zip"
+    return None
+
+
+def check_image(fileobj: IO[bytes], filename: str, max_pixels: int) -> str:
+    """Validate one image without decoding its pixels; return its content type."""
+    fileobj.seek(0)
+    content_type = sniff_content_type(fileobj.read(SNIFF_BYTES))
+    fileobj.seek(0)
+    if content_type is None or content_type == "application/zip":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"{filename}: not a JPEG, PNG or TIFF image (checked by content, not by name)",
+            filename=filename,
+        )
+    try:
+        with Image.open(fileobj) as image:
+            width, height = image.size
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ApiError(
+            422, "corrupt_image", f"{filename}: cannot read the image header ({error})", filename=filename
+        ) from None
+    finally:
+        fileobj.seek(0)
+    if width * height > max_pixels:
+        raise ApiError(
+            413,
+            "too_many_pixels",
+            f"{filename}: {width}×{height} pixels exceeds the limit of {max_pixels}",
+            filename=filename,
+        )
+    return content_type
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    max_entries: int
+    max_uncompressed_bytes: int
+    max_ratio: float
+    max_entry_bytes: int
+
+
+def safe_member_name(name: str) -> str:
+    """The base name of a ZIP member, refusing absolute paths and ``..`` traversal."""
+    normalised = posixpath.normpath(name.replace("\\", "/"))
+    if normalised.startswith(("/", "../")) or normalised == ".." or ":" in normalised.split("/")[0]:
+        raise ApiError(422, "unsafe_archive_path", f"archive member {name!r} points outside the archive")
+    return posixpath.basename(normalised)
+
+
+def zip_image_members(archive: IO[bytes], limits: ZipLimits) -> list[zipfile.ZipInfo]:
+    """The image members of a ZIP, after checking it against path traversal and zip bombs."""
+    try:
+        bundle = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile:
+        raise ApiError(422, "corrupt_archive", "the ZIP archive cannot be read") from None
+    members = [info for info in bundle.infolist() if not info.is_dir()]
+    if len(members) > limits.max_entries:
+        raise ApiError(
+            413, "too_many_files", f"the archive holds {len(members)} files, over {limits.max_entries}"
+        )
+    total = 0
+    for info in members:
+        safe_member_name(info.filename)
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if ratio > limits.max_ratio:
+            raise ApiError(
+                413,
+                "archive_ratio_exceeded",
+                f"{info.filename}: compression ratio {ratio:.0f} exceeds {limits.max_ratio:.0f}",
+            )
+        if info.file_size > limits.max_entry_bytes:
+            raise ApiError(
+                413, "file_too_large", f"{info.filename}: {info.file_size} bytes exceeds the limit"
+            )
+    if total > limits.max_uncompressed_bytes:
+        raise ApiError(413, "archive_too_large", f"the archive expands to {total} bytes, over the limit")
+    images = [info for info in members if not posixpath.basename(info.filename).startswith((".", "__MACOSX"))]
+    if not images:
+        raise ApiError(422, "empty_archive", "the archive holds no files")
+    return images
+
+
+def read_member_bounded(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> Iterator[bytes]:
+    """Yield a member's bytes, stopping with an error when it inflates past its declared size."""
+    read = 0
+    with bundle.open(info) as member:
+        while chunk := member.read(1024 * 1024):
+            read += len(chunk)
+            if read > min(info.file_size, limit):
+                raise ApiError(
+                    413, "archive_ratio_exceeded", f"{info.filename}: inflates past its declared size"
+                )
+            yield chunk

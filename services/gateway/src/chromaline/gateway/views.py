@@ -1,0 +1,84 @@
+"""What the API shows of jobs, batches and profiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chromaline.gateway.models import Batch, Job, SavedProfile
+
+RESULT_FILES = {
+    "original": "original",
+    "corrected": "corrected",
+    "measurements": "measurements",
+    "profile.json": "profile",
+    "profile.cube": "profile_cube",
+    "report.json": "report_json",
+    "report.html": "report_html",
+    "report.pdf": "report_pdf",
+}
+PROGRESS = {
+    "queued": 0.0,
+    "detecting": 0.25,
+    "correcting": 0.5,
+    "reporting": 0.75,
+    "done": 1.0,
+    "failed": 1.0,
+}
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    available = set(job.results) | {"original"}
+    return {
+        "id": str(job.id),
+        "batch_id": str(job.batch_id) if job.batch_id else None,
+        "filename": job.filename,
+        "state": job.state,
+        "progress": PROGRESS[job.state],
+        "reason": job.reason,
+        "message": job.message,
+        "options": job.options,
+        "chart_type": job.chart_type,
+        "method": job.method,
+        "delta_e2000_before": job.delta_e_before,
+        "delta_e2000_after": job.delta_e_after,
+        "rating": job.rating,
+        "stage_times": job.stage_times,
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "files": {
+            name: f"/api/v1/jobs/{job.id}/files/{name}"
+            for name, result in RESULT_FILES.items()
+            if result in available
+        },
+    }
+
+
+def batch_view(batch: Batch, jobs: list[Job]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job.state] = counts.get(job.state, 0) + 1
+    finished = counts.get("done", 0) + counts.get("failed", 0)
+    return {
+        "id": str(batch.id),
+        "total": batch.total,
+        "finished": finished,
+        "states": counts,
+        "progress": sum(PROGRESS[job.state] for job in jobs) / max(len(jobs), 1),
+        "done": finished == batch.total,
+        "jobs": [job_view(job) for job in jobs],
+        "archive": f"/api/v1/batches/{batch.id}/archive",
+    }
+
+
+def profile_view(profile: SavedProfile) -> dict[str, Any]:
+    return {
+        "id": str(profile.id),
+        "name": profile.name,
+        "method": profile.method,
+        "source_job_id": str(profile.source_job_id),
+        "created_at": profile.created_at.isoformat() if profile.created_at else None,
+        "files": {
+            "json": f"/api/v1/profiles/{profile.id}/profile.json",
+            **({"cube": f"/api/v1/profiles/{profile.id}/profile.cube"} if profile.cube else {}),
+        },
+    }
