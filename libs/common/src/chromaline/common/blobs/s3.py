@@ -57,6 +57,7 @@ class AsyncStreamReader:
         self._offset = 0
         self._waiting: concurrent.futures.Future[bytes | None] | None = None
         self._abandoned = False
+        self._exhausted = False
         self.bytes_read = 0
 
     def read(self, size: int = -1) -> bytes:
@@ -77,21 +78,26 @@ class AsyncStreamReader:
             self._waiting.cancel()
 
     def _next_chunk(self) -> bytes:
-        while True:
+        while not self._exhausted:
             if self._abandoned:
                 raise UploadAbandonedError
-            self._waiting = asyncio.run_coroutine_threadsafe(_next_or_none(self._stream), self._loop)
+            waiting = asyncio.run_coroutine_threadsafe(_next_or_none(self._stream), self._loop)
+            self._waiting = waiting
+            if self._abandoned:
+                waiting.cancel()
             try:
-                chunk = self._waiting.result()
+                chunk = waiting.result()
             except concurrent.futures.CancelledError:
                 raise UploadAbandonedError from None
             if chunk is None:
-                return b""
+                self._exhausted = True
+                break
             self.bytes_read += len(chunk)
             if self._max_bytes is not None and self.bytes_read > self._max_bytes:
                 raise BlobTooLargeError(f"object exceeds {self._max_bytes} bytes")
             if chunk:
                 return chunk
+        return b""
 
 
 async def _next_or_none(stream: AsyncIterator[bytes]) -> bytes | None:

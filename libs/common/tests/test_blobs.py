@@ -1,0 +1,408 @@
+"""Both blob store adapters against the same expectations (S3 through moto, MinIO or a configured URL)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chromaline.common.blobs.base import BlobNotFoundError, BlobStore, BlobTooLargeError
+from chromaline.common.blobs.factory import create_blob_store, parse_s3_url
+from chromaline.common.blobs.filesystem import FilesystemBlobStore
+from chromaline.common.blobs.s3 import S3BlobStore, S3Connection
+
+MB = 1024 * 1024
+
+
+class StreamBrokeError(Exception):
+    pass
+
+
+def generated_chunk(seed: int, index: int, size: int) -> bytes:
+    return random.Random(seed * 1_000_003 + index).randbytes(size)
+
+
+async def generated_stream(
+    seed: int, chunk_count: int, chunk_size: int = MB, *, fail_after: int | None = None
+) -> AsyncIterator[bytes]:
+    """Deterministic pseudo-random content, made one chunk at a time; optionally breaking mid-way."""
+    for index in range(chunk_count):
+        if index == fail_after:
+            raise StreamBrokeError(f"stream broke after {index} chunks")
+        yield generated_chunk(seed, index, chunk_size)
+
+
+async def generated_digest(seed: int, chunk_count: int, chunk_size: int = MB) -> str:
+    digest = hashlib.sha256()
+    async for chunk in generated_stream(seed, chunk_count, chunk_size):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def stored_digest(store: BlobStore, bucket: str, key: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in store.get_stream(bucket, key):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+async def peak_memory_of(action: Callable[[], Awaitable[object]]) -> int:
+    """Peak bytes allocated by this process (all threads) while ``action`` runs, above the start."""
+    tracemalloc.start()
+    try:
+        baseline, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        await action()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - baseline
+
+
+def incomplete_uploads(store: BlobStore, bucket: str) -> list[str]:
+    """Keys with multipart uploads still open (S3 only; the SDK keeps this listing private)."""
+    if not isinstance(store, S3BlobStore):
+        return []
+    result = store.client._list_multipart_uploads(bucket)
+    return [upload.object_name for upload in result.uploads]
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+async def test_small_object_round_trip_keeps_content_type(blob_store: BlobStore, blob_bucket: str) -> None:
+    info = await blob_store.put_bytes(blob_bucket, "photos/a.jpg", b"\xff\xd8jpeg", content_type="image/jpeg")
+
+    assert (info.size, info.content_type) == (6, "image/jpeg")
+    assert await blob_store.get_bytes(blob_bucket, "photos/a.jpg") == b"\xff\xd8jpeg"
+    stat = await blob_store.stat(blob_bucket, "photos/a.jpg")
+    assert (stat.bucket, stat.key, stat.size, stat.content_type) == (
+        blob_bucket,
+        "photos/a.jpg",
+        6,
+        "image/jpeg",
+    )
+    assert await blob_store.exists(blob_bucket, "photos/a.jpg")
+
+
+async def test_put_replaces_an_existing_object(blob_store: BlobStore, blob_bucket: str) -> None:
+    await blob_store.put_bytes(blob_bucket, "k", b"first", content_type="text/plain")
+    await blob_store.put_bytes(blob_bucket, "k", b"second version", content_type="application/json")
+
+    assert await blob_store.get_bytes(blob_bucket, "k") == b"second version"
+    assert (await blob_store.stat(blob_bucket, "k")).content_type == "application/json"
+
+
+async def test_get_stream_honours_chunk_size(blob_store: BlobStore, blob_bucket: str) -> None:
+    await blob_store.put_bytes(blob_bucket, "k", bytes(range(256)) * 10)
+
+    chunks = [chunk async for chunk in blob_store.get_stream(blob_bucket, "k", chunk_size=1000)]
+
+    assert b"".join(chunks) == bytes(range(256)) * 10
+    assert max(len(chunk) for chunk in chunks) <= 1000
+    assert len(chunks) >= 3
+
+
+@pytest.mark.slow
+async def test_large_object_streams_in_bounded_memory(blob_store: BlobStore, blob_bucket: str) -> None:
+    chunk_count = 50
+    expected = await generated_digest(seed=7, chunk_count=chunk_count)
+
+    async def put() -> None:
+        info = await blob_store.put_stream(
+            blob_bucket,
+            "big.bin",
+            generated_stream(seed=7, chunk_count=chunk_count),
+            max_bytes=chunk_count * MB,
+        )
+        assert info.size == chunk_count * MB
+
+    stored: list[tuple[str, int]] = []
+
+    async def get() -> None:
+        stored.append(await stored_digest(blob_store, blob_bucket, "big.bin"))
+
+    put_peak = await peak_memory_of(put)
+    get_peak = await peak_memory_of(get)
+
+    assert stored == [(expected, chunk_count * MB)]
+    assert (await blob_store.stat(blob_bucket, "big.bin")).size == chunk_count * MB
+    assert put_peak < 20 * MB, f"put peaked at {put_peak / MB:.1f} MB"
+    assert get_peak < 20 * MB, f"get peaked at {get_peak / MB:.1f} MB"
+
+
+async def test_put_file_and_get_to_file(blob_store: BlobStore, blob_bucket: str, tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    with source.open("wb") as out:
+        async for chunk in generated_stream(seed=3, chunk_count=7):
+            out.write(chunk)
+    target = tmp_path / "target.bin"
+
+    with source.open("rb") as fileobj:
+        info = await blob_store.put_file(blob_bucket, "file.bin", fileobj, content_type="image/tiff")
+    with target.open("wb") as fileobj:
+        copied = await blob_store.get_to_file(blob_bucket, "file.bin", fileobj)
+
+    assert info.size == copied == 7 * MB
+    assert target.read_bytes() == source.read_bytes()
+    assert (await blob_store.stat(blob_bucket, "file.bin")).content_type == "image/tiff"
+
+
+async def test_delete_removes_the_object_and_is_idempotent(blob_store: BlobStore, blob_bucket: str) -> None:
+    await blob_store.put_bytes(blob_bucket, "gone", b"x")
+    await blob_store.put_bytes(blob_bucket, "kept", b"y")
+
+    await blob_store.delete(blob_bucket, "gone")
+    await blob_store.delete(blob_bucket, "gone")
+
+    assert not await blob_store.exists(blob_bucket, "gone")
+    assert await blob_store.exists(blob_bucket, "kept")
+    with pytest.raises(BlobNotFoundError):
+        await blob_store.stat(blob_bucket, "gone")
+
+
+async def test_missing_object_raises_not_found(
+    blob_store: BlobStore, blob_bucket: str, tmp_path: Path
+) -> None:
+    assert not await blob_store.exists(blob_bucket, "nothing")
+    with pytest.raises(BlobNotFoundError):
+        await blob_store.stat(blob_bucket, "nothing")
+    with pytest.raises(BlobNotFoundError):
+        await blob_store.get_bytes(blob_bucket, "nothing")
+    with pytest.raises(BlobNotFoundError), (tmp_path / "out").open("wb") as fileobj:
+        await blob_store.get_to_file(blob_bucket, "nothing", fileobj)
+
+
+async def test_missing_bucket_raises_not_found(blob_store: BlobStore) -> None:
+    assert not await blob_store.exists("no-such-bucket-here", "k")
+    with pytest.raises(BlobNotFoundError):
+        await blob_store.put_bytes("no-such-bucket-here", "k", b"x")
+    with pytest.raises(BlobNotFoundError):
+        await blob_store.get_bytes("no-such-bucket-here", "k")
+
+
+@pytest.mark.parametrize(
+    ("chunk_count", "chunk_size", "max_bytes"),
+    [
+        pytest.param(3, 10, 25, id="small"),
+        pytest.param(8, MB, 6 * MB + 1, id="past-first-part"),
+    ],
+)
+async def test_max_bytes_refuses_and_stores_nothing(
+    blob_store: BlobStore, blob_bucket: str, chunk_count: int, chunk_size: int, max_bytes: int
+) -> None:
+    with pytest.raises(BlobTooLargeError):
+        await blob_store.put_stream(
+            blob_bucket, "too-big", generated_stream(1, chunk_count, chunk_size), max_bytes=max_bytes
+        )
+
+    assert not await blob_store.exists(blob_bucket, "too-big")
+    assert incomplete_uploads(blob_store, blob_bucket) == []
+
+
+async def test_max_bytes_admits_an_object_of_exactly_that_size(
+    blob_store: BlobStore, blob_bucket: str
+) -> None:
+    info = await blob_store.put_stream(blob_bucket, "fits", generated_stream(2, 3, 10), max_bytes=30)
+
+    assert info.size == 30
+    assert await blob_store.get_bytes(blob_bucket, "fits") == b"".join(
+        [chunk async for chunk in generated_stream(2, 3, 10)]
+    )
+
+
+@pytest.mark.parametrize("fail_after", [pytest.param(1, id="first-part"), pytest.param(7, id="second-part")])
+async def test_broken_stream_leaves_the_previous_object_intact(
+    blob_store: BlobStore, blob_bucket: str, fail_after: int
+) -> None:
+    await blob_store.put_bytes(blob_bucket, "photo", b"previous", content_type="text/plain")
+
+    with pytest.raises(StreamBrokeError):
+        await blob_store.put_stream(
+            blob_bucket, "photo", generated_stream(4, 10, fail_after=fail_after), content_type="image/png"
+        )
+    with pytest.raises(StreamBrokeError):
+        await blob_store.put_stream(blob_bucket, "new", generated_stream(4, 10, fail_after=fail_after))
+
+    assert await blob_store.get_bytes(blob_bucket, "photo") == b"previous"
+    assert (await blob_store.stat(blob_bucket, "photo")).content_type == "text/plain"
+    assert not await blob_store.exists(blob_bucket, "new")
+    assert incomplete_uploads(blob_store, blob_bucket) == []
+
+
+async def test_cancelled_upload_stores_nothing(blob_store: BlobStore, blob_bucket: str) -> None:
+    halfway = asyncio.Event()
+
+    async def stalling_stream() -> AsyncIterator[bytes]:
+        async for chunk in generated_stream(5, 7):
+            yield chunk
+        halfway.set()
+        await asyncio.Event().wait()
+        yield b"never"
+
+    upload = asyncio.create_task(blob_store.put_stream(blob_bucket, "cancelled", stalling_stream()))
+    await asyncio.wait_for(halfway.wait(), timeout=30)
+    upload.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await upload
+    assert not await blob_store.exists(blob_bucket, "cancelled")
+    assert incomplete_uploads(blob_store, blob_bucket) == []
+
+
+async def test_ping(blob_store: BlobStore) -> None:
+    assert await blob_store.ping()
+
+
+@pytest.mark.integration
+async def test_presigned_put_then_get(s3_url: str, blob_bucket: str) -> None:
+    store = create_blob_store(s3_url)
+    await store.ensure_buckets([blob_bucket])
+    try:
+        put_url = await store.presigned_put_url(blob_bucket, "direct.bin", timedelta(minutes=5))
+        get_url = await store.presigned_get_url(blob_bucket, "direct.bin", timedelta(minutes=5))
+        assert put_url is not None
+        assert get_url is not None
+        async with httpx.AsyncClient() as http:
+            uploaded = await http.put(put_url, content=b"sent without credentials")
+            downloaded = await http.get(get_url)
+
+        assert uploaded.status_code == 200
+        assert downloaded.status_code == 200
+        assert downloaded.content == b"sent without credentials"
+        assert await store.get_bytes(blob_bucket, "direct.bin") == b"sent without credentials"
+    finally:
+        await store.delete(blob_bucket, "direct.bin")
+        assert isinstance(store, S3BlobStore)
+        store.client.remove_bucket(blob_bucket)
+        await store.close()
+
+
+async def test_ping_fails_when_s3_does_not_answer() -> None:
+    store = create_blob_store("s3://key:secret@127.0.0.1:1?secure=false&region=us-east-1")
+    try:
+        assert not await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_filesystem_store_cannot_presign(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    await store.ensure_buckets(["photos"])
+    await store.put_bytes("photos", "a.jpg", b"x")
+
+    assert await store.presigned_get_url("photos", "a.jpg", timedelta(minutes=5)) is None
+    assert await store.presigned_put_url("photos", "b.jpg", timedelta(minutes=5)) is None
+
+
+@pytest.mark.parametrize(
+    "key", ["../escape", "a/../../escape", "/etc/passwd", "a//b", "a/./b", "", "a\\..\\b", "a/"]
+)
+async def test_filesystem_store_refuses_keys_that_leave_the_bucket(tmp_path: Path, key: str) -> None:
+    store = FilesystemBlobStore(tmp_path / "root")
+    await store.ensure_buckets(["photos"])
+
+    with pytest.raises(ValueError, match="invalid blob key"):
+        await store.put_bytes("photos", key, b"x")
+    with pytest.raises(ValueError, match="invalid blob key"):
+        await store.get_bytes("photos", key)
+    with pytest.raises(ValueError, match="invalid blob key"):
+        await store.stat("photos", key)
+    with pytest.raises(ValueError, match="invalid blob key"):
+        await store.delete("photos", key)
+    assert files_under(tmp_path) == []
+
+
+@pytest.mark.parametrize("bucket", ["..", "../x", "a", "Photos", ".metadata", "x/y"])
+async def test_filesystem_store_refuses_invalid_bucket_names(tmp_path: Path, bucket: str) -> None:
+    store = FilesystemBlobStore(tmp_path)
+
+    with pytest.raises(ValueError, match="invalid bucket name"):
+        await store.ensure_buckets([bucket])
+    with pytest.raises(ValueError, match="invalid bucket name"):
+        await store.exists(bucket, "k")
+
+
+async def test_filesystem_store_leaves_no_partial_files(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    await store.ensure_buckets(["photos"])
+    await store.put_bytes("photos", "kept.png", b"png", content_type="image/png")
+
+    with pytest.raises(StreamBrokeError):
+        await store.put_stream("photos", "broken.png", generated_stream(1, 5, fail_after=3))
+    with pytest.raises(BlobTooLargeError):
+        await store.put_stream("photos", "nested/too-big.png", generated_stream(1, 5, 10), max_bytes=20)
+
+    assert [path.relative_to(tmp_path).as_posix() for path in files_under(tmp_path)] == [
+        ".metadata/photos/kept.png.json",
+        "photos/kept.png",
+    ]
+
+
+async def test_filesystem_ping_reports_an_unusable_root(tmp_path: Path) -> None:
+    assert await FilesystemBlobStore(tmp_path).ping()
+    assert not await FilesystemBlobStore(tmp_path / "missing").ping()
+
+
+def test_factory_reads_file_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    relative = create_blob_store("file://.chromaline/blobs")
+    absolute = create_blob_store(f"file://{tmp_path}/elsewhere")
+
+    assert isinstance(relative, FilesystemBlobStore)
+    assert relative.root == tmp_path / ".chromaline" / "blobs"
+    assert isinstance(absolute, FilesystemBlobStore)
+    assert absolute.root == tmp_path / "elsewhere"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        pytest.param(
+            "s3://AK:S%2Fk%40y@minio:9000?secure=false&region=eu-west-1",
+            S3Connection("minio:9000", "AK", "S/k@y", secure=False, region="eu-west-1"),
+            id="s3-minio",
+        ),
+        pytest.param(
+            "s3://AK:SK@s3.amazonaws.com", S3Connection("s3.amazonaws.com", "AK", "SK"), id="s3-tls"
+        ),
+        pytest.param(
+            "http://AK:SK@localhost:9000", S3Connection("localhost:9000", "AK", "SK", secure=False), id="http"
+        ),
+        pytest.param(
+            "https://AK:SK@storage.example:443?region=us-east-2",
+            S3Connection("storage.example:443", "AK", "SK", region="us-east-2"),
+            id="https",
+        ),
+    ],
+)
+def test_factory_reads_s3_urls(url: str, expected: S3Connection) -> None:
+    assert parse_s3_url(url) == expected
+    assert isinstance(create_blob_store(url), S3BlobStore)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://host/dir",
+        "file://",
+        "s3://minio:9000",
+        "s3://AK:SK@minio:9000?secure=maybe",
+        "s3://AK:SK@minio:9000?bucket=x",
+        "http://AK:SK@minio:9000?secure=true",
+    ],
+)
+def test_factory_refuses_malformed_urls(url: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - each URL fails for its own reason
+        create_blob_store(url)
