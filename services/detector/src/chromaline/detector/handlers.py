@@ -1,0 +1,186 @@
+"""The detector finds the chart in each uploaded photo and measures its patches."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+from pydantic import ValidationError
+
+from chromaline.common import inbox
+from chromaline.common.blobs import buckets
+from chromaline.common.blobs.base import BlobNotFoundError
+from chromaline.common.bus.base import PermanentError
+from chromaline.common.events.contracts import (
+    BlobRef,
+    ChartDetected,
+    ChartNotFound,
+    Contract,
+    ImageUploaded,
+    JobOptions,
+    PatchSample,
+    ProcessingFailed,
+    UnknownEventError,
+    parse_data,
+)
+from chromaline.common.events.envelope import RawEnvelope, make_envelope
+from chromaline.common.logging import get_logger
+from chromaline.common.outbox import add_to_outbox
+from chromaline.common.runtime import ServiceRuntime
+from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
+from chromaline.detector.image_io import UnsupportedImageError, decode_image
+from chromaline.detector.models import Detection
+from chromaline.detector.sample import sample_patches
+from chromaline.detector.settings import DetectorSettings
+
+NAME = "detector"
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Examination:
+    """What the detector concluded about one photo, ready to record and announce."""
+
+    event: Contract
+    detection: Detection
+
+
+def examine(
+    data: bytes, job_id: uuid.UUID, original: BlobRef, options: JobOptions, settings: DetectorSettings
+) -> Examination:
+    """Decode, detect and sample one photo (CPU-bound; runs in a worker thread)."""
+    started = time.perf_counter()
+    try:
+        image = decode_image(data, max_pixels=settings.max_pixels)
+    except UnsupportedImageError as error:
+        failed = ProcessingFailed(job_id=job_id, stage="detect", reason=error.code, message=str(error))
+        return Examination(
+            failed, Detection(job_id=job_id, outcome="failed", reason=error.code, message=str(error))
+        )
+    detections: list[ChartDetection]
+    if options.corners is not None:
+        chart = "classic24" if options.chart_type == "auto" else options.chart_type
+        detections = [detection_from_corners(chart, options.corners)]
+    else:
+        outcome = detect_charts(image, options.chart_type)
+        detections = outcome.detections
+        if not detections:
+            reason = outcome.reason or "no_chart"
+            not_found = ChartNotFound(
+                job_id=job_id, original=original, reason=reason, message=outcome.message
+            )  # type: ignore[arg-type]
+            return Examination(
+                not_found,
+                Detection(
+                    job_id=job_id,
+                    outcome="not_found",
+                    reason=reason,
+                    message=outcome.message,
+                    seconds=time.perf_counter() - started,
+                ),
+            )
+    best = detections[0]
+    patches = sample_patches(image, best, margin=settings.sample_margin, edition=options.reference_edition)
+    corners = [(float(x), float(y)) for x, y in best.corners]
+    detected = ChartDetected(
+        job_id=job_id,
+        original=original,
+        chart_type=best.chart_type,  # type: ignore[arg-type]
+        reference_edition=options.reference_edition,
+        corners=corners,
+        confidence=float(min(max(best.confidence, 0.0), 1.0)),
+        image_size=(image.width, image.height),
+        patches=[
+            PatchSample(
+                index=patch.index,
+                name=patch.name,
+                rgb=(float(patch.rgb[0]), float(patch.rgb[1]), float(patch.rgb[2])),
+                spread=(float(patch.spread[0]), float(patch.spread[1]), float(patch.spread[2])),
+                flags=list(patch.flags),  # type: ignore[arg-type]
+                quad=[(float(x), float(y)) for x, y in patch.quad],
+            )
+            for patch in patches
+        ],
+        charts_found=len(detections),
+        options=options,
+    )
+    record = Detection(
+        job_id=job_id,
+        outcome="detected",
+        chart_type=best.chart_type,
+        confidence=detected.confidence,
+        corners=[list(corner) for corner in corners],
+        charts_found=len(detections),
+        seconds=time.perf_counter() - started,
+    )
+    return Examination(detected, record)
+
+
+async def fetch_source(runtime: ServiceRuntime, event: ImageUploaded, settings: DetectorSettings) -> BlobRef:
+    """Copy a partner's photo from its URL into the blob store, within size and time limits."""
+    assert event.source_url is not None
+    key = f"{event.job_id}/fetched"
+    received = 0
+
+    async def body(response: httpx.Response) -> object:
+        nonlocal received
+        async for chunk in response.aiter_bytes(1024 * 1024):
+            received += len(chunk)
+            if received > settings.fetch_max_bytes:
+                raise PermanentError(f"source_url larger than {settings.fetch_max_bytes} bytes")
+            yield chunk
+
+    async with (
+        httpx.AsyncClient(
+            timeout=settings.fetch_timeout_seconds, follow_redirects=True, max_redirects=3
+        ) as client,
+        client.stream("GET", str(event.source_url)) as response,
+    ):
+        if response.status_code >= 400:
+            message = f"source_url answered {response.status_code}"
+            if 400 <= response.status_code < 500:
+                raise PermanentError(message)
+            raise RuntimeError(message)
+        await runtime.blobs.put_stream(
+            buckets.ORIGINALS,
+            key,
+            body(response),
+            max_bytes=settings.fetch_max_bytes,  # type: ignore[arg-type]
+        )
+    return BlobRef(bucket=buckets.ORIGINALS, key=key)
+
+
+async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    try:
+        event = parse_data(envelope)
+    except (UnknownEventError, ValidationError) as error:
+        raise PermanentError(f"invalid image.uploaded: {error}") from error
+    assert isinstance(event, ImageUploaded)
+    if event.options.profile is not None:
+        return
+    settings = runtime.settings
+    assert isinstance(settings, DetectorSettings)
+    original = event.original or await fetch_source(runtime, event, settings)
+    try:
+        data = await runtime.blobs.get_bytes(original.bucket, original.key)
+    except BlobNotFoundError:
+        result = Examination(
+            ProcessingFailed(
+                job_id=event.job_id,
+                stage="detect",
+                reason="original_missing",
+                message=f"no object {original.bucket}/{original.key}",
+            ),
+            Detection(job_id=event.job_id, outcome="failed", reason="original_missing"),
+        )
+    else:
+        result = await asyncio.to_thread(examine, data, event.job_id, original, event.options, settings)
+    async with runtime.session() as session, session.begin():
+        if not await inbox.claim(session, envelope.event_id, NAME):
+            return
+        await session.merge(result.detection)
+        await add_to_outbox(session, make_envelope(NAME, str(event.job_id), result.event))
+    log.info("detector.examined", job_id=str(event.job_id), outcome=result.detection.outcome)

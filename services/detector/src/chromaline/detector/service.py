@@ -1,0 +1,22 @@
+"""The detector service: finds charts in uploaded photos and measures their patches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chromaline.common.blobs import buckets
+from chromaline.common.runtime import ServiceSpec, Subscription
+from chromaline.detector.handlers import NAME, on_image_uploaded
+from chromaline.detector.settings import DetectorSettings
+
+SPEC = ServiceSpec(
+    name=NAME,
+    migrations=Path(__file__).parent / "migrations",
+    buckets=(buckets.ORIGINALS,),
+    subscriptions=(Subscription(("image.uploaded",), on_image_uploaded),),
+    prefetch=1,
+)
+
+
+def load_settings() -> DetectorSettings:
+    return DetectorSettings.for_service(NAME)

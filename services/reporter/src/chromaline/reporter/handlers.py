@@ -1,0 +1,93 @@
+"""The reporter turns each corrected photo's measurements into JSON, HTML and PDF reports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pydantic import ValidationError
+
+from chromaline.common import inbox
+from chromaline.common.blobs import buckets
+from chromaline.common.bus.base import PermanentError
+from chromaline.common.events.contracts import (
+    BlobRef,
+    ImageCorrected,
+    ReportReady,
+    UnknownEventError,
+    parse_data,
+)
+from chromaline.common.events.envelope import RawEnvelope, make_envelope
+from chromaline.common.logging import get_logger
+from chromaline.common.measurements import Measurements
+from chromaline.common.outbox import add_to_outbox
+from chromaline.common.runtime import ServiceRuntime
+from chromaline.reporter.models import Report
+from chromaline.reporter.render import render_report
+
+NAME = "reporter"
+log = get_logger(__name__)
+
+REPORT_TYPES = (
+    ("json", "application/json"),
+    ("html", "text/html; charset=utf-8"),
+    ("pdf", "application/pdf"),
+)
+
+
+async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    try:
+        event = parse_data(envelope)
+    except (UnknownEventError, ValidationError) as error:
+        raise PermanentError(f"invalid image.corrected: {error}") from error
+    assert isinstance(event, ImageCorrected)
+    started = time.perf_counter()
+    blobs = runtime.blobs
+    if event.measurements is not None:
+        raw = await blobs.get_bytes(event.measurements.bucket, event.measurements.key)
+        try:
+            measurements = Measurements.model_validate_json(raw)
+        except ValidationError as error:
+            raise PermanentError(f"unreadable measurements for job {event.job_id}: {error}") from error
+    else:
+        measurements = Measurements(
+            job_id=event.job_id,
+            filename=event.original.key.rsplit("/", 1)[-1],
+            chart_type=None,
+            reference_edition=None,
+            method=event.method,
+            corners=None,
+            image_size=(0, 0),
+            patches=[],
+            before=None,
+            after=None,
+            cross_validated_delta_e2000=event.cross_validated_delta_e2000,
+            rating_before=None,
+            rating_after=None,
+        )
+    original = await blobs.get_bytes(event.original.bucket, event.original.key)
+    corrected = await blobs.get_bytes(event.corrected.bucket, event.corrected.key)
+    rendered = await asyncio.to_thread(render_report, measurements, original, corrected)
+    prefix = f"{event.job_id}"
+    refs = {}
+    for kind, content_type in REPORT_TYPES:
+        key = f"{prefix}/report.{kind}"
+        await blobs.put_bytes(buckets.REPORTS, key, getattr(rendered, kind), content_type=content_type)
+        refs[kind] = BlobRef(bucket=buckets.REPORTS, key=key)
+    ready = ReportReady(
+        job_id=event.job_id,
+        report_json=refs["json"],
+        report_html=refs["html"],
+        report_pdf=refs["pdf"],
+        rating=event.rating,
+    )
+    async with runtime.session() as session, session.begin():
+        if not await inbox.claim(session, envelope.event_id, NAME):
+            return
+        await session.merge(
+            Report(
+                job_id=event.job_id, prefix=prefix, rating=event.rating, seconds=time.perf_counter() - started
+            )
+        )
+        await add_to_outbox(session, make_envelope(NAME, str(event.job_id), ready))
+    log.info("reporter.report_written", job_id=str(event.job_id))

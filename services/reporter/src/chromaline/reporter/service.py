@@ -1,0 +1,22 @@
+"""The reporter service: writes each corrected photo's colour report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chromaline.common.blobs import buckets
+from chromaline.common.runtime import ServiceSpec, Subscription
+from chromaline.reporter.handlers import NAME, on_image_corrected
+from chromaline.reporter.settings import ReporterSettings
+
+SPEC = ServiceSpec(
+    name=NAME,
+    migrations=Path(__file__).parent / "migrations",
+    buckets=(buckets.REPORTS,),
+    subscriptions=(Subscription(("image.corrected",), on_image_corrected),),
+    prefetch=1,
+)
+
+
+def load_settings() -> ReporterSettings:
+    return ReporterSettings.for_service(NAME)
