@@ -1,0 +1,480 @@
+"""The colour report in three forms: JSON for machines, one self-contained HTML file and a PDF.
+
+Plain library: it takes the measurements document and the two photographs as bytes and
+returns bytes; storing them and announcing them is the service's business. Figures are drawn
+on ``matplotlib.figure.Figure`` objects with the Agg canvas (never pyplot), so rendering keeps
+no global state and is safe in worker threads. The PDF is made with matplotlib's PdfPages so
+no other PDF library is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib import metadata
+
+import numpy as np
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+from pydantic import BaseModel, ConfigDict
+
+from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary
+from chromaline.reporter.thumbnails import (
+    BgrImage,
+    draw_polygon,
+    encode_jpeg,
+    line_thickness,
+    make_thumbnail,
+    scale_points,
+    to_rgb,
+)
+
+RATING_GUIDELINE = "FADGI"
+"""The imaging guideline the ratings in the measurements document refer to."""
+
+OUTLINE_BGR = (0, 215, 255)
+USED_PATCH_BGR = (60, 200, 60)
+EXCLUDED_PATCH_BGR = (40, 40, 230)
+BEFORE_BAR = "#a6a6a6"
+AFTER_BAR = "#1f5fa8"
+EXCLUDED_BAR = "#d9822b"
+
+A4_PORTRAIT = (8.27, 11.69)
+A4_LANDSCAPE = (11.69, 8.27)
+PATCH_ROWS_PER_PAGE = 40
+NAMED_TICKS_UP_TO = 40
+"""Charts with more patches than this are labelled by patch number instead of name."""
+MISSING = "—"
+
+
+class ReportHeader(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    generated_at: datetime
+    chromaline_version: str
+    rating_guideline: str
+    rating_thresholds: dict[str, float] | None
+    """The thresholds the ratings were computed with, as the caller supplied them."""
+
+
+class ReportDocument(BaseModel):
+    """The JSON report: the measurements as measured, under a small header."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    report: ReportHeader
+    measurements: Measurements
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    json: bytes
+    html: bytes
+    pdf: bytes
+
+
+@cache
+def chromaline_version() -> str:
+    try:
+        return metadata.version("chromaline-reporter")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def render_report(
+    measurements: Measurements,
+    original: bytes,
+    corrected: bytes,
+    *,
+    rating_thresholds: Mapping[str, float] | None = None,
+    generated_at: datetime | None = None,
+) -> RenderedReport:
+    """Render the JSON, HTML and PDF reports for one corrected photograph.
+
+    ``original`` and ``corrected`` are the encoded photographs (JPEG, PNG or TIFF).
+    """
+    header = ReportHeader(
+        generated_at=(generated_at or datetime.now(UTC)).astimezone(UTC),
+        chromaline_version=chromaline_version(),
+        rating_guideline=RATING_GUIDELINE,
+        rating_thresholds=dict(rating_thresholds) if rating_thresholds is not None else None,
+    )
+    document = ReportDocument(report=header, measurements=measurements)
+    before, after = annotated_thumbnails(measurements, original, corrected)
+    bar_chart = delta_e_figure(measurements.patches) if measurements.patches else None
+    return RenderedReport(
+        json=render_json(document),
+        html=render_html(document, before, after, bar_chart),
+        pdf=render_pdf(document, before, after, bar_chart),
+    )
+
+
+def render_json(document: ReportDocument) -> bytes:
+    payload = document.model_dump(mode="json")
+    return json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8")
+
+
+def parse_report_json(data: bytes) -> ReportDocument:
+    return ReportDocument.model_validate_json(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Previews
+
+
+def annotated_thumbnails(
+    measurements: Measurements, original: bytes, corrected: bytes
+) -> tuple[BgrImage, BgrImage]:
+    """Previews of both photos with the chart outlined; the before one also shows the sampled quads."""
+    before = make_thumbnail(original)
+    after = make_thumbnail(corrected)
+    size = measurements.image_size
+    thickness = line_thickness(before)
+    for patch in measurements.patches:
+        colour = USED_PATCH_BGR if patch.used_in_fit else EXCLUDED_PATCH_BGR
+        draw_polygon(before, scale_points(patch.quad, size, before), colour, max(1, thickness - 1))
+    if measurements.corners is not None:
+        for thumbnail in (before, after):
+            outline = scale_points(measurements.corners, size, thumbnail)
+            draw_polygon(thumbnail, outline, OUTLINE_BGR, line_thickness(thumbnail) + 1)
+    return before, after
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
+    """Grouped bars of ΔE2000 per patch, before and after; patches left out of the fit stand out."""
+    figure = Figure(figsize=A4_LANDSCAPE, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    positions = np.arange(len(patches), dtype=np.float64)
+    width = 0.4
+    before = [patch.delta_e2000[0] for patch in patches]
+    after = [patch.delta_e2000[1] for patch in patches]
+    axes.bar(positions - width / 2, before, width, color=BEFORE_BAR, label="Before")
+    after_bars = axes.bar(positions + width / 2, after, width, color=AFTER_BAR, label="After")
+    excluded = [bar for bar, patch in zip(after_bars, patches, strict=True) if not patch.used_in_fit]
+    for bar in excluded:
+        bar.set_color(EXCLUDED_BAR)
+        bar.set_hatch("//")
+        bar.set_edgecolor("#5c3300")
+    if excluded:
+        excluded[0].set_label("After (left out of the fit)")
+    axes.set_ylabel("ΔE2000")
+    axes.set_title("ΔE2000 per patch, before and after correction")
+    if len(patches) <= NAMED_TICKS_UP_TO:
+        axes.set_xticks(positions, [patch.name for patch in patches], rotation=90, fontsize=8)
+    else:
+        step = 10
+        axes.set_xticks(positions[::step], [str(patch.index + 1) for patch in patches[::step]])
+        axes.set_xlabel("Patch number")
+    axes.set_xlim(-0.75, len(patches) - 0.25)
+    axes.grid(axis="y", color="#dddddd")
+    axes.set_axisbelow(True)
+    axes.legend()
+    return figure
+
+
+def _png(figure: Figure, dpi: int = 100) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Text shared by the HTML and the PDF
+
+
+def format_delta_e(value: float | None) -> str:
+    return MISSING if value is None or not math.isfinite(value) else f"{value:.2f}"
+
+
+def _or_missing(value: str | None) -> str:
+    return value if value else MISSING
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    label: str
+    before: str
+    after: str
+
+
+def summary_rows(before: DeltaESummaries | None, after: DeltaESummaries | None) -> list[SummaryRow]:
+    def pick(summaries: DeltaESummaries | None, formula: str, statistic: str) -> str:
+        if summaries is None:
+            return MISSING
+        summary: Summary = getattr(summaries, formula)
+        return format_delta_e(getattr(summary, statistic))
+
+    wanted = [
+        ("ΔE2000 mean", "cie2000", "mean"),
+        ("ΔE2000 median", "cie2000", "median"),
+        ("ΔE2000 95th percentile", "cie2000", "p95"),
+        ("ΔE2000 maximum", "cie2000", "max"),
+        ("ΔE76 mean", "cie1976", "mean"),
+        ("ΔE94 mean", "cie1994", "mean"),
+    ]
+    return [
+        SummaryRow(label, pick(before, formula, statistic), pick(after, formula, statistic))
+        for label, formula, statistic in wanted
+    ]
+
+
+def _rgb_text(rgb: tuple[int, int, int]) -> str:
+    return f"rgb({rgb[0]}, {rgb[1]}, {rgb[2]})"
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*(min(255, max(0, value)) for value in rgb))
+
+
+@dataclass(frozen=True)
+class PatchRow:
+    number: int
+    name: str
+    used: bool
+    flags: str
+    reference_rgb: str
+    before_rgb: str
+    after_rgb: str
+    reference_hex: str
+    before_hex: str
+    after_hex: str
+    de2000_before: str
+    de2000_after: str
+    de76_after: str
+    de94_after: str
+
+    @classmethod
+    def of(cls, patch: PatchResult) -> PatchRow:
+        return cls(
+            number=patch.index + 1,
+            name=patch.name,
+            used=patch.used_in_fit,
+            flags=", ".join(patch.flags),
+            reference_rgb=_rgb_text(patch.reference_srgb),
+            before_rgb=_rgb_text(patch.before_srgb),
+            after_rgb=_rgb_text(patch.after_srgb),
+            reference_hex=_hex(patch.reference_srgb),
+            before_hex=_hex(patch.before_srgb),
+            after_hex=_hex(patch.after_srgb),
+            de2000_before=format_delta_e(patch.delta_e2000[0]),
+            de2000_after=format_delta_e(patch.delta_e2000[1]),
+            de76_after=format_delta_e(patch.delta_e76[1]),
+            de94_after=format_delta_e(patch.delta_e94[1]),
+        )
+
+
+def _chart_label(measurements: Measurements) -> str:
+    return _or_missing(measurements.chart_type)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("chromaline.reporter", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def render_html(
+    document: ReportDocument, before: BgrImage, after: BgrImage, bar_chart: Figure | None
+) -> bytes:
+    measurements = document.measurements
+    header = document.report
+    has_chart = bool(measurements.patches)
+    width, height = measurements.image_size
+    chart_note = (
+        "with the chart outlined and the sampled patches marked" if has_chart else "no chart measured"
+    )
+    context = {
+        "filename": measurements.filename,
+        "job_id": str(measurements.job_id) if measurements.job_id else None,
+        "chart_type": _chart_label(measurements),
+        "reference_edition": _or_missing(measurements.reference_edition),
+        "method": measurements.method,
+        "image_size": f"{width} × {height} px",
+        "generated_at": header.generated_at.isoformat(timespec="seconds"),
+        "version": header.chromaline_version,
+        "has_chart": has_chart,
+        "fitted_count": sum(1 for patch in measurements.patches if patch.used_in_fit),
+        "summary_rows": summary_rows(measurements.before, measurements.after),
+        "cross_validated": (
+            format_delta_e(measurements.cross_validated_delta_e2000)
+            if measurements.cross_validated_delta_e2000 is not None
+            else None
+        ),
+        "guideline": header.rating_guideline,
+        "rating_before": _or_missing(measurements.rating_before),
+        "rating_after": _or_missing(measurements.rating_after),
+        "thresholds": [(level, f"{value:g}") for level, value in (header.rating_thresholds or {}).items()],
+        "before_image": _base64(encode_jpeg(before)),
+        "after_image": _base64(encode_jpeg(after)),
+        "before_alt": f"Photo {measurements.filename} before correction, {chart_note}",
+        "after_alt": f"Photo {measurements.filename} after correction",
+        "bar_chart": _base64(_png(bar_chart)) if bar_chart is not None else None,
+        "patches": [PatchRow.of(patch) for patch in measurements.patches],
+        "timings": [(stage, f"{ms:.0f}") for stage, ms in measurements.timings_ms.items()],
+    }
+    return _environment().get_template("report.html.j2").render(context).encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# PDF
+
+
+def render_pdf(
+    document: ReportDocument, before: BgrImage, after: BgrImage, bar_chart: Figure | None
+) -> bytes:
+    """Page 1: overview, summary and previews; page 2: the bar chart; then the patch table."""
+    buffer = io.BytesIO()
+    info = {"Title": f"Colour report — {document.measurements.filename}", "Creator": "Chromaline"}
+    with PdfPages(buffer, metadata=info) as pdf:
+        pdf.savefig(_overview_page(document, before, after))
+        if bar_chart is not None:
+            pdf.savefig(bar_chart)
+        patches = document.measurements.patches
+        for start in range(0, len(patches), PATCH_ROWS_PER_PAGE):
+            chunk = patches[start : start + PATCH_ROWS_PER_PAGE]
+            pdf.savefig(_patch_table_page(chunk, start, len(patches)))
+    return buffer.getvalue()
+
+
+def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) -> Figure:
+    measurements = document.measurements
+    header = document.report
+    figure = Figure(figsize=A4_PORTRAIT)
+    FigureCanvasAgg(figure)
+    figure.text(0.07, 0.955, "Colour report", fontsize=20, weight="bold")
+    lines = [
+        f"File: {measurements.filename}",
+        f"Chart: {_chart_label(measurements)}    Reference edition: {_or_missing(measurements.reference_edition)}",
+        f"Method: {measurements.method}",
+        f"Generated: {header.generated_at.isoformat(timespec='seconds')}    Chromaline {header.chromaline_version}",
+        (
+            f"Rating ({header.rating_guideline}): before {_or_missing(measurements.rating_before)}, "
+            f"after {_or_missing(measurements.rating_after)}"
+        ),
+    ]
+    if measurements.cross_validated_delta_e2000 is not None:
+        lines.append(f"Cross-validated ΔE2000: {format_delta_e(measurements.cross_validated_delta_e2000)}")
+    for number, line in enumerate(lines):
+        figure.text(0.07, 0.92 - number * 0.022, line, fontsize=10, wrap=True)
+
+    if measurements.patches:
+        table_axes = figure.add_axes((0.07, 0.56, 0.86, 0.22))
+        table_axes.axis("off")
+        rows = summary_rows(measurements.before, measurements.after)
+        table = table_axes.table(
+            cellText=[[row.label, row.before, row.after] for row in rows],
+            colLabels=["ΔE over the patches used for the fit", "Before", "After"],
+            colWidths=[0.6, 0.2, 0.2],
+            loc="upper center",
+            cellLoc="left",
+        )
+        table.auto_set_font_size(False)
+        table.set_fontsize(10)
+        table.scale(1.0, 1.5)
+    else:
+        figure.text(
+            0.07,
+            0.74,
+            "No colour chart was measured in this photo: it was corrected without a chart,\n"
+            "so there are no patches and no colour differences to report.",
+            fontsize=11,
+        )
+
+    for left, image, title in ((0.05, before, "Before correction"), (0.52, after, "After correction")):
+        axes = figure.add_axes((left, 0.08, 0.43, 0.42))
+        axes.imshow(to_rgb(image))
+        axes.set_title(title, fontsize=10)
+        axes.axis("off")
+    if measurements.patches:
+        figure.text(
+            0.07,
+            0.05,
+            "Yellow: chart outline; green: patches sampled for the fit; red: patches left out of the fit.",
+            fontsize=8,
+        )
+    return figure
+
+
+def _patch_table_page(patches: Sequence[PatchResult], start: int, total: int) -> Figure:
+    figure = Figure(figsize=A4_PORTRAIT)
+    FigureCanvasAgg(figure)
+    end = start + len(patches)
+    figure.text(0.05, 0.965, f"Patches {start + 1}–{end} of {total}", fontsize=14, weight="bold")
+    axes = figure.add_axes((0.05, 0.04, 0.9, 0.9))
+    axes.axis("off")
+    columns = ["#", "Patch", "Ref.", "Before", "After", "ΔE00 before", "ΔE00 after", "Fit", "Flags"]
+    text: list[list[str]] = []
+    colours: list[list[tuple[float, float, float]]] = []
+    white = (1.0, 1.0, 1.0)
+    left_out = (0.98, 0.94, 0.86)
+    for patch in patches:
+        row = PatchRow.of(patch)
+        background = white if patch.used_in_fit else left_out
+        text.append(
+            [
+                str(row.number),
+                row.name,
+                "",
+                "",
+                "",
+                row.de2000_before,
+                row.de2000_after,
+                "used" if row.used else "left out",
+                row.flags,
+            ]
+        )
+        colours.append(
+            [
+                background,
+                background,
+                _unit_rgb(patch.reference_srgb),
+                _unit_rgb(patch.before_srgb),
+                _unit_rgb(patch.after_srgb),
+                background,
+                background,
+                background,
+                background,
+            ]
+        )
+    table = axes.table(
+        cellText=text,
+        cellColours=colours,
+        colLabels=columns,
+        colWidths=[0.05, 0.22, 0.07, 0.07, 0.07, 0.11, 0.11, 0.09, 0.21],
+        loc="upper center",
+        cellLoc="left",
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(7.5)
+    table.scale(1.0, 1.35)
+    return figure
+
+
+def _unit_rgb(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
+    return (rgb[0] / 255.0, rgb[1] / 255.0, rgb[2] / 255.0)

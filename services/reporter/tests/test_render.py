@@ -1,0 +1,308 @@
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+
+import colour
+import cv2
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary
+from chromaline.detector.charts import chart_spec, reference_lab, reference_names
+from chromaline.reporter.render import RenderedReport, parse_report_json, render_report
+from chromaline.reporter.thumbnails import THUMBNAIL_LONGEST_SIDE, ThumbnailError, make_thumbnail
+
+IMAGE_SIZE = (3600, 2400)
+CHART_CORNERS = [(600.0, 450.0), (3000.0, 450.0), (3000.0, 1950.0), (600.0, 1950.0)]
+HOSTILE_FILENAME = 'studio <script>alert("x")</script> & co.jpg'
+GENERATED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+D50 = colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D50"]
+EXCLUDED_INDEX = 18
+
+
+def lab_to_srgb8(lab: NDArray[np.float64]) -> NDArray[np.int64]:
+    xyz = colour.Lab_to_XYZ(lab, D50)
+    srgb = colour.XYZ_to_sRGB(xyz, illuminant=D50, chromatic_adaptation_transform="Bradford")
+    return np.asarray(np.round(np.clip(srgb, 0.0, 1.0) * 255.0), dtype=np.int64)
+
+
+def summary_of(values: NDArray[np.float64]) -> Summary:
+    return Summary(
+        mean=float(np.mean(values)),
+        median=float(np.median(values)),
+        p95=float(np.percentile(values, 95)),
+        max=float(np.max(values)),
+    )
+
+
+def patch_quads(rows: int, columns: int) -> list[list[tuple[float, float]]]:
+    (left, top), (right, _), (_, bottom) = CHART_CORNERS[0], CHART_CORNERS[1], CHART_CORNERS[2]
+    cell_w, cell_h = (right - left) / columns, (bottom - top) / rows
+    quads = []
+    for row in range(rows):
+        for column in range(columns):
+            x0, y0 = left + (column + 0.25) * cell_w, top + (row + 0.25) * cell_h
+            x1, y1 = x0 + 0.5 * cell_w, y0 + 0.5 * cell_h
+            quads.append([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+    return quads
+
+
+def build_measurements(chart_type: str = "classic24", filename: str = HOSTILE_FILENAME) -> Measurements:
+    spec = chart_spec(chart_type)
+    reference = reference_lab(chart_type, "2014")
+    names = reference_names(chart_type, "2014")
+    rng = np.random.default_rng(7)
+    before = reference + rng.normal(0.0, 3.0, reference.shape)
+    after = reference + rng.normal(0.0, 0.6, reference.shape)
+    used = np.ones(len(names), dtype=bool)
+    used[EXCLUDED_INDEX] = False
+    delta = {
+        method: (
+            np.asarray(colour.delta_E(reference, before, method=method), dtype=np.float64),
+            np.asarray(colour.delta_E(reference, after, method=method), dtype=np.float64),
+        )
+        for method in ("CIE 1976", "CIE 1994", "CIE 2000")
+    }
+    srgb = {key: lab_to_srgb8(lab) for key, lab in (("ref", reference), ("before", before), ("after", after))}
+    quads = patch_quads(spec.rows, spec.columns)
+    patches = [
+        PatchResult(
+            index=i,
+            name=name,
+            reference_lab=(float(reference[i, 0]), float(reference[i, 1]), float(reference[i, 2])),
+            before_lab=(float(before[i, 0]), float(before[i, 1]), float(before[i, 2])),
+            after_lab=(float(after[i, 0]), float(after[i, 1]), float(after[i, 2])),
+            reference_srgb=(int(srgb["ref"][i, 0]), int(srgb["ref"][i, 1]), int(srgb["ref"][i, 2])),
+            before_srgb=(int(srgb["before"][i, 0]), int(srgb["before"][i, 1]), int(srgb["before"][i, 2])),
+            after_srgb=(int(srgb["after"][i, 0]), int(srgb["after"][i, 1]), int(srgb["after"][i, 2])),
+            delta_e76=(float(delta["CIE 1976"][0][i]), float(delta["CIE 1976"][1][i])),
+            delta_e94=(float(delta["CIE 1994"][0][i]), float(delta["CIE 1994"][1][i])),
+            delta_e2000=(float(delta["CIE 2000"][0][i]), float(delta["CIE 2000"][1][i])),
+            flags=["clipped"] if i == EXCLUDED_INDEX else [],
+            used_in_fit=bool(used[i]),
+            quad=quads[i],
+        )
+        for i, name in enumerate(names)
+    ]
+
+    def summaries(which: int) -> DeltaESummaries:
+        return DeltaESummaries(
+            cie1976=summary_of(delta["CIE 1976"][which][used]),
+            cie1994=summary_of(delta["CIE 1994"][which][used]),
+            cie2000=summary_of(delta["CIE 2000"][which][used]),
+        )
+
+    return Measurements(
+        job_id=uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        filename=filename,
+        chart_type=chart_type,
+        reference_edition="2014",
+        method="matrix3x3",
+        corners=CHART_CORNERS,
+        image_size=IMAGE_SIZE,
+        patches=patches,
+        before=summaries(0),
+        after=summaries(1),
+        cross_validated_delta_e2000=1.234,
+        rating_before="FADGI 1 star",
+        rating_after="FADGI 3 star",
+        timings_ms={"detect": 812.0, "correct": 301.5},
+    )
+
+
+def chartless_measurements() -> Measurements:
+    return Measurements(
+        filename="no-chart.png",
+        chart_type=None,
+        reference_edition=None,
+        method="profile",
+        corners=None,
+        image_size=(640, 480),
+        patches=[],
+        before=None,
+        after=None,
+        cross_validated_delta_e2000=None,
+        rating_before=None,
+        rating_after=None,
+    )
+
+
+def synthetic_photo(measurements: Measurements, *, after: bool) -> NDArray[np.uint8]:
+    """A grey gradient with the measured (or corrected) patch colours painted at their quads, BGR."""
+    width, height = measurements.image_size
+    ramp = np.linspace(60, 140, width, dtype=np.float64)
+    photo = np.repeat(np.repeat(ramp[None, :, None], height, axis=0), 3, axis=2).astype(np.uint8)
+    for patch in measurements.patches:
+        (x0, y0), _, (x1, y1), _ = patch.quad
+        rgb = patch.after_srgb if after else patch.before_srgb
+        photo[int(y0) : int(y1), int(x0) : int(x1)] = rgb[::-1]
+    return photo
+
+
+def encode(photo: NDArray[np.uint8] | NDArray[np.uint16], extension: str) -> bytes:
+    ok, data = cv2.imencode(extension, photo)
+    assert ok
+    return bytes(data.tobytes())
+
+
+@pytest.fixture(scope="module")
+def measurements() -> Measurements:
+    return build_measurements()
+
+
+@pytest.fixture(scope="module")
+def photos(measurements: Measurements) -> tuple[bytes, bytes]:
+    original = encode(synthetic_photo(measurements, after=False), ".jpg")
+    corrected_16bit = synthetic_photo(measurements, after=True).astype(np.uint16) * 257
+    return original, encode(corrected_16bit, ".png")
+
+
+@pytest.fixture(scope="module")
+def rendered(measurements: Measurements, photos: tuple[bytes, bytes]) -> RenderedReport:
+    return render_report(measurements, *photos, rating_thresholds={"3 star": 4.0}, generated_at=GENERATED_AT)
+
+
+def embedded_images(html: str) -> list[NDArray[np.uint8]]:
+    images = []
+    for payload in re.findall(r"data:image/(?:jpeg|png);base64,([A-Za-z0-9+/=]+)", html):
+        decoded = cv2.imdecode(np.frombuffer(base64.b64decode(payload), dtype=np.uint8), cv2.IMREAD_COLOR)
+        assert decoded is not None
+        images.append(np.asarray(decoded, dtype=np.uint8))
+    return images
+
+
+def pdf_page_count(pdf: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf))
+
+
+def test_json_round_trips_to_the_same_measurements(
+    rendered: RenderedReport, measurements: Measurements
+) -> None:
+    document = parse_report_json(rendered.json)
+    assert document.measurements == measurements
+    assert document.report.generated_at == GENERATED_AT
+    assert document.report.rating_guideline == "FADGI"
+    assert document.report.rating_thresholds == {"3 star": 4.0}
+    assert document.report.chromaline_version
+
+
+def test_json_is_stable(
+    measurements: Measurements, photos: tuple[bytes, bytes], rendered: RenderedReport
+) -> None:
+    again = render_report(measurements, *photos, rating_thresholds={"3 star": 4.0}, generated_at=GENERATED_AT)
+    assert again.json == rendered.json
+    payload = json.loads(rendered.json)
+    assert list(payload) == sorted(payload)
+    assert list(payload["measurements"]) == sorted(payload["measurements"])
+
+
+def test_html_shows_the_numbers(rendered: RenderedReport, measurements: Measurements) -> None:
+    html = rendered.html.decode("utf-8")
+    assert measurements.before is not None
+    assert measurements.after is not None
+    for summaries in (measurements.before, measurements.after):
+        for value in (
+            summaries.cie2000.mean,
+            summaries.cie2000.median,
+            summaries.cie2000.p95,
+            summaries.cie2000.max,
+            summaries.cie1976.mean,
+            summaries.cie1994.mean,
+        ):
+            assert f"{value:.2f}" in html
+    for patch in measurements.patches:
+        assert f">{patch.delta_e2000[0]:.2f}<" in html
+        assert f">{patch.delta_e2000[1]:.2f}<" in html
+    assert "1.23" in html
+    assert "FADGI 1 star" in html
+    assert "FADGI 3 star" in html
+    assert html.count('class="excluded"') == 1
+    assert "clipped" in html
+
+
+def test_html_escapes_the_file_name(rendered: RenderedReport) -> None:
+    html = rendered.html.decode("utf-8")
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co.jpg" in html
+
+
+def test_html_is_self_contained(rendered: RenderedReport) -> None:
+    html = rendered.html.decode("utf-8")
+    assert "http://" not in html
+    assert "https://" not in html
+    assert not re.search(r"""(?:src|href)=["'](?!data:)""", html)
+    assert "<link" not in html
+
+
+def test_html_embeds_decodable_images(rendered: RenderedReport) -> None:
+    before, after, bar_chart = embedded_images(rendered.html.decode("utf-8"))
+    assert max(before.shape[:2]) == THUMBNAIL_LONGEST_SIDE
+    assert after.shape == before.shape
+    assert bar_chart.shape[1] > 600
+
+
+def test_before_thumbnail_outlines_the_chart(rendered: RenderedReport) -> None:
+    before = embedded_images(rendered.html.decode("utf-8"))[0]
+    scale = before.shape[1] / IMAGE_SIZE[0]
+    (x0, y0), (x1, _) = CHART_CORNERS[0], CHART_CORNERS[1]
+    top_edge = before[round(y0 * scale) - 1 : round(y0 * scale) + 2, round((x0 + x1) / 2 * scale)]
+    blue, green, red = (int(channel) for channel in top_edge.max(axis=0))
+    assert red > 200
+    assert green > 170
+    assert blue < 110
+    outside = before[round(y0 * scale) - 20, round((x0 + x1) / 2 * scale)]
+    assert abs(int(outside[0]) - int(outside[2])) < 15
+
+
+def test_pdf_has_overview_chart_and_table_pages(rendered: RenderedReport) -> None:
+    assert rendered.pdf.startswith(b"%PDF")
+    assert pdf_page_count(rendered.pdf) == 3
+
+
+def test_large_chart_table_spans_pages() -> None:
+    measurements = build_measurements("digital_sg", filename="sg.tif")
+    original = encode(synthetic_photo(measurements, after=False), ".tif")
+    corrected = encode(synthetic_photo(measurements, after=True), ".jpg")
+    report = render_report(measurements, original, corrected)
+    assert pdf_page_count(report.pdf) == 2 + 4
+    assert report.html.decode("utf-8").count("<tr") > 140
+    assert parse_report_json(report.json).measurements == measurements
+
+
+def test_chartless_document_renders() -> None:
+    measurements = chartless_measurements()
+    photo = np.full((480, 640, 3), 128, dtype=np.uint8)
+    report = render_report(measurements, encode(photo, ".png"), encode(photo, ".jpg"))
+    html = report.html.decode("utf-8")
+    assert "No colour chart was measured" in html
+    assert "profile" in html
+    assert len(embedded_images(html)) == 2
+    assert report.pdf.startswith(b"%PDF")
+    assert pdf_page_count(report.pdf) == 1
+    document = parse_report_json(report.json)
+    assert document.measurements == measurements
+    assert document.report.rating_thresholds is None
+
+
+def test_thumbnail_of_16bit_png_keeps_its_colour() -> None:
+    photo = np.zeros((300, 1000, 3), dtype=np.uint16)
+    photo[:, :] = (10 * 257, 128 * 257, 250 * 257)
+    thumbnail = make_thumbnail(encode(photo, ".png"), longest_side=200)
+    assert thumbnail.dtype == np.uint8
+    assert thumbnail.shape == (60, 200, 3)
+    assert tuple(int(v) for v in thumbnail[30, 100]) == (10, 128, 250)
+
+
+def test_thumbnail_of_small_image_is_not_enlarged() -> None:
+    photo = np.full((120, 90, 3), 200, dtype=np.uint8)
+    assert make_thumbnail(encode(photo, ".jpg")).shape == (120, 90, 3)
+
+
+def test_thumbnail_rejects_bytes_that_are_no_image() -> None:
+    with pytest.raises(ThumbnailError):
+        make_thumbnail(b"not an image at all")
