@@ -146,7 +146,7 @@ def _describe_dead_letter(queue: str, message: AbstractIncomingMessage) -> DeadL
         dead_lettered_at=datetime.fromisoformat(stamped) if stamped else None,
         headers={
             name: value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-            for name, value in message.headers.items()
+            for name, value in _own_headers(message).items()
             if isinstance(value, str | bytes | int | float)
         },
     )
