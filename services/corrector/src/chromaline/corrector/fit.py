@@ -1,0 +1,377 @@
+"""Fitting a colour correction from measured chart patches.
+
+Every method is linear in its coefficients once the measured RGB is expanded into terms, so the
+fit is ordinary (optionally weighted) least squares in linear working RGB; an optional second
+stage refines that solution by minimising the mean ΔE2000 against the published Lab reference.
+
+Methods and their terms (r, g, b linear, rows of the coefficient matrix map terms to one output
+channel):
+
+- ``white_balance``: diagonal gains from the neutral patches only.
+- ``linear3x3``: r, g, b.
+- ``affine3x4``: r, g, b, 1.
+- ``root_polynomial``: Finlayson, Mackiewicz & Hurlbert (2015), "Color Correction Using
+  Root-Polynomial Regression", IEEE TIP 24(5). Every term has degree one in the exposure
+  (products raised to 1/order), so scaling the input scales the output.
+- ``polynomial``: Cheung, Westland, Connah & Ripamonti (2004), "A comparative study of the
+  characterisation of colour cameras by means of neural networks and polynomial transforms",
+  Coloration Technology 120(1): the 10-term second-degree set r, g, b, rg, rb, gb, r², g², b², 1.
+
+Methods are chosen by leave-one-patch-out cross-validated ΔE2000, never by training error, which
+always favours the method with most terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import least_squares
+
+from chromaline.corrector.metrics import ChartReference, FloatArray, delta_e, working_rgb_to_lab
+
+Method = Literal["white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial"]
+Objective = Literal["least_squares", "delta_e2000"]
+METHODS: tuple[Method, ...] = ("white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial")
+WORKING_SPACE_NAME = "sRGB-linear"
+NEUTRAL_MAX_CHROMA = 4.0
+"""Reference patches with C*ab below this count as neutral for white balance."""
+OVERFIT_RATIO = 2.0
+OVERFIT_MARGIN = 1.0
+
+Floating = TypeVar("Floating", np.float32, np.float64)
+
+
+class FitError(ValueError):
+    """The data cannot support the requested fit (too few patches, no neutrals...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    method: Method
+    degree: int = 1
+
+    def __post_init__(self) -> None:
+        allowed = {"root_polynomial": (2, 3), "polynomial": (2,)}.get(self.method, (1,))
+        if self.degree not in allowed:
+            raise ValueError(f"{self.method} supports degree {allowed}, not {self.degree}")
+
+    @property
+    def term_count(self) -> int:
+        return TERM_COUNTS[(self.method, self.degree)]
+
+    @property
+    def label(self) -> str:
+        return self.method if self.degree == 1 else f"{self.method}(degree={self.degree})"
+
+
+TERM_COUNTS: dict[tuple[Method, int], int] = {
+    ("white_balance", 1): 3,
+    ("linear3x3", 1): 3,
+    ("affine3x4", 1): 4,
+    ("root_polynomial", 2): 6,
+    ("root_polynomial", 3): 13,
+    ("polynomial", 2): 10,
+}
+DEFAULT_DEGREE: dict[Method, int] = {"root_polynomial": 2, "polynomial": 2}
+DEFAULT_CANDIDATES: tuple[MethodSpec, ...] = (
+    MethodSpec("white_balance"),
+    MethodSpec("linear3x3"),
+    MethodSpec("affine3x4"),
+    MethodSpec("root_polynomial", 2),
+    MethodSpec("root_polynomial", 3),
+    MethodSpec("polynomial", 2),
+)
+
+
+def method_spec(method: Method | MethodSpec, degree: int | None = None) -> MethodSpec:
+    if isinstance(method, MethodSpec):
+        return method
+    return MethodSpec(method, degree if degree is not None else DEFAULT_DEGREE.get(method, 1))
+
+
+def term_planes(
+    r: NDArray[Floating], g: NDArray[Floating], b: NDArray[Floating], spec: MethodSpec
+) -> list[NDArray[Floating]]:
+    """The terms of ``spec`` as separate arrays shaped like the channel arrays ``r, g, b``."""
+    if spec.method in ("white_balance", "linear3x3"):
+        return [r, g, b]
+    if spec.method == "affine3x4":
+        return [r, g, b, np.ones_like(r)]
+    if spec.method == "polynomial":
+        return [r, g, b, r * g, r * b, g * b, r * r, g * g, b * b, np.ones_like(r)]
+    # Roots of negative noise would be NaN; the root terms see the non-negative part only.
+    rp, gp, bp = np.maximum(r, 0), np.maximum(g, 0), np.maximum(b, 0)
+    terms = [r, g, b, np.sqrt(rp * gp), np.sqrt(gp * bp), np.sqrt(rp * bp)]
+    if spec.degree == 3:
+        terms += [
+            np.cbrt(rp * gp * gp),
+            np.cbrt(gp * bp * bp),
+            np.cbrt(rp * bp * bp),
+            np.cbrt(gp * rp * rp),
+            np.cbrt(bp * gp * gp),
+            np.cbrt(bp * rp * rp),
+            np.cbrt(rp * gp * bp),
+        ]
+    return terms
+
+
+def expand(rgb: NDArray[Floating], spec: MethodSpec) -> NDArray[Floating]:
+    """The (N, K) term matrix of ``spec`` for linear RGB rows, in the input's float type."""
+    return np.stack(term_planes(rgb[:, 0], rgb[:, 1], rgb[:, 2], spec), axis=1)
+
+
+@dataclass
+class Correction:
+    """A fitted correction: ``output = expand(rgb) @ coefficients.T`` in linear working RGB."""
+
+    method: Method
+    coefficients: FloatArray
+    degree: int = 1
+    working_space: str = WORKING_SPACE_NAME
+    objective: Objective = "least_squares"
+
+    def __post_init__(self) -> None:
+        self.coefficients = np.asarray(self.coefficients, dtype=np.float64)
+        expected = (3, self.spec.term_count)
+        if self.coefficients.shape != expected:
+            raise ValueError(
+                f"{self.spec.label} needs coefficients of shape {expected}, got {self.coefficients.shape}"
+            )
+
+    @property
+    def spec(self) -> MethodSpec:
+        return MethodSpec(self.method, self.degree)
+
+    @property
+    def is_matrix(self) -> bool:
+        """True when the correction is a 3×3 or 3×4 matrix (applied with cv2.transform)."""
+        return self.method in ("white_balance", "linear3x3", "affine3x4")
+
+    def matrix_3x4(self) -> FloatArray:
+        """The correction as a 3×4 affine matrix; only for matrix methods."""
+        if not self.is_matrix:
+            raise ValueError(f"{self.spec.label} is not a matrix correction")
+        if self.coefficients.shape[1] == 4:
+            return self.coefficients.copy()
+        return np.hstack([self.coefficients, np.zeros((3, 1))])
+
+    def apply_to_pixels(self, rgb_linear: NDArray[Floating]) -> NDArray[Floating]:
+        rgb = np.asarray(rgb_linear)
+        out: NDArray[Floating] = expand(rgb, self.spec) @ self.coefficients.T.astype(rgb.dtype)
+        return out
+
+    @classmethod
+    def identity(cls) -> Correction:
+        return cls("linear3x3", np.eye(3))
+
+
+def neutral_mask(reference: ChartReference) -> NDArray[np.bool_]:
+    chroma = np.hypot(reference.lab[:, 1], reference.lab[:, 2])
+    return np.asarray(chroma < NEUTRAL_MAX_CHROMA)
+
+
+def _used_mask(count: int, mask: NDArray[np.bool_] | Sequence[bool] | None) -> NDArray[np.bool_]:
+    used = np.ones(count, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if used.shape != (count,):
+        raise ValueError(f"mask must have one entry per patch ({count}), got shape {used.shape}")
+    return used
+
+
+def _weights(count: int, weights: NDArray[np.floating] | Sequence[float] | None) -> FloatArray:
+    w = np.ones(count) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (count,) or np.any(w < 0) or not np.all(np.isfinite(w)):
+        raise ValueError("weights must be finite, non-negative and one per patch")
+    return w
+
+
+def _least_squares(
+    measured: FloatArray, target: FloatArray, weights: FloatArray, spec: MethodSpec
+) -> FloatArray:
+    root_w = np.sqrt(weights)[:, None]
+    if spec.method == "white_balance":
+        num = np.sum(weights[:, None] * measured * target, axis=0)
+        den = np.sum(weights[:, None] * measured * measured, axis=0)
+        if np.any(den <= 0):
+            raise FitError(
+                "too_few_patches", "white balance needs neutral patches with signal in every channel"
+            )
+        return np.diag(num / den)
+    terms = expand(measured, spec) * root_w
+    solution, *_ = np.linalg.lstsq(terms, target * root_w, rcond=None)
+    return np.asarray(solution.T, dtype=np.float64)
+
+
+def _refine_delta_e2000(
+    coefficients: FloatArray,
+    measured: FloatArray,
+    reference: ChartReference,
+    weights: FloatArray,
+    spec: MethodSpec,
+) -> FloatArray:
+    """Minimise the weighted mean ΔE2000, starting from the least-squares solution.
+
+    ``least_squares`` minimises a sum of squared residuals, so each residual is √(w·ΔE): the sum
+    of squares is then the weighted sum of ΔE itself, not of ΔE².
+    """
+    diagonal = spec.method == "white_balance"
+    terms = measured if diagonal else expand(measured, spec)
+    x0 = np.diag(coefficients).copy() if diagonal else coefficients.ravel()
+
+    def residuals(x: FloatArray) -> FloatArray:
+        predicted = terms * x if diagonal else terms @ x.reshape(3, -1).T
+        lab = working_rgb_to_lab(predicted, reference.white_xy)
+        return np.sqrt(weights * delta_e(reference.lab, lab, "CIE 2000") + 1e-12)
+
+    # A few dozen iterations take most of the gain; running to full convergence costs seconds.
+    result = least_squares(residuals, x0, method="trf", x_scale="jac", ftol=1e-4, xtol=1e-6, max_nfev=30)
+    x = np.asarray(result.x, dtype=np.float64)
+    refined = np.diag(x) if diagonal else x.reshape(3, -1)
+    if np.sum(residuals(x) ** 2) > np.sum(residuals(x0) ** 2):
+        return coefficients
+    return refined
+
+
+def fit_correction(
+    measured: NDArray[np.floating],
+    reference: ChartReference,
+    method: Method | MethodSpec = "linear3x3",
+    *,
+    degree: int | None = None,
+    mask: NDArray[np.bool_] | Sequence[bool] | None = None,
+    weights: NDArray[np.floating] | Sequence[float] | None = None,
+    objective: Objective = "least_squares",
+) -> Correction:
+    """Fit ``method`` mapping measured linear RGB (N, 3) onto the chart reference.
+
+    ``mask`` excludes patches (e.g. flagged clipped by the detector); ``weights`` weight the
+    remaining ones. White balance only uses the neutral patches among those kept.
+    """
+    spec = method_spec(method, degree)
+    measured64 = np.asarray(measured, dtype=np.float64)
+    if measured64.shape != (reference.patch_count, 3):
+        raise ValueError(f"measured must have shape ({reference.patch_count}, 3), got {measured64.shape}")
+    used = _used_mask(reference.patch_count, mask)
+    w = _weights(reference.patch_count, weights)
+    if spec.method == "white_balance":
+        used = used & neutral_mask(reference)
+        if not used.any():
+            raise FitError("too_few_patches", "no usable neutral patch for white balance")
+    if used.sum() < 3:
+        raise FitError(
+            "too_few_patches", f"{spec.label} needs at least 3 usable patches, got {int(used.sum())}"
+        )
+    kept = reference.subset(used)
+    coefficients = _least_squares(measured64[used], kept.rgb, w[used], spec)
+    if objective == "delta_e2000":
+        coefficients = _refine_delta_e2000(coefficients, measured64[used], kept, w[used], spec)
+    return Correction(spec.method, coefficients, degree=spec.degree, objective=objective)
+
+
+def correction_delta_e2000(
+    correction: Correction, measured: NDArray[np.floating], reference: ChartReference
+) -> FloatArray:
+    """Per-patch ΔE2000 of the corrected measurements against the reference."""
+    corrected = correction.apply_to_pixels(np.asarray(measured, dtype=np.float64))
+    return delta_e(reference.lab, working_rgb_to_lab(corrected, reference.white_xy), "CIE 2000")
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    spec: MethodSpec
+    training_mean: float
+    cross_validated_mean: float
+    per_patch: FloatArray = field(repr=False)
+    """Held-out ΔE2000 per patch; NaN for patches that were not used."""
+
+    @property
+    def overfit(self) -> bool:
+        """Held-out error far above training error: the method memorises the chart."""
+        return (
+            self.cross_validated_mean > OVERFIT_RATIO * self.training_mean
+            and self.cross_validated_mean - self.training_mean > OVERFIT_MARGIN
+        )
+
+
+def cross_validate(
+    measured: NDArray[np.floating],
+    reference: ChartReference,
+    method: Method | MethodSpec,
+    *,
+    degree: int | None = None,
+    mask: NDArray[np.bool_] | Sequence[bool] | None = None,
+    weights: NDArray[np.floating] | Sequence[float] | None = None,
+    objective: Objective = "least_squares",
+) -> CrossValidation:
+    """Leave-one-patch-out ΔE2000: each used patch is predicted by a fit that never saw it.
+
+    White balance is fitted from neutrals only, but is scored on every used patch like the others.
+    With ``objective="delta_e2000"`` every fold runs the refinement, which costs about a second
+    per fold; the default least-squares folds take microseconds.
+    """
+    spec = method_spec(method, degree)
+    measured64 = np.asarray(measured, dtype=np.float64)
+    used = _used_mask(reference.patch_count, mask)
+    training = fit_correction(measured64, reference, spec, mask=used, weights=weights, objective=objective)
+    training_errors = correction_delta_e2000(training, measured64, reference)[used]
+    held_out = np.full(reference.patch_count, np.nan)
+    for index in np.flatnonzero(used):
+        fold = used.copy()
+        fold[index] = False
+        correction = fit_correction(
+            measured64, reference, spec, mask=fold, weights=weights, objective=objective
+        )
+        held_out[index] = correction_delta_e2000(correction, measured64, reference)[index]
+    return CrossValidation(
+        spec=spec,
+        training_mean=float(np.mean(training_errors)),
+        cross_validated_mean=float(np.nanmean(held_out)),
+        per_patch=held_out,
+    )
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    chosen: MethodSpec
+    scores: list[CrossValidation]
+
+    def score_of(self, spec: MethodSpec) -> CrossValidation:
+        return next(score for score in self.scores if score.spec == spec)
+
+
+def choose_method(
+    measured: NDArray[np.floating],
+    reference: ChartReference,
+    candidates: Sequence[MethodSpec] = DEFAULT_CANDIDATES,
+    *,
+    mask: NDArray[np.bool_] | Sequence[bool] | None = None,
+    weights: NDArray[np.floating] | Sequence[float] | None = None,
+) -> MethodChoice:
+    """The candidate with the lowest cross-validated mean ΔE2000.
+
+    Candidates with at least as many terms as the folds have patches are skipped: they can fit
+    every training fold exactly and their held-out error says nothing useful. So are candidates
+    the data cannot support at all (white balance with no neutral patch).
+    """
+    used = _used_mask(reference.patch_count, mask)
+    fold_size = int(used.sum()) - 1
+    scores: list[CrossValidation] = []
+    for spec in candidates:
+        if spec.term_count >= fold_size:
+            continue
+        try:
+            scores.append(cross_validate(measured, reference, spec, mask=used, weights=weights))
+        except FitError:
+            continue
+    if not scores:
+        raise FitError("too_few_patches", f"no candidate method can be validated on {fold_size + 1} patches")
+    best = min(scores, key=lambda score: score.cross_validated_mean)
+    return MethodChoice(chosen=best.spec, scores=scores)
