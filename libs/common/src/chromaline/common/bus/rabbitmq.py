@@ -24,6 +24,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -90,8 +91,23 @@ def _delivery_number(message: AbstractIncomingMessage) -> int:
     )
 
 
+def _last_death(headers: HeadersType) -> dict[str, Any]:
+    """The broker's record of the latest time it dead-lettered a message (``x-death`` lists it first)."""
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        return deaths[0]
+    return {}
+
+
 def _original_routing_key(message: AbstractIncomingMessage) -> str:
-    return _str_header(message.headers, codec.ROUTING_KEY_HEADER) or message.routing_key or ""
+    """The key the event was published with, though retries and dead-lettering route it by queue name."""
+    own = _str_header(message.headers, codec.ROUTING_KEY_HEADER)
+    if own:
+        return own
+    keys = _last_death(message.headers).get("routing-keys")
+    if isinstance(keys, list) and keys:
+        return str(keys[0])
+    return message.routing_key or ""
 
 
 def _copy(
@@ -118,21 +134,12 @@ def _own_headers(message: AbstractIncomingMessage) -> HeadersType:
     }
 
 
-def _broker_death_reason(headers: HeadersType) -> str | None:
-    """Why the broker last dead-lettered a message (``x-death`` lists the most recent first)."""
-    deaths = headers.get("x-death")
-    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
-        reason = deaths[0].get("reason")
-        return reason.decode() if isinstance(reason, bytes) else str(reason)
-    return None
-
-
 def _dead_letter_id(message: AbstractIncomingMessage) -> str:
     return message.message_id or hashlib.sha256(message.body).hexdigest()[:32]
 
 
 def _describe_dead_letter(queue: str, message: AbstractIncomingMessage) -> DeadLetter:
-    broker_reason = _broker_death_reason(message.headers)
+    broker_reason = _last_death(message.headers).get("reason")
     reason = _str_header(message.headers, codec.REASON_HEADER) or (
         f"dead-lettered by the broker: {broker_reason}" if broker_reason else "unknown"
     )
