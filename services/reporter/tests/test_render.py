@@ -221,6 +221,7 @@ def test_html_shows_the_numbers(rendered: RenderedReport, measurements: Measurem
     assert "1.23" in html
     assert "FADGI 1 star" in html
     assert "FADGI 3 star" in html
+    assert "ColorChecker Classic 24 (classic24)" in html
     assert html.count('class="excluded"') == 1
     assert "clipped" in html
 

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict
 
 from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary
+from chromaline.detector.charts import chart_spec
 from chromaline.reporter.thumbnails import (
     BgrImage,
     draw_polygon,
@@ -161,7 +162,7 @@ def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
     width = 0.4
     before = [patch.delta_e2000[0] for patch in patches]
     after = [patch.delta_e2000[1] for patch in patches]
-    axes.bar(positions - width / 2, before, width, color=BEFORE_BAR, label="Before")
+    before_bars = axes.bar(positions - width / 2, before, width, color=BEFORE_BAR, label="Before")
     after_bars = axes.bar(positions + width / 2, after, width, color=AFTER_BAR, label="After")
     excluded = [bar for bar, patch in zip(after_bars, patches, strict=True) if not patch.used_in_fit]
     for bar in excluded:
@@ -170,6 +171,7 @@ def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
         bar.set_edgecolor("#5c3300")
     if excluded:
         excluded[0].set_label("After (left out of the fit)")
+    legend_handles = [before_bars, after_bars, *excluded[:1]]
     axes.set_ylabel("ΔE2000")
     axes.set_title("ΔE2000 per patch, before and after correction")
     if len(patches) <= NAMED_TICKS_UP_TO:
@@ -181,7 +183,7 @@ def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
     axes.set_xlim(-0.75, len(patches) - 0.25)
     axes.grid(axis="y", color="#dddddd")
     axes.set_axisbelow(True)
-    axes.legend()
+    axes.legend(handles=legend_handles)
     return figure
 
 
@@ -277,7 +279,12 @@ class PatchRow:
 
 
 def _chart_label(measurements: Measurements) -> str:
-    return _or_missing(measurements.chart_type)
+    if measurements.chart_type is None:
+        return MISSING
+    try:
+        return f"{chart_spec(measurements.chart_type).title} ({measurements.chart_type})"
+    except ValueError:
+        return measurements.chart_type
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,14 +414,14 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
         )
 
     for left, image, title in ((0.05, before, "Before correction"), (0.52, after, "After correction")):
-        axes = figure.add_axes((left, 0.08, 0.43, 0.42))
+        axes = figure.add_axes((left, 0.17, 0.43, 0.36))
         axes.imshow(to_rgb(image))
         axes.set_title(title, fontsize=10)
         axes.axis("off")
     if measurements.patches:
         figure.text(
             0.07,
-            0.05,
+            0.16,
             "Yellow: chart outline; green: patches sampled for the fit; red: patches left out of the fit.",
             fontsize=8,
         )
