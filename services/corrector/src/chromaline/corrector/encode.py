@@ -1,0 +1,169 @@
+"""Writing corrected images with the sRGB ICC profile and the original EXIF.
+
+Paths, chosen by measurement on a 12 MP photo (one core):
+
+- JPEG (8 bit only): Pillow, which writes ``icc_profile`` and ``exif`` itself and encodes as fast
+  as OpenCV (both use libjpeg-turbo, ~50 ms).
+- PNG (8/16 bit): OpenCV encodes the pixels (~0.5 s; Pillow's encoder takes ~4.5 s), then the
+  ``iCCP`` and ``eXIf`` chunks are inserted after ``IHDR``.
+- TIFF 8 bit: Pillow, which writes the EXIF sub-IFDs as well.
+- TIFF 16 bit: tifffile (Pillow has no 48-bit RGB mode). tifffile will not write the EXIF
+  pointer tag, so a placeholder tag is written and patched into an ExifIFD pointer to an IFD
+  appended at the end of the file. The camera's string tags (make, model, date...) go into IFD0.
+
+The pixels given here are upright (decoding applied the EXIF orientation), so the orientation
+tag written is always 1.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import tifffile
+from numpy.typing import NDArray
+from PIL import Image, ImageCms, TiffImagePlugin
+
+OutputFormat = Literal["jpeg", "png", "tiff"]
+CONTENT_TYPES: dict[OutputFormat, str] = {"jpeg": "image/jpeg", "png": "image/png", "tiff": "image/tiff"}
+EXTENSIONS: dict[OutputFormat, str] = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif"}
+JPEG_QUALITY = 95
+
+ORIENTATION_TAG = 0x0112
+EXIF_IFD_TAG = 0x8769
+PLACEHOLDER_TAG = 0x8768
+"""Just below the ExifIFD tag, so the IFD0 entries stay sorted once it is renamed."""
+IFD0_STRING_TAGS = (270, 271, 272, 306, 315, 33432)
+"""ImageDescription, Make, Model, DateTime, Artist, Copyright."""
+
+
+class EncodeError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    data: bytes
+    format: OutputFormat
+    bit_depth: Literal[8, 16]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.format]
+
+
+@cache
+def srgb_icc_profile() -> bytes:
+    return bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+
+
+def upright_exif(exif: bytes | None) -> tuple[Image.Exif | None, list[str]]:
+    """The EXIF parsed, with orientation 1; None (and a note) if there is none or it is unreadable."""
+    if not exif:
+        return None, []
+    parsed = Image.Exif()
+    try:
+        parsed.load(exif)
+    except (SyntaxError, ValueError, struct.error, OSError):
+        return None, ["the original EXIF could not be read and was not copied"]
+    if ORIENTATION_TAG in parsed:
+        parsed[ORIENTATION_TAG] = 1
+    return parsed, []
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _encode_png(pixels: NDArray[np.uint8] | NDArray[np.uint16], exif: Image.Exif | None) -> bytes:
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(pixels[:, :, ::-1]))
+    if not ok:
+        raise EncodeError("encode_failed", "PNG encoding failed")
+    png = encoded.tobytes()
+    ihdr_end = 8 + 4 + 4 + 13 + 4
+    chunks = _png_chunk(b"iCCP", b"sRGB\x00\x00" + zlib.compress(srgb_icc_profile()))
+    if exif is not None:
+        chunks += _png_chunk(b"eXIf", exif.tobytes())
+    return png[:ihdr_end] + chunks + png[ihdr_end:]
+
+
+def _encode_with_pillow(pixels: NDArray[np.uint8], image_format: str, exif: Image.Exif | None) -> bytes:
+    options: dict[str, Any] = {"icc_profile": srgb_icc_profile()}
+    if exif is not None:
+        options["exif"] = exif.tobytes()
+    if image_format == "JPEG":
+        options.update(quality=JPEG_QUALITY, subsampling=0)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, image_format, **options)
+    return buffer.getvalue()
+
+
+def _encode_tiff16(pixels: NDArray[np.uint16], exif: Image.Exif | None) -> bytes:
+    icc = srgb_icc_profile()
+    extratags: list[tuple[int, int | str, int, Any, bool]] = [(34675, 7, len(icc), icc, True)]
+    exif_ifd = exif.get_ifd(EXIF_IFD_TAG) if exif is not None else {}
+    if exif is not None:
+        extratags += [
+            (tag, "s", 0, str(exif[tag]), True) for tag in IFD0_STRING_TAGS if isinstance(exif.get(tag), str)
+        ]
+        if exif_ifd:
+            extratags.append((PLACEHOLDER_TAG, 4, 1, 0, True))
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer, pixels, photometric="rgb", byteorder="<", metadata=None, software=False, extratags=extratags
+    )
+    if not exif_ifd:
+        return buffer.getvalue()
+    data = bytearray(buffer.getvalue())
+    with tifffile.TiffFile(io.BytesIO(bytes(data))) as written:
+        placeholder = written.pages.first.tags[PLACEHOLDER_TAG]
+        entry_offset, value_offset = placeholder.offset, placeholder.valueoffset
+    ifd_offset = len(data) + len(data) % 2
+    data += b"\x00" * (ifd_offset - len(data))
+    directory = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    for tag, value in exif_ifd.items():
+        directory[tag] = value
+    data += directory.tobytes(ifd_offset)
+    struct.pack_into("<H", data, entry_offset, EXIF_IFD_TAG)
+    struct.pack_into("<I", data, value_offset, ifd_offset)
+    return bytes(data)
+
+
+def encode_image(
+    pixels: NDArray[np.uint8] | NDArray[np.uint16], output_format: OutputFormat, *, exif: bytes | None = None
+) -> EncodedImage:
+    """Encode upright (H, W, 3) RGB pixels, tagged sRGB, keeping ``exif`` with orientation 1."""
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype not in (np.uint8, np.uint16):
+        raise EncodeError(
+            "unsupported_pixels", f"expected (H, W, 3) uint8/uint16, got {pixels.shape} {pixels.dtype}"
+        )
+    bit_depth: Literal[8, 16] = 8 if pixels.dtype == np.uint8 else 16
+    parsed_exif, notes = upright_exif(exif)
+    if output_format == "jpeg":
+        if bit_depth != 8:
+            raise EncodeError("unsupported_bit_depth", "JPEG holds 8 bits per channel; encode 8-bit pixels")
+        data = _encode_with_pillow(np.asarray(pixels, dtype=np.uint8), "JPEG", parsed_exif)
+    elif output_format == "png":
+        data = _encode_png(pixels, parsed_exif)
+    elif output_format == "tiff":
+        if bit_depth == 8:
+            data = _encode_with_pillow(np.asarray(pixels, dtype=np.uint8), "TIFF", parsed_exif)
+        else:
+            data = _encode_tiff16(np.asarray(pixels, dtype=np.uint16), parsed_exif)
+    else:
+        raise EncodeError("unsupported_format", f"cannot write {output_format!r}; use jpeg, png or tiff")
+    return EncodedImage(data=data, format=output_format, bit_depth=bit_depth, notes=notes)
