@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -84,17 +83,35 @@ def chart_layout(chart_key: str) -> ChartLayout:
     return LAYOUTS[chart_spec(chart_key).key]
 
 
+def homography_from_points(source: NDArray[np.floating], target: NDArray[np.floating]) -> NDArray[np.float64]:
+    """The 3×3 homography taking four source points to four target points, in float64.
+
+    (OpenCV's version works in float32, too coarse for fitting corners by finite differences.)
+    """
+    src = np.asarray(source, dtype=np.float64).reshape(4, 2)
+    dst = np.asarray(target, dtype=np.float64).reshape(4, 2)
+    system = np.zeros((8, 8))
+    rhs = np.zeros(8)
+    for i, ((x, y), (u, v)) in enumerate(zip(src, dst, strict=True)):
+        system[2 * i] = [x, y, 1, 0, 0, 0, -u * x, -u * y]
+        system[2 * i + 1] = [0, 0, 0, x, y, 1, -v * x, -v * y]
+        rhs[2 * i], rhs[2 * i + 1] = u, v
+    solution = np.linalg.solve(system, rhs)
+    return np.append(solution, 1.0).reshape(3, 3)
+
+
 def chart_homography(corners: NDArray[np.floating]) -> NDArray[np.float64]:
     """3×3 homography from chart-normalised coordinates to image pixels."""
-    quad = np.asarray(corners, dtype=np.float32).reshape(4, 2)
-    return np.asarray(cv2.getPerspectiveTransform(UNIT_SQUARE.astype(np.float32), quad), dtype=np.float64)
+    return homography_from_points(UNIT_SQUARE, corners)
 
 
 def map_points(homography: NDArray[np.float64], points: NDArray[np.floating]) -> NDArray[np.float64]:
     """Apply a homography to (N, 2) points."""
-    flat = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    mapped = cv2.perspectiveTransform(flat.reshape(-1, 1, 2), homography)
-    return np.asarray(mapped.reshape(np.asarray(points).shape), dtype=np.float64)
+    array = np.asarray(points, dtype=np.float64)
+    flat = array.reshape(-1, 2)
+    projected = flat @ homography[:, :2].T + homography[:, 2]
+    mapped = projected[:, :2] / projected[:, 2:3]
+    return np.asarray(mapped.reshape(array.shape), dtype=np.float64)
 
 
 def patch_quads(chart_key: str, corners: NDArray[np.floating], margin: float = 0.25) -> NDArray[np.float64]:

@@ -1,0 +1,380 @@
+"""Finding colour charts in a photo.
+
+OpenCV's ``mcc`` detector (or, for framed charts, four ArUco markers) finds charts on a downscaled
+8-bit copy. Its corners are only approximate, so they are refined at full resolution by fitting
+the chart homography to the edges of every patch, and the corner order is rotated so that the
+sampled colours best match the chart's reference colours (a chart upside down or on its side
+still yields patches in reference order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import least_squares
+
+from chromaline.detector.charts import reference_linear_rgb
+from chromaline.detector.frame import FrameSpec
+from chromaline.detector.geometry import chart_homography, chart_layout, map_points, patch_quads
+from chromaline.detector.image_io import DecodedImage, srgb_decode
+
+MCC_TYPES = {"classic24": cv2.mcc.MCC24, "digital_sg": cv2.mcc.SG140}
+AUTO_ORDER = ("classic24", "digital_sg", "aruco_classic24")
+MIN_PATCH_PX = 6.0
+"""A chart whose patches are smaller than this (full resolution) cannot be measured."""
+MIN_CONFIDENCE = 0.5
+"""Below this the sampled colours do not look like the chart at all: a false detection."""
+
+
+@dataclass(frozen=True)
+class ChartDetection:
+    chart_type: str
+    corners: NDArray[np.float64]
+    """(4, 2) full-resolution pixel corners of the patch grid, clockwise from the corner next to patch 0."""
+    confidence: float
+    orientation_degrees: int
+    """Clockwise rotation of the chart in the image: 0 when patch 0 is top-left, 180 upside down."""
+
+
+@dataclass(frozen=True)
+class DetectionOutcome:
+    detections: list[ChartDetection]
+    """Best first; empty when nothing usable was found."""
+    reason: str | None
+    """``no_chart``, ``chart_too_small``, ``overexposed`` or ``underexposed`` when empty."""
+    message: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Image preparation
+
+
+def _rgb8(image: DecodedImage | NDArray[np.generic]) -> NDArray[np.uint8]:
+    """8-bit RGB view of the input (16-bit data keeps its high byte)."""
+    pixels = image.pixels if isinstance(image, DecodedImage) else np.asarray(image)
+    if pixels.dtype == np.uint16:
+        return np.asarray(pixels >> 8, dtype=np.uint8)
+    if pixels.dtype != np.uint8:
+        raise TypeError("detect_charts needs encoded 8- or 16-bit RGB pixels")
+    return np.asarray(pixels, dtype=np.uint8)
+
+
+def _downscale(rgb: NDArray[np.uint8], max_side: int) -> tuple[NDArray[np.uint8], float]:
+    """A copy whose long side is at most ``max_side``, and the factor from it to full resolution."""
+    height, width = rgb.shape[:2]
+    factor = max(height, width) / max_side
+    if factor <= 1.0:
+        return rgb, 1.0
+    size = (round(width / factor), round(height / factor))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return np.asarray(small, dtype=np.uint8), width / size[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Corner refinement: fit the homography to the edges of all patches
+
+
+@dataclass(frozen=True)
+class _EdgeSamples:
+    chart_points: NDArray[np.float64]
+    """(M, 2) points on patch sides in chart-normalised coordinates."""
+    chart_normals: NDArray[np.float64]
+    """(M, 2) outward normal of each side, chart-normalised (unit in mm terms)."""
+
+
+@dataclass(frozen=True)
+class _EdgeFits:
+    a: NDArray[np.float64]
+    b: NDArray[np.float64]
+    """Two chart-normalised points along each found edge's side, to form the side line."""
+    found: NDArray[np.float64]
+    """(M, 2) image position of the edge found along each side's normal."""
+
+
+def _edge_samples(chart_type: str, per_side: int = 4) -> tuple[_EdgeSamples, NDArray[np.float64]]:
+    """Points along every patch side, plus the tangent direction of each side."""
+    rects = chart_layout(chart_type).patch_rects()
+    fractions = (np.arange(per_side) + 0.5) / per_side * 0.7 + 0.15
+    points, normals, tangents = [], [], []
+    for u0, v0, u1, v1 in rects:
+        for f in fractions:
+            u = u0 + f * (u1 - u0)
+            v = v0 + f * (v1 - v0)
+            points += [(u, v0), (u1, v), (u, v1), (u0, v)]
+            normals += [(0, -1), (1, 0), (0, 1), (-1, 0)]
+            tangents += [(1, 0), (0, 1), (1, 0), (0, 1)]
+    return _EdgeSamples(np.array(points), np.array(normals, dtype=np.float64)), np.array(
+        tangents, dtype=np.float64
+    )
+
+
+def _find_edges(
+    grey: NDArray[np.float32], chart_type: str, corners: NDArray[np.float64], offset: NDArray[np.float64]
+) -> _EdgeFits:
+    """Walk from each patch's centre outwards along every side's normal to the first strong edge."""
+    layout = chart_layout(chart_type)
+    samples, tangents = _edge_samples(chart_type)
+    width_mm, height_mm = layout.grid_mm
+    half_patch = np.array([layout.patch_mm / width_mm, layout.patch_mm / height_mm]) / 2
+    reach = np.abs(samples.chart_normals) @ half_patch
+    steps = np.linspace(-1.0, 0.9, 96)
+    along = samples.chart_points[:, None, :] + samples.chart_normals[:, None, :] * (
+        reach[:, None, None] * steps[None, :, None]
+    )
+    homography = chart_homography(corners - offset)
+    image_points = map_points(homography, along.reshape(-1, 2)).reshape(along.shape).astype(np.float32)
+    profiles = cv2.remap(grey, image_points[..., 0], image_points[..., 1], cv2.INTER_LINEAR, borderValue=-1.0)
+    step_px = np.linalg.norm(np.diff(image_points, axis=1), axis=2)
+    gradient = np.abs(np.diff(profiles, axis=1)) / np.maximum(step_px, 1e-6)
+    strength = gradient.max(axis=1)
+    strong = gradient >= 0.5 * strength[:, None]
+    first = np.argmax(strong, axis=1)
+    rows = np.arange(len(first))
+    usable = (strength > 3.0) & (first > 0) & (first < gradient.shape[1] - 1) & (profiles.min(axis=1) >= 0)
+    # Climb to the local maximum after the first strong step, then interpolate it.
+    peak = first.copy()
+    for _ in range(4):
+        nxt = np.minimum(peak + 1, gradient.shape[1] - 1)
+        peak = np.where(gradient[rows, nxt] > gradient[rows, peak], nxt, peak)
+    left = gradient[rows, np.maximum(peak - 1, 0)]
+    centre = gradient[rows, peak]
+    right = gradient[rows, np.minimum(peak + 1, gradient.shape[1] - 1)]
+    denominator = left - 2 * centre + right
+    shift = np.divide(
+        0.5 * (left - right), denominator, out=np.zeros_like(denominator), where=np.abs(denominator) > 1e-6
+    )
+    position = np.clip(peak + 0.5 + np.clip(shift, -0.5, 0.5), 0, len(steps) - 1)
+    t = np.interp(position, np.arange(len(steps)), steps)
+    chart_found = samples.chart_points + samples.chart_normals * (reach * t)[:, None]
+    found = map_points(homography, chart_found) + offset
+    a = samples.chart_points[usable]
+    b = a + tangents[usable] * 0.01
+    return _EdgeFits(a, b, found[usable])
+
+
+def _side_residuals(params: NDArray[np.float64], fits: _EdgeFits) -> NDArray[np.float64]:
+    homography = chart_homography(params.reshape(4, 2))
+    a = map_points(homography, fits.a)
+    b = map_points(homography, fits.b)
+    direction = b - a
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    delta = fits.found - a
+    return np.asarray(direction[:, 0] * delta[:, 1] - direction[:, 1] * delta[:, 0], dtype=np.float64)
+
+
+def refine_corners(
+    rgb: NDArray[np.uint8], chart_type: str, corners: NDArray[np.float64], iterations: int = 3
+) -> NDArray[np.float64]:
+    """Fit the chart homography to the patch edges around approximate ``corners`` (full resolution)."""
+    height, width = rgb.shape[:2]
+    span = np.ptp(corners, axis=0)
+    low = np.maximum(np.floor(corners.min(axis=0) - 0.1 * span), 0).astype(int)
+    high = np.minimum(np.ceil(corners.max(axis=0) + 0.1 * span), [width, height]).astype(int)
+    crop = rgb[low[1] : high[1], low[0] : high[0]]
+    luma = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey = np.asarray(cv2.GaussianBlur(luma, (0, 0), 1.0), dtype=np.float32)
+    offset = low.astype(np.float64)
+    current = np.asarray(corners, dtype=np.float64)
+    for _ in range(iterations):
+        fits = _find_edges(grey, chart_type, current, offset)
+        if len(fits.found) < 12:
+            break
+        patch_px = float(np.linalg.norm(current[1] - current[0])) / chart_layout(chart_type).columns
+        result = least_squares(
+            _side_residuals, current.ravel(), args=(fits,), loss="soft_l1", f_scale=max(1.0, 0.02 * patch_px)
+        )
+        moved = float(np.abs(result.x - current.ravel()).max())
+        current = result.x.reshape(4, 2)
+        if moved < 0.05:
+            break
+    return current
+
+
+# ---------------------------------------------------------------------------------------------
+# Orientation
+
+
+def _patch_means(
+    rgb: NDArray[np.uint8], chart_type: str, corners: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Mean linear colour of each patch's centre, sampled at its centre point and four neighbours."""
+    quads = patch_quads(chart_type, corners, margin=0.3)
+    centres = quads.mean(axis=1)
+    points = np.concatenate([centres[:, None, :], 0.5 * (quads + centres[:, None, :])], axis=1).reshape(-1, 2)
+    height, width = rgb.shape[:2]
+    xs = np.clip(np.round(points[:, 0]).astype(int), 0, width - 1)
+    ys = np.clip(np.round(points[:, 1]).astype(int), 0, height - 1)
+    codes = rgb[ys, xs].astype(np.float64) / 255.0
+    return np.asarray(srgb_decode(codes).reshape(len(quads), 5, 3).mean(axis=1), dtype=np.float64)
+
+
+def colour_agreement(measured: NDArray[np.float64], reference: NDArray[np.float64]) -> float:
+    """How well patch colours match the reference, whatever the exposure and white balance: the mean
+    per-channel correlation of log values (a gain or a gamma only shifts or scales logs)."""
+    eps = 1e-3
+    scores = []
+    for channel in range(3):
+        m = np.log(np.maximum(measured[:, channel], 0.0) + eps)
+        r = np.log(np.maximum(reference[:, channel], 0.0) + eps)
+        if m.std() < 1e-6:
+            return 0.0
+        scores.append(float(np.corrcoef(m, r)[0, 1]))
+    return float(np.mean(scores))
+
+
+def orient_corners(
+    rgb: NDArray[np.uint8], chart_type: str, corners: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], float]:
+    """The cyclic rotation of ``corners`` whose sampled colours best match the reference, and its score."""
+    reference = reference_linear_rgb(chart_type)
+    best, best_score = corners, -np.inf
+    for shift in range(4):
+        candidate = np.roll(corners, -shift, axis=0)
+        score = colour_agreement(_patch_means(rgb, chart_type, candidate), reference)
+        if score > best_score:
+            best, best_score = candidate, score
+    return best, float(best_score)
+
+
+def orientation_of(corners: NDArray[np.float64]) -> int:
+    """Clockwise rotation of the chart, to the nearest quarter turn, from its first row's direction."""
+    dx, dy = corners[1] - corners[0]
+    return int(np.round(np.degrees(np.arctan2(dy, dx)) / 90.0)) % 4 * 90
+
+
+def _is_clockwise(corners: NDArray[np.float64]) -> bool:
+    x, y = corners[:, 0], corners[:, 1]
+    return float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)) > 0
+
+
+def _patch_size_px(chart_type: str, corners: NDArray[np.float64]) -> float:
+    quads = patch_quads(chart_type, corners, margin=0.0)
+    return float(np.sqrt(np.abs(cv2.contourArea(quads[0].astype(np.float32)))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Finders
+
+
+def _mcc_boxes(small_rgb: NDArray[np.uint8], chart_type: str, max_charts: int) -> list[NDArray[np.float64]]:
+    detector = cv2.mcc.CCheckerDetector_create()  # type: ignore[attr-defined]  # missing from the stubs
+    detector.setColorChartType(MCC_TYPES[chart_type])
+    bgr = np.ascontiguousarray(small_rgb[:, :, ::-1])
+    if not detector.process(bgr, max_charts):
+        return []
+    return [
+        np.asarray(checker.getBox(), dtype=np.float64).reshape(4, 2)
+        for checker in detector.getListColorChecker()
+    ]
+
+
+def _aruco_boxes(small_rgb: NDArray[np.uint8], spec: FrameSpec) -> list[NDArray[np.float64]]:
+    """The Classic 24 grid's corners from the frame's marker homography (at least two markers)."""
+    dictionary = cv2.aruco.getPredefinedDictionary(spec.dictionary)
+    parameters = cv2.aruco.DetectorParameters()
+    parameters.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    detector = cv2.aruco.ArucoDetector(dictionary, parameters)
+    grey = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2GRAY)
+    marker_corners, ids, _ = detector.detectMarkers(grey)
+    if ids is None:
+        return []
+    page_points, image_points = [], []
+    for quad, marker_id in zip(marker_corners, ids.ravel(), strict=True):
+        if int(marker_id) in spec.marker_ids:
+            position = spec.marker_ids.index(int(marker_id))
+            page_points.append(spec.marker_corners_mm(position))
+            image_points.append(np.asarray(quad, dtype=np.float64).reshape(4, 2))
+    if len(page_points) < 2:
+        return []
+    homography, _ = cv2.findHomography(np.concatenate(page_points), np.concatenate(image_points))
+    if homography is None:
+        return []
+    layout = chart_layout("aruco_classic24")
+    chart_x, chart_y = spec.chart_rect_mm[:2]
+    grid_on_page = layout.grid_corners_mm() + np.array([chart_x, chart_y])
+    return [map_points(np.asarray(homography, dtype=np.float64), grid_on_page)]
+
+
+def _overlaps(corners: NDArray[np.float64], others: list[ChartDetection]) -> bool:
+    centre = corners.mean(axis=0)
+    for other in others:
+        contour = other.corners.astype(np.float32).reshape(-1, 1, 2)
+        if cv2.pointPolygonTest(contour, (float(centre[0]), float(centre[1])), False) >= 0:
+            return True
+    return False
+
+
+def _exposure_problem(rgb: NDArray[np.uint8]) -> tuple[str, str] | None:
+    small, _ = _downscale(rgb, 400)
+    luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    if np.mean(luma >= 250) > 0.4 or np.median(luma) >= 240:
+        return "overexposed", "no chart found and the photo is overexposed (most pixels are at full scale)"
+    if np.percentile(luma, 99) < 40:
+        return (
+            "underexposed",
+            "no chart found and the photo is underexposed (almost all pixels are near black)",
+        )
+    return None
+
+
+def _candidates(small: NDArray[np.uint8], chart_type: str, max_charts: int) -> list[NDArray[np.float64]]:
+    if chart_type == "aruco_classic24":
+        return _aruco_boxes(small, FrameSpec())
+    if chart_type in MCC_TYPES:
+        return _mcc_boxes(small, chart_type, max_charts)
+    raise ValueError(f"cannot detect charts of type {chart_type!r}")
+
+
+def detect_charts(
+    image: DecodedImage | NDArray[np.generic],
+    chart_type: str = "auto",
+    *,
+    max_side: int = 1600,
+    max_charts: int = 4,
+) -> DetectionOutcome:
+    """Find the charts in an image (encoded RGB pixels, or a decoded image), best first."""
+    rgb = _rgb8(image)
+    small, factor = _downscale(rgb, max_side)
+    types = AUTO_ORDER if chart_type == "auto" else (chart_type,)
+    found: list[ChartDetection] = []
+    too_small = False
+    for candidate_type in types:
+        for box in _candidates(small, candidate_type, max_charts):
+            coarse = box * factor + (factor - 1) / 2
+            if _patch_size_px(candidate_type, coarse) < MIN_PATCH_PX:
+                too_small = True
+                continue
+            refined = refine_corners(rgb, candidate_type, coarse)
+            if not _is_clockwise(refined) or _patch_size_px(candidate_type, refined) < MIN_PATCH_PX:
+                refined = coarse
+            oriented, score = orient_corners(rgb, candidate_type, refined)
+            if score < MIN_CONFIDENCE or _overlaps(oriented, found):
+                continue
+            found.append(
+                ChartDetection(candidate_type, oriented, float(min(score, 1.0)), orientation_of(oriented))
+            )
+        if found:
+            break
+    found.sort(key=lambda detection: detection.confidence, reverse=True)
+    if found:
+        return DetectionOutcome(found, None, f"found {len(found)} chart(s)")
+    if too_small:
+        return DetectionOutcome(
+            [], "chart_too_small", "a chart was found but its patches are too small to measure"
+        )
+    problem = _exposure_problem(rgb)
+    if problem is not None:
+        return DetectionOutcome([], problem[0], problem[1])
+    return DetectionOutcome([], "no_chart", "no colour chart was found in the photo")
+
+
+def detection_from_corners(
+    chart_type: str, corners: NDArray[np.floating] | list[tuple[float, float]]
+) -> ChartDetection:
+    """A detection from corners the caller supplies (clockwise from the corner next to patch 0)."""
+    array = np.asarray(corners, dtype=np.float64).reshape(4, 2)
+    chart_layout(chart_type)
+    return ChartDetection(chart_type, array, 1.0, orientation_of(array))
