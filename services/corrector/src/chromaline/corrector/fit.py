@@ -36,7 +36,7 @@ from chromaline.corrector.metrics import ChartReference, FloatArray, delta_e, wo
 Method = Literal["white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial"]
 Objective = Literal["least_squares", "delta_e2000"]
 METHODS: tuple[Method, ...] = ("white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial")
-WORKING_SPACE_NAME = "sRGB-linear"
+WORKING_SPACE_NAME: Literal["sRGB-linear"] = "sRGB-linear"
 NEUTRAL_MAX_CHROMA = 4.0
 """Reference patches with C*ab below this count as neutral for white balance."""
 OVERFIT_RATIO = 2.0
@@ -164,10 +164,14 @@ class Correction:
             return self.coefficients.copy()
         return np.hstack([self.coefficients, np.zeros((3, 1))])
 
-    def apply_to_pixels(self, rgb_linear: NDArray[Floating]) -> NDArray[Floating]:
+    def apply_to_pixels(self, rgb_linear: NDArray[np.floating]) -> NDArray[np.floating]:
+        """Corrected (N, 3) linear RGB, in the input's precision (float32 stays float32)."""
         rgb = np.asarray(rgb_linear)
-        out: NDArray[Floating] = expand(rgb, self.spec) @ self.coefficients.T.astype(rgb.dtype)
-        return out
+        if rgb.dtype == np.float32:
+            rgb32 = np.asarray(rgb, dtype=np.float32)
+            return np.asarray(expand(rgb32, self.spec) @ self.coefficients.T.astype(np.float32))
+        rgb64 = np.asarray(rgb, dtype=np.float64)
+        return np.asarray(expand(rgb64, self.spec) @ self.coefficients.T)
 
     @classmethod
     def identity(cls) -> Correction:

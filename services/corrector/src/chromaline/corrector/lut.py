@@ -39,14 +39,14 @@ def srgb_encode_table(bit_depth: BitDepth) -> NDArray[np.uint8] | NDArray[np.uin
     return table
 
 
-def cube_text(transform: Callable[[NDArray[np.float64]], NDArray[np.float64]], size: int, title: str) -> str:
+def cube_text(transform: Callable[[NDArray[np.float64]], NDArray[np.floating]], size: int, title: str) -> str:
     """A .cube 3D LUT of ``transform``, which maps (N, 3) sRGB-encoded values in 0..1 to the same."""
     if not 2 <= size <= 256:
         raise ValueError(f"LUT_3D_SIZE must be within 2..256, got {size}")
     axis = np.linspace(0.0, 1.0, size)
     blue, green, red = np.meshgrid(axis, axis, axis, indexing="ij")
     lattice = np.stack([red.ravel(), green.ravel(), blue.ravel()], axis=1)
-    values = np.clip(transform(lattice), 0.0, 1.0)
+    values = np.clip(np.asarray(transform(lattice), dtype=np.float64), 0.0, 1.0)
     safe_title = title.replace('"', "'").replace("\n", " ")
     header = [
         f'TITLE "{safe_title}"',
@@ -59,12 +59,13 @@ def cube_text(transform: Callable[[NDArray[np.float64]], NDArray[np.float64]], s
 
 
 def srgb_transform(
-    linear_transform: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+    linear_transform: Callable[[NDArray[np.float64]], NDArray[np.floating]],
 ) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
     """Wrap a linear-light transform so it takes and returns sRGB-encoded values."""
 
     def encoded(values: NDArray[np.float64]) -> NDArray[np.float64]:
-        return srgb_encode(np.clip(linear_transform(srgb_decode(values)), 0.0, 1.0))
+        linear = np.asarray(linear_transform(srgb_decode(values)), dtype=np.float64)
+        return srgb_encode(np.clip(linear, 0.0, 1.0))
 
     return encoded
 
