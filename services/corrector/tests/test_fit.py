@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import colour
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from chromaline.corrector.fit import (
+    Correction,
+    FitError,
+    MethodSpec,
+    choose_method,
+    correction_delta_e2000,
+    cross_validate,
+    expand,
+    fit_correction,
+    neutral_mask,
+)
+from chromaline.corrector.metrics import ChartReference
+
+MATRIX = np.array([[1.25, -0.18, -0.07], [-0.21, 1.32, -0.11], [0.04, -0.29, 1.25]])
+
+
+@pytest.fixture(scope="module")
+def reference() -> ChartReference:
+    return ChartReference.for_chart("classic24", "2014")
+
+
+def _measured_through(coefficients: NDArray[np.float64], reference: ChartReference) -> NDArray[np.float64]:
+    """Camera values such that ``coefficients`` (3×3 or 3×4 affine) maps them exactly onto the reference."""
+    square = coefficients[:, :3]
+    offset = coefficients[:, 3] if coefficients.shape[1] == 4 else np.zeros(3)
+    return np.asarray((reference.rgb - offset) @ np.linalg.inv(square).T)
+
+
+def test_linear3x3_recovers_a_known_matrix(reference: ChartReference) -> None:
+    measured = _measured_through(MATRIX, reference)
+    correction = fit_correction(measured, reference, "linear3x3")
+    np.testing.assert_allclose(correction.coefficients, MATRIX, atol=1e-10)
+
+
+def test_affine3x4_recovers_a_known_matrix_with_offset(reference: ChartReference) -> None:
+    affine = np.hstack([MATRIX, np.array([[0.01], [-0.005], [0.02]])])
+    correction = fit_correction(_measured_through(affine, reference), reference, "affine3x4")
+    np.testing.assert_allclose(correction.coefficients, affine, atol=1e-10)
+
+
+def test_white_balance_recovers_gains_from_neutrals(reference: ChartReference) -> None:
+    gains = np.array([1.3, 1.0, 0.7])
+    correction = fit_correction(reference.rgb / gains, reference, "white_balance")
+    np.testing.assert_allclose(correction.coefficients, np.diag(gains), atol=1e-10)
+
+
+def test_white_balance_uses_only_neutral_patches(reference: ChartReference) -> None:
+    gains = np.array([1.3, 1.0, 0.7])
+    measured = reference.rgb / gains
+    measured[~neutral_mask(reference)] = 0.5  # chromatic patches say nothing about white balance
+    correction = fit_correction(measured, reference, "white_balance")
+    np.testing.assert_allclose(np.diag(correction.coefficients), gains, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "spec", [MethodSpec("root_polynomial", 2), MethodSpec("root_polynomial", 3), MethodSpec("polynomial", 2)]
+)
+def test_polynomial_methods_recover_known_coefficients(reference: ChartReference, spec: MethodSpec) -> None:
+    rng = np.random.default_rng(7)
+    measured = np.clip(reference.rgb @ np.linalg.inv(MATRIX).T, 0.001, None)
+    coefficients = np.zeros((3, spec.term_count))
+    coefficients[:, :3] = MATRIX
+    coefficients[:, 3:] = rng.normal(0.0, 0.05, (3, spec.term_count - 3))
+    target = expand(measured, spec) @ coefficients.T
+    synthetic = ChartReference(
+        reference.chart_type, reference.edition, reference.names, target, reference.lab, reference.white_xy
+    )
+    correction = fit_correction(measured, synthetic, spec)
+    np.testing.assert_allclose(correction.coefficients, coefficients, atol=1e-8)
+
+
+@pytest.mark.parametrize("degree", [2, 3])
+def test_root_polynomial_terms_match_colour_science(degree: int) -> None:
+    rgb = np.random.default_rng(1).uniform(0.01, 1.0, (20, 3))
+    ours = expand(rgb, MethodSpec("root_polynomial", degree))
+    theirs = colour.characterisation.polynomial_expansion_Finlayson2015(
+        rgb, degree, root_polynomial_expansion=True
+    )
+    assert ours.shape == theirs.shape
+    ours_sorted = np.sort(ours, axis=1)
+    np.testing.assert_allclose(ours_sorted, np.sort(theirs, axis=1), rtol=1e-12)
+
+
+def test_polynomial_terms_match_cheung_2004() -> None:
+    rgb = np.random.default_rng(2).uniform(0.0, 1.0, (20, 3))
+    ours = expand(rgb, MethodSpec("polynomial", 2))
+    theirs = colour.characterisation.matrix_augmented_Cheung2004(rgb, terms=10)
+    np.testing.assert_allclose(np.sort(ours, axis=1), np.sort(theirs, axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("degree", [2, 3])
+def test_root_polynomial_is_exposure_invariant(reference: ChartReference, degree: int) -> None:
+    rng = np.random.default_rng(3)
+    measured = reference.rgb @ np.linalg.inv(MATRIX).T + rng.normal(0, 0.004, reference.rgb.shape)
+    correction = fit_correction(np.clip(measured, 0, None), reference, "root_polynomial", degree=degree)
+    pixels = rng.uniform(0.0, 0.8, (100, 3))
+    for exposure in (0.25, 1.7):
+        np.testing.assert_allclose(
+            correction.apply_to_pixels(exposure * pixels),
+            exposure * correction.apply_to_pixels(pixels),
+            rtol=1e-10,
+        )
+
+
+def test_ordinary_polynomial_is_not_exposure_invariant(reference: ChartReference) -> None:
+    rng = np.random.default_rng(3)
+    measured = reference.rgb @ np.linalg.inv(MATRIX).T + rng.normal(0, 0.004, reference.rgb.shape)
+    correction = fit_correction(measured, reference, "polynomial")
+    pixels = rng.uniform(0.1, 0.8, (100, 3))
+    scaled = correction.apply_to_pixels(0.5 * pixels)
+    assert np.max(np.abs(scaled - 0.5 * correction.apply_to_pixels(pixels))) > 1e-3
+
+
+def _noisy_camera(reference: ChartReference, seed: int, noise: float = 0.006) -> NDArray[np.float64]:
+    rng = np.random.default_rng(seed)
+    measured = 0.8 * reference.rgb @ np.linalg.inv(MATRIX).T
+    return np.asarray(measured + rng.normal(0.0, noise, measured.shape))
+
+
+def test_masked_patches_do_not_influence_the_fit(reference: ChartReference) -> None:
+    measured = _measured_through(MATRIX, reference)
+    measured[3] = [0.9, 0.0, 0.9]
+    mask = np.ones(reference.patch_count, dtype=bool)
+    mask[3] = False
+    correction = fit_correction(measured, reference, "linear3x3", mask=mask)
+    np.testing.assert_allclose(correction.coefficients, MATRIX, atol=1e-10)
+    zero_weight = np.ones(reference.patch_count)
+    zero_weight[3] = 0.0
+    weighted = fit_correction(measured, reference, "linear3x3", weights=zero_weight)
+    np.testing.assert_allclose(weighted.coefficients, MATRIX, atol=1e-10)
+
+
+def test_too_few_patches_is_a_typed_error(reference: ChartReference) -> None:
+    mask = np.zeros(reference.patch_count, dtype=bool)
+    mask[:2] = True
+    with pytest.raises(FitError) as raised:
+        fit_correction(reference.rgb, reference, "linear3x3", mask=mask)
+    assert raised.value.code == "too_few_patches"
+
+
+def test_delta_e2000_objective_lowers_mean_delta_e(reference: ChartReference) -> None:
+    measured = _noisy_camera(reference, seed=11)
+    least_squares = fit_correction(measured, reference, "affine3x4")
+    refined = fit_correction(measured, reference, "affine3x4", objective="delta_e2000")
+    before = correction_delta_e2000(least_squares, measured, reference).mean()
+    after = correction_delta_e2000(refined, measured, reference).mean()
+    assert refined.objective == "delta_e2000"
+    assert after < before - 0.05
+
+
+@pytest.mark.parametrize("method", ["linear3x3", "affine3x4", "root_polynomial", "polynomial"])
+def test_cross_validated_error_is_not_below_training_error(reference: ChartReference, method: str) -> None:
+    result = cross_validate(_noisy_camera(reference, seed=5), reference, method)  # type: ignore[arg-type]
+    assert result.cross_validated_mean >= result.training_mean
+    assert np.isfinite(result.per_patch).all()
+
+
+def test_polynomial_on_few_patches_is_flagged_as_overfitting(reference: ChartReference) -> None:
+    measured = _noisy_camera(reference, seed=5)
+    mask = np.zeros(reference.patch_count, dtype=bool)
+    mask[:13] = True
+    polynomial = cross_validate(measured, reference, "polynomial", mask=mask)
+    linear = cross_validate(measured, reference, "linear3x3", mask=mask)
+    assert polynomial.overfit
+    assert not linear.overfit
+    assert np.isnan(polynomial.per_patch[13:]).all()
+
+
+def test_choose_method_ranks_by_cross_validation_not_training(reference: ChartReference) -> None:
+    choice = choose_method(_noisy_camera(reference, seed=5), reference)
+    best_training = min(choice.scores, key=lambda score: score.training_mean)
+    best_validated = min(choice.scores, key=lambda score: score.cross_validated_mean)
+    assert choice.chosen == best_validated.spec
+    assert best_training.spec != choice.chosen, "the data should make training error mislead"
+
+
+def test_choose_method_skips_methods_with_too_many_terms(reference: ChartReference) -> None:
+    mask = np.zeros(reference.patch_count, dtype=bool)
+    mask[:10] = True
+    choice = choose_method(_noisy_camera(reference, seed=5), reference, mask=mask)
+    assert all(score.spec.term_count < 9 for score in choice.scores)
+
+
+def test_correction_checks_coefficient_shape() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        Correction("affine3x4", np.eye(3))
+    assert Correction.identity().matrix_3x4().shape == (3, 4)
