@@ -41,8 +41,11 @@ from chromaline.detector.detect import ChartDetection, detect_charts, detection_
 from chromaline.detector.image_io import DecodedImage, UnsupportedImageError, decode_image
 from chromaline.detector.sample import PatchMeasurement, sample_patches
 
-EXCLUDING_FLAGS = frozenset({"clipped", "non_uniform", "outside_frame", "dark"})
-"""Detector flags that make a patch unfit for fitting (every flag the detector raises today)."""
+EXCLUDING_FLAGS = frozenset({"clipped", "outside_frame", "dark"})
+"""Detector flags that always keep a patch out of the fit: its mean is not the patch's colour."""
+SOFT_FLAGS = frozenset({"non_uniform"})
+"""Flags that keep a patch out only while at least half the chart remains: a textured or noisy
+patch's robust mean is still a usable estimate, and fitting on a handful of patches is worse."""
 DEFAULT_CORNER_CHART = "classic24"
 
 
@@ -88,21 +91,40 @@ def chart_reference(chart_type: str, edition: Edition) -> ChartReference:
     return ChartReference.for_chart(chart_type, edition)
 
 
-def patch_arrays(
-    patches: Sequence[MeasuredPatch], reference: ChartReference
-) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Measured RGB in reference order and the mask of patches fit to use (present, unflagged)."""
+@dataclass(frozen=True)
+class PatchSelection:
+    measured: NDArray[np.float64]
+    """(N, 3) measured linear RGB in reference order (zeros where a patch is missing)."""
+    used: NDArray[np.bool_]
+    notes: list[str]
+
+
+def select_patches(patches: Sequence[MeasuredPatch], reference: ChartReference) -> PatchSelection:
+    """Measured RGB in reference order and the patches fit to use, given the detector's flags."""
     measured = np.zeros((reference.patch_count, 3))
-    used = np.zeros(reference.patch_count, dtype=bool)
+    usable = np.zeros(reference.patch_count, dtype=bool)
+    soft_flagged = np.zeros(reference.patch_count, dtype=bool)
     for patch in patches:
         if not 0 <= patch.index < reference.patch_count:
             raise EngineError(
                 "invalid_measurements", f"patch index {patch.index} is not on a {reference.chart_type}"
             )
         rgb = np.asarray(patch.rgb, dtype=np.float64)
+        if not np.all(np.isfinite(rgb)):
+            continue
         measured[patch.index] = rgb
-        used[patch.index] = np.all(np.isfinite(rgb)) and not EXCLUDING_FLAGS.intersection(patch.flags)
-    return measured, used
+        usable[patch.index] = not EXCLUDING_FLAGS.intersection(patch.flags)
+        soft_flagged[patch.index] = bool(SOFT_FLAGS.intersection(patch.flags))
+    strict = usable & ~soft_flagged
+    if strict.sum() >= reference.patch_count // 2:
+        return PatchSelection(measured, strict, [])
+    kept = int((usable & soft_flagged).sum())
+    notes = (
+        [f"{kept} patch(es) flagged non-uniform were kept: without them too few patches remain"]
+        if kept
+        else []
+    )
+    return PatchSelection(measured, usable, notes)
 
 
 @dataclass(frozen=True)
@@ -117,6 +139,7 @@ class FitResult:
     report: DeltaEReport
     rating_before: Rating
     rating_after: Rating
+    notes: list[str] = field(default_factory=list)
 
     def statistics(self) -> FitStatistics:
         return FitStatistics(
@@ -147,7 +170,8 @@ def fit_from_measurements(
 ) -> FitResult:
     """Fit a correction to sampled patches; ``auto`` picks the method by cross-validated ΔE2000."""
     reference = chart_reference(chart_type, edition)
-    measured, used = patch_arrays(patches, reference)
+    selection = select_patches(patches, reference)
+    measured, used = selection.measured, selection.used
     choice: MethodChoice | None = None
     try:
         if method == "auto":
@@ -171,6 +195,7 @@ def fit_from_measurements(
         report=report,
         rating_before=rate(report.before["CIE 2000"]),
         rating_after=rate(report.after["CIE 2000"]),
+        notes=selection.notes,
     )
 
 
@@ -186,6 +211,7 @@ class Measurement:
     """``before`` is the photo as it is; ``after`` equals it (nothing corrected yet)."""
     rating: Rating
     timings: Timings = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def delta_e2000(self) -> Summary:
@@ -235,7 +261,8 @@ def measure(
     reference = chart_reference(detection.chart_type, edition)
     with _timed(timings, "sample"):
         patches = sample_patches(image, detection, edition=edition)
-    measured, used = patch_arrays(patches, reference)
+    selection = select_patches(patches, reference)
+    measured, used = selection.measured, selection.used
     if not used.any():
         raise EngineError("too_few_patches", "every patch on the chart is clipped or unusable")
     report = compare(measured, measured, reference, used)
@@ -249,6 +276,7 @@ def measure(
         report=report,
         rating=rate(report.before["CIE 2000"]),
         timings=timings,
+        notes=selection.notes,
     )
 
 
@@ -301,6 +329,7 @@ def correct_photo(
     fit: FitResult | None = None
     if measurement is not None:
         timings.update(measurement.timings)
+        notes.extend(measurement.notes)
     with _timed(timings, "fit"):
         if profile is not None:
             correction = profile.correction()
@@ -344,5 +373,6 @@ def _report(
         return fit.report
     if measurement is None:
         return None
-    measured, used = patch_arrays(measurement.patches, measurement.reference)
-    return compare(measured, correction.apply_to_pixels(measured), measurement.reference, used)
+    selection = select_patches(measurement.patches, measurement.reference)
+    after = correction.apply_to_pixels(selection.measured)
+    return compare(selection.measured, after, measurement.reference, selection.used)
