@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from chromaline.common.events.contracts import PatchSample
+from chromaline.common.measurements import Measurements
 from chromaline.corrector.encode import srgb_icc_profile
 from chromaline.corrector.engine import (
     EngineError,
@@ -175,3 +176,31 @@ def test_non_uniform_patches_are_kept_when_too_few_remain() -> None:
     strict = fit_from_measurements(few_flagged, "classic24", "2014", "linear3x3")
     assert int(strict.used.sum()) == 20
     assert not strict.notes
+
+
+def test_measurements_document_describes_every_patch() -> None:
+    result = correct_photo(_scene("Nikon 5100 (NPL)", "D50").image_bytes, method="affine3x4")
+    document = result.measurements("scene.jpg")
+    restored = Measurements.model_validate_json(document.model_dump_json())
+    assert restored == document
+    assert document.chart_type == "classic24"
+    assert len(document.patches) == 24
+    assert document.after is not None
+    assert result.report is not None
+    assert document.after.cie2000.mean == pytest.approx(result.report.after["CIE 2000"].mean)
+    assert document.rating_after == str(result.rating_after)
+    assert [patch.used_in_fit for patch in document.patches] == [
+        patch.used for patch in result.report.patches
+    ]
+    white = next(patch for patch in document.patches if patch.name.lower().startswith("white"))
+    assert min(white.reference_srgb) > 220
+    assert white.delta_e2000[1] == pytest.approx(result.report.patches[white.index].after["CIE 2000"])
+
+
+def test_measurements_document_without_a_chart() -> None:
+    profile = correct_photo(_scene("ideal", "D50").image_bytes, method="linear3x3").profile
+    result = correct_photo(render_scene(3, chart=None, size=(640, 480)).image_bytes, profile=profile)
+    document = result.measurements("empty.jpg")
+    assert document.patches == []
+    assert document.before is None
+    assert document.image_size == (640, 480)

@@ -9,6 +9,7 @@ encoded image). Failures raise :class:`EngineError` with a machine-readable code
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult
+from chromaline.common.measurements import Summary as SummaryDocument
 from chromaline.corrector.apply import apply_correction
 from chromaline.corrector.encode import EncodedImage, EncodeError, OutputFormat, encode_image
 from chromaline.corrector.fit import (
@@ -33,12 +36,19 @@ from chromaline.corrector.fit import (
     fit_correction,
     method_spec,
 )
-from chromaline.corrector.metrics import ChartReference, DeltaEReport, Summary, compare
+from chromaline.corrector.metrics import (
+    ChartReference,
+    DeltaEMethod,
+    DeltaEReport,
+    Summary,
+    compare,
+    working_rgb_to_lab,
+)
 from chromaline.corrector.profile import FitStatistics, Profile
 from chromaline.corrector.rating import Rating, rate
 from chromaline.detector.charts import Edition, chart_spec
 from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
-from chromaline.detector.image_io import DecodedImage, UnsupportedImageError, decode_image
+from chromaline.detector.image_io import DecodedImage, UnsupportedImageError, decode_image, srgb_encode
 from chromaline.detector.sample import PatchMeasurement, sample_patches
 
 EXCLUDING_FLAGS = frozenset({"clipped", "outside_frame", "dark"})
@@ -69,6 +79,13 @@ class MeasuredPatch(Protocol):
 
     @property
     def flags(self) -> Sequence[str]: ...
+
+
+class SampledPatch(MeasuredPatch, Protocol):
+    """A measured patch that also knows where it was sampled (for the measurements document)."""
+
+    @property
+    def quad(self) -> Sequence[tuple[float, float]] | NDArray[np.floating]: ...
 
 
 Timings = dict[str, float]
@@ -294,11 +311,28 @@ class CorrectionResult:
     rating_before: Rating | None
     rating_after: Rating | None
     timings: Timings
+    image_width: int
+    image_height: int
     notes: list[str] = field(default_factory=list)
 
     @property
     def method(self) -> str:
         return self.correction.spec.label
+
+    def measurements(self, filename: str, job_id: uuid.UUID | None = None) -> Measurements:
+        """The shared measurements document for this job (no patches when no chart was measured)."""
+        measurement = self.measurement
+        return measurements_document(
+            filename=filename,
+            correction=self.correction,
+            reference=measurement.reference if measurement else None,
+            patches=measurement.patches if measurement else [],
+            image_size=(self.image_width, self.image_height),
+            corners=measurement.detection.corners if measurement else None,
+            cross_validated_delta_e2000=self.fit.cross_validation.cross_validated_mean if self.fit else None,
+            timings=self.timings,
+            job_id=job_id,
+        )
 
 
 def correct_photo(
@@ -362,6 +396,8 @@ def correct_photo(
         rating_before=rate(report.before["CIE 2000"]) if report else None,
         rating_after=rate(report.after["CIE 2000"]) if report else None,
         timings=timings,
+        image_width=image.width,
+        image_height=image.height,
         notes=notes,
     )
 
@@ -376,3 +412,107 @@ def _report(
     selection = select_patches(measurement.patches, measurement.reference)
     after = correction.apply_to_pixels(selection.measured)
     return compare(selection.measured, after, measurement.reference, selection.used)
+
+
+_DOCUMENT_KEYS: dict[DeltaEMethod, str] = {
+    "CIE 1976": "cie1976",
+    "CIE 1994": "cie1994",
+    "CIE 2000": "cie2000",
+}
+
+
+def _summaries(summaries: dict[DeltaEMethod, Summary]) -> DeltaESummaries:
+    return DeltaESummaries.model_validate(
+        {key: SummaryDocument(**vars(summaries[method])) for method, key in _DOCUMENT_KEYS.items()}
+    )
+
+
+def _triple(values: NDArray[np.floating]) -> tuple[float, float, float]:
+    return (float(values[0]), float(values[1]), float(values[2]))
+
+
+def _srgb8(linear: NDArray[np.floating]) -> NDArray[np.int64]:
+    return np.asarray(np.rint(srgb_encode(np.asarray(linear, dtype=np.float64)) * 255), dtype=np.int64)
+
+
+def _patch_results(
+    correction: Correction, reference: ChartReference, patches: Sequence[SampledPatch]
+) -> tuple[list[PatchResult], DeltaEReport]:
+    selection = select_patches(patches, reference)
+    after_rgb = np.asarray(correction.apply_to_pixels(selection.measured), dtype=np.float64)
+    report = compare(selection.measured, after_rgb, reference, selection.used)
+    before_lab = working_rgb_to_lab(selection.measured, reference.white_xy)
+    after_lab = working_rgb_to_lab(after_rgb, reference.white_xy)
+    before_srgb, after_srgb, reference_srgb = (
+        _srgb8(selection.measured),
+        _srgb8(after_rgb),
+        _srgb8(reference.rgb),
+    )
+    by_index = {patch.index: patch for patch in patches}
+    results = []
+    for scored in report.patches:
+        i = scored.index
+        sampled = by_index.get(i)
+        quad = (
+            [(0.0, 0.0)] * 4
+            if sampled is None
+            else [(float(x), float(y)) for x, y in np.asarray(sampled.quad)]
+        )
+        results.append(
+            PatchResult(
+                index=i,
+                name=scored.name,
+                reference_lab=_triple(reference.lab[i]),
+                before_lab=_triple(before_lab[i]),
+                after_lab=_triple(after_lab[i]),
+                before_srgb=(int(before_srgb[i, 0]), int(before_srgb[i, 1]), int(before_srgb[i, 2])),
+                after_srgb=(int(after_srgb[i, 0]), int(after_srgb[i, 1]), int(after_srgb[i, 2])),
+                reference_srgb=(
+                    int(reference_srgb[i, 0]),
+                    int(reference_srgb[i, 1]),
+                    int(reference_srgb[i, 2]),
+                ),
+                delta_e76=(scored.before["CIE 1976"], scored.after["CIE 1976"]),
+                delta_e94=(scored.before["CIE 1994"], scored.after["CIE 1994"]),
+                delta_e2000=(scored.before["CIE 2000"], scored.after["CIE 2000"]),
+                flags=[] if sampled is None else list(sampled.flags),
+                used_in_fit=scored.used,
+                quad=quad,
+            )
+        )
+    return results, report
+
+
+def measurements_document(
+    *,
+    filename: str,
+    correction: Correction,
+    reference: ChartReference | None,
+    patches: Sequence[SampledPatch],
+    image_size: tuple[int, int],
+    corners: Sequence[tuple[float, float]] | NDArray[np.floating] | None = None,
+    cross_validated_delta_e2000: float | None = None,
+    timings: Timings | None = None,
+    job_id: uuid.UUID | None = None,
+) -> Measurements:
+    """The measurements document (see :mod:`chromaline.common.measurements`) for corrected patches."""
+    results: list[PatchResult] = []
+    report: DeltaEReport | None = None
+    if reference is not None and patches:
+        results, report = _patch_results(correction, reference, patches)
+    return Measurements(
+        job_id=job_id,
+        filename=filename,
+        chart_type=reference.chart_type if report and reference else None,
+        reference_edition=reference.edition if report and reference else None,
+        method=correction.spec.label,
+        corners=None if corners is None else [(float(x), float(y)) for x, y in np.asarray(corners)],
+        image_size=image_size,
+        patches=results,
+        before=_summaries(report.before) if report else None,
+        after=_summaries(report.after) if report else None,
+        cross_validated_delta_e2000=cross_validated_delta_e2000,
+        rating_before=str(rate(report.before["CIE 2000"])) if report else None,
+        rating_after=str(rate(report.after["CIE 2000"])) if report else None,
+        timings_ms=dict(timings or {}),
+    )
