@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -71,7 +72,7 @@ def examine(
             reason = outcome.reason or "no_chart"
             not_found = ChartNotFound(
                 job_id=job_id, original=original, reason=reason, message=outcome.message
-            )  # type: ignore[arg-type]
+            )
             return Examination(
                 not_found,
                 Detection(
@@ -88,7 +89,7 @@ def examine(
     detected = ChartDetected(
         job_id=job_id,
         original=original,
-        chart_type=best.chart_type,  # type: ignore[arg-type]
+        chart_type=best.chart_type,
         reference_edition=options.reference_edition,
         corners=corners,
         confidence=float(min(max(best.confidence, 0.0), 1.0)),
@@ -99,7 +100,7 @@ def examine(
                 name=patch.name,
                 rgb=(float(patch.rgb[0]), float(patch.rgb[1]), float(patch.rgb[2])),
                 spread=(float(patch.spread[0]), float(patch.spread[1]), float(patch.spread[2])),
-                flags=list(patch.flags),  # type: ignore[arg-type]
+                flags=list(patch.flags),
                 quad=[(float(x), float(y)) for x, y in patch.quad],
             )
             for patch in patches
@@ -125,7 +126,7 @@ async def fetch_source(runtime: ServiceRuntime, event: ImageUploaded, settings: 
     key = f"{event.job_id}/fetched"
     received = 0
 
-    async def body(response: httpx.Response) -> object:
+    async def body(response: httpx.Response) -> AsyncIterator[bytes]:
         nonlocal received
         async for chunk in response.aiter_bytes(1024 * 1024):
             received += len(chunk)
@@ -148,7 +149,7 @@ async def fetch_source(runtime: ServiceRuntime, event: ImageUploaded, settings: 
             buckets.ORIGINALS,
             key,
             body(response),
-            max_bytes=settings.fetch_max_bytes,  # type: ignore[arg-type]
+            max_bytes=settings.fetch_max_bytes,
         )
     return BlobRef(bucket=buckets.ORIGINALS, key=key)
 

@@ -1,0 +1,251 @@
+"""The corrector fits a correction to each measured chart, applies it and stores the results.
+
+Jobs that carry a saved profile arrive as ``image.uploaded`` and skip detection: the profile is
+applied as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from chromaline.common import inbox
+from chromaline.common.blobs import buckets
+from chromaline.common.blobs.base import BlobNotFoundError, BlobStore
+from chromaline.common.bus.base import PermanentError
+from chromaline.common.events.contracts import (
+    BlobRef,
+    ChartDetected,
+    Contract,
+    DeltaESummary,
+    ImageCorrected,
+    ImageUploaded,
+    ProcessingFailed,
+    UnknownEventError,
+    parse_data,
+)
+from chromaline.common.events.envelope import RawEnvelope, make_envelope
+from chromaline.common.logging import get_logger
+from chromaline.common.measurements import Measurements, Summary
+from chromaline.common.outbox import add_to_outbox
+from chromaline.common.runtime import ServiceRuntime
+from chromaline.corrector.apply import apply_correction
+from chromaline.corrector.encode import EncodedImage, EncodeError, encode_image
+from chromaline.corrector.engine import (
+    EngineError,
+    correct_photo,
+    fit_from_measurements,
+    measurements_document,
+)
+from chromaline.corrector.models import Correction as CorrectionRow
+from chromaline.corrector.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
+from chromaline.corrector.settings import CorrectorSettings
+from chromaline.detector.image_io import UnsupportedImageError, decode_image
+
+NAME = "corrector"
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Corrected:
+    """The products of one correction, before they are stored."""
+
+    image: EncodedImage
+    profile: Profile
+    measurements: Measurements
+    method: str
+
+
+def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSettings) -> Corrected:
+    """Fit to the detector's patch measurements and apply to the whole photo (CPU-bound)."""
+    options = event.options
+    image = decode_image(data, max_pixels=settings.max_pixels)
+    fit = fit_from_measurements(
+        event.patches,
+        event.chart_type,
+        event.reference_edition,
+        options.method,
+    )
+    bit_depth = 8 if options.output_format == "jpeg" else options.bit_depth
+    pixels = apply_correction(image, fit.correction, bit_depth=bit_depth)
+    encoded = encode_image(pixels, options.output_format, exif=image.exif)
+    filename = event.original.key.rsplit("/", 1)[-1]
+    document = measurements_document(
+        filename=filename,
+        correction=fit.correction,
+        reference=fit.reference,
+        patches=event.patches,
+        image_size=(image.width, image.height),
+        corners=event.corners,
+        cross_validated_delta_e2000=fit.cross_validation.cross_validated_mean,
+        job_id=event.job_id,
+    )
+    return Corrected(encoded, fit.profile(filename), document, fit.correction.spec.label)
+
+
+def correct_with_profile(data: bytes, event: ImageUploaded, profile: Profile) -> Corrected:
+    """Apply a saved profile; the photo's own chart, if any, is measured to check it (CPU-bound)."""
+    options = event.options
+    result = correct_photo(
+        data,
+        chart_type=options.chart_type,
+        edition=options.reference_edition,
+        profile=profile,
+        corners=options.corners,
+        output_format=options.output_format,
+        bit_depth=options.bit_depth,
+        source_filename=event.filename,
+    )
+    return Corrected(
+        result.encoded, profile, result.measurements(event.filename, event.job_id), result.method
+    )
+
+
+def _summary(summary: Summary | None) -> DeltaESummary | None:
+    if summary is None:
+        return None
+    return DeltaESummary(mean=summary.mean, median=summary.median, p95=summary.p95, max=summary.max)
+
+
+async def _store(
+    blobs: BlobStore, job_id: uuid.UUID, corrected: Corrected, cube_size: int
+) -> dict[str, BlobRef]:
+    prefix = str(job_id)
+    image = corrected.image
+    items = {
+        "corrected": (f"corrected.{image.extension}", image.data, image.content_type),
+        "profile": ("profile.json", dump_profile(corrected.profile).encode(), "application/json"),
+        "profile_cube": (
+            "profile.cube",
+            to_cube(corrected.profile, cube_size).encode(),
+            "text/plain; charset=utf-8",
+        ),
+        "measurements": (
+            "measurements.json",
+            corrected.measurements.model_dump_json(indent=2).encode(),
+            "application/json",
+        ),
+    }
+    refs = {}
+    for name, (filename, data, content_type) in items.items():
+        key = f"{prefix}/{filename}"
+        await blobs.put_bytes(buckets.CORRECTED, key, data, content_type=content_type)
+        refs[name] = BlobRef(bucket=buckets.CORRECTED, key=key)
+    return refs
+
+
+async def _record(
+    runtime: ServiceRuntime, envelope: RawEnvelope, job_id: uuid.UUID, row: CorrectionRow, event: Contract
+) -> None:
+    async with runtime.session() as session, session.begin():
+        if not await inbox.claim(session, envelope.event_id, NAME):
+            return
+        await session.merge(row)
+        await add_to_outbox(session, make_envelope(NAME, str(job_id), event))
+
+
+async def _correct_and_announce(
+    runtime: ServiceRuntime,
+    envelope: RawEnvelope,
+    job_id: uuid.UUID,
+    original: BlobRef,
+    chart_type: str | None,
+    compute: Callable[[], Corrected],
+) -> None:
+    """Run the correction in a worker thread, store its products and announce the outcome."""
+    settings = runtime.settings
+    assert isinstance(settings, CorrectorSettings)
+    try:
+        corrected = await asyncio.to_thread(compute)
+    except (EngineError, UnsupportedImageError, EncodeError, ProfileError) as error:
+        code = getattr(error, "code", "invalid_profile")
+        failed = ProcessingFailed(job_id=job_id, stage="correct", reason=code, message=str(error))
+        row = CorrectionRow(job_id=job_id, outcome="failed", reason=code, message=str(error))
+        await _record(runtime, envelope, job_id, row, failed)
+        log.info("corrector.refused", job_id=str(job_id), reason=code)
+        return
+    refs = await _store(runtime.blobs, job_id, corrected, settings.cube_size)
+    document = corrected.measurements
+    before = document.before.cie2000 if document.before else None
+    after = document.after.cie2000 if document.after else None
+    event = ImageCorrected(
+        job_id=job_id,
+        original=original,
+        corrected=refs["corrected"],
+        profile=refs["profile"],
+        profile_cube=refs["profile_cube"],
+        method=corrected.profile.method,
+        chart_type=chart_type,
+        delta_e2000_before=_summary(before),
+        delta_e2000_after=_summary(after),
+        cross_validated_delta_e2000=document.cross_validated_delta_e2000,
+        rating=document.rating_after,
+        measurements=refs["measurements"],
+    )
+    row = CorrectionRow(
+        job_id=job_id,
+        outcome="corrected",
+        method=corrected.method,
+        delta_e_before=before.mean if before else None,
+        delta_e_after=after.mean if after else None,
+        cross_validated=document.cross_validated_delta_e2000,
+        timings_ms=document.timings_ms,
+    )
+    await _record(runtime, envelope, job_id, row, event)
+    log.info("corrector.corrected", job_id=str(job_id), method=corrected.method)
+
+
+async def _original_bytes(runtime: ServiceRuntime, original: BlobRef) -> bytes:
+    try:
+        return await runtime.blobs.get_bytes(original.bucket, original.key)
+    except BlobNotFoundError as error:
+        raise PermanentError(f"original {original.bucket}/{original.key} is missing") from error
+
+
+def _parse(envelope: RawEnvelope) -> object:
+    try:
+        return parse_data(envelope)
+    except (UnknownEventError, ValidationError) as error:
+        raise PermanentError(f"invalid {envelope.type}: {error}") from error
+
+
+async def on_chart_detected(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    event = _parse(envelope)
+    assert isinstance(event, ChartDetected)
+    settings = runtime.settings
+    assert isinstance(settings, CorrectorSettings)
+    data = await _original_bytes(runtime, event.original)
+    await _correct_and_announce(
+        runtime,
+        envelope,
+        event.job_id,
+        event.original,
+        event.chart_type,
+        lambda: correct_detected(data, event, settings),
+    )
+
+
+async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    event = _parse(envelope)
+    assert isinstance(event, ImageUploaded)
+    profile_ref = event.options.profile
+    if profile_ref is None:
+        return
+    if event.original is None:
+        raise PermanentError("profile jobs need the photo in the blob store (original), not a source_url")
+    data = await _original_bytes(runtime, event.original)
+    try:
+        profile_data: bytes | None = await runtime.blobs.get_bytes(profile_ref.bucket, profile_ref.key)
+    except BlobNotFoundError:
+        profile_data = None
+
+    def compute() -> Corrected:
+        if profile_data is None:
+            raise ProfileError(f"profile {profile_ref.bucket}/{profile_ref.key} no longer exists")
+        return correct_with_profile(data, event, load_profile(profile_data))
+
+    await _correct_and_announce(runtime, envelope, event.job_id, event.original, None, compute)

@@ -1,0 +1,25 @@
+"""The corrector service: fits, applies and measures colour corrections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chromaline.common.blobs import buckets
+from chromaline.common.runtime import ServiceSpec, Subscription
+from chromaline.corrector.handlers import NAME, on_chart_detected, on_image_uploaded
+from chromaline.corrector.settings import CorrectorSettings
+
+SPEC = ServiceSpec(
+    name=NAME,
+    migrations=Path(__file__).parent / "migrations",
+    buckets=(buckets.CORRECTED,),
+    subscriptions=(
+        Subscription(("chart.detected",), on_chart_detected),
+        Subscription(("image.uploaded",), on_image_uploaded),
+    ),
+    prefetch=1,
+)
+
+
+def load_settings() -> CorrectorSettings:
+    return CorrectorSettings.for_service(NAME)

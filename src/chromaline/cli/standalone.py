@@ -1,0 +1,81 @@
+"""Every service in one process on the embedded defaults.
+
+One in-process bus and one blob store are shared by the services; each keeps its own schema in
+the embedded Postgres. The code is the distributed code: only the adapters differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+from chromaline.cli.services import SERVICES
+from chromaline.common.blobs.base import BlobStore
+from chromaline.common.blobs.factory import create_blob_store
+from chromaline.common.bus.base import EventBus
+from chromaline.common.bus.factory import create_bus
+from chromaline.common.logging import configure_logging
+from chromaline.common.runtime import ServiceRuntime
+from chromaline.gateway import service as gateway
+from chromaline.gateway.settings import GatewaySettings
+
+
+@dataclass
+class Standalone:
+    """All runtimes of one process, started and stopped together."""
+
+    bus: EventBus
+    blobs: BlobStore
+    runtimes: dict[str, ServiceRuntime]
+
+    @classmethod
+    def build(cls) -> Standalone:
+        settings = {name: entry.load_settings() for name, entry in SERVICES.items()}
+        shared = settings["gateway"]
+        bus = create_bus(shared.bus_url, service="standalone")
+        blobs = create_blob_store(shared.blob_url)
+        runtimes = {
+            name: ServiceRuntime(entry.spec, settings[name], bus=bus, blobs=blobs)
+            for name, entry in SERVICES.items()
+        }
+        return cls(bus=bus, blobs=blobs, runtimes=runtimes)
+
+    async def start(self) -> None:
+        await self.bus.start()
+        for runtime in self.runtimes.values():
+            await runtime.start()
+
+    async def stop(self) -> None:
+        for runtime in reversed(list(self.runtimes.values())):
+            await runtime.stop()
+        await self.bus.close()
+        await self.blobs.close()
+
+    def gateway_app(self) -> FastAPI:
+        settings = self.runtimes["gateway"].settings
+        assert isinstance(settings, GatewaySettings)
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        return gateway.build_app(self.runtimes["gateway"], settings, lifespan=lifespan)
+
+
+def run_standalone(host: str = "127.0.0.1", port: int = 8080) -> None:
+    system = Standalone.build()
+    settings = system.runtimes["gateway"].settings
+    configure_logging(settings.log_level, settings.log_format, service="standalone")
+    config = uvicorn.Config(
+        system.gateway_app(), host=host, port=port, log_config=None, timeout_graceful_shutdown=30
+    )
+    asyncio.run(uvicorn.Server(config).serve())
