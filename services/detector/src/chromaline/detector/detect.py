@@ -9,6 +9,7 @@ still yields patches in reference order).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -25,6 +26,9 @@ MCC_TYPES = {"classic24": cv2.mcc.MCC24, "digital_sg": cv2.mcc.SG140}
 AUTO_ORDER = ("classic24", "digital_sg", "aruco_classic24")
 MIN_PATCH_PX = 6.0
 """A chart whose patches are smaller than this (full resolution) cannot be measured."""
+CLIPPED_LINEAR = 0.85
+"""A patch this bright in every sample is washed out; a well exposed chart has only a few."""
+BLACK_LINEAR = 0.002
 MIN_CONFIDENCE = 0.5
 """Below this the sampled colours do not look like the chart at all: a false detection."""
 
@@ -259,9 +263,19 @@ def _patch_size_px(chart_type: str, corners: NDArray[np.float64]) -> float:
 # Finders
 
 
-def _mcc_boxes(small_rgb: NDArray[np.uint8], chart_type: str, max_charts: int) -> list[NDArray[np.float64]]:
+MCC_VARIANTS: tuple[dict[str, float], ...] = ({}, {"B0factor": 1.0}, {"adaptiveThreshConstant": 3.0})
+"""mcc parameter sets tried in turn: its grid model sometimes misfits a chart that another set fits."""
+
+
+def _mcc_boxes(
+    small_rgb: NDArray[np.uint8], chart_type: str, max_charts: int, variant: dict[str, float]
+) -> list[NDArray[np.float64]]:
     detector = cv2.mcc.CCheckerDetector_create()  # type: ignore[attr-defined]  # missing from the stubs
     detector.setColorChartType(MCC_TYPES[chart_type])
+    parameters = cv2.mcc.DetectorParametersMCC()
+    for name, value in variant.items():
+        setattr(parameters, name, value)
+    detector.setDetectionParams(parameters)
     bgr = np.ascontiguousarray(small_rgb[:, :, ::-1])
     if not detector.process(bgr, max_charts):
         return []
@@ -320,12 +334,48 @@ def _exposure_problem(rgb: NDArray[np.uint8]) -> tuple[str, str] | None:
     return None
 
 
-def _candidates(small: NDArray[np.uint8], chart_type: str, max_charts: int) -> list[NDArray[np.float64]]:
+def _chart_exposure_problem(rgb: NDArray[np.uint8], detection: ChartDetection) -> tuple[str, str] | None:
+    """A chart whose patches are mostly clipped or mostly black cannot be measured."""
+    means = _patch_means(rgb, detection.chart_type, detection.corners)
+    if np.mean(means.max(axis=1) >= CLIPPED_LINEAR) > 0.5:
+        return "overexposed", "the chart was found but most of its patches are clipped to white"
+    if np.mean(means.max(axis=1) <= BLACK_LINEAR) > 0.5:
+        return "underexposed", "the chart was found but most of its patches are black"
+    return None
+
+
+def _candidate_boxes(
+    small: NDArray[np.uint8], chart_type: str, max_charts: int
+) -> Iterator[list[NDArray[np.float64]]]:
+    """Successive sets of approximate chart boxes, from the most to the least likely finder settings."""
     if chart_type == "aruco_classic24":
-        return _aruco_boxes(small, FrameSpec())
-    if chart_type in MCC_TYPES:
-        return _mcc_boxes(small, chart_type, max_charts)
-    raise ValueError(f"cannot detect charts of type {chart_type!r}")
+        yield _aruco_boxes(small, FrameSpec())
+    elif chart_type in MCC_TYPES:
+        for variant in MCC_VARIANTS:
+            yield _mcc_boxes(small, chart_type, max_charts, variant)
+    else:
+        raise ValueError(f"cannot detect charts of type {chart_type!r}")
+
+
+@dataclass
+class _Search:
+    found: list[ChartDetection]
+    too_small: bool = False
+
+
+def _examine(rgb: NDArray[np.uint8], chart_type: str, coarse: NDArray[np.float64], search: _Search) -> None:
+    """Refine, orient and score one approximate box; keep it when it looks like the chart."""
+    if _patch_size_px(chart_type, coarse) < MIN_PATCH_PX:
+        search.too_small = True
+        return
+    refined = refine_corners(rgb, chart_type, coarse)
+    if not _is_clockwise(refined) or _patch_size_px(chart_type, refined) < MIN_PATCH_PX:
+        refined = coarse
+    oriented, score = orient_corners(rgb, chart_type, refined)
+    if score >= MIN_CONFIDENCE and not _overlaps(oriented, search.found):
+        search.found.append(
+            ChartDetection(chart_type, oriented, float(min(score, 1.0)), orientation_of(oriented))
+        )
 
 
 def detect_charts(
@@ -339,26 +389,21 @@ def detect_charts(
     rgb = _rgb8(image)
     small, factor = _downscale(rgb, max_side)
     types = AUTO_ORDER if chart_type == "auto" else (chart_type,)
-    found: list[ChartDetection] = []
-    too_small = False
+    search = _Search([])
     for candidate_type in types:
-        for box in _candidates(small, candidate_type, max_charts):
-            coarse = box * factor + (factor - 1) / 2
-            if _patch_size_px(candidate_type, coarse) < MIN_PATCH_PX:
-                too_small = True
-                continue
-            refined = refine_corners(rgb, candidate_type, coarse)
-            if not _is_clockwise(refined) or _patch_size_px(candidate_type, refined) < MIN_PATCH_PX:
-                refined = coarse
-            oriented, score = orient_corners(rgb, candidate_type, refined)
-            if score < MIN_CONFIDENCE or _overlaps(oriented, found):
-                continue
-            found.append(
-                ChartDetection(candidate_type, oriented, float(min(score, 1.0)), orientation_of(oriented))
-            )
-        if found:
+        for boxes in _candidate_boxes(small, candidate_type, max_charts):
+            for box in boxes:
+                _examine(rgb, candidate_type, box * factor + (factor - 1) / 2, search)
+            if search.found:
+                break
+        if search.found:
             break
+    found = search.found
+    too_small = search.too_small
     found.sort(key=lambda detection: detection.confidence, reverse=True)
+    chart_problem = _chart_exposure_problem(rgb, found[0]) if found else None
+    if chart_problem is not None:
+        return DetectionOutcome([], chart_problem[0], chart_problem[1])
     if found:
         return DetectionOutcome(found, None, f"found {len(found)} chart(s)")
     if too_small:

@@ -322,6 +322,7 @@ def render_scene(
     gains = exposure * white_balance_error
 
     scene = _background(rng, size)
+    scene *= np.float32(exposure)
     corners = np.zeros((4, 2))
     truth = np.zeros((0, 3))
     if chart is not None:

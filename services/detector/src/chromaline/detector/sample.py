@@ -1,0 +1,132 @@
+"""Measuring each patch: a robust mean of its central region, its spread, and why it may be unreliable.
+
+Only the pixels inside each patch's quad are read and linearised (through the image's lookup
+tables), never the whole image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from chromaline.detector.charts import Edition, reference_names
+from chromaline.detector.detect import ChartDetection
+from chromaline.detector.geometry import patch_quads
+from chromaline.detector.image_io import DecodedImage, linearise_pixels
+
+PatchFlag = Literal["clipped", "non_uniform", "outside_frame", "dark"]
+
+CLIPPED_FRACTION = 0.01
+"""A patch is clipped when more than this share of its pixels touch either end of the code range."""
+MAD_TO_SIGMA = 1.4826
+TRIM = 0.1
+DARK_LEVEL = 0.003
+"""Linear level under which a patch carries too little signal to fit on."""
+
+
+@dataclass(frozen=True)
+class PatchMeasurement:
+    index: int
+    name: str
+    rgb: NDArray[np.float64]
+    """(3,) robust mean, linear working-space light."""
+    spread: NDArray[np.float64]
+    """(3,) robust standard deviation (1.4826 · MAD)."""
+    flags: list[PatchFlag] = field(default_factory=list)
+    quad: NDArray[np.float64] = field(default_factory=lambda: np.zeros((4, 2)))
+    """(4, 2) the sampled region's corners in image pixels."""
+
+
+def _region(
+    quad: NDArray[np.float64], height: int, width: int
+) -> tuple[slice, slice, NDArray[np.bool_]] | None:
+    """Bounding box of the quad inside the image and the quad's mask over it."""
+    left = max(int(np.floor(quad[:, 0].min())), 0)
+    top = max(int(np.floor(quad[:, 1].min())), 0)
+    right = min(int(np.ceil(quad[:, 0].max())) + 1, width)
+    bottom = min(int(np.ceil(quad[:, 1].max())) + 1, height)
+    if right <= left or bottom <= top:
+        return None
+    mask = np.zeros((bottom - top, right - left), dtype=np.uint8)
+    shift = 4
+    points = np.round((quad - [left, top]) * (1 << shift)).astype(np.int32)
+    cv2.fillPoly(mask, [points], 1, lineType=cv2.LINE_8, shift=shift)
+    return slice(top, bottom), slice(left, right), mask.astype(bool)
+
+
+def _trimmed_mean(values: NDArray[np.float32]) -> NDArray[np.float64]:
+    ordered = np.sort(values, axis=0)
+    cut = int(len(ordered) * TRIM)
+    kept = ordered[cut : len(ordered) - cut] if len(ordered) > 2 * cut else ordered
+    return np.asarray(kept.mean(axis=0), dtype=np.float64)
+
+
+def _is_non_uniform(
+    linear: NDArray[np.float32], mean: NDArray[np.float64], spread: NDArray[np.float64]
+) -> bool:
+    """Too much texture for a flat patch, or a highlight (glare) over part of it."""
+    level = max(float(mean.max()), 0.01)
+    if float(spread.max()) > 0.05 * level + 0.004:
+        return True
+    luminance = linear.mean(axis=1)
+    high = float(np.percentile(luminance, 98))
+    median = float(np.median(luminance))
+    return high > 1.3 * median + 0.02
+
+
+def _clip_fraction(codes: NDArray[np.number], low: float, high: float) -> float:
+    at_ends = (codes <= low) | (codes >= high)
+    return float(at_ends.any(axis=1).mean())
+
+
+def sample_patches(
+    image: DecodedImage | NDArray[np.floating],
+    detection: ChartDetection,
+    *,
+    margin: float = 0.25,
+    edition: Edition = "2014",
+) -> list[PatchMeasurement]:
+    """Measure every patch of a detected chart.
+
+    ``image`` is either the decoded image (preferred: clipping is judged on its codes) or an
+    already linear float image. ``margin`` is the share of each patch side left out on each side.
+    """
+    names = reference_names(detection.chart_type, edition)
+    quads = patch_quads(detection.chart_type, detection.corners, margin)
+    pixels = image.pixels if isinstance(image, DecodedImage) else np.asarray(image)
+    height, width = pixels.shape[:2]
+    measurements = []
+    for index, (name, quad) in enumerate(zip(names, quads, strict=True)):
+        flags: list[PatchFlag] = []
+        inside = bool(np.all((quad >= 0) & (quad <= [width - 1, height - 1])))
+        region = _region(quad, height, width)
+        if not inside:
+            flags.append("outside_frame")
+        if region is None or not region[2].any():
+            nan = np.full(3, np.nan)
+            measurements.append(PatchMeasurement(index, name, nan, nan, flags, quad))
+            continue
+        rows, columns, mask = region
+        values = pixels[rows, columns][mask]
+        if isinstance(image, DecodedImage):
+            linear = linearise_pixels(image, values.reshape(1, -1, 3)).reshape(-1, 3)
+            top_code = image.max_code
+            clipped = _clip_fraction(values, top_code * 0.002, top_code * 0.995) > CLIPPED_FRACTION
+        else:
+            linear = values.astype(np.float32)
+            clipped = _clip_fraction(values, 0.0, 0.999) > CLIPPED_FRACTION
+        mean = _trimmed_mean(linear)
+        median = np.median(linear, axis=0)
+        spread = MAD_TO_SIGMA * np.median(np.abs(linear - median), axis=0).astype(np.float64)
+        if clipped:
+            flags.append("clipped")
+        if _is_non_uniform(linear, mean, spread):
+            flags.append("non_uniform")
+        if float(mean.max()) < DARK_LEVEL:
+            flags.append("dark")
+        measurements.append(PatchMeasurement(index, name, mean, spread, flags, quad))
+    return measurements
