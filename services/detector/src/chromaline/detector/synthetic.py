@@ -9,6 +9,7 @@ JPEG compression. Every scene is a pure function of its seed and options.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -79,9 +80,12 @@ def chart_reflectances(chart: str) -> NDArray[np.float64]:
     xyz = colour.xyY_to_XYZ(np.array(list(checker.data.values())))
     cmfs = colour.MSDS_CMFS["CIE 1931 2 Degree Standard Observer"].copy().align(SPECTRAL_SHAPE)
     illuminant = colour.SDS_ILLUMINANTS["D50"].copy().align(SPECTRAL_SHAPE)
-    recovered = [
-        colour.XYZ_to_sd(value, method="Otsu 2018", cmfs=cmfs, illuminant=illuminant) for value in xyz
-    ]
+    with warnings.catch_warnings():
+        # The recovery resamples its basis data and says so for every patch.
+        warnings.simplefilter("ignore", colour.utilities.ColourRuntimeWarning)
+        recovered = [
+            colour.XYZ_to_sd(value, method="Otsu 2018", cmfs=cmfs, illuminant=illuminant) for value in xyz
+        ]
     return np.clip(np.stack([_aligned(sd) for sd in recovered]), 0.0, 1.0)
 
 
