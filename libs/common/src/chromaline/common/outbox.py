@@ -22,7 +22,6 @@ import structlog
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from chromaline.common.bus.base import EventBus
 from chromaline.common.events.envelope import RawEnvelope
 
 _log = structlog.get_logger(__name__)
@@ -78,6 +77,13 @@ class OutboxPublishError(Exception):
     """A batch stopped at an event the bus did not confirm; that event stays unsent."""
 
 
+class EventPublisher(Protocol):
+    """What the relay needs of an :class:`~chromaline.common.bus.base.EventBus`."""
+
+    # The keyword mirrors EventBus.publish, whose confirm wait it bounds.
+    async def publish(self, envelope: RawEnvelope, *, timeout: float = ...) -> None: ...  # noqa: ASYNC109
+
+
 class _Listener(Protocol):
     """The part of an asyncpg connection used to LISTEN."""
 
@@ -89,7 +95,7 @@ class _Listener(Protocol):
 
 
 class OutboxRelay:
-    """Publishes one schema's outbox rows through an :class:`EventBus`, forever until stopped.
+    """Publishes one schema's outbox rows through the event bus, forever until stopped.
 
     Woken at once by NOTIFY when a row is committed, and every ``poll_interval`` seconds anyway
     (a missed notification, or a listening connection that was lost, only costs latency). After a
@@ -99,7 +105,7 @@ class OutboxRelay:
     def __init__(
         self,
         engine: AsyncEngine,
-        bus: EventBus,
+        bus: EventPublisher,
         schema: str,
         *,
         batch_size: int = 100,

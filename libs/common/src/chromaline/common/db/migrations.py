@@ -8,11 +8,14 @@ A service keeps ``migrations/env.py`` and ``migrations/versions/`` next to its c
     run_migrations_in_env()
 
 and it migrates at start-up with ``await upgrade(settings.database_url, "detector", MIGRATIONS_DIR)``.
-Replicas starting together are serialised by an advisory lock per schema.
+Replicas starting together are serialised by an advisory lock per schema. Alembic keeps its
+migration context in module globals, so within one process migrations run one at a time too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +32,10 @@ from chromaline.common.db.engine import check_schema_name, create_engine_for
 
 _CONNECTION_KEY = "chromaline.connection"
 _SCHEMA_KEY = "chromaline.schema"
+
+_process_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def alembic_config(script_location: str | Path, schema: str) -> Config:
@@ -53,9 +60,10 @@ async def _run_locked(
     url: str, schema: str, script_location: str | Path, action: Callable[[Config], None]
 ) -> None:
     config = alembic_config(script_location, schema)
+    process_lock = _process_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
     engine = await create_engine_for(url, schema=schema, poolclass=NullPool)
     try:
-        async with engine.connect() as connection, connection.begin():
+        async with process_lock, engine.connect() as connection, connection.begin():
             await connection.execute(
                 sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
                 {"key": f"chromaline.migrations.{schema}"},

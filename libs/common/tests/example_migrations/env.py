@@ -1,0 +1,3 @@
+from chromaline.common.db.migrations import run_migrations_in_env
+
+run_migrations_in_env()
