@@ -27,6 +27,15 @@ async def _versions(engine: AsyncEngine, schema: str) -> list[str]:
         return [version for (version,) in rows]
 
 
+async def _nullable_columns(engine: AsyncEngine, schema: str, table_name: str) -> dict[str, bool]:
+    def inspect(connection: sa.Connection) -> dict[str, bool]:
+        columns = sa.inspect(connection).get_columns(table_name, schema=schema)
+        return {column["name"]: column["nullable"] for column in columns}
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(inspect)
+
+
 async def test_upgrade_creates_the_tables_and_the_version_table_in_the_schema(
     postgres_url: str, db_engine: AsyncEngine, db_schema: str
 ) -> None:
@@ -79,14 +88,9 @@ async def test_migrated_outbox_and_inbox_match_their_table_definitions(
 ) -> None:
     await upgrade(postgres_url, db_schema, EXAMPLE_MIGRATIONS, "0001")
 
-    async with db_engine.connect() as connection:
-        for table in (outbox_table(db_schema), inbox_table(db_schema)):
-            columns = await connection.run_sync(
-                lambda sync, name=table.name: sa.inspect(sync).get_columns(name, schema=db_schema)
-            )
-            migrated = {column["name"]: column["nullable"] for column in columns}
-            defined = {column.name: column.nullable for column in table.columns}
-            assert migrated == defined, table.name
+    for table in (outbox_table(db_schema), inbox_table(db_schema)):
+        defined = {column.name: column.nullable for column in table.columns}
+        assert await _nullable_columns(db_engine, db_schema, table.name) == defined, table.name
 
 
 def test_migrations_refuse_to_run_without_a_connection_from_upgrade(db_schema: str) -> None:
