@@ -2,6 +2,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from chromaline.common.bus.base import PublishError
 from chromaline.common.db.migrations import upgrade
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.inbox import idempotent_handler
-from chromaline.common.outbox import OutboxPublishError, OutboxRelay, add_to_outbox, outbox_table
+from chromaline.common.outbox import OutboxPublishError, OutboxRelay, add_to_outbox, delete_sent, outbox_table
 
 pytestmark = pytest.mark.integration
 
@@ -224,3 +225,25 @@ async def test_two_relays_on_one_outbox_publish_each_row_once(
     assert published == Counter(envelope.event_id for envelope in envelopes)
     assert all(bus.published for bus in buses)
     assert await _unsent(db_engine, migrated) == []
+
+
+async def test_published_rows_are_deleted_once_old_enough_and_unsent_ones_never(
+    db_engine: AsyncEngine, db_sessions: async_sessionmaker[AsyncSession], migrated: str
+) -> None:
+    old, recent, unsent = _envelope("job-old"), _envelope("job-recent"), _envelope("job-unsent")
+    await _add(db_sessions, migrated, old, recent)
+    await OutboxRelay(db_engine, RecordingBus(), migrated).relay_once()
+    await _add(db_sessions, migrated, unsent)
+    table = outbox_table(migrated)
+    async with db_engine.begin() as connection:
+        await connection.execute(
+            sa.update(table)
+            .where(table.c.event_id == old.event_id)
+            .values(sent_at=sa.func.now() - sa.text("interval '2 days'"))
+        )
+
+    assert await delete_sent(db_engine, migrated, older_than=timedelta(days=1)) == 1
+
+    async with db_engine.connect() as connection:
+        remaining = set(await connection.scalars(sa.select(table.c.event_id)))
+    assert remaining == {recent.event_id, unsent.event_id}

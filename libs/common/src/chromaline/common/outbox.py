@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from datetime import timedelta
 from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
@@ -71,6 +72,16 @@ async def add_to_outbox(session: AsyncSession, envelope: RawEnvelope, *, schema:
         else sa.literal(NOTIFY_CHANNEL_PREFIX) + sa.func.current_schema()
     )
     await session.execute(sa.select(sa.func.pg_notify(channel, "")))
+
+
+async def delete_sent(engine: AsyncEngine, schema: str, *, older_than: timedelta) -> int:
+    """Delete the rows published more than ``older_than`` ago (the outbox otherwise only grows)."""
+    table = outbox_table(schema)
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            sa.delete(table).where(table.c.sent_at < sa.func.now() - sa.literal(older_than, sa.Interval))
+        )
+    return result.rowcount
 
 
 class OutboxPublishError(Exception):
