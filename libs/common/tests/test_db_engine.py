@@ -1,3 +1,4 @@
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,16 @@ async def test_engine_works_in_its_own_schema(db_engine: AsyncEngine, db_schema:
             sa.text("SELECT table_schema FROM information_schema.tables WHERE table_name = 'jobs'")
         )
     assert located == db_schema
+
+
+@pytest.mark.integration
+async def test_replicas_creating_a_new_schema_at_once_all_succeed(postgres_url: str, db_schema: str) -> None:
+    engines = await asyncio.gather(*(create_engine_for(postgres_url, schema=db_schema) for _ in range(4)))
+    try:
+        async with engines[0].connect() as connection:
+            assert await connection.scalar(sa.text("SELECT current_schema()")) == db_schema
+    finally:
+        await asyncio.gather(*(engine.dispose() for engine in engines))
 
 
 @pytest.mark.integration

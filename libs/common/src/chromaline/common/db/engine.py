@@ -48,6 +48,10 @@ async def create_engine_for(url: str, *, schema: str, **engine_options: Any) -> 
     )
     try:
         async with engine.begin() as connection:
+            # Serialised, as two replicas creating the schema at once would collide in the catalog.
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"chromaline.schema.{schema}"}
+            )
             await connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     except BaseException:
         await engine.dispose()
