@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common.blobs.base import BlobStore
 from chromaline.common.blobs.factory import create_blob_store
-from chromaline.common.bus.base import EventBus, RetryPolicy
+from chromaline.common.bus.base import EventBus, PermanentError, RetryPolicy
 from chromaline.common.bus.factory import create_bus
 from chromaline.common.db import migrations
 from chromaline.common.db.engine import Database, resolve_database_url
@@ -31,13 +31,6 @@ log = get_logger(__name__)
 RuntimeHandler = Callable[["ServiceRuntime", RawEnvelope], Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class Subscription:
-    routing_keys: tuple[str, ...]
-    handler: RuntimeHandler
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-
 @dataclass
 class ServiceSpec:
     """The static description of a service."""
@@ -45,7 +38,9 @@ class ServiceSpec:
     name: str
     migrations: Path
     buckets: Sequence[str] = ()
-    subscriptions: Sequence[Subscription] = ()
+    handlers: Mapping[str, RuntimeHandler] = field(default_factory=dict)
+    """Routing key → handler; all of them are consumed from the service's one queue."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     prefetch: int = 2
     background: Sequence[Callable[[ServiceRuntime], Coroutine[None, None, None]]] = field(
         default_factory=tuple
@@ -114,20 +109,21 @@ class ServiceRuntime:
         log.info("service.started", service=self.name)
 
     async def start_consuming(self) -> None:
-        for subscription in self.spec.subscriptions:
-            await self.bus.subscribe(
-                self.spec.name,
-                subscription.routing_keys,
-                self._bind(subscription.handler),
-                retry=subscription.retry,
-                prefetch=self.spec.prefetch,
-            )
+        if not self.spec.handlers:
+            return
+        await self.bus.subscribe(
+            self.spec.name,
+            tuple(self.spec.handlers),
+            self._dispatch,
+            retry=self.spec.retry,
+            prefetch=self.spec.prefetch,
+        )
 
-    def _bind(self, handler: RuntimeHandler) -> Callable[[RawEnvelope], Awaitable[None]]:
-        async def bound(envelope: RawEnvelope) -> None:
-            await handler(self, envelope)
-
-        return bound
+    async def _dispatch(self, envelope: RawEnvelope) -> None:
+        handler = self.spec.handlers.get(envelope.type)
+        if handler is None:
+            raise PermanentError(f"{self.name} does not handle {envelope.type}")
+        await handler(self, envelope)
 
     async def stop(self) -> None:
         """Finish in-flight messages, stop the relay and background jobs, release connections."""

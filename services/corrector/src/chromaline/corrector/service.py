@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chromaline.common.blobs import buckets
-from chromaline.common.runtime import ServiceSpec, Subscription
+from chromaline.common.runtime import ServiceSpec
 from chromaline.corrector.handlers import NAME, on_chart_detected, on_image_uploaded
 from chromaline.corrector.settings import CorrectorSettings
 
@@ -13,10 +13,7 @@ SPEC = ServiceSpec(
     name=NAME,
     migrations=Path(__file__).parent / "migrations",
     buckets=(buckets.CORRECTED,),
-    subscriptions=(
-        Subscription(("chart.detected",), on_chart_detected),
-        Subscription(("image.uploaded",), on_image_uploaded),
-    ),
+    handlers={"chart.detected": on_chart_detected, "image.uploaded": on_image_uploaded},
     prefetch=1,
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chromaline.common.blobs import buckets
-from chromaline.common.runtime import ServiceSpec, Subscription
+from chromaline.common.runtime import ServiceSpec
 from chromaline.detector.handlers import NAME, on_image_uploaded
 from chromaline.detector.settings import DetectorSettings
 
@@ -13,7 +13,7 @@ SPEC = ServiceSpec(
     name=NAME,
     migrations=Path(__file__).parent / "migrations",
     buckets=(buckets.ORIGINALS,),
-    subscriptions=(Subscription(("image.uploaded",), on_image_uploaded),),
+    handlers={"image.uploaded": on_image_uploaded},
     prefetch=1,
 )
 

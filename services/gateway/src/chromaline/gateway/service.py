@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import RetryPolicy
 from chromaline.common.http import create_app
-from chromaline.common.runtime import ServiceRuntime, ServiceSpec, Subscription
+from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.gateway.api import build_router
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, watchdog
 from chromaline.gateway.problems import install_problem_handlers
@@ -23,7 +23,8 @@ SPEC = ServiceSpec(
     name=NAME,
     migrations=Path(__file__).parent / "migrations",
     buckets=(buckets.ORIGINALS, buckets.CORRECTED, buckets.REPORTS),
-    subscriptions=(Subscription(FOLLOWED_EVENTS, on_pipeline_event, RetryPolicy(max_attempts=8)),),
+    handlers=dict.fromkeys(FOLLOWED_EVENTS, on_pipeline_event),
+    retry=RetryPolicy(max_attempts=8),
     prefetch=16,
     background=(watchdog,),
 )
@@ -33,20 +34,25 @@ def load_settings() -> GatewaySettings:
     return GatewaySettings.for_service(NAME)
 
 
-def build_app(runtime: ServiceRuntime, settings: GatewaySettings, *, manage_runtime: bool = True) -> FastAPI:
-    """The gateway's FastAPI app; with ``manage_runtime`` it starts and stops the runtime itself."""
+def build_app(
+    runtime: ServiceRuntime,
+    settings: GatewaySettings,
+    *,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    """The gateway's FastAPI app; by default its lifespan starts and stops ``runtime``."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if manage_runtime:
-            await runtime.start()
+    async def own_runtime(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
         try:
             yield
         finally:
-            if manage_runtime:
-                await runtime.stop()
+            await runtime.stop()
 
-    app = create_app(NAME, readiness=runtime.readiness(), lifespan=lifespan, title="Chromaline API")
+    app = create_app(
+        NAME, readiness=runtime.readiness(), lifespan=lifespan or own_runtime, title="Chromaline API"
+    )
     install_problem_handlers(app)
     if settings.cors_origins:
         app.add_middleware(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chromaline.common.blobs import buckets
-from chromaline.common.runtime import ServiceSpec, Subscription
+from chromaline.common.runtime import ServiceSpec
 from chromaline.reporter.handlers import NAME, on_image_corrected
 from chromaline.reporter.settings import ReporterSettings
 
@@ -13,7 +13,7 @@ SPEC = ServiceSpec(
     name=NAME,
     migrations=Path(__file__).parent / "migrations",
     buckets=(buckets.REPORTS,),
-    subscriptions=(Subscription(("image.corrected",), on_image_corrected),),
+    handlers={"image.corrected": on_image_corrected},
     prefetch=1,
 )
 
