@@ -43,10 +43,14 @@ class BlobStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def put_file(self, bucket: str, key: str, fileobj: IO[bytes], *, content_type: str | None = None) -> BlobInfo:
+    async def put_file(
+        self, bucket: str, key: str, fileobj: IO[bytes], *, content_type: str | None = None
+    ) -> BlobInfo:
         """Store a local file object (read in chunks)."""
 
-    async def put_bytes(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> BlobInfo:
+    async def put_bytes(
+        self, bucket: str, key: str, data: bytes, *, content_type: str | None = None
+    ) -> BlobInfo:
         async def one_chunk() -> AsyncIterator[bytes]:
             yield data
 

@@ -111,6 +111,7 @@ class ImageCorrected(Contract):
     original: BlobRef
     corrected: BlobRef
     profile: BlobRef
+    profile_cube: BlobRef | None = Field(default=None, description="The profile as a .cube 3D LUT.")
     method: CorrectionMethod
     chart_type: ChartType | None
     delta_e2000_before: DeltaESummary | None
