@@ -1,10 +1,11 @@
 # Chromaline: common tasks. `make test` is the test command CI runs.
-UV ?= uv
+UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 SOURCES := src libs/common/src services/gateway/src services/auth/src services/detector/src services/corrector/src services/reporter/src
 
 .PHONY: setup test test-unit lint format run demo up down bench contracts
 
 setup:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --all-groups
 
 test: setup
