@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from rich.console import Console
 
-from chromaline.cli.standalone import Standalone
+from chromaline.cli.standalone import BackgroundServer, Standalone
 from chromaline.common.logging import configure_logging
 from chromaline.detector.synthetic import render_scene
 
 DEMO_SEED = 11
-
-
-class BackgroundServer:
-    """uvicorn in a thread of its own, stopped on exit."""
-
-    def __init__(self, app: Any, host: str, port: int) -> None:
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=port, log_config=None, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, name="chromaline-server", daemon=True)
-
-    def __enter__(self) -> BackgroundServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=60)
 
 
 def wait_ready(client: httpx.Client, timeout: float) -> None:

@@ -7,9 +7,11 @@ the embedded Postgres. The code is the distributed code: only the adapters diffe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -34,8 +36,11 @@ class Standalone:
     runtimes: dict[str, ServiceRuntime]
 
     @classmethod
-    def build(cls) -> Standalone:
-        settings = {name: entry.load_settings() for name, entry in SERVICES.items()}
+    def build(cls, overrides: Mapping[str, object] | None = None) -> Standalone:
+        """Wire every service from its settings, with ``overrides`` (e.g. URLs) applied to all."""
+        settings = {
+            name: entry.load_settings().model_copy(update=overrides) for name, entry in SERVICES.items()
+        }
         shared = settings["gateway"]
         bus = create_bus(shared.bus_url, service="standalone")
         blobs = create_blob_store(shared.blob_url)
@@ -69,6 +74,24 @@ class Standalone:
                 await self.stop()
 
         return gateway.build_app(self.runtimes["gateway"], settings, lifespan=lifespan)
+
+
+class BackgroundServer:
+    """uvicorn in a thread of its own, stopped on exit (for the demo and the tests)."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_config=None, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, name="chromaline-server", daemon=True)
+
+    def __enter__(self) -> BackgroundServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
 
 
 def run_standalone(host: str = "127.0.0.1", port: int = 8080) -> None:

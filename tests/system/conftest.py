@@ -1,0 +1,208 @@
+"""The whole system, started as in production or in one process, driven through its public API.
+
+``distributed`` starts each service as its own process (``chromaline serve <service>``, the
+containers' entry point) against the real RabbitMQ (own virtual host), PostgreSQL (own database)
+and S3 server; ``standalone`` runs every service in this process on the embedded defaults
+(in-process bus, embedded PostgreSQL, blobs in a folder). The scenarios run against both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from chromaline.cli.standalone import BackgroundServer, Standalone
+from chromaline.common.testing.rabbitmq import RabbitBroker
+from chromaline.common.testing.services import missing_service
+
+SERVICES = ("gateway", "detector", "corrector", "reporter")
+READY_TIMEOUT = 90.0
+TEST_SECRET = "system-test-signing-secret-7c1e"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_ready(
+    url: str, timeout: float = READY_TIMEOUT, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} not ready within {timeout:.0f} s")
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        executable = Path(sys.executable).parent / "chromaline"
+        self.log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(executable), "serve", self.name, "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self) -> None:
+        wait_ready(self.url, process=self.process)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, in-flight work abandoned mid-way."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.log is not None:
+            self.log.close()
+
+
+@dataclass
+class System:
+    """A running system: its gateway URL and, when distributed, its processes and stores."""
+
+    mode: str
+    base_url: str
+    amqp_url: str | None = None
+    database_url: str | None = None
+    blob_url: str | None = None
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=120)
+
+
+def _plain_postgres(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _create_database(url: str, name: str) -> None:
+    connection = await asyncpg.connect(_plain_postgres(url))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def _drop_database(url: str, name: str) -> None:
+    connection = await asyncpg.connect(_plain_postgres(url))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def _with_database(url: str, name: str) -> str:
+    return urlsplit(url)._replace(path=f"/{name}").geturl()
+
+
+@pytest.fixture(scope="module")
+def distributed_system(
+    rabbitmq_broker: RabbitBroker, postgres_url: str, s3_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[System]:
+    admin = rabbitmq_broker.admin
+    if admin is None:
+        missing_service("rabbitmqctl", "system tests run on a virtual host of their own")
+    vhost = f"chromaline-system-{uuid.uuid4().hex[:10]}"
+    user = urlsplit(rabbitmq_broker.url).username or "guest"
+    admin.add_vhost(vhost, user)
+    amqp_url = urlsplit(rabbitmq_broker.url)._replace(path=f"/{vhost}").geturl()
+    database = f"chromaline_system_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_create_database(postgres_url, database))
+    database_url = _with_database(postgres_url, database)
+    logs = tmp_path_factory.mktemp("service-logs")
+    env = {
+        **os.environ,
+        "CHROMALINE_ENVIRONMENT": "test",
+        "CHROMALINE_SIGNING_SECRET": TEST_SECRET,
+        "CHROMALINE_BUS_URL": amqp_url,
+        "CHROMALINE_DATABASE_URL": database_url,
+        "CHROMALINE_BLOB_URL": s3_url,
+        "CHROMALINE_LOG_FORMAT": "json",
+    }
+    processes = {name: ServiceProcess(name, free_port(), env, logs / f"{name}.log") for name in SERVICES}
+    try:
+        for process in processes.values():
+            process.start()
+        for process in processes.values():
+            process.wait_ready()
+        yield System(
+            mode="distributed",
+            base_url=processes["gateway"].url,
+            amqp_url=amqp_url,
+            database_url=database_url,
+            blob_url=s3_url,
+            processes=processes,
+        )
+    finally:
+        for process in processes.values():
+            process.stop()
+        asyncio.run(_drop_database(postgres_url, database))
+        admin.delete_vhost(vhost)
+
+
+@pytest.fixture(scope="module")
+def standalone_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    root = tmp_path_factory.mktemp("standalone")
+    overrides: dict[str, Any] = {
+        "bus_url": "memory://",
+        "database_url": f"embedded://{root / 'postgres'}",
+        "blob_url": f"file://{root / 'blobs'}",
+    }
+    system = Standalone.build(overrides)
+    port = free_port()
+    with BackgroundServer(system.gateway_app(), "127.0.0.1", port):
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url)
+        yield System(mode="standalone", base_url=url)
+
+
+@pytest.fixture(scope="module", params=["distributed", "standalone"])
+def system(request: pytest.FixtureRequest) -> System:
+    """Each scenario runs against both the distributed and the one-process system."""
+    return request.getfixturevalue(f"{request.param}_system")  # type: ignore[no-any-return]

@@ -1,0 +1,171 @@
+"""Scenarios through the public API, on the distributed and on the one-process system."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from functools import cache
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from chromaline.detector.synthetic import render_scene
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
+
+SCENE_SIZE = (2000, 1500)
+FINISHED = ("done", "failed")
+
+
+@cache
+def chart_photo(seed: int) -> bytes:
+    return render_scene(seed, chart="classic24", size=SCENE_SIZE).image_bytes
+
+
+@cache
+def chartless_photo(seed: int) -> bytes:
+    return render_scene(seed, chart=None, size=SCENE_SIZE).image_bytes
+
+
+def upload(client: httpx.Client, files: list[tuple[str, bytes]], **options: Any) -> dict[str, Any]:
+    response = client.post(
+        "/api/v1/jobs",
+        files=[("files", (name, data, "application/octet-stream")) for name, data in files],
+        data={key: str(value) for key, value in options.items()},
+    )
+    assert response.status_code == 202, response.text
+    batch: dict[str, Any] = response.json()
+    return batch
+
+
+def wait_batch(client: httpx.Client, batch_id: str, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batch: dict[str, Any] = client.get(f"/api/v1/batches/{batch_id}").raise_for_status().json()
+        if batch["done"]:
+            return batch
+        time.sleep(0.3)
+    raise AssertionError(f"batch {batch_id} unfinished after {timeout} s: {batch['states']}")
+
+
+def test_a_chart_photo_is_corrected_and_its_results_can_be_downloaded(system: Any) -> None:
+    with system.client() as client:
+        batch = upload(client, [("studio.jpg", chart_photo(1))])
+        job = wait_batch(client, batch["id"])["jobs"][0]
+        assert job["state"] == "done", job
+        assert job["chart_type"] == "classic24"
+        assert job["delta_e2000_after"] < job["delta_e2000_before"]
+        assert job["delta_e2000_after"] < 3.0
+        corrected = client.get(job["files"]["corrected"])
+        assert corrected.status_code == 200
+        with Image.open(io.BytesIO(corrected.content)) as image:
+            assert image.size == SCENE_SIZE
+            assert image.info.get("icc_profile")
+        measurements = client.get(job["files"]["measurements"]).json()
+        assert len(measurements["patches"]) == 24
+        assert measurements["after"]["cie2000"]["mean"] == pytest.approx(job["delta_e2000_after"])
+        assert client.get(job["files"]["report.pdf"]).content.startswith(b"%PDF")
+        assert b"<html" in client.get(job["files"]["report.html"]).content
+        report = client.get(job["files"]["report.json"]).json()
+        assert report["measurements"]["job_id"] == job["id"]
+        profile = client.get(job["files"]["profile.json"]).json()
+        assert profile["method"] == job["method"]
+        assert b"LUT_3D_SIZE" in client.get(job["files"]["profile.cube"]).content
+
+
+def test_a_batch_of_twenty_finishes_with_per_file_progress(system: Any) -> None:
+    with system.client() as client:
+        batch = upload(client, [(f"shot-{seed:02}.jpg", chart_photo(100 + seed)) for seed in range(20)])
+        assert batch["total"] == 20
+        finished = wait_batch(client, batch["id"], timeout=500)
+        states = [job["state"] for job in finished["jobs"]]
+        assert states.count("done") == 20, finished["states"]
+        archive = zipfile.ZipFile(io.BytesIO(client.get(finished["archive"]).content))
+        corrected = [name for name in archive.namelist() if ".corrected." in name]
+        assert len(corrected) == 20
+        history = client.get("/api/v1/jobs", params={"batch_id": batch["id"], "page_size": 5}).json()
+        assert history["total"] == 20
+        assert len(history["items"]) == 5
+
+
+def test_a_zip_of_photos_becomes_one_batch(system: Any) -> None:
+    bundle = io.BytesIO()
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.writestr("session/a.jpg", chart_photo(2))
+        archive.writestr("session/b.jpg", chart_photo(3))
+        archive.writestr("c.jpg", chart_photo(4))
+    with system.client() as client:
+        batch = upload(client, [("session.zip", bundle.getvalue())])
+        assert sorted(job["filename"] for job in batch["jobs"]) == ["a.jpg", "b.jpg", "c.jpg"]
+        finished = wait_batch(client, batch["id"])
+        assert finished["states"] == {"done": 3}
+
+
+def test_a_saved_profile_corrects_chartless_photos_of_the_session(system: Any) -> None:
+    with system.client() as client:
+        chart_job = wait_batch(client, upload(client, [("chart.jpg", chart_photo(5))])["id"])["jobs"][0]
+        assert chart_job["state"] == "done"
+        profile = client.post(
+            "/api/v1/profiles", json={"job_id": chart_job["id"], "name": "session 5"}
+        ).json()
+        batch = upload(
+            client,
+            [("scene-1.jpg", chartless_photo(6)), ("scene-2.jpg", chartless_photo(7))],
+            profile_id=profile["id"],
+        )
+        finished = wait_batch(client, batch["id"])
+        assert finished["states"] == {"done": 2}, finished
+        for job in finished["jobs"]:
+            assert job["method"] == chart_job["method"]
+            assert job["stage_times"].get("detected") is None
+            assert client.get(job["files"]["corrected"]).status_code == 200
+        renamed = client.patch(f"/api/v1/profiles/{profile['id']}", json={"name": "renamed"}).json()
+        assert renamed["name"] == "renamed"
+        assert client.delete(f"/api/v1/profiles/{profile['id']}").status_code == 204
+        assert client.get(f"/api/v1/profiles/{profile['id']}/profile.json").status_code == 404
+
+
+def test_a_photo_without_a_chart_fails_with_its_reason(system: Any) -> None:
+    with system.client() as client:
+        job = wait_batch(client, upload(client, [("empty.jpg", chartless_photo(8))])["id"])["jobs"][0]
+        assert job["state"] == "failed"
+        assert job["reason"] == "no_chart"
+        assert job["message"]
+
+
+def test_a_corrupt_file_fails_alone_and_a_non_image_is_refused(system: Any) -> None:
+    good = chart_photo(9)
+    truncated = good[: len(good) // 2]
+    with system.client() as client:
+        refused = client.post(
+            "/api/v1/jobs", files=[("files", ("notes.jpg", b"just some text", "image/jpeg"))]
+        )
+        assert refused.status_code == 415
+        assert refused.json()["code"] == "unsupported_media_type"
+        batch = upload(client, [("good.jpg", good), ("truncated.jpg", truncated)])
+        jobs = {job["filename"]: job for job in wait_batch(client, batch["id"])["jobs"]}
+        assert jobs["good.jpg"]["state"] == "done"
+        assert jobs["truncated.jpg"]["state"] == "failed"
+        assert jobs["truncated.jpg"]["reason"] == "decode_error"
+
+
+def test_a_websocket_client_follows_a_job_to_the_end(system: Any) -> None:
+    from websockets.sync.client import connect
+
+    with system.client() as client:
+        job_id = upload(client, [("live.jpg", chart_photo(10))])["jobs"][0]["id"]
+    ws_url = system.base_url.replace("http://", "ws://") + f"/api/v1/jobs/{job_id}/events"
+    seen = []
+    with connect(ws_url, open_timeout=30) as websocket:
+        for message in websocket:
+            view = json.loads(message)
+            seen.append(view["progress"])
+            if view["state"] in FINISHED:
+                break
+    assert view["state"] == "done"
+    assert seen == sorted(seen)
+    assert seen[-1] == 1.0
