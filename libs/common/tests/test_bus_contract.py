@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import aio_pika
 import pytest
+import structlog
 
 from chromaline.common import correlation
 from chromaline.common.bus.base import DeadLetter, EventBus, PermanentError, PublishError, RetryPolicy
@@ -101,10 +102,13 @@ class Recorder:
         self.seen: list[RawEnvelope] = []
         self.handled: list[RawEnvelope] = []
         self.bound_ids: list[tuple[str | None, str | None]] = []
+        self.log_context: list[tuple[object, object, object]] = []
 
     async def __call__(self, event: RawEnvelope) -> None:
         self.seen.append(event)
         self.bound_ids.append((correlation.current_correlation_id(), correlation.current_causation_id()))
+        bound = structlog.contextvars.get_contextvars()
+        self.log_context.append((bound.get("correlation_id"), bound.get("event_id"), bound.get("event_type")))
         if len(self.seen) <= self.failures:
             raise self.error(f"failure {len(self.seen)} of {event.type}")
         self.handled.append(event)
@@ -122,6 +126,7 @@ async def test_published_event_reaches_its_subscriber_with_correlation_bound(har
     await wait_until(lambda: len(recorder.handled) == 1)
     assert recorder.handled == [sent]
     assert recorder.bound_ids == [(sent.correlation_id, str(sent.event_id))]
+    assert recorder.log_context == [(sent.correlation_id, str(sent.event_id), "image.uploaded")]
     assert correlation.current_correlation_id() is None
 
 
@@ -184,10 +189,15 @@ async def test_permanent_error_is_dead_lettered_at_once(harness: Harness) -> Non
     await bus.subscribe(queue, ["image.corrected"], recorder, retry=FAST_RETRY)
 
     await bus.publish(envelope("image.corrected"))
+    await bus.publish(envelope("image.corrected"))
 
-    dead = await _await_dead_letters(bus, queue, count=1)
-    assert len(recorder.seen) == 1
-    assert dead[0].reason.startswith("PermanentError: failure 1")
+    dead = await _await_dead_letters(bus, queue, count=2)
+    assert len(recorder.seen) == 2
+    assert sorted(d.reason for d in dead) == [
+        "PermanentError: failure 1 of image.corrected",
+        "PermanentError: failure 2 of image.corrected",
+    ]
+    assert len(await bus.dead_letters(queue, limit=1)) == 1
 
 
 async def test_undecodable_message_is_dead_lettered_without_reaching_the_handler(harness: Harness) -> None:

@@ -29,6 +29,8 @@ from chromaline.common.logging import get_logger
 
 log = get_logger(__name__)
 
+DELIVERY_LIMIT_REASON = "dead-lettered by the broker: delivery_limit"
+
 
 def topic_matches(pattern: str, routing_key: str) -> bool:
     """AMQP topic matching: ``*`` stands for exactly one dot-separated word, ``#`` for zero or more."""
@@ -180,12 +182,12 @@ class _Consumer:
             self._retry_or_dead_letter(message, error)
 
     def _redeliver(self, message: _Message) -> None:
-        """A handler interrupted before it finished: the message goes back, as a broker requeues it."""
-        redelivery = replace(message, attempt=message.attempt + 1)
-        if redelivery.attempt > self._retry.max_attempts:
-            self._queue.dead_letter(message, "delivery limit reached")
+        """A handler interrupted before it finished: the message goes back, as RabbitMQ requeues it,
+        until it went back more often than the delivery limit (``max_attempts``)."""
+        if message.attempt > self._retry.max_attempts:
+            self._queue.dead_letter(message, DELIVERY_LIMIT_REASON)
         else:
-            self._queue.put(redelivery)
+            self._queue.put(replace(message, attempt=message.attempt + 1))
 
     def _retry_or_dead_letter(self, message: _Message, error: Exception) -> None:
         reason = codec.failure_reason(error)
