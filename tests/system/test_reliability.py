@@ -1,0 +1,173 @@
+"""Reliability through the real broker: partners on the bus, killed workers, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import aio_pika
+import asyncpg
+import httpx
+import pytest
+
+from chromaline.common.blobs import buckets
+from chromaline.common.blobs.factory import create_blob_store
+from chromaline.common.events.contracts import BlobRef, ImageUploaded
+from chromaline.common.events.envelope import make_envelope
+
+from .test_pipeline import chart_photo, upload, wait_batch
+
+pytestmark = [pytest.mark.system, pytest.mark.integration, pytest.mark.timeout(600)]
+
+EXCHANGE = "chromaline"
+
+
+async def _publish_as_partner(
+    system: Any, photo: bytes, job_id: uuid.UUID, results: list[dict[str, Any]]
+) -> None:
+    """Store the photo, publish image.uploaded straight to RabbitMQ, collect the outcomes."""
+    store = create_blob_store(system.blob_url)
+    key = f"partner/{job_id}.jpg"
+    await store.put_bytes(buckets.ORIGINALS, key, photo, content_type="image/jpeg")
+    await store.close()
+    event = ImageUploaded(
+        job_id=job_id, filename="partner.jpg", original=BlobRef(bucket=buckets.ORIGINALS, key=key)
+    )
+    envelope = make_envelope("partner-acme", str(job_id), event)
+    connection = await aio_pika.connect_robust(system.amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await channel.get_exchange(EXCHANGE)
+        queue = await channel.declare_queue(exclusive=True)
+        for key_name in ("image.corrected", "report.ready", "processing.failed"):
+            await queue.bind(exchange, key_name)
+        await exchange.publish(
+            aio_pika.Message(
+                envelope.model_dump_json().encode(),
+                content_type="application/json",
+                message_id=str(envelope.event_id),
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key="image.uploaded",
+            timeout=10,
+        )
+        deadline = time.monotonic() + 180
+        async with queue.iterator() as messages:
+            async for message in messages:
+                async with message.process():
+                    body = json.loads(message.body)
+                    if body["subject"] == str(job_id):
+                        results.append(body)
+                if any(item["type"] in ("report.ready", "processing.failed") for item in results):
+                    return
+                if time.monotonic() > deadline:
+                    return
+
+
+def test_a_partner_publishes_on_the_bus_and_consumes_the_results(distributed_system: Any) -> None:
+    job_id = uuid.uuid4()
+    results: list[dict[str, Any]] = []
+    asyncio.run(
+        asyncio.wait_for(_publish_as_partner(distributed_system, chart_photo(20), job_id, results), 200)
+    )
+    types = [item["type"] for item in results]
+    assert types == ["image.corrected", "report.ready"], results
+    corrected = results[0]
+    assert corrected["data"]["delta_e2000_after"]["mean"] < corrected["data"]["delta_e2000_before"]["mean"]
+    assert corrected["correlation_id"] == results[1]["correlation_id"]
+
+
+async def _duplicates(database_url: str) -> dict[str, list[Any]]:
+    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        found = {}
+        for schema, routing_key in (
+            ("detector", "chart.detected"),
+            ("corrector", "image.corrected"),
+            ("reporter", "report.ready"),
+        ):
+            rows = await connection.fetch(
+                f"SELECT payload->>'subject' AS job, count(*) FROM {schema}.outbox "
+                "WHERE routing_key = $1 GROUP BY 1 HAVING count(*) > 1",
+                routing_key,
+            )
+            found[schema] = [dict(row) for row in rows]
+        return found
+    finally:
+        await connection.close()
+
+
+def _wait_for_state(
+    client: httpx.Client, batch_id: str, states: tuple[str, ...], timeout: float = 120
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batch = client.get(f"/api/v1/batches/{batch_id}").json()
+        if any(job["state"] in states for job in batch["jobs"]):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no job reached {states}")
+
+
+def test_workers_killed_mid_batch_lose_nothing_and_do_nothing_twice(distributed_system: Any) -> None:
+    processes = distributed_system.processes
+    with distributed_system.client() as client:
+        batch = upload(client, [(f"kill-{seed}.jpg", chart_photo(200 + seed)) for seed in range(8)])
+        _wait_for_state(client, batch["id"], ("correcting", "reporting", "done"))
+        processes["detector"].kill()
+        processes["corrector"].kill()
+        time.sleep(1.0)
+        for name in ("detector", "corrector"):
+            processes[name].start()
+        _wait_for_state(client, batch["id"], ("reporting", "done"))
+        processes["reporter"].kill()
+        processes["reporter"].start()
+        for name in ("detector", "corrector", "reporter"):
+            processes[name].wait_ready()
+        finished = wait_batch(client, batch["id"], timeout=400)
+    assert finished["states"] == {"done": 8}, finished["states"]
+    assert asyncio.run(_duplicates(distributed_system.database_url)) == {
+        "detector": [],
+        "corrector": [],
+        "reporter": [],
+    }
+
+
+def test_an_operator_lists_and_replays_dead_letters(distributed_system: Any) -> None:
+    async def publish_garbage() -> str:
+        connection = await aio_pika.connect_robust(distributed_system.amqp_url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            exchange = await channel.get_exchange(EXCHANGE)
+            message_id = uuid.uuid4().hex
+            await exchange.publish(
+                aio_pika.Message(b"{not json", message_id=message_id),
+                routing_key="image.uploaded",
+                timeout=10,
+            )
+            return message_id
+
+    message_id = asyncio.run(publish_garbage())
+    with distributed_system.client() as client:
+        deadline = time.monotonic() + 60
+        letters: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            items = client.get("/api/v1/admin/dead-letters").json()["items"]
+            letters = [item for item in items if item["id"] == message_id]
+            if letters:
+                break
+            time.sleep(0.5)
+        assert letters, "the undecodable message never reached a dead-letter queue"
+        letter = letters[0]
+        assert letter["queue"] == "detector"
+        assert letter["routing_key"] == "image.uploaded"
+        assert letter["body"] == "{not json"
+        assert letter["reason"]
+        replayed = client.post(f"/api/v1/admin/dead-letters/{letter['queue']}/{letter['id']}/replay")
+        assert replayed.status_code == 200, replayed.text
+        missing = client.post(f"/api/v1/admin/dead-letters/detector/{uuid.uuid4().hex}/replay")
+        assert missing.status_code == 404
+        assert missing.json()["code"] == "dead_letter_not_found"
