@@ -57,7 +57,8 @@ DELIVERY_COUNT_HEADER = "x-delivery-count"
 """Set by quorum queues on a redelivered message: how many times it went back unacknowledged."""
 _BROKER_HEADER_PREFIXES = (DELIVERY_COUNT_HEADER, "x-death", "x-first-death-", "x-last-death-")
 _REPLAY_RESET_HEADERS = frozenset({codec.ATTEMPT_HEADER, codec.REASON_HEADER, codec.DEAD_LETTERED_AT_HEADER})
-_SETTLE_TIMEOUT = 10.0
+_BROKER_TIMEOUT = 10.0
+"""Seconds to wait for an ack, a cancel or a channel before treating the broker as unreachable."""
 
 
 def dead_letter_queue(queue: str) -> str:
@@ -230,7 +231,7 @@ class _Consumer:
     async def _settle(self, settling: Awaitable[None]) -> None:
         """Ack or nack; on a lost channel the broker redelivers the message anyway."""
         try:
-            async with asyncio.timeout(_SETTLE_TIMEOUT):
+            async with asyncio.timeout(_BROKER_TIMEOUT):
                 await settling
         except (TimeoutError, *CONNECTION_EXCEPTIONS) as error:
             log.warning("bus.settle_failed", queue=self._queue, error=repr(error))
@@ -283,7 +284,7 @@ class RabbitMqBus(EventBus):
     async def close(self) -> None:
         for queue, tag in self._consumers:
             with contextlib.suppress(TimeoutError, *CONNECTION_EXCEPTIONS):
-                await queue.cancel(tag, timeout=_SETTLE_TIMEOUT)
+                await queue.cancel(tag, timeout=_BROKER_TIMEOUT)
         self._consumers.clear()
         await self._finish_in_flight()
         if self._connection is not None:
@@ -407,9 +408,10 @@ class RabbitMqBus(EventBus):
     async def _short_lived_channel(self) -> AsyncIterator[AbstractChannel]:
         """A plain (not robust) channel for one operation: a broker error closes it and nothing reopens it."""
         connection = self._require_connection()
-        await connection.ready()
+        async with asyncio.timeout(_BROKER_TIMEOUT):
+            await connection.ready()
         channel = aio_pika.Channel(connection)
-        await channel.initialize()
+        await channel.initialize(timeout=_BROKER_TIMEOUT)
         try:
             yield channel
         finally:
