@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -85,6 +86,12 @@ def safe_member_name(name: str) -> str:
     return posixpath.basename(normalised)
 
 
+def _is_hidden(name: str) -> bool:
+    """Dot files and the resource forks some archivers add (``__MACOSX/``) are not photos."""
+    parts = name.replace("\\", "/").split("/")
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts if part)
+
+
 def zip_image_members(archive: IO[bytes], limits: ZipLimits) -> list[zipfile.ZipInfo]:
     """The image members of a ZIP, after checking it against path traversal and zip bombs."""
     try:
@@ -113,20 +120,25 @@ def zip_image_members(archive: IO[bytes], limits: ZipLimits) -> list[zipfile.Zip
             )
     if total > limits.max_uncompressed_bytes:
         raise ApiError(413, "archive_too_large", f"the archive expands to {total} bytes, over the limit")
-    images = [info for info in members if not posixpath.basename(info.filename).startswith((".", "__MACOSX"))]
+    images = [info for info in members if not _is_hidden(info.filename)]
     if not images:
         raise ApiError(422, "empty_archive", "the archive holds no files")
     return images
 
 
 def read_member_bounded(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> Iterator[bytes]:
-    """Yield a member's bytes, stopping with an error when it inflates past its declared size."""
+    """Yield a member's bytes, never more than ``limit``.
+
+    A member whose content does not match its header (size or CRC, as in a crafted archive) is
+    refused as corrupt.
+    """
     read = 0
-    with bundle.open(info) as member:
-        while chunk := member.read(1024 * 1024):
-            read += len(chunk)
-            if read > min(info.file_size, limit):
-                raise ApiError(
-                    413, "archive_ratio_exceeded", f"{info.filename}: inflates past its declared size"
-                )
-            yield chunk
+    try:
+        with bundle.open(info) as member:
+            while chunk := member.read(1024 * 1024):
+                read += len(chunk)
+                if read > limit:
+                    raise ApiError(413, "file_too_large", f"{info.filename}: inflates past {limit} bytes")
+                yield chunk
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise ApiError(422, "corrupt_archive", f"{info.filename}: {error}") from None

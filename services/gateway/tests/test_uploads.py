@@ -1,0 +1,154 @@
+"""Upload checks: image type by content, pixel limits, ZIP path traversal and zip bombs."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from chromaline.gateway.problems import ApiError
+from chromaline.gateway.uploads import (
+    ZipLimits,
+    check_image,
+    read_member_bounded,
+    safe_member_name,
+    sniff_content_type,
+    zip_image_members,
+)
+
+LIMITS = ZipLimits(
+    max_entries=10, max_uncompressed_bytes=50_000_000, max_ratio=100.0, max_entry_bytes=20_000_000
+)
+
+
+def _encoded(extension: str, size: tuple[int, int] = (64, 48), dtype: type = np.uint8) -> bytes:
+    pixels = np.full((size[1], size[0], 3), 100, dtype=dtype)
+    ok, data = cv2.imencode(extension, pixels)
+    assert ok
+    return bytes(data)
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _png_bomb(width: int, height: int) -> bytes:
+    """A small PNG whose header claims ``width``×``height``: a decompression bomb seen from outside."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\0" * 4096, 9)
+    signature = b"\x89PNG\r\n\x1a\n"
+    return signature + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", rows) + _png_chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("extension", "expected"), [(".jpg", "image/jpeg"), (".png", "image/png"), (".tif", "image/tiff")]
+)
+def test_images_are_recognised_by_content(extension: str, expected: str) -> None:
+    data = _encoded(extension)
+    assert sniff_content_type(data[:16]) == expected
+    assert check_image(io.BytesIO(data), "renamed.txt", max_pixels=10_000) == expected
+
+
+def test_a_sixteen_bit_tiff_is_accepted() -> None:
+    assert check_image(io.BytesIO(_encoded(".tif", dtype=np.uint16)), "deep.tif", 10_000) == "image/tiff"
+
+
+def test_a_text_file_named_like_a_jpeg_is_refused() -> None:
+    with pytest.raises(ApiError) as refused:
+        check_image(io.BytesIO(b"hello, not an image"), "photo.jpg", 10_000)
+    assert refused.value.status == 415
+    assert refused.value.code == "unsupported_media_type"
+    assert "photo.jpg" in refused.value.detail
+
+
+def test_a_decompression_bomb_is_refused_from_its_header() -> None:
+    with pytest.raises(ApiError) as refused:
+        check_image(io.BytesIO(_png_bomb(100_000, 100_000)), "bomb.png", max_pixels=150_000_000)
+    assert refused.value.status == 413
+    assert refused.value.code == "too_many_pixels"
+
+
+def test_an_unreadable_header_is_a_corrupt_image() -> None:
+    with pytest.raises(ApiError) as refused:
+        check_image(io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20), "broken.png", 10_000)
+    assert refused.value.code == "corrupt_image"
+
+
+@pytest.mark.parametrize("name", ["../etc/passwd", "/abs/photo.jpg", "a/../../b.jpg", "..", "C:/x.jpg"])
+def test_archive_paths_outside_the_archive_are_refused(name: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        safe_member_name(name)
+    assert refused.value.code == "unsafe_archive_path"
+
+
+def test_archive_paths_inside_are_reduced_to_their_file_name() -> None:
+    assert safe_member_name("session/day 1/a.jpg") == "a.jpg"
+    assert safe_member_name("session\\b.jpg") == "b.jpg"
+
+
+def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> io.BytesIO:
+    bundle = io.BytesIO()
+    with zipfile.ZipFile(bundle, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    bundle.seek(0)
+    return bundle
+
+
+def test_a_zip_bomb_is_refused_by_its_compression_ratio() -> None:
+    bomb = _zip({"zeros.jpg": b"\0" * 5_000_000})
+    with pytest.raises(ApiError) as refused:
+        zip_image_members(bomb, LIMITS)
+    assert refused.value.code == "archive_ratio_exceeded"
+
+
+def test_an_archive_expanding_past_the_total_limit_is_refused() -> None:
+    noise = np.random.default_rng(0).bytes(3_000_000)
+    limits = ZipLimits(
+        max_entries=10, max_uncompressed_bytes=5_000_000, max_ratio=100.0, max_entry_bytes=20_000_000
+    )
+    with pytest.raises(ApiError) as refused:
+        zip_image_members(_zip({"a.jpg": noise, "b.jpg": noise}), limits)
+    assert refused.value.code == "archive_too_large"
+
+
+def test_too_many_members_are_refused() -> None:
+    many = _zip({f"{index}.jpg": b"x" for index in range(11)})
+    with pytest.raises(ApiError) as refused:
+        zip_image_members(many, LIMITS)
+    assert refused.value.code == "too_many_files"
+
+
+def test_a_member_lying_about_its_size_is_refused_as_corrupt() -> None:
+    bundle = _zip({"a.jpg": b"\0" * 1000})
+    with zipfile.ZipFile(bundle) as archive:
+        info = archive.infolist()[0]
+        info.file_size = 10
+        with pytest.raises(ApiError) as refused:
+            b"".join(read_member_bounded(archive, info, limit=1_000_000))
+    assert refused.value.code == "corrupt_archive"
+
+
+def test_a_member_is_never_read_past_the_limit() -> None:
+    bundle = _zip({"a.jpg": b"\0" * 3_000_000})
+    with zipfile.ZipFile(bundle) as archive, pytest.raises(ApiError) as refused:
+        b"".join(read_member_bounded(archive, archive.infolist()[0], limit=2_000_000))
+    assert refused.value.code == "file_too_large"
+
+
+def test_directories_and_hidden_files_are_skipped() -> None:
+    members = zip_image_members(
+        _zip({"photos/a.jpg": b"x" * 10, "photos/.DS_Store": b"x", "__MACOSX/y": b"z"}), LIMITS
+    )
+    assert [info.filename for info in members] == ["photos/a.jpg"]
+
+
+def test_a_corrupt_archive_is_refused() -> None:
+    with pytest.raises(ApiError) as refused:
+        zip_image_members(io.BytesIO(b"PK\x03\x04 broken"), LIMITS)
+    assert refused.value.code == "corrupt_archive"
