@@ -1,0 +1,262 @@
+"""The colour engine benchmark: ``uv run python bench/engine.py [--quick]`` (``make bench``).
+
+Prints, in one run: the engine's stage timings against the codec floor and its peak memory on a
+12 MP JPEG and a 24 MP 16-bit TIFF; detection rate, corrected ΔE2000 and time per photo for our
+pipeline and its peers on rendered scenes; the same on real photos when a dataset folder exists;
+and which targets are met. bench/README.md explains every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cv2
+from rich.console import Console
+from rich.table import Table
+
+from bench.compare import PipelineScores, compare_on_photos, compare_on_scenes, dataset_photos
+from bench.peers import CHROMALINE, NOT_INSTALLED
+from bench.timing import (
+    STAGES,
+    BenchImage,
+    Floor,
+    PeakMemory,
+    StageTimings,
+    engine_floor,
+    jpeg_image,
+    opencv_floor,
+    peak_memory,
+    stage_timings,
+    tiff16_image,
+)
+from chromaline.detector.synthetic import scene_set
+
+FLOOR_RATIO_TARGET = 1.5
+"""Our total on the 12 MP JPEG may cost at most this many times decoding plus encoding it."""
+DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@dataclass(frozen=True)
+class ImageReport:
+    image: BenchImage
+    timings: StageTimings
+    engine_floor: Floor
+    opencv_floor: Floor
+    memory: PeakMemory | None
+
+    @property
+    def floor_ratio(self) -> float:
+        return self.timings.total_ms / self.engine_floor.total_ms
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    met: bool
+    detail: str
+
+
+def measure_image(image: BenchImage, runs: int, *, with_memory: bool = True) -> ImageReport:
+    return ImageReport(
+        image=image,
+        timings=stage_timings(image, runs),
+        engine_floor=engine_floor(image, runs),
+        opencv_floor=opencv_floor(image, runs),
+        memory=peak_memory(image) if with_memory else None,
+    )
+
+
+def _ms(value: float) -> str:
+    return f"{value:.0f}"
+
+
+def _optional(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def timing_table(reports: list[ImageReport]) -> Table:
+    table = Table(title="Engine stages (median ms) against the codec floor")
+    table.add_column("")
+    for report in reports:
+        table.add_column(report.image.label, justify="right")
+    for stage in STAGES:
+        table.add_row(stage, *(_ms(report.timings.stages_ms[stage]) for report in reports))
+    rows: list[tuple[str, list[str]]] = [
+        ("total (wall)", [_ms(r.timings.total_ms) for r in reports]),
+        ("method chosen", [r.timings.method for r in reports]),
+        ("floor, engine decode", [_ms(r.engine_floor.decode_ms) for r in reports]),
+        ("floor, engine encode", [_ms(r.engine_floor.encode_ms) for r in reports]),
+        ("floor, engine total", [_ms(r.engine_floor.total_ms) for r in reports]),
+        ("floor, cv2 decode", [_ms(r.opencv_floor.decode_ms) for r in reports]),
+        ("floor, cv2 encode", [_ms(r.opencv_floor.encode_ms) for r in reports]),
+        ("floor, cv2 total", [_ms(r.opencv_floor.total_ms) for r in reports]),
+        ("total / engine floor", [f"{r.floor_ratio:.2f}×" for r in reports]),
+        ("total / cv2 floor", [f"{r.timings.total_ms / r.opencv_floor.total_ms:.2f}×" for r in reports]),
+    ]
+    for label, values in rows:
+        table.add_row(label, *values)
+    for label, attribute in (
+        ("tracemalloc peak (MiB)", "tracemalloc_peak_mib"),
+        ("peak RSS rise (MiB)", "rss_delta_mib"),
+        ("peak RSS (MiB)", "rss_peak_mib"),
+    ):
+        table.add_row(
+            label,
+            *("-" if r.memory is None else f"{getattr(r.memory, attribute):.0f}" for r in reports),
+        )
+    return table
+
+
+def scores_table(title: str, scores: dict[str, PipelineScores], *, ground_truth: bool) -> Table:
+    table = Table(title=title)
+    for column in ("pipeline", "photos", "found", "correct" if ground_truth else "-", "rate"):
+        table.add_column(column, justify="left" if column == "pipeline" else "right")
+    table.add_column("ΔE2000 before", justify="right")
+    table.add_column("ΔE2000 after", justify="right")
+    if ground_truth:
+        table.add_column("after, photos all got right", justify="right")
+    table.add_column("median s/photo", justify="right")
+    common = _common_photos(scores)
+    for score in scores.values():
+        row = [
+            score.pipeline,
+            str(score.photos),
+            str(score.detected),
+            str(score.correct) if ground_truth else "",
+            f"{score.detection_rate:.0%}",
+            _optional(score.mean_before),
+            _optional(score.mean_after),
+        ]
+        if ground_truth:
+            row.append(_optional(score.mean_after_on(common)))
+        row.append(_optional(score.median_seconds))
+        table.add_row(*row)
+    for name in NOT_INSTALLED:
+        table.add_row(name, *(["not installed"] + [""] * (len(table.columns) - 2)))
+    return table
+
+
+def _common_photos(scores: dict[str, PipelineScores]) -> set[int]:
+    sets = [set(score.after_by_photo) for score in scores.values()]
+    return set.intersection(*sets) if sets else set()
+
+
+def targets(jpeg: ImageReport | None, scores: dict[str, PipelineScores]) -> list[Target]:
+    found: list[Target] = []
+    if jpeg is not None:
+        found.append(
+            Target(
+                f"{jpeg.image.label}: total ≤ {FLOOR_RATIO_TARGET}× the engine's codec floor",
+                jpeg.floor_ratio <= FLOOR_RATIO_TARGET,
+                f"{jpeg.timings.total_ms:.0f} ms = {jpeg.floor_ratio:.2f}× {jpeg.engine_floor.total_ms:.0f} ms",
+            )
+        )
+    ours = scores.get(CHROMALINE)
+    if ours is None:
+        return found
+    for name, peer in scores.items():
+        if name == CHROMALINE:
+            continue
+        found.append(
+            Target(
+                f"detection rate ≥ {name}",
+                ours.detection_rate >= peer.detection_rate,
+                f"{ours.detection_rate:.0%} vs {peer.detection_rate:.0%}",
+            )
+        )
+        common = set(ours.after_by_photo) & set(peer.after_by_photo)
+        mine, theirs = ours.mean_after_on(common), peer.mean_after_on(common)
+        if mine is not None and theirs is not None:
+            found.append(
+                Target(
+                    f"corrected ΔE2000 ≤ {name} (on the {len(common)} scenes both got right)",
+                    mine <= theirs,
+                    f"{mine:.2f} vs {theirs:.2f}",
+                )
+            )
+    return found
+
+
+def targets_table(found: list[Target]) -> Table:
+    table = Table(title="Targets")
+    table.add_column("target")
+    table.add_column("met")
+    table.add_column("figures")
+    for target in found:
+        table.add_row(target.name, "[green]yes[/]" if target.met else "[red]NO[/]", target.detail)
+    return table
+
+
+def notes_lines(scores: dict[str, PipelineScores], limit: int = 6) -> list[str]:
+    lines = []
+    for score in scores.values():
+        for note in score.notes[:limit]:
+            lines.append(f"  {score.pipeline}: {note}")
+        if len(score.notes) > limit:
+            lines.append(f"  {score.pipeline}: … {len(score.notes) - limit} more")
+    return lines
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="fewer runs and scenes (1-2 minutes)")
+    parser.add_argument("--runs", type=int, help="timed runs per image (default 5, quick 2)")
+    parser.add_argument("--scenes", type=int, help="rendered scenes for the comparison (default 20, quick 4)")
+    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="folder of real chart photos")
+    parser.add_argument("--dataset-limit", type=int, help="at most this many real photos")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    arguments = parse_arguments(argv)
+    runs = arguments.runs or (2 if arguments.quick else 5)
+    scene_count = arguments.scenes or (4 if arguments.quick else 20)
+    console = Console(width=max(Console().width, 132))
+    console.print(
+        f"Chromaline engine benchmark: {runs} timed runs per image, {scene_count} rendered scenes; "
+        f"{os.cpu_count()} CPU(s), OpenCV {cv2.__version__} with {cv2.getNumThreads()} thread(s)"
+    )
+    images = [jpeg_image(), tiff16_image()]
+    for image in images:
+        console.print(f"  {image.label}: {image.how_made}")
+    reports = [measure_image(image, runs) for image in images]
+    console.print(timing_table(reports))
+
+    scores = compare_on_scenes(scene_set(scene_count))
+    console.print(
+        scores_table(
+            f"Pipelines on {scene_count} rendered 12 MP scenes (ground truth known)",
+            scores,
+            ground_truth=True,
+        )
+    )
+    for line in notes_lines(scores):
+        console.print(line, markup=False, highlight=False)
+
+    if arguments.datasets.is_dir():
+        photos = dataset_photos(arguments.datasets, arguments.dataset_limit)
+        real = compare_on_photos(photos)
+        console.print(
+            scores_table(
+                f"Pipelines on {len(photos)} real photos in {arguments.datasets}", real, ground_truth=False
+            )
+        )
+        for line in notes_lines(real):
+            console.print(line, markup=False, highlight=False)
+    else:
+        console.print(f"Real photos: {arguments.datasets} does not exist; skipped.")
+
+    found = targets(reports[0], scores)
+    console.print(targets_table(found))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
