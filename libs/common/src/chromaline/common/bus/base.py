@@ -13,13 +13,36 @@ Delivery rules shared by every adapter (and checked by one contract test suite):
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from chromaline.common.events.envelope import RawEnvelope
 
 Handler = Callable[[RawEnvelope], Awaitable[None]]
+
+PUBLISHER_HEADER = "x-chromaline-publisher"
+"""On a copy a service republishes (retry, dead letter, replay): who published the original."""
+
+_publisher: ContextVar[str | None] = ContextVar("chromaline_bus_publisher", default=None)
+
+
+def current_publisher() -> str | None:
+    """Who published the message being handled: on RabbitMQ the AMQP ``user_id``, which the broker
+    checks against the publishing connection's user; ``None`` when the message carried none."""
+    return _publisher.get()
+
+
+@contextlib.contextmanager
+def delivered_by(publisher: str | None) -> Iterator[None]:
+    """Adapters run each handler inside this, so :func:`current_publisher` names the message's publisher."""
+    token = _publisher.set(publisher)
+    try:
+        yield
+    finally:
+        _publisher.reset(token)
 
 
 class PermanentError(Exception):

@@ -17,12 +17,14 @@ from datetime import UTC, datetime
 
 from chromaline.common.bus import codec
 from chromaline.common.bus.base import (
+    PUBLISHER_HEADER,
     DeadLetter,
     EventBus,
     Handler,
     PermanentError,
     PublishError,
     RetryPolicy,
+    delivered_by,
 )
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.logging import get_logger
@@ -30,6 +32,8 @@ from chromaline.common.logging import get_logger
 log = get_logger(__name__)
 
 DELIVERY_LIMIT_REASON = "dead-lettered by the broker: delivery_limit"
+LOCAL_USER = "chromaline"
+"""The publisher a :class:`MemoryBus` stamps on its messages unless told another."""
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:
@@ -55,6 +59,7 @@ class _Message:
     message_id: str
     headers: dict[str, str] = field(default_factory=dict)
     attempt: int = 1
+    publisher: str | None = None
 
 
 class _MemoryQueue:
@@ -87,10 +92,17 @@ class _MemoryQueue:
                 reason=reason,
                 body=message.body,
                 dead_lettered_at=datetime.now(UTC),
-                headers=dict(message.headers),
+                headers=_headers_naming_publisher(message),
             )
         )
         log.warning("bus.dead_lettered", queue=self.name, message_id=message.message_id, reason=reason)
+
+
+def _headers_naming_publisher(message: _Message) -> dict[str, str]:
+    headers = {name: value for name, value in message.headers.items() if name != PUBLISHER_HEADER}
+    if message.publisher is not None:
+        headers[PUBLISHER_HEADER] = message.publisher
+    return headers
 
 
 class InMemoryBroker:
@@ -171,7 +183,7 @@ class _Consumer:
             self._queue.dead_letter(message, codec.failure_reason(error))
             return
         try:
-            with codec.handling(envelope):
+            with codec.handling(envelope), delivered_by(message.publisher):
                 await self._handler(envelope)
         except asyncio.CancelledError:
             self._redeliver(message)
@@ -204,9 +216,15 @@ class MemoryBus(EventBus):
     """In-process adapter of the bus port; see the module docstring."""
 
     def __init__(
-        self, *, service: str, broker: InMemoryBroker | None = None, shutdown_grace: float = 30.0
+        self,
+        *,
+        service: str,
+        broker: InMemoryBroker | None = None,
+        shutdown_grace: float = 30.0,
+        user: str = LOCAL_USER,
     ) -> None:
         self.service = service
+        self.user = user
         self.broker = broker if broker is not None else InMemoryBroker()
         self._shutdown_grace = shutdown_grace
         self._consumers: list[asyncio.Task[None]] = []
@@ -237,13 +255,17 @@ class MemoryBus(EventBus):
                 routing_key=envelope.type,
                 message_id=str(envelope.event_id),
                 headers={codec.SCHEMA_VERSION_HEADER: str(envelope.schema_version)},
+                publisher=self.user,
             )
         )
 
-    async def publish_raw(self, routing_key: str, body: bytes) -> str:
-        """Publish bytes that need not be an envelope, as a foreign producer could; returns the message id."""
+    async def publish_raw(self, routing_key: str, body: bytes, *, publisher: str | None = None) -> str:
+        """Publish bytes that need not be an envelope, as a foreign producer (``publisher``) could;
+        returns the message id."""
         message_id = uuid.uuid4().hex
-        self._publish_message(_Message(body=body, routing_key=routing_key, message_id=message_id))
+        self._publish_message(
+            _Message(body=body, routing_key=routing_key, message_id=message_id, publisher=publisher)
+        )
         return message_id
 
     def _publish_message(self, message: _Message) -> None:
@@ -280,7 +302,10 @@ class MemoryBus(EventBus):
                         body=dead.body,
                         routing_key=dead.routing_key,
                         message_id=dead.id,
-                        headers=dict(dead.headers),
+                        headers={
+                            name: value for name, value in dead.headers.items() if name != PUBLISHER_HEADER
+                        },
+                        publisher=dead.headers.get(PUBLISHER_HEADER),
                     )
                 )
                 return True

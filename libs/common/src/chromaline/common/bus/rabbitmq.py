@@ -10,6 +10,10 @@ Topology, for exchange ``X`` and a consuming queue ``Q``:
   through ``X.redeliver`` (direct, keyed by queue name);
 * ``Q.dlq`` (quorum): bound to ``X.dead-letter`` (direct) with ``Q``.
 
+Every message carries the publishing connection's user as its AMQP ``user_id``, which the broker
+checks; handlers read it with :func:`~chromaline.common.bus.base.current_publisher`. A copy this
+adapter republishes keeps the original publisher in a header, trusted only from its own user.
+
 Every publish waits for the broker's confirm and is mandatory, so an unroutable message raises
 :class:`PublishError` instead of vanishing. A message is acknowledged only once its handler returned
 and, for a failure, once its retry or dead-letter copy was confirmed; if anything in between fails
@@ -25,6 +29,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import (
@@ -41,12 +46,14 @@ from aio_pika.exceptions import PublishError as ReturnedError
 
 from chromaline.common.bus import codec
 from chromaline.common.bus.base import (
+    PUBLISHER_HEADER,
     DeadLetter,
     EventBus,
     Handler,
     PermanentError,
     PublishError,
     RetryPolicy,
+    delivered_by,
 )
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.logging import get_logger
@@ -111,10 +118,21 @@ def _original_routing_key(message: AbstractIncomingMessage) -> str:
     return message.routing_key or ""
 
 
+def _publisher_of(message: AbstractIncomingMessage, own_user: str) -> str | None:
+    """The broker-checked publisher; for a copy made by a bus of our own user, the original's
+    (an empty header: the original named no publisher)."""
+    if message.user_id == own_user:
+        copied = _str_header(message.headers, PUBLISHER_HEADER)
+        return own_user if copied is None else copied or None
+    return message.user_id
+
+
 def _copy(
-    message: AbstractIncomingMessage, headers: HeadersType, message_id: str | None = None
+    message: AbstractIncomingMessage, headers: HeadersType, user: str, message_id: str | None = None
 ) -> aio_pika.Message:
-    """A persistent copy of ``message`` with ``headers``, for a retry, dead-letter or replay queue."""
+    """A persistent copy of ``message`` with ``headers``, for a retry, dead-letter or replay queue,
+    published as ``user`` and naming the original publisher in a header."""
+    headers = {**headers, PUBLISHER_HEADER: _publisher_of(message, user) or ""}
     return aio_pika.Message(
         message.body,
         headers=headers,
@@ -125,6 +143,7 @@ def _copy(
         correlation_id=message.correlation_id,
         timestamp=message.timestamp,
         app_id=message.app_id,
+        user_id=user,
     )
 
 
@@ -181,7 +200,7 @@ class _Consumer:
             return
         attempt = _delivery_number(message)
         try:
-            with codec.handling(envelope):
+            with codec.handling(envelope), delivered_by(_publisher_of(message, self._bus.user)):
                 await self._handler(envelope)
         except asyncio.CancelledError:
             await self._settle(message.nack(requeue=True))
@@ -204,7 +223,9 @@ class _Consumer:
             codec.ROUTING_KEY_HEADER: _original_routing_key(message),
         }
         log.info("bus.retry_scheduled", queue=self._queue, attempt=attempt, delay=delay, reason=reason)
-        await self._move(message, _copy(message, headers), retry_queue(self._queue, delay), default=True)
+        await self._move(
+            message, _copy(message, headers, self._bus.user), retry_queue(self._queue, delay), default=True
+        )
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         headers = _own_headers(message) | {
@@ -214,7 +235,9 @@ class _Consumer:
         }
         message_id = message.message_id or uuid.uuid4().hex
         log.warning("bus.dead_lettered", queue=self._queue, message_id=message_id, reason=reason)
-        await self._move(message, _copy(message, headers, message_id), self._queue, default=False)
+        await self._move(
+            message, _copy(message, headers, self._bus.user, message_id), self._queue, default=False
+        )
 
     async def _move(
         self, message: AbstractIncomingMessage, copy: aio_pika.Message, routing_key: str, *, default: bool
@@ -250,6 +273,8 @@ class RabbitMqBus(EventBus):
         reconnect_interval: float = 1.0,
     ) -> None:
         self.url = url
+        self.user = unquote(urlsplit(url).username or "guest")
+        """The broker user of this bus's connection, stamped on everything it publishes."""
         self.service = service
         self.exchange = exchange
         self.dead_letter_exchange = f"{exchange}.dead-letter"
@@ -317,6 +342,7 @@ class RabbitMqBus(EventBus):
             correlation_id=envelope.correlation_id,
             timestamp=envelope.occurred_at,
             app_id=self.service,
+            user_id=self.user,
         )
         await self.publish_to(message, envelope.type, exchange=self.exchange, timeout=timeout)
 
@@ -461,7 +487,7 @@ class RabbitMqBus(EventBus):
                     }
                     try:
                         await self.publish_to(
-                            _copy(message, headers), queue, exchange=self.redeliver_exchange
+                            _copy(message, headers, self.user), queue, exchange=self.redeliver_exchange
                         )
                     except PublishError:
                         held.append(message)
