@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
@@ -136,6 +137,30 @@ class ProcessingFailed(Contract):
     message: str
 
 
+class PasswordResetRequested(Contract):
+    """A user asked to reset a password; a notifier delivers the link (in development, a log line).
+
+    The link carries the reset token in clear, so the event is internal: no partner may bind to
+    ``user.*`` (see docs/partners.md). The token is single-use and short-lived, and the auth
+    service keeps only its hash.
+    """
+
+    user_id: uuid.UUID
+    email: str = Field(max_length=320)
+    reset_url: str = Field(max_length=2048, description="Single-use link holding the reset token.")
+    expires_at: datetime
+
+
+class PartnerRejected(Contract):
+    """A consumer refused a message whose publisher (AMQP user_id) is no known service or partner."""
+
+    routing_key: str
+    event_id: uuid.UUID
+    publisher: str | None = Field(description="The broker-checked AMQP user_id, if the message had one.")
+    consumer: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class EventSpec:
     routing_key: str
@@ -151,6 +176,13 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("image.corrected", 1, ImageCorrected, "The corrected image and its profile are stored."),
     EventSpec("report.ready", 1, ReportReady, "The colour report is stored."),
     EventSpec("processing.failed", 1, ProcessingFailed, "A step failed for good; the job ends failed."),
+    EventSpec(
+        "user.password_reset_requested",
+        1,
+        PasswordResetRequested,
+        "A password reset link waits to be delivered (internal).",
+    ),
+    EventSpec("partner.rejected", 1, PartnerRejected, "A message from an unknown publisher was refused."),
 )
 _BY_KEY = {spec.routing_key: spec for spec in EVENTS}
 _BY_MODEL = {spec.model: spec for spec in EVENTS}
