@@ -8,12 +8,14 @@ never see each other's rows and need no database of their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -92,3 +94,30 @@ async def db_engine(postgres_url: str, db_schema: str) -> AsyncIterator[AsyncEng
 @pytest.fixture
 def db_sessions(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return session_factory(db_engine)
+
+
+async def _execute_autocommit(server_url: str, statement: str) -> None:
+    engine = create_async_engine(server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+@contextlib.contextmanager
+def fresh_database(postgres_url: str) -> Iterator[str]:
+    """A database of its own, dropped afterwards, for whole services (their schema names are fixed)."""
+    name = f"chromaline_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_execute_autocommit(postgres_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_execute_autocommit(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def service_database_url(postgres_url: str) -> Iterator[str]:
+    """A fresh database for one test that runs whole services."""
+    with fresh_database(postgres_url) as url:
+        yield url
