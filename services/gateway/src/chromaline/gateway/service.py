@@ -17,6 +17,7 @@ from chromaline.gateway.api import build_router
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, watchdog
 from chromaline.gateway.problems import install_problem_handlers
 from chromaline.gateway.settings import GatewaySettings
+from chromaline.gateway.web import mount_web
 
 NAME = "gateway"
 SPEC = ServiceSpec(
@@ -62,4 +63,5 @@ def build_app(
             allow_headers=["Authorization", "Content-Type", "X-Correlation-ID"],
         )
     app.include_router(build_router(runtime, settings))
+    mount_web(app)
     return app

@@ -1,0 +1,168 @@
+// The API client: bearer tokens, one refresh on 401, problem+json errors as ApiProblem.
+
+import { clearTokens, loadTokens, saveTokens, who } from "./session.js";
+
+export const API = "/api/v1";
+
+/** An error the API answered with; `detail` is written for people. */
+export class ApiProblem extends Error {
+  constructor(status, body) {
+    const detail = body?.detail || body?.title || `the server answered ${status}`;
+    super(detail);
+    this.status = status;
+    this.code = body?.code || "http_error";
+    this.detail = detail;
+    this.body = body || {};
+  }
+}
+
+/** Thrown when the request failed before any answer came back. */
+export class NetworkProblem extends Error {
+  constructor() {
+    super("The server could not be reached. Check the connection and try again.");
+    this.status = 0;
+    this.code = "network";
+    this.detail = this.message;
+  }
+}
+
+let refreshing = null;
+const listeners = new Set();
+
+/** Called with no argument when the session ends (the refresh token was refused). */
+export function onSessionEnded(listener) {
+  listeners.add(listener);
+}
+
+function authHeaders() {
+  const headers = {};
+  const tokens = loadTokens();
+  if (tokens?.access_token) headers.Authorization = `Bearer ${tokens.access_token}`;
+  if (who.organisation) headers["X-Organisation-ID"] = who.organisation;
+  return headers;
+}
+
+async function refresh() {
+  const tokens = loadTokens();
+  if (!tokens?.refresh_token) return false;
+  refreshing ??= fetch(`${API}/auth/refresh`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ refresh_token: tokens.refresh_token }),
+  })
+    .then(async (response) => {
+      if (!response.ok) return false;
+      saveTokens(await response.json());
+      return true;
+    })
+    .catch(() => false)
+    .finally(() => {
+      refreshing = null;
+    });
+  return refreshing;
+}
+
+async function problemOf(response) {
+  let body = null;
+  const type = response.headers.get("Content-Type") || "";
+  if (type.includes("json")) {
+    try {
+      body = await response.json();
+    } catch {
+      body = null;
+    }
+  }
+  return new ApiProblem(response.status, body);
+}
+
+/** fetch() under /api/v1 with the session's headers; returns the Response when it is 2xx. */
+export async function raw(path, { method = "GET", body, json, headers = {}, retry = true } = {}) {
+  const init = { method, headers: { ...authHeaders(), ...headers } };
+  if (json !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  } else if (body !== undefined) {
+    init.body = body;
+  }
+  let response;
+  try {
+    response = await fetch(path.startsWith("/") ? path : `${API}/${path}`, init);
+  } catch {
+    throw new NetworkProblem();
+  }
+  if (response.status === 401 && retry && loadTokens()?.refresh_token) {
+    if (await refresh()) return raw(path, { method, body, json, headers, retry: false });
+    clearTokens();
+    listeners.forEach((listener) => listener());
+  }
+  if (!response.ok) throw await problemOf(response);
+  return response;
+}
+
+function sendWithProgress(path, form, onProgress) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("POST", `${API}/${path}`);
+    for (const [name, value] of Object.entries(authHeaders())) request.setRequestHeader(name, value);
+    request.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    request.addEventListener("load", () => resolve(request));
+    request.addEventListener("error", () => reject(new NetworkProblem()));
+    request.send(form);
+  });
+}
+
+/** POST a multipart form, reporting the share sent so far; the JSON answer. */
+export async function upload(path, form, onProgress = () => {}) {
+  let request = await sendWithProgress(path, form, onProgress);
+  if (request.status === 401 && (await refresh())) request = await sendWithProgress(path, form, onProgress);
+  let body = null;
+  try {
+    body = JSON.parse(request.responseText);
+  } catch {
+    body = null;
+  }
+  if (request.status < 200 || request.status >= 300) throw new ApiProblem(request.status, body);
+  return body;
+}
+
+/** A JSON call; null for 204. */
+export async function call(path, options) {
+  const response = await raw(path, options);
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+/** The answer as a Blob, with the file name from Content-Disposition. */
+export async function fetchBlob(path) {
+  const response = await raw(path);
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const match = /filename="?([^";]+)"?/.exec(disposition);
+  const name = match ? match[1] : path.split("/").pop();
+  return { blob: await response.blob(), name, type: response.headers.get("Content-Type") || "" };
+}
+
+/** Save an API file to disk: fetched with the session's headers, then handed to the browser. */
+export async function download(path) {
+  const { blob, name } = await fetchBlob(path);
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  return name;
+}
+
+/** A WebSocket URL for an API path; browsers cannot send headers on it, so the token rides along. */
+export function socketUrl(path) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const url = new URL(`${scheme}//${location.host}${API}/${path}`);
+  const tokens = loadTokens();
+  if (tokens?.access_token) url.searchParams.set("access_token", tokens.access_token);
+  if (who.organisation) url.searchParams.set("organisation_id", who.organisation);
+  return url.toString();
+}

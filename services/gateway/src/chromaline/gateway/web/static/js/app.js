@@ -1,0 +1,168 @@
+// The app shell: finds out whether the gateway has accounts, draws the navigation, runs pages.
+
+import { ApiProblem, call, onSessionEnded } from "./api.js";
+import { clear, h, notice } from "./dom.js";
+import { href, match, navigate, parseHash } from "./router.js";
+import { canOperate, clearTokens, loadTokens, savedOrganisation, setOrganisation, who } from "./session.js";
+import * as auth from "./pages/auth.js";
+import * as batch from "./pages/batch.js";
+import * as history from "./pages/history.js";
+import * as operator from "./pages/operator.js";
+import * as profiles from "./pages/profiles.js";
+import * as result from "./pages/result.js";
+import * as settings from "./pages/settings.js";
+import * as upload from "./pages/upload.js";
+
+const PUBLIC = true;
+const routes = [
+  { path: "/", title: "Upload", render: upload.render },
+  { path: "/upload", title: "Upload", render: upload.render },
+  { path: "/signin", title: "Sign in", render: auth.renderSignIn, public: PUBLIC },
+  { path: "/signup", title: "Create an account", render: auth.renderSignUp, public: PUBLIC },
+  { path: "/reset", title: "Reset your password", render: auth.renderReset, public: PUBLIC },
+  { path: "/batches/:id", title: "Progress", render: batch.render },
+  { path: "/jobs/:id", title: "Result", render: result.render },
+  { path: "/history", title: "History", render: history.render },
+  { path: "/profiles", title: "Profiles", render: profiles.render },
+  { path: "/settings", title: "Settings", render: settings.render },
+  { path: "/operator", title: "Operator", render: operator.render },
+];
+
+const NAV = [
+  ["/upload", "Upload"],
+  ["/history", "History"],
+  ["/profiles", "Profiles"],
+  ["/settings", "Settings", () => who.mode === "account"],
+  ["/operator", "Operator", () => canOperate()],
+];
+
+let leaving = [];
+
+/** Learn who is signed in: `open` when the gateway has no auth routes, `account` otherwise. */
+export async function identify() {
+  try {
+    who.me = await call("auth/me", { retry: Boolean(loadTokens()) });
+    who.mode = "account";
+    const memberships = who.me.memberships || [];
+    const saved = savedOrganisation();
+    const chosen = memberships.find((m) => m.organisation_id === saved) || memberships[0];
+    if (chosen) setOrganisation(chosen.organisation_id);
+  } catch (error) {
+    who.me = null;
+    if (error instanceof ApiProblem && error.status === 404) who.mode = "open";
+    else if (error instanceof ApiProblem && error.status === 401) who.mode = "account";
+    else throw error;
+  }
+}
+
+function drawNav(path) {
+  const nav = clear(document.getElementById("main-nav"));
+  const signedIn = who.mode === "open" || who.me;
+  const list = h("ul", { class: "nav-list" });
+  if (signedIn) {
+    for (const [target, label, visible] of NAV) {
+      if (visible && !visible()) continue;
+      const current = path === target || (target === "/upload" && path === "/");
+      list.append(h("li", {}, h("a", { href: href(target), "aria-current": current ? "page" : false }, label)));
+    }
+  }
+  if (who.mode === "account" && who.me) {
+    list.append(
+      h(
+        "li",
+        {},
+        h("button", { type: "button", class: "link-button", onclick: signOut }, "Sign out"),
+      ),
+    );
+  } else if (who.mode === "account") {
+    list.append(h("li", {}, h("a", { href: href("/signin") }, "Sign in")));
+    list.append(h("li", {}, h("a", { href: href("/signup") }, "Sign up")));
+  }
+  nav.append(list);
+}
+
+async function signOut() {
+  const tokens = loadTokens();
+  if (tokens?.refresh_token) {
+    try {
+      await call("auth/logout", { method: "POST", json: { refresh_token: tokens.refresh_token }, retry: false });
+    } catch {
+      // The tokens are forgotten below either way; an expired session is already signed out.
+    }
+  }
+  clearTokens();
+  who.me = null;
+  navigate("/signin");
+}
+
+function showError(main, error) {
+  clear(main).append(
+    h("h1", { tabindex: "-1" }, "Something went wrong"),
+    notice("error", error.detail || error.message || String(error)),
+    h("p", {}, h("a", { href: href("/upload") }, "Back to uploads")),
+  );
+}
+
+async function show() {
+  leaving.forEach((stop) => stop());
+  leaving = [];
+  const { path, query } = parseHash();
+  const main = document.getElementById("main");
+  const found = match(routes, path);
+  drawNav(path);
+  if (!found) {
+    document.title = "Not found · Chromaline";
+    clear(main).append(h("h1", { tabindex: "-1" }, "Page not found"), h("p", {}, h("a", { href: href("/upload") }, "Go to uploads")));
+    return;
+  }
+  if (!found.route.public && who.mode === "account" && !who.me) {
+    navigate("/signin", { next: location.hash.slice(1) });
+    return;
+  }
+  document.title = `${found.route.title} · Chromaline`;
+  const context = {
+    params: found.params,
+    query,
+    main,
+    onLeave: (stop) => leaving.push(stop),
+    refreshIdentity: async () => {
+      await identify();
+      drawNav(path);
+    },
+  };
+  clear(main).append(h("p", { class: "loading" }, "Loading…"));
+  try {
+    const nodes = await found.route.render(context);
+    if (parseHash().path !== path) return;
+    clear(main).append(...[nodes].flat());
+  } catch (error) {
+    showError(main, error);
+  }
+  const heading = main.querySelector("h1");
+  if (heading && document.activeElement?.id !== "skip-link") {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus({ preventScroll: true });
+  }
+}
+
+onSessionEnded(() => {
+  who.me = null;
+  navigate("/signin", { next: location.hash.slice(1) });
+});
+
+async function start() {
+  document.getElementById("skip-link").addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("main").focus();
+  });
+  try {
+    await identify();
+  } catch (error) {
+    showError(document.getElementById("main"), error);
+    return;
+  }
+  window.addEventListener("hashchange", show);
+  await show();
+}
+
+start();

@@ -1,0 +1,111 @@
+// Per-patch ΔE: a table with swatches, and bars of ΔE before and after drawn as SVG.
+
+import { formatNumber, h, rgb, svg } from "../dom.js";
+
+const FLAG_WORDS = {
+  clipped: "clipped",
+  non_uniform: "uneven",
+  outside_frame: "outside the photo",
+  dark: "too dark",
+};
+
+function swatch(colour, label) {
+  return h("span", { class: "swatch", style: { backgroundColor: rgb(colour) }, title: `${label}: ${rgb(colour)}`, role: "img", "aria-label": `${label} ${rgb(colour)}` });
+}
+
+export function patchTable(measurements) {
+  const rows = measurements.patches.map((patch) =>
+    h(
+      "tr",
+      { dataset: { patch: patch.index }, class: patch.used_in_fit ? "" : "excluded" },
+      h("td", { class: "num" }, patch.index + 1),
+      h("th", { scope: "row" }, patch.name),
+      h("td", { class: "swatches" }, swatch(patch.reference_srgb, "Reference"), swatch(patch.before_srgb, "Before"), swatch(patch.after_srgb, "After")),
+      h("td", { class: "num de-before" }, formatNumber(patch.delta_e2000[0])),
+      h("td", { class: "num de-after" }, formatNumber(patch.delta_e2000[1])),
+      h("td", {}, patch.used_in_fit ? "Yes" : "No"),
+      h("td", {}, patch.flags.map((flag) => FLAG_WORDS[flag] || flag).join(", ") || "—"),
+    ),
+  );
+  return h(
+    "div",
+    { class: "table-scroll", tabindex: "0", role: "region", "aria-label": "Per-patch ΔE table" },
+    h(
+      "table",
+      { class: "patch-table", id: "patch-table" },
+      h("caption", {}, "ΔE₀₀ per patch. Swatches: reference, measured before, after correction."),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          h("th", { scope: "col", class: "num" }, "#"),
+          h("th", { scope: "col" }, "Patch"),
+          h("th", { scope: "col" }, "Reference · before · after"),
+          h("th", { scope: "col", class: "num" }, "ΔE₀₀ before"),
+          h("th", { scope: "col", class: "num" }, "ΔE₀₀ after"),
+          h("th", { scope: "col" }, "In fit"),
+          h("th", { scope: "col" }, "Flags"),
+        ),
+      ),
+      h("tbody", {}, rows),
+    ),
+  );
+}
+
+function niceStep(maximum) {
+  const rough = maximum / 5;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  return [1, 2, 2.5, 5, 10].map((m) => m * power).find((step) => step >= rough);
+}
+
+/** Grouped bars per patch; the table above holds the same numbers for screen readers. */
+export function deltaChart(measurements) {
+  const patches = measurements.patches;
+  const values = patches.flatMap((patch) => patch.delta_e2000);
+  const step = niceStep(Math.max(1, ...values));
+  const top = Math.ceil(Math.max(1, ...values) / step) * step;
+  const group = 22;
+  const margin = { left: 40, right: 10, top: 12, bottom: 34 };
+  const plotHeight = 200;
+  const width = margin.left + margin.right + patches.length * group;
+  const height = margin.top + plotHeight + margin.bottom;
+  const y = (value) => margin.top + plotHeight - (value / top) * plotHeight;
+  const chart = svg("svg", {
+    class: "delta-chart",
+    id: "delta-chart",
+    viewBox: `0 0 ${width} ${height}`,
+    width,
+    height,
+    role: "img",
+    "aria-label": `ΔE₀₀ before and after correction for ${patches.length} patches`,
+  });
+  for (let tick = 0; tick <= top + 1e-9; tick += step) {
+    chart.append(
+      svg("line", { class: "grid-line", x1: margin.left, x2: width - margin.right, y1: y(tick), y2: y(tick) }),
+      svg("text", { class: "axis-label", x: margin.left - 6, y: y(tick) + 4, "text-anchor": "end" }, formatNumber(tick, step < 1 ? 1 : 0)),
+    );
+  }
+  patches.forEach((patch, i) => {
+    const x = margin.left + i * group + 3;
+    const [before, after] = patch.delta_e2000;
+    chart.append(
+      svg("rect", { class: "bar-before", x, y: y(before), width: 8, height: y(0) - y(before) }, svg("title", {}, `${patch.name}: before ${formatNumber(before)}`)),
+      svg("rect", { class: "bar-after", x: x + 8, y: y(after), width: 8, height: y(0) - y(after) }, svg("title", {}, `${patch.name}: after ${formatNumber(after)}`)),
+      svg("text", { class: "axis-label", x: x + 8, y: y(0) + 14, "text-anchor": "middle" }, i + 1),
+    );
+  });
+  chart.append(
+    svg("text", { class: "axis-title", x: margin.left, y: height - 4 }, "Patch number"),
+  );
+  const legend = h(
+    "p",
+    { class: "legend" },
+    h("span", { class: "key key-before", "aria-hidden": "true" }),
+    " Before correction ",
+    h("span", { class: "key key-after", "aria-hidden": "true" }),
+    " After correction",
+  );
+  return h("figure", { class: "chart-figure" }, h("div", { class: "chart-scroll" }, chart), legend);
+}

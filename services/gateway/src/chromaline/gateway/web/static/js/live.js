@@ -1,0 +1,58 @@
+// Follow a job or batch as it changes: a WebSocket when it works, polling when it does not.
+
+import { call, socketUrl } from "./api.js";
+
+const POLL_MS = 1000;
+
+/**
+ * Call `onView(view)` with each new view of `path` ("jobs/<id>" or "batches/<id>") until
+ * `finished(view)`. Returns a function that stops following.
+ */
+export function follow(path, onView, finished, onError = () => {}) {
+  let stopped = false;
+  let socket = null;
+  let timer = null;
+  let last = null;
+
+  function deliver(view) {
+    last = view;
+    onView(view);
+  }
+
+  async function poll() {
+    if (stopped) return;
+    try {
+      const view = await call(path);
+      if (stopped) return;
+      deliver(view);
+      if (finished(view)) return;
+    } catch (error) {
+      onError(error);
+    }
+    timer = setTimeout(poll, POLL_MS);
+  }
+
+  function fallBack() {
+    socket = null;
+    if (!stopped && !(last && finished(last))) poll();
+  }
+
+  try {
+    socket = new WebSocket(socketUrl(`${path}/events`));
+    socket.addEventListener("message", (event) => {
+      if (!stopped) deliver(JSON.parse(event.data));
+    });
+    socket.addEventListener("close", fallBack);
+  } catch {
+    poll();
+  }
+
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    if (socket) {
+      socket.removeEventListener("close", fallBack);
+      socket.close();
+    }
+  };
+}

@@ -1,0 +1,89 @@
+// Live progress of a batch: overall and per file, announced to screen readers as files finish.
+
+import { download } from "../api.js";
+import { announce, clear, formatNumber, h, notice } from "../dom.js";
+import { describe } from "../forms.js";
+import { follow } from "../live.js";
+import { REASONS, stateLabel } from "../options.js";
+import { href } from "../router.js";
+
+function jobRow(job) {
+  const name = job.state === "done" || job.state === "failed"
+    ? h("a", { href: href(`/jobs/${job.id}`) }, job.filename)
+    : job.filename;
+  const outcome = job.state === "failed"
+    ? h("span", { class: "error-text" }, REASONS[job.reason] || job.message || job.reason || "Failed")
+    : job.state === "done"
+      ? `ΔE₀₀ ${formatNumber(job.delta_e2000_before)} → ${formatNumber(job.delta_e2000_after)}`
+      : "";
+  return h(
+    "li",
+    { class: `job-row state-${job.state}`, dataset: { jobId: job.id, state: job.state } },
+    h("div", { class: "job-name" }, name),
+    h("progress", { max: 1, value: job.progress, "aria-label": `${job.filename} progress` }),
+    h("span", { class: `badge badge-${job.state}` }, stateLabel(job.state)),
+    h("span", { class: "job-outcome" }, outcome),
+  );
+}
+
+export function render(context) {
+  const id = context.params.id;
+  const summary = h("p", { class: "batch-summary", id: "batch-summary" }, "Connecting…");
+  const overall = h("progress", { max: 1, value: 0, id: "batch-progress", "aria-labelledby": "batch-summary" });
+  const list = h("ul", { class: "job-list", id: "batch-jobs" });
+  const actions = h("div", { class: "actions" });
+  const errors = h("div", {});
+  const announced = new Map();
+
+  function draw(view) {
+    overall.value = view.progress;
+    const failed = view.states.failed || 0;
+    summary.textContent = view.done
+      ? `All ${view.total} finished: ${view.total - failed} corrected${failed ? `, ${failed} failed` : ""}.`
+      : `${view.finished} of ${view.total} finished`;
+    clear(list).append(...view.jobs.map(jobRow));
+    for (const job of view.jobs) {
+      if (announced.get(job.id) !== job.state && (job.state === "done" || job.state === "failed")) {
+        announce(`${job.filename}: ${stateLabel(job.state)}`);
+      }
+      announced.set(job.id, job.state);
+    }
+    clear(actions);
+    if (view.done) {
+      if (view.total === 1 && view.jobs.length === 1) {
+        actions.append(h("a", { class: "button primary", href: href(`/jobs/${view.jobs[0].id}`) }, "See the result"));
+      }
+      if (view.states.done) {
+        actions.append(
+          h(
+            "button",
+            {
+              type: "button",
+              onclick: async () => {
+                clear(errors);
+                try {
+                  await download(view.archive);
+                } catch (error) {
+                  errors.append(notice("error", describe(error)));
+                }
+              },
+            },
+            "Download all as ZIP",
+          ),
+        );
+      }
+      actions.append(h("a", { class: "button", href: href("/upload") }, "Upload more"));
+    }
+  }
+
+  context.onLeave(
+    follow(`batches/${id}`, draw, (view) => view.done, (error) => {
+      clear(errors).append(notice("error", describe(error)));
+    }),
+  );
+
+  return [
+    h("h1", {}, "Progress"),
+    h("section", { class: "card", "aria-label": "Batch progress" }, summary, overall, list, actions, errors),
+  ];
+}

@@ -1,0 +1,214 @@
+// One job's result: the comparison, the chart found, ΔE per patch, rating, downloads, profile.
+
+import { call, download, fetchBlob, upload } from "../api.js";
+import { clear, formatDate, formatNumber, h, notice } from "../dom.js";
+import { describe, handleSubmit } from "../forms.js";
+import { follow } from "../live.js";
+import { MANUAL_CORNER_REASONS, REASONS, stateLabel } from "../options.js";
+import { href, navigate } from "../router.js";
+import { chartOverlay, comparison } from "../components/compare.js";
+import { cornerPicker } from "../components/corners.js";
+import { deltaChart, patchTable } from "../components/patches.js";
+
+const DOWNLOADS = [
+  ["corrected", "Corrected image"],
+  ["report.pdf", "Report (PDF)"],
+  ["report.html", "Report (HTML)"],
+  ["report.json", "Report (JSON)"],
+  ["measurements", "Measurements (JSON)"],
+  ["profile.json", "Profile (JSON)"],
+  ["profile.cube", "Profile (.cube LUT)"],
+  ["original", "Original photo"],
+];
+
+const SHOWN_IN_BROWSERS = /\.(jpe?g|png)$/i;
+
+function viewable(job, name) {
+  if (name === "original") return SHOWN_IN_BROWSERS.test(job.filename);
+  return ["jpeg", "png"].includes(job.options?.output_format || "jpeg");
+}
+
+async function objectUrl(job, name, urls) {
+  const { blob } = await fetchBlob(job.files[name]);
+  const url = URL.createObjectURL(blob);
+  urls.push(url);
+  return url;
+}
+
+function stat(label, value, id) {
+  return h("div", { class: "stat" }, h("dt", {}, label), h("dd", { id }, value));
+}
+
+function downloads(job, errors) {
+  const buttons = DOWNLOADS.filter(([name]) => job.files[name]).map(([name, label]) =>
+    h("li", {}, h("button", { type: "button", dataset: { file: name }, onclick: () => save(job.files[name]) }, label)),
+  );
+  if (job.batch_id) {
+    buttons.push(h("li", {}, h("button", { type: "button", dataset: { file: "batch" }, onclick: () => save(`/api/v1/batches/${job.batch_id}/archive`) }, "Whole batch (ZIP)")));
+  }
+  async function save(path) {
+    clear(errors);
+    try {
+      await download(path);
+    } catch (error) {
+      errors.append(notice("error", describe(error)));
+    }
+  }
+  return h("section", { class: "card", "aria-labelledby": "downloads-title" }, h("h2", { id: "downloads-title" }, "Downloads"), h("ul", { class: "download-list" }, buttons), errors);
+}
+
+function profileForm(job) {
+  const status = h("div", { class: "form-status" });
+  const name = h("input", { name: "name", type: "text", required: true, maxlength: 120, value: job.filename.replace(/\.[^.]+$/, ""), id: "profile-name" });
+  const form = h(
+    "form",
+    { class: "inline-form", id: "save-profile" },
+    h("label", { for: "profile-name" }, "Name"),
+    name,
+    h("button", { type: "submit" }, "Save as profile"),
+  );
+  handleSubmit(form, status, async (values) => {
+    const profile = await call("profiles", { method: "POST", json: { job_id: job.id, name: values.name } });
+    return notice(
+      "success",
+      `Saved “${profile.name}”. `,
+      h("a", { href: href("/upload", { profile: profile.id }) }, "Use it for new uploads"),
+      " or ",
+      h("a", { href: href("/profiles") }, "manage profiles"),
+      ".",
+    );
+  });
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "profile-title" },
+    h("h2", { id: "profile-title" }, "Reuse this correction"),
+    h("p", { class: "muted" }, "A profile applies this correction to other photos taken under the same light, even without a chart in them."),
+    form,
+    status,
+  );
+}
+
+async function doneView(job, urls) {
+  const measurements = await call(job.files.measurements);
+  const size = measurements.image_size;
+  const [before, after] = await Promise.all([
+    viewable(job, "original") ? objectUrl(job, "original", urls) : null,
+    viewable(job, "corrected") ? objectUrl(job, "corrected", urls) : null,
+  ]);
+  const picture = before && after
+    ? comparison({ beforeUrl: before, afterUrl: after, size, overlay: chartOverlay(measurements) })
+    : notice("info", "Browsers cannot show TIFF images, so there is no side-by-side view here. Download the images below, or the report, which has previews.");
+  const summary = measurements.after?.cie2000;
+  const summaryBefore = measurements.before?.cie2000;
+  return [
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "summary-title" },
+      h("h2", { id: "summary-title", class: "visually-hidden" }, "Summary"),
+      h(
+        "dl",
+        { class: "stats" },
+        stat("Mean ΔE₀₀ before", formatNumber(job.delta_e2000_before), "de-before"),
+        stat("Mean ΔE₀₀ after", formatNumber(job.delta_e2000_after), "de-after"),
+        stat("Rating", job.rating || "—", "rating"),
+        stat("Chart", job.chart_type || "—", "chart-type"),
+        stat("Method", job.method || "—", "method"),
+        summary ? stat("ΔE₀₀ after: p95 · max", `${formatNumber(summary.p95)} · ${formatNumber(summary.max)}`) : null,
+        summaryBefore ? stat("ΔE₀₀ before: p95 · max", `${formatNumber(summaryBefore.p95)} · ${formatNumber(summaryBefore.max)}`) : null,
+        measurements.cross_validated_delta_e2000 !== null
+          ? stat("Cross-validated ΔE₀₀", formatNumber(measurements.cross_validated_delta_e2000))
+          : null,
+      ),
+    ),
+    h("section", { class: "card", "aria-labelledby": "compare-title" }, h("h2", { id: "compare-title" }, "Before and after"), picture),
+    h("section", { class: "card", "aria-labelledby": "chart-title" }, h("h2", { id: "chart-title" }, "ΔE₀₀ per patch"), deltaChart(measurements), patchTable(measurements)),
+    downloads(job, h("div", {})),
+    profileForm(job),
+  ];
+}
+
+async function resubmit(job, corners, originalUrl, status) {
+  const { blob } = originalUrl ? { blob: await (await fetch(originalUrl)).blob() } : await fetchBlob(job.files.original);
+  const form = new FormData();
+  form.append("files", new File([blob], job.filename, { type: blob.type }));
+  for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth"]) {
+    if (job.options?.[name] !== undefined) form.append(name, String(job.options[name]));
+  }
+  form.append("corners", JSON.stringify(corners));
+  try {
+    const batch = await upload("jobs", form);
+    navigate(`/batches/${batch.id}`);
+  } catch (error) {
+    clear(status).append(notice("error", describe(error)));
+  }
+}
+
+async function failedView(job, urls) {
+  const reason = REASONS[job.reason] || "The photo could not be processed.";
+  const parts = [
+    notice("error", h("strong", {}, reason), job.message ? ` ${job.message}` : ""),
+  ];
+  if (MANUAL_CORNER_REASONS.has(job.reason)) {
+    const imageUrl = viewable(job, "original") ? await objectUrl(job, "original", urls) : null;
+    const status = h("div", { class: "form-status" });
+    parts.push(
+      h(
+        "section",
+        { class: "card", "aria-labelledby": "corners-title" },
+        h("h2", { id: "corners-title" }, "Show where the chart is"),
+        h(
+          "p",
+          {},
+          "If the chart is in the photo, mark its four outer corners: start at the corner next to the dark-skin (brown) patch and go clockwise. The photo is then corrected from the chart you marked.",
+        ),
+        imageUrl ? null : notice("info", "Browsers cannot show this photo (TIFF): type the corners in pixels instead."),
+        cornerPicker({ imageUrl, onSubmit: (corners) => resubmit(job, corners, imageUrl, status) }),
+        status,
+      ),
+    );
+  }
+  parts.push(downloads(job, h("div", {})));
+  return parts;
+}
+
+export async function render(context) {
+  const urls = [];
+  context.onLeave(() => urls.forEach((url) => URL.revokeObjectURL(url)));
+  const job = await call(`jobs/${context.params.id}`);
+  const heading = h("h1", {}, job.filename);
+  const state = h("span", { class: `badge badge-${job.state}`, id: "job-state" }, stateLabel(job.state));
+  const meta = h(
+    "p",
+    { class: "muted" },
+    state,
+    ` Uploaded ${formatDate(job.created_at)}`,
+    job.batch_id ? [" · ", h("a", { href: href(`/batches/${job.batch_id}`) }, "batch")] : null,
+  );
+  const body = h("div", { class: "result-body", id: "result-body" });
+
+  async function fill(current) {
+    clear(body).append(h("p", { class: "loading" }, "Loading the results…"));
+    try {
+      const nodes = current.state === "done" ? await doneView(current, urls) : await failedView(current, urls);
+      clear(body).append(...nodes);
+    } catch (error) {
+      clear(body).append(notice("error", describe(error)));
+    }
+  }
+
+  if (job.state === "done" || job.state === "failed") {
+    await fill(job);
+  } else {
+    const progress = h("progress", { max: 1, value: job.progress, "aria-label": "Progress" });
+    body.append(h("div", { class: "card", "aria-live": "polite" }, h("p", {}, "Working on it…"), progress));
+    context.onLeave(
+      follow(`jobs/${job.id}`, (view) => {
+        progress.value = view.progress;
+        state.className = `badge badge-${view.state}`;
+        state.textContent = stateLabel(view.state);
+        if (view.state === "done" || view.state === "failed") fill(view);
+      }, (view) => view.state === "done" || view.state === "failed"),
+    );
+  }
+  return [heading, meta, body];
+}

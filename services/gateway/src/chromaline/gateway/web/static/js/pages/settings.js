@@ -1,0 +1,333 @@
+// Settings: the account, its password, the organisation's members, API keys, notifications.
+
+import { ApiProblem, call } from "../api.js";
+import { clear, field, formatDate, h, notice, select } from "../dom.js";
+import { describe, handleSubmit } from "../forms.js";
+import { currentMembership, setOrganisation, who } from "../session.js";
+
+const ROLES = [
+  ["admin", "Administrator"],
+  ["operator", "Operator"],
+  ["member", "Member"],
+  ["viewer", "Viewer"],
+];
+const SCOPES = [
+  ["read", "Read jobs and results"],
+  ["upload", "Upload photos"],
+  ["admin", "Administer"],
+];
+
+/** Lists come as a bare array or under `items`. */
+function itemsOf(answer, key) {
+  if (Array.isArray(answer)) return answer;
+  return answer?.items || answer?.[key] || [];
+}
+
+function section(id, title, ...children) {
+  return h("section", { class: "card", id, "aria-labelledby": `${id}-title` }, h("h2", { id: `${id}-title` }, title), ...children);
+}
+
+function account(context) {
+  const user = who.me.user;
+  const memberships = who.me.memberships || [];
+  const parts = [
+    h("dl", { class: "stats" },
+      h("div", { class: "stat" }, h("dt", {}, "Name"), h("dd", {}, user.display_name || "—")),
+      h("div", { class: "stat" }, h("dt", {}, "Email"), h("dd", { id: "account-email" }, user.email)),
+      h("div", { class: "stat" }, h("dt", {}, "Role"), h("dd", {}, currentMembership()?.role || "—")),
+    ),
+  ];
+  if (memberships.length > 1) {
+    const chooser = select("organisation", memberships.map((m) => [m.organisation_id, `${m.organisation_name} (${m.role})`]), who.organisation);
+    chooser.addEventListener("change", async () => {
+      setOrganisation(chooser.value);
+      await context.refreshIdentity();
+      window.dispatchEvent(new HashChangeEvent("hashchange"));
+    });
+    parts.push(field("Organisation", chooser, "Jobs, profiles and keys belong to the organisation chosen here."));
+  } else if (memberships.length === 1) {
+    parts.push(h("p", {}, "Organisation: ", h("strong", {}, memberships[0].organisation_name)));
+  }
+  return section("account", "Account", ...parts);
+}
+
+function password() {
+  const status = h("div", { class: "form-status" });
+  const form = h(
+    "form",
+    { class: "narrow" },
+    field("Current password", h("input", { type: "password", name: "current_password", required: true, autocomplete: "current-password" })),
+    field("New password", h("input", { type: "password", name: "new_password", required: true, minlength: 8, autocomplete: "new-password" })),
+    status,
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Change password")),
+  );
+  handleSubmit(form, status, async (values) => {
+    await call("auth/password/change", { method: "POST", json: values });
+    form.reset();
+    return "Password changed.";
+  });
+  return section("password", "Password", form);
+}
+
+async function members() {
+  const membership = currentMembership();
+  if (!membership) return null;
+  const org = membership.organisation_id;
+  const isAdmin = membership.role === "admin";
+  const status = h("div", { class: "form-status" });
+  const list = h("tbody", {});
+
+  async function load() {
+    const answer = await call(`auth/organisations/${org}/members`);
+    clear(list).append(...itemsOf(answer, "members").map(row));
+  }
+
+  function row(member) {
+    const userId = member.user_id || member.user?.id || member.id;
+    const email = member.email || member.user?.email || "";
+    const name = member.display_name || member.user?.display_name || "";
+    const self = userId === who.me.user.id;
+    let roleCell = member.role;
+    if (isAdmin && !self) {
+      const chooser = select("role", ROLES, member.role);
+      chooser.setAttribute("aria-label", `Role of ${email}`);
+      chooser.addEventListener("change", async () => {
+        clear(status);
+        try {
+          await call(`auth/organisations/${org}/members/${userId}`, { method: "PATCH", json: { role: chooser.value } });
+          status.append(notice("success", `${email} is now ${chooser.value}.`));
+        } catch (error) {
+          status.append(notice("error", describe(error)));
+        }
+      });
+      roleCell = chooser;
+    }
+    const remove = isAdmin && !self
+      ? h("button", {
+          type: "button",
+          class: "danger",
+          "aria-label": `Remove ${email}`,
+          onclick: async () => {
+            if (!window.confirm(`Remove ${email} from the organisation?`)) return;
+            clear(status);
+            try {
+              await call(`auth/organisations/${org}/members/${userId}`, { method: "DELETE" });
+              await load();
+            } catch (error) {
+              status.append(notice("error", describe(error)));
+            }
+          },
+        }, "Remove")
+      : null;
+    return h("tr", {}, h("th", { scope: "row" }, name || email), h("td", {}, email), h("td", {}, roleCell), h("td", {}, remove));
+  }
+
+  try {
+    await load();
+  } catch (error) {
+    return section("members", "Organisation members", notice("error", describe(error)));
+  }
+  const parts = [
+    h("div", { class: "table-scroll" }, h("table", { class: "members-table" }, h("thead", {}, h("tr", {}, ["Name", "Email", "Role", ""].map((t) => h("th", { scope: "col" }, t)))), list)),
+    status,
+  ];
+  if (isAdmin) {
+    const addStatus = h("div", { class: "form-status" });
+    const form = h(
+      "form",
+      { class: "inline-form" },
+      field("Email of an existing user", h("input", { type: "email", name: "email", required: true })),
+      field("Role", select("role", ROLES, "member")),
+      h("button", { type: "submit" }, "Add member"),
+    );
+    handleSubmit(form, addStatus, async (values) => {
+      await call(`auth/organisations/${org}/members`, { method: "POST", json: values });
+      form.reset();
+      await load();
+      return `${values.email} added.`;
+    });
+    parts.push(h("h3", {}, "Add a member"), form, addStatus);
+  }
+  return section("members", "Organisation members", ...parts);
+}
+
+async function apiKeys() {
+  const status = h("div", { class: "form-status", id: "api-key-status" });
+  const list = h("tbody", { id: "api-key-rows" });
+
+  async function load() {
+    const keys = itemsOf(await call("auth/api-keys"), "keys");
+    clear(list).append(...keys.map(row));
+    if (!keys.length) list.append(h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No keys yet.")));
+  }
+
+  function row(key) {
+    return h(
+      "tr",
+      { dataset: { keyId: key.id } },
+      h("th", { scope: "row" }, key.name),
+      h("td", {}, h("code", {}, `${key.prefix || "clk_"}…`)),
+      h("td", {}, (key.scopes || []).join(", ")),
+      h("td", {}, key.expires_at ? formatDate(key.expires_at) : "never"),
+      h("td", {}, h("button", {
+        type: "button",
+        class: "danger",
+        "aria-label": `Revoke ${key.name}`,
+        onclick: async () => {
+          if (!window.confirm(`Revoke the key “${key.name}”? Programs using it stop working at once.`)) return;
+          clear(status);
+          try {
+            await call(`auth/api-keys/${key.id}`, { method: "DELETE" });
+            await load();
+            status.append(notice("success", `Revoked “${key.name}”.`));
+          } catch (error) {
+            status.append(notice("error", describe(error)));
+          }
+        },
+      }, "Revoke")),
+    );
+  }
+
+  try {
+    await load();
+  } catch (error) {
+    return section("api-keys", "API keys", notice("error", describe(error)));
+  }
+  const scopes = h(
+    "fieldset",
+    { class: "checks" },
+    h("legend", {}, "Allowed to"),
+    SCOPES.map(([value, label]) =>
+      h("label", { class: "check" }, h("input", { type: "checkbox", name: "scopes", value, checked: value !== "admin" }), ` ${label}`),
+    ),
+  );
+  const form = h(
+    "form",
+    { class: "narrow", id: "api-key-form" },
+    field("Name", h("input", { type: "text", name: "name", required: true, maxlength: 120, placeholder: "e.g. studio scanner" })),
+    scopes,
+    field("Expires after (days)", h("input", { type: "number", name: "expires_in_days", min: 1, max: 3650, inputmode: "numeric" }), "Leave empty for a key that does not expire."),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Create key")),
+  );
+  const created = h("div", { id: "api-key-created" });
+  handleSubmit(form, status, async (_values, target) => {
+    const data = new FormData(target);
+    const body = { name: data.get("name"), scopes: data.getAll("scopes") };
+    if (data.get("expires_in_days")) body.expires_in_days = Number(data.get("expires_in_days"));
+    const key = await call("auth/api-keys", { method: "POST", json: body });
+    target.reset();
+    const secret = h("input", { type: "text", readonly: true, value: key.key, id: "api-key-secret", class: "secret", "aria-describedby": "api-key-once" });
+    clear(created).append(
+      notice(
+        "success",
+        h("p", { id: "api-key-once" }, h("strong", {}, `Key “${key.name}” created. Copy it now: it is shown only once.`)),
+        h("div", { class: "inline-form" }, h("label", { for: "api-key-secret", class: "visually-hidden" }, "The new key"), secret, h("button", {
+          type: "button",
+          onclick: async (event) => {
+            secret.select();
+            try {
+              await navigator.clipboard.writeText(key.key);
+              event.target.textContent = "Copied";
+            } catch {
+              event.target.textContent = "Select and copy";
+            }
+          },
+        }, "Copy")),
+      ),
+    );
+    secret.focus();
+    secret.select();
+    await load();
+  });
+  return section(
+    "api-keys",
+    "API keys",
+    h("p", { class: "muted" }, "Programs use a key instead of a password: send it as “Authorization: Bearer clk_…”."),
+    h("div", { class: "table-scroll" }, h("table", { class: "keys-table" }, h("thead", {}, h("tr", {}, ["Name", "Key", "Scopes", "Expires", ""].map((t) => h("th", { scope: "col" }, t)))), list)),
+    created,
+    h("h3", {}, "Create a key"),
+    form,
+    status,
+  );
+}
+
+/** A settings area backed by an optional API: shown only when the gateway answers for it. */
+async function optional(id, title, path, draw) {
+  try {
+    const answer = await call(path);
+    return section(id, title, draw(answer, path));
+  } catch (error) {
+    if (error instanceof ApiProblem && (error.status === 404 || error.status === 405 || error.status === 501)) {
+      return section(id, title, h("p", { class: "muted" }, `${title} are not available on this server yet.`));
+    }
+    return section(id, title, notice("error", describe(error)));
+  }
+}
+
+function preferencesForm(preferences, path) {
+  const status = h("div", { class: "form-status" });
+  const flags = Object.entries(preferences).filter(([, value]) => typeof value === "boolean");
+  const form = h(
+    "form",
+    { class: "narrow" },
+    h("fieldset", { class: "checks" }, h("legend", {}, "Tell me when"), flags.map(([name, value]) =>
+      h("label", { class: "check" }, h("input", { type: "checkbox", name, checked: value }), ` ${name.replaceAll("_", " ")}`),
+    )),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Save preferences")),
+  );
+  handleSubmit(form, status, async (_values, target) => {
+    const body = Object.fromEntries(flags.map(([name]) => [name, target.elements[name].checked]));
+    await call(path, { method: "PUT", json: body });
+    return "Preferences saved.";
+  });
+  return h("div", {}, form, status);
+}
+
+function webhookList(answer, path) {
+  const hooks = itemsOf(answer, "webhooks");
+  const status = h("div", { class: "form-status" });
+  const form = h(
+    "form",
+    { class: "inline-form" },
+    field("URL to call", h("input", { type: "url", name: "url", required: true, placeholder: "https://…" })),
+    h("button", { type: "submit" }, "Add webhook"),
+  );
+  handleSubmit(form, status, async (values) => {
+    await call(path, { method: "POST", json: values });
+    window.dispatchEvent(new HashChangeEvent("hashchange"));
+    return "Webhook added.";
+  });
+  return h(
+    "div",
+    {},
+    hooks.length
+      ? h("ul", { class: "plain-list" }, hooks.map((hook) => h("li", {}, h("code", {}, hook.url), " ", h("button", {
+          type: "button",
+          class: "danger",
+          onclick: async () => {
+            try {
+              await call(`${path}/${hook.id}`, { method: "DELETE" });
+              window.dispatchEvent(new HashChangeEvent("hashchange"));
+            } catch (error) {
+              clear(status).append(notice("error", describe(error)));
+            }
+          },
+        }, "Remove"))))
+      : h("p", { class: "muted" }, "No webhooks."),
+    form,
+    status,
+  );
+}
+
+export async function render(context) {
+  if (who.mode !== "account" || !who.me) {
+    return [h("h1", {}, "Settings"), notice("info", "This gateway runs without accounts, so there is nothing to set here.")];
+  }
+  const [membersSection, keysSection, preferencesSection, webhooksSection] = await Promise.all([
+    members(),
+    apiKeys(),
+    optional("notifications", "Notification preferences", "notifications/preferences", preferencesForm),
+    optional("webhooks", "Webhooks", "webhooks", webhookList),
+  ]);
+  return [h("h1", {}, "Settings"), account(context), password(), membersSection, keysSection, preferencesSection, webhooksSection];
+}
