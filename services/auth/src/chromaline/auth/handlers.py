@@ -1,0 +1,88 @@
+"""The auth service's event handlers: deliver reset links, audit refused bus messages."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from pydantic import ValidationError
+
+from chromaline.auth import audit, throttle
+from chromaline.auth.context import utcnow
+from chromaline.auth.settings import AuthSettings
+from chromaline.auth.signing_keys import KeyRing, rotate_signing_keys
+from chromaline.auth.sinks import sink_named
+from chromaline.common import inbox
+from chromaline.common.bus.base import PermanentError
+from chromaline.common.events.contracts import (
+    PartnerRejected,
+    PasswordResetRequested,
+    UnknownEventError,
+    parse_data,
+)
+from chromaline.common.events.envelope import RawEnvelope
+from chromaline.common.logging import get_logger
+from chromaline.common.runtime import ServiceRuntime
+
+NAME = "auth"
+MAINTENANCE_INTERVAL = timedelta(minutes=5)
+log = get_logger(__name__)
+
+
+def _settings(runtime: ServiceRuntime) -> AuthSettings:
+    settings = runtime.settings
+    assert isinstance(settings, AuthSettings)
+    return settings
+
+
+def _parse(envelope: RawEnvelope) -> object:
+    try:
+        return parse_data(envelope)
+    except (UnknownEventError, ValidationError) as error:
+        raise PermanentError(f"invalid {envelope.type}: {error}") from error
+
+
+async def on_password_reset_requested(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    """Hand the link to the configured sink. Delivery is at least once: a retry may send it again."""
+    event = _parse(envelope)
+    assert isinstance(event, PasswordResetRequested)
+    await sink_named(_settings(runtime).reset_sink).deliver(event)
+
+
+async def on_partner_rejected(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    event = _parse(envelope)
+    assert isinstance(event, PartnerRejected)
+    async with runtime.session() as session, session.begin():
+        if not await inbox.claim(session, envelope.event_id, NAME):
+            return
+        await audit.record(
+            session,
+            "partner.rejected",
+            publisher=event.publisher,
+            routing_key=event.routing_key,
+            event_id=str(event.event_id),
+            consumer=event.consumer,
+            reason=event.reason,
+        )
+
+
+async def ensure_signing_key(runtime: ServiceRuntime, ring: KeyRing) -> None:
+    """Make the first signing key, or the next one when the current one is due for rotation."""
+    async with runtime.session() as session, session.begin():
+        made = await rotate_signing_keys(session, ring, _settings(runtime), utcnow())
+    if made is not None:
+        log.info("signing_key.created", kid=made.kid)
+
+
+async def maintenance(runtime: ServiceRuntime) -> None:
+    """Rotate the signing key when due and forget sign-in failures older than the throttle window."""
+    settings = _settings(runtime)
+    ring = KeyRing(settings)
+    while True:
+        try:
+            await ensure_signing_key(runtime, ring)
+            async with runtime.session() as session, session.begin():
+                await throttle.prune(session, settings, utcnow())
+        except Exception:
+            log.exception("auth.maintenance_failed")
+        await asyncio.sleep(MAINTENANCE_INTERVAL.total_seconds())

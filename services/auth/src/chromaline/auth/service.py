@@ -1,0 +1,55 @@
+"""The auth service: accounts, organisations and roles, tokens, API keys and the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from chromaline.auth.api import build_router
+from chromaline.auth.context import AuthContext
+from chromaline.auth.handlers import NAME, maintenance, on_partner_rejected, on_password_reset_requested
+from chromaline.auth.problems import install_problem_handlers
+from chromaline.auth.settings import AuthSettings
+from chromaline.common.http import create_app
+from chromaline.common.runtime import ServiceRuntime, ServiceSpec
+
+SPEC = ServiceSpec(
+    name=NAME,
+    migrations=Path(__file__).parent / "migrations",
+    handlers={
+        "user.password_reset_requested": on_password_reset_requested,
+        "partner.rejected": on_partner_rejected,
+    },
+    background=(maintenance,),
+)
+
+
+def load_settings() -> AuthSettings:
+    return AuthSettings.for_service(NAME)
+
+
+def build_app(
+    runtime: ServiceRuntime,
+    settings: AuthSettings,
+    *,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    """The auth service's FastAPI app; by default its lifespan starts and stops ``runtime``."""
+
+    @asynccontextmanager
+    async def own_runtime(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = create_app(
+        NAME, readiness=runtime.readiness(), lifespan=lifespan or own_runtime, title="Chromaline auth"
+    )
+    install_problem_handlers(app)
+    app.include_router(build_router(runtime, AuthContext.from_settings(settings)))
+    return app

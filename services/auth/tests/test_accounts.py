@@ -1,0 +1,169 @@
+"""Registration, sign-in, refresh-token families, sign-out, password change and reset, throttling."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import sqlalchemy as sa
+
+from chromaline.common.outbox import outbox_table
+
+from .conftest import PASSWORD, AuthService
+
+pytestmark = pytest.mark.integration
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def login(auth: AuthService, email: str, password: str = PASSWORD, **headers: str) -> Any:
+    return await auth.client.post(
+        "/api/v1/auth/login", json={"email": email, "password": password}, headers=headers
+    )
+
+
+async def test_a_new_user_is_the_admin_of_a_new_organisation(auth_service: AuthService) -> None:
+    registered = await auth_service.register(organisation="Acme Studio")
+    assert registered["token_type"] == "bearer"
+    assert 0 < registered["expires_in"] <= 3600
+    me = await auth_service.client.get("/api/v1/auth/me", headers=bearer(registered["access_token"]))
+    assert me.status_code == 200, me.text
+    assert me.json()["memberships"] == [
+        {
+            "organisation_id": registered["organisation"]["id"],
+            "organisation_name": "Acme Studio",
+            "role": "admin",
+        }
+    ]
+    again = await auth_service.client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": registered["user"]["email"].upper(),
+            "password": PASSWORD,
+            "display_name": "Twin",
+            "organisation_name": "Other",
+        },
+    )
+    assert again.status_code == 409
+
+
+async def test_sign_in_checks_the_password(auth_service: AuthService) -> None:
+    email = (await auth_service.register())["user"]["email"]
+    assert (await login(auth_service, email)).status_code == 200
+    wrong = await login(auth_service, email, "not the password")
+    assert wrong.status_code == 401
+    assert wrong.json()["code"] == "invalid_credentials"
+    unknown = await login(auth_service, "nobody@example.org")
+    assert unknown.status_code == 401
+
+
+async def test_a_refresh_token_works_once_and_its_reuse_revokes_the_family(auth_service: AuthService) -> None:
+    first = (await auth_service.register())["refresh_token"]
+    rotated = await auth_service.client.post("/api/v1/auth/refresh", json={"refresh_token": first})
+    assert rotated.status_code == 200, rotated.text
+    second = rotated.json()["refresh_token"]
+    assert second != first
+    reused = await auth_service.client.post("/api/v1/auth/refresh", json={"refresh_token": first})
+    assert reused.status_code == 401
+    assert reused.json()["code"] == "refresh_token_reused"
+    after = await auth_service.client.post("/api/v1/auth/refresh", json={"refresh_token": second})
+    assert after.status_code == 401
+    assert after.json()["code"] == "invalid_refresh_token"
+
+
+async def test_sign_out_revokes_the_refresh_token(auth_service: AuthService) -> None:
+    token = (await auth_service.register())["refresh_token"]
+    out = await auth_service.client.post("/api/v1/auth/logout", json={"refresh_token": token})
+    assert out.status_code == 204
+    refused = await auth_service.client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+    assert refused.status_code == 401
+
+
+async def test_changing_the_password_needs_the_current_one_and_ends_other_sessions(
+    auth_service: AuthService,
+) -> None:
+    registered = await auth_service.register()
+    email = registered["user"]["email"]
+    headers = bearer(registered["access_token"])
+    wrong = await auth_service.client.post(
+        "/api/v1/auth/password/change",
+        json={"current_password": "wrong password", "new_password": "a brand new secret"},
+        headers=headers,
+    )
+    assert wrong.status_code == 401
+    changed = await auth_service.client.post(
+        "/api/v1/auth/password/change",
+        json={"current_password": PASSWORD, "new_password": "a brand new secret"},
+        headers=headers,
+    )
+    assert changed.status_code == 204
+    refresh = await auth_service.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": registered["refresh_token"]}
+    )
+    assert refresh.status_code == 401
+    assert (await login(auth_service, email)).status_code == 401
+    assert (await login(auth_service, email, "a brand new secret")).status_code == 200
+
+
+async def _reset_link(auth: AuthService) -> str:
+    table = outbox_table(auth.runtime.name)
+    async with auth.runtime.session() as session:
+        rows = (
+            await session.execute(
+                sa.select(table.c.payload).where(table.c.routing_key == "user.password_reset_requested")
+            )
+        ).scalars()
+        links = [str(row["data"]["reset_url"]) for row in rows]
+    assert len(links) == 1
+    return links[0]
+
+
+async def test_a_password_reset_token_works_once(auth_service: AuthService) -> None:
+    email = (await auth_service.register())["user"]["email"]
+    unknown = await auth_service.client.post(
+        "/api/v1/auth/password/reset-request", json={"email": "nobody@example.org"}
+    )
+    assert unknown.status_code == 202
+    known = await auth_service.client.post("/api/v1/auth/password/reset-request", json={"email": email})
+    assert known.status_code == 202
+    link = await _reset_link(auth_service)
+    assert link.startswith(auth_service.settings.reset_link_base)
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    reset = await auth_service.client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "new_password": "reset to this one"}
+    )
+    assert reset.status_code == 204
+    again = await auth_service.client.post(
+        "/api/v1/auth/password/reset", json={"token": token, "new_password": "and then this one"}
+    )
+    assert again.status_code == 400
+    assert again.json()["code"] == "invalid_reset_token"
+    assert (await login(auth_service, email, "reset to this one")).status_code == 200
+
+
+@pytest.fixture
+def auth_overrides() -> dict[str, Any]:
+    return {"throttle_max_failures_per_account": 3, "throttle_max_failures_per_address": 5}
+
+
+async def test_sign_in_is_throttled_per_account_and_per_address(auth_service: AuthService) -> None:
+    email = (await auth_service.register())["user"]["email"]
+    for _ in range(3):
+        assert (await login(auth_service, email, "wrong password")).status_code == 401
+    held = await login(auth_service, email)
+    assert held.status_code == 429
+    assert held.json()["code"] == "too_many_attempts"
+    assert 0 < int(held.headers["Retry-After"]) <= auth_service.settings.throttle_window_seconds
+    elsewhere = await login(auth_service, email, **{"X-Forwarded-For": "198.51.100.9"})
+    assert elsewhere.status_code == 429, "the account is held back whatever the address"
+
+    other = (await auth_service.register())["user"]["email"]
+    for _ in range(2):
+        await login(auth_service, other, "wrong password")
+    from_address = await login(auth_service, other)
+    assert from_address.status_code == 429, "the address made five failures"
+    other_address = await login(auth_service, other, **{"X-Forwarded-For": "198.51.100.10"})
+    assert other_address.status_code == 200
