@@ -1,0 +1,152 @@
+"""Signing-key rotation, API keys, members and roles, and the append-only audit log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from chromaline.auth.access_tokens import verify_access_token
+from chromaline.auth.api import INTERNAL_TOKEN_HEADER, internal_token
+from chromaline.auth.models import ApiKey, AuditEntry, SigningKey
+from chromaline.auth.signing_keys import CLOCK_SKEW, published_keys, rotate_signing_keys
+
+from .conftest import AuthService
+
+pytestmark = pytest.mark.integration
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_rotation_keeps_old_tokens_valid_until_they_expire(auth_service: AuthService) -> None:
+    old_token = (await auth_service.register())["access_token"]
+    now = auth_service.context.clock()
+    async with auth_service.runtime.session() as session, session.begin():
+        made = await rotate_signing_keys(
+            session, auth_service.context.ring, auth_service.settings, now, force=True
+        )
+    assert made is not None
+    jwks = (await auth_service.client.get("/api/v1/auth/.well-known/jwks.json")).json()["keys"]
+    assert jwks[0]["kid"] == made.kid
+    assert len(jwks) == 2
+    assert all(set(key) >= {"kty", "crv", "x", "kid", "alg"} and "d" not in key for key in jwks)
+    verify_access_token(old_token, jwks, auth_service.settings)
+    new_token = (await auth_service.register())["access_token"]
+    assert verify_access_token(new_token, [jwks[0]], auth_service.settings)
+
+    later = (
+        now
+        + timedelta(seconds=auth_service.settings.access_token_seconds)
+        + CLOCK_SKEW
+        + timedelta(seconds=1)
+    )
+    async with auth_service.runtime.session() as session, session.begin():
+        assert (
+            await rotate_signing_keys(session, auth_service.context.ring, auth_service.settings, later)
+            is None
+        )
+        remaining = [key["kid"] for key in await published_keys(session)]
+        stored = (await session.execute(sa.select(SigningKey.private_key))).scalars().all()
+    assert remaining == [made.kid]
+    assert all("ENCRYPTED PRIVATE KEY" in pem for pem in stored)
+
+
+async def test_an_api_key_is_shown_once_verified_by_digest_and_revoked_at_once(
+    auth_service: AuthService,
+) -> None:
+    registered = await auth_service.register()
+    headers = bearer(registered["access_token"])
+    created = await auth_service.client.post(
+        "/api/v1/auth/api-keys", json={"name": "scanner", "scopes": ["upload", "read"]}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    key = created.json()
+    assert key["key"].startswith(key["prefix"] + "_")
+    listed = (await auth_service.client.get("/api/v1/auth/api-keys", headers=headers)).json()["items"]
+    assert [item["id"] for item in listed] == [key["id"]]
+    assert "key" not in listed[0]
+    async with auth_service.runtime.session() as session:
+        stored = (await session.execute(sa.select(ApiKey.key_hash))).scalars().all()
+    assert key["key"] not in stored
+
+    internal = {
+        INTERNAL_TOKEN_HEADER: internal_token(auth_service.settings.signing_secret.get_secret_value())
+    }
+    check = await auth_service.client.post(
+        "/internal/v1/api-keys/verify", json={"key": key["key"]}, headers=internal
+    )
+    assert check.status_code == 200, check.text
+    assert check.json()["scopes"] == ["read", "upload"]
+    assert check.json()["role"] == "admin"
+    outsider = await auth_service.client.post("/internal/v1/api-keys/verify", json={"key": key["key"]})
+    assert outsider.status_code == 403
+    forged = key["key"][:-4] + "AAAA"
+    assert (
+        await auth_service.client.post("/internal/v1/api-keys/verify", json={"key": forged}, headers=internal)
+    ).status_code == 401
+
+    revoked = await auth_service.client.delete(f"/api/v1/auth/api-keys/{key['id']}", headers=headers)
+    assert revoked.status_code == 204
+    after = await auth_service.client.post(
+        "/internal/v1/api-keys/verify", json={"key": key["key"]}, headers=internal
+    )
+    assert after.status_code == 401
+    listed = (await auth_service.client.get("/api/v1/auth/api-keys", headers=headers)).json()["items"]
+    assert listed[0]["revoked_at"] is not None
+    assert listed[0]["last_used_at"] is not None
+
+
+async def test_admins_manage_members_and_keep_at_least_one_admin(auth_service: AuthService) -> None:
+    admin = await auth_service.register()
+    viewer = await auth_service.register()
+    organisation = admin["organisation"]["id"]
+    members_url = f"/api/v1/auth/organisations/{organisation}/members"
+    added = await auth_service.client.post(
+        members_url,
+        json={"email": viewer["user"]["email"], "role": "viewer"},
+        headers=bearer(admin["access_token"]),
+    )
+    assert added.status_code == 201, added.text
+    refresh = await auth_service.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": viewer["refresh_token"]}
+    )
+    viewer_token = refresh.json()["access_token"]
+    as_viewer = {**bearer(viewer_token), "X-Organisation-ID": organisation}
+    listed = await auth_service.client.get(members_url, headers=as_viewer)
+    assert sorted(item["role"] for item in listed.json()["items"]) == ["admin", "viewer"]
+    promote = await auth_service.client.patch(
+        f"{members_url}/{viewer['user']['id']}", json={"role": "admin"}, headers=as_viewer
+    )
+    assert promote.status_code == 403
+    demote_self = await auth_service.client.patch(
+        f"{members_url}/{admin['user']['id']}", json={"role": "member"}, headers=bearer(admin["access_token"])
+    )
+    assert demote_self.status_code == 409
+    assert demote_self.json()["code"] == "last_admin"
+    elsewhere = await auth_service.client.get(
+        f"/api/v1/auth/organisations/{viewer['organisation']['id']}/members",
+        headers=bearer(admin["access_token"]),
+    )
+    assert elsewhere.status_code == 404
+
+    audit = await auth_service.client.get(
+        "/api/v1/auth/audit", params={"action": "member.added"}, headers=bearer(admin["access_token"])
+    )
+    assert audit.status_code == 200
+    assert [entry["user_id"] for entry in audit.json()["items"]] == [viewer["user"]["id"]]
+    assert (await auth_service.client.get("/api/v1/auth/audit", headers=as_viewer)).status_code == 403
+
+
+async def test_the_audit_log_refuses_updates_and_deletes(auth_service: AuthService) -> None:
+    await auth_service.register()
+    for statement in (sa.update(AuditEntry).values(action="edited"), sa.delete(AuditEntry)):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with auth_service.runtime.session() as session, session.begin():
+                await session.execute(statement)
+    async with auth_service.runtime.session() as session:
+        actions = (await session.execute(sa.select(AuditEntry.action))).scalars().all()
+    assert "user.registered" in actions
