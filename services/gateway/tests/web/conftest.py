@@ -7,9 +7,12 @@ Playwright; the tests never install a browser. Screenshots land in ``artifacts/s
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,19 +20,18 @@ from typing import Any
 
 import httpx
 import pytest
-
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize, sync_playwright
 
 from chromaline.cli.standalone import BackgroundServer, Standalone
+from chromaline.common.bus.memory import MemoryBus
 from chromaline.common.testing.services import missing_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP = ViewportSize(width=1280, height=800)
+PHONE = ViewportSize(width=390, height=844)
 SCREENSHOTS = Path(__file__).resolve().parents[4] / "artifacts" / "screenshots"
 READY_TIMEOUT = 90.0
-
 
 
 def _free_port() -> int:
@@ -51,8 +53,35 @@ def _wait_ready(url: str) -> None:
     raise TimeoutError(f"{url} not ready within {READY_TIMEOUT:.0f} s")
 
 
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+class LoopRecorder:
+    """The app as uvicorn runs it, remembering the server's event loop so tests can use the bus."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class WebSystem:
+    url: str
+    standalone: Standalone
+    server: LoopRecorder
+
+    def publish_raw(self, routing_key: str, body: bytes) -> str:
+        """Put bytes on the in-process bus from the test's thread; the message id."""
+        bus = self.standalone.bus
+        assert isinstance(bus, MemoryBus)
+        assert self.server.loop is not None
+        future = asyncio.run_coroutine_threadsafe(bus.publish_raw(routing_key, body), self.server.loop)
+        return future.result(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSystem]:
     """The gateway, with every service behind it, on a free port of 127.0.0.1."""
     root = tmp_path_factory.mktemp("web-system")
     overrides: dict[str, Any] = {
@@ -61,17 +90,25 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "blob_url": f"file://{root / 'blobs'}",
     }
     system = Standalone.build(overrides)
+    app = LoopRecorder(system.gateway_app())
     port = _free_port()
-    with BackgroundServer(system.gateway_app(), "127.0.0.1", port):
+    with BackgroundServer(app, "127.0.0.1", port):
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url)
-        yield url
+        yield WebSystem(url, system, app)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def base_url(web_system: WebSystem) -> str:
+    return web_system.url
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        missing_service("chromium", f"{CHROMIUM} is missing; install Debian's package: apt-get install -y chromium")
+        missing_service(
+            "chromium", f"{CHROMIUM} is missing; install Debian's package: apt-get install -y chromium"
+        )
     with sync_playwright() as playwright:
         launched = _launch(playwright)
         try:
@@ -91,19 +128,81 @@ class PageErrors:
     messages: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-def page(browser: Browser, base_url: str) -> Iterator[Page]:
+@dataclass
+class Account:
+    """Who the tests act as: a registered user once the gateway has accounts, nobody before."""
+
+    base_url: str
+    email: str | None = None
+    password: str | None = None
+    tokens: dict[str, str] | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens['access_token']}"} if self.tokens else {}
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers=self.headers(), timeout=60)
+
+
+def register(base_url: str, name: str) -> Account | None:
+    """A new user in a new organisation; None when the gateway has no accounts."""
+    email = f"{name}-{uuid.uuid4().hex[:8]}@example.test"
+    password = f"pass-{uuid.uuid4().hex}"
+    answer = httpx.post(
+        f"{base_url}/api/v1/auth/register",
+        json={
+            "email": email,
+            "password": password,
+            "display_name": name.title(),
+            "organisation_name": f"{name.title()} Studio",
+        },
+        timeout=30,
+    )
+    if answer.status_code == 404:
+        return None
+    answer.raise_for_status()
+    body = answer.json()
+    tokens = {"access_token": body["access_token"], "refresh_token": body["refresh_token"]}
+    return Account(base_url, email, password, tokens)
+
+
+@pytest.fixture(scope="session")
+def account(base_url: str) -> Account:
+    return register(base_url, "alice") or Account(base_url)
+
+
+def open_context(browser: Browser, base_url: str, account: Account | None) -> BrowserContext:
+    """A fresh browser profile; signed in as ``account`` (its tokens put where the app keeps them)."""
     context = browser.new_context(base_url=base_url, viewport=DESKTOP, accept_downloads=True)
-    context.set_default_timeout(20_000)
-    opened = context.new_page()
+    if account is not None and account.tokens:
+        session = json.dumps(json.dumps(account.tokens))
+        context.add_init_script(
+            f"if (!sessionStorage.getItem('chromaline.session')) sessionStorage.setItem('chromaline.session', {session});"
+        )
+    return context
+
+
+def _watch(opened: Page) -> PageErrors:
     errors = PageErrors()
     opened.on("pageerror", lambda error: errors.messages.append(f"uncaught: {error}"))
     opened.on(
         "console",
-        lambda message: errors.messages.append(f"console: {message.text}")
-        if message.type == "error" and not _expected_console_error(message.text)
-        else None,
+        lambda message: (
+            errors.messages.append(f"console: {message.text}")
+            if message.type == "error" and not _expected_console_error(message.text)
+            else None
+        ),
     )
+    return errors
+
+
+@pytest.fixture
+def page(browser: Browser, base_url: str, account: Account) -> Iterator[Page]:
+    """A page signed in as ``account``; the test fails if a script error shows up."""
+    context = open_context(browser, base_url, account)
+    context.set_default_timeout(20_000)
+    opened = context.new_page()
+    errors = _watch(opened)
     try:
         yield opened
     finally:
@@ -136,3 +235,52 @@ def take_screenshots(page: Page, name: str) -> None:
 def screenshot() -> Callable[[Page, str], None]:
     """``screenshot(page, name)`` saves the page as it is now at both sizes."""
     return take_screenshots
+
+
+@pytest.fixture(scope="session")
+def chart_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated photo of a ColorChecker Classic under a random light, as a JPEG file."""
+    from chromaline.detector.synthetic import render_scene
+
+    path = tmp_path_factory.mktemp("photos") / "studio-shot.jpg"
+    path.write_bytes(render_scene(11, chart="classic24", size=(2000, 1500)).image_bytes)
+    return path
+
+
+@pytest.fixture(scope="session")
+def blank_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated photo with no chart in it."""
+    from chromaline.detector.synthetic import render_scene
+
+    path = tmp_path_factory.mktemp("photos") / "no-chart.jpg"
+    path.write_bytes(render_scene(12, chart=None, size=(1200, 900)).image_bytes)
+    return path
+
+
+def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.3)
+    raise TimeoutError(f"job {job_id} not finished within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def finished_job(account: Account, chart_photo: Path) -> dict[str, Any]:
+    """A job uploaded through the API and corrected, for pages that list or reuse results."""
+    with account.client() as client:
+        batch = client.post(
+            "/api/v1/jobs", files={"files": ("archive-shot.jpg", chart_photo.read_bytes(), "image/jpeg")}
+        )
+        batch.raise_for_status()
+        job = wait_for_job(client, batch.json()["jobs"][0]["id"])
+    assert job["state"] == "done", job
+    return job
+
+
+@pytest.fixture
+def job_waiter() -> Callable[[httpx.Client, str], dict[str, Any]]:
+    """``job_waiter(client, job_id)``: the job's view once it is done or failed."""
+    return wait_for_job

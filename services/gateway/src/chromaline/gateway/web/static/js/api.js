@@ -163,6 +163,6 @@ export function socketUrl(path) {
   const url = new URL(`${scheme}//${location.host}${API}/${path}`);
   const tokens = loadTokens();
   if (tokens?.access_token) url.searchParams.set("access_token", tokens.access_token);
-  if (who.organisation) url.searchParams.set("organisation_id", who.organisation);
+  if (who.organisation) url.searchParams.set("organisation", who.organisation);
   return url.toString();
 }

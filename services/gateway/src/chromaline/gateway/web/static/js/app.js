@@ -134,7 +134,7 @@ async function show() {
   try {
     const nodes = await found.route.render(context);
     if (parseHash().path !== path) return;
-    clear(main).append(...[nodes].flat());
+    clear(main).append(...[nodes].flat().filter((node) => node !== null && node !== undefined));
   } catch (error) {
     showError(main, error);
   }

@@ -27,13 +27,13 @@ export function patchTable(measurements) {
       h("td", {}, patch.flags.map((flag) => FLAG_WORDS[flag] || flag).join(", ") || "—"),
     ),
   );
-  return h(
+  const scroller = h(
     "div",
     { class: "table-scroll", tabindex: "0", role: "region", "aria-label": "Per-patch ΔE table" },
     h(
       "table",
       { class: "patch-table", id: "patch-table" },
-      h("caption", {}, "ΔE₀₀ per patch. Swatches: reference, measured before, after correction."),
+      h("caption", { class: "visually-hidden" }, "ΔE₀₀ per patch, with swatches of the reference, the measured colour before and after correction"),
       h(
         "thead",
         {},
@@ -52,6 +52,7 @@ export function patchTable(measurements) {
       h("tbody", {}, rows),
     ),
   );
+  return [h("p", { class: "muted", "aria-hidden": "true" }, "Swatches: the reference colour, as measured before, and after correction. Greyed rows were left out of the fit."), scroller];
 }
 
 function niceStep(maximum) {
@@ -66,7 +67,7 @@ export function deltaChart(measurements) {
   const values = patches.flatMap((patch) => patch.delta_e2000);
   const step = niceStep(Math.max(1, ...values));
   const top = Math.ceil(Math.max(1, ...values) / step) * step;
-  const group = 22;
+  const group = 30;
   const margin = { left: 40, right: 10, top: 12, bottom: 34 };
   const plotHeight = 200;
   const width = margin.left + margin.right + patches.length * group;
@@ -76,11 +77,11 @@ export function deltaChart(measurements) {
     class: "delta-chart",
     id: "delta-chart",
     viewBox: `0 0 ${width} ${height}`,
-    width,
-    height,
     role: "img",
     "aria-label": `ΔE₀₀ before and after correction for ${patches.length} patches`,
   });
+  chart.style.minWidth = `${Math.round(width * 0.8)}px`;
+  chart.style.maxWidth = `${Math.round(width * 1.25)}px`;
   for (let tick = 0; tick <= top + 1e-9; tick += step) {
     chart.append(
       svg("line", { class: "grid-line", x1: margin.left, x2: width - margin.right, y1: y(tick), y2: y(tick) }),
@@ -88,12 +89,12 @@ export function deltaChart(measurements) {
     );
   }
   patches.forEach((patch, i) => {
-    const x = margin.left + i * group + 3;
+    const x = margin.left + i * group + 4;
     const [before, after] = patch.delta_e2000;
     chart.append(
-      svg("rect", { class: "bar-before", x, y: y(before), width: 8, height: y(0) - y(before) }, svg("title", {}, `${patch.name}: before ${formatNumber(before)}`)),
-      svg("rect", { class: "bar-after", x: x + 8, y: y(after), width: 8, height: y(0) - y(after) }, svg("title", {}, `${patch.name}: after ${formatNumber(after)}`)),
-      svg("text", { class: "axis-label", x: x + 8, y: y(0) + 14, "text-anchor": "middle" }, i + 1),
+      svg("rect", { class: "bar-before", x, y: y(before), width: 11, height: y(0) - y(before) }, svg("title", {}, `${patch.name}: before ${formatNumber(before)}`)),
+      svg("rect", { class: "bar-after", x: x + 11, y: y(after), width: 11, height: y(0) - y(after) }, svg("title", {}, `${patch.name}: after ${formatNumber(after)}`)),
+      svg("text", { class: "axis-label", x: x + 11, y: y(0) + 14, "text-anchor": "middle" }, i + 1),
     );
   });
   chart.append(

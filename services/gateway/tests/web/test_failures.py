@@ -1,0 +1,106 @@
+"""What people see when something is wrong: no chart found, files that are not photos."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+Screenshot = Callable[[Page, str], None]
+PIPELINE_TIMEOUT_MS = 120_000
+
+
+def test_no_chart_shows_the_photo_and_takes_manual_corners(
+    page: Page, account: Any, blank_photo: Path, screenshot: Screenshot
+) -> None:
+    page.goto("/#/upload")
+    page.set_input_files("#file-picker", blank_photo)
+    page.get_by_role("button", name="Upload and correct").click()
+    expect(page.locator("#batch-summary")).to_have_text(
+        "All 1 finished: 0 corrected, 1 failed.", timeout=PIPELINE_TIMEOUT_MS
+    )
+    expect(page.locator("#batch-jobs")).to_contain_text("No colour chart was found in the photo.")
+    page.get_by_role("link", name="no-chart.jpg").click()
+
+    expect(page.get_by_role("alert")).to_contain_text("No colour chart was found in the photo.")
+    picture = page.locator("#corner-picture img")
+    expect(picture).to_be_visible()
+    page.wait_for_function("document.querySelector('#corner-picture img').naturalWidth > 0")
+    box = picture.bounding_box()
+    assert box is not None
+    shares = [(0.2, 0.25), (0.6, 0.25), (0.6, 0.75), (0.2, 0.75)]
+    for x, y in shares:
+        picture.click(position={"x": box["width"] * x, "y": box["height"] * y})
+    expect(page.locator(".corner-dot")).to_have_count(4)
+    screenshot(page, "result-no-chart")
+
+    page.get_by_role("button", name="Correct with these corners").click()
+    page.wait_for_url(re.compile(r"#/batches/"))
+    expect(page.locator("#batch-summary")).to_contain_text("All 1 finished", timeout=PIPELINE_TIMEOUT_MS)
+    job_id = page.locator("#batch-jobs .job-row").get_attribute("data-job-id")
+    with account.client() as client:
+        job = client.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
+    assert job["filename"] == "no-chart.jpg"
+    sent = job["options"]["corners"]
+    expected = [(1200 * x, 900 * y) for x, y in shares]
+    assert len(sent) == 4
+    for (sent_x, sent_y), (x, y) in zip(sent, expected, strict=True):
+        assert sent_x == pytest.approx(x, abs=4)
+        assert sent_y == pytest.approx(y, abs=4)
+
+
+def test_files_that_are_not_photos_are_named(page: Page, tmp_path: Path, chart_photo: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    page.goto("/#/upload")
+    page.set_input_files("#file-picker", [notes, chart_photo])
+    expect(page.get_by_role("alert")).to_contain_text("Not added: notes.txt.")
+    expect(page.locator(".file-list li")).to_have_count(1)
+
+    fake = tmp_path / "holiday.jpg"
+    fake.write_bytes(b"this is text with a photo's name")
+    page.get_by_role("button", name="Remove studio-shot.jpg").click()
+    page.set_input_files("#file-picker", fake)
+    page.get_by_role("button", name="Upload and correct").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("holiday.jpg")
+    assert "#/upload" in page.url
+
+
+def test_a_job_that_does_not_exist_says_so(page: Page) -> None:
+    page.goto("/#/jobs/00000000-0000-4000-8000-000000000000")
+    expect(page.get_by_role("alert")).to_contain_text("no job 00000000-0000-4000-8000-000000000000")
+
+
+def test_operator_sees_statistics_and_replays_dead_letters(
+    page: Page, account: Any, finished_job: dict[str, Any], web_system: Any, screenshot: Screenshot
+) -> None:
+    letter_id = web_system.publish_raw("image.uploaded", b"{not json")
+    with account.client() as client:
+        deadline = time.monotonic() + 30
+        while not any(
+            item["id"] == letter_id for item in client.get("/api/v1/admin/dead-letters").json()["items"]
+        ):
+            assert time.monotonic() < deadline, "the undecodable message never reached a dead-letter queue"
+            time.sleep(0.2)
+        stats = client.get("/api/v1/stats").raise_for_status().json()
+
+    page.goto("/#/operator")
+    expect(page.locator("#stats-total")).to_have_text(str(sum(stats["jobs"].values())))
+    expect(page.locator("#stats")).to_contain_text(f"{stats['mean_delta_e2000_after']:.2f}")
+    row = page.locator(f"#dead-letters tr[data-letter-id='{letter_id}']")
+    expect(row).to_contain_text("image.uploaded")
+    expect(row.locator("th")).to_have_text("detector")
+    screenshot(page, "operator")
+
+    row.get_by_role("button", name="Replay image.uploaded from detector").click()
+    expect(page.locator("#dead-letter-status")).to_contain_text("Replayed image.uploaded onto detector.")
+    expect(row).to_have_count(0)
+    with account.client() as client:
+        again = client.post(f"/api/v1/admin/dead-letters/detector/{letter_id}/replay")
+    assert again.status_code == 404

@@ -1,0 +1,176 @@
+"""Upload through the browser, follow the progress, read the result page against the API."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from playwright.sync_api import Page, expect
+
+Screenshot = Callable[[Page, str], None]
+Waiter = Callable[[httpx.Client, str], dict[str, Any]]
+PIPELINE_TIMEOUT_MS = 120_000
+
+
+def job_id_of(page: Page) -> str:
+    match = re.search(r"#/jobs/([0-9a-f-]+)", page.url)
+    assert match, page.url
+    return match.group(1)
+
+
+def test_upload_progress_and_result_match_the_api(
+    page: Page, account: Any, chart_photo: Path, screenshot: Screenshot, tmp_path: Path
+) -> None:
+    page.goto("/#/upload")
+    page.set_input_files("#file-picker", chart_photo)
+    expect(page.locator(".file-list li")).to_have_count(1)
+    expect(page.locator(".file-list")).to_contain_text("studio-shot.jpg")
+    page.get_by_label("Correction method").select_option("affine3x4")
+    page.get_by_role("button", name="Upload and correct").click()
+
+    page.wait_for_url(re.compile(r"#/batches/"))
+    screenshot(page, "progress")
+    expect(page.locator("#batch-summary")).to_have_text(
+        "All 1 finished: 1 corrected.", timeout=PIPELINE_TIMEOUT_MS
+    )
+    expect(page.locator("#batch-jobs .job-row")).to_have_attribute("data-state", "done")
+    expect(page.locator("#announcer")).to_have_text("studio-shot.jpg: Done")
+    screenshot(page, "progress-done")
+
+    page.get_by_role("link", name="See the result").click()
+    page.wait_for_url(re.compile(r"#/jobs/"))
+    expect(page.locator("#patch-table tbody tr")).to_have_count(24)
+
+    with account.client() as client:
+        job = client.get(f"/api/v1/jobs/{job_id_of(page)}").raise_for_status().json()
+        measurements = client.get(job["files"]["measurements"]).raise_for_status().json()
+    assert job["state"] == "done"
+    assert job["method"] == "affine3x4"
+    expect(page.locator("#de-before")).to_have_text(f"{job['delta_e2000_before']:.2f}")
+    expect(page.locator("#de-after")).to_have_text(f"{job['delta_e2000_after']:.2f}")
+    expect(page.locator("#rating")).to_have_text(job["rating"])
+    for patch in measurements["patches"]:
+        row = page.locator(f"#patch-table tbody tr[data-patch='{patch['index']}']")
+        expect(row.locator(".de-before")).to_have_text(f"{patch['delta_e2000'][0]:.2f}")
+        expect(row.locator(".de-after")).to_have_text(f"{patch['delta_e2000'][1]:.2f}")
+    expect(page.locator("#delta-chart rect.bar-before")).to_have_count(24)
+    expect(page.locator("#delta-chart rect.bar-after")).to_have_count(24)
+
+    outline = page.locator(".chart-overlay polygon.chart-outline")
+    expect(outline).to_have_count(1)
+    drawn = [float(value) for value in re.split(r"[ ,]", outline.get_attribute("points") or "")]
+    expected = [coordinate for corner in measurements["corners"] for coordinate in corner]
+    assert drawn == expected
+    images = page.locator(".compare img")
+    expect(images).to_have_count(2)
+    widths = images.evaluate_all("images => images.map(image => image.complete && image.naturalWidth)")
+    assert widths == [measurements["image_size"][0]] * 2
+
+    slider = page.locator("#compare-slider")
+    slider.focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowLeft")
+    expect(slider).to_have_value("40")
+    expect(page.locator(".compare-after")).to_have_attribute("style", re.compile(r"inset\(0px 0px 0px 40%\)"))
+    screenshot(page, "result")
+
+    with page.expect_download() as report:
+        page.locator("button[data-file='report.pdf']").click()
+    saved = tmp_path / report.value.suggested_filename
+    report.value.save_as(saved)
+    assert saved.name == "studio-shot.report.pdf"
+    assert saved.read_bytes().startswith(b"%PDF")
+
+    with page.expect_download() as archive:
+        page.locator("button[data-file='batch']").click()
+    assert archive.value.suggested_filename == f"batch-{job['batch_id']}.zip"
+
+
+def test_save_a_profile_and_correct_another_photo_with_it(
+    page: Page, account: Any, finished_job: dict[str, Any], chart_photo: Path, screenshot: Screenshot
+) -> None:
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    page.locator("#profile-name").fill("North window, overcast")
+    page.get_by_role("button", name="Save as profile").click()
+    expect(page.locator("#save-profile + .form-status")).to_contain_text("Saved “North window, overcast”")
+    page.get_by_role("link", name="Use it for new uploads").click()
+
+    page.wait_for_url(re.compile(r"#/upload\?profile="))
+    with account.client() as client:
+        profiles = client.get("/api/v1/profiles").raise_for_status().json()["items"]
+    saved = next(p for p in profiles if p["name"] == "North window, overcast")
+    expect(page.get_by_label("Saved profile")).to_have_value(saved["id"])
+    page.set_input_files("#file-picker", chart_photo)
+    page.get_by_role("button", name="Upload and correct").click()
+    expect(page.locator("#batch-summary")).to_have_text(
+        "All 1 finished: 1 corrected.", timeout=PIPELINE_TIMEOUT_MS
+    )
+
+    job_id = page.locator("#batch-jobs .job-row").get_attribute("data-job-id")
+    with account.client() as client:
+        job = client.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
+        source = client.get(f"/api/v1/jobs/{finished_job['id']}").raise_for_status().json()
+    assert job["options"]["profile"] is not None
+    assert job["method"] == source["method"]
+
+
+def test_profiles_are_renamed_and_deleted(
+    page: Page, account: Any, finished_job: dict[str, Any], screenshot: Screenshot
+) -> None:
+    with account.client() as client:
+        profile = client.post(
+            "/api/v1/profiles", json={"job_id": finished_job["id"], "name": "Tungsten bench"}
+        )
+        profile_id = profile.raise_for_status().json()["id"]
+    page.goto("/#/profiles")
+    item = page.locator(f"li[data-profile-id='{profile_id}']")
+    expect(item.get_by_role("heading")).to_have_text("Tungsten bench")
+    screenshot(page, "profiles")
+
+    item.get_by_role("button", name="Rename").click()
+    expect(item.get_by_label("New name")).to_be_focused()
+    item.get_by_label("New name").fill("Tungsten bench, 3200 K")
+    item.get_by_role("button", name="Save").click()
+    expect(item.get_by_role("heading")).to_have_text("Tungsten bench, 3200 K")
+    with account.client() as client:
+        names = [p["name"] for p in client.get("/api/v1/profiles").raise_for_status().json()["items"]]
+    assert "Tungsten bench, 3200 K" in names
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    item.get_by_role("button", name="Delete").click()
+    expect(item).to_have_count(0)
+    with account.client() as client:
+        answer = client.get(f"/api/v1/profiles/{profile_id}/profile.json")
+    assert answer.status_code == 404
+
+
+def test_history_searches_filters_and_opens_a_job(
+    page: Page, finished_job: dict[str, Any], screenshot: Screenshot
+) -> None:
+    page.goto("/#/history")
+    expect(page.locator(f"#history-table tr[data-job-id='{finished_job['id']}']")).to_have_count(1)
+    screenshot(page, "history")
+
+    page.get_by_label("Search").fill("archive-sh")
+    page.get_by_label("State").select_option("done")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url(re.compile(r"#/history\?q=archive-sh&state=done"))
+    rows = page.locator("#history-table tbody tr")
+    expect(rows.first).to_contain_text("archive-shot.jpg")
+    names = rows.locator("th").all_inner_texts()
+    assert names
+    assert all("archive-sh" in name for name in names)
+
+    page.get_by_label("Search").fill("no-such-file-anywhere")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#history-count")).to_have_text("0 jobs match")
+
+    page.goto("/#/history?state=failed&q=archive-shot")
+    expect(page.locator("#history-count")).to_have_text("0 jobs match")
+    page.goto("/#/history?q=archive-shot&state=done")
+    page.get_by_role("link", name="archive-shot.jpg").first.click()
+    page.wait_for_url(re.compile(r"#/jobs/"))
+    expect(page.locator("#patch-table")).to_be_visible()
