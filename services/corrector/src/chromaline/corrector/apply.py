@@ -1,7 +1,8 @@
 """Applying a correction to a whole image in bounded memory.
 
 The image is processed in bands of rows: each band is linearised (lookup tables), transformed
-(``cv2.transform`` for matrices, a float32 term expansion for the polynomial methods), then
+(``cv2.transform`` for matrices; for the polynomial methods, images of three terms per pixel
+made with OpenCV's per-element operations, each mapped by its own ``cv2.transform``), then
 re-encoded into a preallocated output array. The scale to the re-encoding index is folded into the
 coefficients, and OpenCV's saturating float→uint16 conversion does the clipping and rounding in
 one pass, so a matrix correction costs four passes over each band. Peak memory is the output
@@ -14,7 +15,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from chromaline.corrector.fit import Correction, term_planes
+from chromaline.corrector.fit import Correction, MethodSpec
 from chromaline.corrector.lut import ENCODE_LEVELS, BitDepth, srgb_encode_table
 from chromaline.detector.image_io import DecodedImage, to_linear_rows
 
@@ -42,18 +43,65 @@ def _encode_indices(
     return indices
 
 
+_ROTATE_ONE = np.array([[0, 1, 0], [0, 0, 1], [1, 0, 0]], dtype=np.float32)
+"""Channel permutation r, g, b → g, b, r (as a ``cv2.transform`` matrix)."""
+_ROTATE_TWO = np.ascontiguousarray(_ROTATE_ONE @ _ROTATE_ONE)
+"""r, g, b → b, r, g."""
+
+TermBlock = tuple[NDArray[np.float32], tuple[int, ...]]
+"""An image of one to three terms per pixel and the coefficient columns of those terms."""
+
+
+def _f32(array: object) -> NDArray[np.float32]:
+    """OpenCV's float32 result typed as such (no copy)."""
+    return np.asarray(array, dtype=np.float32)
+
+
+def _term_blocks(linear: NDArray[np.float32], spec: MethodSpec) -> list[TermBlock]:
+    """The non-linear terms of ``spec`` as interleaved images, three terms (or one) per pixel.
+
+    Products of channels come from multiplying the image by a channel-rotated copy of itself:
+    (r, g, b) × (g, b, r) = (rg, gb, br). Every operation is one OpenCV pass over the band, and the
+    column indices follow :func:`chromaline.corrector.fit.term_planes`.
+    """
+    if spec.method == "polynomial":
+        channel_products = _f32(cv2.multiply(linear, cv2.transform(linear, _ROTATE_ONE)))
+        return [(channel_products, (3, 5, 4)), (_f32(cv2.multiply(linear, linear)), (6, 7, 8))]
+    # Roots of negative noise would be NaN; the root terms see the non-negative part only.
+    positive = np.maximum(linear, np.float32(0.0))
+    rotated = cv2.transform(positive, _ROTATE_ONE)
+    products = cv2.multiply(positive, rotated)
+    blocks: list[TermBlock] = [(_f32(cv2.sqrt(products)), (3, 4, 5))]
+    if spec.degree == 3:
+        twice_rotated = cv2.transform(positive, _ROTATE_TWO)
+        one_square = cv2.multiply(positive, cv2.multiply(rotated, rotated))
+        two_square = cv2.multiply(positive, cv2.multiply(twice_rotated, twice_rotated))
+        red, green, blue = cv2.split(positive)
+        product_all = cv2.multiply(cv2.multiply(red, green), blue)
+        # NumPy's cube root is several times faster than cv2.pow's exp(log(x) / 3).
+        blocks += [
+            (np.cbrt(one_square), (6, 7, 11)),
+            (np.cbrt(two_square), (8, 9, 10)),
+            (np.cbrt(product_all), (12,)),
+        ]
+    return blocks
+
+
 def transform_band(linear: NDArray[np.float32], correction: Correction, scale: float) -> NDArray[np.float32]:
     """``scale`` × the corrected band, float32, same shape as ``linear`` (rows, width, 3)."""
     if correction.is_matrix:
         matrix = (correction.matrix_3x4() * scale).astype(np.float32)
         return np.asarray(cv2.transform(linear, matrix))
-    # Planar layout: each term is one contiguous array, and one (3, K) @ (K, N) product.
-    rows, width = linear.shape[:2]
-    red, green, blue = (np.asarray(plane, dtype=np.float32).ravel() for plane in cv2.split(linear))
-    terms = np.stack(term_planes(red, green, blue, correction.spec))
-    coefficients = np.ascontiguousarray(correction.coefficients * scale, dtype=np.float32)
-    planes = (coefficients @ terms).reshape(3, rows, width)
-    return np.asarray(cv2.merge([planes[0], planes[1], planes[2]]))
+    coefficients = correction.coefficients * scale
+    affine = np.zeros((3, 4))
+    affine[:, :3] = coefficients[:, :3]
+    if correction.spec.method == "polynomial":
+        affine[:, 3] = coefficients[:, 9]
+    result = cv2.transform(linear, affine.astype(np.float32))
+    for terms, columns in _term_blocks(linear, correction.spec):
+        block = np.ascontiguousarray(coefficients[:, list(columns)], dtype=np.float32)
+        cv2.add(result, cv2.transform(terms, block), dst=result)
+    return np.asarray(result)
 
 
 def apply_correction(
