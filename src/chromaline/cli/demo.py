@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,20 @@ def wait_finished(client: httpx.Client, batch_id: str, timeout: float) -> dict[s
     raise TimeoutError(f"batch {batch_id} did not finish within {timeout:.0f} s")
 
 
+def sign_up(client: httpx.Client) -> None:
+    """Register a throwaway demo account and send its access token with every further request."""
+    registered = client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": f"demo-{uuid.uuid4().hex[:12]}@chromaline.invalid",
+            "password": secrets.token_urlsafe(18),
+            "display_name": "Demo",
+            "organisation_name": "Demo",
+        },
+    ).raise_for_status()
+    client.headers["Authorization"] = f"Bearer {registered.json()['access_token']}"
+
+
 def run_demo(out: Path, port: int = 8080, timeout: float = 300.0) -> int:
     console = Console()
     configure_logging("WARNING", "console")
@@ -56,6 +72,7 @@ def run_demo(out: Path, port: int = 8080, timeout: float = 300.0) -> int:
         httpx.Client(base_url=base_url, timeout=60) as client,
     ):
         wait_ready(client, timeout=120)
+        sign_up(client)
         with photo.open("rb") as handle:
             batch = (
                 client.post("/api/v1/jobs", files={"files": (photo.name, handle, "image/jpeg")})

@@ -7,9 +7,12 @@ from typing import Annotated
 
 import typer
 
+from chromaline.cli.engine_commands import register as register_engine_commands
+
 app = typer.Typer(help="Chromaline: colour-accurate photographs from a colour chart.", no_args_is_help=True)
 chart_app = typer.Typer(help="Charts: printable frames.", no_args_is_help=True)
 app.add_typer(chart_app, name="chart")
+register_engine_commands(app)
 
 
 @app.command()
@@ -25,7 +28,7 @@ def standalone(
 
 @app.command()
 def serve(
-    service: Annotated[str, typer.Argument(help="gateway, detector, corrector or reporter")],
+    service: Annotated[str, typer.Argument(help="gateway, auth, detector, corrector or reporter")],
     host: Annotated[str | None, typer.Option(help="Bind address (default 0.0.0.0).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from the service's settings).")] = None,
 ) -> None:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 
+from chromaline.auth import service as auth
+from chromaline.auth.settings import AuthSettings
 from chromaline.common.http import create_app
 from chromaline.common.logging import configure_logging
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
@@ -28,6 +30,7 @@ class ServiceEntry:
 
 SERVICES: dict[str, ServiceEntry] = {
     "gateway": ServiceEntry(gateway.SPEC, gateway.load_settings),
+    "auth": ServiceEntry(auth.SPEC, auth.load_settings),
     "detector": ServiceEntry(detector.SPEC, detector.load_settings),
     "corrector": ServiceEntry(corrector.SPEC, corrector.load_settings),
     "reporter": ServiceEntry(reporter.SPEC, reporter.load_settings),
@@ -57,6 +60,9 @@ def serve(name: str, host: str | None = None, port: int | None = None) -> None:
     if name == "gateway":
         assert isinstance(settings, GatewaySettings)
         app = gateway.build_app(runtime, settings)
+    elif name == "auth":
+        assert isinstance(settings, AuthSettings)
+        app = auth.build_app(runtime, settings)
     else:
         app = worker_app(runtime)
     bind_port = port or int(getattr(settings, "port", 8080))

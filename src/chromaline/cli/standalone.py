@@ -1,7 +1,8 @@
 """Every service in one process on the embedded defaults.
 
 One in-process bus and one blob store are shared by the services; each keeps its own schema in
-the embedded Postgres. The code is the distributed code: only the adapters differ.
+the embedded Postgres. The code is the distributed code: only the adapters differ. The gateway
+reaches the auth service's HTTP API in process too, through an ASGI transport instead of a socket.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from chromaline.auth import service as auth
+from chromaline.auth.settings import AuthSettings
 from chromaline.cli.services import SERVICES
 from chromaline.common.blobs.base import BlobStore
 from chromaline.common.blobs.factory import create_blob_store
@@ -61,9 +65,25 @@ class Standalone:
         await self.bus.close()
         await self.blobs.close()
 
+    def auth_app(self) -> FastAPI:
+        """The auth service's app, its runtime left to :meth:`start` and :meth:`stop`."""
+        settings = self.runtimes["auth"].settings
+        assert isinstance(settings, AuthSettings)
+
+        @asynccontextmanager
+        async def runtime_started_elsewhere(app: FastAPI) -> AsyncIterator[None]:
+            yield
+
+        return auth.build_app(self.runtimes["auth"], settings, lifespan=runtime_started_elsewhere)
+
     def gateway_app(self) -> FastAPI:
         settings = self.runtimes["gateway"].settings
         assert isinstance(settings, GatewaySettings)
+        auth_client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.auth_app()),
+            base_url="http://auth.in-process",
+            timeout=settings.auth_timeout_seconds,
+        )
 
         @asynccontextmanager
         async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,8 +92,11 @@ class Standalone:
                 yield
             finally:
                 await self.stop()
+                await auth_client.aclose()
 
-        return gateway.build_app(self.runtimes["gateway"], settings, lifespan=lifespan)
+        return gateway.build_app(
+            self.runtimes["gateway"], settings, lifespan=lifespan, auth_client=auth_client
+        )
 
 
 class BackgroundServer:

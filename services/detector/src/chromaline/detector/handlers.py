@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from chromaline.common import inbox
 from chromaline.common.blobs import buckets
 from chromaline.common.blobs.base import BlobNotFoundError
-from chromaline.common.bus.base import PermanentError
+from chromaline.common.bus.base import PermanentError, current_publisher
 from chromaline.common.events.contracts import (
     BlobRef,
     ChartDetected,
@@ -22,6 +22,7 @@ from chromaline.common.events.contracts import (
     Contract,
     ImageUploaded,
     JobOptions,
+    PartnerRejected,
     PatchSample,
     ProcessingFailed,
     UnknownEventError,
@@ -34,6 +35,7 @@ from chromaline.common.runtime import ServiceRuntime
 from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
 from chromaline.detector.image_io import UnsupportedImageError, decode_image
 from chromaline.detector.models import Detection
+from chromaline.detector.publishers import is_known_publisher
 from chromaline.detector.sample import sample_patches
 from chromaline.detector.settings import DetectorSettings
 
@@ -154,7 +156,34 @@ async def fetch_source(runtime: ServiceRuntime, event: ImageUploaded, settings: 
     return BlobRef(bucket=buckets.ORIGINALS, key=key)
 
 
+async def refuse_unknown_publisher(
+    runtime: ServiceRuntime, envelope: RawEnvelope, publisher: str | None
+) -> None:
+    """Audit a message from no known publisher (``partner.rejected``, for the auth service's audit
+    log, once per event) and send it to the dead-letter queue."""
+    reason = f"publisher {publisher!r} is neither one of our services nor a known partner"
+    log.warning(
+        "detector.publisher_refused", audit=True, publisher=publisher, event_id=str(envelope.event_id)
+    )
+    rejected = PartnerRejected(
+        routing_key=envelope.type,
+        event_id=envelope.event_id,
+        publisher=publisher,
+        consumer=NAME,
+        reason=reason,
+    )
+    async with runtime.session() as session, session.begin():
+        if await inbox.claim(session, envelope.event_id, f"{NAME}.refusals"):
+            await add_to_outbox(session, make_envelope(NAME, envelope.subject, rejected))
+    raise PermanentError(reason)
+
+
 async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, DetectorSettings)
+    publisher = current_publisher()
+    if not is_known_publisher(publisher, settings):
+        await refuse_unknown_publisher(runtime, envelope, publisher)
     try:
         event = parse_data(envelope)
     except (UnknownEventError, ValidationError) as error:
@@ -162,8 +191,6 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
     assert isinstance(event, ImageUploaded)
     if event.options.profile is not None:
         return
-    settings = runtime.settings
-    assert isinstance(settings, DetectorSettings)
     original = event.original or await fetch_source(runtime, event, settings)
     try:
         data = await runtime.blobs.get_bytes(original.bucket, original.key)

@@ -1,4 +1,9 @@
-"""The public HTTP API, versioned under ``/api/v1``."""
+"""The public HTTP API, versioned under ``/api/v1``.
+
+Every route runs :func:`~chromaline.gateway.access.authorize` first (its rule is in
+``access.ROUTE_RULES``), and every query is limited to the caller's organisation: another
+organisation's job, batch, file, profile or upload answers 404, as if it did not exist.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
@@ -23,6 +28,7 @@ from chromaline.common.blobs.base import BlobNotFoundError, BlobTooLargeError
 from chromaline.common.events.contracts import BlobRef, JobOptions
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs as job_service
+from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, PendingUpload, SavedProfile
 from chromaline.gateway.problems import ApiError
 from chromaline.gateway.settings import GatewaySettings
@@ -56,10 +62,12 @@ class PresignRequest(BaseModel):
     profile_id: uuid.UUID | None = None
 
 
-def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRouter:
-    router = APIRouter(prefix="/api/v1")
+def build_router(runtime: ServiceRuntime, settings: GatewaySettings, auth_proxy: APIRouter) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
+    router.include_router(auth_proxy)
 
     async def resolve_options(
+        organisation_id: str,
         chart_type: str,
         method: str,
         edition: str,
@@ -81,20 +89,13 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
             except json.JSONDecodeError:
                 raise ApiError(422, "invalid_corners", "corners must be JSON: [[x, y], ×4]") from None
         if profile_id is not None:
-            raw["profile"] = await profile_blob(profile_id)
+            raw["profile"] = (await load_profile(profile_id, organisation_id)).blob
         try:
             return JobOptions.model_validate(raw)
         except ValidationError as error:
             raise ApiError(
                 422, "invalid_options", str(error).splitlines()[0], errors=json.loads(error.json())
             ) from None
-
-    async def profile_blob(profile_id: uuid.UUID) -> dict[str, str]:
-        async with runtime.session() as session:
-            profile = await session.get(SavedProfile, profile_id)
-        if profile is None:
-            raise ApiError(404, "profile_not_found", f"no profile {profile_id}")
-        return profile.blob
 
     async def store_original(job_key: str, fileobj: IO[bytes], content_type: str) -> BlobRef:
         fileobj.seek(0)
@@ -104,6 +105,7 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
     @router.post("/jobs", status_code=202, summary="Upload one image, several, or a ZIP")
     async def upload(
         request: Request,
+        principal: CurrentPrincipal,
         files: Annotated[list[UploadFile], File(description="Images (JPEG, PNG, TIFF) or ZIP archives")],
         chart_type: Annotated[str, Form()] = "auto",
         method: Annotated[str, Form()] = "auto",
@@ -114,7 +116,14 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
         corners: Annotated[str | None, Form()] = None,
     ) -> dict[str, Any]:
         options = await resolve_options(
-            chart_type, method, reference_edition, output_format, bit_depth, profile_id, corners
+            principal.organisation_id,
+            chart_type,
+            method,
+            reference_edition,
+            output_format,
+            bit_depth,
+            profile_id,
+            corners,
         )
         if len(files) > settings.max_files_per_batch:
             raise ApiError(
@@ -138,7 +147,9 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
                 )
                 fileobj.close()
         async with runtime.session() as session, session.begin():
-            batch, created = await job_service.create_batch(session, None, stored, options)
+            batch, created = await job_service.create_batch(
+                session, principal.organisation_id, stored, options
+            )
         return batch_view(batch, created)
 
     def stage_upload(upload_file: UploadFile, scratch: str) -> list[tuple[str, IO[bytes], str, int]]:
@@ -186,6 +197,7 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
     @router.put("/uploads/stream", status_code=202, summary="Stream one large image as the request body")
     async def upload_stream(
         request: Request,
+        principal: CurrentPrincipal,
         filename: str,
         chart_type: str = "auto",
         method: str = "auto",
@@ -196,7 +208,14 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
     ) -> dict[str, Any]:
         name = safe_member_name(filename)
         options = await resolve_options(
-            chart_type, method, reference_edition, output_format, bit_depth, profile_id, None
+            principal.organisation_id,
+            chart_type,
+            method,
+            reference_edition,
+            output_format,
+            bit_depth,
+            profile_id,
+            None,
         )
         declared = int(request.headers.get("content-length") or 0)
         if declared > settings.max_upload_bytes:
@@ -233,7 +252,12 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
             ) from None
         await check_stored_image(BlobRef(bucket=buckets.ORIGINALS, key=key), name)
         return await create_single_job(
-            name, content_type, info.size, BlobRef(bucket=buckets.ORIGINALS, key=key), options
+            principal.organisation_id,
+            name,
+            content_type,
+            info.size,
+            BlobRef(bucket=buckets.ORIGINALS, key=key),
+            options,
         )
 
     async def check_stored_image(blob: BlobRef, name: str) -> str:
@@ -247,22 +271,21 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
                 raise
 
     async def create_single_job(
-        name: str, content_type: str, size: int, blob: BlobRef, options: JobOptions
+        organisation_id: str, name: str, content_type: str, size: int, blob: BlobRef, options: JobOptions
     ) -> dict[str, Any]:
         async with runtime.session() as session, session.begin():
             batch, created = await job_service.create_batch(
-                session, None, [(name, content_type, size, blob)], options
+                session, organisation_id, [(name, content_type, size, blob)], options
             )
         return batch_view(batch, created)
 
     @router.post("/uploads/presigned", summary="Ask for a URL to PUT one image straight to the blob store")
-    async def presign(body: PresignRequest) -> dict[str, Any]:
+    async def presign(body: PresignRequest, principal: CurrentPrincipal) -> dict[str, Any]:
         name = safe_member_name(body.filename)
         options = body.options
         if body.profile_id is not None:
-            options = options.model_copy(
-                update={"profile": BlobRef.model_validate(await profile_blob(body.profile_id))}
-            )
+            profile = await load_profile(body.profile_id, principal.organisation_id)
+            options = options.model_copy(update={"profile": BlobRef.model_validate(profile.blob)})
         upload_id = uuid.uuid4()
         key = f"{upload_id}/{name}"
         expiry = timedelta(seconds=settings.presigned_expiry_seconds)
@@ -278,7 +301,7 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
             session.add(
                 PendingUpload(
                     id=upload_id,
-                    organisation_id=None,
+                    organisation_id=principal.organisation_id,
                     filename=name,
                     blob={"bucket": buckets.ORIGINALS, "key": key},
                     options=options.model_dump(mode="json"),
@@ -296,10 +319,10 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
     @router.post(
         "/uploads/{upload_id}/confirm", status_code=202, summary="Start the job for a presigned upload"
     )
-    async def confirm(upload_id: uuid.UUID) -> dict[str, Any]:
+    async def confirm(upload_id: uuid.UUID, principal: CurrentPrincipal) -> dict[str, Any]:
         async with runtime.session() as session:
             pending = await session.get(PendingUpload, upload_id)
-        if pending is None:
+        if pending is None or pending.organisation_id != principal.organisation_id:
             raise ApiError(404, "upload_not_found", f"no pending upload {upload_id}")
         if pending.confirmed_job_id is not None:
             raise ApiError(
@@ -323,20 +346,24 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
             if locked is None or locked.confirmed_job_id is not None:
                 raise ApiError(409, "upload_already_confirmed", "this upload already started a job")
             batch, created = await job_service.create_batch(
-                session, None, [(pending.filename, content_type, info.size, blob)], options
+                session,
+                principal.organisation_id,
+                [(pending.filename, content_type, info.size, blob)],
+                options,
             )
             locked.confirmed_job_id = created[0].id
         return batch_view(batch, created)
 
     @router.get("/jobs", summary="Job history, newest first")
     async def list_jobs(
+        principal: CurrentPrincipal,
         state: str | None = None,
         batch_id: uuid.UUID | None = None,
         q: Annotated[str | None, Query(max_length=100, description="Part of the file name")] = None,
         page: Annotated[int, Query(ge=1)] = 1,
         page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
-        query = select(Job)
+        query = select(Job).where(Job.organisation_id == principal.organisation_id)
         if state:
             query = query.where(Job.state == state)
         if batch_id:
@@ -363,17 +390,17 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
             "total": total,
         }
 
-    async def load_job(job_id: uuid.UUID) -> Job:
+    async def load_job(job_id: uuid.UUID, organisation_id: str) -> Job:
         async with runtime.session() as session:
             job = await session.get(Job, job_id)
-        if job is None:
+        if job is None or job.organisation_id != organisation_id:
             raise ApiError(404, "job_not_found", f"no job {job_id}")
         return job
 
-    async def load_batch(batch_id: uuid.UUID) -> dict[str, Any]:
+    async def load_batch(batch_id: uuid.UUID, organisation_id: str) -> dict[str, Any]:
         async with runtime.session() as session:
             batch = await session.get(Batch, batch_id)
-            if batch is None:
+            if batch is None or batch.organisation_id != organisation_id:
                 raise ApiError(404, "batch_not_found", f"no batch {batch_id}")
             rows = (
                 (await session.execute(select(Job).where(Job.batch_id == batch_id).order_by(Job.filename)))
@@ -383,16 +410,16 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
         return batch_view(batch, list(rows))
 
     @router.get("/jobs/{job_id}", summary="One job's state and results")
-    async def get_job(job_id: uuid.UUID) -> dict[str, Any]:
-        return job_view(await load_job(job_id))
+    async def get_job(job_id: uuid.UUID, principal: CurrentPrincipal) -> dict[str, Any]:
+        return job_view(await load_job(job_id, principal.organisation_id))
 
     @router.get("/batches/{batch_id}", summary="A batch with per-file progress")
-    async def get_batch(batch_id: uuid.UUID) -> dict[str, Any]:
-        return await load_batch(batch_id)
+    async def get_batch(batch_id: uuid.UUID, principal: CurrentPrincipal) -> dict[str, Any]:
+        return await load_batch(batch_id, principal.organisation_id)
 
     @router.get("/jobs/{job_id}/files/{name}", summary="Download a job's original, result, profile or report")
-    async def job_file(job_id: uuid.UUID, name: str) -> StreamingResponse:
-        job = await load_job(job_id)
+    async def job_file(job_id: uuid.UUID, name: str, principal: CurrentPrincipal) -> StreamingResponse:
+        job = await load_job(job_id, principal.organisation_id)
         if name not in RESULT_FILES:
             raise ApiError(404, "unknown_file", f"no file {name!r}; one of {', '.join(RESULT_FILES)}")
         ref = job.original if name == "original" else job.results.get(RESULT_FILES[name])
@@ -429,12 +456,22 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
         )
 
     @router.get("/batches/{batch_id}/archive", summary="A ZIP of a batch's corrected images and reports")
-    async def batch_archive(batch_id: uuid.UUID) -> FileResponse:
-        view = await load_batch(batch_id)
+    async def batch_archive(batch_id: uuid.UUID, principal: CurrentPrincipal) -> FileResponse:
+        view = await load_batch(batch_id, principal.organisation_id)
         handle, path = tempfile.mkstemp(prefix="chromaline-batch-", suffix=".zip")
         os.close(handle)
         async with runtime.session() as session:
-            rows = (await session.execute(select(Job).where(Job.batch_id == batch_id))).scalars().all()
+            rows = (
+                (
+                    await session.execute(
+                        select(Job).where(
+                            Job.batch_id == batch_id, Job.organisation_id == principal.organisation_id
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as bundle:
             for job in rows:
                 for name in (
@@ -461,8 +498,8 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
         )
 
     @router.post("/profiles", status_code=201, summary="Save a job's correction as a named profile")
-    async def save_profile(body: ProfileCreate) -> dict[str, Any]:
-        job = await load_job(body.job_id)
+    async def save_profile(body: ProfileCreate, principal: CurrentPrincipal) -> dict[str, Any]:
+        job = await load_job(body.job_id, principal.organisation_id)
         if "profile" not in job.results:
             raise ApiError(409, "profile_not_ready", f"job {job.id} has no profile while {job.state}")
         profile = SavedProfile(
@@ -479,42 +516,52 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
         return profile_view(profile)
 
     @router.get("/profiles", summary="Saved profiles")
-    async def list_profiles() -> dict[str, Any]:
+    async def list_profiles(principal: CurrentPrincipal) -> dict[str, Any]:
         async with runtime.session() as session:
             rows = (
-                (await session.execute(select(SavedProfile).order_by(SavedProfile.created_at.desc())))
+                (
+                    await session.execute(
+                        select(SavedProfile)
+                        .where(SavedProfile.organisation_id == principal.organisation_id)
+                        .order_by(SavedProfile.created_at.desc())
+                    )
+                )
                 .scalars()
                 .all()
             )
         return {"items": [profile_view(profile) for profile in rows]}
 
-    async def load_profile(profile_id: uuid.UUID) -> SavedProfile:
+    async def load_profile(profile_id: uuid.UUID, organisation_id: str) -> SavedProfile:
         async with runtime.session() as session:
             profile = await session.get(SavedProfile, profile_id)
-        if profile is None:
+        if profile is None or profile.organisation_id != organisation_id:
             raise ApiError(404, "profile_not_found", f"no profile {profile_id}")
         return profile
 
     @router.patch("/profiles/{profile_id}", summary="Rename a profile")
-    async def rename_profile(profile_id: uuid.UUID, body: ProfileRename) -> dict[str, Any]:
+    async def rename_profile(
+        profile_id: uuid.UUID, body: ProfileRename, principal: CurrentPrincipal
+    ) -> dict[str, Any]:
         async with runtime.session() as session, session.begin():
             profile = await session.get(SavedProfile, profile_id, with_for_update=True)
-            if profile is None:
+            if profile is None or profile.organisation_id != principal.organisation_id:
                 raise ApiError(404, "profile_not_found", f"no profile {profile_id}")
             profile.name = body.name
         return profile_view(profile)
 
     @router.delete("/profiles/{profile_id}", status_code=204, summary="Delete a profile")
-    async def delete_profile(profile_id: uuid.UUID) -> None:
+    async def delete_profile(profile_id: uuid.UUID, principal: CurrentPrincipal) -> None:
         async with runtime.session() as session, session.begin():
             profile = await session.get(SavedProfile, profile_id, with_for_update=True)
-            if profile is None:
+            if profile is None or profile.organisation_id != principal.organisation_id:
                 raise ApiError(404, "profile_not_found", f"no profile {profile_id}")
             await session.delete(profile)
 
     @router.get("/profiles/{profile_id}/{name}", summary="Download a profile as JSON or a .cube LUT")
-    async def profile_file(profile_id: uuid.UUID, name: str) -> StreamingResponse:
-        profile = await load_profile(profile_id)
+    async def profile_file(
+        profile_id: uuid.UUID, name: str, principal: CurrentPrincipal
+    ) -> StreamingResponse:
+        profile = await load_profile(profile_id, principal.organisation_id)
         if name == "profile.json":
             return await stream_blob(BlobRef.model_validate(profile.blob), f"{profile.name}.json")
         if name == "profile.cube" and profile.cube is not None:
@@ -541,42 +588,51 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
             await websocket.close(code=4404, reason=error.code)
 
     @router.websocket("/jobs/{job_id}/events")
-    async def job_events(websocket: WebSocket, job_id: uuid.UUID) -> None:
+    async def job_events(websocket: WebSocket, job_id: uuid.UUID, principal: CurrentPrincipal) -> None:
         async def snapshot() -> dict[str, Any]:
-            return job_view(await load_job(job_id))
+            return job_view(await load_job(job_id, principal.organisation_id))
 
         await follow(websocket, snapshot, lambda view: view["state"] in TERMINAL_STATES)
 
     @router.websocket("/batches/{batch_id}/events")
-    async def batch_events(websocket: WebSocket, batch_id: uuid.UUID) -> None:
-        await follow(websocket, lambda: load_batch(batch_id), lambda view: view["done"])
+    async def batch_events(websocket: WebSocket, batch_id: uuid.UUID, principal: CurrentPrincipal) -> None:
+        await follow(
+            websocket, lambda: load_batch(batch_id, principal.organisation_id), lambda view: view["done"]
+        )
 
     @router.get(
         "/stats", summary="Jobs per state, detection rate, ΔE before/after, stage latency, queue depths"
     )
-    async def stats() -> dict[str, Any]:
+    async def stats(principal: CurrentPrincipal) -> dict[str, Any]:
+        own = Job.organisation_id == principal.organisation_id
         async with runtime.session() as session:
             states = dict(
-                (await session.execute(select(Job.state, func.count()).group_by(Job.state))).tuples().all()
+                (await session.execute(select(Job.state, func.count()).where(own).group_by(Job.state)))
+                .tuples()
+                .all()
             )
             de = (
-                await session.execute(select(func.avg(Job.delta_e_before), func.avg(Job.delta_e_after)))
+                await session.execute(
+                    select(func.avg(Job.delta_e_before), func.avg(Job.delta_e_after)).where(own)
+                )
             ).one()
             detected = (
-                await session.execute(select(func.count()).where(Job.stage_times.has_key("detected")))
+                await session.execute(select(func.count()).where(own, Job.stage_times.has_key("detected")))
             ).scalar_one()
             not_found = (
                 await session.execute(
                     select(func.count()).where(
-                        Job.reason.in_(("no_chart", "chart_too_small", "overexposed", "underexposed"))
+                        own, Job.reason.in_(("no_chart", "chart_too_small", "overexposed", "underexposed"))
                     )
                 )
             ).scalar_one()
-            latency = await stage_latency(session)
-        try:
-            depths = await runtime.bus.queue_depths(CONSUMING_QUEUES)
-        except Exception:
-            depths = {}
+            latency = await stage_latency(session, principal.organisation_id)
+        depths: dict[str, int] = {}
+        if principal.may("operate"):
+            try:
+                depths = await runtime.bus.queue_depths(CONSUMING_QUEUES)
+            except Exception:
+                depths = {}
         attempts = detected + not_found
         return {
             "jobs": states,
@@ -622,13 +678,13 @@ def build_router(runtime: ServiceRuntime, settings: GatewaySettings) -> APIRoute
 STAGES = (("uploaded", "detected"), ("detected", "corrected"), ("corrected", "done"), ("uploaded", "done"))
 
 
-async def stage_latency(session: Any) -> dict[str, float | None]:
-    """Mean seconds between stage timestamps over the last 1000 finished jobs."""
+async def stage_latency(session: Any, organisation_id: str) -> dict[str, float | None]:
+    """Mean seconds between stage timestamps over the organisation's last 1000 finished jobs."""
     rows = (
         (
             await session.execute(
                 select(Job.stage_times)
-                .where(Job.state == "done")
+                .where(Job.state == "done", Job.organisation_id == organisation_id)
                 .order_by(Job.finished_at.desc())
                 .limit(1000)
             )

@@ -9,15 +9,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, detail: str, **extra: object) -> None:
+    def __init__(
+        self, status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: object
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
 
-def problem(status: int, code: str, detail: str, **extra: object) -> JSONResponse:
+def problem(
+    status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: object
+) -> JSONResponse:
     body: dict[str, object] = {
         "type": f"https://chromaline.dev/problems/{code}",
         "title": code.replace("_", " "),
@@ -26,13 +31,13 @@ def problem(status: int, code: str, detail: str, **extra: object) -> JSONRespons
         "detail": detail,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return problem(error.status, error.code, error.detail, **error.extra)
+        return problem(error.status, error.code, error.detail, headers=error.headers, **error.extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -13,9 +14,13 @@ from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import RetryPolicy
 from chromaline.common.http import create_app
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
+from chromaline.gateway.access import Access, Authenticator
 from chromaline.gateway.api import build_router
+from chromaline.gateway.auth_proxy import build_auth_proxy
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, watchdog
+from chromaline.gateway.headers import SecurityHeaders
 from chromaline.gateway.problems import install_problem_handlers
+from chromaline.gateway.rate_limit import TokenBuckets
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.web import mount_web
 
@@ -40,8 +45,17 @@ def build_app(
     settings: GatewaySettings,
     *,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    auth_client: httpx.AsyncClient | None = None,
 ) -> FastAPI:
-    """The gateway's FastAPI app; by default its lifespan starts and stops ``runtime``."""
+    """The gateway's FastAPI app; by default its lifespan starts and stops ``runtime``.
+
+    ``auth_client`` reaches the auth service (its base URL set); by default a client of
+    ``settings.auth_url``, closed with the app. The standalone system passes one that calls the
+    auth app in process.
+    """
+    client = auth_client or httpx.AsyncClient(
+        base_url=settings.auth_url, timeout=settings.auth_timeout_seconds
+    )
 
     @asynccontextmanager
     async def own_runtime(app: FastAPI) -> AsyncIterator[None]:
@@ -51,17 +65,37 @@ def build_app(
         finally:
             await runtime.stop()
 
-    app = create_app(
-        NAME, readiness=runtime.readiness(), lifespan=lifespan or own_runtime, title="Chromaline API"
+    @asynccontextmanager
+    async def with_auth_client(app: FastAPI) -> AsyncIterator[None]:
+        async with (lifespan or own_runtime)(app):
+            try:
+                yield
+            finally:
+                if auth_client is None:
+                    await client.aclose()
+
+    app = create_app(NAME, readiness=runtime.readiness(), lifespan=with_auth_client, title="Chromaline API")
+    app.state.access = Access(
+        Authenticator(settings, client),
+        TokenBuckets(settings.upload_rate_per_minute / 60.0, settings.upload_burst),
     )
     install_problem_handlers(app)
+    if settings.security_headers:
+        app.add_middleware(SecurityHeaders, settings=settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-Correlation-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-Correlation-ID",
+                "X-Organisation-ID",
+                "X-API-Key",
+            ],
+            expose_headers=["Retry-After", "X-Correlation-ID"],
         )
-    app.include_router(build_router(runtime, settings))
+    app.include_router(build_router(runtime, settings, build_auth_proxy(client)))
     mount_web(app)
     return app

@@ -1,0 +1,49 @@
+"""``/api/v1/auth/*`` forwarded to the auth service, so clients talk to the gateway alone.
+
+The client's address goes along in ``X-Forwarded-For`` (replacing any the client sent), as the
+auth service throttles sign-ins per address.
+"""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import APIRouter, Request, Response
+
+from chromaline.common.http import CORRELATION_HEADER
+from chromaline.gateway.problems import ApiError
+
+FORWARDED_REQUEST_HEADERS = ("authorization", "content-type", "x-organisation-id", CORRELATION_HEADER.lower())
+FORWARDED_RESPONSE_HEADERS = ("content-type", "retry-after", "cache-control")
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def build_auth_proxy(client: httpx.AsyncClient) -> APIRouter:
+    router = APIRouter()
+
+    @router.api_route(
+        "/auth/{path:path}", methods=METHODS, summary="Accounts, tokens, API keys (auth service)"
+    )
+    async def forward(path: str, request: Request) -> Response:
+        headers = {
+            name: value for name, value in request.headers.items() if name in FORWARDED_REQUEST_HEADERS
+        }
+        headers["x-forwarded-for"] = request.client.host if request.client else "unknown"
+        try:
+            answer = await client.request(
+                request.method,
+                f"/api/v1/auth/{path}",
+                params=request.query_params,
+                content=await request.body(),
+                headers=headers,
+            )
+        except httpx.HTTPError:
+            raise ApiError(503, "auth_unavailable", "the auth service cannot be reached") from None
+        return Response(
+            answer.content,
+            status_code=answer.status_code,
+            headers={
+                name: value for name, value in answer.headers.items() if name in FORWARDED_RESPONSE_HEADERS
+            },
+        )
+
+    return router
