@@ -1,0 +1,215 @@
+"""Engine commands: correct photos, make profiles and show what was measured, with no services."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal, cast
+
+import cv2
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from chromaline.corrector.engine import EngineError, correct_photo, measure
+from chromaline.corrector.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
+from chromaline.detector.image_io import UnsupportedImageError
+
+profile_app = typer.Typer(
+    help="Correction profiles: fitted on one chart shot, reused on a session.", no_args_is_help=True
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ChartOption = Annotated[str, typer.Option(help="auto, classic24, digital_sg or aruco_classic24.")]
+MethodOption = Annotated[
+    str, typer.Option(help="auto, white_balance, linear3x3, affine3x4, root_polynomial or polynomial.")
+]
+EditionOption = Annotated[str, typer.Option(help="Reference edition of the chart: 2014 or 2005.")]
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "tiff": "tif"}
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise EngineError("unreadable_file", f"cannot read {path}: {error.strerror}") from None
+
+
+def _load_profile(path: Path | None) -> Profile | None:
+    if path is None:
+        return None
+    try:
+        return load_profile(path.read_bytes())
+    except (OSError, ProfileError) as error:
+        err_console.print(f"[red]cannot use profile {path}[/red]: {error}")
+        raise typer.Exit(2) from None
+
+
+def _edition(value: str) -> Literal["2005", "2014"]:
+    if value not in ("2005", "2014"):
+        raise typer.BadParameter("edition is 2014 or 2005")
+    return cast(Literal["2005", "2014"], value)
+
+
+def correct(
+    photos: Annotated[list[Path], typer.Argument(help="Photos to correct (JPEG, PNG, TIFF).")],
+    out: Annotated[Path, typer.Option(help="Folder for the corrected photos and their profiles.")],
+    profile: Annotated[
+        Path | None, typer.Option(help="Apply this profile instead of each photo's own chart.")
+    ] = None,
+    method: MethodOption = "auto",
+    chart: ChartOption = "auto",
+    edition: EditionOption = "2014",
+    output_format: Annotated[str, typer.Option("--format", help="jpeg, png or tiff.")] = "jpeg",
+    bit_depth: Annotated[int, typer.Option(help="8 or 16 (PNG and TIFF).")] = 8,
+) -> None:
+    """Detect, fit, apply and measure each photo locally; print ΔE2000 before and after."""
+    if output_format not in EXTENSIONS or bit_depth not in (8, 16):
+        raise typer.BadParameter("--format is jpeg, png or tiff and --bit-depth 8 or 16")
+    saved = _load_profile(profile)
+    out.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    failures = 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("correcting", total=len(photos))
+        for photo in photos:
+            try:
+                result = correct_photo(
+                    _read(photo),
+                    chart_type=chart,
+                    method=method,  # type: ignore[arg-type]
+                    edition=_edition(edition),
+                    profile=saved,
+                    output_format=output_format,  # type: ignore[arg-type]
+                    bit_depth=bit_depth,  # type: ignore[arg-type]
+                    source_filename=photo.name,
+                )
+            except (EngineError, UnsupportedImageError) as error:
+                failures += 1
+                lines.append(f"[red]{photo.name}: {error.code}[/red]: {error}")
+                progress.advance(task)
+                continue
+            target = out / f"{photo.stem}.corrected.{EXTENSIONS[result.encoded.format]}"
+            target.write_bytes(result.encoded.data)
+            (out / f"{photo.stem}.profile.json").write_text(dump_profile(result.profile), encoding="utf-8")
+            (out / f"{photo.stem}.measurements.json").write_text(
+                result.measurements(photo.name).model_dump_json(indent=2), encoding="utf-8"
+            )
+            report = result.report
+            chart_found = result.measurement.detection.chart_type if result.measurement else "no chart"
+            delta_e = (
+                f"ΔE2000 {report.before['CIE 2000'].mean:.2f} → {report.after['CIE 2000'].mean:.2f}, {result.rating_after}"
+                if report
+                else "ΔE not measured (no chart)"
+            )
+            lines.append(f"{photo.name}: {chart_found}, {result.method}, {delta_e} → {target}")
+            progress.advance(task)
+    for line in lines:
+        console.print(line, soft_wrap=True)
+    if failures:
+        err_console.print(f"[red]{failures} of {len(photos)} photos could not be corrected[/red]")
+        raise typer.Exit(1)
+
+
+@profile_app.command("create")
+def profile_create(
+    chart_photo: Annotated[
+        Path, typer.Argument(help="A photo with the chart in it, shot under the session's light.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Profile JSON to write (default: beside the photo).")
+    ] = None,
+    cube: Annotated[Path | None, typer.Option(help="Also write the profile as a .cube 3D LUT.")] = None,
+    method: MethodOption = "auto",
+    chart: ChartOption = "auto",
+    edition: EditionOption = "2014",
+) -> None:
+    """Fit a correction on one chart photo and save it as a reusable profile."""
+    try:
+        result = correct_photo(
+            _read(chart_photo),
+            chart_type=chart,
+            method=method,  # type: ignore[arg-type]
+            edition=_edition(edition),
+            source_filename=chart_photo.name,
+        )
+    except (EngineError, UnsupportedImageError) as error:
+        err_console.print(f"[red]{chart_photo}: {error.code}[/red]: {error}")
+        raise typer.Exit(1) from None
+    target = out or chart_photo.with_suffix(".profile.json")
+    target.write_text(dump_profile(result.profile), encoding="utf-8")
+    statistics = result.profile.statistics
+    console.print(
+        f"{target}: {result.method}, ΔE2000 training {statistics.training_delta_e2000:.2f}, "
+        f"cross-validated {statistics.cross_validated_delta_e2000:.2f} over {statistics.patch_count} patches"
+    )
+    if cube is not None:
+        cube.write_text(to_cube(result.profile), encoding="utf-8")
+        console.print(f"{cube}: 33³ LUT, sRGB in and out")
+
+
+def inspect(
+    photo: Annotated[Path, typer.Argument(help="A photo with a chart in it.")],
+    out: Annotated[Path, typer.Option(help="PNG to draw the detected chart and sampled patches on.")],
+    chart: ChartOption = "auto",
+    edition: EditionOption = "2014",
+    max_side: Annotated[int, typer.Option(help="Longest side of the overlay image.")] = 2000,
+) -> None:
+    """Draw what was measured: the chart outline and each patch's sampled region, numbered."""
+    try:
+        measurement = measure(_read(photo), chart_type=chart, edition=_edition(edition))
+    except (EngineError, UnsupportedImageError) as error:
+        err_console.print(f"[red]{photo}: {error.code}[/red]: {error}")
+        raise typer.Exit(1) from None
+    image = measurement.image
+    pixels = image.pixels if image.bit_depth == 8 else (image.pixels >> 8).astype(np.uint8)
+    scale = min(1.0, max_side / max(image.width, image.height))
+    canvas = cv2.resize(
+        cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+    )
+    thickness = max(1, round(2 * max(canvas.shape[:2]) / 1000))
+    outline = np.round(np.asarray(measurement.detection.corners) * scale).astype(np.int32)
+    cv2.polylines(canvas, [outline], isClosed=True, color=(0, 220, 255), thickness=thickness * 2)
+    for patch, used in zip(measurement.patches, measurement.used, strict=True):
+        quad = np.round(np.asarray(patch.quad) * scale).astype(np.int32)
+        colour = (80, 200, 80) if used else (60, 60, 230)
+        cv2.polylines(canvas, [quad], isClosed=True, color=colour, thickness=thickness)
+        x, y = quad.min(axis=0)
+        cv2.putText(
+            canvas,
+            str(patch.index + 1),
+            (int(x), int(y) - 3),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4 * thickness,
+            colour,
+            thickness,
+        )
+    if not cv2.imwrite(str(out), canvas):
+        err_console.print(f"[red]cannot write {out}[/red]")
+        raise typer.Exit(1)
+    detection = measurement.detection
+    flagged = {patch.name: patch.flags for patch in measurement.patches if patch.flags}
+    console.print(
+        json.dumps(
+            {
+                "chart_type": detection.chart_type,
+                "confidence": round(float(detection.confidence), 3),
+                "orientation_degrees": detection.orientation_degrees,
+                "charts_found": measurement.charts_found,
+                "corners": [[round(float(x), 1), round(float(y), 1)] for x, y in detection.corners],
+                "delta_e2000_as_shot": round(measurement.delta_e2000.mean, 2),
+                "flagged_patches": flagged,
+                "overlay": str(out),
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(correct)
+    app.command()(inspect)
+    app.add_typer(profile_app, name="profile")

@@ -1,0 +1,106 @@
+"""The ``chromaline`` engine commands, run as a user would, on rendered chart photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+from typer.testing import CliRunner
+
+from chromaline.cli.main import app
+from chromaline.corrector.profile import load_profile
+from chromaline.detector.synthetic import render_scene
+
+SIZE = (1600, 1200)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("photos")
+    files = {
+        "chart": render_scene(41, chart="classic24", size=SIZE).image_bytes,
+        "scene": render_scene(42, chart=None, size=SIZE).image_bytes,
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = folder / f"{name}.jpg"
+        paths[name].write_bytes(data)
+    paths["text"] = folder / "notes.jpg"
+    paths["text"].write_text("not a photo")
+    return paths
+
+
+def test_correct_writes_the_corrected_photo_profile_and_measurements(
+    photos: dict[str, Path], tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["correct", str(photos["chart"]), "--out", str(tmp_path), "--format", "png"])
+    assert result.exit_code == 0, result.output
+    assert "classic24" in result.output
+    corrected = cv2.imread(str(tmp_path / "chart.corrected.png"))
+    assert corrected.shape[:2] == (SIZE[1], SIZE[0])
+    measurements = json.loads((tmp_path / "chart.measurements.json").read_text())
+    after = measurements["after"]["cie2000"]["mean"]
+    assert after < measurements["before"]["cie2000"]["mean"]
+    assert f"{after:.2f}" in result.output
+    load_profile((tmp_path / "chart.profile.json").read_bytes())
+
+
+def test_a_profile_corrects_chartless_photos(photos: dict[str, Path], tmp_path: Path) -> None:
+    profile = tmp_path / "session.json"
+    cube = tmp_path / "session.cube"
+    created = runner.invoke(
+        app, ["profile", "create", str(photos["chart"]), "--out", str(profile), "--cube", str(cube)]
+    )
+    assert created.exit_code == 0, created.output
+    assert "cross-validated" in created.output
+    assert "LUT_3D_SIZE 33" in cube.read_text()
+    result = runner.invoke(
+        app, ["correct", str(photos["scene"]), "--out", str(tmp_path), "--profile", str(profile)]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "scene.corrected.jpg").stat().st_size > 0
+
+
+def test_failures_are_reported_per_file_with_a_non_zero_exit(photos: dict[str, Path], tmp_path: Path) -> None:
+    missing = tmp_path / "missing.jpg"
+    result = runner.invoke(
+        app, ["correct", str(photos["text"]), str(photos["scene"]), str(missing), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 1
+    assert "unsupported_format" in result.output or "decode_error" in result.output
+    assert "no_chart" in result.output
+    assert "unreadable_file" in result.output
+    assert "3 of 3 photos could not be corrected" in result.output
+
+
+def test_a_broken_profile_is_refused(photos: dict[str, Path], tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"version": 99}')
+    result = runner.invoke(
+        app, ["correct", str(photos["scene"]), "--out", str(tmp_path), "--profile", str(broken)]
+    )
+    assert result.exit_code == 2
+    assert "cannot use profile" in result.output
+
+
+def test_inspect_draws_the_chart_and_reports_the_detection(photos: dict[str, Path], tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay.png"
+    result = runner.invoke(app, ["inspect", str(photos["chart"]), "--out", str(overlay)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["chart_type"] == "classic24"
+    assert len(report["corners"]) == 4
+    assert cv2.imread(str(overlay)).shape[:2] == (SIZE[1], SIZE[0])
+    no_chart = runner.invoke(app, ["inspect", str(photos["scene"]), "--out", str(overlay)])
+    assert no_chart.exit_code == 1
+    assert "no_chart" in no_chart.output
+
+
+def test_chart_frame_writes_a_printable_pdf(tmp_path: Path) -> None:
+    target = tmp_path / "frame.pdf"
+    result = runner.invoke(app, ["chart", "frame", "--out", str(target)])
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes().startswith(b"%PDF")
