@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import IO, Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
@@ -29,6 +30,7 @@ from chromaline.common.events.contracts import BlobRef, JobOptions
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs as job_service
 from chromaline.gateway.access import CurrentPrincipal, authorize
+from chromaline.gateway.auth_proxy import add_auth_proxy
 from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, PendingUpload, SavedProfile
 from chromaline.gateway.problems import ApiError
 from chromaline.gateway.settings import GatewaySettings
@@ -62,9 +64,11 @@ class PresignRequest(BaseModel):
     profile_id: uuid.UUID | None = None
 
 
-def build_router(runtime: ServiceRuntime, settings: GatewaySettings, auth_proxy: APIRouter) -> APIRouter:
+def build_router(
+    runtime: ServiceRuntime, settings: GatewaySettings, auth_client: httpx.AsyncClient
+) -> APIRouter:
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
-    router.include_router(auth_proxy)
+    add_auth_proxy(router, auth_client)
 
     async def resolve_options(
         organisation_id: str,

@@ -17,8 +17,9 @@ FORWARDED_RESPONSE_HEADERS = ("content-type", "retry-after", "cache-control")
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-def build_auth_proxy(client: httpx.AsyncClient) -> APIRouter:
-    router = APIRouter()
+def add_auth_proxy(router: APIRouter, client: httpx.AsyncClient) -> None:
+    """Add the forwarding route to ``router`` itself (not an included router), so the route's
+    path, which its access rule is keyed by, is the full ``/api/v1/auth/{path:path}``."""
 
     @router.api_route(
         "/auth/{path:path}", methods=METHODS, summary="Accounts, tokens, API keys (auth service)"
@@ -45,5 +46,3 @@ def build_auth_proxy(client: httpx.AsyncClient) -> APIRouter:
                 name: value for name, value in answer.headers.items() if name in FORWARDED_RESPONSE_HEADERS
             },
         )
-
-    return router

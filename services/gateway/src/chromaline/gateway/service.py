@@ -16,7 +16,6 @@ from chromaline.common.http import create_app
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.gateway.access import Access, Authenticator
 from chromaline.gateway.api import build_router
-from chromaline.gateway.auth_proxy import build_auth_proxy
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, watchdog
 from chromaline.gateway.headers import SecurityHeaders
 from chromaline.gateway.problems import install_problem_handlers
@@ -96,6 +95,6 @@ def build_app(
             ],
             expose_headers=["Retry-After", "X-Correlation-ID"],
         )
-    app.include_router(build_router(runtime, settings, build_auth_proxy(client)))
+    app.include_router(build_router(runtime, settings, client))
     mount_web(app)
     return app

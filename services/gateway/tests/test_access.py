@@ -1,0 +1,655 @@
+"""Who reaches what: every gateway route against every kind of caller, and forged credentials.
+
+The whole system runs in this process (the standalone wiring: auth reached in process, the
+in-memory bus) on the real PostgreSQL, in a database of its own, served by uvicorn. The route
+matrix is generated from the app's route table: a route without an access rule or a probe here
+fails the first test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import io
+import json
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from PIL import Image
+from sqlalchemy.ext.asyncio import create_async_engine
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from chromaline.auth.settings import AuthSettings
+from chromaline.cli.standalone import BackgroundServer, Standalone
+from chromaline.common.testing.postgres import fresh_database
+from chromaline.gateway.access import ROUTE_RULES, Permission
+from chromaline.gateway.rate_limit import TokenBuckets
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+PASSWORD = "a long enough password"
+READY_TIMEOUT = 90.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (120, 90, 60)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class Caller:
+    name: str
+    headers: dict[str, str] = field(default_factory=dict)
+    """Sent with every request: the credential and, for added members, the organisation chosen."""
+
+    @property
+    def ws_query(self) -> str:
+        authorization = self.headers.get("Authorization", "")
+        organisation = self.headers.get("X-Organisation-ID")
+        query = f"?access_token={authorization.removeprefix('Bearer ')}" if authorization else ""
+        return query + (f"&organisation={organisation}" if organisation and query else "")
+
+
+@dataclass
+class World:
+    """The running system, its callers and organisation A's resources."""
+
+    url: str
+    app: Any
+    standalone: Standalone
+    database_url: str
+    callers: dict[str, Caller]
+    organisation: str
+    job_id: str
+    batch_id: str
+    profile_id: str
+    pending_upload_id: str
+    admin_tokens: dict[str, Any]
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def sql(self, statement: str, **params: Any) -> list[Any]:
+        async def run() -> list[Any]:
+            engine = create_async_engine(self.database_url)
+            try:
+                async with engine.begin() as connection:
+                    result = await connection.execute(sa.text(statement), params)
+                    return list(result.all()) if result.returns_rows else []
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+
+    def new_profile(self) -> str:
+        profile_id = str(uuid.uuid4())
+        [(original,)] = self.sql("SELECT original FROM gateway.jobs WHERE id = :id", id=self.job_id)
+        self.sql(
+            "INSERT INTO gateway.profiles (id, organisation_id, name, source_job_id, blob, created_at) "
+            "VALUES (:id, :org, 'p', :job, CAST(:blob AS jsonb), now())",
+            id=profile_id,
+            org=self.organisation,
+            job=self.job_id,
+            blob=json.dumps(original),
+        )
+        return profile_id
+
+
+def _register(client: httpx.Client, organisation: str) -> dict[str, Any]:
+    response = client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": f"{uuid.uuid4().hex[:10]}@example.org",
+            "password": PASSWORD,
+            "display_name": organisation,
+            "organisation_name": organisation,
+        },
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _wait_ready(url: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise TimeoutError(f"{url} not ready")
+
+
+def _join(client: httpx.Client, admin: dict[str, Any], role: str) -> Caller:
+    """Register someone, make them ``role`` in the admin's organisation, act there."""
+    person = _register(client, f"own-{role}")
+    organisation = admin["organisation"]["id"]
+    added = client.post(
+        f"/api/v1/auth/organisations/{organisation}/members",
+        json={"email": person["user"]["email"], "role": role},
+        headers=_bearer(admin["access_token"]),
+    )
+    assert added.status_code == 201, added.text
+    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]}).json()
+    return Caller(role, {**_bearer(refreshed["access_token"]), "X-Organisation-ID": organisation})
+
+
+def _api_key(client: httpx.Client, admin: dict[str, Any], scope: str) -> Caller:
+    created = client.post(
+        "/api/v1/auth/api-keys",
+        json={"name": scope, "scopes": [scope]},
+        headers=_bearer(admin["access_token"]),
+    )
+    assert created.status_code == 201, created.text
+    return Caller(f"key_{scope}", {"X-API-Key": created.json()["key"]})
+
+
+@pytest.fixture(scope="module")
+def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("access")
+    with fresh_database(postgres_url) as database_url:
+        system = Standalone.build(
+            {
+                "bus_url": f"memory://access-{uuid.uuid4().hex[:8]}",
+                "database_url": database_url,
+                "blob_url": f"file://{root / 'blobs'}",
+            }
+        )
+        app = system.gateway_app()
+        port = _free_port()
+        with (
+            BackgroundServer(app, "127.0.0.1", port),
+            httpx.Client(base_url=f"http://127.0.0.1:{port}") as client,
+        ):
+            url = f"http://127.0.0.1:{port}"
+            _wait_ready(url)
+            admin = _register(client, "Organisation A")
+            outsider = _register(client, "Organisation B")
+            callers = {
+                "anonymous": Caller("anonymous"),
+                "outsider": Caller("outsider", _bearer(outsider["access_token"])),
+                **{role: _join(client, admin, role) for role in ("viewer", "member", "operator")},
+                "admin": Caller("admin", _bearer(admin["access_token"])),
+                **{f"key_{scope}": _api_key(client, admin, scope) for scope in ("read", "upload", "admin")},
+            }
+            uploaded = client.post(
+                "/api/v1/jobs",
+                files=[("files", ("a.png", _png(), "image/png"))],
+                headers=callers["admin"].headers,
+            )
+            assert uploaded.status_code == 202, uploaded.text
+            batch = uploaded.json()
+            world = World(
+                url=url,
+                app=app,
+                standalone=system,
+                database_url=database_url,
+                callers=callers,
+                organisation=admin["organisation"]["id"],
+                job_id=batch["jobs"][0]["id"],
+                batch_id=batch["id"],
+                profile_id="",
+                pending_upload_id=str(uuid.uuid4()),
+                admin_tokens=admin,
+            )
+            world.profile_id = world.new_profile()
+            world.sql(
+                "INSERT INTO gateway.pending_uploads (id, organisation_id, filename, blob, options, expires_at) "
+                "VALUES (:id, :org, 'late.png', CAST(:blob AS jsonb), '{}'::jsonb, now() + interval '1 hour')",
+                id=world.pending_upload_id,
+                org=world.organisation,
+                blob=json.dumps({"bucket": "chromaline-originals", "key": "nowhere/late.png"}),
+            )
+            yield world
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request to a route, and what an admitted caller of organisation A gets."""
+
+    send: Callable[[World, httpx.Client, Caller], httpx.Response]
+    allowed: int
+    outsider: int | None = None
+    """What a caller of another organisation gets, when the route touches one of A's resources."""
+
+
+def _get(path: str) -> Callable[[World, httpx.Client, Caller], httpx.Response]:
+    def send(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+        return client.get(path.format(w=world), headers=caller.headers)
+
+    return send
+
+
+def _upload(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.post(
+        "/api/v1/jobs", files=[("files", ("b.png", _png(), "image/png"))], headers=caller.headers
+    )
+
+
+def _stream(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.put(
+        "/api/v1/uploads/stream", params={"filename": "c.png"}, content=_png(), headers=caller.headers
+    )
+
+
+def _presign(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.post("/api/v1/uploads/presigned", json={"filename": "d.png"}, headers=caller.headers)
+
+
+def _confirm(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.post(f"/api/v1/uploads/{world.pending_upload_id}/confirm", headers=caller.headers)
+
+
+def _save_profile(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.post("/api/v1/profiles", json={"job_id": world.job_id, "name": "x"}, headers=caller.headers)
+
+
+def _rename_profile(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.patch(
+        f"/api/v1/profiles/{world.profile_id}", json={"name": "renamed"}, headers=caller.headers
+    )
+
+
+def _delete_profile(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.delete(f"/api/v1/profiles/{world.new_profile()}", headers=caller.headers)
+
+
+def _replay(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.post(
+        f"/api/v1/admin/dead-letters/detector/{uuid.uuid4().hex}/replay", headers=caller.headers
+    )
+
+
+def _auth(method: str, path: str) -> Callable[[World, httpx.Client, Caller], httpx.Response]:
+    def send(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+        body = {"email": "nobody@example.org"} if method == "POST" else None
+        return client.request(method, path, json=body, headers=caller.headers)
+
+    return send
+
+
+PROBES: dict[tuple[str, str], Probe] = {
+    ("GET", "/"): Probe(_get("/"), 200),
+    ("GET", "/healthz"): Probe(_get("/healthz"), 200),
+    ("GET", "/readyz"): Probe(_get("/readyz"), 200),
+    ("GET", "/metrics"): Probe(_get("/metrics"), 200),
+    ("GET", "/api/v1/auth/{path:path}"): Probe(_auth("GET", "/api/v1/auth/.well-known/jwks.json"), 200),
+    ("POST", "/api/v1/auth/{path:path}"): Probe(_auth("POST", "/api/v1/auth/password/reset-request"), 202),
+    ("PUT", "/api/v1/auth/{path:path}"): Probe(_auth("PUT", "/api/v1/auth/no-such-thing"), 404),
+    ("PATCH", "/api/v1/auth/{path:path}"): Probe(_auth("PATCH", "/api/v1/auth/no-such-thing"), 404),
+    ("DELETE", "/api/v1/auth/{path:path}"): Probe(_auth("DELETE", "/api/v1/auth/no-such-thing"), 404),
+    ("POST", "/api/v1/jobs"): Probe(_upload, 202),
+    ("PUT", "/api/v1/uploads/stream"): Probe(_stream, 202),
+    ("POST", "/api/v1/uploads/presigned"): Probe(_presign, 501),
+    ("POST", "/api/v1/uploads/{upload_id}/confirm"): Probe(_confirm, 409, outsider=404),
+    ("GET", "/api/v1/jobs"): Probe(_get("/api/v1/jobs"), 200),
+    ("GET", "/api/v1/jobs/{job_id}"): Probe(_get("/api/v1/jobs/{w.job_id}"), 200, outsider=404),
+    ("GET", "/api/v1/batches/{batch_id}"): Probe(_get("/api/v1/batches/{w.batch_id}"), 200, outsider=404),
+    ("GET", "/api/v1/jobs/{job_id}/files/{name}"): Probe(
+        _get("/api/v1/jobs/{w.job_id}/files/original"), 200, outsider=404
+    ),
+    ("GET", "/api/v1/batches/{batch_id}/archive"): Probe(
+        _get("/api/v1/batches/{w.batch_id}/archive"), 200, outsider=404
+    ),
+    ("POST", "/api/v1/profiles"): Probe(_save_profile, 409, outsider=404),
+    ("GET", "/api/v1/profiles"): Probe(_get("/api/v1/profiles"), 200),
+    ("PATCH", "/api/v1/profiles/{profile_id}"): Probe(_rename_profile, 200, outsider=404),
+    ("DELETE", "/api/v1/profiles/{profile_id}"): Probe(_delete_profile, 204, outsider=404),
+    ("GET", "/api/v1/profiles/{profile_id}/{name}"): Probe(
+        _get("/api/v1/profiles/{w.profile_id}/profile.json"), 200, outsider=404
+    ),
+    ("GET", "/api/v1/stats"): Probe(_get("/api/v1/stats"), 200),
+    ("GET", "/api/v1/admin/dead-letters"): Probe(_get("/api/v1/admin/dead-letters"), 200),
+    ("POST", "/api/v1/admin/dead-letters/{queue}/{letter_id}/replay"): Probe(_replay, 404),
+}
+WEBSOCKET_PROBES = {
+    "/api/v1/jobs/{job_id}/events": "/api/v1/jobs/{w.job_id}/events",
+    "/api/v1/batches/{batch_id}/events": "/api/v1/batches/{w.batch_id}/events",
+}
+
+ADMITTED: dict[Permission, frozenset[str]] = {
+    "public": frozenset(
+        {
+            "anonymous",
+            "outsider",
+            "viewer",
+            "member",
+            "operator",
+            "admin",
+            "key_read",
+            "key_upload",
+            "key_admin",
+        }
+    ),
+    "read": frozenset(
+        {"outsider", "viewer", "member", "operator", "admin", "key_read", "key_upload", "key_admin"}
+    ),
+    "upload": frozenset({"outsider", "member", "operator", "admin", "key_upload", "key_admin"}),
+    "write": frozenset({"outsider", "member", "operator", "admin", "key_admin"}),
+    "operate": frozenset({"outsider", "operator", "admin", "key_admin"}),
+}
+"""The policy, stated apart from the code: who each kind of rule lets in (the outsider is the
+admin of organisation B, so the role lets them in and the organisation keeps them out)."""
+
+CALLERS = (
+    "anonymous",
+    "outsider",
+    "viewer",
+    "member",
+    "operator",
+    "admin",
+    "key_read",
+    "key_upload",
+    "key_admin",
+)
+
+
+def _flat_routes(routes: list[Any]) -> Iterator[Any]:
+    """The routes, with those of included routers (which FastAPI keeps nested) in their place."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        yield from _flat_routes(included.routes) if included is not None else (route,)
+
+
+def _routes(app: Any) -> list[tuple[str, str]]:
+    keys = []
+    for route in _flat_routes(app.routes):
+        if isinstance(route, APIWebSocketRoute):
+            keys.append(("WEBSOCKET", route.path))
+        elif isinstance(route, APIRoute):
+            keys.extend((method, route.path) for method in sorted(route.methods or ()))
+    return keys
+
+
+def test_every_route_has_an_access_rule_and_a_probe(world: World) -> None:
+    routes = _routes(world.app)
+    assert routes, "no routes found"
+    missing_rules = [route for route in routes if route not in ROUTE_RULES]
+    assert not missing_rules, f"routes without an access rule in chromaline.gateway.access: {missing_rules}"
+    probed = set(PROBES) | {("WEBSOCKET", path) for path in WEBSOCKET_PROBES}
+    assert not [route for route in routes if route not in probed], "routes without a probe in this test"
+
+
+def _expected(rule: Permission, probe: Probe, caller: str) -> int:
+    if caller not in ADMITTED[rule]:
+        return 401 if caller == "anonymous" else 403
+    if caller == "outsider" and probe.outsider is not None:
+        return probe.outsider
+    return probe.allowed
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_the_route_matrix(world: World, caller: str) -> None:
+    who = world.callers[caller]
+    wrong = []
+    with world.client() as client:
+        for route in _routes(world.app):
+            if route[0] == "WEBSOCKET":
+                continue
+            rule = ROUTE_RULES[route]
+            expected = _expected(rule, PROBES[route], caller)
+            response = PROBES[route].send(world, client, who)
+            if response.status_code != expected:
+                wrong.append(f"{route}: {response.status_code} (expected {expected}) {response.text[:120]}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_lists_show_only_the_callers_organisation(world: World) -> None:
+    with world.client() as client:
+        for path, known in (("/api/v1/jobs", world.job_id), ("/api/v1/profiles", world.profile_id)):
+            own = {
+                item["id"]
+                for item in client.get(path, headers=world.callers["viewer"].headers).json()["items"]
+            }
+            other = {
+                item["id"]
+                for item in client.get(path, headers=world.callers["outsider"].headers).json()["items"]
+            }
+            assert known in own, path
+            assert not own & other, path
+        own_stats = client.get("/api/v1/stats", headers=world.callers["viewer"].headers).json()
+        other_stats = client.get("/api/v1/stats", headers=world.callers["outsider"].headers).json()
+    own_total = len(
+        world.sql("SELECT id FROM gateway.jobs WHERE organisation_id = :org", org=world.organisation)
+    )
+    assert sum(own_stats["jobs"].values()) == own_total
+    assert sum(other_stats["jobs"].values()) < len(world.sql("SELECT id FROM gateway.jobs"))
+    assert own_stats["queue_depths"] == {}, "queue depths are for operators"
+
+
+def _websocket_outcome(world: World, path: str, caller: Caller) -> str:
+    url = world.url.replace("http://", "ws://") + path.format(w=world) + caller.ws_query
+    try:
+        with connect(url, open_timeout=10) as socket_:
+            try:
+                json.loads(socket_.recv(timeout=10))
+                return "followed"
+            except ConnectionClosed as closed:
+                return f"closed {closed.rcvd.code if closed.rcvd else None}"
+    except InvalidStatus as refused:
+        return f"refused {refused.response.status_code}"
+
+
+@pytest.mark.parametrize("path", sorted(WEBSOCKET_PROBES))
+def test_websockets_follow_only_the_callers_organisation(world: World, path: str) -> None:
+    outcomes = {
+        name: _websocket_outcome(world, WEBSOCKET_PROBES[path], caller)
+        for name, caller in world.callers.items()
+        if "Authorization" in caller.headers or name == "anonymous"
+    }
+    expected = {
+        name: "refused 403"
+        if name not in ADMITTED[ROUTE_RULES[("WEBSOCKET", path)]]
+        else ("closed 4404" if name == "outsider" else "followed")
+        for name in outcomes
+    }
+    assert outcomes == expected
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _signing_key(world: World) -> tuple[str, Ed25519PrivateKey]:
+    [(kid, pem)] = world.sql(
+        "SELECT kid, private_key FROM auth.signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1"
+    )
+    secret = world.standalone.runtimes["auth"].settings.signing_secret.get_secret_value().encode()
+    key = serialization.load_pem_private_key(pem.encode(), password=secret)
+    assert isinstance(key, Ed25519PrivateKey)
+    return str(kid), key
+
+
+def _claims(world: World, **changes: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    organisation = world.organisation
+    claims: dict[str, Any] = {
+        "sub": world.admin_tokens["user"]["id"],
+        "org": organisation,
+        "role": "admin",
+        "orgs": {organisation: "admin"},
+        "iss": "chromaline-auth",
+        "aud": "chromaline",
+        "iat": now,
+        "nbf": now,
+        "exp": now + timedelta(minutes=10),
+        "jti": uuid.uuid4().hex,
+        "typ": "access",
+    }
+    claims.update(changes)
+    return claims
+
+
+def _hs256_with_public_key(world: World, kid: str, key: Ed25519PrivateKey) -> str:
+    """HMAC-signed with the public key as the secret: the classic algorithm confusion."""
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    claims = {
+        name: int(value.timestamp()) if isinstance(value, datetime) else value
+        for name, value in _claims(world).items()
+    }
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    signing_input = f"{header}.{_b64(json.dumps(claims).encode())}"
+    return f"{signing_input}.{_b64(hmac.new(public, signing_input.encode(), hashlib.sha256).digest())}"
+
+
+def _unsigned(claims: dict[str, Any], kid: str) -> str:
+    """``alg: none`` and no signature at all."""
+    numeric = {
+        name: int(value.timestamp()) if isinstance(value, datetime) else value
+        for name, value in claims.items()
+    }
+    header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": kid}).encode())
+    return f"{header}.{_b64(json.dumps(numeric).encode())}."
+
+
+def _tampered(token: str) -> str:
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["role"] = "operator"
+    return f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
+
+
+def test_forged_or_stale_tokens_are_refused(world: World) -> None:
+    kid, key = _signing_key(world)
+    now = datetime.now(UTC)
+
+    def signed(claims: dict[str, Any], with_key: Any = key, algorithm: str = "EdDSA") -> str:
+        return jwt.encode(claims, with_key, algorithm=algorithm, headers={"kid": kid})
+
+    genuine = signed(_claims(world))
+    forged = {
+        "alg none": _unsigned(_claims(world), kid),
+        "HS256 keyed with the public key": _hs256_with_public_key(world, kid, key),
+        "another key": signed(_claims(world), Ed25519PrivateKey.generate()),
+        "expired": signed(
+            _claims(
+                world,
+                iat=now - timedelta(hours=2),
+                nbf=now - timedelta(hours=2),
+                exp=now - timedelta(minutes=5),
+            )
+        ),
+        "not yet valid": signed(
+            _claims(world, nbf=now + timedelta(minutes=10), exp=now + timedelta(minutes=20))
+        ),
+        "tampered claims": _tampered(genuine),
+        "wrong audience": signed(_claims(world, aud="someone-else")),
+        "a refresh token": world.admin_tokens["refresh_token"],
+    }
+    with world.client() as client:
+        assert client.get("/api/v1/jobs", headers=_bearer(genuine)).status_code == 200
+        statuses = {
+            name: client.get("/api/v1/jobs", headers=_bearer(token)).status_code
+            for name, token in forged.items()
+        }
+    assert statuses == dict.fromkeys(forged, 401)
+
+
+def test_a_revoked_api_key_stops_working_at_once(world: World) -> None:
+    with world.client() as client:
+        created = client.post(
+            "/api/v1/auth/api-keys",
+            json={"name": "soon revoked", "scopes": ["read"]},
+            headers=_bearer(world.admin_tokens["access_token"]),
+        ).json()
+        key = {"Authorization": f"Bearer {created['key']}"}
+        assert client.get("/api/v1/jobs", headers=key).status_code == 200
+        revoked = client.delete(
+            f"/api/v1/auth/api-keys/{created['id']}", headers=_bearer(world.admin_tokens["access_token"])
+        )
+        assert revoked.status_code == 204
+        assert client.get("/api/v1/jobs", headers=key).status_code == 401
+
+
+def test_refresh_reuse_and_sign_in_throttling_through_the_gateway(world: World) -> None:
+    with world.client() as client:
+        person = _register(client, "Organisation C")
+        rotated = client.post("/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]})
+        assert rotated.status_code == 200
+        reused = client.post("/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]})
+        assert (reused.status_code, reused.json()["code"]) == (401, "refresh_token_reused")
+        family = client.post("/api/v1/auth/refresh", json={"refresh_token": rotated.json()["refresh_token"]})
+        assert family.status_code == 401
+
+        email = person["user"]["email"]
+        settings = world.standalone.runtimes["auth"].settings
+        assert isinstance(settings, AuthSettings)
+        limit = settings.throttle_max_failures_per_account
+        for _ in range(limit):
+            failed = client.post("/api/v1/auth/login", json={"email": email, "password": "wrong guess!"})
+            assert failed.status_code == 401
+        held = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        assert held.status_code == 429
+        assert held.json()["code"] == "too_many_attempts"
+        assert int(held.headers["Retry-After"]) > 0
+
+
+def test_security_headers(world: World) -> None:
+    with world.client() as client:
+        response = client.get("/api/v1/jobs", headers=world.callers["viewer"].headers)
+        over_https = client.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "Strict-Transport-Security" not in response.headers
+    assert over_https.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_upload_token_buckets_refill_at_their_rate() -> None:
+    now = [0.0]
+    buckets = TokenBuckets(rate_per_second=2.0, burst=3, clock=lambda: now[0])
+    assert [buckets.take("user:a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("user:a") == pytest.approx(0.5)
+    assert buckets.take("key:b") == 0.0
+    now[0] = 0.5
+    assert buckets.take("user:a") == 0.0
+    assert buckets.take("user:a") > 0
+
+
+def test_uploads_beyond_the_burst_answer_429(world: World) -> None:
+    access = world.app.state.access
+    original = access.uploads
+    access.uploads = TokenBuckets(rate_per_second=0.001, burst=1)
+    try:
+        with world.client() as client:
+            first = _upload(world, client, world.callers["member"])
+            second = _upload(world, client, world.callers["member"])
+            other = _upload(world, client, world.callers["key_upload"])
+    finally:
+        access.uploads = original
+    assert first.status_code == 202
+    assert second.status_code == 429
+    assert int(second.headers["Retry-After"]) > 0
+    assert other.status_code == 202, "each user and each key has a bucket of its own"
