@@ -4,12 +4,18 @@
 containers' entry point) against the real RabbitMQ (own virtual host), PostgreSQL (own database)
 and S3 server; ``standalone`` runs every service in this process on the embedded defaults
 (in-process bus, embedded PostgreSQL, blobs in a folder). The scenarios run against both.
+
+Every scenario runs signed in: ``System.client()`` carries the access token of a user registered
+once per system (the admin of an organisation of their own); ``System.sign_up()`` makes others.
+In the distributed system two partners (broker users with the permissions docs/partners.md
+gives) may publish photos, and a third broker user with the same permissions is no partner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,17 +26,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import asyncpg
 import httpx
 import pytest
 
 from chromaline.cli.standalone import BackgroundServer, Standalone
-from chromaline.common.testing.rabbitmq import RabbitBroker
+from chromaline.common.testing.rabbitmq import RabbitAdmin, RabbitBroker
 from chromaline.common.testing.services import missing_service
 
-SERVICES = ("gateway", "detector", "corrector", "reporter")
+SERVICES = ("auth", "gateway", "detector", "corrector", "reporter")
+PASSWORD = "system-test-password-4d2b"
 READY_TIMEOUT = 90.0
 TEST_SECRET = "system-test-signing-secret-7c1e"
 
@@ -112,9 +119,36 @@ class System:
     database_url: str | None = None
     blob_url: str | None = None
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    partners: dict[str, str] = field(default_factory=dict)
+    """Broker user → AMQP URL (with its password) for each partner, and for the ``stranger``."""
+    account: dict[str, Any] | None = None
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=120)
+    def sign_up(self, organisation: str = "Studio") -> dict[str, Any]:
+        """Register a new user, admin of a new organisation: the tokens, user and organisation."""
+        registered = httpx.post(
+            f"{self.base_url}/api/v1/auth/register",
+            json={
+                "email": f"{uuid.uuid4().hex[:12]}@example.org",
+                "password": PASSWORD,
+                "display_name": organisation,
+                "organisation_name": organisation,
+            },
+            timeout=60,
+        )
+        assert registered.status_code == 201, registered.text
+        account: dict[str, Any] = registered.json()
+        return account
+
+    def client(self, account: dict[str, Any] | None = None) -> httpx.Client:
+        """A client signed in as ``account``, by default the system's first user."""
+        if account is None:
+            self.account = self.account or self.sign_up()
+            account = self.account
+        return httpx.Client(
+            base_url=self.base_url,
+            timeout=120,
+            headers={"Authorization": f"Bearer {account['access_token']}"},
+        )
 
 
 def _plain_postgres(url: str) -> str:
@@ -141,6 +175,39 @@ def _with_database(url: str, name: str) -> str:
     return urlsplit(url)._replace(path=f"/{name}").geturl()
 
 
+def add_partner_user(admin: RabbitAdmin, amqp_url: str, vhost: str, name: str) -> str:
+    """A broker user limited as docs/partners.md sets a partner up; its AMQP URL."""
+    password = secrets.token_urlsafe(16)
+    own = name.replace(".", r"\.")
+    admin.run(["add_user", name, password])
+    admin.run(
+        [
+            "set_permissions",
+            "-p",
+            vhost,
+            name,
+            f"^{own}\\..*",
+            f"^(chromaline|{own}\\..*)$",
+            f"^(chromaline|{own}\\..*)$",
+        ]
+    )
+    admin.run(
+        [
+            "set_topic_permissions",
+            "-p",
+            vhost,
+            name,
+            "chromaline",
+            r"^image\.uploaded$",
+            r"^(image\.corrected|report\.ready|processing\.failed|chart\.not_found)$",
+        ]
+    )
+    parts = urlsplit(amqp_url)
+    return parts._replace(
+        netloc=f"{quote(name, safe='')}:{quote(password, safe='')}@{parts.hostname}:{parts.port}"
+    ).geturl()
+
+
 @pytest.fixture(scope="module")
 def distributed_system(
     rabbitmq_broker: RabbitBroker, postgres_url: str, s3_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -156,6 +223,11 @@ def distributed_system(
     asyncio.run(_create_database(postgres_url, database))
     database_url = _with_database(postgres_url, database)
     logs = tmp_path_factory.mktemp("service-logs")
+    suffix = uuid.uuid4().hex[:6]
+    partners = {
+        name: add_partner_user(admin, amqp_url, vhost, name)
+        for name in (f"acme-{suffix}", f"globex-{suffix}", f"stranger-{suffix}")
+    }
     env = {
         **os.environ,
         "CHROMALINE_ENVIRONMENT": "test",
@@ -164,8 +236,10 @@ def distributed_system(
         "CHROMALINE_DATABASE_URL": database_url,
         "CHROMALINE_BLOB_URL": s3_url,
         "CHROMALINE_LOG_FORMAT": "json",
+        "CHROMALINE_PARTNERS": ",".join(name for name in partners if not name.startswith("stranger-")),
     }
     processes = {name: ServiceProcess(name, free_port(), env, logs / f"{name}.log") for name in SERVICES}
+    env["CHROMALINE_GATEWAY_AUTH_URL"] = processes["auth"].url
     try:
         for process in processes.values():
             process.start()
@@ -178,12 +252,15 @@ def distributed_system(
             database_url=database_url,
             blob_url=s3_url,
             processes=processes,
+            partners=partners,
         )
     finally:
         for process in processes.values():
             process.stop()
         asyncio.run(_drop_database(postgres_url, database))
         admin.delete_vhost(vhost)
+        for name in partners:
+            admin.run(["delete_user", name])
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import aio_pika
+import aiormq
 import asyncpg
 import httpx
 import pytest
@@ -25,10 +26,17 @@ pytestmark = [pytest.mark.system, pytest.mark.integration, pytest.mark.timeout(6
 EXCHANGE = "chromaline"
 
 
+def _partner(system: Any, kind: str) -> tuple[str, str]:
+    """The broker user and AMQP URL of the system's partner (or stranger) of this ``kind``."""
+    [(name, url)] = [(name, url) for name, url in system.partners.items() if name.startswith(f"{kind}-")]
+    return name, url
+
+
 async def _publish_as_partner(
     system: Any, photo: bytes, job_id: uuid.UUID, results: list[dict[str, Any]]
 ) -> None:
-    """Store the photo, publish image.uploaded straight to RabbitMQ, collect the outcomes."""
+    """Store the photo, publish image.uploaded straight to RabbitMQ as a partner, collect the outcomes."""
+    partner, partner_url = _partner(system, "acme")
     store = create_blob_store(system.blob_url)
     key = f"partner/{job_id}.jpg"
     await store.put_bytes(buckets.ORIGINALS, key, photo, content_type="image/jpeg")
@@ -37,11 +45,11 @@ async def _publish_as_partner(
         job_id=job_id, filename="partner.jpg", original=BlobRef(bucket=buckets.ORIGINALS, key=key)
     )
     envelope = make_envelope("partner-acme", str(job_id), event)
-    connection = await aio_pika.connect_robust(system.amqp_url)
+    connection = await aio_pika.connect_robust(partner_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchange = await channel.get_exchange(EXCHANGE)
-        queue = await channel.declare_queue(exclusive=True)
+        exchange = await channel.get_exchange(EXCHANGE, ensure=False)
+        queue = await channel.declare_queue(f"{partner}.results", exclusive=True)
         for key_name in ("image.corrected", "report.ready", "processing.failed"):
             await queue.bind(exchange, key_name)
         await exchange.publish(
@@ -50,6 +58,7 @@ async def _publish_as_partner(
                 content_type="application/json",
                 message_id=str(envelope.event_id),
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                user_id=partner,
             ),
             routing_key="image.uploaded",
             timeout=10,
@@ -171,3 +180,69 @@ def test_an_operator_lists_and_replays_dead_letters(distributed_system: Any) -> 
         missing = client.post(f"/api/v1/admin/dead-letters/detector/{uuid.uuid4().hex}/replay")
         assert missing.status_code == 404
         assert missing.json()["code"] == "dead_letter_not_found"
+
+
+async def _publish_uploaded(url: str, user_id: str | None, routing_key: str = "image.uploaded") -> uuid.UUID:
+    """Publish an image.uploaded envelope through ``url``'s connection, stamped with ``user_id``."""
+    job_id = uuid.uuid4()
+    event = ImageUploaded(
+        job_id=job_id, filename="x.jpg", original=BlobRef(bucket=buckets.ORIGINALS, key=f"{job_id}/x.jpg")
+    )
+    envelope = make_envelope("partner", str(job_id), event)
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(EXCHANGE, ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                envelope.model_dump_json().encode(), message_id=str(envelope.event_id), user_id=user_id
+            ),
+            routing_key=routing_key,
+            timeout=10,
+        )
+    return envelope.event_id
+
+
+def test_the_broker_refuses_a_partner_posing_as_another(distributed_system: Any) -> None:
+    _, acme_url = _partner(distributed_system, "acme")
+    globex, _ = _partner(distributed_system, "globex")
+    with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed, match="user_id"):
+        asyncio.run(_publish_uploaded(acme_url, globex))
+
+
+def test_a_partner_may_publish_only_image_uploaded(distributed_system: Any) -> None:
+    acme, acme_url = _partner(distributed_system, "acme")
+    with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+        asyncio.run(_publish_uploaded(acme_url, acme, routing_key="report.ready"))
+
+
+async def _audited_rejections(database_url: str) -> list[dict[str, Any]]:
+    connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        rows = await connection.fetch("SELECT details FROM auth.audit_log WHERE action = 'partner.rejected'")
+        return [json.loads(row["details"]) for row in rows]
+    finally:
+        await connection.close()
+
+
+def test_a_photo_from_no_known_partner_is_dead_lettered_and_audited(distributed_system: Any) -> None:
+    stranger, stranger_url = _partner(distributed_system, "stranger")
+    event_id = asyncio.run(_publish_uploaded(stranger_url, stranger))
+    with distributed_system.client() as client:
+        deadline = time.monotonic() + 60
+        letters: list[dict[str, Any]] = []
+        audited: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not (letters and audited):
+            items = client.get("/api/v1/admin/dead-letters").json()["items"]
+            letters = [item for item in items if item["id"] == str(event_id)]
+            audited = [
+                entry
+                for entry in asyncio.run(_audited_rejections(distributed_system.database_url))
+                if entry["event_id"] == str(event_id)
+            ]
+            time.sleep(0.5)
+    assert letters, "the stranger's photo never reached a dead-letter queue"
+    assert letters[0]["queue"] == "detector"
+    assert stranger in letters[0]["reason"]
+    assert audited, "no partner.rejected entry in the audit log"
+    assert audited[0]["publisher"] == stranger
