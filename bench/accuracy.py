@@ -2,7 +2,8 @@
 
 Every pipeline hands back the patch centres it found and its corrected image as 8-bit sRGB. A
 detection is *correct* when every patch centre it reports lies within ``CENTRE_TOLERANCE`` patch
-pitches of the true centre (so a chart found upside down, or a grid shifted by one patch, fails).
+pitches of the true centre, i.e. inside its own patch (a patch is 40/44 of a pitch wide), so a
+chart found upside down, or a grid shifted by one patch, fails.
 ΔE2000 is measured on a square window around each patch centre: the window's pixels are
 linearised, averaged, converted to Lab and compared with the chart's published reference using
 :mod:`chromaline.corrector.metrics`, for our output and the peers' alike.
@@ -18,7 +19,7 @@ from numpy.typing import NDArray
 from chromaline.corrector.metrics import ChartReference, delta_e, working_rgb_to_lab
 from chromaline.detector.image_io import srgb_decode
 
-CENTRE_TOLERANCE = 0.25
+CENTRE_TOLERANCE = 0.4
 """Largest allowed centre error, as a fraction of the distance between neighbouring patches."""
 WINDOW_FRACTION = 0.2
 """Half-side of the sampling window, as a fraction of the patch pitch (patches are ~0.9 pitch wide)."""
