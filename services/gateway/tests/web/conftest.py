@@ -210,10 +210,8 @@ def page(browser: Browser, base_url: str, account: Account) -> Iterator[Page]:
     assert not errors.messages, f"the page reported errors: {errors.messages}"
 
 
-EXPECTED_CONSOLE = (
-    re.compile(r"Failed to load resource: the server responded with a status of (401|404|409|422)"),
-)
-"""Answers the app expects and handles itself (probing optional APIs, refused forms)."""
+EXPECTED_CONSOLE = (re.compile(r"Failed to load resource: the server responded with a status of 4\d\d"),)
+"""Refusals the app expects and shows itself (probing optional APIs, refused uploads, sign-in)."""
 
 
 def _expected_console_error(text: str) -> bool:

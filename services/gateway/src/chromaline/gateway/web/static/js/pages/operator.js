@@ -63,7 +63,7 @@ function deadLetters(letters) {
     }, "Replay");
     const row = h(
       "tr",
-      { dataset: { letterId: letter.id } },
+      { dataset: { letterId: letter.id, queue: letter.queue } },
       h("th", { scope: "row" }, letter.queue),
       h("td", {}, letter.routing_key),
       h("td", {}, letter.reason || "—"),

@@ -28,11 +28,12 @@ function viewable(job, name) {
   return ["jpeg", "png"].includes(job.options?.output_format || "jpeg");
 }
 
-async function objectUrl(job, name, urls) {
+/** A job file as a blob: URL for <img>, revoked when the page is left; the blob too. */
+async function loadFile(job, name, urls) {
   const { blob } = await fetchBlob(job.files[name]);
   const url = URL.createObjectURL(blob);
   urls.push(url);
-  return url;
+  return { url, blob };
 }
 
 function stat(label, value, id) {
@@ -92,8 +93,8 @@ async function doneView(job, urls) {
   const measurements = await call(job.files.measurements);
   const size = measurements.image_size;
   const [before, after] = await Promise.all([
-    viewable(job, "original") ? objectUrl(job, "original", urls) : null,
-    viewable(job, "corrected") ? objectUrl(job, "corrected", urls) : null,
+    viewable(job, "original") ? loadFile(job, "original", urls).then((file) => file.url) : null,
+    viewable(job, "corrected") ? loadFile(job, "corrected", urls).then((file) => file.url) : null,
   ]);
   const picture = before && after
     ? comparison({ beforeUrl: before, afterUrl: after, size, overlay: chartOverlay(measurements) })
@@ -127,29 +128,32 @@ async function doneView(job, urls) {
   ];
 }
 
-async function resubmit(job, corners, originalUrl, status) {
-  const { blob } = originalUrl ? { blob: await (await fetch(originalUrl)).blob() } : await fetchBlob(job.files.original);
-  const form = new FormData();
-  form.append("files", new File([blob], job.filename, { type: blob.type }));
-  for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth"]) {
-    if (job.options?.[name] !== undefined) form.append(name, String(job.options[name]));
-  }
-  form.append("corners", JSON.stringify(corners));
+/** Upload the original again with the same options and the corners marked by hand. */
+async function resubmit(job, corners, original, status) {
+  clear(status);
   try {
+    const blob = original || (await fetchBlob(job.files.original)).blob;
+    const form = new FormData();
+    form.append("files", new File([blob], job.filename, { type: blob.type }));
+    for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth"]) {
+      if (job.options?.[name] !== undefined) form.append(name, String(job.options[name]));
+    }
+    form.append("corners", JSON.stringify(corners));
     const batch = await upload("jobs", form);
     navigate(`/batches/${batch.id}`);
   } catch (error) {
-    clear(status).append(notice("error", describe(error)));
+    status.append(notice("error", describe(error)));
   }
 }
 
 async function failedView(job, urls) {
   const reason = REASONS[job.reason] || "The photo could not be processed.";
-  const parts = [
-    notice("error", h("strong", {}, reason), job.message ? ` ${job.message}` : ""),
-  ];
+  const plain = (text) => (text || "").toLowerCase().replace(/[.\s]+$/, "");
+  const detail = job.message && plain(job.message) !== plain(reason) ? ` ${job.message}` : "";
+  const parts = [notice("error", h("strong", {}, reason), detail)];
   if (MANUAL_CORNER_REASONS.has(job.reason)) {
-    const imageUrl = viewable(job, "original") ? await objectUrl(job, "original", urls) : null;
+    const original = viewable(job, "original") ? await loadFile(job, "original", urls) : null;
+    const imageUrl = original ? original.url : null;
     const status = h("div", { class: "form-status" });
     parts.push(
       h(
@@ -162,7 +166,7 @@ async function failedView(job, urls) {
           "If the chart is in the photo, mark its four outer corners: start at the corner next to the dark-skin (brown) patch and go clockwise. The photo is then corrected from the chart you marked.",
         ),
         imageUrl ? null : notice("info", "Browsers cannot show this photo (TIFF): type the corners in pixels instead."),
-        cornerPicker({ imageUrl, onSubmit: (corners) => resubmit(job, corners, imageUrl, status) }),
+        cornerPicker({ imageUrl, onSubmit: (corners) => resubmit(job, corners, original?.blob, status) }),
         status,
       ),
     );
