@@ -197,17 +197,42 @@ def _watch(opened: Page) -> PageErrors:
 
 
 @pytest.fixture
-def page(browser: Browser, base_url: str, account: Account) -> Iterator[Page]:
-    """A page signed in as ``account``; the test fails if a script error shows up."""
-    context = open_context(browser, base_url, account)
-    context.set_default_timeout(20_000)
-    opened = context.new_page()
-    errors = _watch(opened)
-    try:
-        yield opened
-    finally:
+def browse(browser: Browser, base_url: str) -> Iterator[Callable[[Account | None], Page]]:
+    """``browse(account)``: a new page in a browser profile of its own, signed in as ``account``
+    (None: signed out). The test fails if any of these pages reports a script error."""
+    opened: list[tuple[BrowserContext, PageErrors]] = []
+
+    def open_page(account: Account | None) -> Page:
+        context = open_context(browser, base_url, account)
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        opened.append((context, _watch(page)))
+        return page
+
+    yield open_page
+    for context, _ in opened:
         context.close()
-    assert not errors.messages, f"the page reported errors: {errors.messages}"
+    errors = [message for _, seen in opened for message in seen.messages]
+    assert not errors, f"the page reported errors: {errors}"
+
+
+@pytest.fixture
+def page(browse: Callable[[Account | None], Page], account: Account) -> Page:
+    """A page signed in as ``account``."""
+    return browse(account)
+
+
+@pytest.fixture
+def new_account(base_url: str) -> Callable[[str], Account]:
+    """``new_account(name)``: a user registered through the API, with an organisation of its own."""
+
+    def create(name: str) -> Account:
+        created = register(base_url, name)
+        if created is None:
+            pytest.fail("the gateway has no /api/v1/auth routes")
+        return created
+
+    return create
 
 
 EXPECTED_CONSOLE = (re.compile(r"Failed to load resource: the server responded with a status of 4\d\d"),)
@@ -276,9 +301,3 @@ def finished_job(account: Account, chart_photo: Path) -> dict[str, Any]:
         job = wait_for_job(client, batch.json()["jobs"][0]["id"])
     assert job["state"] == "done", job
     return job
-
-
-@pytest.fixture
-def job_waiter() -> Callable[[httpx.Client, str], dict[str, Any]]:
-    """``job_waiter(client, job_id)``: the job's view once it is done or failed."""
-    return wait_for_job

@@ -7,11 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 from playwright.sync_api import Page, expect
 
 Screenshot = Callable[[Page, str], None]
-Waiter = Callable[[httpx.Client, str], dict[str, Any]]
 PIPELINE_TIMEOUT_MS = 120_000
 
 

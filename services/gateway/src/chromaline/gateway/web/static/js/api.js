@@ -26,6 +26,9 @@ export class NetworkProblem extends Error {
   }
 }
 
+/** 401 codes that mean the session's token is missing or stale (others, e.g. a wrong password, do not). */
+const SESSION_PROBLEMS = new Set(["unauthenticated", "invalid_token"]);
+
 let refreshing = null;
 const listeners = new Set();
 
@@ -90,13 +93,14 @@ export async function raw(path, { method = "GET", body, json, headers = {}, retr
   } catch {
     throw new NetworkProblem();
   }
-  if (response.status === 401 && retry && loadTokens()?.refresh_token) {
-    if (await refresh()) return raw(path, { method, body, json, headers, retry: false });
+  if (response.ok) return response;
+  const problem = await problemOf(response);
+  if (response.status === 401 && SESSION_PROBLEMS.has(problem.code) && loadTokens()) {
+    if (retry && (await refresh())) return raw(path, { method, body, json, headers, retry: false });
     clearTokens();
     listeners.forEach((listener) => listener());
   }
-  if (!response.ok) throw await problemOf(response);
-  return response;
+  throw problem;
 }
 
 function sendWithProgress(path, form, onProgress) {
@@ -116,7 +120,9 @@ function sendWithProgress(path, form, onProgress) {
 /** POST a multipart form, reporting the share sent so far; the JSON answer. */
 export async function upload(path, form, onProgress = () => {}) {
   let request = await sendWithProgress(path, form, onProgress);
-  if (request.status === 401 && (await refresh())) request = await sendWithProgress(path, form, onProgress);
+  if (request.status === 401 && loadTokens() && (await refresh())) {
+    request = await sendWithProgress(path, form, onProgress);
+  }
   let body = null;
   try {
     body = JSON.parse(request.responseText);

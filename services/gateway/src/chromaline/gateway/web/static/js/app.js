@@ -45,7 +45,10 @@ export async function identify() {
     who.mode = "account";
     const memberships = who.me.memberships || [];
     const saved = savedOrganisation();
-    const chosen = memberships.find((m) => m.organisation_id === saved) || memberships[0];
+    const chosen =
+      memberships.find((m) => m.organisation_id === saved) ||
+      memberships.find((m) => m.organisation_id === who.me.organisation_id) ||
+      memberships[0];
     if (chosen) setOrganisation(chosen.organisation_id);
   } catch (error) {
     who.me = null;

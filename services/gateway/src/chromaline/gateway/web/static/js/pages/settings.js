@@ -169,7 +169,7 @@ async function apiKeys() {
       h("td", {}, h("code", {}, `${key.prefix || "clk_"}…`)),
       h("td", {}, (key.scopes || []).join(", ")),
       h("td", {}, key.expires_at ? formatDate(key.expires_at) : "never"),
-      h("td", {}, h("button", {
+      h("td", {}, key.revoked_at ? h("span", { class: "badge badge-failed" }, `Revoked ${formatDate(key.revoked_at)}`) : h("button", {
         type: "button",
         class: "danger",
         "aria-label": `Revoke ${key.name}`,

@@ -1,0 +1,135 @@
+"""Accounts in the browser: sign up and in, passwords, API keys, and one user's jobs kept from another."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from playwright.sync_api import Page, expect
+
+Browse = Callable[[Any], Page]
+Screenshot = Callable[[Page, str], None]
+
+
+def test_sign_up_then_create_and_revoke_an_api_key(
+    browse: Browse, base_url: str, screenshot: Screenshot
+) -> None:
+    page = browse(None)
+    page.goto("/#/history")
+    page.wait_for_url(re.compile(r"#/signin\?next=%2Fhistory"))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    screenshot(page, "signin")
+
+    page.get_by_role("link", name="Create an account").click()
+    email = f"dana-{uuid.uuid4().hex[:8]}@example.test"
+    page.get_by_label("Your name").fill("Dana Ortiz")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill("correct horse battery staple")
+    page.get_by_label("Organisation").fill("Ortiz Reproductions")
+    screenshot(page, "signup")
+    page.get_by_role("button", name="Create account").click()
+
+    page.wait_for_url(re.compile(r"#/upload"))
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("link", name="Operator")).to_be_visible()
+
+    page.get_by_role("link", name="Settings").click()
+    expect(page.locator("#account-email")).to_have_text(email)
+    expect(page.locator("#members")).to_contain_text(email)
+    expect(page.locator("#notifications")).to_contain_text("not available on this server yet")
+    page.get_by_label("Name", exact=True).fill("Studio scanner")
+    page.get_by_role("button", name="Create key").click()
+    secret_box = page.locator("#api-key-secret")
+    expect(secret_box).to_be_focused()
+    secret = secret_box.input_value()
+    assert secret.startswith("clk_")
+    row = page.locator("#api-key-rows tr", has_text="Studio scanner")
+    expect(row).to_contain_text("read, upload")
+    screenshot(page, "settings")
+
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {secret}"}) as client:
+        assert client.get("/api/v1/jobs").status_code == 200
+        page.once("dialog", lambda dialog: dialog.accept())
+        row.get_by_role("button", name="Revoke Studio scanner").click()
+        expect(page.locator("#api-key-status")).to_contain_text("Revoked “Studio scanner”.")
+        expect(row.get_by_role("button")).to_have_count(0)
+        refused = client.get("/api/v1/jobs")
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "unauthenticated"
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"#/signin"))
+    page.goto("/#/settings")
+    page.wait_for_url(re.compile(r"#/signin\?next=%2Fsettings"))
+
+
+def test_sign_in_and_passwords_explain_themselves(
+    browse: Browse, new_account: Callable[[str], Any], screenshot: Screenshot
+) -> None:
+    erin = new_account("erin")
+    page = browse(None)
+    page.goto("/#/signin")
+    page.get_by_label("Email").fill(erin.email)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("wrong email or password")
+
+    page.get_by_label("Password").fill(erin.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"#/upload"))
+
+    page.goto("/#/settings")
+    password = page.locator("#password")
+    password.get_by_label("Current password").fill("a guess")
+    password.get_by_label("New password").fill("a much longer new passphrase")
+    password.get_by_role("button", name="Change password").click()
+    expect(password.get_by_role("alert")).to_have_text("the current password is wrong")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    password.get_by_label("Current password").fill(erin.password)
+    password.get_by_label("New password").fill("a much longer new passphrase")
+    password.get_by_role("button", name="Change password").click()
+    expect(password.get_by_role("status")).to_have_text("Password changed.")
+
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("link", name="Forgot your password?").click()
+    page.get_by_label("Email").fill(erin.email)
+    page.get_by_role("button", name="Send the link").click()
+    expect(page.get_by_role("status")).to_contain_text("If that address has an account")
+    screenshot(page, "reset")
+
+    page.goto("/#/reset?token=not-a-real-token")
+    page.get_by_label("New password").fill("yet another passphrase")
+    page.get_by_role("button", name="Set the new password").click()
+    expect(page.get_by_role("alert")).to_have_text("the reset link is invalid, used or expired")
+
+    page.goto("/#/signin")
+    page.get_by_label("Email").fill(erin.email)
+    page.get_by_label("Password").fill("a much longer new passphrase")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"#/upload"))
+
+
+def test_a_second_user_cannot_see_the_first_users_jobs(
+    browse: Browse, account: Any, finished_job: dict[str, Any], new_account: Callable[[str], Any]
+) -> None:
+    alice_page = browse(account)
+    alice_page.goto("/#/history")
+    expect(alice_page.locator(f"#history-table tr[data-job-id='{finished_job['id']}']")).to_have_count(1)
+
+    bob = new_account("bob")
+    page = browse(bob)
+    page.goto("/#/history")
+    expect(page.locator("#history-count")).to_have_text("0 jobs")
+    expect(page.locator("#history-table")).to_have_count(0)
+
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    expect(page.get_by_role("alert")).to_contain_text(f"no job {finished_job['id']}")
+    page.goto(f"/#/batches/{finished_job['batch_id']}")
+    expect(page.get_by_role("alert")).to_contain_text("no batch")
+
+    with bob.client() as client:
+        assert client.get(f"/api/v1/jobs/{finished_job['id']}").status_code == 404
+        assert client.get(f"/api/v1/jobs/{finished_job['id']}/files/original").status_code == 404
