@@ -615,6 +615,15 @@ def test_refresh_reuse_and_sign_in_throttling_through_the_gateway(world: World) 
         assert int(held.headers["Retry-After"]) > 0
 
 
+def test_acting_for_an_organisation_needs_a_membership_there(world: World) -> None:
+    outsider = world.callers["outsider"].headers
+    with world.client() as client:
+        elsewhere = client.get("/api/v1/jobs", headers={**outsider, "X-Organisation-ID": world.organisation})
+        as_member = client.get("/api/v1/jobs", headers=world.callers["member"].headers)
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (403, "not_a_member")
+    assert world.job_id in {item["id"] for item in as_member.json()["items"]}
+
+
 def test_security_headers(world: World) -> None:
     with world.client() as client:
         response = client.get("/api/v1/jobs", headers=world.callers["viewer"].headers)

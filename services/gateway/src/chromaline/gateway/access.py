@@ -115,6 +115,10 @@ class Unauthenticated(Exception):
     pass
 
 
+class NotAMember(Exception):
+    """A valid token asked to act for an organisation its user does not belong to."""
+
+
 class JwksCache:
     """The auth service's public keys, fetched on first use, after ``ttl`` and on an unknown kid."""
 
@@ -193,7 +197,7 @@ class Authenticator:
             return principal
         role = memberships.get(wanted)
         if role is None:
-            raise Unauthenticated("no member of that organisation")
+            raise NotAMember(wanted)
         return Principal(principal.user_id, wanted, role)
 
     async def _api_key(self, key: str) -> Principal:
@@ -261,6 +265,8 @@ async def authorize(connection: HTTPConnection) -> Principal:
         raise _refuse(
             connection, 401, "unauthenticated", f"sign in or present an API key ({error})"
         ) from None
+    except NotAMember:
+        raise _refuse(connection, 403, "not_a_member", "you are no member of that organisation") from None
     except httpx.HTTPError as error:
         log.warning("auth.unreachable", error=repr(error))
         raise _refuse(connection, 503, "auth_unavailable", "the auth service cannot be reached") from None
