@@ -46,6 +46,8 @@ def test_sign_up_then_create_and_revoke_an_api_key(
     expect(secret_box).to_be_focused()
     secret = secret_box.input_value()
     assert secret.startswith("clk_")
+    expect(page.get_by_label("Read jobs and results")).to_be_checked()
+    expect(page.get_by_label("Administer")).not_to_be_checked()
     row = page.locator("#api-key-rows tr", has_text="Studio scanner")
     expect(row).to_contain_text("read, upload")
     screenshot(page, "settings")

@@ -22,11 +22,14 @@ def job_id_of(page: Page) -> str:
 def test_upload_progress_and_result_match_the_api(
     page: Page, account: Any, chart_photo: Path, screenshot: Screenshot, tmp_path: Path
 ) -> None:
+    pushed: list[str] = []
+    page.on("websocket", lambda socket: socket.on("framereceived", lambda frame: pushed.append(str(frame))))
     page.goto("/#/upload")
     page.set_input_files("#file-picker", chart_photo)
     expect(page.locator(".file-list li")).to_have_count(1)
     expect(page.locator(".file-list")).to_contain_text("studio-shot.jpg")
     page.get_by_label("Correction method").select_option("affine3x4")
+    screenshot(page, "upload")
     page.get_by_role("button", name="Upload and correct").click()
 
     page.wait_for_url(re.compile(r"#/batches/"))
@@ -36,6 +39,7 @@ def test_upload_progress_and_result_match_the_api(
     )
     expect(page.locator("#batch-jobs .job-row")).to_have_attribute("data-state", "done")
     expect(page.locator("#announcer")).to_have_text("studio-shot.jpg: Done")
+    assert any('"done": true' in frame or '"done":true' in frame for frame in pushed), pushed
     screenshot(page, "progress-done")
 
     page.get_by_role("link", name="See the result").click()
@@ -172,3 +176,18 @@ def test_history_searches_filters_and_opens_a_job(
     page.get_by_role("link", name="archive-shot.jpg").first.click()
     page.wait_for_url(re.compile(r"#/jobs/"))
     expect(page.locator("#patch-table")).to_be_visible()
+
+
+def test_keyboard_users_skip_to_the_content_and_land_on_headings(page: Page) -> None:
+    page.goto("/#/upload")
+    expect(page.get_by_role("heading", name="Correct photos")).to_be_visible()
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    assert (skip.bounding_box() or {"y": -1.0})["y"] >= 0
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Earlier results")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="History")).to_be_focused()

@@ -37,6 +37,8 @@ const NAV = [
 ];
 
 let leaving = [];
+/** Pages shown so far: the first leaves focus at the top, so Tab reaches "Skip to content" first. */
+let shown = 0;
 
 /** Learn who is signed in: `open` when the gateway has no auth routes, `account` otherwise. */
 export async function identify() {
@@ -142,7 +144,7 @@ async function show() {
     showError(main, error);
   }
   const heading = main.querySelector("h1");
-  if (heading && document.activeElement?.id !== "skip-link") {
+  if (heading && shown++ > 0) {
     heading.setAttribute("tabindex", "-1");
     heading.focus({ preventScroll: true });
   }

@@ -11,10 +11,12 @@ function apply(node, attrs) {
       Object.assign(node.dataset, value);
     } else if (key === "style") {
       Object.assign(node.style, value);
+    } else if (value === true) {
+      node.setAttribute(key, "");
     } else if (key in node && !(node instanceof SVGElement) && typeof value !== "string") {
       node[key] = value;
     } else {
-      node.setAttribute(key, value === true ? "" : String(value));
+      node.setAttribute(key, String(value));
     }
   }
 }
