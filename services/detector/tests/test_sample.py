@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
-from chromaline.detector.detect import detect_charts, detection_from_corners
+from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
 from chromaline.detector.image_io import DecodedImage, decode_image, to_linear
 from chromaline.detector.sample import sample_patches
 from chromaline.detector.synthetic import render_scene
@@ -68,3 +69,33 @@ def test_black_image_patches_are_dark() -> None:
         "classic24", [(10.0, 10.0), (390.0, 10.0), (390.0, 290.0), (10.0, 290.0)]
     )
     assert all({"dark", "clipped"} <= set(patch.flags) for patch in sample_patches(image, detection))
+
+
+def test_noise_alone_does_not_make_patches_non_uniform() -> None:
+    flagged = 0
+    for seed in range(6):
+        scene = render_scene(seed, size=SIZE, noise=0.004)
+        image = decode_image(scene.image_bytes)
+        patches = sample_patches(image, detect_charts(image, "classic24").detections[0])
+        flagged += sum("non_uniform" in patch.flags for patch in patches)
+    assert flagged == 0
+
+
+def _flat_chart(level: float = 0.2) -> tuple[NDArray[np.float32], ChartDetection]:
+    image = np.full((600, 900, 3), level, dtype=np.float32)
+    corners = [(100.0, 100.0), (800.0, 100.0), (800.0, 500.0), (100.0, 500.0)]
+    return image, detection_from_corners("classic24", corners)
+
+
+def test_a_shadow_across_a_patch_makes_it_non_uniform() -> None:
+    image, detection = _flat_chart()
+    noise = np.random.default_rng(3).normal(0, 0.01, image.shape).astype(np.float32)
+    image += noise
+    quad = sample_patches(image, detection)[4].quad
+    left, top = np.floor(quad.min(axis=0)).astype(int)
+    right, bottom = np.ceil(quad.max(axis=0)).astype(int)
+    ramp = np.linspace(1.0, 0.7, right - left, dtype=np.float32)
+    image[top:bottom, left:right] *= ramp[None, :, None]
+    flags = {patch.index: patch.flags for patch in sample_patches(image, detection)}
+    assert "non_uniform" in flags[4]
+    assert all("non_uniform" not in patch_flags for index, patch_flags in flags.items() if index != 4)

@@ -26,6 +26,13 @@ MAD_TO_SIGMA = 1.4826
 TRIM = 0.1
 DARK_LEVEL = 0.003
 """Linear level under which a patch carries too little signal to fit on."""
+UNIFORMITY_GRID = 3
+MIN_CELL_PIXELS = 16
+SHADING_TOLERANCE = 0.06
+"""Largest difference between the patch's cell means, as a share of its level, still called flat."""
+SHADING_OFFSET = 0.002
+GLARE_RATIO = 1.3
+GLARE_OFFSET = 0.02
 
 
 @dataclass(frozen=True)
@@ -65,17 +72,36 @@ def _trimmed_mean(values: NDArray[np.float32]) -> NDArray[np.float64]:
     return np.asarray(kept.mean(axis=0), dtype=np.float64)
 
 
-def _is_non_uniform(
-    linear: NDArray[np.float32], mean: NDArray[np.float64], spread: NDArray[np.float64]
-) -> bool:
-    """Too much texture for a flat patch, or a highlight (glare) over part of it."""
-    level = max(float(mean.max()), 0.01)
-    if float(spread.max()) > 0.05 * level + 0.004:
-        return True
+def _cell_means(luminance: NDArray[np.float32], mask: NDArray[np.bool_]) -> list[float]:
+    """Mean luminance of each cell of a 3×3 split of the sampled region (cells mostly inside it)."""
+    plane = np.zeros(mask.shape, dtype=np.float32)
+    plane[mask] = luminance
+    means = []
+    for rows in np.array_split(np.arange(mask.shape[0]), UNIFORMITY_GRID):
+        for columns in np.array_split(np.arange(mask.shape[1]), UNIFORMITY_GRID):
+            cell = np.ix_(rows, columns)
+            count = int(mask[cell].sum())
+            if count >= MIN_CELL_PIXELS and count >= 0.5 * mask[cell].size:
+                means.append(float(plane[cell].sum()) / count)
+    return means
+
+
+def _is_non_uniform(linear: NDArray[np.float32], mask: NDArray[np.bool_]) -> bool:
+    """Shading across the patch (shadow, occlusion, light fall-off) or a highlight over part of it.
+
+    Judged on the means of the patch's cells, not on the pixel spread: sensor and JPEG noise make
+    single pixels differ a lot on a flat patch, but average out within each cell.
+    """
     luminance = linear.mean(axis=1)
-    high = float(np.percentile(luminance, 98))
     median = float(np.median(luminance))
-    return high > 1.3 * median + 0.02
+    high = float(np.percentile(luminance, 98))
+    if high > GLARE_RATIO * median + GLARE_OFFSET:
+        return True
+    cells = _cell_means(luminance, mask)
+    if len(cells) < 2:
+        return False
+    level = max(float(np.mean(cells)), 0.01)
+    return max(cells) - min(cells) > SHADING_TOLERANCE * level + SHADING_OFFSET
 
 
 def _clip_fraction(codes: NDArray[np.number], low: float, high: float) -> float:
@@ -124,7 +150,7 @@ def sample_patches(
         spread = MAD_TO_SIGMA * np.median(np.abs(linear - median), axis=0).astype(np.float64)
         if clipped:
             flags.append("clipped")
-        if _is_non_uniform(linear, mean, spread):
+        if _is_non_uniform(linear, mask):
             flags.append("non_uniform")
         if float(mean.max()) < DARK_LEVEL:
             flags.append("dark")
