@@ -154,6 +154,7 @@ def build_router(
             batch, created = await job_service.create_batch(
                 session, principal.organisation_id, stored, options
             )
+            record_owner(created, principal.user_id)
         return batch_view(batch, created)
 
     def stage_upload(upload_file: UploadFile, scratch: str) -> list[tuple[str, IO[bytes], str, int]]:
@@ -257,6 +258,7 @@ def build_router(
         await check_stored_image(BlobRef(bucket=buckets.ORIGINALS, key=key), name)
         return await create_single_job(
             principal.organisation_id,
+            principal.user_id,
             name,
             content_type,
             info.size,
@@ -275,12 +277,19 @@ def build_router(
                 raise
 
     async def create_single_job(
-        organisation_id: str, name: str, content_type: str, size: int, blob: BlobRef, options: JobOptions
+        organisation_id: str,
+        owner_id: str,
+        name: str,
+        content_type: str,
+        size: int,
+        blob: BlobRef,
+        options: JobOptions,
     ) -> dict[str, Any]:
         async with runtime.session() as session, session.begin():
             batch, created = await job_service.create_batch(
                 session, organisation_id, [(name, content_type, size, blob)], options
             )
+            record_owner(created, owner_id)
         return batch_view(batch, created)
 
     @router.post("/uploads/presigned", summary="Ask for a URL to PUT one image straight to the blob store")
@@ -355,6 +364,7 @@ def build_router(
                 [(pending.filename, content_type, info.size, blob)],
                 options,
             )
+            record_owner(created, principal.user_id)
             locked.confirmed_job_id = created[0].id
         return batch_view(batch, created)
 
@@ -677,6 +687,12 @@ def build_router(
         return {"replayed": letter_id, "queue": queue}
 
     return router
+
+
+def record_owner(created: list[Job], user_id: str) -> None:
+    """Remember who uploaded the jobs: their notification preferences apply when the jobs end."""
+    for job in created:
+        job.owner_id = user_id
 
 
 STAGES = (("uploaded", "detected"), ("detected", "corrected"), ("corrected", "done"), ("uploaded", "done"))

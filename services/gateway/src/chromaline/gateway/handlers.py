@@ -15,7 +15,7 @@ from chromaline.common.events.contracts import UnknownEventError, parse_data
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.logging import get_logger
 from chromaline.common.runtime import ServiceRuntime
-from chromaline.gateway import jobs
+from chromaline.gateway import jobs, notifications
 from chromaline.gateway.models import TERMINAL_STATES, Job
 from chromaline.gateway.settings import GatewaySettings
 
@@ -43,7 +43,10 @@ async def on_pipeline_event(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         if job is None:
             log.info("job.unknown", job_id=str(job_id), event_type=envelope.type)
             return
+        was_running = job.state not in TERMINAL_STATES
         jobs.apply_event(job, event)
+        if was_running and job.state in TERMINAL_STATES:
+            await notifications.announce_job_end(session, job)
     log.info("job.progressed", job_id=str(job_id), event_type=envelope.type)
 
 
@@ -79,6 +82,7 @@ async def fail_overdue_jobs(runtime: ServiceRuntime, deadline: timedelta) -> int
                 "timeout",
                 f"no progress past the {deadline.total_seconds():.0f} s deadline while {job.state}",
             )
+            await notifications.announce_job_end(session, job)
             count += 1
     if count:
         log.warning("watchdog.failed_jobs", count=count)

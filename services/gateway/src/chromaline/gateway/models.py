@@ -1,4 +1,5 @@
-"""The gateway's tables, in its own schema: jobs, batches, saved profiles, pending uploads."""
+"""The gateway's tables, in its own schema: jobs, batches, saved profiles, pending uploads,
+notifications, notification preferences, webhooks and their deliveries."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, func
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 TERMINAL_STATES = ("done", "failed")
@@ -33,6 +34,8 @@ class Job(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     batch_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     organisation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    """The user who uploaded the job: whose notification preferences apply when it ends."""
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str | None] = mapped_column(String(100))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
@@ -82,3 +85,74 @@ class PendingUpload(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSONB)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     confirmed_job_id: Mapped[uuid.UUID | None]
+
+
+class Notification(Base):
+    """An in-app notice for one user about a job or batch that ended."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    organisation_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[uuid.UUID | None]
+    batch_id: Mapped[uuid.UUID | None]
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NotificationPreferences(Base):
+    """What one user wants to hear of (kinds) and how (channels); absent means every default."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    in_app: Mapped[bool] = mapped_column(Boolean, default=True)
+    webhooks: Mapped[bool] = mapped_column(Boolean, default=True)
+    job_finished: Mapped[bool] = mapped_column(Boolean, default=True)
+    job_failed: Mapped[bool] = mapped_column(Boolean, default=True)
+    batch_finished: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Webhook(Base):
+    """An organisation's endpoint for job and batch events.
+
+    Its signing secret is not stored: it is derived from the gateway's signing secret and
+    ``secret_salt`` (see :func:`chromaline.gateway.webhooks.webhook_secret`).
+    """
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    organisation_id: Mapped[str] = mapped_column(String(64), index=True)
+    owner_id: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    secret_salt: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookDelivery(Base):
+    """One event on its way to one webhook, with a log of every attempt."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    webhook_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[uuid.UUID]
+    event_type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempt_log: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

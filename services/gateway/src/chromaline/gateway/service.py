@@ -18,10 +18,12 @@ from chromaline.gateway.access import Access, Authenticator
 from chromaline.gateway.api import build_router
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, watchdog
 from chromaline.gateway.headers import SecurityHeaders
+from chromaline.gateway.notifications_api import build_notifications_router
 from chromaline.gateway.problems import install_problem_handlers
 from chromaline.gateway.rate_limit import TokenBuckets
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.web import mount_web
+from chromaline.gateway.webhooks import deliver_webhooks
 
 NAME = "gateway"
 SPEC = ServiceSpec(
@@ -31,7 +33,7 @@ SPEC = ServiceSpec(
     handlers=dict.fromkeys(FOLLOWED_EVENTS, on_pipeline_event),
     retry=RetryPolicy(max_attempts=8),
     prefetch=16,
-    background=(watchdog,),
+    background=(watchdog, deliver_webhooks),
 )
 
 
@@ -96,5 +98,6 @@ def build_app(
             expose_headers=["Retry-After", "X-Correlation-ID"],
         )
     app.include_router(build_router(runtime, settings, client))
+    app.include_router(build_notifications_router(runtime, settings))
     mount_web(app)
     return app

@@ -37,3 +37,15 @@ class GatewaySettings(ServiceSettings):
     security_headers: bool = True
     hsts_seconds: int = 31_536_000
     """Sent as Strict-Transport-Security on requests that arrived over HTTPS (0: never)."""
+    webhook_timeout_seconds: float = 5.0
+    """The longest one webhook call may take, connection to last byte."""
+    webhook_retry_delays_seconds: tuple[float, ...] = (10.0, 60.0, 300.0, 1800.0, 7200.0)
+    """Waits before the 2nd, 3rd, … attempt; the last one repeats if attempts remain."""
+    webhook_max_attempts: int = 6
+    """Attempts before a delivery is marked failed."""
+    webhook_concurrency: int = 16
+    """Deliveries in flight at once per gateway replica (at most one per webhook)."""
+    webhook_poll_seconds: float = 1.0
+    """How often the delivery worker looks for due deliveries."""
+    webhook_allow_private_urls: bool = False
+    """Allow webhook URLs on loopback, private and link-local addresses (off: SSRF protection)."""
