@@ -1,9 +1,9 @@
 """Lookup tables: sRGB re-encoding of linear light, and 3D LUTs in the .cube format.
 
-Re-encoding quantises clipped linear light to an integer index and looks the encoded code up in
-a table, which is several times faster than evaluating the sRGB power law per sample. The index
-resolution is chosen so the quantisation error stays far below one output code even on the
-steep toe of the curve (slope 12.92 near black).
+Re-encoding quantises clipped linear light to a 16-bit index and looks the encoded code up in a
+table, which is several times faster than evaluating the sRGB power law per sample. The index
+is chosen so the quantisation error stays below one output code even on the steep toe of the
+curve (slope 12.92 near black).
 
 The .cube writer follows the Adobe/Resolve "Cube LUT Specification 1.0": ``TITLE``,
 ``LUT_3D_SIZE``, ``DOMAIN_MIN``/``DOMAIN_MAX``, then one ``R G B`` line per lattice point with the
@@ -23,17 +23,41 @@ from numpy.typing import NDArray
 from chromaline.detector.image_io import srgb_decode, srgb_encode
 
 BitDepth = Literal[8, 16]
-ENCODE_LEVELS: dict[BitDepth, int] = {8: 1 << 16, 16: 1 << 20}
-"""Linear quantisation levels per output depth: ≤ 0.05 code of error at 8 bit, ≤ 0.8 at 16."""
+INDEX_LEVELS = 1 << 16
+
+
+@dataclass(frozen=True)
+class EncodeIndex:
+    """How clipped linear light ``x`` becomes a 16-bit lookup index.
+
+    The index is ``round(x · (INDEX_LEVELS - 1))``, or ``round(√x · (INDEX_LEVELS - 1))`` when ``square_root``:
+    the square root spreads the levels over the steep toe of the sRGB curve, which 16-bit output
+    needs. 16-bit indices let ``cv2.LUT`` do the look-up in one vectorised pass.
+    """
+
+    square_root: bool
+
+    @property
+    def scale(self) -> float:
+        """Factor on linear light before the optional square root and the rounding."""
+        top = float(INDEX_LEVELS - 1)
+        return top * top if self.square_root else top
+
+
+ENCODE_INDEX: dict[BitDepth, EncodeIndex] = {
+    8: EncodeIndex(square_root=False),
+    16: EncodeIndex(square_root=True),
+}
+"""Quantisation error: ≤ 0.05 code at 8 bit (linear levels), ≤ 0.75 code at 16 bit (√ levels)."""
 
 
 @cache
 def srgb_encode_table(bit_depth: BitDepth) -> NDArray[np.uint8] | NDArray[np.uint16]:
-    """Output code for each quantised linear level ``i / (ENCODE_LEVELS[bit_depth] - 1)``."""
-    levels = ENCODE_LEVELS[bit_depth]
-    encoded = srgb_encode(np.linspace(0.0, 1.0, levels))
+    """Output code for each lookup index of :data:`ENCODE_INDEX` ``[bit_depth]``."""
+    grid = np.linspace(0.0, 1.0, INDEX_LEVELS)
+    linear = grid * grid if ENCODE_INDEX[bit_depth].square_root else grid
     max_code = 255 if bit_depth == 8 else 65535
-    codes = np.rint(encoded * max_code)
+    codes = np.rint(srgb_encode(linear) * max_code)
     table = codes.astype(np.uint8) if bit_depth == 8 else codes.astype(np.uint16)
     table.flags.writeable = False
     return table
