@@ -144,15 +144,10 @@ async def _announce_batch_end(session: AsyncSession, preferences: Preferences, j
     batch = await session.get(Batch, job.batch_id, with_for_update=True)
     if batch is None or batch.total < 2:
         return
-    counts = dict(
-        (
-            await session.execute(
-                select(Job.state, func.count()).where(Job.batch_id == batch.id).group_by(Job.state)
-            )
-        )
-        .tuples()
-        .all()
+    rows = await session.execute(
+        select(Job.state, func.count()).where(Job.batch_id == batch.id).group_by(Job.state)
     )
+    counts = {state: count for state, count in rows.all()}
     if any(state not in TERMINAL_STATES for state in counts):
         return
     done, failed = counts.get("done", 0), counts.get("failed", 0)

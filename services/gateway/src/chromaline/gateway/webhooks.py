@@ -285,7 +285,7 @@ class DeliveryWorker:
         signing_secret = self._settings.signing_secret.get_secret_value()
         claimed: dict[uuid.UUID, ClaimedDelivery] = {}
         async with self._sessions() as session, session.begin():
-            for delivery, webhook in (await session.execute(query)).tuples():
+            for delivery, webhook in (await session.execute(query)).all():
                 if webhook.id in claimed or len(claimed) >= limit:
                     continue
                 delivery.next_attempt_at = now + lease

@@ -1,0 +1,486 @@
+"""Webhooks: signatures receivers can check, retries with backoff, and no endpoint holding up another.
+
+The gateway's runtime runs on the real PostgreSQL with its delivery worker; the receivers are a
+small HTTP server on 127.0.0.1 (so private URLs are allowed here) whose paths answer 200, answer
+500, or hang past the call's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import itertools
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from sqlalchemy import select
+
+from chromaline.common.events.contracts import BlobRef, JobOptions, ProcessingFailed, ReportReady
+from chromaline.common.events.envelope import make_envelope
+from chromaline.common.runtime import ServiceRuntime
+from chromaline.gateway import jobs, webhooks
+from chromaline.gateway.access import Principal, authorize
+from chromaline.gateway.handlers import on_pipeline_event
+from chromaline.gateway.models import Webhook, WebhookDelivery
+from chromaline.gateway.service import SPEC, build_app
+from chromaline.gateway.settings import GatewaySettings
+from chromaline.gateway.webhook_signatures import sign, verify_signature
+
+SECRET = "whsec_0123456789abcdef"
+BODY = b'{"type":"job.finished","data":{"job":{"id":"x"}}}'
+ORG_A = "org-a"
+ORG_B = "org-b"
+HANG_SECONDS = 10.0
+
+
+def test_a_signature_verifies_with_its_secret() -> None:
+    header = sign(SECRET, BODY, timestamp=1_700_000_000)
+    assert header.startswith("t=1700000000,v1=")
+    assert verify_signature(SECRET, header, BODY, now=1_700_000_010)
+
+
+@pytest.mark.parametrize(
+    ("secret", "body", "now"),
+    [
+        ("whsec_another", BODY, 1_700_000_010),
+        (SECRET, BODY.replace(b"finished", b"failed"), 1_700_000_010),
+        (SECRET, BODY, 1_700_000_000 + 301),
+        (SECRET, BODY, 1_700_000_000 - 301),
+    ],
+    ids=["wrong-secret", "tampered-body", "stale", "from-the-future"],
+)
+def test_a_signature_fails_when_anything_differs(secret: str, body: bytes, now: float) -> None:
+    header = sign(SECRET, BODY, timestamp=1_700_000_000)
+    assert not verify_signature(secret, header, body, tolerance=300, now=now)
+
+
+@pytest.mark.parametrize(
+    "header", ["", "t=1700000000", "v1=abc", "t=soon,v1=abc", "t=1700000000,v1="], ids=repr
+)
+def test_malformed_signature_headers_fail(header: str) -> None:
+    assert not verify_signature(SECRET, header, BODY, now=1_700_000_000)
+
+
+def test_a_changed_timestamp_breaks_the_signature() -> None:
+    header = sign(SECRET, BODY, timestamp=1_700_000_000)
+    replayed = header.replace("t=1700000000", "t=1700000100")
+    assert not verify_signature(SECRET, replayed, BODY, now=1_700_000_100)
+
+
+def test_a_second_v1_value_is_accepted() -> None:
+    genuine = sign(SECRET, BODY, timestamp=1_700_000_000).split(",")[1]
+    header = f"t=1700000000,v1={'0' * 64},{genuine}"
+    assert verify_signature(SECRET, header, BODY, now=1_700_000_000)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "https://10.1.2.3/hook",
+        "https://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "https://printer.local/hook",
+        "ftp://93.184.216.34/hook",
+        "https://user:pass@93.184.216.34/hook",
+        "not a url",
+    ],
+)
+def test_urls_to_private_places_are_refused(url: str) -> None:
+    with pytest.raises(webhooks.UnsafeUrlError):
+        webhooks.check_url(url, allow_private=False)
+
+
+def test_public_urls_pass_and_private_ones_pass_when_allowed() -> None:
+    webhooks.check_url("https://93.184.216.34/hook", allow_private=False)
+    webhooks.check_url("https://hooks.example.com/chromaline", allow_private=False)
+    webhooks.check_url("http://127.0.0.1:9/hook", allow_private=True)
+
+
+def test_secrets_are_derived_per_webhook_and_per_gateway_secret() -> None:
+    first, second = webhooks.new_salt(), webhooks.new_salt()
+    assert webhooks.webhook_secret("gateway", first) == webhooks.webhook_secret("gateway", first)
+    assert webhooks.webhook_secret("gateway", first) != webhooks.webhook_secret("gateway", second)
+    assert webhooks.webhook_secret("gateway", first) != webhooks.webhook_secret("rotated", first)
+
+
+def test_retry_delays_follow_the_settings_and_repeat_the_last() -> None:
+    settings = GatewaySettings(webhook_retry_delays_seconds=(10.0, 60.0, 300.0))
+    assert [webhooks.retry_delay(settings, n).total_seconds() for n in (1, 2, 3, 4, 9)] == [
+        10.0,
+        60.0,
+        300.0,
+        300.0,
+        300.0,
+    ]
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class Receiver:
+    """An HTTP server on 127.0.0.1: ``/ok`` answers 204, ``/fail`` 500, ``/hang`` nothing for a while."""
+
+    port: int
+    received: list[Received] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def on(self, path: str) -> list[Received]:
+        return [request for request in list(self.received) if request.path == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver(port=0)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            state.received.append(Received(self.path, dict(self.headers), body, time.monotonic()))
+            if self.path == "/hang":
+                state.release.wait(HANG_SECONDS)
+            self.send_response(500 if self.path == "/fail" else 204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        state.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _settings(database_url: str, blobs: Path, **overrides: Any) -> GatewaySettings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "bus_url": "memory://",
+        "blob_url": f"file://{blobs}",
+        "signing_secret": "a-test-signing-secret",
+        "webhook_allow_private_urls": True,
+        "webhook_timeout_seconds": 2.0,
+        "webhook_retry_delays_seconds": (0.3, 0.6),
+        "webhook_max_attempts": 3,
+        "webhook_poll_seconds": 0.05,
+        "watchdog_interval_seconds": 3600.0,
+        **overrides,
+    }
+    return GatewaySettings(**values)
+
+
+@pytest.fixture
+async def runtime(service_database_url: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
+    started = ServiceRuntime(SPEC, _settings(service_database_url, tmp_path))
+    await started.start(consume=False)
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+def _settings_of(runtime: ServiceRuntime) -> GatewaySettings:
+    settings = runtime.settings
+    assert isinstance(settings, GatewaySettings)
+    return settings
+
+
+async def _add_webhook(runtime: ServiceRuntime, url: str, organisation: str = ORG_A) -> tuple[uuid.UUID, str]:
+    """A webhook stored directly, and its secret."""
+    webhook = Webhook(
+        id=uuid.uuid4(),
+        organisation_id=organisation,
+        owner_id="u-admin",
+        url=url,
+        events=list(webhooks.EVENT_TYPES),
+        secret_salt=webhooks.new_salt(),
+    )
+    async with runtime.session() as session, session.begin():
+        session.add(webhook)
+    secret = webhooks.webhook_secret(
+        _settings_of(runtime).signing_secret.get_secret_value(), webhook.secret_salt
+    )
+    return webhook.id, secret
+
+
+async def _upload(runtime: ServiceRuntime, *filenames: str, owner: str = "u-alice") -> list[uuid.UUID]:
+    blob = BlobRef(bucket="chromaline-originals", key="x/a.jpg")
+    async with runtime.session() as session, session.begin():
+        _, created = await jobs.create_batch(
+            session, ORG_A, [(name, "image/jpeg", 1, blob) for name in filenames], JobOptions()
+        )
+        for job in created:
+            job.owner_id = owner
+    return [job.id for job in created]
+
+
+async def _finish(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
+    report = BlobRef(bucket="chromaline-reports", key=f"{job_id}/report")
+    event = ReportReady(job_id=job_id, report_json=report, report_html=report, report_pdf=report)
+    await on_pipeline_event(runtime, make_envelope("reporter", str(job_id), event))
+
+
+async def _fail(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
+    event = ProcessingFailed(job_id=job_id, stage="detect", reason="no_chart", message="no chart found")
+    await on_pipeline_event(runtime, make_envelope("detector", str(job_id), event))
+
+
+async def _deliveries(runtime: ServiceRuntime, webhook_id: uuid.UUID) -> list[WebhookDelivery]:
+    async with runtime.session() as session:
+        query = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+        return list((await session.execute(query.order_by(WebhookDelivery.created_at))).scalars())
+
+
+async def _until(condition: Callable[[], Any], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.integration
+async def test_a_finished_job_is_posted_signed_to_the_organisations_webhook(
+    runtime: ServiceRuntime, receiver: Receiver
+) -> None:
+    webhook_id, secret = await _add_webhook(runtime, receiver.url("/ok"))
+    other_org_hook, _ = await _add_webhook(runtime, receiver.url("/ok?other"), organisation=ORG_B)
+    [job_id] = await _upload(runtime, "studio.jpg")
+    await _finish(runtime, job_id)
+
+    async def delivered() -> bool:
+        return [d.status for d in await _deliveries(runtime, webhook_id)] == ["delivered"]
+
+    await _until(delivered)
+    [request] = receiver.on("/ok")
+    assert verify_signature(secret, request.headers["X-Chromaline-Signature"], request.body)
+    assert not verify_signature(secret, request.headers["X-Chromaline-Signature"], request.body + b" ")
+    assert request.headers["X-Chromaline-Event"] == "job.finished"
+    [delivery] = await _deliveries(runtime, webhook_id)
+    assert request.headers["X-Chromaline-Delivery"] == str(delivery.id)
+    payload = httpx.Response(200, content=request.body).json()
+    assert payload["type"] == "job.finished"
+    assert payload["organisation_id"] == ORG_A
+    assert payload["data"]["job"]["id"] == str(job_id)
+    assert payload["data"]["job"]["state"] == "done"
+    assert (delivery.attempts, delivery.last_status_code) == (1, 204)
+    assert await _deliveries(runtime, other_org_hook) == []
+
+
+@pytest.mark.integration
+async def test_a_failing_endpoint_is_retried_with_backoff_then_marked_failed(
+    runtime: ServiceRuntime, receiver: Receiver
+) -> None:
+    webhook_id, _ = await _add_webhook(runtime, receiver.url("/fail"))
+    [job_id] = await _upload(runtime, "broken.jpg")
+    await _fail(runtime, job_id)
+
+    async def given_up() -> bool:
+        return [d.status for d in await _deliveries(runtime, webhook_id)] == ["failed"]
+
+    await _until(given_up)
+    [delivery] = await _deliveries(runtime, webhook_id)
+    assert delivery.event_type == "job.failed"
+    assert delivery.attempts == 3
+    assert [entry["attempt"] for entry in delivery.attempt_log] == [1, 2, 3]
+    assert {entry["status_code"] for entry in delivery.attempt_log} == {500}
+    assert delivery.last_error == "HTTP 500"
+    calls = receiver.on("/fail")
+    assert len(calls) == 3
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(calls)]
+    assert gaps[0] >= 0.3
+    assert gaps[1] >= 0.6
+    await asyncio.sleep(1.0)
+    assert len(receiver.on("/fail")) == 3, "a failed delivery is not tried again"
+
+
+@pytest.mark.integration
+async def test_dead_endpoints_do_not_delay_a_healthy_one(runtime: ServiceRuntime, receiver: Receiver) -> None:
+    hanging, _ = await _add_webhook(runtime, receiver.url("/hang"))
+    closed, _ = await _add_webhook(runtime, f"http://127.0.0.1:{_closed_port()}/hook")
+    healthy, _ = await _add_webhook(runtime, receiver.url("/ok"))
+    job_ids = await _upload(runtime, "a.jpg", "b.jpg")
+    started = time.monotonic()
+    for job_id in job_ids:
+        await _finish(runtime, job_id)
+
+    async def healthy_done() -> bool:
+        return [d.status for d in await _deliveries(runtime, healthy)] == ["delivered"] * 3
+
+    await _until(healthy_done)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.5, f"the healthy webhook waited {elapsed:.1f} s behind the dead ones"
+    hung = await _deliveries(runtime, hanging)
+    assert len(hung) == 3
+    assert all(d.attempts == 0 and d.status == "pending" for d in hung), "still waiting on the first call"
+    assert len(receiver.on("/hang")) == 1, "one call at a time per webhook"
+    refused = await _deliveries(runtime, closed)
+    assert any(d.attempts >= 1 and "Connect" in (d.last_error or "") for d in refused)
+
+    async def hang_timed_out() -> bool:
+        logs = [d.attempt_log for d in await _deliveries(runtime, hanging)]
+        return any(log and "no answer within" in str(log[0]["error"]) for log in logs)
+
+    await _until(hang_timed_out)
+
+
+@pytest.mark.integration
+async def test_two_workers_never_send_the_same_delivery_twice(
+    runtime: ServiceRuntime, receiver: Receiver
+) -> None:
+    webhook_ids = [(await _add_webhook(runtime, receiver.url(f"/ok?hook={n}")))[0] for n in range(6)]
+    job_ids = await _upload(runtime, *[f"{n}.jpg" for n in range(4)])
+    client = httpx.AsyncClient(timeout=2)
+    other_replica = asyncio.create_task(
+        webhooks.DeliveryWorker(runtime.session, _settings_of(runtime), client).run()
+    )
+    try:
+        for job_id in job_ids:
+            await _finish(runtime, job_id)
+
+        async def all_delivered() -> bool:
+            statuses = [d.status for hook in webhook_ids for d in await _deliveries(runtime, hook)]
+            return statuses == ["delivered"] * (6 * 5)
+
+        await _until(all_delivered)
+    finally:
+        other_replica.cancel()
+        await asyncio.gather(other_replica, return_exceptions=True)
+        await client.aclose()
+    delivery_ids = [request.headers["X-Chromaline-Delivery"] for request in receiver.received]
+    assert len(delivery_ids) == 6 * 5, "4 job events and 1 batch event per webhook"
+    assert len(set(delivery_ids)) == len(delivery_ids)
+
+
+def _as(principals: dict[str, Principal]) -> Callable[[Request], Principal]:
+    def principal(request: Request) -> Principal:
+        return principals[request.headers["X-Test-Caller"]]
+
+    return principal
+
+
+@asynccontextmanager
+async def _started_elsewhere(app: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def _app(runtime: ServiceRuntime, settings: GatewaySettings) -> FastAPI:
+    """The gateway app on the started runtime, with callers named by ``X-Test-Caller``."""
+    app = build_app(runtime, settings, lifespan=_started_elsewhere)
+    app.dependency_overrides[authorize] = _as(
+        {
+            "alice": Principal("u-alice", ORG_A, "member"),
+            "bob": Principal("u-bob", ORG_B, "admin"),
+        }
+    )
+    return app
+
+
+@pytest.fixture
+def api(runtime: ServiceRuntime) -> FastAPI:
+    return _app(runtime, _settings_of(runtime))
+
+
+def _client(app: FastAPI, caller: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gateway", headers={"X-Test-Caller": caller}
+    )
+
+
+@pytest.mark.integration
+async def test_webhooks_through_the_api(api: FastAPI, runtime: ServiceRuntime, receiver: Receiver) -> None:
+    async with _client(api, "alice") as alice, _client(api, "bob") as bob:
+        created = await alice.post(
+            "/api/v1/webhooks", json={"url": receiver.url("/ok"), "events": ["job.failed"]}
+        )
+        assert created.status_code == 201, created.text
+        hook = created.json()
+        assert hook["secret"].startswith("whsec_")
+        assert hook["events"] == ["job.failed"]
+        listed = (await alice.get("/api/v1/webhooks")).json()["items"]
+        assert [item["id"] for item in listed] == [hook["id"]]
+        assert "secret" not in listed[0]
+
+        pinged = await alice.post(f"/api/v1/webhooks/{hook['id']}/test")
+        assert pinged.status_code == 202
+
+        async def ping_delivered() -> bool:
+            items = (await alice.get(f"/api/v1/webhooks/{hook['id']}/deliveries")).json()["items"]
+            return [item["status"] for item in items] == ["delivered"]
+
+        await _until(ping_delivered)
+        [request] = receiver.on("/ok")
+        assert request.headers["X-Chromaline-Event"] == "ping"
+        assert verify_signature(hook["secret"], request.headers["X-Chromaline-Signature"], request.body)
+
+        [finished, failed] = await _upload(runtime, "fine.jpg", "bad.jpg")
+        await _finish(runtime, finished)
+        await _fail(runtime, failed)
+        events = [
+            item["event_type"]
+            for item in (await alice.get(f"/api/v1/webhooks/{hook['id']}/deliveries")).json()["items"]
+        ]
+        assert sorted(events) == ["job.failed", "ping"], "only the subscribed kinds are queued"
+
+        for refused in (
+            await bob.get(f"/api/v1/webhooks/{hook['id']}/deliveries"),
+            await bob.post(f"/api/v1/webhooks/{hook['id']}/test"),
+            await bob.delete(f"/api/v1/webhooks/{hook['id']}"),
+        ):
+            assert refused.status_code == 404
+            assert refused.json()["code"] == "webhook_not_found"
+        assert (await bob.get("/api/v1/webhooks")).json()["items"] == []
+
+        unknown = await alice.post(
+            "/api/v1/webhooks", json={"url": receiver.url("/ok"), "events": ["job.eaten"]}
+        )
+        assert unknown.status_code == 422
+
+        assert (await alice.delete(f"/api/v1/webhooks/{hook['id']}")).status_code == 204
+        assert (await alice.get(f"/api/v1/webhooks/{hook['id']}/deliveries")).status_code == 404
+        assert (await alice.get("/api/v1/webhooks")).json()["items"] == []
+
+
+@pytest.mark.integration
+async def test_private_urls_are_refused_unless_allowed(runtime: ServiceRuntime) -> None:
+    strict = _app(runtime, _settings_of(runtime).model_copy(update={"webhook_allow_private_urls": False}))
+    async with _client(strict, "alice") as alice:
+        refused = await alice.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"})
+        metadata = await alice.post("/api/v1/webhooks", json={"url": "http://169.254.169.254/latest"})
+    for response in (refused, metadata):
+        assert response.status_code == 422
+        assert response.json()["code"] == "webhook_url_refused"
