@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.gateway import webhooks
@@ -52,10 +53,13 @@ async def preferences_of(session: AsyncSession, user_id: str | None) -> Preferen
 
 
 async def save_preferences(session: AsyncSession, user_id: str, changes: dict[str, bool]) -> Preferences:
+    await session.execute(
+        insert(NotificationPreferences)
+        .values(user_id=user_id, **Preferences().as_dict())
+        .on_conflict_do_nothing(index_elements=[NotificationPreferences.user_id])
+    )
     saved = await session.get(NotificationPreferences, user_id, with_for_update=True)
-    if saved is None:
-        saved = NotificationPreferences(user_id=user_id, **Preferences().as_dict())
-        session.add(saved)
+    assert saved is not None
     for flag, value in changes.items():
         if flag in PREFERENCE_FLAGS:
             setattr(saved, flag, value)

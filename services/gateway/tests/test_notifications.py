@@ -1,0 +1,274 @@
+"""In-app notifications: created when a job or batch ends, as the uploader's preferences say, and
+seen and marked read only by them.
+
+Jobs are ended through the gateway's own handler with pipeline events, on the real PostgreSQL;
+the API runs in process with callers named by a test header in place of tokens (who may call
+which route at all is the route matrix's business, in test_access.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from sqlalchemy import update
+
+from chromaline.common.events.contracts import (
+    BlobRef,
+    ImageCorrected,
+    JobOptions,
+    ProcessingFailed,
+    ReportReady,
+)
+from chromaline.common.events.envelope import make_envelope
+from chromaline.common.runtime import ServiceRuntime
+from chromaline.gateway import jobs
+from chromaline.gateway.access import Principal, authorize
+from chromaline.gateway.handlers import fail_overdue_jobs, on_pipeline_event
+from chromaline.gateway.models import Job
+from chromaline.gateway.service import SPEC, build_app
+from chromaline.gateway.settings import GatewaySettings
+
+pytestmark = pytest.mark.integration
+
+ORG_A = "org-a"
+ORG_B = "org-b"
+CALLERS = {
+    "alice": Principal("u-alice", ORG_A, "member"),
+    "carol": Principal("u-carol", ORG_A, "admin"),
+    "alice-elsewhere": Principal("u-alice", ORG_B, "member"),
+    "bob": Principal("u-bob", ORG_B, "admin"),
+}
+"""Alice and Carol share organisation A; Bob is in B, where Alice is a member too."""
+
+
+@pytest.fixture
+async def runtime(service_database_url: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
+    settings = GatewaySettings(
+        database_url=service_database_url,
+        bus_url="memory://",
+        blob_url=f"file://{tmp_path}",
+        watchdog_interval_seconds=3600.0,
+    )
+    started = ServiceRuntime(SPEC, settings)
+    await started.start(consume=False)
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+@asynccontextmanager
+async def _started_elsewhere(app: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def _caller(request: Request) -> Principal:
+    return CALLERS[request.headers["X-Test-Caller"]]
+
+
+@pytest.fixture
+def call(runtime: ServiceRuntime) -> Callable[[str], httpx.AsyncClient]:
+    """``call(name)``: a client of the gateway app acting as one of :data:`CALLERS`."""
+    settings = runtime.settings
+    assert isinstance(settings, GatewaySettings)
+    app = build_app(runtime, settings, lifespan=_started_elsewhere)
+    app.dependency_overrides[authorize] = _caller
+
+    def client(name: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway", headers={"X-Test-Caller": name}
+        )
+
+    return client
+
+
+async def _upload(runtime: ServiceRuntime, *filenames: str, owner: str = "u-alice") -> list[uuid.UUID]:
+    blob = BlobRef(bucket="chromaline-originals", key="x/a.jpg")
+    async with runtime.session() as session, session.begin():
+        _, created = await jobs.create_batch(
+            session, ORG_A, [(name, "image/jpeg", 1, blob) for name in filenames], JobOptions()
+        )
+        for job in created:
+            job.owner_id = owner
+    return [job.id for job in created]
+
+
+async def _finish(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
+    report = BlobRef(bucket="chromaline-reports", key=f"{job_id}/report")
+    event = ReportReady(job_id=job_id, report_json=report, report_html=report, report_pdf=report)
+    await on_pipeline_event(runtime, make_envelope("reporter", str(job_id), event))
+
+
+async def _fail(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
+    event = ProcessingFailed(
+        job_id=job_id, stage="detect", reason="no_chart", message="no chart in the photo"
+    )
+    await on_pipeline_event(runtime, make_envelope("detector", str(job_id), event))
+
+
+async def _items(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    response = await client.get("/api/v1/notifications", params=params)
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_a_finished_job_notifies_its_uploader_who_marks_it_read(
+    runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
+) -> None:
+    [job_id] = await _upload(runtime, "studio.jpg")
+    async with call("alice") as alice:
+        assert await _items(alice) == []
+        await _finish(runtime, job_id)
+        [notice] = await _items(alice, unread="true")
+        assert notice["kind"] == "job.finished"
+        assert notice["job_id"] == str(job_id)
+        assert notice["title"] == "studio.jpg is ready"
+        assert notice["read_at"] is None
+        assert (await alice.get("/api/v1/notifications")).json()["unread"] == 1
+
+        marked = await alice.post(f"/api/v1/notifications/{notice['id']}/read")
+        assert marked.status_code == 200
+        assert marked.json()["read_at"] is not None
+        assert await _items(alice, unread="true") == []
+        assert [item["id"] for item in await _items(alice)] == [notice["id"]]
+        assert (await alice.get("/api/v1/notifications")).json()["unread"] == 0
+
+
+async def test_a_failed_job_says_why_and_events_after_the_end_add_nothing(
+    runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
+) -> None:
+    [job_id] = await _upload(runtime, "blank.jpg")
+    await _fail(runtime, job_id)
+    await _fail(runtime, job_id)
+    await _finish(runtime, job_id)
+    async with call("alice") as alice:
+        [notice] = await _items(alice)
+    assert notice["kind"] == "job.failed"
+    assert (notice["title"], notice["body"]) == ("blank.jpg failed", "no chart in the photo")
+
+
+async def test_a_job_still_running_notifies_no_one(
+    runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
+) -> None:
+    [job_id] = await _upload(runtime, "slow.jpg")
+    blob = BlobRef(bucket="chromaline-corrected", key=f"{job_id}/c.jpg")
+    event = ImageCorrected(
+        job_id=job_id,
+        original=blob,
+        corrected=blob,
+        profile=blob,
+        method="linear3x3",
+        chart_type=None,
+        delta_e2000_before=None,
+        delta_e2000_after=None,
+    )
+    await on_pipeline_event(runtime, make_envelope("corrector", str(job_id), event))
+    async with call("alice") as alice:
+        assert await _items(alice) == []
+
+
+async def test_a_job_the_watchdog_fails_notifies_too(
+    runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
+) -> None:
+    [job_id] = await _upload(runtime, "stuck.jpg")
+    async with runtime.session() as session, session.begin():
+        await session.execute(
+            update(Job).where(Job.id == job_id).values(created_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    assert await fail_overdue_jobs(runtime, timedelta(minutes=15)) == 1
+    async with call("alice") as alice:
+        [notice] = await _items(alice)
+    assert notice["kind"] == "job.failed"
+    assert "deadline" in notice["body"]
+
+
+async def test_a_batch_ends_with_one_notice_even_when_its_last_jobs_end_at_once(
+    runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
+) -> None:
+    first, second, third = await _upload(runtime, "a.jpg", "b.jpg", "c.jpg")
+    await _fail(runtime, first)
+    async with call("alice") as alice:
+        assert [item["kind"] for item in await _items(alice)] == ["job.failed"]
+        await asyncio.gather(_finish(runtime, second), _finish(runtime, third))
+        items = await _items(alice)
+    kinds = sorted(item["kind"] for item in items)
+    assert kinds == ["batch.finished", "job.failed", "job.finished", "job.finished"]
+    [batch_notice] = [item for item in items if item["kind"] == "batch.finished"]
+    assert batch_notice["title"] == "Batch of 3 images finished"
+    assert batch_notice["body"] == "2 done, 1 failed."
+    assert batch_notice["job_id"] is None
+
+
+async def test_preferences_choose_kinds_and_channels(
+    runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
+) -> None:
+    async with call("alice") as alice:
+        defaults = (await alice.get("/api/v1/notifications/preferences")).json()
+        assert defaults == {
+            "in_app": True,
+            "webhooks": True,
+            "job_finished": True,
+            "job_failed": True,
+            "batch_finished": True,
+        }
+        changed = await alice.put("/api/v1/notifications/preferences", json={"job_finished": False})
+        assert changed.status_code == 200
+        assert changed.json() == {**defaults, "job_finished": False}
+        assert (await alice.get("/api/v1/notifications/preferences")).json() == changed.json()
+
+        done, failed = await _upload(runtime, "fine.jpg", "bad.jpg")
+        await _finish(runtime, done)
+        await _fail(runtime, failed)
+        assert sorted(item["kind"] for item in await _items(alice)) == ["batch.finished", "job.failed"]
+
+        await alice.put("/api/v1/notifications/preferences", json={"in_app": False, "job_finished": True})
+        [later] = await _upload(runtime, "later.jpg")
+        await _finish(runtime, later)
+        assert len(await _items(alice)) == 2, "in-app notifications off: none created"
+
+        refused = await alice.put("/api/v1/notifications/preferences", json={"in_app": "sometimes"})
+        assert refused.status_code == 422
+    async with call("carol") as carol:
+        assert (await carol.get("/api/v1/notifications/preferences")).json() == defaults
+
+
+async def test_notifications_are_their_recipients_alone(
+    runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
+) -> None:
+    [alices] = await _upload(runtime, "alice.jpg")
+    [carols] = await _upload(runtime, "carol.jpg", owner="u-carol")
+    await _finish(runtime, alices)
+    await _finish(runtime, carols)
+    async with (
+        call("alice") as alice,
+        call("carol") as carol,
+        call("bob") as bob,
+        call("alice-elsewhere") as elsewhere,
+    ):
+        [alice_notice] = await _items(alice)
+        [carol_notice] = await _items(carol)
+        assert alice_notice["job_id"] == str(alices)
+        assert carol_notice["job_id"] == str(carols)
+        assert await _items(bob) == []
+        assert await _items(elsewhere) == [], "acting for another organisation shows only that one's"
+        for other in (carol, bob, elsewhere):
+            refused = await other.post(f"/api/v1/notifications/{alice_notice['id']}/read")
+            assert refused.status_code == 404
+            assert refused.json()["code"] == "notification_not_found"
+            assert (await other.post("/api/v1/notifications/read-all")).json()["marked"] == (
+                1 if other is carol else 0
+            )
+        [still_unread] = await _items(alice, unread="true")
+        assert still_unread["id"] == alice_notice["id"]
+        assert (await alice.post("/api/v1/notifications/read-all")).json() == {"marked": 1}
+        assert await _items(alice, unread="true") == []
