@@ -177,7 +177,7 @@ def _with_database(url: str, name: str) -> str:
 
 def add_partner_user(admin: RabbitAdmin, amqp_url: str, vhost: str, name: str) -> str:
     """A broker user limited as docs/partners.md sets a partner up; its AMQP URL."""
-    password = secrets.token_urlsafe(16)
+    password = secrets.token_hex(16)
     own = name.replace(".", r"\.")
     admin.run(["add_user", name, password])
     admin.run(

@@ -160,7 +160,8 @@ def test_a_websocket_client_follows_a_job_to_the_end(system: Any) -> None:
         job_id = upload(client, [("live.jpg", chart_photo(10))])["jobs"][0]["id"]
     ws_url = system.base_url.replace("http://", "ws://") + f"/api/v1/jobs/{job_id}/events"
     seen = []
-    with connect(ws_url, open_timeout=30) as websocket:
+    token = {"Authorization": f"Bearer {system.account['access_token']}"}
+    with connect(ws_url, open_timeout=30, additional_headers=token) as websocket:
         for message in websocket:
             view = json.loads(message)
             seen.append(view["progress"])

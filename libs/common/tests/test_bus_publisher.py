@@ -81,7 +81,7 @@ async def test_a_foreign_publisher_is_kept_through_retries_dead_letters_and_repl
 async def partner_user(rabbitmq_admin: RabbitAdmin, isolated_amqp_url: str) -> AsyncIterator[str]:
     """A broker user of its own on the test's virtual host; its URL, with its password in it."""
     name = f"partner-{uuid.uuid4().hex[:8]}"
-    password = secrets.token_urlsafe(12)
+    password = secrets.token_hex(12)
     rabbitmq_admin.run(["add_user", name, password])
     rabbitmq_admin.run(["set_permissions", "-p", vhost_of(isolated_amqp_url), name, ".*", ".*", ".*"])
     parts = urlsplit(isolated_amqp_url)
