@@ -88,6 +88,7 @@ class World:
     profile_id: str
     pending_upload_id: str
     admin_tokens: dict[str, Any]
+    webhook_id: str = ""
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
@@ -116,6 +117,18 @@ class World:
             blob=json.dumps(original),
         )
         return profile_id
+
+    def new_webhook(self) -> str:
+        """A webhook of organisation A, to a closed port on 127.0.0.1 (deliveries only fail there)."""
+        webhook_id = str(uuid.uuid4())
+        self.sql(
+            "INSERT INTO gateway.webhooks (id, organisation_id, owner_id, url, events, secret_salt) "
+            "VALUES (:id, :org, 'someone', :url, ARRAY['job.finished'], 'salt')",
+            id=webhook_id,
+            org=self.organisation,
+            url=f"http://127.0.0.1:{_free_port()}/hook",
+        )
+        return webhook_id
 
 
 def _register(client: httpx.Client, organisation: str) -> dict[str, Any]:
@@ -184,6 +197,8 @@ def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 "blob_url": f"file://{root / 'blobs'}",
             }
         )
+        gateway = system.runtimes["gateway"]
+        gateway.settings = gateway.settings.model_copy(update={"webhook_allow_private_urls": True})
         app = system.gateway_app()
         port = _free_port()
         with (
@@ -222,6 +237,7 @@ def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 admin_tokens=admin,
             )
             world.profile_id = world.new_profile()
+            world.webhook_id = world.new_webhook()
             world.sql(
                 "INSERT INTO gateway.pending_uploads (id, organisation_id, filename, blob, options, expires_at) "
                 "VALUES (:id, :org, 'late.png', CAST(:blob AS jsonb), '{}'::jsonb, now() + interval '1 hour')",
@@ -289,6 +305,31 @@ def _replay(world: World, client: httpx.Client, caller: Caller) -> httpx.Respons
     )
 
 
+def _mark_read(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.post(f"/api/v1/notifications/{uuid.uuid4()}/read", headers=caller.headers)
+
+
+def _post(path: str) -> Callable[[World, httpx.Client, Caller], httpx.Response]:
+    def send(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+        return client.post(path.format(w=world), headers=caller.headers)
+
+    return send
+
+
+def _put_preferences(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.put("/api/v1/notifications/preferences", json={"in_app": True}, headers=caller.headers)
+
+
+def _create_webhook(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.post(
+        "/api/v1/webhooks", json={"url": f"http://127.0.0.1:{_free_port()}/hook"}, headers=caller.headers
+    )
+
+
+def _delete_webhook(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.delete(f"/api/v1/webhooks/{world.new_webhook()}", headers=caller.headers)
+
+
 def _auth(method: str, path: str) -> Callable[[World, httpx.Client, Caller], httpx.Response]:
     def send(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
         body = {"email": "nobody@example.org"} if method == "POST" else None
@@ -328,6 +369,20 @@ PROBES: dict[tuple[str, str], Probe] = {
         _get("/api/v1/profiles/{w.profile_id}/profile.json"), 200, outsider=404
     ),
     ("GET", "/api/v1/stats"): Probe(_get("/api/v1/stats"), 200),
+    ("GET", "/api/v1/notifications"): Probe(_get("/api/v1/notifications"), 200),
+    ("POST", "/api/v1/notifications/{notification_id}/read"): Probe(_mark_read, 404),
+    ("POST", "/api/v1/notifications/read-all"): Probe(_post("/api/v1/notifications/read-all"), 200),
+    ("GET", "/api/v1/notifications/preferences"): Probe(_get("/api/v1/notifications/preferences"), 200),
+    ("PUT", "/api/v1/notifications/preferences"): Probe(_put_preferences, 200),
+    ("GET", "/api/v1/webhooks"): Probe(_get("/api/v1/webhooks"), 200),
+    ("POST", "/api/v1/webhooks"): Probe(_create_webhook, 201),
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): Probe(_delete_webhook, 204, outsider=404),
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): Probe(
+        _get("/api/v1/webhooks/{w.webhook_id}/deliveries"), 200, outsider=404
+    ),
+    ("POST", "/api/v1/webhooks/{webhook_id}/test"): Probe(
+        _post("/api/v1/webhooks/{w.webhook_id}/test"), 202, outsider=404
+    ),
     ("GET", "/api/v1/admin/dead-letters"): Probe(_get("/api/v1/admin/dead-letters"), 200),
     ("POST", "/api/v1/admin/dead-letters/{queue}/{letter_id}/replay"): Probe(_replay, 404),
 }
@@ -444,6 +499,39 @@ def test_lists_show_only_the_callers_organisation(world: World) -> None:
     assert sum(own_stats["jobs"].values()) == own_total
     assert sum(other_stats["jobs"].values()) < len(world.sql("SELECT id FROM gateway.jobs"))
     assert own_stats["queue_depths"] == {}, "queue depths are for operators"
+
+
+def test_webhooks_and_notifications_stay_in_their_organisation(world: World) -> None:
+    admin_id = world.admin_tokens["user"]["id"]
+    notice_id = str(uuid.uuid4())
+    world.sql(
+        "INSERT INTO gateway.notifications (id, user_id, organisation_id, kind, title, body) "
+        "VALUES (:id, :user, :org, 'job.finished', 'a.png is ready', 'ready')",
+        id=notice_id,
+        user=admin_id,
+        org=world.organisation,
+    )
+    with world.client() as client:
+
+        def ids(path: str, caller: str) -> set[str]:
+            answer = client.get(path, headers=world.callers[caller].headers)
+            assert answer.status_code == 200, answer.text
+            return {item["id"] for item in answer.json()["items"]}
+
+        assert world.webhook_id in ids("/api/v1/webhooks", "member")
+        assert world.webhook_id not in ids("/api/v1/webhooks", "outsider")
+        assert notice_id in ids("/api/v1/notifications", "admin")
+        for other in ("member", "operator", "outsider"):
+            assert notice_id not in ids("/api/v1/notifications", other)
+            refused = client.post(
+                f"/api/v1/notifications/{notice_id}/read", headers=world.callers[other].headers
+            )
+            assert refused.status_code == 404
+        marked = client.post(
+            f"/api/v1/notifications/{notice_id}/read", headers=world.callers["admin"].headers
+        )
+        assert marked.status_code == 200
+        assert marked.json()["read_at"] is not None
 
 
 def _websocket_outcome(world: World, path: str, caller: Caller) -> str:
