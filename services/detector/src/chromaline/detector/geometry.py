@@ -73,8 +73,15 @@ class ChartLayout:
 
 LAYOUTS: dict[str, ChartLayout] = {
     "classic24": ChartLayout("classic24", 4, 6, patch_mm=40.0, gap_mm=4.0, outer_mm=(279.4, 215.9)),
-    "digital_sg": ChartLayout("digital_sg", 10, 14, patch_mm=17.0, gap_mm=2.0, outer_mm=(279.4, 215.9)),
+    "digital_sg": ChartLayout("digital_sg", 10, 14, patch_mm=15.0, gap_mm=2.0, outer_mm=(279.4, 215.9)),
 }
+"""Physical layouts. The ColorChecker Digital SG is a letter-size card (8.5 × 11 in, 215.9 × 279.4 mm)
+carrying 140 patches in 14 columns (A–N) by 10 rows (1–10), the ring of patches along the edge
+alternating white, grey and black to show uneven lighting (pictocolor.com, "About the ColorChecker SG
+chart"; MacDonald, "An Introduction to Colour Measurement", tutorial notes, p. 17). X-Rite gives the
+patches as about 1.5 cm square; the 2 mm of dark body between them is an estimate from photographs
+of the chart, and the grid is taken as centred on the card (236 × 168 mm, leaving the printed row and
+column labels room on every side)."""
 UNIT_SQUARE = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
 
 
