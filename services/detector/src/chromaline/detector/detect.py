@@ -71,11 +71,22 @@ def _rgb8(image: DecodedImage | NDArray[np.generic]) -> NDArray[np.uint8]:
 
 
 def _downscale(rgb: NDArray[np.uint8], max_side: int) -> tuple[NDArray[np.uint8], float]:
-    """A copy whose long side is at most ``max_side``, and the factor from it to full resolution."""
+    """A copy whose long side is at most ``max_side``, and the factor from it to full resolution.
+
+    Large photos shrink by a whole number (from 3 up): OpenCV averages whole blocks of pixels
+    many times faster than fractional areas (3 ms instead of 60 on 12 MP), leaving out the last
+    rows and columns that do not fill a block. Smaller ones keep the exact ``max_side``.
+    """
     height, width = rgb.shape[:2]
     factor = max(height, width) / max_side
     if factor <= 1.0:
         return rgb, 1.0
+    if factor > 2.0:
+        blocks = int(np.ceil(factor))
+        size = (width // blocks, height // blocks)
+        whole_blocks = rgb[: size[1] * blocks, : size[0] * blocks]
+        small = cv2.resize(whole_blocks, size, interpolation=cv2.INTER_AREA)
+        return np.asarray(small, dtype=np.uint8), float(blocks)
     size = (round(width / factor), round(height / factor))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return np.asarray(small, dtype=np.uint8), width / size[0]
