@@ -118,3 +118,13 @@ def test_caller_supplied_corners() -> None:
     np.testing.assert_array_equal(detection.corners, np.array(corners))
     with pytest.raises(ValueError, match="chart type"):
         detection_from_corners("no_such_chart", corners)
+
+
+@pytest.mark.parametrize("chart", ["digital_sg", "classic24"])
+def test_auto_names_the_chart_that_is_in_the_photo(chart: str) -> None:
+    found = []
+    for seed in range(4):
+        image = decode_image(render_scene(520 + seed, chart=chart, size=(2000, 1500)).image_bytes)
+        outcome = detect_charts(image, "auto")
+        found.append(outcome.detections[0].chart_type if outcome.detections else outcome.reason)
+    assert found == [chart] * 4

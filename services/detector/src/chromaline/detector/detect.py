@@ -27,7 +27,7 @@ MCC_TYPES = {"classic24": cv2.mcc.MCC24}
 GRID_TYPES = frozenset({"digital_sg"})
 """Charts found by their patch lattice (``grid.py``): ``mcc``'s SG140 model misfits about a third of
 SG charts and takes seconds on each photo, the lattice finds them in well under a second."""
-AUTO_ORDER = ("classic24", "digital_sg", "aruco_classic24")
+AUTO_ORDER = ("digital_sg", "classic24", "aruco_classic24")
 MIN_PATCH_PX = 6.0
 """A chart whose patches are smaller than this (full resolution) cannot be measured."""
 CLIPPED_LINEAR = 0.85
