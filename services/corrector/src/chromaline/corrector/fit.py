@@ -326,14 +326,19 @@ def cross_validate(
     used = _used_mask(reference.patch_count, mask)
     training = fit_correction(measured64, reference, spec, mask=used, weights=weights, objective=objective)
     training_errors = correction_delta_e2000(training, measured64, reference)[used]
-    held_out = np.full(reference.patch_count, np.nan)
+    predicted = np.zeros_like(measured64)
     for index in np.flatnonzero(used):
         fold = used.copy()
         fold[index] = False
         correction = fit_correction(
             measured64, reference, spec, mask=fold, weights=weights, objective=objective
         )
-        held_out[index] = correction_delta_e2000(correction, measured64, reference)[index]
+        predicted[index] = correction.apply_to_pixels(measured64[index : index + 1])[0]
+    # One ΔE2000 call for every fold's held-out patch: per-fold calls cost more than the fits.
+    held_out = np.full(reference.patch_count, np.nan)
+    held_out[used] = delta_e(
+        reference.lab[used], working_rgb_to_lab(predicted[used], reference.white_xy), "CIE 2000"
+    )
     return CrossValidation(
         spec=spec,
         training_mean=float(np.mean(training_errors)),
