@@ -7,6 +7,7 @@ tables), never the whole image.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import accumulate, pairwise
 from typing import Literal
 
 import cv2
@@ -65,11 +66,36 @@ def _region(
     return slice(top, bottom), slice(left, right), mask.astype(bool)
 
 
-def _trimmed_mean(values: NDArray[np.float32]) -> NDArray[np.float64]:
-    ordered = np.sort(values, axis=0)
-    cut = int(len(ordered) * TRIM)
-    kept = ordered[cut : len(ordered) - cut] if len(ordered) > 2 * cut else ordered
-    return np.asarray(kept.mean(axis=0), dtype=np.float64)
+@dataclass(frozen=True)
+class _ChannelStatistics:
+    mean: NDArray[np.float64]
+    """(3,) mean of each channel once the lowest and highest ``TRIM`` share are left out."""
+    spread: NDArray[np.float64]
+    """(3,) 1.4826 · the median absolute deviation."""
+
+
+def _median_of_sorted(ordered: NDArray[np.float32]) -> NDArray[np.float64]:
+    count = ordered.shape[1]
+    low, high = ordered[:, (count - 1) // 2], ordered[:, count // 2]
+    return np.asarray((low.astype(np.float64) + high) / 2.0, dtype=np.float64)
+
+
+def _channel_statistics(linear: NDArray[np.float32]) -> _ChannelStatistics:
+    """Trimmed mean and MAD per channel from sorted channel rows.
+
+    NumPy sorts contiguous float32 rows with SIMD, several times faster than it partitions them
+    or sorts the interleaved pixels' columns.
+    """
+    ordered = np.sort(np.ascontiguousarray(linear.T), axis=1)
+    count = ordered.shape[1]
+    cut = int(count * TRIM)
+    if count <= 2 * cut:
+        cut = 0
+    mean = ordered[:, cut : count - cut].mean(axis=1, dtype=np.float64)
+    median = _median_of_sorted(ordered)
+    deviations = np.sort(np.abs(ordered - median.astype(np.float32)[:, None]), axis=1)
+    spread = MAD_TO_SIGMA * _median_of_sorted(deviations)
+    return _ChannelStatistics(mean, spread)
 
 
 def _cell_means(luminance: NDArray[np.float32], mask: NDArray[np.bool_]) -> list[float]:
@@ -77,13 +103,20 @@ def _cell_means(luminance: NDArray[np.float32], mask: NDArray[np.bool_]) -> list
     plane = np.zeros(mask.shape, dtype=np.float32)
     plane[mask] = luminance
     means = []
-    for rows in np.array_split(np.arange(mask.shape[0]), UNIFORMITY_GRID):
-        for columns in np.array_split(np.arange(mask.shape[1]), UNIFORMITY_GRID):
-            cell = np.ix_(rows, columns)
-            count = int(mask[cell].sum())
-            if count >= MIN_CELL_PIXELS and count >= 0.5 * mask[cell].size:
-                means.append(float(plane[cell].sum()) / count)
+    for rows in _sections(mask.shape[0]):
+        for columns in _sections(mask.shape[1]):
+            inside = mask[rows, columns]
+            count = int(np.count_nonzero(inside))
+            if count >= MIN_CELL_PIXELS and count >= 0.5 * inside.size:
+                means.append(float(plane[rows, columns].sum()) / count)
     return means
+
+
+def _sections(length: int) -> list[slice]:
+    """``length`` split into ``UNIFORMITY_GRID`` runs as even as possible, longer ones first."""
+    size, extra = divmod(length, UNIFORMITY_GRID)
+    bounds = accumulate((size + (1 if i < extra else 0) for i in range(UNIFORMITY_GRID)), initial=0)
+    return [slice(start, stop) for start, stop in pairwise(bounds)]
 
 
 def _is_non_uniform(linear: NDArray[np.float32], mask: NDArray[np.bool_]) -> bool:
@@ -93,8 +126,7 @@ def _is_non_uniform(linear: NDArray[np.float32], mask: NDArray[np.bool_]) -> boo
     single pixels differ a lot on a flat patch, but average out within each cell.
     """
     luminance = linear.mean(axis=1)
-    median = float(np.median(luminance))
-    high = float(np.percentile(luminance, 98))
+    median, high = (float(value) for value in np.percentile(np.sort(luminance), [50, 98]))
     if high > GLARE_RATIO * median + GLARE_OFFSET:
         return True
     cells = _cell_means(luminance, mask)
@@ -145,14 +177,13 @@ def sample_patches(
         else:
             linear = values.astype(np.float32)
             clipped = _clip_fraction(values, 0.0, 0.999) > CLIPPED_FRACTION
-        mean = _trimmed_mean(linear)
-        median = np.median(linear, axis=0)
-        spread = MAD_TO_SIGMA * np.median(np.abs(linear - median), axis=0).astype(np.float64)
+        statistics = _channel_statistics(linear)
+        mean = statistics.mean
         if clipped:
             flags.append("clipped")
         if _is_non_uniform(linear, mask):
             flags.append("non_uniform")
         if float(mean.max()) < DARK_LEVEL:
             flags.append("dark")
-        measurements.append(PatchMeasurement(index, name, mean, spread, flags, quad))
+        measurements.append(PatchMeasurement(index, name, mean, statistics.spread, flags, quad))
     return measurements
