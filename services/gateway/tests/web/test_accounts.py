@@ -39,7 +39,7 @@ def test_sign_up_then_create_and_revoke_an_api_key(
     page.get_by_role("link", name="Settings").click()
     expect(page.locator("#account-email")).to_have_text(email)
     expect(page.locator("#members")).to_contain_text(email)
-    expect(page.locator("#notifications")).to_contain_text("not available on this server yet")
+    expect(page.locator("#notifications")).to_contain_text("Tell me when")
     page.get_by_label("Name", exact=True).fill("Studio scanner")
     page.get_by_role("button", name="Create key").click()
     secret_box = page.locator("#api-key-secret")

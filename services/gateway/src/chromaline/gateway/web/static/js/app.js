@@ -39,6 +39,8 @@ const NAV = [
 let leaving = [];
 /** Pages shown so far: the first leaves focus at the top, so Tab reaches "Skip to content" first. */
 let shown = 0;
+/** Counts calls of show(): a page whose render finishes after a newer one started is dropped. */
+let showing = 0;
 
 /** Learn who is signed in: `open` when the gateway has no auth routes, `account` otherwise. */
 export async function identify() {
@@ -109,6 +111,7 @@ function showError(main, error) {
 }
 
 async function show() {
+  const current = ++showing;
   leaving.forEach((stop) => stop());
   leaving = [];
   const { path, query } = parseHash();
@@ -138,7 +141,7 @@ async function show() {
   clear(main).append(h("p", { class: "loading" }, "Loading…"));
   try {
     const nodes = await found.route.render(context);
-    if (parseHash().path !== path) return;
+    if (current !== showing || parseHash().path !== path) return;
     clear(main).append(...[nodes].flat().filter((node) => node !== null && node !== undefined));
   } catch (error) {
     showError(main, error);

@@ -1,4 +1,4 @@
-// Settings: the account, its password, the organisation's members, API keys, notifications.
+// Settings: the account, its password, the organisation's members, API keys, notifications, webhooks.
 
 import { ApiProblem, call } from "../api.js";
 import { clear, field, formatDate, h, notice, select } from "../dom.js";
@@ -260,60 +260,158 @@ async function optional(id, title, path, draw) {
     if (error instanceof ApiProblem && (error.status === 404 || error.status === 405 || error.status === 501)) {
       return section(id, title, h("p", { class: "muted" }, `${title} are not available on this server yet.`));
     }
+    if (error instanceof ApiProblem && error.status === 403) {
+      return section(id, title, h("p", { class: "muted" }, `Your role in this organisation cannot manage ${title.toLowerCase()}.`));
+    }
     return section(id, title, notice("error", describe(error)));
   }
 }
 
+const PREFERENCE_KINDS = [
+  ["job_finished", "A photo is corrected"],
+  ["job_failed", "A photo fails"],
+  ["batch_finished", "A batch of photos is finished"],
+];
+const PREFERENCE_CHANNELS = [
+  ["in_app", "Notifications in this app"],
+  ["webhooks", "The organisation’s webhooks"],
+];
+const WEBHOOK_EVENTS = [
+  ["job.finished", "Photo corrected"],
+  ["job.failed", "Photo failed"],
+  ["batch.finished", "Batch finished"],
+];
+
+/** Your preferences, and your recent notifications with a way to mark them read. */
 function preferencesForm(preferences, path) {
-  const status = h("div", { class: "form-status" });
-  const flags = Object.entries(preferences).filter(([, value]) => typeof value === "boolean");
+  const status = h("div", { class: "form-status", id: "preferences-status" });
+  const checks = (legend, choices) =>
+    h("fieldset", { class: "checks" }, h("legend", {}, legend), choices.filter(([name]) => name in preferences).map(([name, label]) =>
+      h("label", { class: "check" }, h("input", { type: "checkbox", name, checked: Boolean(preferences[name]) }), ` ${label}`),
+    ));
   const form = h(
     "form",
-    { class: "narrow" },
-    h("fieldset", { class: "checks" }, h("legend", {}, "Tell me when"), flags.map(([name, value]) =>
-      h("label", { class: "check" }, h("input", { type: "checkbox", name, checked: value }), ` ${name.replaceAll("_", " ")}`),
-    )),
+    { class: "narrow", id: "preferences-form" },
+    checks("Tell me when", PREFERENCE_KINDS),
+    checks("Through", PREFERENCE_CHANNELS),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Save preferences")),
   );
   handleSubmit(form, status, async (_values, target) => {
-    const body = Object.fromEntries(flags.map(([name]) => [name, target.elements[name].checked]));
+    const names = [...PREFERENCE_KINDS, ...PREFERENCE_CHANNELS].map(([name]) => name).filter((name) => name in preferences);
+    const body = Object.fromEntries(names.map((name) => [name, target.elements[name].checked]));
     await call(path, { method: "PUT", json: body });
     return "Preferences saved.";
   });
   return h("div", {}, form, status);
 }
 
-function webhookList(answer, path) {
-  const hooks = itemsOf(answer, "webhooks");
+/** Your recent notifications, newest first, with a way to mark them all read. */
+function noticesList(answer) {
+  const list = h("ul", { class: "plain-list", id: "notification-list" });
   const status = h("div", { class: "form-status" });
+  const markAll = h("button", { type: "button", id: "notifications-read-all" }, "Mark all read");
+
+  function draw(listed) {
+    const items = itemsOf(listed, "notifications");
+    clear(list).append(
+      ...items.map((item) =>
+        h("li", {},
+          h("strong", {}, item.title), " ", item.body, " ", h("span", { class: "muted" }, formatDate(item.created_at)),
+          item.read_at ? "" : h("span", { class: "badge" }, "new")),
+      ),
+    );
+    if (!items.length) list.append(h("li", { class: "muted" }, "No notifications yet."));
+    markAll.hidden = !listed.unread;
+  }
+
+  markAll.addEventListener("click", async () => {
+    clear(status);
+    try {
+      await call("notifications/read-all", { method: "POST" });
+      draw(await call("notifications?limit=20"));
+      status.append(notice("success", "All notifications marked read."));
+    } catch (error) {
+      status.append(notice("error", describe(error)));
+    }
+  });
+  draw(answer);
+  return h("div", {}, list, markAll, status);
+}
+
+function webhookList(answer, path) {
+  const status = h("div", { class: "form-status", id: "webhook-status" });
+  const created = h("div", { id: "webhook-created" });
+  const list = h("ul", { class: "plain-list", id: "webhook-list" });
+
+  function draw(hooks) {
+    clear(list).append(...hooks.map((hook) => h("li", { dataset: { webhookId: hook.id } },
+      h("code", {}, hook.url), " ", h("span", { class: "muted" }, (hook.events || []).join(", ")), " ",
+      h("button", {
+        type: "button",
+        "aria-label": `Send a test to ${hook.url}`,
+        onclick: async () => {
+          clear(status);
+          try {
+            await call(`${path}/${hook.id}/test`, { method: "POST" });
+            status.append(notice("success", "Test sent; its delivery is listed through the API."));
+          } catch (error) {
+            status.append(notice("error", describe(error)));
+          }
+        },
+      }, "Send test"), " ",
+      h("button", {
+        type: "button",
+        class: "danger",
+        "aria-label": `Remove ${hook.url}`,
+        onclick: async () => {
+          clear(status);
+          try {
+            await call(`${path}/${hook.id}`, { method: "DELETE" });
+            await load();
+            status.append(notice("success", `Removed ${hook.url}.`));
+          } catch (error) {
+            status.append(notice("error", describe(error)));
+          }
+        },
+      }, "Remove"))));
+    if (!hooks.length) list.append(h("li", { class: "muted" }, "No webhooks."));
+  }
+
+  async function load() {
+    draw(itemsOf(await call(path), "webhooks"));
+  }
+
   const form = h(
     "form",
-    { class: "inline-form" },
+    { class: "narrow", id: "webhook-form" },
     field("URL to call", h("input", { type: "url", name: "url", required: true, placeholder: "https://…" })),
-    h("button", { type: "submit" }, "Add webhook"),
+    h("fieldset", { class: "checks" }, h("legend", {}, "Send"), WEBHOOK_EVENTS.map(([value, label]) =>
+      h("label", { class: "check" }, h("input", { type: "checkbox", name: "events", value, checked: true }), ` ${label}`),
+    )),
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Add webhook")),
   );
-  handleSubmit(form, status, async (values) => {
-    await call(path, { method: "POST", json: values });
-    window.dispatchEvent(new HashChangeEvent("hashchange"));
-    return "Webhook added.";
+  handleSubmit(form, status, async (_values, target) => {
+    const data = new FormData(target);
+    const hook = await call(path, { method: "POST", json: { url: data.get("url"), events: data.getAll("events") } });
+    target.reset();
+    const secret = h("input", { type: "text", readonly: true, value: hook.secret, id: "webhook-secret", class: "secret", "aria-describedby": "webhook-secret-once" });
+    clear(created).append(notice(
+      "success",
+      h("p", { id: "webhook-secret-once" }, h("strong", {}, "Webhook added. Copy its signing secret now: it is shown only once.")),
+      h("div", { class: "inline-form" }, h("label", { for: "webhook-secret", class: "visually-hidden" }, "The signing secret"), secret),
+    ));
+    secret.focus();
+    secret.select();
+    await load();
   });
+  draw(itemsOf(answer, "webhooks"));
   return h(
     "div",
     {},
-    hooks.length
-      ? h("ul", { class: "plain-list" }, hooks.map((hook) => h("li", {}, h("code", {}, hook.url), " ", h("button", {
-          type: "button",
-          class: "danger",
-          onclick: async () => {
-            try {
-              await call(`${path}/${hook.id}`, { method: "DELETE" });
-              window.dispatchEvent(new HashChangeEvent("hashchange"));
-            } catch (error) {
-              clear(status).append(notice("error", describe(error)));
-            }
-          },
-        }, "Remove"))))
-      : h("p", { class: "muted" }, "No webhooks."),
+    h("p", { class: "muted" }, "Each call is signed: check the X-Chromaline-Signature header with the secret (see the webhooks guide)."),
+    list,
+    created,
+    h("h3", {}, "Add a webhook"),
     form,
     status,
   );
@@ -323,11 +421,21 @@ export async function render(context) {
   if (who.mode !== "account" || !who.me) {
     return [h("h1", {}, "Settings"), notice("info", "This gateway runs without accounts, so there is nothing to set here.")];
   }
-  const [membersSection, keysSection, preferencesSection, webhooksSection] = await Promise.all([
+  const [membersSection, keysSection, noticesSection, preferencesSection, webhooksSection] = await Promise.all([
     members(),
     apiKeys(),
+    optional("recent-notifications", "Notifications", "notifications?limit=20", noticesList),
     optional("notifications", "Notification preferences", "notifications/preferences", preferencesForm),
     optional("webhooks", "Webhooks", "webhooks", webhookList),
   ]);
-  return [h("h1", {}, "Settings"), account(context), password(), membersSection, keysSection, preferencesSection, webhooksSection];
+  return [
+    h("h1", {}, "Settings"),
+    account(context),
+    password(),
+    membersSection,
+    keysSection,
+    noticesSection,
+    preferencesSection,
+    webhooksSection,
+  ];
 }
