@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -176,7 +176,7 @@ def main() -> None:
             with (
                 isolated_stores(arguments.amqp_url, arguments.postgres_url) as (amqp_url, database_url),
                 running_system(replicas, amqp_url, database_url, blob_url, Path(scratch)) as base_url,
-                authenticated_client(base_url) as client,
+                closing(authenticated_client(base_url)) as client,
             ):
                 wait_done(client, send(client, photos[:1]))
                 if replicas == 1:

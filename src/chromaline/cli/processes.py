@@ -23,7 +23,9 @@ def free_port() -> int:
         return port
 
 
-def wait_ready(url: str, timeout: float = READY_TIMEOUT, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_ready(
+    url: str, timeout: float = READY_TIMEOUT, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """Wait until ``url``/readyz answers 200 (its database, bus and blob store answer)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
