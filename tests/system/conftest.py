@@ -16,97 +16,24 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import asyncpg
 import httpx
 import pytest
 
+from chromaline.cli.processes import ServiceProcess, free_port, wait_ready
 from chromaline.cli.standalone import BackgroundServer, Standalone
 from chromaline.common.testing.rabbitmq import RabbitAdmin, RabbitBroker
 from chromaline.common.testing.services import missing_service
 
 SERVICES = ("auth", "gateway", "detector", "corrector", "reporter")
 PASSWORD = "system-test-password-4d2b"
-READY_TIMEOUT = 90.0
 TEST_SECRET = "system-test-signing-secret-7c1e"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_ready(
-    url: str, timeout: float = READY_TIMEOUT, process: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} not ready within {timeout:.0f} s")
-
-
-@dataclass
-class ServiceProcess:
-    name: str
-    port: int
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    log: IO[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        executable = Path(sys.executable).parent / "chromaline"
-        self.log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [str(executable), "serve", self.name, "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self) -> None:
-        wait_ready(self.url, process=self.process)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, in-flight work abandoned mid-way."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.log is not None:
-            self.log.close()
 
 
 @dataclass

@@ -14,8 +14,6 @@ import hashlib
 import hmac
 import io
 import json
-import socket
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from chromaline.auth.settings import AuthSettings
+from chromaline.cli.processes import free_port, wait_ready
 from chromaline.cli.standalone import BackgroundServer, Standalone
 from chromaline.common.testing.postgres import fresh_database
 from chromaline.gateway.access import ROUTE_RULES, Permission
@@ -43,14 +42,6 @@ from chromaline.gateway.rate_limit import TokenBuckets
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 PASSWORD = "a long enough password"
-READY_TIMEOUT = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _png() -> bytes:
@@ -126,7 +117,7 @@ class World:
             "VALUES (:id, :org, 'someone', :url, ARRAY['job.finished'], 'salt')",
             id=webhook_id,
             org=self.organisation,
-            url=f"http://127.0.0.1:{_free_port()}/hook",
+            url=f"http://127.0.0.1:{free_port()}/hook",
         )
         return webhook_id
 
@@ -148,18 +139,6 @@ def _register(client: httpx.Client, organisation: str) -> dict[str, Any]:
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def _wait_ready(url: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} not ready")
 
 
 def _join(client: httpx.Client, admin: dict[str, Any], role: str) -> Caller:
@@ -200,13 +179,13 @@ def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         gateway = system.runtimes["gateway"]
         gateway.settings = gateway.settings.model_copy(update={"webhook_allow_private_urls": True})
         app = system.gateway_app()
-        port = _free_port()
+        port = free_port()
         with (
             BackgroundServer(app, "127.0.0.1", port),
             httpx.Client(base_url=f"http://127.0.0.1:{port}") as client,
         ):
             url = f"http://127.0.0.1:{port}"
-            _wait_ready(url)
+            wait_ready(url)
             admin = _register(client, "Organisation A")
             outsider = _register(client, "Organisation B")
             callers = {
@@ -322,7 +301,7 @@ def _put_preferences(world: World, client: httpx.Client, caller: Caller) -> http
 
 def _create_webhook(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
     return client.post(
-        "/api/v1/webhooks", json={"url": f"http://127.0.0.1:{_free_port()}/hook"}, headers=caller.headers
+        "/api/v1/webhooks", json={"url": f"http://127.0.0.1:{free_port()}/hook"}, headers=caller.headers
     )
 
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from chromaline.gateway.problems import ApiError
+from chromaline.common.problems import ApiError
 from chromaline.gateway.uploads import (
     ZipLimits,
     check_image,

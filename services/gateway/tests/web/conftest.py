@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize, sync_playwright
 
+from chromaline.cli.processes import free_port, wait_ready
 from chromaline.cli.standalone import BackgroundServer, Standalone
 from chromaline.common.bus.memory import MemoryBus
 from chromaline.common.testing.services import missing_service
@@ -31,26 +31,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 DESKTOP = ViewportSize(width=1280, height=800)
 PHONE = ViewportSize(width=390, height=844)
 SCREENSHOTS = Path(__file__).resolve().parents[4] / "artifacts" / "screenshots"
-READY_TIMEOUT = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait_ready(url: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"{url} not ready within {READY_TIMEOUT:.0f} s")
 
 
 class LoopRecorder:
@@ -91,10 +71,10 @@ def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSystem]:
     }
     system = Standalone.build(overrides)
     app = LoopRecorder(system.gateway_app())
-    port = _free_port()
+    port = free_port()
     with BackgroundServer(app, "127.0.0.1", port):
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(url)
+        wait_ready(url)
         yield WebSystem(url, system, app)
 
 

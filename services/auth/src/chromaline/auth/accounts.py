@@ -19,8 +19,8 @@ from chromaline.auth.access_tokens import AccessGrant, issue_access_token
 from chromaline.auth.context import AuthContext
 from chromaline.auth.digests import digest, new_secret
 from chromaline.auth.models import Membership, Organisation, RefreshToken, User
-from chromaline.auth.problems import ApiError
 from chromaline.auth.signing_keys import key_to_sign_with
+from chromaline.common.problems import ApiError
 
 
 @dataclass(frozen=True)

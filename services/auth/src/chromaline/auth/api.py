@@ -18,9 +18,9 @@ from chromaline.auth import accounts, api_keys, audit, members, resets
 from chromaline.auth.access_tokens import InvalidAccessToken, verify_access_token
 from chromaline.auth.context import AuthContext
 from chromaline.auth.models import User
-from chromaline.auth.problems import ApiError
 from chromaline.auth.signing_keys import published_keys
 from chromaline.auth.throttle import Throttled
+from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
 
 Role = Literal["admin", "operator", "member", "viewer"]

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chromaline.auth import audit
 from chromaline.auth.accounts import user_by_email
 from chromaline.auth.models import Membership, Organisation, User
-from chromaline.auth.problems import ApiError
+from chromaline.common.problems import ApiError
 
 
 async def role_in(session: AsyncSession, user_id: uuid.UUID, organisation_id: uuid.UUID) -> str | None:

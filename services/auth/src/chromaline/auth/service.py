@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from chromaline.auth.api import build_router
 from chromaline.auth.context import AuthContext
 from chromaline.auth.handlers import NAME, maintenance, on_partner_rejected, on_password_reset_requested
-from chromaline.auth.problems import install_problem_handlers
 from chromaline.auth.settings import AuthSettings
 from chromaline.common.http import create_app
+from chromaline.common.problems import install_problem_handlers
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 
 SPEC = ServiceSpec(

@@ -26,7 +26,7 @@ from jwt import PyJWK
 from starlette.requests import HTTPConnection
 
 from chromaline.common.logging import get_logger
-from chromaline.gateway.problems import ApiError
+from chromaline.common.problems import ApiError
 from chromaline.gateway.rate_limit import TokenBuckets, retry_after_header
 from chromaline.gateway.settings import GatewaySettings
 

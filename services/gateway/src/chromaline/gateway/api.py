@@ -27,12 +27,12 @@ from starlette.background import BackgroundTask
 from chromaline.common.blobs import buckets
 from chromaline.common.blobs.base import BlobNotFoundError, BlobTooLargeError
 from chromaline.common.events.contracts import BlobRef, JobOptions
+from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs as job_service
 from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.auth_proxy import add_auth_proxy
 from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, PendingUpload, SavedProfile
-from chromaline.gateway.problems import ApiError
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.uploads import (
     SNIFF_BYTES,

@@ -10,7 +10,7 @@ import httpx
 from fastapi import APIRouter, Request, Response
 
 from chromaline.common.http import CORRELATION_HEADER
-from chromaline.gateway.problems import ApiError
+from chromaline.common.problems import ApiError
 
 FORWARDED_REQUEST_HEADERS = ("authorization", "content-type", "x-organisation-id", CORRELATION_HEADER.lower())
 FORWARDED_RESPONSE_HEADERS = ("content-type", "retry-after", "cache-control")

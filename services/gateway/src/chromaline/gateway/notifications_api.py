@@ -16,11 +16,11 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import notifications, webhooks
 from chromaline.gateway.access import CurrentPrincipal, Principal, authorize
 from chromaline.gateway.models import Notification, Webhook, WebhookDelivery
-from chromaline.gateway.problems import ApiError
 from chromaline.gateway.settings import GatewaySettings
 
 MAX_WEBHOOKS_PER_ORGANISATION = 20

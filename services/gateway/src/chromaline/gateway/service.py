@@ -13,13 +13,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import RetryPolicy
 from chromaline.common.http import create_app
+from chromaline.common.problems import install_problem_handlers
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.gateway.access import Access, Authenticator
 from chromaline.gateway.api import build_router
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, watchdog
 from chromaline.gateway.headers import SecurityHeaders
 from chromaline.gateway.notifications_api import build_notifications_router
-from chromaline.gateway.problems import install_problem_handlers
 from chromaline.gateway.rate_limit import TokenBuckets
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.web import mount_web

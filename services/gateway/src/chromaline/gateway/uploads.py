@@ -15,7 +15,7 @@ from typing import IO
 
 from PIL import Image
 
-from chromaline.gateway.problems import ApiError
+from chromaline.common.problems import ApiError
 
 IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "image/jpeg"),
