@@ -102,6 +102,7 @@ def running_system(
             processes.append(
                 ServiceProcess(name, free_port(), env, logs / f"{name}-{replicas}-{replica}.log")
             )
+    env["CHROMALINE_GATEWAY_AUTH_URL"] = next(process.url for process in processes if process.name == "auth")
     try:
         for process in processes:
             process.start()
@@ -114,7 +115,7 @@ def running_system(
 
 
 def authenticated_client(base_url: str) -> httpx.Client:
-    """A client of the gateway, signed in as a fresh user when the system requires it."""
+    """A client of the gateway, signed in as a freshly registered user."""
     client = httpx.Client(base_url=base_url, timeout=120)
     registered = client.post(
         "/api/v1/auth/register",
@@ -125,8 +126,8 @@ def authenticated_client(base_url: str) -> httpx.Client:
             "organisation_name": "Bench",
         },
     )
-    if registered.status_code == 201:
-        client.headers["Authorization"] = f"Bearer {registered.json()['access_token']}"
+    registered.raise_for_status()
+    client.headers["Authorization"] = f"Bearer {registered.json()['access_token']}"
     return client
 
 
