@@ -16,10 +16,12 @@ from functools import cache
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from PIL import Image
 
 from chromaline.common.events.contracts import PatchSample
 from chromaline.common.measurements import Measurements
+from chromaline.corrector import engine
 from chromaline.corrector.encode import srgb_icc_profile
 from chromaline.corrector.engine import (
     EngineError,
@@ -29,6 +31,7 @@ from chromaline.corrector.engine import (
     measure,
 )
 from chromaline.corrector.profile import dump_profile, load_profile
+from chromaline.detector.image_io import decode_image, decode_preview
 from chromaline.detector.synthetic import CAMERAS, ILLUMINANTS, SyntheticScene, render_scene
 
 SCENE_SIZE = (1200, 900)
@@ -86,6 +89,24 @@ def test_correct_photo_end_to_end() -> None:
         assert image.size == SCENE_SIZE
         assert image.info.get("icc_profile") == srgb_icc_profile()
     assert result.encoded.bit_depth == 16
+
+
+def test_chart_found_on_a_jpeg_preview_matches_the_full_image_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    scene = render_scene(7, size=(2000, 1500))
+    previews: list[int] = []
+
+    def counted_preview(data: bytes, min_side: int) -> tuple[NDArray[np.uint8], int] | None:
+        preview = decode_preview(data, min_side)
+        previews.append(0 if preview is None else preview[1])
+        return preview
+
+    monkeypatch.setattr(engine, "decode_preview", counted_preview)
+    from_bytes = measure(scene.image_bytes)
+    from_pixels = measure(decode_image(scene.image_bytes))
+    assert previews == [2]
+    assert from_bytes.detection.chart_type == from_pixels.detection.chart_type == scene.chart_type
+    assert np.abs(from_bytes.detection.corners - from_pixels.detection.corners).max() < 1.5
+    assert set(from_bytes.timings) == {"decode", "detect", "sample"}
 
 
 def test_jpeg_at_16_bits_is_written_at_8_and_says_so() -> None:

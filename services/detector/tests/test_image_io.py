@@ -16,6 +16,7 @@ from chromaline.detector.image_io import (
     DecodedImage,
     UnsupportedImageError,
     decode_image,
+    decode_preview,
     to_linear,
     to_linear_rows,
 )
@@ -147,6 +148,33 @@ def test_exif_orientation_is_applied() -> None:
     assert image.pixels[5, 10, 0] > 200
     assert image.pixels[35, 10, 0] < 50
     assert image.exif is not None
+
+
+def test_preview_is_the_upright_photo_reduced_by_a_power_of_two() -> None:
+    rng = np.random.default_rng(4)
+    blocks = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    pixels = np.repeat(np.repeat(blocks, 32, axis=0), 32, axis=1)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", exif=exif.tobytes(), quality=95, subsampling=0)
+    full = decode_image(buffer.getvalue()).pixels
+    preview = decode_preview(buffer.getvalue(), min_side=250)
+    assert preview is not None
+    reduced, reduction = preview
+    assert reduction == 4
+    assert reduced.shape == (256, 192, 3)
+    block_means = full.reshape(256, 4, 192, 4, 3).mean(axis=(1, 3))
+    assert np.abs(reduced.astype(float) - block_means).mean() < 3.0
+
+
+def test_no_preview_for_small_jpegs_and_other_formats() -> None:
+    small = np.full((300, 400, 3), 128, dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(small).save(buffer, format="JPEG")
+    assert decode_preview(buffer.getvalue(), min_side=250) is None
+    assert decode_preview(_png_bytes(np.zeros((1000, 1000, 3), dtype=np.uint8)), min_side=250) is None
+    assert decode_preview(b"\xff\xd8\xff\xe0 not really a jpeg", min_side=250) is None
 
 
 def _jpeg() -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,20 @@ from chromaline.corrector.metrics import (
 from chromaline.corrector.profile import FitStatistics, Profile
 from chromaline.corrector.rating import Rating, rate
 from chromaline.detector.charts import Edition, chart_spec
-from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
-from chromaline.detector.image_io import DecodedImage, UnsupportedImageError, decode_image, srgb_encode
+from chromaline.detector.detect import (
+    CandidateSet,
+    ChartDetection,
+    detect_charts,
+    detection_from_corners,
+    preview_candidates,
+)
+from chromaline.detector.image_io import (
+    DecodedImage,
+    UnsupportedImageError,
+    decode_image,
+    decode_preview,
+    srgb_encode,
+)
 from chromaline.detector.sample import PatchMeasurement, sample_patches
 
 EXCLUDING_FLAGS = frozenset({"clipped", "outside_frame", "dark"})
@@ -57,6 +70,8 @@ SOFT_FLAGS = frozenset({"non_uniform"})
 """Flags that keep a patch out only while at least half the chart remains: a textured or noisy
 patch's robust mean is still a usable estimate, and fitting on a handful of patches is worse."""
 DEFAULT_CORNER_CHART = "classic24"
+PREVIEW_MIN_SIDE = 1000
+"""Long side of the reduced JPEG preview searched for the chart while the full image decodes."""
 
 
 class EngineError(Exception):
@@ -245,8 +260,44 @@ def _decode(source: Path | bytes | DecodedImage, timings: Timings) -> DecodedIma
             raise EngineError(error.code, error.message) from None
 
 
+def _search_preview(data: bytes, chart_type: str) -> Iterator[CandidateSet] | None:
+    preview = decode_preview(data, PREVIEW_MIN_SIDE)
+    if preview is None:
+        return None
+    pixels, reduction = preview
+    return preview_candidates(pixels, reduction, chart_type)
+
+
+ChartSearch = Future[Iterator[CandidateSet] | None]
+
+
+@contextmanager
+def _decoding(
+    source: Path | bytes | DecodedImage,
+    chart_type: str,
+    corners: Sequence[tuple[float, float]] | None,
+    timings: Timings,
+) -> Iterator[tuple[DecodedImage, ChartSearch | None]]:
+    """Decode the photo while a worker thread looks for the chart on a reduced preview of it.
+
+    OpenCV releases the GIL while it decodes and searches, so on two cores the search costs
+    little more than the decode. Only JPEGs have a cheap preview; other sources get no search.
+    """
+    if isinstance(source, DecodedImage) or corners is not None:
+        yield _decode(source, timings), None
+        return
+    data = source.read_bytes() if isinstance(source, Path) else source
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chart-search") as pool:
+        search = pool.submit(_search_preview, data, chart_type)
+        yield _decode(data, timings), search
+
+
 def _detect(
-    image: DecodedImage, chart_type: str, corners: Sequence[tuple[float, float]] | None, timings: Timings
+    image: DecodedImage,
+    chart_type: str,
+    corners: Sequence[tuple[float, float]] | None,
+    search: ChartSearch | None,
+    timings: Timings,
 ) -> tuple[ChartDetection, int]:
     with _timed(timings, "detect"):
         if corners is not None:
@@ -256,7 +307,8 @@ def _detect(
             except ValueError as error:
                 raise EngineError("unsupported_chart", str(error)) from None
         try:
-            outcome = detect_charts(image, chart_type)
+            candidates = search.result() if search is not None else None
+            outcome = detect_charts(image, chart_type, candidates=candidates)
         except ValueError as error:
             raise EngineError("unsupported_chart", str(error)) from None
     if not outcome.detections:
@@ -273,8 +325,21 @@ def measure(
 ) -> Measurement:
     """Find the chart, sample its patches and score the photo as it is against the reference."""
     timings: Timings = {}
-    image = _decode(source, timings)
-    detection, charts_found = _detect(image, chart_type, corners, timings)
+    with _decoding(source, chart_type, corners, timings) as (image, search):
+        measurement = _measure_decoded(image, search, chart_type, edition, corners)
+    measurement.timings = timings | measurement.timings
+    return measurement
+
+
+def _measure_decoded(
+    image: DecodedImage,
+    search: ChartSearch | None,
+    chart_type: str,
+    edition: Edition,
+    corners: Sequence[tuple[float, float]] | None,
+) -> Measurement:
+    timings: Timings = {}
+    detection, charts_found = _detect(image, chart_type, corners, search, timings)
     reference = chart_reference(detection.chart_type, edition)
     with _timed(timings, "sample"):
         patches = sample_patches(image, detection, edition=edition)
@@ -351,15 +416,15 @@ def correct_photo(
     """Correct one photo: from its own chart, or with a saved ``profile`` (the chart then optional)."""
     timings: Timings = {}
     notes: list[str] = []
-    image = _decode(source, timings)
     measurement: Measurement | None
-    try:
-        measurement = measure(image, chart_type=chart_type, edition=edition, corners=corners)
-    except EngineError as error:
-        if profile is None:
-            raise
-        measurement = None
-        notes.append(f"no chart measured ({error.code}); the profile was applied without checking it")
+    with _decoding(source, chart_type, corners, timings) as (image, search):
+        try:
+            measurement = _measure_decoded(image, search, chart_type, edition, corners)
+        except EngineError as error:
+            if profile is None:
+                raise
+            measurement = None
+            notes.append(f"no chart measured ({error.code}); the profile was applied without checking it")
     fit: FitResult | None = None
     if measurement is not None:
         timings.update(measurement.timings)

@@ -9,7 +9,8 @@ chart upside down or on its side still yields patches in reference order).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -383,6 +384,54 @@ def _candidate_boxes(
         raise ValueError(f"cannot detect charts of type {chart_type!r}")
 
 
+@dataclass(frozen=True)
+class CandidateSet:
+    """Approximate boxes of one chart type from one finder setting, at full resolution."""
+
+    chart_type: str
+    boxes: list[NDArray[np.float64]]
+
+
+def candidate_sets(
+    small: NDArray[np.uint8], factor: float, chart_type: str = "auto", *, max_charts: int = 4
+) -> Iterator[CandidateSet]:
+    """Every finder's boxes on ``small`` (``factor`` times smaller than the photo), most likely first.
+
+    Each set is computed only when asked for: detection stops at the first set that holds a chart.
+    """
+    types = AUTO_ORDER if chart_type == "auto" else (chart_type,)
+    for candidate_type in types:
+        for boxes in _candidate_boxes(small, candidate_type, max_charts):
+            yield CandidateSet(candidate_type, [box * factor + (factor - 1) / 2 for box in boxes])
+
+
+def search_ahead(sets: Iterator[CandidateSet]) -> Iterator[CandidateSet]:
+    """Compute ``sets`` now up to the first that holds a box; the rest stay lazy.
+
+    Run in a worker thread on a preview while the full image decodes, it leaves only the
+    refinement for later in the usual case.
+    """
+    ready: list[CandidateSet] = []
+    for candidate in sets:
+        ready.append(candidate)
+        if candidate.boxes:
+            break
+    return itertools.chain(ready, sets)
+
+
+def preview_candidates(
+    preview: NDArray[np.uint8],
+    reduction: float,
+    chart_type: str = "auto",
+    *,
+    max_side: int = 1600,
+    max_charts: int = 4,
+) -> Iterator[CandidateSet]:
+    """Candidate sets from a ``reduction`` times smaller preview of the photo, the first found now."""
+    small, factor = _downscale(preview, max_side)
+    return search_ahead(candidate_sets(small, factor * reduction, chart_type, max_charts=max_charts))
+
+
 @dataclass
 class _Search:
     found: list[ChartDetection]
@@ -410,18 +459,21 @@ def detect_charts(
     *,
     max_side: int = 1600,
     max_charts: int = 4,
+    candidates: Iterable[CandidateSet] | None = None,
 ) -> DetectionOutcome:
-    """Find the charts in an image (encoded RGB pixels, or a decoded image), best first."""
+    """Find the charts in an image (encoded RGB pixels, or a decoded image), best first.
+
+    ``candidates`` are approximate boxes already found (e.g. by :func:`preview_candidates` on a
+    preview); without them the finders run on a downscaled copy of the image.
+    """
     rgb = _rgb8(image)
-    small, factor = _downscale(rgb, max_side)
-    types = AUTO_ORDER if chart_type == "auto" else (chart_type,)
+    if candidates is None:
+        small, factor = _downscale(rgb, max_side)
+        candidates = candidate_sets(small, factor, chart_type, max_charts=max_charts)
     search = _Search([])
-    for candidate_type in types:
-        for boxes in _candidate_boxes(small, candidate_type, max_charts):
-            for box in boxes:
-                _examine(rgb, candidate_type, box * factor + (factor - 1) / 2, search)
-            if search.found:
-                break
+    for candidate in candidates:
+        for box in candidate.boxes:
+            _examine(rgb, candidate.chart_type, box, search)
         if search.found:
             break
     found = search.found

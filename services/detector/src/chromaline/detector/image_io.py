@@ -378,6 +378,40 @@ def decode_image(source: Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) 
     )
 
 
+_REDUCED_JPEG_READS = (
+    (8, cv2.IMREAD_REDUCED_COLOR_8),
+    (4, cv2.IMREAD_REDUCED_COLOR_4),
+    (2, cv2.IMREAD_REDUCED_COLOR_2),
+)
+
+
+def decode_preview(data: bytes, min_side: int) -> tuple[NDArray[np.uint8], int] | None:
+    """A JPEG decoded at 1/8, 1/4 or 1/2 scale, upright 8-bit RGB, and that reduction.
+
+    The largest reduction whose long side keeps at least ``min_side`` pixels is used: libjpeg
+    scales in the DCT, so this takes about half a full decode and can run beside it. None when
+    the data is not a JPEG, is too small to reduce, or cannot be read; the full decode reports why.
+    """
+    if data[:3] != b"\xff\xd8\xff":
+        return None
+    try:
+        metadata = _read_metadata(data, "jpeg")
+    except UnsupportedImageError:
+        return None
+    if metadata.size is None:
+        return None
+    long_side = max(metadata.size)
+    for reduction, flag in _REDUCED_JPEG_READS:
+        if long_side // reduction >= min_side:
+            buffer = np.frombuffer(data, dtype=np.uint8)
+            decoded = cv2.imdecode(buffer, flag | cv2.IMREAD_IGNORE_ORIENTATION)
+            if decoded is None or decoded.ndim != 3:
+                return None
+            upright = _orient(np.ascontiguousarray(decoded[:, :, ::-1]), metadata.orientation)
+            return np.asarray(upright, dtype=np.uint8), reduction
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Linearisation
 
