@@ -184,7 +184,13 @@ def test_every_environment_reference_is_defined_by_the_config_or_the_credentials
         urls = {entry["name"]: entry["value"] for entry in container["env"]}
 
         assert sources == {"chromaline-config", "chromaline-credentials"}, name
-        assert set(urls) == {"CHROMALINE_BUS_URL", "CHROMALINE_DATABASE_URL", "CHROMALINE_BLOB_URL"}, name
+        service_urls = {"CHROMALINE_GATEWAY_AUTH_URL"} if name == "gateway" else set()
+        assert set(urls) == {
+            "CHROMALINE_BUS_URL",
+            "CHROMALINE_DATABASE_URL",
+            "CHROMALINE_BLOB_URL",
+            *service_urls,
+        }, name
         for url in urls.values():
             assert set(ENV_REFERENCE.findall(url)) <= defined, url
 

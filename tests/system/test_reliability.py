@@ -16,7 +16,7 @@ import pytest
 
 from chromaline.common.blobs import buckets
 from chromaline.common.blobs.factory import create_blob_store
-from chromaline.common.events.contracts import BlobRef, ImageUploaded
+from chromaline.common.events.contracts import BlobRef, ImageUploaded, JobOptions
 from chromaline.common.events.envelope import make_envelope
 
 from .test_pipeline import chart_photo, upload, wait_batch
@@ -182,11 +182,16 @@ def test_an_operator_lists_and_replays_dead_letters(distributed_system: Any) -> 
         assert missing.json()["code"] == "dead_letter_not_found"
 
 
-async def _publish_uploaded(url: str, user_id: str | None, routing_key: str = "image.uploaded") -> uuid.UUID:
+async def _publish_uploaded(
+    url: str, user_id: str | None, routing_key: str = "image.uploaded", profile: BlobRef | None = None
+) -> uuid.UUID:
     """Publish an image.uploaded envelope through ``url``'s connection, stamped with ``user_id``."""
     job_id = uuid.uuid4()
     event = ImageUploaded(
-        job_id=job_id, filename="x.jpg", original=BlobRef(bucket=buckets.ORIGINALS, key=f"{job_id}/x.jpg")
+        job_id=job_id,
+        filename="x.jpg",
+        original=BlobRef(bucket=buckets.ORIGINALS, key=f"{job_id}/x.jpg"),
+        options=JobOptions(profile=profile),
     )
     envelope = make_envelope("partner", str(job_id), event)
     connection = await aio_pika.connect(url)
@@ -246,3 +251,18 @@ def test_a_photo_from_no_known_partner_is_dead_lettered_and_audited(distributed_
     assert stranger in letters[0]["reason"]
     assert audited, "no partner.rejected entry in the audit log"
     assert audited[0]["publisher"] == stranger
+
+
+def test_a_profile_job_from_no_known_partner_is_refused_by_every_consumer(distributed_system: Any) -> None:
+    """Profile jobs skip the detector's work but not its check: the corrector refuses them too."""
+    stranger, stranger_url = _partner(distributed_system, "stranger")
+    profile = BlobRef(bucket=buckets.CORRECTED, key="any/profile.json")
+    event_id = asyncio.run(_publish_uploaded(stranger_url, stranger, profile=profile))
+    with distributed_system.client() as client:
+        deadline = time.monotonic() + 60
+        queues: set[str] = set()
+        while time.monotonic() < deadline and queues != {"detector", "corrector"}:
+            items = client.get("/api/v1/admin/dead-letters").json()["items"]
+            queues = {item["queue"] for item in items if item["id"] == str(event_id)}
+            time.sleep(0.5)
+    assert queues == {"detector", "corrector"}

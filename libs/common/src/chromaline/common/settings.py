@@ -37,6 +37,10 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     signing_secret: SecretStr = SecretStr("dev-secret")
+    partners: str = ""
+    """Comma-separated RabbitMQ users of the partners allowed to publish ``image.uploaded``."""
+    internal_bus_users: str = ""
+    """Comma-separated RabbitMQ users of our own services, besides the one in ``bus_url``."""
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from chromaline.common import inbox
 from chromaline.common.blobs import buckets
 from chromaline.common.blobs.base import BlobNotFoundError, BlobStore
-from chromaline.common.bus.base import PermanentError
+from chromaline.common.bus.base import PermanentError, current_publisher
+from chromaline.common.bus.publishers import is_known_publisher
 from chromaline.common.events.contracts import (
     BlobRef,
     ChartDetected,
@@ -235,6 +236,10 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
     profile_ref = event.options.profile
     if profile_ref is None:
         return
+    if not is_known_publisher(current_publisher(), runtime.settings):
+        raise PermanentError(
+            f"image.uploaded from unknown publisher {current_publisher()!r}; the detector audits it"
+        )
     if event.original is None:
         raise PermanentError("profile jobs need the photo in the blob store (original), not a source_url")
     data = await _original_bytes(runtime, event.original)

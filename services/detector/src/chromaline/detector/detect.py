@@ -20,7 +20,7 @@ from scipy.optimize import least_squares
 
 from chromaline.detector.charts import reference_linear_rgb
 from chromaline.detector.frame import FrameSpec
-from chromaline.detector.geometry import chart_homography, chart_layout, map_points, patch_quads
+from chromaline.detector.geometry import UNIT_SQUARE, chart_homography, chart_layout, map_points, patch_quads
 from chromaline.detector.grid import grid_boxes
 from chromaline.detector.image_io import DecodedImage, srgb_decode
 
@@ -175,14 +175,50 @@ def _find_edges(
     return _EdgeFits(a, b, found[usable])
 
 
-def _side_residuals(params: NDArray[np.float64], fits: _EdgeFits) -> NDArray[np.float64]:
-    homography = chart_homography(params.reshape(4, 2))
-    a = map_points(homography, fits.a)
-    b = map_points(homography, fits.b)
+def _unit_square_homographies(corners: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(K, 3, 3) homographies from the unit square to each of K quads (K, 4, 2), solved together."""
+    count = len(corners)
+    system = np.zeros((count, 8, 8))
+    rhs = corners.reshape(count, 8)
+    for i, (x, y) in enumerate(UNIT_SQUARE):
+        u, v = corners[:, i, 0], corners[:, i, 1]
+        system[:, 2 * i, :3] = (x, y, 1.0)
+        system[:, 2 * i + 1, 3:6] = (x, y, 1.0)
+        system[:, 2 * i, 6], system[:, 2 * i, 7] = -u * x, -u * y
+        system[:, 2 * i + 1, 6], system[:, 2 * i + 1, 7] = -v * x, -v * y
+    solution = np.linalg.solve(system, rhs[..., None])[..., 0]
+    return np.concatenate([solution, np.ones((count, 1))], axis=1).reshape(count, 3, 3)
+
+
+def _map_batch(homographies: NDArray[np.float64], points: NDArray[np.float64]) -> NDArray[np.float64]:
+    projected = np.einsum("kij,mj->kmi", homographies[:, :, :2], points) + homographies[:, None, :, 2]
+    return np.asarray(projected[..., :2] / projected[..., 2:3], dtype=np.float64)
+
+
+def _side_residuals_batch(params: NDArray[np.float64], fits: _EdgeFits) -> NDArray[np.float64]:
+    """(K, M) signed distances of the found edges from the patch sides under K corner sets (K, 8)."""
+    homographies = _unit_square_homographies(params.reshape(-1, 4, 2))
+    a = _map_batch(homographies, fits.a)
+    b = _map_batch(homographies, fits.b)
     direction = b - a
-    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
-    delta = fits.found - a
-    return np.asarray(direction[:, 0] * delta[:, 1] - direction[:, 1] * delta[:, 0], dtype=np.float64)
+    direction /= np.linalg.norm(direction, axis=2, keepdims=True)
+    delta = fits.found[None] - a
+    return np.asarray(direction[..., 0] * delta[..., 1] - direction[..., 1] * delta[..., 0], dtype=np.float64)
+
+
+def _side_residuals(params: NDArray[np.float64], fits: _EdgeFits) -> NDArray[np.float64]:
+    return np.asarray(_side_residuals_batch(params[None], fits)[0], dtype=np.float64)
+
+
+def _side_jacobian(params: NDArray[np.float64], fits: _EdgeFits) -> NDArray[np.float64]:
+    """Forward differences of the residuals (steps as scipy's ``2-point``), all eight in one batch."""
+    steps = (
+        np.sqrt(np.finfo(np.float64).eps) * np.where(params >= 0, 1.0, -1.0) * np.maximum(1.0, np.abs(params))
+    )
+    steps = (params + steps) - params
+    shifted = params[None] + np.diag(steps)
+    residuals = _side_residuals_batch(np.concatenate([params[None], shifted]), fits)
+    return np.asarray(((residuals[1:] - residuals[0]) / steps[:, None]).T, dtype=np.float64)
 
 
 def refine_corners(
@@ -204,7 +240,12 @@ def refine_corners(
             break
         patch_px = float(np.linalg.norm(current[1] - current[0])) / chart_layout(chart_type).columns
         result = least_squares(
-            _side_residuals, current.ravel(), args=(fits,), loss="soft_l1", f_scale=max(1.0, 0.02 * patch_px)
+            _side_residuals,
+            current.ravel(),
+            jac=_side_jacobian,
+            args=(fits,),
+            loss="soft_l1",
+            f_scale=max(1.0, 0.02 * patch_px),
         )
         moved = float(np.abs(result.x - current.ravel()).max())
         current = result.x.reshape(4, 2)

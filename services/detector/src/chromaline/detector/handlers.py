@@ -15,6 +15,7 @@ from chromaline.common import inbox
 from chromaline.common.blobs import buckets
 from chromaline.common.blobs.base import BlobNotFoundError
 from chromaline.common.bus.base import PermanentError, current_publisher
+from chromaline.common.bus.publishers import is_known_publisher
 from chromaline.common.events.contracts import (
     BlobRef,
     ChartDetected,
@@ -35,7 +36,6 @@ from chromaline.common.runtime import ServiceRuntime
 from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
 from chromaline.detector.image_io import UnsupportedImageError, decode_image
 from chromaline.detector.models import Detection
-from chromaline.detector.publishers import is_known_publisher
 from chromaline.detector.sample import sample_patches
 from chromaline.detector.settings import DetectorSettings
 

@@ -14,7 +14,3 @@ class DetectorSettings(ServiceSettings):
     """Largest photo fetched from a partner's ``source_url``."""
     fetch_timeout_seconds: float = 30.0
     sample_margin: float = 0.25
-    partners: str = ""
-    """Comma-separated RabbitMQ users of the partners allowed to publish ``image.uploaded``."""
-    internal_bus_users: str = ""
-    """Comma-separated RabbitMQ users of our own services, besides the one in ``bus_url``."""

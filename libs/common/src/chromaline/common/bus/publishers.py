@@ -9,14 +9,14 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 from chromaline.common.bus.memory import LOCAL_USER
-from chromaline.detector.settings import DetectorSettings
+from chromaline.common.settings import ServiceSettings
 
 
 def _names(listing: str) -> set[str]:
     return {name.strip() for name in listing.split(",") if name.strip()}
 
 
-def internal_publishers(settings: DetectorSettings) -> frozenset[str]:
+def internal_publishers(settings: ServiceSettings) -> frozenset[str]:
     """Our services' broker users: the one this service connects as, and any configured others."""
     url = urlsplit(settings.bus_url)
     if url.username:
@@ -26,7 +26,7 @@ def internal_publishers(settings: DetectorSettings) -> frozenset[str]:
     return frozenset({own, *_names(settings.internal_bus_users)})
 
 
-def is_known_publisher(publisher: str | None, settings: DetectorSettings) -> bool:
+def is_known_publisher(publisher: str | None, settings: ServiceSettings) -> bool:
     if publisher is None:
         return False
     return publisher in internal_publishers(settings) or publisher in _names(settings.partners)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chromaline.common.bus.memory import LOCAL_USER
-from chromaline.detector.publishers import internal_publishers, is_known_publisher
-from chromaline.detector.settings import DetectorSettings
+from chromaline.common.bus.publishers import internal_publishers, is_known_publisher
+from chromaline.common.settings import ServiceSettings
 
 
 @pytest.mark.parametrize(
@@ -18,12 +18,12 @@ from chromaline.detector.settings import DetectorSettings
     ],
 )
 def test_our_own_broker_user_comes_from_the_bus_url(bus_url: str, own: str) -> None:
-    settings = DetectorSettings(bus_url=bus_url, internal_bus_users="relay, ")
+    settings = ServiceSettings(bus_url=bus_url, internal_bus_users="relay, ")
     assert internal_publishers(settings) == {own, "relay"}
 
 
 def test_partners_are_known_and_everyone_else_is_not() -> None:
-    settings = DetectorSettings(bus_url="amqp://chromaline:x@rabbit/", partners="acme, globex")
+    settings = ServiceSettings(bus_url="amqp://chromaline:x@rabbit/", partners="acme, globex")
     assert is_known_publisher("acme", settings)
     assert is_known_publisher("chromaline", settings)
     assert not is_known_publisher("initech", settings)
