@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chromaline.detector.detect import DetectionOutcome, detect_charts, detection_from_corners
+from chromaline.detector.detect import DetectionOutcome, detect_charts, detection_from_corners, refine_corners
 from chromaline.detector.image_io import decode_image
 from chromaline.detector.sample import sample_patches
 from chromaline.detector.synthetic import SyntheticScene, render_scene, scene_set
@@ -128,3 +128,14 @@ def test_auto_names_the_chart_that_is_in_the_photo(chart: str) -> None:
         outcome = detect_charts(image, "auto")
         found.append(outcome.detections[0].chart_type if outcome.detections else outcome.reason)
     assert found == [chart] * 4
+
+
+@pytest.mark.parametrize("chart", ["classic24", "digital_sg"])
+def test_refinement_pulls_rough_corners_onto_the_patch_edges(chart: str) -> None:
+    scene = render_scene(21, chart=chart, size=SIZE, tilt_degrees=8.0, perspective=0.1)
+    rgb = decode_image(scene.image_bytes).pixels
+    truth = detect_charts(rgb, chart).detections[0].corners
+    rough = truth + np.random.default_rng(5).uniform(-4.0, 4.0, (4, 2))
+    refined = refine_corners(np.asarray(rgb, dtype=np.uint8), chart, rough)
+    assert np.abs(rough - truth).max() > 2.0
+    assert np.abs(refined - truth).max() < 0.5

@@ -12,11 +12,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import least_squares
 
 from chromaline.detector.charts import reference_linear_rgb
 from chromaline.detector.frame import FrameSpec
@@ -114,9 +114,24 @@ class _EdgeFits:
     """(M, 2) image position of the edge found along each side's normal."""
 
 
-def _edge_samples(chart_type: str, per_side: int = 4) -> tuple[_EdgeSamples, NDArray[np.float64]]:
-    """Points along every patch side, plus the tangent direction of each side."""
-    rects = chart_layout(chart_type).patch_rects()
+@dataclass(frozen=True)
+class _EdgeWalks:
+    samples: _EdgeSamples
+    tangents: NDArray[np.float64]
+    """(M, 2) direction of each side in chart-normalised coordinates."""
+    reach: NDArray[np.float64]
+    """(M,) half a patch along each side's normal, chart-normalised."""
+    steps: NDArray[np.float64]
+    """Positions along each walk, in units of ``reach`` from the side."""
+    along: NDArray[np.float64]
+    """(M, len(steps), 2) chart-normalised points of every walk."""
+
+
+@lru_cache(maxsize=8)
+def _edge_walks(chart_type: str, per_side: int = 4) -> _EdgeWalks:
+    """Points along every patch side and the walks across them: fixed per chart type, so made once."""
+    layout = chart_layout(chart_type)
+    rects = layout.patch_rects()
     fractions = (np.arange(per_side) + 0.5) / per_side * 0.7 + 0.15
     points, normals, tangents = [], [], []
     for u0, v0, u1, v1 in rects:
@@ -126,17 +141,7 @@ def _edge_samples(chart_type: str, per_side: int = 4) -> tuple[_EdgeSamples, NDA
             points += [(u, v0), (u1, v), (u, v1), (u0, v)]
             normals += [(0, -1), (1, 0), (0, 1), (-1, 0)]
             tangents += [(1, 0), (0, 1), (1, 0), (0, 1)]
-    return _EdgeSamples(np.array(points), np.array(normals, dtype=np.float64)), np.array(
-        tangents, dtype=np.float64
-    )
-
-
-def _find_edges(
-    grey: NDArray[np.float32], chart_type: str, corners: NDArray[np.float64], offset: NDArray[np.float64]
-) -> _EdgeFits:
-    """Walk from each patch's centre outwards along every side's normal to the first strong edge."""
-    layout = chart_layout(chart_type)
-    samples, tangents = _edge_samples(chart_type)
+    samples = _EdgeSamples(np.array(points), np.array(normals, dtype=np.float64))
     width_mm, height_mm = layout.grid_mm
     half_patch = np.array([layout.patch_mm / width_mm, layout.patch_mm / height_mm]) / 2
     reach = np.abs(samples.chart_normals) @ half_patch
@@ -144,8 +149,25 @@ def _find_edges(
     along = samples.chart_points[:, None, :] + samples.chart_normals[:, None, :] * (
         reach[:, None, None] * steps[None, :, None]
     )
+    return _EdgeWalks(samples, np.array(tangents, dtype=np.float64), reach, steps, along)
+
+
+def _find_edges(
+    grey: NDArray[np.float32], chart_type: str, corners: NDArray[np.float64], offset: NDArray[np.float64]
+) -> _EdgeFits:
+    """Walk from each patch's centre outwards along every side's normal to the first strong edge."""
+    walks = _edge_walks(chart_type)
+    samples, tangents, reach, steps, along = (
+        walks.samples,
+        walks.tangents,
+        walks.reach,
+        walks.steps,
+        walks.along,
+    )
     homography = chart_homography(corners - offset)
-    image_points = map_points(homography, along.reshape(-1, 2)).reshape(along.shape).astype(np.float32)
+    image_points = (
+        cv2.perspectiveTransform(along.reshape(-1, 1, 2), homography).reshape(along.shape).astype(np.float32)
+    )
     profiles = cv2.remap(grey, image_points[..., 0], image_points[..., 1], cv2.INTER_LINEAR, borderValue=-1.0)
     step_px = np.linalg.norm(np.diff(image_points, axis=1), axis=2)
     gradient = np.abs(np.diff(profiles, axis=1)) / np.maximum(step_px, 1e-6)
@@ -191,11 +213,20 @@ def _unit_square_homographies(corners: NDArray[np.float64]) -> NDArray[np.float6
 
 
 def _map_batch(homographies: NDArray[np.float64], points: NDArray[np.float64]) -> NDArray[np.float64]:
-    projected = np.einsum("kij,mj->kmi", homographies[:, :, :2], points) + homographies[:, None, :, 2]
-    return np.asarray(projected[..., :2] / projected[..., 2:3], dtype=np.float64)
+    """(K, M, 2) images of (M, 2) points under K homographies.
+
+    Written out element by element rather than as matrix products: this stays off BLAS, whose
+    threads keep spinning after a call and slow the OpenCV work that follows.
+    """
+    h = homographies[:, None, :, :]
+    x, y = points[None, :, 0], points[None, :, 1]
+    denominator = h[..., 2, 0] * x + h[..., 2, 1] * y + h[..., 2, 2]
+    u = (h[..., 0, 0] * x + h[..., 0, 1] * y + h[..., 0, 2]) / denominator
+    v = (h[..., 1, 0] * x + h[..., 1, 1] * y + h[..., 1, 2]) / denominator
+    return np.stack([u, v], axis=-1)
 
 
-def _side_residuals_batch(params: NDArray[np.float64], fits: _EdgeFits) -> NDArray[np.float64]:
+def _side_residuals(params: NDArray[np.float64], fits: _EdgeFits) -> NDArray[np.float64]:
     """(K, M) signed distances of the found edges from the patch sides under K corner sets (K, 8)."""
     homographies = _unit_square_homographies(params.reshape(-1, 4, 2))
     a = _map_batch(homographies, fits.a)
@@ -206,19 +237,50 @@ def _side_residuals_batch(params: NDArray[np.float64], fits: _EdgeFits) -> NDArr
     return np.asarray(direction[..., 0] * delta[..., 1] - direction[..., 1] * delta[..., 0], dtype=np.float64)
 
 
-def _side_residuals(params: NDArray[np.float64], fits: _EdgeFits) -> NDArray[np.float64]:
-    return np.asarray(_side_residuals_batch(params[None], fits)[0], dtype=np.float64)
-
-
-def _side_jacobian(params: NDArray[np.float64], fits: _EdgeFits) -> NDArray[np.float64]:
-    """Forward differences of the residuals (steps as scipy's ``2-point``), all eight in one batch."""
-    steps = (
-        np.sqrt(np.finfo(np.float64).eps) * np.where(params >= 0, 1.0, -1.0) * np.maximum(1.0, np.abs(params))
-    )
-    steps = (params + steps) - params
+def _residuals_and_jacobian(
+    params: NDArray[np.float64], fits: _EdgeFits
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The residuals and their forward-difference Jacobian (M, 8), all nine evaluations in one batch."""
+    steps = np.sqrt(np.finfo(np.float64).eps) * np.maximum(1.0, np.abs(params))
     shifted = params[None] + np.diag(steps)
-    residuals = _side_residuals_batch(np.concatenate([params[None], shifted]), fits)
-    return np.asarray(((residuals[1:] - residuals[0]) / steps[:, None]).T, dtype=np.float64)
+    residuals = _side_residuals(np.concatenate([params[None], shifted]), fits)
+    jacobian = ((residuals[1:] - residuals[0]) / steps[:, None]).T
+    return residuals[0], np.asarray(jacobian, dtype=np.float64)
+
+
+def _soft_l1_cost(residuals: NDArray[np.float64], scale: float) -> float:
+    return float(np.sum(2.0 * (np.sqrt(1.0 + (residuals / scale) ** 2) - 1.0)))
+
+
+def _fit_corners(
+    corners: NDArray[np.float64], fits: _EdgeFits, scale: float, max_steps: int = 30
+) -> NDArray[np.float64]:
+    """Corners minimising the soft-L1 cost of the side residuals: Gauss-Newton on reweighted
+    residuals (weights 1/sqrt(1 + (r/scale)²)), halving any step that raises the cost."""
+    params = corners.ravel().copy()
+    residuals, jacobian = _residuals_and_jacobian(params, fits)
+    cost = _soft_l1_cost(residuals, scale)
+    for _ in range(max_steps):
+        weights = 1.0 / np.sqrt(1.0 + (residuals / scale) ** 2)
+        normal = np.einsum("mi,mj->ij", jacobian * weights[:, None], jacobian)
+        gradient = np.einsum("mi,m->i", jacobian, weights * residuals)
+        step = np.linalg.lstsq(normal, -gradient, rcond=None)[0]
+        for _ in range(10):
+            trial = params + step
+            trial_residuals = _side_residuals(trial[None], fits)[0]
+            trial_cost = _soft_l1_cost(trial_residuals, scale)
+            if trial_cost <= cost:
+                break
+            step = step / 2
+        else:
+            break
+        params = trial
+        converged = cost - trial_cost <= 1e-10 * max(cost, 1.0) or float(np.abs(step).max()) < 1e-5
+        cost = trial_cost
+        if converged:
+            break
+        residuals, jacobian = _residuals_and_jacobian(params, fits)
+    return params.reshape(4, 2)
 
 
 def refine_corners(
@@ -239,16 +301,9 @@ def refine_corners(
         if len(fits.found) < 12:
             break
         patch_px = float(np.linalg.norm(current[1] - current[0])) / chart_layout(chart_type).columns
-        result = least_squares(
-            _side_residuals,
-            current.ravel(),
-            jac=_side_jacobian,
-            args=(fits,),
-            loss="soft_l1",
-            f_scale=max(1.0, 0.02 * patch_px),
-        )
-        moved = float(np.abs(result.x - current.ravel()).max())
-        current = result.x.reshape(4, 2)
+        fitted = _fit_corners(current, fits, max(1.0, 0.02 * patch_px))
+        moved = float(np.abs(fitted - current).max())
+        current = fitted
         if moved < 0.05:
             break
     return current
