@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from numpy.typing import NDArray
 
 from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
 from chromaline.detector.image_io import DecodedImage, decode_image, to_linear
-from chromaline.detector.sample import sample_patches
+from chromaline.detector.sample import _clip_fraction, sample_patches
 from chromaline.detector.synthetic import render_scene
 
 SIZE = (2000, 1500)
@@ -99,3 +100,18 @@ def test_a_shadow_across_a_patch_makes_it_non_uniform() -> None:
     flags = {patch.index: patch.flags for patch in sample_patches(image, detection)}
     assert "non_uniform" in flags[4]
     assert all("non_uniform" not in patch_flags for index, patch_flags in flags.items() if index != 4)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_clip_fraction_counts_pixels_with_any_channel_at_an_end(dtype: type[np.unsignedinteger]) -> None:
+    top = int(np.iinfo(dtype).max)
+    rng = np.random.default_rng(8)
+    codes = rng.integers(0, top + 1, (4000, 3)).astype(dtype)
+    ends = rng.random(4000) < 0.3
+    codes[ends, rng.integers(0, 3, int(ends.sum()))] = rng.choice(
+        [0, 1, top - 2, top - 1, top], int(ends.sum())
+    )
+    low, high = top * 0.002, top * 0.995
+    expected = float(((codes <= low) | (codes >= high)).any(axis=1).mean())
+    assert expected > 0.1
+    assert _clip_fraction(codes, low, high) == pytest.approx(expected, abs=1e-12)
