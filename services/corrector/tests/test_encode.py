@@ -85,3 +85,25 @@ def test_unknown_format_is_refused() -> None:
     with pytest.raises(EncodeError) as raised:
         encode_image(_pixels(np.uint8), "webp")  # type: ignore[arg-type]
     assert raised.value.code == "unsupported_format"
+
+
+def test_jpeg_is_byte_for_byte_what_pillow_writes_with_the_same_settings() -> None:
+    pixels = np.random.default_rng(6).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    exif[0x010F] = "Camera maker"
+    encoded = encode_image(pixels, "jpeg", exif=exif.tobytes())
+    exif[0x0112] = 1
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(
+        buffer, "JPEG", quality=95, subsampling=0, icc_profile=srgb_icc_profile(), exif=exif.tobytes()
+    )
+    assert encoded.data == buffer.getvalue()
+
+
+def test_jpeg_refuses_exif_too_long_for_its_segment() -> None:
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70_000
+    with pytest.raises(EncodeError) as raised:
+        encode_image(np.zeros((8, 8, 3), dtype=np.uint8), "jpeg", exif=exif.tobytes())
+    assert raised.value.code == "exif_too_long"

@@ -2,8 +2,8 @@
 
 Paths, chosen by measurement on a 12 MP photo (one core):
 
-- JPEG (8 bit only): Pillow, which writes ``icc_profile`` and ``exif`` itself and encodes as fast
-  as OpenCV (both use libjpeg-turbo, ~50 ms).
+- JPEG (8 bit only): OpenCV encodes the pixels (~50 ms; Pillow takes ~70 ms for the same bytes),
+  then the ``APP1`` EXIF and ``APP2`` ICC segments are inserted after the JFIF header.
 - PNG (8/16 bit): OpenCV encodes the pixels (~0.5 s; Pillow's encoder takes ~4.5 s), then the
   ``iCCP`` and ``eXIf`` chunks are inserted after ``IHDR``.
 - TIFF 8 bit: Pillow, which writes the EXIF sub-IFDs as well.
@@ -101,12 +101,46 @@ def _encode_png(pixels: NDArray[np.uint8] | NDArray[np.uint16], exif: Image.Exif
     return png[:ihdr_end] + chunks + png[ihdr_end:]
 
 
+JPEG_SEGMENT_PAYLOAD = 65533
+"""Largest payload of a JPEG marker segment (its 16-bit length counts itself)."""
+ICC_SEGMENT_HEADER = b"ICC_PROFILE\x00"
+ICC_CHUNK = JPEG_SEGMENT_PAYLOAD - len(ICC_SEGMENT_HEADER) - 2
+
+
+def _jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
+
+
+def _encode_jpeg(pixels: NDArray[np.uint8], exif: Image.Exif | None) -> bytes:
+    """OpenCV encodes (quality 95, 4:4:4; a third faster than Pillow with the same libjpeg-turbo
+    output), then EXIF (APP1) and the ICC profile (APP2, in chunks) go in after the JFIF header."""
+    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    parameters = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, 0x111111]
+    ok, encoded = cv2.imencode(".jpg", bgr, parameters)
+    if not ok:
+        raise EncodeError("encode_failed", "JPEG encoding failed")
+    jpeg = encoded.tobytes()
+    segments = b""
+    if exif is not None:
+        payload = exif.tobytes()
+        if len(payload) > JPEG_SEGMENT_PAYLOAD:
+            raise EncodeError("exif_too_long", f"the EXIF ({len(payload)} bytes) does not fit a JPEG segment")
+        segments += _jpeg_segment(0xE1, payload)
+    icc = srgb_icc_profile()
+    chunks = [icc[start : start + ICC_CHUNK] for start in range(0, len(icc), ICC_CHUNK)]
+    for number, chunk in enumerate(chunks, start=1):
+        segments += _jpeg_segment(0xE2, ICC_SEGMENT_HEADER + bytes([number, len(chunks)]) + chunk)
+    insert_at = 2
+    if jpeg[2:4] == b"\xff\xe0":
+        (app0_length,) = struct.unpack_from(">H", jpeg, 4)
+        insert_at = 4 + app0_length
+    return jpeg[:insert_at] + segments + jpeg[insert_at:]
+
+
 def _encode_with_pillow(pixels: NDArray[np.uint8], image_format: str, exif: Image.Exif | None) -> bytes:
     options: dict[str, Any] = {"icc_profile": srgb_icc_profile()}
     if exif is not None:
         options["exif"] = exif.tobytes()
-    if image_format == "JPEG":
-        options.update(quality=JPEG_QUALITY, subsampling=0)
     buffer = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(buffer, image_format, **options)
     return buffer.getvalue()
@@ -156,7 +190,7 @@ def encode_image(
     if output_format == "jpeg":
         if bit_depth != 8:
             raise EncodeError("unsupported_bit_depth", "JPEG holds 8 bits per channel; encode 8-bit pixels")
-        data = _encode_with_pillow(np.asarray(pixels, dtype=np.uint8), "JPEG", parsed_exif)
+        data = _encode_jpeg(np.asarray(pixels, dtype=np.uint8), parsed_exif)
     elif output_format == "png":
         data = _encode_png(pixels, parsed_exif)
     elif output_format == "tiff":
