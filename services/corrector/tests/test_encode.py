@@ -9,7 +9,7 @@ import tifffile
 from numpy.typing import NDArray
 from PIL import Image
 
-from chromaline.corrector.encode import EncodeError, encode_image, srgb_icc_profile
+from chromaline.corrector.encode import EncodeError, JpegStripEncoder, encode_image, srgb_icc_profile
 
 EXIF_IFD = 0x8769
 
@@ -107,3 +107,35 @@ def test_jpeg_refuses_exif_too_long_for_its_segment() -> None:
     with pytest.raises(EncodeError) as raised:
         encode_image(np.zeros((8, 8, 3), dtype=np.uint8), "jpeg", exif=exif.tobytes())
     assert raised.value.code == "exif_too_long"
+
+
+@pytest.mark.parametrize(("width", "height", "strip_rows"), [(160, 120, 32), (203, 77, 16), (64, 64, 64)])
+def test_jpeg_from_strips_decodes_to_the_whole_image_encoding(
+    width: int, height: int, strip_rows: int
+) -> None:
+    pixels = np.random.default_rng(width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    encoder = JpegStripEncoder(width, height, exif.tobytes(), strip_rows=strip_rows)
+    for start in range(0, height, encoder.strip_rows):
+        encoder.add(pixels[start : start + encoder.strip_rows])
+    from_strips = encoder.finish()
+    whole = encode_image(pixels, "jpeg", exif=exif.tobytes())
+    with Image.open(io.BytesIO(from_strips.data)) as image:
+        assert image.size == (width, height)
+        assert image.info.get("icc_profile") == srgb_icc_profile()
+        assert image.getexif()[0x0112] == 1
+        strip_pixels = np.asarray(image.convert("RGB"))
+    with Image.open(io.BytesIO(whole.data)) as image:
+        assert np.array_equal(strip_pixels, np.asarray(image.convert("RGB")))
+
+
+def test_strip_encoder_refuses_strips_that_do_not_fit() -> None:
+    encoder = JpegStripEncoder(32, 40, None, strip_rows=16)
+    with pytest.raises(EncodeError):
+        encoder.add(np.zeros((8, 32, 3), dtype=np.uint8))
+    encoder.add(np.zeros((16, 32, 3), dtype=np.uint8))
+    with pytest.raises(EncodeError):
+        encoder.finish()
+    with pytest.raises(EncodeError):
+        encoder.add(np.zeros((16, 31, 3), dtype=np.uint8))

@@ -22,7 +22,8 @@ from PIL import Image
 from chromaline.common.events.contracts import PatchSample
 from chromaline.common.measurements import Measurements
 from chromaline.corrector import engine
-from chromaline.corrector.encode import srgb_icc_profile
+from chromaline.corrector.apply import apply_correction
+from chromaline.corrector.encode import encode_image, srgb_icc_profile
 from chromaline.corrector.engine import (
     EngineError,
     Measurement,
@@ -107,6 +108,14 @@ def test_chart_found_on_a_jpeg_preview_matches_the_full_image_search(monkeypatch
     assert from_bytes.detection.chart_type == from_pixels.detection.chart_type == scene.chart_type
     assert np.abs(from_bytes.detection.corners - from_pixels.detection.corners).max() < 1.5
     assert set(from_bytes.timings) == {"decode", "detect", "sample"}
+
+
+def test_jpeg_corrected_in_strips_is_the_whole_image_corrected() -> None:
+    scene = _scene("ideal", "A")
+    result = correct_photo(scene.image_bytes, method="root_polynomial")
+    whole = apply_correction(decode_image(scene.image_bytes), result.correction)
+    expected = decode_image(encode_image(whole, "jpeg").data).pixels
+    assert np.array_equal(decode_image(result.encoded.data).pixels, expected)
 
 
 def test_jpeg_at_16_bits_is_written_at_8_and_says_so() -> None:

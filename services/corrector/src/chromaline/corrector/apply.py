@@ -137,15 +137,19 @@ def apply_correction(
     *,
     bit_depth: BitDepth = 8,
     rows_per_band: int | None = None,
+    workers: int | None = None,
 ) -> EncodedPixels:
-    """The corrected image, sRGB-encoded at ``bit_depth``, (H, W, 3) RGB."""
+    """The corrected image, sRGB-encoded at ``bit_depth``, (H, W, 3) RGB.
+
+    ``workers`` threads share the bands (by default one per core, at most four).
+    """
     index = ENCODE_INDEX[bit_depth]
     scaled = ScaledCorrection.of(correction, index.scale)
     table = srgb_encode_table(bit_depth)
     output: EncodedPixels = np.empty(image.pixels.shape, dtype=table.dtype)
     step = band_rows(image.width, rows_per_band)
     starts = range(0, image.height, step)
-    workers = min(_workers(), len(starts))
+    workers = min(workers or _workers(), len(starts))
 
     def correct_bands(worker: int) -> None:
         for start in starts[worker::workers]:
