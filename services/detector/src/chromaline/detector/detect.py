@@ -275,7 +275,7 @@ def _fit_corners(
         else:
             break
         params = trial
-        converged = cost - trial_cost <= 1e-10 * max(cost, 1.0) or float(np.abs(step).max()) < 1e-5
+        converged = cost - trial_cost <= 1e-8 * max(cost, 1.0) or float(np.abs(step).max()) < 1e-3
         cost = trial_cost
         if converged:
             break
@@ -292,8 +292,11 @@ def refine_corners(
     low = np.maximum(np.floor(corners.min(axis=0) - 0.1 * span), 0).astype(int)
     high = np.minimum(np.ceil(corners.max(axis=0) + 0.1 * span), [width, height]).astype(int)
     crop = rgb[low[1] : high[1], low[0] : high[0]]
-    luma = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    grey = np.asarray(cv2.GaussianBlur(luma, (0, 0), 1.0), dtype=np.float32)
+    luma = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    # The 8-bit luma blurred straight into float32: GaussianBlur's float kernel (9 taps for σ = 1)
+    # without first converting the whole crop.
+    kernel = cv2.getGaussianKernel(9, 1.0, cv2.CV_32F)
+    grey = np.asarray(cv2.sepFilter2D(luma, cv2.CV_32F, kernel, kernel), dtype=np.float32)
     offset = low.astype(np.float64)
     current = np.asarray(corners, dtype=np.float64)
     for _ in range(iterations):
