@@ -83,8 +83,10 @@ def base_url(web_system: WebSystem) -> str:
     return web_system.url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one test module: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which must end before later tests call ``asyncio.run``."""
     if not CHROMIUM.exists():
         missing_service(
             "chromium", f"{CHROMIUM} is missing; install Debian's package: apt-get install -y chromium"
