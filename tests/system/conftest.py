@@ -194,7 +194,7 @@ def distributed_system(
 def standalone_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     root = tmp_path_factory.mktemp("standalone")
     overrides: dict[str, Any] = {
-        "bus_url": "memory://",
+        "bus_url": f"memory://system-{uuid.uuid4().hex[:8]}",
         "database_url": f"embedded://{root / 'postgres'}",
         "blob_url": f"file://{root / 'blobs'}",
     }

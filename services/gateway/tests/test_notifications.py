@@ -54,7 +54,7 @@ CALLERS = {
 async def runtime(service_database_url: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
     settings = GatewaySettings(
         database_url=service_database_url,
-        bus_url="memory://",
+        bus_url=f"memory://notifications-{uuid.uuid4().hex[:8]}",
         blob_url=f"file://{tmp_path}",
         watchdog_interval_seconds=3600.0,
     )

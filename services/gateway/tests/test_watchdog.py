@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +26,9 @@ async def test_jobs_stuck_past_their_deadline_fail_and_say_why(
     service_database_url: str, tmp_path: Path
 ) -> None:
     settings = GatewaySettings(
-        database_url=service_database_url, bus_url="memory://", blob_url=f"file://{tmp_path}"
+        database_url=service_database_url,
+        bus_url=f"memory://watchdog-{uuid.uuid4().hex[:8]}",
+        blob_url=f"file://{tmp_path}",
     )
     runtime = ServiceRuntime(SPEC, settings)
     await runtime.start(consume=False)

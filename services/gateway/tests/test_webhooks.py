@@ -190,7 +190,7 @@ def _closed_port() -> int:
 def _settings(database_url: str, blobs: Path, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
         "database_url": database_url,
-        "bus_url": "memory://",
+        "bus_url": f"memory://webhooks-{uuid.uuid4().hex[:8]}",
         "blob_url": f"file://{blobs}",
         "signing_secret": "a-test-signing-secret",
         "webhook_allow_private_urls": True,

@@ -65,7 +65,7 @@ def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSystem]:
     """The gateway, with every service behind it, on a free port of 127.0.0.1."""
     root = tmp_path_factory.mktemp("web-system")
     overrides: dict[str, Any] = {
-        "bus_url": "memory://",
+        "bus_url": f"memory://web-{uuid.uuid4().hex[:8]}",
         "database_url": f"embedded://{root / 'postgres'}",
         "blob_url": f"file://{root / 'blobs'}",
     }
