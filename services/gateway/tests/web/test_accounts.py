@@ -96,7 +96,10 @@ def test_sign_in_and_passwords_explain_themselves(
     expect(password.get_by_role("status")).to_have_text("Password changed.")
 
     page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("link", name="Sign in")).to_be_visible()
     page.get_by_role("link", name="Forgot your password?").click()
+    expect(page.get_by_role("heading", name="Reset your password")).to_be_visible()
+    page.wait_for_load_state("networkidle")
     page.get_by_label("Email").fill(erin.email)
     page.get_by_role("button", name="Send the link").click()
     expect(page.get_by_role("status")).to_contain_text("If that address has an account")
