@@ -167,17 +167,7 @@ def test_missing_chart_and_bad_bytes_are_typed_errors() -> None:
 
 def test_fit_accepts_event_patch_samples() -> None:
     measurement = _measurement("Nikon 5100 (NPL)", "D50")
-    samples = [
-        PatchSample(
-            index=patch.index,
-            name=patch.name,
-            rgb=(float(patch.rgb[0]), float(patch.rgb[1]), float(patch.rgb[2])),
-            spread=(float(patch.spread[0]), float(patch.spread[1]), float(patch.spread[2])),
-            flags=list(patch.flags),
-            quad=[(float(x), float(y)) for x, y in patch.quad],
-        )
-        for patch in measurement.patches
-    ]
+    samples = [patch.as_sample() for patch in measurement.patches]
     from_event = fit_from_measurements(samples, "classic24", "2014", "linear3x3")
     direct = fit_from_measurements(measurement.patches, "classic24", "2014", "linear3x3")
     np.testing.assert_allclose(from_event.correction.coefficients, direct.correction.coefficients)

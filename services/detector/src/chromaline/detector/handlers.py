@@ -24,7 +24,6 @@ from chromaline.common.events.contracts import (
     ImageUploaded,
     JobOptions,
     PartnerRejected,
-    PatchSample,
     ProcessingFailed,
     UnknownEventError,
     parse_data,
@@ -96,17 +95,7 @@ def examine(
         corners=corners,
         confidence=float(min(max(best.confidence, 0.0), 1.0)),
         image_size=(image.width, image.height),
-        patches=[
-            PatchSample(
-                index=patch.index,
-                name=patch.name,
-                rgb=(float(patch.rgb[0]), float(patch.rgb[1]), float(patch.rgb[2])),
-                spread=(float(patch.spread[0]), float(patch.spread[1]), float(patch.spread[2])),
-                flags=list(patch.flags),
-                quad=[(float(x), float(y)) for x, y in patch.quad],
-            )
-            for patch in patches
-        ],
+        patches=[patch.as_sample() for patch in patches],
         charts_found=len(detections),
         options=options,
     )

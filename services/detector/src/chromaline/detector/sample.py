@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from chromaline.common.events.contracts import PatchSample
 from chromaline.detector.charts import Edition, reference_names
 from chromaline.detector.detect import ChartDetection
 from chromaline.detector.geometry import patch_quads
@@ -48,6 +49,18 @@ class PatchMeasurement:
     flags: list[PatchFlag] = field(default_factory=list)
     quad: NDArray[np.float64] = field(default_factory=lambda: np.zeros((4, 2)))
     """(4, 2) the sampled region's corners in image pixels."""
+
+    def as_sample(self) -> PatchSample:
+        """This measurement as the ``chart.detected`` event carries it."""
+        rgb, spread = self.rgb.tolist(), self.spread.tolist()
+        return PatchSample(
+            index=self.index,
+            name=self.name,
+            rgb=(rgb[0], rgb[1], rgb[2]),
+            spread=(spread[0], spread[1], spread[2]),
+            flags=list(self.flags),
+            quad=[(float(x), float(y)) for x, y in self.quad],
+        )
 
 
 def _region(
