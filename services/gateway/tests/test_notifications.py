@@ -24,18 +24,15 @@ from sqlalchemy import update
 from chromaline.common.events.contracts import (
     BlobRef,
     ImageCorrected,
-    JobOptions,
-    ProcessingFailed,
-    ReportReady,
 )
 from chromaline.common.events.envelope import make_envelope
 from chromaline.common.runtime import ServiceRuntime
-from chromaline.gateway import jobs
 from chromaline.gateway.access import Principal, authorize
 from chromaline.gateway.handlers import fail_overdue_jobs, on_pipeline_event
 from chromaline.gateway.models import Job
 from chromaline.gateway.service import SPEC, build_app
 from chromaline.gateway.settings import GatewaySettings
+from chromaline.gateway.testing import create_jobs, fail_job, finish_job
 
 pytestmark = pytest.mark.integration
 
@@ -91,30 +88,6 @@ def call(runtime: ServiceRuntime) -> Callable[[str], httpx.AsyncClient]:
     return client
 
 
-async def _upload(runtime: ServiceRuntime, *filenames: str, owner: str = "u-alice") -> list[uuid.UUID]:
-    blob = BlobRef(bucket="chromaline-originals", key="x/a.jpg")
-    async with runtime.session() as session, session.begin():
-        _, created = await jobs.create_batch(
-            session, ORG_A, [(name, "image/jpeg", 1, blob) for name in filenames], JobOptions()
-        )
-        for job in created:
-            job.owner_id = owner
-    return [job.id for job in created]
-
-
-async def _finish(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
-    report = BlobRef(bucket="chromaline-reports", key=f"{job_id}/report")
-    event = ReportReady(job_id=job_id, report_json=report, report_html=report, report_pdf=report)
-    await on_pipeline_event(runtime, make_envelope("reporter", str(job_id), event))
-
-
-async def _fail(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
-    event = ProcessingFailed(
-        job_id=job_id, stage="detect", reason="no_chart", message="no chart in the photo"
-    )
-    await on_pipeline_event(runtime, make_envelope("detector", str(job_id), event))
-
-
 async def _items(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
     response = await client.get("/api/v1/notifications", params=params)
     assert response.status_code == 200, response.text
@@ -125,10 +98,10 @@ async def _items(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any
 async def test_a_finished_job_notifies_its_uploader_who_marks_it_read(
     runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
 ) -> None:
-    [job_id] = await _upload(runtime, "studio.jpg")
+    [job_id] = await create_jobs(runtime, ORG_A, "studio.jpg", owner="u-alice")
     async with call("alice") as alice:
         assert await _items(alice) == []
-        await _finish(runtime, job_id)
+        await finish_job(runtime, job_id)
         [notice] = await _items(alice, unread="true")
         assert notice["kind"] == "job.finished"
         assert notice["job_id"] == str(job_id)
@@ -147,10 +120,10 @@ async def test_a_finished_job_notifies_its_uploader_who_marks_it_read(
 async def test_a_failed_job_says_why_and_events_after_the_end_add_nothing(
     runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
 ) -> None:
-    [job_id] = await _upload(runtime, "blank.jpg")
-    await _fail(runtime, job_id)
-    await _fail(runtime, job_id)
-    await _finish(runtime, job_id)
+    [job_id] = await create_jobs(runtime, ORG_A, "blank.jpg", owner="u-alice")
+    await fail_job(runtime, job_id)
+    await fail_job(runtime, job_id)
+    await finish_job(runtime, job_id)
     async with call("alice") as alice:
         [notice] = await _items(alice)
     assert notice["kind"] == "job.failed"
@@ -160,7 +133,7 @@ async def test_a_failed_job_says_why_and_events_after_the_end_add_nothing(
 async def test_a_job_still_running_notifies_no_one(
     runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
 ) -> None:
-    [job_id] = await _upload(runtime, "slow.jpg")
+    [job_id] = await create_jobs(runtime, ORG_A, "slow.jpg", owner="u-alice")
     blob = BlobRef(bucket="chromaline-corrected", key=f"{job_id}/c.jpg")
     event = ImageCorrected(
         job_id=job_id,
@@ -180,7 +153,7 @@ async def test_a_job_still_running_notifies_no_one(
 async def test_a_job_the_watchdog_fails_notifies_too(
     runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
 ) -> None:
-    [job_id] = await _upload(runtime, "stuck.jpg")
+    [job_id] = await create_jobs(runtime, ORG_A, "stuck.jpg", owner="u-alice")
     async with runtime.session() as session, session.begin():
         await session.execute(
             update(Job).where(Job.id == job_id).values(created_at=datetime.now(UTC) - timedelta(hours=1))
@@ -195,11 +168,11 @@ async def test_a_job_the_watchdog_fails_notifies_too(
 async def test_a_batch_ends_with_one_notice_even_when_its_last_jobs_end_at_once(
     runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
 ) -> None:
-    first, second, third = await _upload(runtime, "a.jpg", "b.jpg", "c.jpg")
-    await _fail(runtime, first)
+    first, second, third = await create_jobs(runtime, ORG_A, "a.jpg", "b.jpg", "c.jpg", owner="u-alice")
+    await fail_job(runtime, first)
     async with call("alice") as alice:
         assert [item["kind"] for item in await _items(alice)] == ["job.failed"]
-        await asyncio.gather(_finish(runtime, second), _finish(runtime, third))
+        await asyncio.gather(finish_job(runtime, second), finish_job(runtime, third))
         items = await _items(alice)
     kinds = sorted(item["kind"] for item in items)
     assert kinds == ["batch.finished", "job.failed", "job.finished", "job.finished"]
@@ -226,14 +199,14 @@ async def test_preferences_choose_kinds_and_channels(
         assert changed.json() == {**defaults, "job_finished": False}
         assert (await alice.get("/api/v1/notifications/preferences")).json() == changed.json()
 
-        done, failed = await _upload(runtime, "fine.jpg", "bad.jpg")
-        await _finish(runtime, done)
-        await _fail(runtime, failed)
+        done, failed = await create_jobs(runtime, ORG_A, "fine.jpg", "bad.jpg", owner="u-alice")
+        await finish_job(runtime, done)
+        await fail_job(runtime, failed)
         assert sorted(item["kind"] for item in await _items(alice)) == ["batch.finished", "job.failed"]
 
         await alice.put("/api/v1/notifications/preferences", json={"in_app": False, "job_finished": True})
-        [later] = await _upload(runtime, "later.jpg")
-        await _finish(runtime, later)
+        [later] = await create_jobs(runtime, ORG_A, "later.jpg", owner="u-alice")
+        await finish_job(runtime, later)
         assert len(await _items(alice)) == 2, "in-app notifications off: none created"
 
         refused = await alice.put("/api/v1/notifications/preferences", json={"in_app": "sometimes"})
@@ -245,10 +218,10 @@ async def test_preferences_choose_kinds_and_channels(
 async def test_notifications_are_their_recipients_alone(
     runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
 ) -> None:
-    [alices] = await _upload(runtime, "alice.jpg")
-    [carols] = await _upload(runtime, "carol.jpg", owner="u-carol")
-    await _finish(runtime, alices)
-    await _finish(runtime, carols)
+    [alices] = await create_jobs(runtime, ORG_A, "alice.jpg", owner="u-alice")
+    [carols] = await create_jobs(runtime, ORG_A, "carol.jpg", owner="u-carol")
+    await finish_job(runtime, alices)
+    await finish_job(runtime, carols)
     async with (
         call("alice") as alice,
         call("carol") as carol,

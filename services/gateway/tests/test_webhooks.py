@@ -25,15 +25,13 @@ import pytest
 from fastapi import FastAPI, Request
 from sqlalchemy import select
 
-from chromaline.common.events.contracts import BlobRef, JobOptions, ProcessingFailed, ReportReady
-from chromaline.common.events.envelope import make_envelope
 from chromaline.common.runtime import ServiceRuntime
-from chromaline.gateway import jobs, webhooks
+from chromaline.gateway import webhooks
 from chromaline.gateway.access import Principal, authorize
-from chromaline.gateway.handlers import on_pipeline_event
 from chromaline.gateway.models import Webhook, WebhookDelivery
 from chromaline.gateway.service import SPEC, build_app
 from chromaline.gateway.settings import GatewaySettings
+from chromaline.gateway.testing import create_jobs, fail_job, finish_job
 from chromaline.gateway.webhook_signatures import sign, verify_signature
 
 SECRET = "whsec_0123456789abcdef"
@@ -238,28 +236,6 @@ async def _add_webhook(runtime: ServiceRuntime, url: str, organisation: str = OR
     return webhook.id, secret
 
 
-async def _upload(runtime: ServiceRuntime, *filenames: str, owner: str = "u-alice") -> list[uuid.UUID]:
-    blob = BlobRef(bucket="chromaline-originals", key="x/a.jpg")
-    async with runtime.session() as session, session.begin():
-        _, created = await jobs.create_batch(
-            session, ORG_A, [(name, "image/jpeg", 1, blob) for name in filenames], JobOptions()
-        )
-        for job in created:
-            job.owner_id = owner
-    return [job.id for job in created]
-
-
-async def _finish(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
-    report = BlobRef(bucket="chromaline-reports", key=f"{job_id}/report")
-    event = ReportReady(job_id=job_id, report_json=report, report_html=report, report_pdf=report)
-    await on_pipeline_event(runtime, make_envelope("reporter", str(job_id), event))
-
-
-async def _fail(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
-    event = ProcessingFailed(job_id=job_id, stage="detect", reason="no_chart", message="no chart found")
-    await on_pipeline_event(runtime, make_envelope("detector", str(job_id), event))
-
-
 async def _deliveries(runtime: ServiceRuntime, webhook_id: uuid.UUID) -> list[WebhookDelivery]:
     async with runtime.session() as session:
         query = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
@@ -279,8 +255,8 @@ async def test_a_finished_job_is_posted_signed_to_the_organisations_webhook(
 ) -> None:
     webhook_id, secret = await _add_webhook(runtime, receiver.url("/ok"))
     other_org_hook, _ = await _add_webhook(runtime, receiver.url("/ok?other"), organisation=ORG_B)
-    [job_id] = await _upload(runtime, "studio.jpg")
-    await _finish(runtime, job_id)
+    [job_id] = await create_jobs(runtime, ORG_A, "studio.jpg", owner="u-alice")
+    await finish_job(runtime, job_id)
 
     async def delivered() -> bool:
         return [d.status for d in await _deliveries(runtime, webhook_id)] == ["delivered"]
@@ -306,8 +282,8 @@ async def test_a_failing_endpoint_is_retried_with_backoff_then_marked_failed(
     runtime: ServiceRuntime, receiver: Receiver
 ) -> None:
     webhook_id, _ = await _add_webhook(runtime, receiver.url("/fail"))
-    [job_id] = await _upload(runtime, "broken.jpg")
-    await _fail(runtime, job_id)
+    [job_id] = await create_jobs(runtime, ORG_A, "broken.jpg", owner="u-alice")
+    await fail_job(runtime, job_id)
 
     async def given_up() -> bool:
         return [d.status for d in await _deliveries(runtime, webhook_id)] == ["failed"]
@@ -333,10 +309,10 @@ async def test_dead_endpoints_do_not_delay_a_healthy_one(runtime: ServiceRuntime
     hanging, _ = await _add_webhook(runtime, receiver.url("/hang"))
     closed, _ = await _add_webhook(runtime, f"http://127.0.0.1:{_closed_port()}/hook")
     healthy, _ = await _add_webhook(runtime, receiver.url("/ok"))
-    job_ids = await _upload(runtime, "a.jpg", "b.jpg")
+    job_ids = await create_jobs(runtime, ORG_A, "a.jpg", "b.jpg", owner="u-alice")
     started = time.monotonic()
     for job_id in job_ids:
-        await _finish(runtime, job_id)
+        await finish_job(runtime, job_id)
 
     async def healthy_done() -> bool:
         return [d.status for d in await _deliveries(runtime, healthy)] == ["delivered"] * 3
@@ -363,14 +339,14 @@ async def test_two_workers_never_send_the_same_delivery_twice(
     runtime: ServiceRuntime, receiver: Receiver
 ) -> None:
     webhook_ids = [(await _add_webhook(runtime, receiver.url(f"/ok?hook={n}")))[0] for n in range(6)]
-    job_ids = await _upload(runtime, *[f"{n}.jpg" for n in range(4)])
+    job_ids = await create_jobs(runtime, ORG_A, *[f"{n}.jpg" for n in range(4)], owner="u-alice")
     client = httpx.AsyncClient(timeout=2)
     other_replica = asyncio.create_task(
         webhooks.DeliveryWorker(runtime.session, _settings_of(runtime), client).run()
     )
     try:
         for job_id in job_ids:
-            await _finish(runtime, job_id)
+            await finish_job(runtime, job_id)
 
         async def all_delivered() -> bool:
             statuses = [d.status for hook in webhook_ids for d in await _deliveries(runtime, hook)]
@@ -447,9 +423,9 @@ async def test_webhooks_through_the_api(api: FastAPI, runtime: ServiceRuntime, r
         assert request.headers["X-Chromaline-Event"] == "ping"
         assert verify_signature(hook["secret"], request.headers["X-Chromaline-Signature"], request.body)
 
-        [finished, failed] = await _upload(runtime, "fine.jpg", "bad.jpg")
-        await _finish(runtime, finished)
-        await _fail(runtime, failed)
+        [finished, failed] = await create_jobs(runtime, ORG_A, "fine.jpg", "bad.jpg", owner="u-alice")
+        await finish_job(runtime, finished)
+        await fail_job(runtime, failed)
         events = [
             item["event_type"]
             for item in (await alice.get(f"/api/v1/webhooks/{hook['id']}/deliveries")).json()["items"]
