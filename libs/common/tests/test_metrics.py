@@ -78,7 +78,8 @@ class RawPublisher:
         if isinstance(self._bus, MemoryBus):
             await self._bus.publish_raw(routing_key, body)
             return
-        assert isinstance(self._bus, RabbitMqBus) and self._amqp_url is not None
+        assert isinstance(self._bus, RabbitMqBus)
+        assert self._amqp_url is not None
         async with await aio_pika.connect(self._amqp_url) as connection:
             channel = await connection.channel()
             exchange = await channel.get_exchange(self._bus.exchange)

@@ -272,7 +272,8 @@ async def test_each_event_is_published_in_a_span_continuing_the_work_that_made_i
 
     (publish,) = spans_named(recorder.get_finished_spans(), "publish image.uploaded", migrated)
     assert publish.kind == SpanKind.PRODUCER
-    assert publish.context is not None and publish.parent is not None
+    assert publish.context is not None
+    assert publish.parent is not None
     assert publish.context.trace_id == upload.get_span_context().trace_id
     assert publish.parent.span_id == upload.get_span_context().span_id
     (sent,) = bus.published

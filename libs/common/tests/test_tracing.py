@@ -83,7 +83,11 @@ def test_context_round_trips_through_a_carrier() -> None:
     extracted = tracing.context_from(carrier)
     assert trace.get_current_span(extracted).get_span_context().span_id == span.get_span_context().span_id
     assert not trace.get_current_span(tracing.context_from({})).get_span_context().is_valid
-    assert not trace.get_current_span(tracing.context_from({"traceparent": "garbage"})).get_span_context().is_valid
+    assert (
+        not trace.get_current_span(tracing.context_from({"traceparent": "garbage"}))
+        .get_span_context()
+        .is_valid
+    )
 
 
 def test_publish_and_consume_spans_follow_the_event(spans: InMemorySpanExporter) -> None:
