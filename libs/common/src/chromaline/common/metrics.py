@@ -153,7 +153,8 @@ class DatabasePools:
         return self._families()
 
     def collect(self) -> Iterable[Metric]:
-        size, checked_out, overflow = families = self._families()
+        families = self._families()
+        size, checked_out, overflow = families
         with self._lock:
             watched = {service: list(engines) for service, engines in self._engines.items()}
         for service, engines in sorted(watched.items()):
