@@ -8,14 +8,18 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from chromaline.common import tracing
 from chromaline.common.bus.base import PublishError
 from chromaline.common.db.migrations import upgrade
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.inbox import idempotent_handler
 from chromaline.common.outbox import OutboxPublishError, OutboxRelay, add_to_outbox, delete_sent, outbox_table
+from chromaline.common.testing.spans import span_recorder, spans_named
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +78,11 @@ def _envelope(subject: str = "job-1") -> RawEnvelope:
     )
 
 
+def _as_stored(published: RawEnvelope) -> RawEnvelope:
+    """A published envelope without the trace context of the relay's publish span."""
+    return published.model_copy(update={"trace_context": {}})
+
+
 @pytest.fixture
 async def migrated(postgres_url: str, db_schema: str) -> str:
     await upgrade(postgres_url, db_schema, EXAMPLE_MIGRATIONS)
@@ -119,7 +128,7 @@ async def test_committed_rows_are_published_in_order_once_each(
     relay = OutboxRelay(db_engine, bus, migrated, batch_size=2)
 
     assert [await relay.relay_once() for _ in range(4)] == [2, 2, 1, 0]
-    assert bus.published == envelopes
+    assert [_as_stored(envelope) for envelope in bus.published] == envelopes
     assert await _unsent(db_engine, migrated) == []
 
 
@@ -170,7 +179,7 @@ async def test_a_running_relay_retries_refused_events_until_the_bus_confirms(
     await bus.wait_for_published(3)
     relay.stop()
     await asyncio.wait_for(running, 5)
-    assert bus.published == envelopes
+    assert [_as_stored(envelope) for envelope in bus.published] == envelopes
     assert await _unsent(db_engine, migrated) == []
 
 
@@ -247,3 +256,26 @@ async def test_published_rows_are_deleted_once_old_enough_and_unsent_ones_never(
     async with db_engine.connect() as connection:
         remaining = set(await connection.scalars(sa.select(table.c.event_id)))
     assert remaining == {recent.event_id, unsent.event_id}
+
+
+async def test_each_event_is_published_in_a_span_continuing_the_work_that_made_it(
+    db_engine: AsyncEngine, db_sessions: async_sessionmaker[AsyncSession], migrated: str
+) -> None:
+    recorder = span_recorder()
+    recorder.clear()
+    with tracing.tracer("gateway").start_as_current_span("upload") as upload:
+        made = _envelope().model_copy(update={"trace_context": tracing.current_trace_context()})
+    await _add(db_sessions, migrated, made)
+    bus = RecordingBus()
+
+    await OutboxRelay(db_engine, bus, migrated).relay_once()
+
+    (publish,) = spans_named(recorder.get_finished_spans(), "publish image.uploaded", migrated)
+    assert publish.kind == SpanKind.PRODUCER
+    assert publish.context is not None
+    assert publish.parent is not None
+    assert publish.context.trace_id == upload.get_span_context().trace_id
+    assert publish.parent.span_id == upload.get_span_context().span_id
+    (sent,) = bus.published
+    carried = trace.get_current_span(tracing.context_from(sent.trace_context)).get_span_context()
+    assert carried.span_id == publish.context.span_id

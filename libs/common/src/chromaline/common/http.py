@@ -2,34 +2,32 @@
 
 ``/healthz`` says the process is alive; ``/readyz`` asks each dependency (database, bus, blob
 store) and answers 503 while one does not; ``/metrics`` serves Prometheus metrics. Each request
-runs with a correlation id taken from ``X-Correlation-ID`` or freshly made, echoed back.
+runs with a correlation id taken from ``X-Correlation-ID`` or freshly made, echoed back, and in a
+server span of FastAPI's own telemetry that continues the caller's ``traceparent``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.types import ASGIApp
 
-from chromaline.common import correlation
+from chromaline.common import correlation, tracing
+from chromaline.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 CORRELATION_HEADER = "X-Correlation-ID"
 READINESS_TIMEOUT_SECONDS = 3.0
-
-HTTP_REQUESTS = Counter(
-    "chromaline_http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
-)
-HTTP_LATENCY = Histogram(
-    "chromaline_http_request_seconds", "HTTP request latency", ["service", "method", "route"]
-)
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Probes and scrapes, which would bury the traces worth reading."""
 
 
 class CorrelationMiddleware(BaseHTTPMiddleware):
@@ -57,6 +55,10 @@ async def _run_check(check: ReadinessCheck) -> bool:
         return False
 
 
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in UNTRACED_PATHS
+
+
 def create_app(
     service: str,
     *,
@@ -64,8 +66,19 @@ def create_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     title: str | None = None,
 ) -> FastAPI:
-    """A FastAPI app with health, readiness and metrics endpoints and correlation ids."""
-    app = FastAPI(title=title or f"Chromaline {service}", lifespan=lifespan)
+    """A FastAPI app with health, readiness and metrics endpoints, correlation ids and server spans."""
+    app = FastAPI(
+        title=title or f"Chromaline {service}",
+        lifespan=lifespan,
+        telemetry={
+            "tracer_provider": tracing.provider_for(service),
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "auto_configure": False,
+            "exclude": _untraced,
+        },
+    )
     app.add_middleware(CorrelationMiddleware, service=service)
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,7 +1,8 @@
 """structlog configured once per process: JSON in production, readable in a terminal.
 
 Standard-library loggers (uvicorn, aio-pika, sqlalchemy) go through the same processors, so
-every line carries the bound correlation id whichever library wrote it.
+every line carries the bound correlation id, and the trace and span ids of the current span,
+whichever library wrote it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import sys
 from typing import Literal
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor
+
+from chromaline.common.tracing import current_span_ids
 
 _configured = False
 
@@ -25,6 +28,7 @@ def configure_logging(
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -57,6 +61,14 @@ def configure_logging(
     if service:
         structlog.contextvars.bind_contextvars(service=service)
     _configured = True
+
+
+def add_trace_ids(logger: object, method_name: str, event_dict: EventDict) -> EventDict:
+    """Name the current span (``trace_id``, ``span_id``, in hex as tracing tools show them)."""
+    ids = current_span_ids()
+    if ids is not None:
+        event_dict["trace_id"], event_dict["span_id"] = ids
+    return event_dict
 
 
 def _passthrough(

@@ -8,6 +8,10 @@ Delivery is at least once: a relay stopped between a broker's confirm and its ow
 publishes the same event (same ``event_id``) again on its next run, and consumers dedupe
 through the inbox. Replicas may each run a relay: rows are taken with ``FOR UPDATE SKIP LOCKED``,
 so two relays never publish the same row at the same time.
+
+Each event is published in a ``publish <type>`` span that continues the trace of the work that
+made it; after each batch the relay measures the backlog (rows not yet published, and the age of
+the oldest) for ``/metrics``. The schema's name is the service label of its metrics and spans.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
@@ -23,6 +28,7 @@ import structlog
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from chromaline.common import metrics, tracing
 from chromaline.common.events.envelope import RawEnvelope
 
 _log = structlog.get_logger(__name__)
@@ -86,6 +92,15 @@ async def delete_sent(engine: AsyncEngine, schema: str, *, older_than: timedelta
 
 class OutboxPublishError(Exception):
     """A batch stopped at an event the bus did not confirm; that event stays unsent."""
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    """The rows of an outbox not yet published."""
+
+    count: int
+    oldest_age_seconds: float
+    """0 when there are none."""
 
 
 class EventPublisher(Protocol):
@@ -153,9 +168,11 @@ class OutboxRelay:
                     failures += 1
                     delay = min(self._retry_max, self._retry_initial * 2 ** (failures - 1))
                     _log.warning("outbox.relay_failed", schema=self._schema, error=str(exc), retry_in=delay)
+                    await self._measure_backlog()
                     await self._wait(self._stop_requested, delay)
                     continue
                 failures = 0
+                await self._measure_backlog()
                 if published < self._batch_size:
                     await self._wait(self._wakeup, self._poll_interval)
         finally:
@@ -180,18 +197,20 @@ class OutboxRelay:
         async with self._engine.begin() as connection:
             rows = (
                 await connection.execute(
-                    sa.select(table.c.id, table.c.payload)
+                    sa.select(table.c.id, table.c.routing_key, table.c.payload)
                     .where(table.c.sent_at.is_(None))
                     .order_by(table.c.id)
                     .limit(self._batch_size)
                     .with_for_update(skip_locked=True)
                 )
             ).all()
-            for row_id, payload in rows:
+            for row_id, routing_key, payload in rows:
                 try:
                     envelope = RawEnvelope.model_validate(payload)
-                    await self._bus.publish(envelope, timeout=self._publish_timeout)
+                    with tracing.publishing(self._schema, envelope) as traced:
+                        await self._bus.publish(traced, timeout=self._publish_timeout)
                 except Exception as exc:
+                    metrics.OUTBOX_PUBLISH_FAILURES.labels(self._schema, routing_key).inc()
                     failure = exc
                     await connection.execute(
                         sa.update(table)
@@ -200,6 +219,7 @@ class OutboxRelay:
                     )
                     break
                 sent_ids.append(row_id)
+                metrics.EVENTS_PUBLISHED.labels(self._schema, routing_key).inc()
             if sent_ids:
                 await connection.execute(
                     sa.update(table).where(table.c.id.in_(sent_ids)).values(sent_at=sa.func.now())
@@ -211,6 +231,28 @@ class OutboxRelay:
                 f"publish failed after {len(sent_ids)} of {len(rows)} events: {failure}"
             ) from failure
         return len(sent_ids)
+
+    async def backlog(self) -> OutboxBacklog:
+        """Count the rows not yet published and publish the figures as the outbox gauges."""
+        table = self._table
+        async with self._engine.connect() as connection:
+            count, oldest = (
+                await connection.execute(
+                    sa.select(sa.func.count(), sa.func.min(table.c.created_at)).where(
+                        table.c.sent_at.is_(None)
+                    )
+                )
+            ).one()
+        age = 0.0 if oldest is None else max((datetime.now(UTC) - oldest).total_seconds(), 0.0)
+        metrics.OUTBOX_BACKLOG.labels(self._schema).set(count)
+        metrics.OUTBOX_OLDEST_AGE.labels(self._schema).set(age)
+        return OutboxBacklog(count=count, oldest_age_seconds=age)
+
+    async def _measure_backlog(self) -> None:
+        try:
+            await self.backlog()
+        except Exception as exc:
+            _log.warning("outbox.backlog_unmeasured", schema=self._schema, error=str(exc))
 
     async def _ensure_listening(self) -> None:
         if self._listener is not None and not self._listener.is_closed():

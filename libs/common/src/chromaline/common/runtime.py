@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chromaline.common import metrics, tracing
 from chromaline.common.blobs.base import BlobStore
 from chromaline.common.blobs.factory import create_blob_store
 from chromaline.common.bus.base import EventBus, PermanentError, RetryPolicy
@@ -94,6 +95,8 @@ class ServiceRuntime:
         database_url = await resolve_database_url(self.settings.database_url)
         await migrations.upgrade(database_url, self.spec.name, self.spec.migrations)
         self._database = await Database.open(database_url, schema=self.spec.name)
+        metrics.DATABASE_POOLS.watch(self.name, self._database.engine)
+        tracing.configure_tracing(self.settings)
         if self._blobs is None:
             self._blobs = create_blob_store(self.settings.blob_url)
         await self._blobs.ensure_buckets(list(self.spec.buckets))
@@ -120,10 +123,11 @@ class ServiceRuntime:
         )
 
     async def _dispatch(self, envelope: RawEnvelope) -> None:
-        handler = self.spec.handlers.get(envelope.type)
-        if handler is None:
-            raise PermanentError(f"{self.name} does not handle {envelope.type}")
-        await handler(self, envelope)
+        with tracing.consuming(self.name, envelope), metrics.consuming(self.name, envelope):
+            handler = self.spec.handlers.get(envelope.type)
+            if handler is None:
+                raise PermanentError(f"{self.name} does not handle {envelope.type}")
+            await handler(self, envelope)
 
     async def stop(self) -> None:
         """Finish in-flight messages, stop the relay and background jobs, release connections."""
@@ -141,6 +145,7 @@ class ServiceRuntime:
         if self._blobs is not None and self._shared_blobs is None:
             await self._blobs.close()
         if self._database is not None:
+            metrics.DATABASE_POOLS.forget(self.name, self._database.engine)
             await self._database.dispose()
         log.info("service.stopped", service=self.name)
 

@@ -36,6 +36,11 @@ class ServiceSettings(BaseSettings):
     blob_url: str = "file://.chromaline/blobs"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
+    tracing_exporter: Literal["none", "otlp", "console"] = "none"
+    """Where spans go: nowhere (they are still made, and their ids logged), an OTLP collector, or stdout."""
+    tracing_endpoint: str = ""
+    """OTLP/HTTP traces URL, e.g. ``http://otel-collector:4318/v1/traces``; empty: the exporter's
+    default (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, ``OTEL_EXPORTER_OTLP_ENDPOINT`` or localhost)."""
     signing_secret: SecretStr = SecretStr("dev-secret")
     partners: str = ""
     """Comma-separated RabbitMQ users of the partners allowed to publish ``image.uploaded``."""

@@ -32,6 +32,7 @@ from chromaline.common.events.contracts import (
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.logging import get_logger
 from chromaline.common.measurements import Measurements, Summary
+from chromaline.common.metrics import observe_stage_times, stage
 from chromaline.common.outbox import add_to_outbox
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.corrector.apply import apply_correction
@@ -64,16 +65,20 @@ class Corrected:
 def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSettings) -> Corrected:
     """Fit to the detector's patch measurements and apply to the whole photo (CPU-bound)."""
     options = event.options
-    image = decode_image(data, max_pixels=settings.max_pixels)
-    fit = fit_from_measurements(
-        event.patches,
-        event.chart_type,
-        event.reference_edition,
-        options.method,
-    )
+    with stage(NAME, "decode"):
+        image = decode_image(data, max_pixels=settings.max_pixels)
+    with stage(NAME, "fit"):
+        fit = fit_from_measurements(
+            event.patches,
+            event.chart_type,
+            event.reference_edition,
+            options.method,
+        )
     bit_depth = 8 if options.output_format == "jpeg" else options.bit_depth
-    pixels = apply_correction(image, fit.correction, bit_depth=bit_depth)
-    encoded = encode_image(pixels, options.output_format, exif=image.exif)
+    with stage(NAME, "apply"):
+        pixels = apply_correction(image, fit.correction, bit_depth=bit_depth)
+    with stage(NAME, "encode"):
+        encoded = encode_image(pixels, options.output_format, exif=image.exif)
     filename = event.original.key.rsplit("/", 1)[-1]
     document = measurements_document(
         filename=filename,
@@ -101,6 +106,7 @@ def correct_with_profile(data: bytes, event: ImageUploaded, profile: Profile) ->
         bit_depth=options.bit_depth,
         source_filename=event.filename,
     )
+    observe_stage_times(NAME, result.timings)
     return Corrected(
         result.encoded, profile, result.measurements(event.filename, event.job_id), result.method
     )
@@ -169,7 +175,8 @@ async def _correct_and_announce(
         await _record(runtime, envelope, job_id, row, failed)
         log.info("corrector.refused", job_id=str(job_id), reason=code)
         return
-    refs = await _store(runtime.blobs, job_id, corrected, settings.cube_size)
+    with stage(NAME, "store"):
+        refs = await _store(runtime.blobs, job_id, corrected, settings.cube_size)
     document = corrected.measurements
     before = document.before.cie2000 if document.before else None
     after = document.after.cie2000 if document.after else None
@@ -202,7 +209,8 @@ async def _correct_and_announce(
 
 async def _original_bytes(runtime: ServiceRuntime, original: BlobRef) -> bytes:
     try:
-        return await runtime.blobs.get_bytes(original.bucket, original.key)
+        with stage(NAME, "load"):
+            return await runtime.blobs.get_bytes(original.bucket, original.key)
     except BlobNotFoundError as error:
         raise PermanentError(f"original {original.bucket}/{original.key} is missing") from error
 

@@ -30,6 +30,7 @@ from chromaline.common.events.contracts import (
 )
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.logging import get_logger
+from chromaline.common.metrics import stage
 from chromaline.common.outbox import add_to_outbox
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
@@ -56,7 +57,8 @@ def examine(
     """Decode, detect and sample one photo (CPU-bound; runs in a worker thread)."""
     started = time.perf_counter()
     try:
-        image = decode_image(data, max_pixels=settings.max_pixels)
+        with stage(NAME, "decode"):
+            image = decode_image(data, max_pixels=settings.max_pixels)
     except UnsupportedImageError as error:
         failed = ProcessingFailed(job_id=job_id, stage="detect", reason=error.code, message=str(error))
         return Examination(
@@ -67,7 +69,8 @@ def examine(
         chart = "classic24" if options.chart_type == "auto" else options.chart_type
         detections = [detection_from_corners(chart, options.corners)]
     else:
-        outcome = detect_charts(image, options.chart_type)
+        with stage(NAME, "detect"):
+            outcome = detect_charts(image, options.chart_type)
         detections = outcome.detections
         if not detections:
             reason = outcome.reason or "no_chart"
@@ -85,7 +88,10 @@ def examine(
                 ),
             )
     best = detections[0]
-    patches = sample_patches(image, best, margin=settings.sample_margin, edition=options.reference_edition)
+    with stage(NAME, "sample"):
+        patches = sample_patches(
+            image, best, margin=settings.sample_margin, edition=options.reference_edition
+        )
     corners = [(float(x), float(y)) for x, y in best.corners]
     detected = ChartDetected(
         job_id=job_id,
@@ -180,9 +186,14 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
     assert isinstance(event, ImageUploaded)
     if event.options.profile is not None:
         return
-    original = event.original or await fetch_source(runtime, event, settings)
+    if event.original is not None:
+        original = event.original
+    else:
+        with stage(NAME, "fetch"):
+            original = await fetch_source(runtime, event, settings)
     try:
-        data = await runtime.blobs.get_bytes(original.bucket, original.key)
+        with stage(NAME, "load"):
+            data = await runtime.blobs.get_bytes(original.bucket, original.key)
     except BlobNotFoundError:
         result = Examination(
             ProcessingFailed(

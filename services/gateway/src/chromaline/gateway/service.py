@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from chromaline.common import tracing
 from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import RetryPolicy
 from chromaline.common.http import create_app
@@ -52,10 +53,10 @@ def build_app(
 
     ``auth_client`` reaches the auth service (its base URL set); by default a client of
     ``settings.auth_url``, closed with the app. The standalone system passes one that calls the
-    auth app in process.
+    auth app in process. Either way its requests carry the trace context, so auth continues the trace.
     """
-    client = auth_client or httpx.AsyncClient(
-        base_url=settings.auth_url, timeout=settings.auth_timeout_seconds
+    client = tracing.propagate_trace(
+        auth_client or httpx.AsyncClient(base_url=settings.auth_url, timeout=settings.auth_timeout_seconds)
     )
 
     @asynccontextmanager

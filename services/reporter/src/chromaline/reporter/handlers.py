@@ -20,6 +20,7 @@ from chromaline.common.events.contracts import (
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.logging import get_logger
 from chromaline.common.measurements import Measurements
+from chromaline.common.metrics import stage
 from chromaline.common.outbox import add_to_outbox
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.reporter.models import Report
@@ -65,15 +66,18 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
             rating_before=None,
             rating_after=None,
         )
-    original = await blobs.get_bytes(event.original.bucket, event.original.key)
-    corrected = await blobs.get_bytes(event.corrected.bucket, event.corrected.key)
-    rendered = await asyncio.to_thread(render_report, measurements, original, corrected)
+    with stage(NAME, "load"):
+        original = await blobs.get_bytes(event.original.bucket, event.original.key)
+        corrected = await blobs.get_bytes(event.corrected.bucket, event.corrected.key)
+    with stage(NAME, "render"):
+        rendered = await asyncio.to_thread(render_report, measurements, original, corrected)
     prefix = f"{event.job_id}"
     refs = {}
-    for kind, content_type in REPORT_TYPES:
-        key = f"{prefix}/report.{kind}"
-        await blobs.put_bytes(buckets.REPORTS, key, getattr(rendered, kind), content_type=content_type)
-        refs[kind] = BlobRef(bucket=buckets.REPORTS, key=key)
+    with stage(NAME, "store"):
+        for kind, content_type in REPORT_TYPES:
+            key = f"{prefix}/report.{kind}"
+            await blobs.put_bytes(buckets.REPORTS, key, getattr(rendered, kind), content_type=content_type)
+            refs[kind] = BlobRef(bucket=buckets.REPORTS, key=key)
     ready = ReportReady(
         job_id=event.job_id,
         report_json=refs["json"],

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from chromaline.common import metrics
 from chromaline.common.bus import codec
 from chromaline.common.bus.base import (
     PUBLISHER_HEADER,
@@ -95,6 +96,7 @@ class _MemoryQueue:
                 headers=_headers_naming_publisher(message),
             )
         )
+        metrics.EVENTS_DEAD_LETTERED.labels(self.name, message.routing_key).inc()
         log.warning("bus.dead_lettered", queue=self.name, message_id=message.message_id, reason=reason)
 
 

@@ -44,6 +44,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelNotFoundEntity, DeliveryError
 from aio_pika.exceptions import PublishError as ReturnedError
 
+from chromaline.common import metrics
 from chromaline.common.bus import codec
 from chromaline.common.bus.base import (
     PUBLISHER_HEADER,
@@ -228,28 +229,33 @@ class _Consumer:
         )
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        routing_key = _original_routing_key(message)
         headers = _own_headers(message) | {
             codec.REASON_HEADER: reason,
-            codec.ROUTING_KEY_HEADER: _original_routing_key(message),
+            codec.ROUTING_KEY_HEADER: routing_key,
             codec.DEAD_LETTERED_AT_HEADER: datetime.now(UTC).isoformat(),
         }
         message_id = message.message_id or uuid.uuid4().hex
         log.warning("bus.dead_lettered", queue=self._queue, message_id=message_id, reason=reason)
-        await self._move(
+        moved = await self._move(
             message, _copy(message, headers, self._bus.user, message_id), self._queue, default=False
         )
+        if moved:
+            metrics.EVENTS_DEAD_LETTERED.labels(self._queue, routing_key).inc()
 
     async def _move(
         self, message: AbstractIncomingMessage, copy: aio_pika.Message, routing_key: str, *, default: bool
-    ) -> None:
-        """Publish ``copy`` (to a retry queue or the dead-letter exchange), then ack the original."""
+    ) -> bool:
+        """Publish ``copy`` (to a retry queue or the dead-letter exchange), then ack the original;
+        False when the copy was not confirmed and the original went back to its queue."""
         try:
             await self._bus.publish_to(copy, routing_key, default_exchange=default)
         except PublishError as error:
             log.warning("bus.move_failed", queue=self._queue, error=str(error))
             await self._settle(message.nack(requeue=True))
-        else:
-            await self._settle(message.ack())
+            return False
+        await self._settle(message.ack())
+        return True
 
     async def _settle(self, settling: Awaitable[None]) -> None:
         """Ack or nack; on a lost channel the broker redelivers the message anyway."""

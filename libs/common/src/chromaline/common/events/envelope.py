@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chromaline.common import correlation
+from chromaline.common import correlation, tracing
 
 DataT = TypeVar("DataT")
 
@@ -32,6 +32,11 @@ class Envelope(BaseModel, Generic[DataT]):
     subject: str = Field(description="The job id the event is about.")
     correlation_id: str = Field(description="Shared by every event of one piece of work.")
     causation_id: str | None = Field(default=None, description="event_id of the event that caused this one.")
+    trace_context: dict[str, str] = Field(
+        default_factory=dict,
+        description="W3C trace context (traceparent, tracestate) of the work that produced the event; "
+        "empty or absent when untraced.",
+    )
     data: DataT
 
 
@@ -40,7 +45,7 @@ RawEnvelope = Envelope[dict[str, Any]]
 
 
 def make_envelope(producer: str, subject: str, data: BaseModel) -> RawEnvelope:
-    """Wrap ``data`` in an envelope that inherits the correlation and causation of the work in hand."""
+    """Wrap ``data`` in an envelope that inherits the correlation, causation and trace of the work in hand."""
     from chromaline.common.events.contracts import spec_for_model
 
     spec = spec_for_model(type(data))
@@ -51,5 +56,6 @@ def make_envelope(producer: str, subject: str, data: BaseModel) -> RawEnvelope:
         subject=subject,
         correlation_id=correlation.current_correlation_id() or correlation.new_correlation_id(),
         causation_id=correlation.current_causation_id(),
+        trace_context=tracing.current_trace_context(),
         data=data.model_dump(mode="json"),
     )
