@@ -1,4 +1,5 @@
-"""The detector finds the chart in each uploaded photo and measures its patches."""
+"""The detector finds the chart in each uploaded photo and measures its patches; when a job
+expires, what it measured (and any photo it fetched) goes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 from pydantic import ValidationError
+from sqlalchemy import Delete, delete
 
 from chromaline.common import inbox
 from chromaline.common.blobs import buckets
@@ -31,6 +33,7 @@ from chromaline.common.events.contracts import (
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.logging import get_logger
 from chromaline.common.outbox import add_to_outbox
+from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
 from chromaline.detector.image_io import UnsupportedImageError, decode_image
@@ -111,10 +114,15 @@ def examine(
     return Examination(detected, record)
 
 
+def fetched_key(job_id: uuid.UUID) -> str:
+    """Where a photo fetched from a partner's ``source_url`` is kept."""
+    return f"{job_id}/fetched"
+
+
 async def fetch_source(runtime: ServiceRuntime, event: ImageUploaded, settings: DetectorSettings) -> BlobRef:
     """Copy a partner's photo from its URL into the blob store, within size and time limits."""
     assert event.source_url is not None
-    key = f"{event.job_id}/fetched"
+    key = fetched_key(event.job_id)
     received = 0
 
     async def body(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -201,3 +209,18 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         await session.merge(result.detection)
         await add_to_outbox(session, make_envelope(NAME, str(event.job_id), result.event))
     log.info("detector.examined", job_id=str(event.job_id), outcome=result.detection.outcome)
+
+
+def _detection_row(job_id: uuid.UUID) -> Delete:
+    return delete(Detection).where(Detection.job_id == job_id)
+
+
+async def on_job_expired(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    """Delete an expired job's detection and the photo fetched for it, if any."""
+    await forget_expired_job(
+        runtime,
+        envelope,
+        bucket=buckets.ORIGINALS,
+        keys=lambda job_id: [fetched_key(job_id)],
+        rows=_detection_row,
+    )
