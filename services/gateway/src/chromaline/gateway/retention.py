@@ -82,7 +82,7 @@ async def _saved_profile_blobs(
         )
     )
     kept: dict[uuid.UUID, list[BlobRef]] = {}
-    for job_id, blob, cube in rows.tuples():
+    for job_id, blob, cube in rows.all():
         kept.setdefault(job_id, []).extend(BlobRef.model_validate(ref) for ref in (blob, cube) if ref)
     return kept
 
@@ -110,7 +110,7 @@ async def _expire_batch(
         due = due.where(Job.id.not_in(passed_over))
     expired = failed = 0
     async with runtime.session() as session, session.begin():
-        rows = (await session.execute(due)).tuples().all()
+        rows = (await session.execute(due)).all()
         if not rows:
             return None
         kept = await _saved_profile_blobs(session, [job.id for job, _ in rows])
