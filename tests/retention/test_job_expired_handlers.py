@@ -46,9 +46,7 @@ class Worker:
 
 
 WORKERS = {
-    "detector": Worker(
-        detector.SPEC, buckets.ORIGINALS, (), ("fetched",), (), Detection, {"outcome": "detected"}
-    ),
+    "detector": Worker(detector.SPEC, buckets.ORIGINALS, (), (), (), Detection, {"outcome": "detected"}),
     "corrector": Worker(
         corrector.SPEC,
         buckets.CORRECTED,

@@ -65,5 +65,5 @@ def test_job_expired_is_accepted_only_from_our_own_services() -> None:
 def test_a_job_expired_that_breaks_the_contract_is_dead_lettered() -> None:
     envelope = make_envelope("gateway", str(JOB), _expired())
     broken = envelope.model_copy(update={"data": {**envelope.data, "retention_days": 0}})
-    with delivered_by(LOCAL_USER), pytest.raises(PermanentError, match="invalid job.expired"):
+    with delivered_by(LOCAL_USER), pytest.raises(PermanentError, match=r"invalid job\.expired"):
         accept_job_expired(broken, ServiceSettings())

@@ -71,15 +71,16 @@ async def forget_expired_job(
     runtime: ServiceRuntime,
     envelope: RawEnvelope,
     *,
-    bucket: str,
-    keys: Callable[[uuid.UUID], Iterable[str]],
     rows: Callable[[uuid.UUID], Delete],
+    bucket: str | None = None,
+    keys: Callable[[uuid.UUID], Iterable[str]] | None = None,
 ) -> JobExpired:
     """A worker's whole ``job.expired`` handler: delete the blobs it wrote to ``bucket`` for the
     job (the results the event names there and its own ``keys(job_id)``, less what a saved profile
     keeps), then its ``rows(job_id)``, claiming the event in the same transaction."""
     event = accept_job_expired(envelope, runtime.settings)
-    await delete_blobs(runtime.blobs, own_blobs(event, bucket, keys(event.job_id)))
+    if bucket is not None:
+        await delete_blobs(runtime.blobs, own_blobs(event, bucket, keys(event.job_id) if keys else ()))
     async with runtime.session() as session, session.begin():
         if await inbox.claim(session, envelope.event_id, runtime.name):
             await session.execute(rows(event.job_id))

@@ -1,5 +1,5 @@
 """The detector finds the chart in each uploaded photo and measures its patches; when a job
-expires, what it measured (and any photo it fetched) goes."""
+expires, what it measured goes."""
 
 from __future__ import annotations
 
@@ -114,15 +114,10 @@ def examine(
     return Examination(detected, record)
 
 
-def fetched_key(job_id: uuid.UUID) -> str:
-    """Where a photo fetched from a partner's ``source_url`` is kept."""
-    return f"{job_id}/fetched"
-
-
 async def fetch_source(runtime: ServiceRuntime, event: ImageUploaded, settings: DetectorSettings) -> BlobRef:
     """Copy a partner's photo from its URL into the blob store, within size and time limits."""
     assert event.source_url is not None
-    key = fetched_key(event.job_id)
+    key = f"{event.job_id}/fetched"
     received = 0
 
     async def body(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -216,11 +211,6 @@ def _detection_row(job_id: uuid.UUID) -> Delete:
 
 
 async def on_job_expired(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
-    """Delete an expired job's detection and the photo fetched for it, if any."""
-    await forget_expired_job(
-        runtime,
-        envelope,
-        bucket=buckets.ORIGINALS,
-        keys=lambda job_id: [fetched_key(job_id)],
-        rows=_detection_row,
-    )
+    """Delete an expired job's detection (the gateway's jobs bring their photo, so the detector
+    stored no blob for them)."""
+    await forget_expired_job(runtime, envelope, rows=_detection_row)
