@@ -278,3 +278,20 @@ async def test_the_gateway_keeps_the_latest_period_it_hears_of_and_only_from_our
         assert (
             await session.execute(sa.select(sa.func.count()).select_from(OrganisationRetention))
         ).scalar_one() == 1
+
+
+async def test_a_gateway_sweeps_by_itself_every_interval(
+    gateway: ServiceRuntime, ended_job: JobMaker, store: RefusingDeletes
+) -> None:
+    old = await ended_job("org-periodic", 400)
+    settings = gateway.settings.model_copy(update={"retention_sweep_interval_seconds": 0.2})
+    replica = ServiceRuntime(SPEC, settings, blobs=store)
+    await replica.start(consume=False)
+    try:
+
+        async def expired() -> bool:
+            return (await _state(gateway, old)).state == "expired"
+
+        await _until(expired, "the replica's periodic sweep expires the old job")
+    finally:
+        await replica.stop()

@@ -154,15 +154,19 @@ async def sweep(
 
 
 async def retention_sweeper(runtime: ServiceRuntime) -> None:
-    """Sweep at start and then every ``retention_sweep_interval_seconds`` (0: never, as when a
-    CronJob runs ``chromaline retention sweep`` instead)."""
+    """Sweep every ``retention_sweep_interval_seconds`` (0: never, as when a CronJob runs
+    ``chromaline retention sweep`` instead).
+
+    The first sweep waits one interval, as the watchdog does, so that during a rolling upgrade the
+    consumers of ``job.expired`` have bound their queues before the first one is published.
+    """
     interval = _settings(runtime).retention_sweep_interval_seconds
     if interval <= 0:
         log.info("retention.sweeper_off")
         return
     while True:
+        await asyncio.sleep(interval)
         try:
             await sweep(runtime)
         except Exception:
             log.exception("retention.sweep_failed")
-        await asyncio.sleep(interval)
