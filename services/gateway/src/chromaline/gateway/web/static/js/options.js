@@ -45,7 +45,7 @@ export const STATES = [
 ];
 
 /** States a job never leaves: its result (or refusal) is known, or its files are deleted. */
-export const ENDED = new Set(["done", "failed", "expired"]);
+export const TERMINAL = new Set(["done", "failed", "expired"]);
 
 export const ACCEPTED = [".jpg", ".jpeg", ".png", ".tif", ".tiff", ".zip"];
 

@@ -4,11 +4,11 @@ import { download } from "../api.js";
 import { announce, clear, formatNumber, h, notice } from "../dom.js";
 import { describe } from "../forms.js";
 import { follow } from "../live.js";
-import { ENDED, REASONS, stateLabel } from "../options.js";
+import { REASONS, TERMINAL, stateLabel } from "../options.js";
 import { href } from "../router.js";
 
 function jobRow(job) {
-  const name = ENDED.has(job.state)
+  const name = TERMINAL.has(job.state)
     ? h("a", { href: href(`/jobs/${job.id}`) }, job.filename)
     : job.filename;
   const outcome = job.state === "failed"
@@ -43,7 +43,7 @@ export function render(context) {
       : `${view.finished} of ${view.total} finished`;
     clear(list).append(...view.jobs.map(jobRow));
     for (const job of view.jobs) {
-      if (announced.get(job.id) !== job.state && ENDED.has(job.state)) {
+      if (announced.get(job.id) !== job.state && TERMINAL.has(job.state)) {
         announce(`${job.filename}: ${stateLabel(job.state)}`);
       }
       announced.set(job.id, job.state);

@@ -4,7 +4,7 @@ import { call, download, fetchBlob, upload } from "../api.js";
 import { clear, formatDate, formatNumber, h, notice } from "../dom.js";
 import { describe, handleSubmit } from "../forms.js";
 import { follow } from "../live.js";
-import { ENDED, MANUAL_CORNER_REASONS, REASONS, stateLabel } from "../options.js";
+import { MANUAL_CORNER_REASONS, REASONS, TERMINAL, stateLabel } from "../options.js";
 import { href, navigate } from "../router.js";
 import { chartOverlay, comparison } from "../components/compare.js";
 import { cornerPicker } from "../components/corners.js";
@@ -228,7 +228,7 @@ export async function render(context) {
     }
   }
 
-  if (ENDED.has(job.state)) {
+  if (TERMINAL.has(job.state)) {
     await fill(job);
   } else {
     const progress = h("progress", { max: 1, value: job.progress, "aria-label": "Progress" });
@@ -238,8 +238,8 @@ export async function render(context) {
         progress.value = view.progress;
         state.className = `badge badge-${view.state}`;
         state.textContent = stateLabel(view.state);
-        if (ENDED.has(view.state)) fill(view);
-      }, (view) => ENDED.has(view.state)),
+        if (TERMINAL.has(view.state)) fill(view);
+      }, (view) => TERMINAL.has(view.state)),
     );
   }
   return [heading, meta, body];
