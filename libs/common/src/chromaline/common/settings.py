@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset(
@@ -46,6 +46,9 @@ class ServiceSettings(BaseSettings):
     """Comma-separated RabbitMQ users of the partners allowed to publish ``image.uploaded``."""
     internal_bus_users: str = ""
     """Comma-separated RabbitMQ users of our own services, besides the one in ``bus_url``."""
+    retention_default_days: int = Field(default=365, ge=1, le=3650)
+    """How long a job's files are kept after it ends, for organisations that chose no period of
+    their own (auth shows it, the gateway applies it; see docs/retention.md)."""
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chromaline.auth import accounts, api_keys, audit, members, resets
+from chromaline.auth import accounts, api_keys, audit, members, resets, retention
 from chromaline.auth.access_tokens import InvalidAccessToken, verify_access_token
 from chromaline.auth.context import AuthContext
 from chromaline.auth.models import User
@@ -73,6 +73,12 @@ class NewMember(BaseModel):
 
 class RoleChange(BaseModel):
     role: Role
+
+
+class RetentionChange(BaseModel):
+    days: StrictInt | None = Field(
+        description="Days a job's files are kept after it ends (1 to 3650); null: the deployment's default."
+    )
 
 
 class NewApiKey(BaseModel):
@@ -256,6 +262,30 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
             await members.require_admin(db, who.user_id, organisation_id)
             await members.remove_member(db, organisation_id, user_id, who.user_id, client_address(request))
         return Response(status_code=204)
+
+    @auth.get("/organisations/{organisation_id}/retention")
+    async def get_retention(organisation_id: uuid.UUID, who: CallerDep) -> dict[str, Any]:
+        async with session() as db:
+            if await members.role_in(db, who.user_id, organisation_id) is None:
+                raise ApiError(404, "organisation_not_found", f"no organisation {organisation_id}")
+            return await retention.organisation_retention(
+                db, organisation_id, settings.retention_default_days
+            )
+
+    @auth.put("/organisations/{organisation_id}/retention")
+    async def set_retention(
+        organisation_id: uuid.UUID, body: RetentionChange, who: CallerDep, request: Request
+    ) -> dict[str, Any]:
+        async with session() as db, db.begin():
+            await members.require_admin(db, who.user_id, organisation_id)
+            return await retention.change_retention(
+                db,
+                context,
+                organisation_id,
+                body.days,
+                actor_id=who.user_id,
+                client_address=client_address(request),
+            )
 
     @auth.get("/api-keys")
     async def list_keys(who: CallerDep) -> dict[str, Any]:

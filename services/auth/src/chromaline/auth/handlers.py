@@ -1,8 +1,10 @@
-"""The auth service's event handlers: deliver reset links, audit refused bus messages."""
+"""The auth service's event handlers: deliver reset links, audit refused bus messages and
+expired jobs."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 from pydantic import ValidationError
@@ -22,6 +24,7 @@ from chromaline.common.events.contracts import (
 )
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.logging import get_logger
+from chromaline.common.retention import accept_job_expired
 from chromaline.common.runtime import ServiceRuntime
 
 NAME = "auth"
@@ -63,6 +66,40 @@ async def on_partner_rejected(runtime: ServiceRuntime, envelope: RawEnvelope) ->
             event_id=str(event.event_id),
             consumer=event.consumer,
             reason=event.reason,
+        )
+
+
+def _organisation(organisation_id: str | None) -> uuid.UUID | None:
+    """The gateway names organisations by the ids given here; anything else is no organisation."""
+    try:
+        return uuid.UUID(organisation_id) if organisation_id else None
+    except ValueError:
+        return None
+
+
+async def on_job_expired(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    """Audit a job's expiry once: what it deleted, what a saved profile keeps, and why."""
+    event = accept_job_expired(envelope, runtime.settings)
+    kept = {(ref.bucket, ref.key) for ref in event.kept}
+    deleted = [
+        f"{ref.bucket}/{ref.key}"
+        for ref in ([event.original] if event.original else []) + list(event.results.values())
+        if (ref.bucket, ref.key) not in kept
+    ]
+    async with runtime.session() as session, session.begin():
+        if not await inbox.claim(session, envelope.event_id, NAME):
+            return
+        await audit.record(
+            session,
+            "job.expired",
+            organisation_id=_organisation(event.organisation_id),
+            job_id=str(event.job_id),
+            filename=event.filename,
+            retention_days=event.retention_days,
+            cutoff=event.cutoff.isoformat(),
+            expired_at=event.expired_at.isoformat(),
+            deleted=sorted(deleted),
+            kept=sorted(f"{bucket}/{key}" for bucket, key in kept),
         )
 
 

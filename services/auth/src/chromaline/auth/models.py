@@ -29,6 +29,8 @@ class Organisation(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    retention_days: Mapped[int | None]
+    """How long its jobs' files are kept after the jobs end; None: the deployment's default."""
 
 
 class User(Base):

@@ -10,7 +10,13 @@ from fastapi import FastAPI
 
 from chromaline.auth.api import build_router
 from chromaline.auth.context import AuthContext
-from chromaline.auth.handlers import NAME, maintenance, on_partner_rejected, on_password_reset_requested
+from chromaline.auth.handlers import (
+    NAME,
+    maintenance,
+    on_job_expired,
+    on_partner_rejected,
+    on_password_reset_requested,
+)
 from chromaline.auth.settings import AuthSettings
 from chromaline.common.http import create_app
 from chromaline.common.problems import install_problem_handlers
@@ -22,6 +28,7 @@ SPEC = ServiceSpec(
     handlers={
         "user.password_reset_requested": on_password_reset_requested,
         "partner.rejected": on_partner_rejected,
+        "job.expired": on_job_expired,
     },
     background=(maintenance,),
 )

@@ -1,7 +1,7 @@
 """The corrector fits a correction to each measured chart, applies it and stores the results.
 
 Jobs that carry a saved profile arrive as ``image.uploaded`` and skip detection: the profile is
-applied as it is.
+applied as it is. When a job expires, its results go (``job.expired``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
+from sqlalchemy import Delete, delete
 
 from chromaline.common import inbox
 from chromaline.common.blobs import buckets
@@ -34,9 +35,10 @@ from chromaline.common.logging import get_logger
 from chromaline.common.measurements import Measurements, Summary
 from chromaline.common.metrics import observe_stage_times, stage
 from chromaline.common.outbox import add_to_outbox
+from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.corrector.apply import apply_correction
-from chromaline.corrector.encode import EncodedImage, EncodeError, encode_image
+from chromaline.corrector.encode import EXTENSIONS, EncodedImage, EncodeError, encode_image
 from chromaline.corrector.engine import (
     EngineError,
     correct_photo,
@@ -49,7 +51,20 @@ from chromaline.corrector.settings import CorrectorSettings
 from chromaline.detector.image_io import UnsupportedImageError, decode_image
 
 NAME = "corrector"
+PROFILE_FILE = "profile.json"
+CUBE_FILE = "profile.cube"
+MEASUREMENTS_FILE = "measurements.json"
 log = get_logger(__name__)
+
+
+def corrected_file(extension: str) -> str:
+    return f"corrected.{extension}"
+
+
+def result_keys(job_id: uuid.UUID) -> list[str]:
+    """Every key the corrector may have written for a job, whatever its output format."""
+    names = [*(corrected_file(extension) for extension in EXTENSIONS.values()), PROFILE_FILE, CUBE_FILE]
+    return [f"{job_id}/{name}" for name in [*names, MEASUREMENTS_FILE]]
 
 
 @dataclass(frozen=True)
@@ -124,15 +139,15 @@ async def _store(
     prefix = str(job_id)
     image = corrected.image
     items = {
-        "corrected": (f"corrected.{image.extension}", image.data, image.content_type),
-        "profile": ("profile.json", dump_profile(corrected.profile).encode(), "application/json"),
+        "corrected": (corrected_file(image.extension), image.data, image.content_type),
+        "profile": (PROFILE_FILE, dump_profile(corrected.profile).encode(), "application/json"),
         "profile_cube": (
-            "profile.cube",
+            CUBE_FILE,
             to_cube(corrected.profile, cube_size).encode(),
             "text/plain; charset=utf-8",
         ),
         "measurements": (
-            "measurements.json",
+            MEASUREMENTS_FILE,
             corrected.measurements.model_dump_json(indent=2).encode(),
             "application/json",
         ),
@@ -262,3 +277,15 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         return correct_with_profile(data, event, load_profile(profile_data))
 
     await _correct_and_announce(runtime, envelope, event.job_id, event.original, None, compute)
+
+
+def _correction_row(job_id: uuid.UUID) -> Delete:
+    return delete(CorrectionRow).where(CorrectionRow.job_id == job_id)
+
+
+async def on_job_expired(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    """Delete an expired job's corrected image, profile and measurements (a profile someone saved
+    stays), and its row."""
+    await forget_expired_job(
+        runtime, envelope, bucket=buckets.CORRECTED, keys=result_keys, rows=_correction_row
+    )

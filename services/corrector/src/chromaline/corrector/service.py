@@ -6,14 +6,18 @@ from pathlib import Path
 
 from chromaline.common.blobs import buckets
 from chromaline.common.runtime import ServiceSpec
-from chromaline.corrector.handlers import NAME, on_chart_detected, on_image_uploaded
+from chromaline.corrector.handlers import NAME, on_chart_detected, on_image_uploaded, on_job_expired
 from chromaline.corrector.settings import CorrectorSettings
 
 SPEC = ServiceSpec(
     name=NAME,
     migrations=Path(__file__).parent / "migrations",
     buckets=(buckets.CORRECTED,),
-    handlers={"chart.detected": on_chart_detected, "image.uploaded": on_image_uploaded},
+    handlers={
+        "chart.detected": on_chart_detected,
+        "image.uploaded": on_image_uploaded,
+        "job.expired": on_job_expired,
+    },
     prefetch=1,
 )
 

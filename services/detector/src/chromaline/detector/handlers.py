@@ -1,4 +1,5 @@
-"""The detector finds the chart in each uploaded photo and measures its patches."""
+"""The detector finds the chart in each uploaded photo and measures its patches; when a job
+expires, what it measured goes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 from pydantic import ValidationError
+from sqlalchemy import Delete, delete
 
 from chromaline.common import inbox
 from chromaline.common.blobs import buckets
@@ -32,6 +34,7 @@ from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.logging import get_logger
 from chromaline.common.metrics import stage
 from chromaline.common.outbox import add_to_outbox
+from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
 from chromaline.detector.image_io import UnsupportedImageError, decode_image
@@ -212,3 +215,13 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         await session.merge(result.detection)
         await add_to_outbox(session, make_envelope(NAME, str(event.job_id), result.event))
     log.info("detector.examined", job_id=str(event.job_id), outcome=result.detection.outcome)
+
+
+def _detection_row(job_id: uuid.UUID) -> Delete:
+    return delete(Detection).where(Detection.job_id == job_id)
+
+
+async def on_job_expired(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    """Delete an expired job's detection (the gateway's jobs bring their photo, so the detector
+    stored no blob for them)."""
+    await forget_expired_job(runtime, envelope, rows=_detection_row)

@@ -6,14 +6,14 @@ from pathlib import Path
 
 from chromaline.common.blobs import buckets
 from chromaline.common.runtime import ServiceSpec
-from chromaline.detector.handlers import NAME, on_image_uploaded
+from chromaline.detector.handlers import NAME, on_image_uploaded, on_job_expired
 from chromaline.detector.settings import DetectorSettings
 
 SPEC = ServiceSpec(
     name=NAME,
     migrations=Path(__file__).parent / "migrations",
     buckets=(buckets.ORIGINALS,),
-    handlers={"image.uploaded": on_image_uploaded},
+    handlers={"image.uploaded": on_image_uploaded, "job.expired": on_job_expired},
     prefetch=1,
 )
 

@@ -436,6 +436,7 @@ def build_router(
         job = await load_job(job_id, principal.organisation_id)
         if name not in RESULT_FILES:
             raise ApiError(404, "unknown_file", f"no file {name!r}; one of {', '.join(RESULT_FILES)}")
+        refuse_expired(job)
         ref = job.original if name == "original" else job.results.get(RESULT_FILES[name])
         if ref is None:
             raise ApiError(409, "result_not_ready", f"{name} is not available while the job is {job.state}")
@@ -514,6 +515,7 @@ def build_router(
     @router.post("/profiles", status_code=201, summary="Save a job's correction as a named profile")
     async def save_profile(body: ProfileCreate, principal: CurrentPrincipal) -> dict[str, Any]:
         job = await load_job(body.job_id, principal.organisation_id)
+        refuse_expired(job)
         if "profile" not in job.results:
             raise ApiError(409, "profile_not_ready", f"job {job.id} has no profile while {job.state}")
         profile = SavedProfile(
@@ -687,6 +689,18 @@ def build_router(
         return {"replayed": letter_id, "queue": queue}
 
     return router
+
+
+def refuse_expired(job: Job) -> None:
+    """An expired job's files are deleted for good: 410 Gone, saying why."""
+    if job.state == "expired":
+        expired_at = job.expired_at.isoformat() if job.expired_at else "earlier"
+        raise ApiError(
+            410,
+            "job_expired",
+            f"job {job.id} expired ({expired_at}): its files were deleted after the organisation's "
+            "retention period",
+        )
 
 
 def record_owner(created: list[Job], user_id: str) -> None:

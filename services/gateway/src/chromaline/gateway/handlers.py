@@ -1,4 +1,5 @@
-"""The gateway follows each job through the pipeline's events."""
+"""The gateway follows each job through the pipeline's events, and each organisation's
+retention period through the auth service's."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from sqlalchemy import select
 
 from chromaline.common import inbox
 from chromaline.common.bus.base import PermanentError
-from chromaline.common.events.contracts import UnknownEventError, parse_data
+from chromaline.common.events.contracts import OrganisationRetentionChanged, UnknownEventError, parse_data
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.logging import get_logger
+from chromaline.common.retention import accept_internal_event
 from chromaline.common.runtime import ServiceRuntime
-from chromaline.gateway import jobs, notifications
+from chromaline.gateway import jobs, notifications, retention
 from chromaline.gateway.models import TERMINAL_STATES, Job
 from chromaline.gateway.settings import GatewaySettings
 
@@ -48,6 +50,17 @@ async def on_pipeline_event(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         if was_running and job.state in TERMINAL_STATES:
             await notifications.announce_job_end(session, job)
     log.info("job.progressed", job_id=str(job_id), event_type=envelope.type)
+
+
+async def on_retention_changed(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    event = accept_internal_event(envelope, runtime.settings)
+    if not isinstance(event, OrganisationRetentionChanged):
+        raise PermanentError(f"{envelope.type} is not organisation.retention_changed")
+    async with runtime.session() as session, session.begin():
+        if not await inbox.claim(session, envelope.event_id, "gateway"):
+            return
+        await retention.record_period(session, event)
+    log.info("retention.period_changed", organisation_id=str(event.organisation_id), days=event.days)
 
 
 async def watchdog(runtime: ServiceRuntime) -> None:

@@ -1,7 +1,8 @@
 """Jobs and their state: created from uploads, moved forward by the pipeline's events.
 
 A job only moves forward (queued → detecting → correcting → reporting → done) or ends failed;
-events arriving late or twice never move it back, and a finished job stays finished.
+events arriving late or twice never move it back, and a finished job stays finished until its
+organisation's retention period is over, when it expires: its files go, its record stays.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from chromaline.common.events.contracts import (
     ChartNotFound,
     ImageCorrected,
     ImageUploaded,
+    JobExpired,
     JobOptions,
     ProcessingFailed,
     ReportReady,
@@ -153,6 +155,41 @@ def apply_event(job: Job, event: Any) -> None:
         _finish(job, "done")
     elif isinstance(event, ProcessingFailed):
         _finish(job, "failed", reason=event.reason, message=event.message)
+
+
+async def expire_job(
+    session: AsyncSession,
+    job: Job,
+    *,
+    retention_days: int,
+    cutoff: datetime,
+    kept: list[BlobRef],
+    now: datetime,
+) -> JobExpired:
+    """Turn an ended job into its tombstone and announce ``job.expired``, in the caller's transaction.
+
+    The tombstone keeps the job's identity, name, options, outcome and ΔE summary; its original
+    (which the caller has deleted) and its results are forgotten. The services that wrote the
+    results delete them on hearing the event.
+    """
+    event = JobExpired(
+        job_id=job.id,
+        organisation_id=job.organisation_id,
+        filename=job.filename,
+        retention_days=retention_days,
+        cutoff=cutoff,
+        expired_at=now,
+        original=BlobRef.model_validate(job.original) if job.original else None,
+        results={name: BlobRef.model_validate(ref) for name, ref in job.results.items()},
+        kept=kept,
+    )
+    job.state = "expired"
+    job.expired_at = now
+    job.original = {}
+    job.results = {}
+    job.stage_times = {**job.stage_times, "expired": now.isoformat()}
+    await add_to_outbox(session, make_envelope(PRODUCER, str(job.id), event))
+    return event
 
 
 async def get_job(session: AsyncSession, job_id: uuid.UUID, *, for_update: bool = False) -> Job | None:

@@ -1,5 +1,6 @@
 """The gateway's tables, in its own schema: jobs, batches, saved profiles, pending uploads,
-notifications, notification preferences, webhooks and their deliveries."""
+notifications, notification preferences, webhooks and their deliveries, and its copy of each
+organisation's retention period."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Integer
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-TERMINAL_STATES = ("done", "failed")
+ENDED_STATES = ("done", "failed")
+"""A job's outcome; after its organisation's retention period an ended job expires."""
+TERMINAL_STATES = (*ENDED_STATES, "expired")
+"""No event moves a job out of these."""
 STATES = ("queued", "detecting", "correcting", "reporting", *TERMINAL_STATES)
 
 
@@ -58,6 +62,21 @@ class Job(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When its files were deleted; the row stays as the job's tombstone."""
+
+
+class OrganisationRetention(Base):
+    """The gateway's copy of an organisation's retention period, kept from
+    ``organisation.retention_changed`` (the auth service owns the setting)."""
+
+    __tablename__ = "organisation_retention"
+
+    organisation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    days: Mapped[int | None]
+    """None: the deployment's default (``retention_default_days``)."""
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """When the change was made at the auth service; an older change arriving late is ignored."""
 
 
 class SavedProfile(Base):

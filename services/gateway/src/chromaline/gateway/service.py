@@ -18,10 +18,11 @@ from chromaline.common.problems import install_problem_handlers
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.gateway.access import Access, Authenticator
 from chromaline.gateway.api import build_router
-from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, watchdog
+from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, on_retention_changed, watchdog
 from chromaline.gateway.headers import SecurityHeaders
 from chromaline.gateway.notifications_api import build_notifications_router
 from chromaline.gateway.rate_limit import TokenBuckets
+from chromaline.gateway.retention import retention_sweeper
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.web import mount_web
 from chromaline.gateway.webhooks import deliver_webhooks
@@ -31,10 +32,13 @@ SPEC = ServiceSpec(
     name=NAME,
     migrations=Path(__file__).parent / "migrations",
     buckets=(buckets.ORIGINALS, buckets.CORRECTED, buckets.REPORTS),
-    handlers=dict.fromkeys(FOLLOWED_EVENTS, on_pipeline_event),
+    handlers={
+        **dict.fromkeys(FOLLOWED_EVENTS, on_pipeline_event),
+        "organisation.retention_changed": on_retention_changed,
+    },
     retry=RetryPolicy(max_attempts=8),
     prefetch=16,
-    background=(watchdog, deliver_webhooks),
+    background=(watchdog, deliver_webhooks, retention_sweeper),
 )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from chromaline.common.settings import ServiceSettings
@@ -49,3 +50,8 @@ class GatewaySettings(ServiceSettings):
     """How often the delivery worker looks for due deliveries."""
     webhook_allow_private_urls: bool = False
     """Allow webhook URLs on loopback, private and link-local addresses (off: SSRF protection)."""
+    retention_sweep_interval_seconds: float = Field(default=3600.0, ge=0)
+    """How often this gateway expires jobs past their organisation's retention period; 0 turns the
+    periodic sweep off (when a CronJob runs ``chromaline retention sweep`` instead)."""
+    retention_sweep_batch_size: int = Field(default=100, ge=1, le=10_000)
+    """Jobs expired per transaction."""

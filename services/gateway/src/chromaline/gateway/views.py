@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chromaline.gateway.models import Batch, Job, SavedProfile
+from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, SavedProfile
 
 RESULT_FILES = {
     "original": "original",
@@ -23,11 +23,13 @@ PROGRESS = {
     "reporting": 0.75,
     "done": 1.0,
     "failed": 1.0,
+    "expired": 1.0,
 }
 
 
 def job_view(job: Job) -> dict[str, Any]:
-    available = set(job.results) | {"original"}
+    """A job; an expired one is its tombstone: no files, the summary kept."""
+    available = set(job.results) | ({"original"} if job.original else set())
     return {
         "id": str(job.id),
         "batch_id": str(job.batch_id) if job.batch_id else None,
@@ -45,6 +47,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "stage_times": job.stage_times,
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "expired_at": job.expired_at.isoformat() if job.expired_at else None,
         "files": {
             name: f"/api/v1/jobs/{job.id}/files/{name}"
             for name, result in RESULT_FILES.items()
@@ -57,7 +60,7 @@ def batch_view(batch: Batch, jobs: list[Job]) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.state] = counts.get(job.state, 0) + 1
-    finished = counts.get("done", 0) + counts.get("failed", 0)
+    finished = sum(counts.get(state, 0) for state in TERMINAL_STATES)
     return {
         "id": str(batch.id),
         "total": batch.total,

@@ -1,11 +1,14 @@
-"""The reporter turns each corrected photo's measurements into JSON, HTML and PDF reports."""
+"""The reporter turns each corrected photo's measurements into JSON, HTML and PDF reports, and
+deletes them when their job expires."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 from pydantic import ValidationError
+from sqlalchemy import Delete, delete
 
 from chromaline.common import inbox
 from chromaline.common.blobs import buckets
@@ -22,6 +25,7 @@ from chromaline.common.logging import get_logger
 from chromaline.common.measurements import Measurements
 from chromaline.common.metrics import stage
 from chromaline.common.outbox import add_to_outbox
+from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.reporter.models import Report
 from chromaline.reporter.render import render_report
@@ -34,6 +38,14 @@ REPORT_TYPES = (
     ("html", "text/html; charset=utf-8"),
     ("pdf", "application/pdf"),
 )
+
+
+def report_key(job_id: uuid.UUID, kind: str) -> str:
+    return f"{job_id}/report.{kind}"
+
+
+def report_keys(job_id: uuid.UUID) -> list[str]:
+    return [report_key(job_id, kind) for kind, _ in REPORT_TYPES]
 
 
 async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
@@ -75,7 +87,7 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
     refs = {}
     with stage(NAME, "store"):
         for kind, content_type in REPORT_TYPES:
-            key = f"{prefix}/report.{kind}"
+            key = report_key(event.job_id, kind)
             await blobs.put_bytes(buckets.REPORTS, key, getattr(rendered, kind), content_type=content_type)
             refs[kind] = BlobRef(bucket=buckets.REPORTS, key=key)
     ready = ReportReady(
@@ -95,3 +107,12 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
         )
         await add_to_outbox(session, make_envelope(NAME, str(event.job_id), ready))
     log.info("reporter.report_written", job_id=str(event.job_id))
+
+
+def _report_row(job_id: uuid.UUID) -> Delete:
+    return delete(Report).where(Report.job_id == job_id)
+
+
+async def on_job_expired(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    """Delete an expired job's reports (their previews with them) and its row."""
+    await forget_expired_job(runtime, envelope, bucket=buckets.REPORTS, keys=report_keys, rows=_report_row)

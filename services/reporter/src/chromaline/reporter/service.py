@@ -6,14 +6,14 @@ from pathlib import Path
 
 from chromaline.common.blobs import buckets
 from chromaline.common.runtime import ServiceSpec
-from chromaline.reporter.handlers import NAME, on_image_corrected
+from chromaline.reporter.handlers import NAME, on_image_corrected, on_job_expired
 from chromaline.reporter.settings import ReporterSettings
 
 SPEC = ServiceSpec(
     name=NAME,
     migrations=Path(__file__).parent / "migrations",
     buckets=(buckets.REPORTS,),
-    handlers={"image.corrected": on_image_corrected},
+    handlers={"image.corrected": on_image_corrected, "job.expired": on_job_expired},
     prefetch=1,
 )
 

@@ -18,6 +18,8 @@ from chromaline.common.events.envelope import RawEnvelope
 ChartType = Literal["auto", "classic24", "digital_sg", "vinyl", "aruco_classic24"]
 CorrectionMethod = Literal["auto", "white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial"]
 OutputFormat = Literal["jpeg", "png", "tiff"]
+RETENTION_DAYS_MAX = 3650
+"""The longest retention period an organisation may choose (ten years)."""
 
 
 class Contract(BaseModel):
@@ -161,6 +163,42 @@ class PartnerRejected(Contract):
     reason: str
 
 
+class OrganisationRetentionChanged(Contract):
+    """An organisation's admin changed how long its jobs' files are kept after the jobs end."""
+
+    organisation_id: uuid.UUID
+    days: int | None = Field(
+        ge=1, le=RETENTION_DAYS_MAX, description="The new period in days; null: the deployment's default."
+    )
+    previous_days: int | None = Field(ge=1, le=RETENTION_DAYS_MAX)
+    changed_by: uuid.UUID
+    changed_at: datetime = Field(description="When the change was made; consumers keep the latest.")
+
+
+class JobExpired(Contract):
+    """A job outlived its organisation's retention period: its files are deleted, its record stays.
+
+    The gateway has deleted the original and keeps the job as a tombstone (state ``expired``);
+    every service that stored something for the job deletes it on hearing this event.
+    """
+
+    job_id: uuid.UUID
+    organisation_id: str | None = None
+    filename: str = Field(max_length=255)
+    retention_days: int = Field(ge=1, le=RETENTION_DAYS_MAX)
+    cutoff: datetime = Field(description="Jobs that ended before this instant expired.")
+    expired_at: datetime
+    original: BlobRef | None = Field(description="The uploaded photo, deleted by the gateway.")
+    results: dict[str, BlobRef] = Field(
+        default_factory=dict,
+        description="The job's results by name (corrected, profile, report_pdf, ...), each deleted by "
+        "the service that wrote it.",
+    )
+    kept: list[BlobRef] = Field(
+        default_factory=list, description="Results a saved profile still uses; they outlive the job."
+    )
+
+
 @dataclass(frozen=True)
 class EventSpec:
     routing_key: str
@@ -183,6 +221,13 @@ EVENTS: tuple[EventSpec, ...] = (
         "A password reset link waits to be delivered (internal).",
     ),
     EventSpec("partner.rejected", 1, PartnerRejected, "A message from an unknown publisher was refused."),
+    EventSpec(
+        "organisation.retention_changed",
+        1,
+        OrganisationRetentionChanged,
+        "An organisation's retention period changed (internal).",
+    ),
+    EventSpec("job.expired", 1, JobExpired, "A job's files are to be deleted; its record stays (internal)."),
 )
 _BY_KEY = {spec.routing_key: spec for spec in EVENTS}
 _BY_MODEL = {spec.model: spec for spec in EVENTS}

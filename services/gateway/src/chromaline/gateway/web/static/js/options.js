@@ -41,7 +41,11 @@ export const STATES = [
   ["reporting", "Reporting"],
   ["done", "Done"],
   ["failed", "Failed"],
+  ["expired", "Expired"],
 ];
+
+/** States a job never leaves: its result (or refusal) is known, or its files are deleted. */
+export const TERMINAL = new Set(["done", "failed", "expired"]);
 
 export const ACCEPTED = [".jpg", ".jpeg", ".png", ".tif", ".tiff", ".zip"];
 

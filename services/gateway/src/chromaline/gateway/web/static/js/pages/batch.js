@@ -4,16 +4,16 @@ import { download } from "../api.js";
 import { announce, clear, formatNumber, h, notice } from "../dom.js";
 import { describe } from "../forms.js";
 import { follow } from "../live.js";
-import { REASONS, stateLabel } from "../options.js";
+import { REASONS, TERMINAL, stateLabel } from "../options.js";
 import { href } from "../router.js";
 
 function jobRow(job) {
-  const name = job.state === "done" || job.state === "failed"
+  const name = TERMINAL.has(job.state)
     ? h("a", { href: href(`/jobs/${job.id}`) }, job.filename)
     : job.filename;
   const outcome = job.state === "failed"
     ? h("span", { class: "error-text" }, REASONS[job.reason] || job.message || job.reason || "Failed")
-    : job.state === "done"
+    : job.state === "done" || (job.state === "expired" && job.delta_e2000_after !== null)
       ? `ΔE₀₀ ${formatNumber(job.delta_e2000_before)} → ${formatNumber(job.delta_e2000_after)}`
       : "";
   return h(
@@ -43,7 +43,7 @@ export function render(context) {
       : `${view.finished} of ${view.total} finished`;
     clear(list).append(...view.jobs.map(jobRow));
     for (const job of view.jobs) {
-      if (announced.get(job.id) !== job.state && (job.state === "done" || job.state === "failed")) {
+      if (announced.get(job.id) !== job.state && TERMINAL.has(job.state)) {
         announce(`${job.filename}: ${stateLabel(job.state)}`);
       }
       announced.set(job.id, job.state);

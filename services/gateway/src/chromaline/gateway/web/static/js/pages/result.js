@@ -4,7 +4,7 @@ import { call, download, fetchBlob, upload } from "../api.js";
 import { clear, formatDate, formatNumber, h, notice } from "../dom.js";
 import { describe, handleSubmit } from "../forms.js";
 import { follow } from "../live.js";
-import { MANUAL_CORNER_REASONS, REASONS, stateLabel } from "../options.js";
+import { MANUAL_CORNER_REASONS, REASONS, TERMINAL, stateLabel } from "../options.js";
 import { href, navigate } from "../router.js";
 import { chartOverlay, comparison } from "../components/compare.js";
 import { cornerPicker } from "../components/corners.js";
@@ -175,6 +175,34 @@ async function failedView(job, urls) {
   return parts;
 }
 
+/** What stays of a job after its organisation's retention period: the summary, no files. */
+function expiredView(job) {
+  return [
+    notice(
+      "info",
+      h("strong", {}, "The files of this job were deleted"),
+      ` on ${formatDate(job.expired_at)}, once the organisation's retention period was over. The summary below is kept.`,
+    ),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "summary-title" },
+      h("h2", { id: "summary-title", class: "visually-hidden" }, "Summary"),
+      h(
+        "dl",
+        { class: "stats" },
+        stat("Mean ΔE₀₀ before", formatNumber(job.delta_e2000_before), "de-before"),
+        stat("Mean ΔE₀₀ after", formatNumber(job.delta_e2000_after), "de-after"),
+        stat("Rating", job.rating || "—", "rating"),
+        stat("Chart", job.chart_type || "—", "chart-type"),
+        stat("Method", job.method || "—", "method"),
+        stat("Finished", formatDate(job.finished_at), "finished-at"),
+      ),
+    ),
+  ];
+}
+
+const VIEWS = { done: doneView, failed: failedView, expired: expiredView };
+
 export async function render(context) {
   const urls = [];
   context.onLeave(() => urls.forEach((url) => URL.revokeObjectURL(url)));
@@ -193,14 +221,14 @@ export async function render(context) {
   async function fill(current) {
     clear(body).append(h("p", { class: "loading" }, "Loading the results…"));
     try {
-      const nodes = current.state === "done" ? await doneView(current, urls) : await failedView(current, urls);
+      const nodes = await VIEWS[current.state](current, urls);
       clear(body).append(...nodes);
     } catch (error) {
       clear(body).append(notice("error", describe(error)));
     }
   }
 
-  if (job.state === "done" || job.state === "failed") {
+  if (TERMINAL.has(job.state)) {
     await fill(job);
   } else {
     const progress = h("progress", { max: 1, value: job.progress, "aria-label": "Progress" });
@@ -210,8 +238,8 @@ export async function render(context) {
         progress.value = view.progress;
         state.className = `badge badge-${view.state}`;
         state.textContent = stateLabel(view.state);
-        if (view.state === "done" || view.state === "failed") fill(view);
-      }, (view) => view.state === "done" || view.state === "failed"),
+        if (TERMINAL.has(view.state)) fill(view);
+      }, (view) => TERMINAL.has(view.state)),
     );
   }
   return [heading, meta, body];

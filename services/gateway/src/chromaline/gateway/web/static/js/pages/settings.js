@@ -1,4 +1,5 @@
-// Settings: the account, its password, the organisation's members, API keys, notifications, webhooks.
+// Settings: the account, its password, the organisation's members and retention period, API keys,
+// notifications, webhooks.
 
 import { ApiProblem, call } from "../api.js";
 import { clear, field, formatDate, h, notice, select } from "../dom.js";
@@ -149,6 +150,54 @@ async function members() {
     parts.push(h("h3", {}, "Add a member"), form, addStatus);
   }
   return section("members", "Organisation members", ...parts);
+}
+
+/** How long the organisation keeps a job's files; admins change it. */
+async function retention() {
+  const membership = currentMembership();
+  if (!membership) return null;
+  const path = `auth/organisations/${membership.organisation_id}/retention`;
+  let current;
+  try {
+    current = await call(path);
+  } catch (error) {
+    if (error instanceof ApiProblem && error.status === 404) {
+      return section("retention", "Data retention", h("p", { class: "muted" }, "Data retention is not available on this server yet."));
+    }
+    return section("retention", "Data retention", notice("error", describe(error)));
+  }
+  const summary = h("p", { id: "retention-summary" });
+  const daysText = (days) => `${days} day${days === 1 ? "" : "s"}`;
+  function show(view) {
+    const origin = view.days === null ? " (the server’s default)" : "";
+    summary.textContent = `A job’s files are kept ${daysText(view.effective_days)} after it ends${origin}.`;
+  }
+  show(current);
+  const parts = [
+    summary,
+    h(
+      "p",
+      { class: "muted" },
+      "Then its original photo, corrected image, measurements and reports are deleted; the job stays in the history with its ΔE summary, and a profile saved from it stays too.",
+    ),
+  ];
+  if (membership.role === "admin") {
+    const status = h("div", { class: "form-status", id: "retention-status" });
+    const days = h("input", { type: "number", name: "days", min: 1, max: 3650, step: 1, value: current.days ?? "", id: "retention-days" });
+    const form = h(
+      "form",
+      { class: "inline-form", id: "retention-form" },
+      field("Days to keep files", days, `1 to 3650; empty for the server’s default (${daysText(current.default_days)}).`),
+      h("button", { type: "submit" }, "Save"),
+    );
+    handleSubmit(form, status, async (values) => {
+      const view = await call(path, { method: "PUT", json: { days: values.days === "" ? null : Number(values.days) } });
+      show(view);
+      return view.days === null ? "Files are now kept for the server’s default period." : `Files are now kept ${daysText(view.days)}.`;
+    });
+    parts.push(form, status);
+  }
+  return section("retention", "Data retention", ...parts);
 }
 
 async function apiKeys() {
@@ -421,8 +470,9 @@ export async function render(context) {
   if (who.mode !== "account" || !who.me) {
     return [h("h1", {}, "Settings"), notice("info", "This gateway runs without accounts, so there is nothing to set here.")];
   }
-  const [membersSection, keysSection, noticesSection, preferencesSection, webhooksSection] = await Promise.all([
+  const [membersSection, retentionSection, keysSection, noticesSection, preferencesSection, webhooksSection] = await Promise.all([
     members(),
+    retention(),
     apiKeys(),
     optional("recent-notifications", "Notifications", "notifications?limit=20", noticesList),
     optional("notifications", "Notification preferences", "notifications/preferences", preferencesForm),
@@ -433,6 +483,7 @@ export async function render(context) {
     account(context),
     password(),
     membersSection,
+    retentionSection,
     keysSection,
     noticesSection,
     preferencesSection,
