@@ -58,7 +58,8 @@ log = get_logger(__name__)
 
 
 def corrected_file(extension: str) -> str:
-    return f"corrected.{extension}"
+    """The corrected image's file name; ``extension`` comes with its dot (``.jpg``)."""
+    return f"corrected{extension}"
 
 
 def result_keys(job_id: uuid.UUID) -> list[str]:
