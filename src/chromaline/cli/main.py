@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from chromaline.cli.engine_commands import register as register_engine_commands
+from chromaline.cli.migrate import register as register_migrate_command
 
 app = typer.Typer(help="Chromaline: colour-accurate photographs from a colour chart.", no_args_is_help=True)
 chart_app = typer.Typer(help="Charts: printable frames.", no_args_is_help=True)
 app.add_typer(chart_app, name="chart")
 register_engine_commands(app)
+register_migrate_command(app)
 
 
 @app.command()

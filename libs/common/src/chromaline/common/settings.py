@@ -41,6 +41,9 @@ class ServiceSettings(BaseSettings):
     """Comma-separated RabbitMQ users of the partners allowed to publish ``image.uploaded``."""
     internal_bus_users: str = ""
     """Comma-separated RabbitMQ users of our own services, besides the one in ``bus_url``."""
+    migrate_on_start: bool = True
+    """Upgrade the service's schema when it starts. Off where a separate step migrates first
+    (``chromaline migrate <service>``, the Kubernetes migration Jobs)."""
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
