@@ -82,6 +82,16 @@ def test_migrate_refuses_an_unknown_service() -> None:
     assert "unknown service 'billing'" in result.output
 
 
+def test_migrate_says_when_the_database_does_not_answer() -> None:
+    env = {"CHROMALINE_DATABASE_URL": "postgresql+asyncpg://chromaline:s3cret-9d1f@127.0.0.1:1/chromaline"}
+
+    result = runner.invoke(app, ["migrate", "auth"], env=env)
+
+    assert result.exit_code == 1
+    assert "auth: the database did not answer" in result.output
+    assert "s3cret-9d1f" not in result.output
+
+
 def test_migrate_on_start_is_read_shared_and_per_service(monkeypatch: pytest.MonkeyPatch) -> None:
     assert SERVICES["detector"].load_settings().migrate_on_start is True
     monkeypatch.setenv("CHROMALINE_MIGRATE_ON_START", "false")

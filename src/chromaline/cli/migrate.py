@@ -81,18 +81,20 @@ def migrate(
     ] = False,
 ) -> None:
     """Upgrade one service's database schema to the code's revision, then exit."""
+    from sqlalchemy.exc import DBAPIError
+
     from chromaline.cli.services import SERVICES
 
     if service not in SERVICES:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
-    if check:
-        state = asyncio.run(schema_state(service))
-        typer.echo(state.describe(), err=not state.is_current)
-        if not state.is_current:
-            raise typer.Exit(1)
-        return
-    state = asyncio.run(upgrade_schema(service))
-    typer.echo(state.describe())
+    try:
+        state = asyncio.run(schema_state(service) if check else upgrade_schema(service))
+    except (OSError, DBAPIError) as error:
+        typer.echo(f"{service}: the database did not answer: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(state.describe(), err=not state.is_current)
+    if not state.is_current:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
