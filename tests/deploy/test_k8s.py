@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
-import yaml  # type: ignore[import-untyped]
+import yaml
 from sqlalchemy.engine import make_url
 
 from chromaline.cli import processes
@@ -366,7 +366,7 @@ def system_test_command(service: str, monkeypatch: pytest.MonkeyPatch, tmp_path:
     def record(args: list[str], **_: Any) -> None:
         started.append(args)
 
-    monkeypatch.setattr(processes.subprocess, "Popen", record)
+    monkeypatch.setattr(subprocess, "Popen", record)
     processes.ServiceProcess(service, 8080, {}, tmp_path / f"{service}.log").start()
     [args] = started
     return [Path(args[0]).name, *args[1:3]]
