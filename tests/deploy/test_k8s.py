@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
@@ -631,6 +632,22 @@ def test_workers_scale_on_their_own_queue_with_keda(manifests: list[Manifest]) -
         assert reference["parameter"] == "host"
         assert reference["name"] == secret["metadata"]["name"]
         assert reference["key"] in secret["data"]
+
+
+def test_keda_reaches_the_dev_broker_from_its_own_namespace(rendered: dict[str, list[Manifest]]) -> None:
+    manifests = rendered["dev"]
+    [namespace] = of_kind(manifests, "Namespace")
+    credentials = env_file(OVERLAYS["dev"] / "dev-credentials.env")
+    url = urlsplit(credentials["RABBITMQ_SCALER_URL"])
+    assert url.hostname is not None
+    service, in_namespace, suffix = url.hostname.split(".", 2)
+
+    assert (in_namespace, suffix) == (namespace, "svc")
+    assert url.port in {port["port"] for port in of_kind(manifests, "Service")[service]["spec"]["ports"]}
+    assert (url.username, url.password) == (
+        credentials["RABBITMQ_USERNAME"],
+        credentials["RABBITMQ_PASSWORD"],
+    )
 
 
 def test_the_gateway_scales_on_cpu(manifests: list[Manifest]) -> None:
