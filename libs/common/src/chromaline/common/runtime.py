@@ -91,9 +91,10 @@ class ServiceRuntime:
         return self.database.sessions()
 
     async def start(self, *, consume: bool = True) -> None:
-        """Migrate, connect and start the relay and (unless ``consume`` is False) the consumers."""
+        """Migrate (if ``migrate_on_start``), connect, start the relay and, if ``consume``, the consumers."""
         database_url = await resolve_database_url(self.settings.database_url)
-        await migrations.upgrade(database_url, self.spec.name, self.spec.migrations)
+        if self.settings.migrate_on_start:
+            await migrations.upgrade(database_url, self.spec.name, self.spec.migrations)
         self._database = await Database.open(database_url, schema=self.spec.name)
         metrics.DATABASE_POOLS.watch(self.name, self._database.engine)
         tracing.configure_tracing(self.settings)

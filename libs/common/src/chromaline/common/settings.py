@@ -49,6 +49,9 @@ class ServiceSettings(BaseSettings):
     retention_default_days: int = Field(default=365, ge=1, le=3650)
     """How long a job's files are kept after it ends, for organisations that chose no period of
     their own (auth shows it, the gateway applies it; see docs/retention.md)."""
+    migrate_on_start: bool = True
+    """Upgrade the service's schema when it starts. Off where a separate step migrates first
+    (``chromaline migrate <service>``, the Kubernetes migration Jobs)."""
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
