@@ -622,11 +622,8 @@ def build_router(
     async def stats(principal: CurrentPrincipal) -> dict[str, Any]:
         own = Job.organisation_id == principal.organisation_id
         async with runtime.session() as session:
-            states = dict(
-                (await session.execute(select(Job.state, func.count()).where(own).group_by(Job.state)))
-                .tuples()
-                .all()
-            )
+            counts = await session.execute(select(Job.state, func.count()).where(own).group_by(Job.state))
+            states = {state: count for state, count in counts}
             de = (
                 await session.execute(
                     select(func.avg(Job.delta_e_before), func.avg(Job.delta_e_after)).where(own)
