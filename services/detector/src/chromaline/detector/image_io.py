@@ -432,6 +432,14 @@ def _lookup_tables(profile: bytes | None, bit_depth: int) -> NDArray[np.float32]
     return np.stack([curve.evaluate(codes) for curve in encoding.curves]).astype(np.float32)
 
 
+def channel_tables(image: DecodedImage) -> NDArray[np.float32] | None:
+    """(3, codes) linear light of every code of each channel, when each channel's linear value
+    depends on its own code alone (no matrix to the working space); None otherwise."""
+    if source_encoding(image).to_working is not None:
+        return None
+    return _lookup_tables(image.icc_profile, image.bit_depth)
+
+
 def linearise_pixels(
     image: DecodedImage, pixels: NDArray[np.uint8] | NDArray[np.uint16]
 ) -> NDArray[np.float32]:
