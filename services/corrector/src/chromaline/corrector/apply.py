@@ -38,7 +38,7 @@ def band_rows(width: int, rows: int | None = None) -> int:
 def _encode_indices(scaled: NDArray[np.float32], index: EncodeIndex) -> NDArray[np.uint16]:
     """Lookup indices from linear light already multiplied by ``index.scale`` (overwrites it)."""
     if index.square_root:
-        np.maximum(scaled, np.float32(0.0), out=scaled)
+        cv2.threshold(scaled, 0.0, 0.0, cv2.THRESH_TOZERO, dst=scaled)
         cv2.sqrt(scaled, dst=scaled)
     rounded = cv2.addWeighted(scaled, 1.0, scaled, 0.0, 0.0, dtype=cv2.CV_16U)
     return np.asarray(rounded, dtype=np.uint16)
@@ -69,7 +69,7 @@ def _term_blocks(linear: NDArray[np.float32], spec: MethodSpec) -> list[TermBloc
         channel_products = _f32(cv2.multiply(linear, cv2.transform(linear, _ROTATE_ONE)))
         return [(channel_products, (3, 5, 4)), (_f32(cv2.multiply(linear, linear)), (6, 7, 8))]
     # Roots of negative noise would be NaN; the root terms see the non-negative part only.
-    positive = np.maximum(linear, np.float32(0.0))
+    positive = _f32(cv2.threshold(linear, 0.0, 0.0, cv2.THRESH_TOZERO)[1])
     rotated = cv2.transform(positive, _ROTATE_ONE)
     products = cv2.multiply(positive, rotated)
     blocks: list[TermBlock] = [(_f32(cv2.sqrt(products)), (3, 4, 5))]

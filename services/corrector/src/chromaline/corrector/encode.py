@@ -180,40 +180,47 @@ class JpegStripEncoder:
     Each strip of ``strip_rows`` rows (whole 8-row blocks) is encoded on its own with the same
     quality and standard tables; the strips' entropy-coded data are joined with restart markers,
     whose interval is exactly one strip. The pixels decode exactly as from a whole-image encode.
+    Strips may be encoded in any order and from several threads at once.
     """
 
     def __init__(self, width: int, height: int, exif: bytes | None, *, strip_rows: int = 256) -> None:
         blocks_per_row = -(-width // 8)
         self.strip_rows = 8 * max(1, min(strip_rows // 8, 0xFFFF // blocks_per_row))
         self.width, self.height = width, height
+        self.strip_count = -(-height // self.strip_rows)
         self._restart_interval = blocks_per_row * self.strip_rows // 8
         self._exif, self.notes = upright_exif(exif)
         self._header = b""
-        self._scans: list[bytes] = []
-        self._rows = 0
+        self._scans: list[bytes | None] = [None] * self.strip_count
 
-    def add(self, strip: NDArray[np.uint8]) -> None:
-        """Encode the next strip: ``strip_rows`` rows, fewer only for the last."""
-        rows = strip.shape[0]
-        if strip.shape[1:] != (self.width, 3) or self._rows + rows > self.height:
-            raise EncodeError("unsupported_pixels", f"strip of shape {strip.shape} does not fit the image")
-        if rows != self.strip_rows and self._rows + rows != self.height:
+    def rows(self, number: int) -> slice:
+        """The image rows of strip ``number``."""
+        start = number * self.strip_rows
+        return slice(start, min(start + self.strip_rows, self.height))
+
+    def encode(self, number: int, strip: NDArray[np.uint8]) -> None:
+        """Encode strip ``number``: the image's rows :meth:`rows` (``number``)."""
+        if not 0 <= number < self.strip_count:
+            raise EncodeError("unsupported_pixels", f"strip {number} is not among the {self.strip_count}")
+        rows = self.rows(number)
+        if strip.shape != (rows.stop - rows.start, self.width, 3):
             raise EncodeError(
-                "unsupported_pixels", f"only the last strip may have fewer than {self.strip_rows} rows"
+                "unsupported_pixels", f"strip {number} of shape {strip.shape} does not fit the image"
             )
         header, scan = _split_jpeg(_cv2_jpeg(np.ascontiguousarray(strip)))
-        if not self._scans:
+        if number == 0:
             self._header = header
-        self._scans.append(scan)
-        self._rows += rows
+        self._scans[number] = scan
 
     def finish(self) -> EncodedImage:
-        if self._rows != self.height:
-            raise EncodeError("unsupported_pixels", f"{self._rows} of {self.height} rows were encoded")
+        missing = [number for number, scan in enumerate(self._scans) if scan is None]
+        if missing:
+            raise EncodeError("unsupported_pixels", f"strips {missing} were not encoded")
         parts = [_strip_header(self._header, self.height, self._restart_interval)]
         for number, scan in enumerate(self._scans):
+            assert scan is not None
             parts.append(scan)
-            if number < len(self._scans) - 1:
+            if number < self.strip_count - 1:
                 parts.append(bytes([0xFF, 0xD0 + number % 8]))
         parts.append(b"\xff\xd9")
         data = _with_metadata(b"".join(parts), self._exif)

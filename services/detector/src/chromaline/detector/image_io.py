@@ -432,6 +432,13 @@ def _lookup_tables(profile: bytes | None, bit_depth: int) -> NDArray[np.float32]
     return np.stack([curve.evaluate(codes) for curve in encoding.curves]).astype(np.float32)
 
 
+@lru_cache(maxsize=16)
+def _one_curve(profile: bytes | None, bit_depth: int) -> bool:
+    """True when the three channels share one tone curve."""
+    tables = _lookup_tables(profile, bit_depth)
+    return bool(np.array_equal(tables[0], tables[1]) and np.array_equal(tables[0], tables[2]))
+
+
 def channel_tables(image: DecodedImage) -> NDArray[np.float32] | None:
     """(3, codes) linear light of every code of each channel, when each channel's linear value
     depends on its own code alone (no matrix to the working space); None otherwise."""
@@ -448,8 +455,10 @@ def linearise_pixels(
     tables = _lookup_tables(image.icc_profile, image.bit_depth)
     shape = pixels.shape
     if pixels.dtype == np.uint8 and pixels.ndim == 3:
-        lut = np.ascontiguousarray(tables.T.reshape(256, 1, 3))
-        linear = cv2.LUT(np.ascontiguousarray(pixels), lut)
+        # One table for all three channels when their curves agree: OpenCV's single-table path is
+        # more than twice as fast as its per-channel one.
+        lut = tables[0] if _one_curve(image.icc_profile, image.bit_depth) else tables.T.reshape(256, 1, 3)
+        linear = cv2.LUT(np.ascontiguousarray(pixels), np.ascontiguousarray(lut))
     else:
         flat = pixels.reshape(-1, 3)
         linear = np.empty(flat.shape, dtype=np.float32)
