@@ -17,6 +17,7 @@ from chromaline.detector.image_io import (
     UnsupportedImageError,
     decode_image,
     decode_preview,
+    never_negative,
     to_linear,
     to_linear_rows,
 )
@@ -123,6 +124,16 @@ def test_a_profile_with_a_curve_per_channel_decodes_each_channel_with_its_own() 
         source_linear, "Adobe RGB (1998)", "sRGB", chromatic_adaptation_transform="Bradford"
     )
     np.testing.assert_allclose(to_linear(image), expected, atol=2e-3)
+
+
+def test_only_images_without_a_matrix_to_the_working_space_never_linearise_below_zero() -> None:
+    pixels = np.zeros((4, 4, 3), dtype=np.uint8)
+    assert never_negative(decode_image(_png_bytes(pixels)))
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(
+        buffer, format="PNG", icc_profile=_matrix_trc_profile("Adobe RGB (1998)", 2.2)
+    )
+    assert not never_negative(decode_image(buffer.getvalue()))
 
 
 def test_pillow_srgb_profile_linearises_like_untagged_srgb() -> None:

@@ -447,6 +447,18 @@ def channel_tables(image: DecodedImage) -> NDArray[np.float32] | None:
     return _lookup_tables(image.icc_profile, image.bit_depth)
 
 
+def never_negative(image: DecodedImage) -> bool:
+    """True when no pixel of ``image`` can linearise to negative light: each channel's own curve,
+    none below zero, and no matrix after it."""
+    return _curves_never_negative(image.icc_profile, image.bit_depth)
+
+
+@lru_cache(maxsize=16)
+def _curves_never_negative(profile: bytes | None, bit_depth: int) -> bool:
+    encoding = parse_icc_profile(profile) if profile else SRGB_ENCODING
+    return encoding.to_working is None and float(_lookup_tables(profile, bit_depth).min()) >= 0.0
+
+
 def linearise_pixels(
     image: DecodedImage, pixels: NDArray[np.uint8] | NDArray[np.uint16]
 ) -> NDArray[np.float32]:
