@@ -13,6 +13,7 @@ from chromaline.detector.sample import (
     _channel_statistics_of_codes,
     _clip_fraction,
     _masked_pixels,
+    _percentiles,
     sample_patches,
 )
 from chromaline.detector.synthetic import render_scene
@@ -151,3 +152,14 @@ def test_masked_pixels_are_those_boolean_indexing_selects(dtype: type[np.unsigne
     region = pixels[5:30, 7:50]
     mask = rng.random(region.shape[:2]) < 0.4
     np.testing.assert_array_equal(_masked_pixels(region, mask), region[mask])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_percentiles_by_binned_selection_equal_numpys(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(1, 30_000))
+    # Few distinct values with many ties, as a patch's luminance has, and sometimes all equal.
+    levels = rng.random(int(rng.integers(1, 400))).astype(np.float32) ** 3
+    values = rng.choice(levels, count)
+    quantiles = (0.0, 2.5, 50.0, 98.0, 100.0)
+    assert _percentiles(values, quantiles) == list(np.percentile(values, quantiles))
