@@ -6,15 +6,12 @@ the job of the detector benchmark.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
 from chromaline.detector.detect import (
-    BLUR_KERNEL,
     CandidateSet,
     DetectionOutcome,
-    _blurred_luma,
     detect_charts,
     detection_from_corners,
     preview_candidates,
@@ -168,11 +165,3 @@ def test_refinement_pulls_rough_corners_onto_the_patch_edges(chart: str) -> None
     refined = refine_corners(np.asarray(rgb, dtype=np.uint8), chart, rough)
     assert np.abs(rough - truth).max() > 2.0
     assert np.abs(refined - truth).max() < 0.5
-
-
-@pytest.mark.parametrize(("height", "width"), [(1, 5), (2, 7), (9, 9), (101, 37)])
-def test_luma_blurred_in_two_halves_is_the_whole_crop_blurred(height: int, width: int) -> None:
-    crop = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    luma = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    whole = cv2.sepFilter2D(luma, cv2.CV_32F, BLUR_KERNEL, BLUR_KERNEL)
-    np.testing.assert_array_equal(_blurred_luma(crop), whole)

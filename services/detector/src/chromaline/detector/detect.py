@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -284,32 +283,6 @@ def _fit_corners(
     return params.reshape(4, 2)
 
 
-BLUR_KERNEL = cv2.getGaussianKernel(9, 1.0, cv2.CV_32F)
-"""Gaussian σ = 1 pixel, 9 taps: the edge walks sample a lightly smoothed luma."""
-BLUR_RADIUS = 4
-
-
-def _blurred_luma(crop: NDArray[np.uint8]) -> NDArray[np.float32]:
-    """The crop's luma, blurred, as float32: the top and bottom halves on two threads (OpenCV
-    releases the GIL), each from its own rows plus the kernel's radius beyond, so the result is
-    exactly that of one pass over the whole crop. The 8-bit luma is blurred straight into float32,
-    without first converting the whole crop."""
-    height = crop.shape[0]
-    grey = np.empty(crop.shape[:2], dtype=np.float32)
-    middle = height // 2
-
-    def blur(rows: slice) -> None:
-        start = max(rows.start - BLUR_RADIUS, 0)
-        stop = min(rows.stop + BLUR_RADIUS, height)
-        luma = cv2.cvtColor(crop[start:stop], cv2.COLOR_RGB2GRAY)
-        blurred = cv2.sepFilter2D(luma, cv2.CV_32F, BLUR_KERNEL, BLUR_KERNEL)
-        grey[rows] = blurred[rows.start - start : rows.stop - start]
-
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="edge-blur") as pool:
-        list(pool.map(blur, (slice(0, middle), slice(middle, height))))
-    return grey
-
-
 def refine_corners(
     rgb: NDArray[np.uint8], chart_type: str, corners: NDArray[np.float64], iterations: int = 3
 ) -> NDArray[np.float64]:
@@ -318,7 +291,12 @@ def refine_corners(
     span = np.ptp(corners, axis=0)
     low = np.maximum(np.floor(corners.min(axis=0) - 0.1 * span), 0).astype(int)
     high = np.minimum(np.ceil(corners.max(axis=0) + 0.1 * span), [width, height]).astype(int)
-    grey = _blurred_luma(rgb[low[1] : high[1], low[0] : high[0]])
+    crop = rgb[low[1] : high[1], low[0] : high[0]]
+    luma = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    # The 8-bit luma blurred straight into float32: GaussianBlur's float kernel (9 taps for σ = 1)
+    # without first converting the whole crop.
+    kernel = cv2.getGaussianKernel(9, 1.0, cv2.CV_32F)
+    grey = np.asarray(cv2.sepFilter2D(luma, cv2.CV_32F, kernel, kernel), dtype=np.float32)
     offset = low.astype(np.float64)
     current = np.asarray(corners, dtype=np.float64)
     for _ in range(iterations):
