@@ -54,6 +54,13 @@ def test_result_matches_float64_reference_within_one_code(name: str, bit_depth: 
     assert np.abs(out.astype(np.int64) - expected).max() <= 1
 
 
+@pytest.mark.parametrize("name", sorted(CORRECTIONS))
+def test_blue_green_red_output_is_the_rgb_output_reversed(name: str) -> None:
+    image = _image(40, 30)
+    rgb = apply_correction(image, CORRECTIONS[name])
+    np.testing.assert_array_equal(apply_correction(image, CORRECTIONS[name], bgr=True), rgb[:, :, ::-1])
+
+
 def test_identity_leaves_8bit_pixels_unchanged() -> None:
     image = _image(50, 64)
     np.testing.assert_array_equal(apply_correction(image, Correction.identity()), image.pixels)

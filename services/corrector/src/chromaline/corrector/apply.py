@@ -100,7 +100,8 @@ class ScaledCorrection:
     """(3, K): every term's coefficients, for the non-linear term blocks."""
 
     @classmethod
-    def of(cls, correction: Correction, scale: float) -> ScaledCorrection:
+    def of(cls, correction: Correction, scale: float, *, bgr: bool = False) -> ScaledCorrection:
+        """``bgr`` reverses the output channels (the rows), to blue, green, red."""
         if correction.is_matrix:
             affine = correction.matrix_3x4() * scale
         else:
@@ -108,11 +109,12 @@ class ScaledCorrection:
             affine[:, :3] = correction.coefficients[:, :3] * scale
             if correction.spec.method == "polynomial":
                 affine[:, 3] = correction.coefficients[:, 9] * scale
+        rows = slice(None, None, -1) if bgr else slice(None)
         return cls(
             correction.spec,
             correction.is_matrix,
-            affine.astype(np.float32),
-            (correction.coefficients * scale).astype(np.float32),
+            np.ascontiguousarray(affine[rows], dtype=np.float32),
+            np.ascontiguousarray(correction.coefficients[rows] * scale, dtype=np.float32),
         )
 
 
@@ -143,13 +145,15 @@ def apply_correction(
     bit_depth: BitDepth = 8,
     rows_per_band: int | None = None,
     workers: int | None = None,
+    bgr: bool = False,
 ) -> EncodedPixels:
-    """The corrected image, sRGB-encoded at ``bit_depth``, (H, W, 3) RGB.
+    """The corrected image, sRGB-encoded at ``bit_depth``, (H, W, 3) RGB (blue, green, red when
+    ``bgr``: what OpenCV's encoders take).
 
     ``workers`` threads share the bands (by default one per core, at most four).
     """
     index = ENCODE_INDEX[bit_depth]
-    scaled = ScaledCorrection.of(correction, index.scale)
+    scaled = ScaledCorrection.of(correction, index.scale, bgr=bgr)
     table = srgb_encode_table(bit_depth)
     non_negative = never_negative(image)
     output: EncodedPixels = np.empty(image.pixels.shape, dtype=table.dtype)

@@ -111,11 +111,15 @@ def _jpeg_segment(marker: int, payload: bytes) -> bytes:
     return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
 
 
-def _cv2_jpeg(pixels: NDArray[np.uint8]) -> bytes:
-    """Baseline JPEG, quality 95, 4:4:4, standard Huffman tables: the same tables for every image."""
-    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+def _cv2_jpeg(pixels: NDArray[np.uint8], *, bgr: bool = False) -> bytes:
+    """Baseline JPEG, quality 95, 4:4:4, standard Huffman tables: the same tables for every image.
+
+    ``pixels`` are RGB, or already in OpenCV's blue, green, red order when ``bgr``.
+    """
+    if not bgr:
+        pixels = np.asarray(cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), dtype=np.uint8)
     parameters = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, 0x111111]
-    ok, encoded = cv2.imencode(".jpg", bgr, parameters)
+    ok, encoded = cv2.imencode(".jpg", pixels, parameters)
     if not ok:
         raise EncodeError("encode_failed", "JPEG encoding failed")
     return encoded.tobytes()
@@ -198,8 +202,9 @@ class JpegStripEncoder:
         start = number * self.strip_rows
         return slice(start, min(start + self.strip_rows, self.height))
 
-    def encode(self, number: int, strip: NDArray[np.uint8]) -> None:
-        """Encode strip ``number``: the image's rows :meth:`rows` (``number``)."""
+    def encode(self, number: int, strip: NDArray[np.uint8], *, bgr: bool = False) -> None:
+        """Encode strip ``number``: the image's rows :meth:`rows` (``number``), RGB or, when
+        ``bgr``, in blue, green, red order (which spares a channel swap)."""
         if not 0 <= number < self.strip_count:
             raise EncodeError("unsupported_pixels", f"strip {number} is not among the {self.strip_count}")
         rows = self.rows(number)
@@ -207,7 +212,7 @@ class JpegStripEncoder:
             raise EncodeError(
                 "unsupported_pixels", f"strip {number} of shape {strip.shape} does not fit the image"
             )
-        header, scan = _split_jpeg(_cv2_jpeg(np.ascontiguousarray(strip)))
+        header, scan = _split_jpeg(_cv2_jpeg(np.ascontiguousarray(strip), bgr=bgr))
         if number == 0:
             self._header = header
         self._scans[number] = scan

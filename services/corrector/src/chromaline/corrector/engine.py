@@ -496,9 +496,9 @@ def _apply_and_encode_jpeg(image: DecodedImage, correction: Correction, timings:
     def correct_and_encode(number: int) -> None:
         started = time.perf_counter()
         strip = replace(image, pixels=image.pixels[encoder.rows(number)])
-        corrected = np.asarray(apply_correction(strip, correction, bit_depth=8, workers=1), dtype=np.uint8)
+        corrected = apply_correction(strip, correction, bit_depth=8, workers=1, bgr=True)
         corrected_at = time.perf_counter()
-        encoder.encode(number, corrected)
+        encoder.encode(number, np.asarray(corrected, dtype=np.uint8), bgr=True)
         spent[number] = (corrected_at - started, time.perf_counter() - corrected_at)
 
     with ThreadPoolExecutor(max_workers=JPEG_THREADS, thread_name_prefix="jpeg-strips") as pool:
