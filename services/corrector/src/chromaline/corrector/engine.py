@@ -483,9 +483,9 @@ JPEG_THREADS = 2
 
 def _apply_and_encode_jpeg(image: DecodedImage, correction: Correction, timings: Timings) -> EncodedImage:
     """Correct and encode the photo strip by strip, each of two threads taking the next strip and
-    doing both (OpenCV releases the GIL for each), so both cores share all the work. Correcting on
-    this thread while one worker encoded was slower whenever correcting a strip took longer than
-    encoding it, as polynomial corrections do: the encoder then idled for half the time.
+    doing both (OpenCV releases the GIL for each), so both cores share all the work: about half
+    the sum of correcting and encoding, where correcting on this thread while one worker encoded
+    took as long as the slower of the two.
 
     ``apply`` and ``encode`` are the time the threads spent on each, over the thread count: the
     shares of the stage's wall time when both threads are busy throughout.
