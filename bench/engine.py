@@ -208,7 +208,9 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer runs and scenes (1-2 minutes)")
     parser.add_argument("--runs", type=int, help="timed runs per image (default 5, quick 2)")
-    parser.add_argument("--scenes", type=int, help="rendered scenes for the comparison (default 20, quick 4)")
+    parser.add_argument(
+        "--scenes", type=int, help="rendered scenes for the comparison (default 20, quick 4; 0 skips it)"
+    )
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS, help="folder of real chart photos")
     parser.add_argument("--dataset-limit", type=int, help="at most this many real photos")
     return parser.parse_args(argv)
@@ -217,7 +219,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     arguments = parse_arguments(argv)
     runs = arguments.runs or (2 if arguments.quick else 5)
-    scene_count = arguments.scenes or (4 if arguments.quick else 20)
+    scene_count = arguments.scenes if arguments.scenes is not None else (4 if arguments.quick else 20)
     console = Console(width=max(Console().width, 132))
     console.print(
         f"Chromaline engine benchmark: {runs} timed runs per image, {scene_count} rendered scenes; "
@@ -229,16 +231,18 @@ def main(argv: list[str]) -> int:
     reports = [measure_image(image, runs) for image in images]
     console.print(timing_table(reports))
 
-    scores = compare_on_scenes(scene_set(scene_count))
-    console.print(
-        scores_table(
-            f"Pipelines on {scene_count} rendered 12 MP scenes (ground truth known)",
-            scores,
-            ground_truth=True,
+    scores: dict[str, PipelineScores] = {}
+    if scene_count:
+        scores = compare_on_scenes(scene_set(scene_count))
+        console.print(
+            scores_table(
+                f"Pipelines on {scene_count} rendered 12 MP scenes (ground truth known)",
+                scores,
+                ground_truth=True,
+            )
         )
-    )
-    for line in notes_lines(scores):
-        console.print(line, markup=False, highlight=False)
+        for line in notes_lines(scores):
+            console.print(line, markup=False, highlight=False)
 
     if arguments.datasets.is_dir():
         photos = dataset_photos(arguments.datasets, arguments.dataset_limit)

@@ -117,8 +117,8 @@ def test_jpeg_from_strips_decodes_to_the_whole_image_encoding(
     exif = Image.Exif()
     exif[0x0112] = 3
     encoder = JpegStripEncoder(width, height, exif.tobytes(), strip_rows=strip_rows)
-    for start in range(0, height, encoder.strip_rows):
-        encoder.add(pixels[start : start + encoder.strip_rows])
+    for number in reversed(range(encoder.strip_count)):
+        encoder.encode(number, pixels[encoder.rows(number)])
     from_strips = encoder.finish()
     whole = encode_image(pixels, "jpeg", exif=exif.tobytes())
     with Image.open(io.BytesIO(from_strips.data)) as image:
@@ -132,10 +132,14 @@ def test_jpeg_from_strips_decodes_to_the_whole_image_encoding(
 
 def test_strip_encoder_refuses_strips_that_do_not_fit() -> None:
     encoder = JpegStripEncoder(32, 40, None, strip_rows=16)
+    assert encoder.strip_count == 3
     with pytest.raises(EncodeError):
-        encoder.add(np.zeros((8, 32, 3), dtype=np.uint8))
-    encoder.add(np.zeros((16, 32, 3), dtype=np.uint8))
+        encoder.encode(0, np.zeros((8, 32, 3), dtype=np.uint8))
+    encoder.encode(0, np.zeros((16, 32, 3), dtype=np.uint8))
+    encoder.encode(2, np.zeros((8, 32, 3), dtype=np.uint8))
     with pytest.raises(EncodeError):
         encoder.finish()
     with pytest.raises(EncodeError):
-        encoder.add(np.zeros((16, 31, 3), dtype=np.uint8))
+        encoder.encode(1, np.zeros((16, 31, 3), dtype=np.uint8))
+    with pytest.raises(EncodeError):
+        encoder.encode(3, np.zeros((16, 32, 3), dtype=np.uint8))

@@ -6,9 +6,11 @@ import pytest
 from numpy.typing import NDArray
 
 from chromaline.corrector.fit import (
+    DEFAULT_CANDIDATES,
     Correction,
     FitError,
     MethodSpec,
+    _predictions,
     choose_method,
     correction_delta_e2000,
     cross_validate,
@@ -16,7 +18,7 @@ from chromaline.corrector.fit import (
     fit_correction,
     neutral_mask,
 )
-from chromaline.corrector.metrics import ChartReference
+from chromaline.corrector.metrics import ChartReference, delta_e, working_rgb_to_lab
 
 MATRIX = np.array([[1.25, -0.18, -0.07], [-0.21, 1.32, -0.11], [0.04, -0.29, 1.25]])
 
@@ -192,3 +194,52 @@ def test_correction_checks_coefficient_shape() -> None:
     with pytest.raises(ValueError, match="shape"):
         Correction("affine3x4", np.eye(3))
     assert Correction.identity().matrix_3x4().shape == (3, 4)
+
+
+def _held_out_refitted(
+    measured: NDArray[np.float64],
+    reference: ChartReference,
+    spec: MethodSpec,
+    used: NDArray[np.bool_],
+    weights: NDArray[np.float64] | None,
+) -> NDArray[np.float64]:
+    """Held-out predictions the plain way: one fit per left-out patch."""
+    predicted = np.full_like(measured, np.nan)
+    for index in np.flatnonzero(used):
+        fold = used.copy()
+        fold[index] = False
+        correction = fit_correction(measured, reference, spec, mask=fold, weights=weights)
+        predicted[index] = correction.apply_to_pixels(measured[index : index + 1])[0]
+    return predicted
+
+
+@pytest.mark.parametrize("spec", DEFAULT_CANDIDATES, ids=lambda spec: spec.label)
+@pytest.mark.parametrize("seed", range(3))
+def test_leave_one_out_identity_equals_refitting_every_fold(
+    reference: ChartReference, spec: MethodSpec, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    measured = np.clip(_noisy_camera(reference, seed=seed) * rng.uniform(0.6, 1.4, 3), 0.0, None)
+    used = rng.random(reference.patch_count) > 0.15
+    used[neutral_mask(reference)] = True
+    weights = rng.uniform(0.2, 2.0, reference.patch_count) if seed == 2 else None
+    expected = _held_out_refitted(measured, reference, spec, used, weights)
+    predicted = _predictions(measured, reference, spec, used, weights, "least_squares").held_out
+    # The 13-term fit's 22 folds are ill-conditioned enough for their solves to differ at 1e-10.
+    np.testing.assert_allclose(predicted[used], expected[used], rtol=1e-7, atol=1e-9)
+    score = cross_validate(measured, reference, spec, mask=used, weights=weights)
+    expected_delta_e = delta_e(reference.lab[used], working_rgb_to_lab(expected[used], reference.white_xy))
+    np.testing.assert_allclose(score.per_patch[used], expected_delta_e, rtol=1e-6, atol=1e-8)
+    assert np.isnan(score.per_patch[~used]).all()
+
+
+def test_a_patch_that_alone_spans_a_term_is_refitted_not_extrapolated(reference: ChartReference) -> None:
+    """Only one patch lights the blue channel: without it the affine fold is rank-deficient."""
+    measured = np.zeros((reference.patch_count, 3))
+    measured[:, :2] = np.random.default_rng(4).uniform(0.05, 0.9, (reference.patch_count, 2))
+    measured[12, 2] = 0.4
+    used = np.ones(reference.patch_count, dtype=bool)
+    spec = MethodSpec("affine3x4")
+    expected = _held_out_refitted(measured, reference, spec, used, None)
+    predicted = _predictions(measured, reference, spec, used, None, "least_squares").held_out
+    np.testing.assert_allclose(predicted, expected, rtol=1e-9, atol=1e-12)

@@ -9,8 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chromaline.detector.detect import DetectionOutcome, detect_charts, detection_from_corners, refine_corners
-from chromaline.detector.image_io import decode_image
+from chromaline.detector.detect import (
+    CandidateSet,
+    DetectionOutcome,
+    detect_charts,
+    detection_from_corners,
+    preview_candidates,
+    refine_corners,
+)
+from chromaline.detector.image_io import decode_image, decode_preview
 from chromaline.detector.sample import sample_patches
 from chromaline.detector.synthetic import SyntheticScene, render_scene, scene_set
 
@@ -52,6 +59,25 @@ def test_aruco_framed_chart_is_found_from_its_markers() -> None:
     assert outcome.detections[0].chart_type == "aruco_classic24"
     assert _corner_error(outcome, scene) <= CORNER_TOLERANCE_PX
     assert outcome.detections[0].orientation_degrees == 180
+
+
+def test_quick_preview_search_finds_the_chart_the_full_search_finds() -> None:
+    scene = render_scene(3, size=SIZE)
+    image = decode_image(scene.image_bytes)
+    preview = decode_preview(scene.image_bytes, 480)
+    assert preview is not None
+    quick = preview_candidates(*preview)
+    found = detect_charts(image, candidates=quick)
+    assert _corner_error(found, scene) <= CORNER_TOLERANCE_PX
+    assert np.abs(found.detections[0].corners - _detect(scene).detections[0].corners).max() < 1.5
+
+
+def test_a_chart_the_candidates_miss_is_found_by_the_full_search() -> None:
+    scene = render_scene(3, size=SIZE)
+    missed = [CandidateSet("digital_sg", []), CandidateSet("classic24", [])]
+    outcome = detect_charts(decode_image(scene.image_bytes), candidates=iter(missed))
+    assert outcome.detections[0].chart_type == "classic24"
+    assert _corner_error(outcome, scene) <= CORNER_TOLERANCE_PX
 
 
 def _patch_order_is_right(scene: SyntheticScene, outcome: DetectionOutcome) -> bool:

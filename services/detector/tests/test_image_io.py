@@ -17,6 +17,7 @@ from chromaline.detector.image_io import (
     UnsupportedImageError,
     decode_image,
     decode_preview,
+    never_negative,
     to_linear,
     to_linear_rows,
 )
@@ -30,8 +31,11 @@ def _png_bytes(rgb: NDArray[np.generic]) -> bytes:
     return encoded.tobytes()
 
 
-def _matrix_trc_profile(colourspace_name: str, gamma: float, colour_space: bytes = b"RGB ") -> bytes:
-    """A minimal ICC v2 matrix/TRC profile for a colour-science RGB space (colorants adapted to D50)."""
+def _matrix_trc_profile(
+    colourspace_name: str, gamma: float | tuple[float, float, float], colour_space: bytes = b"RGB "
+) -> bytes:
+    """A minimal ICC v2 matrix/TRC profile for a colour-science RGB space (colorants adapted to D50),
+    with one gamma for every channel or one each."""
     space = colour.RGB_COLOURSPACES[colourspace_name]
     white_xyz = colour.xy_to_XYZ(space.whitepoint)
     adapt = colour.adaptation.matrix_chromatic_adaptation_VonKries(white_xyz, D50, transform="Bradford")
@@ -40,15 +44,16 @@ def _matrix_trc_profile(colourspace_name: str, gamma: float, colour_space: bytes
     def xyz_tag(xyz: NDArray[np.float64]) -> bytes:
         return b"XYZ \0\0\0\0" + struct.pack(">3i", *(round(v * 65536) for v in xyz))
 
-    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+    gammas = gamma if isinstance(gamma, tuple) else (gamma, gamma, gamma)
+    red, green, blue = (b"curv\0\0\0\0" + struct.pack(">IH", 1, round(g * 256)) + b"\0\0" for g in gammas)
     tags = [
         (b"rXYZ", xyz_tag(colorants[:, 0])),
         (b"gXYZ", xyz_tag(colorants[:, 1])),
         (b"bXYZ", xyz_tag(colorants[:, 2])),
         (b"wtpt", xyz_tag(D50)),
-        (b"rTRC", curve),
-        (b"gTRC", curve),
-        (b"bTRC", curve),
+        (b"rTRC", red),
+        (b"gTRC", green),
+        (b"bTRC", blue),
     ]
     offset = 128 + 4 + 12 * len(tags)
     table, body = b"", b""
@@ -103,6 +108,32 @@ def test_adobe_rgb_tagged_image_is_converted_to_the_working_space() -> None:
         apply_cctf_encoding=False,
     )
     np.testing.assert_allclose(to_linear(image), expected, atol=2e-3)
+
+
+def test_a_profile_with_a_curve_per_channel_decodes_each_channel_with_its_own() -> None:
+    gammas = (1.8, 2.2, 2.6)
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(
+        buffer, format="PNG", icc_profile=_matrix_trc_profile("Adobe RGB (1998)", gammas)
+    )
+    image = decode_image(buffer.getvalue())
+    source_linear = (pixels / 255.0) ** np.array(gammas)
+    expected = colour.RGB_to_RGB(
+        source_linear, "Adobe RGB (1998)", "sRGB", chromatic_adaptation_transform="Bradford"
+    )
+    np.testing.assert_allclose(to_linear(image), expected, atol=2e-3)
+
+
+def test_only_images_without_a_matrix_to_the_working_space_never_linearise_below_zero() -> None:
+    pixels = np.zeros((4, 4, 3), dtype=np.uint8)
+    assert never_negative(decode_image(_png_bytes(pixels)))
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(
+        buffer, format="PNG", icc_profile=_matrix_trc_profile("Adobe RGB (1998)", 2.2)
+    )
+    assert not never_negative(decode_image(buffer.getvalue()))
 
 
 def test_pillow_srgb_profile_linearises_like_untagged_srgb() -> None:

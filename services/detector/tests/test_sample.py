@@ -8,7 +8,14 @@ from numpy.typing import NDArray
 
 from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
 from chromaline.detector.image_io import DecodedImage, decode_image, to_linear
-from chromaline.detector.sample import _clip_fraction, sample_patches
+from chromaline.detector.sample import (
+    _channel_statistics,
+    _channel_statistics_of_codes,
+    _clip_fraction,
+    _masked_pixels,
+    _percentiles,
+    sample_patches,
+)
 from chromaline.detector.synthetic import render_scene
 
 SIZE = (2000, 1500)
@@ -115,3 +122,44 @@ def test_clip_fraction_counts_pixels_with_any_channel_at_an_end(dtype: type[np.u
     expected = float(((codes <= low) | (codes >= high)).any(axis=1).mean())
     assert expected > 0.1
     assert _clip_fraction(codes, low, high) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("seed", range(4))
+def test_statistics_from_code_counts_equal_those_from_sorted_linear_values(
+    dtype: type[np.unsignedinteger], seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    levels = int(np.iinfo(dtype).max) + 1
+    # A curve that is not monotonic, so the counts must be ordered by value, not by code.
+    tables = rng.random((3, levels)).astype(np.float32)
+    tables[0] = np.linspace(0.0, 1.0, levels, dtype=np.float32) ** 2.2
+    count = int(rng.integers(1, 5000))
+    centre = rng.integers(0, levels, 3)
+    width = rng.uniform(0.5, levels / 30)
+    codes = np.clip(centre + rng.normal(0.0, width, (count, 3)), 0, levels - 1).astype(dtype)
+    linear = np.stack([tables[channel][codes[:, channel]] for channel in range(3)], axis=1)
+    from_sorting = _channel_statistics(linear)
+    from_counts = _channel_statistics_of_codes(codes, tables)
+    np.testing.assert_allclose(from_counts.mean, from_sorting.mean, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(from_counts.spread, from_sorting.spread)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_masked_pixels_are_those_boolean_indexing_selects(dtype: type[np.unsignedinteger]) -> None:
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, int(np.iinfo(dtype).max) + 1, (40, 60, 3)).astype(dtype)
+    region = pixels[5:30, 7:50]
+    mask = rng.random(region.shape[:2]) < 0.4
+    np.testing.assert_array_equal(_masked_pixels(region, mask), region[mask])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_percentiles_by_binned_selection_equal_numpys(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(1, 30_000))
+    # Few distinct values with many ties, as a patch's luminance has, and sometimes all equal.
+    levels = rng.random(int(rng.integers(1, 400))).astype(np.float32) ** 3
+    values = rng.choice(levels, count)
+    quantiles = (0.0, 2.5, 50.0, 98.0, 100.0)
+    assert _percentiles(values, quantiles) == list(np.percentile(values, quantiles))

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from chromaline.corrector.fit import Correction, MethodSpec
 from chromaline.corrector.lut import ENCODE_INDEX, BitDepth, EncodeIndex, srgb_encode_table
-from chromaline.detector.image_io import DecodedImage, to_linear_rows
+from chromaline.detector.image_io import DecodedImage, never_negative, to_linear_rows
 
 BAND_PIXELS = 1 << 16
 """Pixels per band when the caller does not choose: 768 KB of float32 RGB, so a band's few
@@ -38,7 +38,7 @@ def band_rows(width: int, rows: int | None = None) -> int:
 def _encode_indices(scaled: NDArray[np.float32], index: EncodeIndex) -> NDArray[np.uint16]:
     """Lookup indices from linear light already multiplied by ``index.scale`` (overwrites it)."""
     if index.square_root:
-        np.maximum(scaled, np.float32(0.0), out=scaled)
+        cv2.threshold(scaled, 0.0, 0.0, cv2.THRESH_TOZERO, dst=scaled)
         cv2.sqrt(scaled, dst=scaled)
     rounded = cv2.addWeighted(scaled, 1.0, scaled, 0.0, 0.0, dtype=cv2.CV_16U)
     return np.asarray(rounded, dtype=np.uint16)
@@ -58,7 +58,7 @@ def _f32(array: object) -> NDArray[np.float32]:
     return np.asarray(array, dtype=np.float32)
 
 
-def _term_blocks(linear: NDArray[np.float32], spec: MethodSpec) -> list[TermBlock]:
+def _term_blocks(linear: NDArray[np.float32], spec: MethodSpec, non_negative: bool) -> list[TermBlock]:
     """The non-linear terms of ``spec`` as interleaved images, three terms (or one) per pixel.
 
     Products of channels come from multiplying the image by a channel-rotated copy of itself:
@@ -69,7 +69,7 @@ def _term_blocks(linear: NDArray[np.float32], spec: MethodSpec) -> list[TermBloc
         channel_products = _f32(cv2.multiply(linear, cv2.transform(linear, _ROTATE_ONE)))
         return [(channel_products, (3, 5, 4)), (_f32(cv2.multiply(linear, linear)), (6, 7, 8))]
     # Roots of negative noise would be NaN; the root terms see the non-negative part only.
-    positive = np.maximum(linear, np.float32(0.0))
+    positive = linear if non_negative else _f32(cv2.threshold(linear, 0.0, 0.0, cv2.THRESH_TOZERO)[1])
     rotated = cv2.transform(positive, _ROTATE_ONE)
     products = cv2.multiply(positive, rotated)
     blocks: list[TermBlock] = [(_f32(cv2.sqrt(products)), (3, 4, 5))]
@@ -100,7 +100,8 @@ class ScaledCorrection:
     """(3, K): every term's coefficients, for the non-linear term blocks."""
 
     @classmethod
-    def of(cls, correction: Correction, scale: float) -> ScaledCorrection:
+    def of(cls, correction: Correction, scale: float, *, bgr: bool = False) -> ScaledCorrection:
+        """``bgr`` reverses the output channels (the rows), to blue, green, red."""
         if correction.is_matrix:
             affine = correction.matrix_3x4() * scale
         else:
@@ -108,20 +109,26 @@ class ScaledCorrection:
             affine[:, :3] = correction.coefficients[:, :3] * scale
             if correction.spec.method == "polynomial":
                 affine[:, 3] = correction.coefficients[:, 9] * scale
+        rows = slice(None, None, -1) if bgr else slice(None)
         return cls(
             correction.spec,
             correction.is_matrix,
-            affine.astype(np.float32),
-            (correction.coefficients * scale).astype(np.float32),
+            np.ascontiguousarray(affine[rows], dtype=np.float32),
+            np.ascontiguousarray(correction.coefficients[rows] * scale, dtype=np.float32),
         )
 
 
-def transform_band(linear: NDArray[np.float32], correction: ScaledCorrection) -> NDArray[np.float32]:
-    """The scaled, corrected band, float32, same shape as ``linear`` (rows, width, 3)."""
+def transform_band(
+    linear: NDArray[np.float32], correction: ScaledCorrection, *, non_negative: bool = False
+) -> NDArray[np.float32]:
+    """The scaled, corrected band, float32, same shape as ``linear`` (rows, width, 3).
+
+    ``non_negative`` says ``linear`` has no negative value (so the root terms need no clipping).
+    """
     result = _f32(cv2.transform(linear, correction.affine))
     if correction.is_matrix:
         return result
-    for terms, columns in _term_blocks(linear, correction.spec):
+    for terms, columns in _term_blocks(linear, correction.spec, non_negative):
         block = np.ascontiguousarray(correction.coefficients[:, list(columns)])
         cv2.add(result, cv2.transform(terms, block), dst=result)
     return result
@@ -138,14 +145,17 @@ def apply_correction(
     bit_depth: BitDepth = 8,
     rows_per_band: int | None = None,
     workers: int | None = None,
+    bgr: bool = False,
 ) -> EncodedPixels:
-    """The corrected image, sRGB-encoded at ``bit_depth``, (H, W, 3) RGB.
+    """The corrected image, sRGB-encoded at ``bit_depth``, (H, W, 3) RGB (blue, green, red when
+    ``bgr``: what OpenCV's encoders take).
 
     ``workers`` threads share the bands (by default one per core, at most four).
     """
     index = ENCODE_INDEX[bit_depth]
-    scaled = ScaledCorrection.of(correction, index.scale)
+    scaled = ScaledCorrection.of(correction, index.scale, bgr=bgr)
     table = srgb_encode_table(bit_depth)
+    non_negative = never_negative(image)
     output: EncodedPixels = np.empty(image.pixels.shape, dtype=table.dtype)
     step = band_rows(image.width, rows_per_band)
     starts = range(0, image.height, step)
@@ -154,7 +164,7 @@ def apply_correction(
     def correct_bands(worker: int) -> None:
         for start in starts[worker::workers]:
             stop = min(start + step, image.height)
-            band = transform_band(to_linear_rows(image, start, stop), scaled)
+            band = transform_band(to_linear_rows(image, start, stop), scaled, non_negative=non_negative)
             cv2.LUT(_encode_indices(band, index), table, dst=output[start:stop])
 
     if workers == 1:

@@ -111,11 +111,15 @@ def _jpeg_segment(marker: int, payload: bytes) -> bytes:
     return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
 
 
-def _cv2_jpeg(pixels: NDArray[np.uint8]) -> bytes:
-    """Baseline JPEG, quality 95, 4:4:4, standard Huffman tables: the same tables for every image."""
-    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+def _cv2_jpeg(pixels: NDArray[np.uint8], *, bgr: bool = False) -> bytes:
+    """Baseline JPEG, quality 95, 4:4:4, standard Huffman tables: the same tables for every image.
+
+    ``pixels`` are RGB, or already in OpenCV's blue, green, red order when ``bgr``.
+    """
+    if not bgr:
+        pixels = np.asarray(cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), dtype=np.uint8)
     parameters = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, 0x111111]
-    ok, encoded = cv2.imencode(".jpg", bgr, parameters)
+    ok, encoded = cv2.imencode(".jpg", pixels, parameters)
     if not ok:
         raise EncodeError("encode_failed", "JPEG encoding failed")
     return encoded.tobytes()
@@ -180,40 +184,48 @@ class JpegStripEncoder:
     Each strip of ``strip_rows`` rows (whole 8-row blocks) is encoded on its own with the same
     quality and standard tables; the strips' entropy-coded data are joined with restart markers,
     whose interval is exactly one strip. The pixels decode exactly as from a whole-image encode.
+    Strips may be encoded in any order and from several threads at once.
     """
 
     def __init__(self, width: int, height: int, exif: bytes | None, *, strip_rows: int = 256) -> None:
         blocks_per_row = -(-width // 8)
         self.strip_rows = 8 * max(1, min(strip_rows // 8, 0xFFFF // blocks_per_row))
         self.width, self.height = width, height
+        self.strip_count = -(-height // self.strip_rows)
         self._restart_interval = blocks_per_row * self.strip_rows // 8
         self._exif, self.notes = upright_exif(exif)
         self._header = b""
-        self._scans: list[bytes] = []
-        self._rows = 0
+        self._scans: list[bytes | None] = [None] * self.strip_count
 
-    def add(self, strip: NDArray[np.uint8]) -> None:
-        """Encode the next strip: ``strip_rows`` rows, fewer only for the last."""
-        rows = strip.shape[0]
-        if strip.shape[1:] != (self.width, 3) or self._rows + rows > self.height:
-            raise EncodeError("unsupported_pixels", f"strip of shape {strip.shape} does not fit the image")
-        if rows != self.strip_rows and self._rows + rows != self.height:
+    def rows(self, number: int) -> slice:
+        """The image rows of strip ``number``."""
+        start = number * self.strip_rows
+        return slice(start, min(start + self.strip_rows, self.height))
+
+    def encode(self, number: int, strip: NDArray[np.uint8], *, bgr: bool = False) -> None:
+        """Encode strip ``number``: the image's rows :meth:`rows` (``number``), RGB or, when
+        ``bgr``, in blue, green, red order (which spares a channel swap)."""
+        if not 0 <= number < self.strip_count:
+            raise EncodeError("unsupported_pixels", f"strip {number} is not among the {self.strip_count}")
+        rows = self.rows(number)
+        if strip.shape != (rows.stop - rows.start, self.width, 3):
             raise EncodeError(
-                "unsupported_pixels", f"only the last strip may have fewer than {self.strip_rows} rows"
+                "unsupported_pixels", f"strip {number} of shape {strip.shape} does not fit the image"
             )
-        header, scan = _split_jpeg(_cv2_jpeg(np.ascontiguousarray(strip)))
-        if not self._scans:
+        header, scan = _split_jpeg(_cv2_jpeg(np.ascontiguousarray(strip), bgr=bgr))
+        if number == 0:
             self._header = header
-        self._scans.append(scan)
-        self._rows += rows
+        self._scans[number] = scan
 
     def finish(self) -> EncodedImage:
-        if self._rows != self.height:
-            raise EncodeError("unsupported_pixels", f"{self._rows} of {self.height} rows were encoded")
+        missing = [number for number, scan in enumerate(self._scans) if scan is None]
+        if missing:
+            raise EncodeError("unsupported_pixels", f"strips {missing} were not encoded")
         parts = [_strip_header(self._header, self.height, self._restart_interval)]
         for number, scan in enumerate(self._scans):
+            assert scan is not None
             parts.append(scan)
-            if number < len(self._scans) - 1:
+            if number < self.strip_count - 1:
                 parts.append(bytes([0xFF, 0xD0 + number % 8]))
         parts.append(b"\xff\xd9")
         data = _with_metadata(b"".join(parts), self._exif)

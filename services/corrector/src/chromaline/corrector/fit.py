@@ -305,6 +305,137 @@ class CrossValidation:
         )
 
 
+LEVERAGE_LIMIT = 1.0 - 1e-6
+"""A patch with a leverage this close to 1 carries the fit alone in some direction: without it the
+fold is rank-deficient, so its held-out prediction is refitted rather than taken from the identity."""
+
+
+@dataclass(frozen=True)
+class _Predictions:
+    spec: MethodSpec
+    training: FloatArray
+    """(N, 3) the fit on every used patch, applied to every patch."""
+    held_out: FloatArray
+    """(N, 3) each used patch as predicted by the fit that left it out (zeros for unused patches)."""
+
+
+def _held_out_by_refitting(
+    measured: FloatArray,
+    reference: ChartReference,
+    spec: MethodSpec,
+    used: NDArray[np.bool_],
+    indices: NDArray[np.intp],
+    weights: NDArray[np.floating] | Sequence[float] | None,
+    objective: Objective,
+) -> FloatArray:
+    """Held-out predictions of the patches ``indices``, one fit without each."""
+    predicted = np.zeros((len(indices), 3))
+    for row, index in enumerate(indices):
+        fold = used.copy()
+        fold[index] = False
+        correction = fit_correction(
+            measured, reference, spec, mask=fold, weights=weights, objective=objective
+        )
+        predicted[row] = correction.apply_to_pixels(measured[index : index + 1])[0]
+    return predicted
+
+
+def _leverages(design: FloatArray) -> FloatArray:
+    """The diagonal of the hat matrix of ``design``, over the column space ``np.linalg.lstsq`` uses
+    (singular values below its default cut-off count as zero)."""
+    left, singular, _ = np.linalg.svd(design, full_matrices=False)
+    cutoff = np.finfo(np.float64).eps * max(design.shape) * singular[0]
+    rank = int(np.sum(singular > cutoff))
+    return np.asarray(np.sum(left[:, :rank] ** 2, axis=1), dtype=np.float64)
+
+
+def _held_out_least_squares(
+    measured: FloatArray,
+    reference: ChartReference,
+    spec: MethodSpec,
+    used: NDArray[np.bool_],
+    weights: NDArray[np.floating] | Sequence[float] | None,
+    training_rgb: FloatArray,
+) -> FloatArray:
+    """Leave-one-out predictions of a least-squares fit, without refitting once per patch.
+
+    Least squares obeys the leave-one-out identity: the fit without patch i predicts it as
+    ``y_i - e_i / (1 - h_i)``, where ``e_i`` is the full fit's residual on it and ``h_i`` its
+    leverage, the diagonal of the (weighted) hat matrix. This is exact, not an approximation; only
+    patches whose removal would leave a rank-deficient fold are refitted. White balance is fitted
+    from the neutral patches alone: leaving out any other patch leaves its fit unchanged, so only
+    the neutral folds are refitted.
+    """
+    indices = np.flatnonzero(used)
+    held_out = np.zeros_like(measured)
+    if spec.method == "white_balance":
+        held_out[used] = training_rgb[used]
+        neutral = indices[neutral_mask(reference)[indices]]
+        held_out[neutral] = _held_out_by_refitting(
+            measured, reference, spec, used, neutral, weights, "least_squares"
+        )
+        return held_out
+    root_weights = np.sqrt(_weights(reference.patch_count, weights)[indices])
+    leverage = _leverages(expand(measured[indices], spec) * root_weights[:, None])
+    target = reference.rgb[indices]
+    residual = target - training_rgb[indices]
+    identity = leverage < LEVERAGE_LIMIT
+    held_out[indices[identity]] = target[identity] - residual[identity] / (1.0 - leverage[identity, None])
+    refit = indices[~identity]
+    held_out[refit] = _held_out_by_refitting(measured, reference, spec, used, refit, weights, "least_squares")
+    return held_out
+
+
+def _predictions(
+    measured: FloatArray,
+    reference: ChartReference,
+    spec: MethodSpec,
+    used: NDArray[np.bool_],
+    weights: NDArray[np.floating] | Sequence[float] | None,
+    objective: Objective,
+) -> _Predictions:
+    training = fit_correction(measured, reference, spec, mask=used, weights=weights, objective=objective)
+    training_rgb = np.asarray(training.apply_to_pixels(measured), dtype=np.float64)
+    if objective == "least_squares" and used.sum() > 3:
+        held_out = _held_out_least_squares(measured, reference, spec, used, weights, training_rgb)
+    else:
+        # Refitting raises the same FitError a fold too small to fit would.
+        held_out = np.zeros_like(measured)
+        indices = np.flatnonzero(used)
+        held_out[indices] = _held_out_by_refitting(
+            measured, reference, spec, used, indices, weights, objective
+        )
+    return _Predictions(spec, training_rgb, held_out)
+
+
+def _scores(
+    predictions: Sequence[_Predictions], reference: ChartReference, used: NDArray[np.bool_]
+) -> list[CrossValidation]:
+    """Every method's training and held-out ΔE2000, from one Lab conversion and one ΔE2000 call
+    (per-call overheads in colour-science cost more than the arithmetic on a few hundred rows)."""
+    if not predictions:
+        return []
+    rgb = np.concatenate([rows for p in predictions for rows in (p.training[used], p.held_out[used])])
+    errors = delta_e(
+        np.tile(reference.lab[used], (2 * len(predictions), 1)),
+        working_rgb_to_lab(rgb, reference.white_xy),
+        "CIE 2000",
+    ).reshape(len(predictions), 2, -1)
+    scores = []
+    for prediction, (training_errors, held_out_errors) in zip(predictions, errors, strict=True):
+        per_patch = np.full(reference.patch_count, np.nan)
+        per_patch[used] = held_out_errors
+        scores.append(
+            CrossValidation(
+                spec=prediction.spec,
+                training_mean=float(np.mean(training_errors)),
+                cross_validated_mean=float(np.mean(held_out_errors)),
+                per_patch=per_patch,
+            )
+        )
+    return scores
+
+
 def cross_validate(
     measured: NDArray[np.floating],
     reference: ChartReference,
@@ -318,33 +449,13 @@ def cross_validate(
     """Leave-one-patch-out ΔE2000: each used patch is predicted by a fit that never saw it.
 
     White balance is fitted from neutrals only, but is scored on every used patch like the others.
-    With ``objective="delta_e2000"`` every fold runs the refinement, which costs about a second
-    per fold; the default least-squares folds take microseconds.
+    Least-squares folds come from the leave-one-out identity (see :func:`_held_out_least_squares`);
+    with ``objective="delta_e2000"`` every fold runs the refinement, about a second per fold.
     """
     spec = method_spec(method, degree)
     measured64 = np.asarray(measured, dtype=np.float64)
     used = _used_mask(reference.patch_count, mask)
-    training = fit_correction(measured64, reference, spec, mask=used, weights=weights, objective=objective)
-    training_errors = correction_delta_e2000(training, measured64, reference)[used]
-    predicted = np.zeros_like(measured64)
-    for index in np.flatnonzero(used):
-        fold = used.copy()
-        fold[index] = False
-        correction = fit_correction(
-            measured64, reference, spec, mask=fold, weights=weights, objective=objective
-        )
-        predicted[index] = correction.apply_to_pixels(measured64[index : index + 1])[0]
-    # One ΔE2000 call for every fold's held-out patch: per-fold calls cost more than the fits.
-    held_out = np.full(reference.patch_count, np.nan)
-    held_out[used] = delta_e(
-        reference.lab[used], working_rgb_to_lab(predicted[used], reference.white_xy), "CIE 2000"
-    )
-    return CrossValidation(
-        spec=spec,
-        training_mean=float(np.mean(training_errors)),
-        cross_validated_mean=float(np.nanmean(held_out)),
-        per_patch=held_out,
-    )
+    return _scores([_predictions(measured64, reference, spec, used, weights, objective)], reference, used)[0]
 
 
 @dataclass(frozen=True)
@@ -371,15 +482,17 @@ def choose_method(
     the data cannot support at all (white balance with no neutral patch).
     """
     used = _used_mask(reference.patch_count, mask)
+    measured64 = np.asarray(measured, dtype=np.float64)
     fold_size = int(used.sum()) - 1
-    scores: list[CrossValidation] = []
+    predictions: list[_Predictions] = []
     for spec in candidates:
         if spec.term_count >= fold_size:
             continue
         try:
-            scores.append(cross_validate(measured, reference, spec, mask=used, weights=weights))
+            predictions.append(_predictions(measured64, reference, spec, used, weights, "least_squares"))
         except FitError:
             continue
+    scores = _scores(predictions, reference, used)
     if not scores:
         raise FitError("too_few_patches", f"no candidate method can be validated on {fold_size + 1} patches")
     best = min(scores, key=lambda score: score.cross_validated_mean)

@@ -380,6 +380,14 @@ def _patch_size_px(chart_type: str, corners: NDArray[np.float64]) -> float:
 
 MCC_VARIANTS: tuple[dict[str, float], ...] = ({}, {"B0factor": 1.0}, {"adaptiveThreshConstant": 3.0})
 """mcc parameter sets tried in turn: its grid model sometimes misfits a chart that another set fits."""
+QUICK_MCC: dict[str, float] = {
+    "minImageSize": 1,
+    "adaptiveThreshWinSizeMin": 7,
+    "adaptiveThreshWinSizeMax": 47,
+    "adaptiveThreshWinSizeStep": 8,
+}
+"""mcc on a quick preview (long side about 500): no enlarging to mcc's usual 1000-pixel short side,
+which costs four times the work, and threshold windows shrunk with the image."""
 
 
 def _mcc_boxes(
@@ -491,6 +499,15 @@ class CandidateSet:
     boxes: list[NDArray[np.float64]]
 
 
+def _full_resolution(chart_type: str, boxes: list[NDArray[np.float64]], factor: float) -> CandidateSet:
+    """Boxes found on an image ``factor`` times smaller, in full-resolution pixel coordinates."""
+    return CandidateSet(chart_type, [box * factor + (factor - 1) / 2 for box in boxes])
+
+
+def _chart_types(chart_type: str) -> tuple[str, ...]:
+    return AUTO_ORDER if chart_type == "auto" else (chart_type,)
+
+
 def candidate_sets(
     small: NDArray[np.uint8], factor: float, chart_type: str = "auto", *, max_charts: int = 4
 ) -> Iterator[CandidateSet]:
@@ -498,10 +515,23 @@ def candidate_sets(
 
     Each set is computed only when asked for: detection stops at the first set that holds a chart.
     """
-    types = AUTO_ORDER if chart_type == "auto" else (chart_type,)
-    for candidate_type in types:
+    for candidate_type in _chart_types(chart_type):
         for boxes in _candidate_boxes(small, candidate_type, max_charts):
-            yield CandidateSet(candidate_type, [box * factor + (factor - 1) / 2 for box in boxes])
+            yield _full_resolution(candidate_type, boxes, factor)
+
+
+def quick_candidate_sets(
+    preview: NDArray[np.uint8], factor: float, chart_type: str = "auto", *, max_charts: int = 4
+) -> Iterator[CandidateSet]:
+    """The cheapest finders on a small preview (long side about 500, ``factor`` times smaller than
+    the photo): the patch lattice, and mcc with :data:`QUICK_MCC`. A chart they miss is left to
+    :func:`candidate_sets` on a larger image, which :func:`detect_charts` runs next."""
+    for candidate_type in _chart_types(chart_type):
+        if candidate_type in GRID_TYPES:
+            yield _full_resolution(candidate_type, _grid_boxes(preview, candidate_type, max_charts), factor)
+        elif candidate_type in MCC_TYPES:
+            boxes = _mcc_boxes(preview, candidate_type, max_charts, QUICK_MCC)
+            yield _full_resolution(candidate_type, boxes, factor)
 
 
 def search_ahead(sets: Iterator[CandidateSet]) -> Iterator[CandidateSet]:
@@ -519,16 +549,11 @@ def search_ahead(sets: Iterator[CandidateSet]) -> Iterator[CandidateSet]:
 
 
 def preview_candidates(
-    preview: NDArray[np.uint8],
-    reduction: float,
-    chart_type: str = "auto",
-    *,
-    max_side: int = 1600,
-    max_charts: int = 4,
+    preview: NDArray[np.uint8], reduction: float, chart_type: str = "auto", *, max_charts: int = 4
 ) -> Iterator[CandidateSet]:
-    """Candidate sets from a ``reduction`` times smaller preview of the photo, the first found now."""
-    small, factor = _downscale(preview, max_side)
-    return search_ahead(candidate_sets(small, factor * reduction, chart_type, max_charts=max_charts))
+    """Quick candidate sets from a ``reduction`` times smaller preview of the photo, the first
+    that holds a box found now."""
+    return search_ahead(quick_candidate_sets(preview, reduction, chart_type, max_charts=max_charts))
 
 
 @dataclass
@@ -563,14 +588,17 @@ def detect_charts(
     """Find the charts in an image (encoded RGB pixels, or a decoded image), best first.
 
     ``candidates`` are approximate boxes already found (e.g. by :func:`preview_candidates` on a
-    preview); without them the finders run on a downscaled copy of the image.
+    preview), tried first; when none of them holds a chart, the finders run on a downscaled copy
+    of the image.
     """
     rgb = _rgb8(image)
-    if candidates is None:
+
+    def downscaled_sets() -> Iterator[CandidateSet]:
         small, factor = _downscale(rgb, max_side)
-        candidates = candidate_sets(small, factor, chart_type, max_charts=max_charts)
+        yield from candidate_sets(small, factor, chart_type, max_charts=max_charts)
+
     search = _Search([])
-    for candidate in candidates:
+    for candidate in itertools.chain(candidates or (), downscaled_sets()):
         for box in candidate.boxes:
             _examine(rgb, candidate.chart_type, box, search)
         if search.found:

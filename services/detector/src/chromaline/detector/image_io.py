@@ -432,6 +432,33 @@ def _lookup_tables(profile: bytes | None, bit_depth: int) -> NDArray[np.float32]
     return np.stack([curve.evaluate(codes) for curve in encoding.curves]).astype(np.float32)
 
 
+@lru_cache(maxsize=16)
+def _one_curve(profile: bytes | None, bit_depth: int) -> bool:
+    """True when the three channels share one tone curve."""
+    tables = _lookup_tables(profile, bit_depth)
+    return bool(np.array_equal(tables[0], tables[1]) and np.array_equal(tables[0], tables[2]))
+
+
+def channel_tables(image: DecodedImage) -> NDArray[np.float32] | None:
+    """(3, codes) linear light of every code of each channel, when each channel's linear value
+    depends on its own code alone (no matrix to the working space); None otherwise."""
+    if source_encoding(image).to_working is not None:
+        return None
+    return _lookup_tables(image.icc_profile, image.bit_depth)
+
+
+def never_negative(image: DecodedImage) -> bool:
+    """True when no pixel of ``image`` can linearise to negative light: each channel's own curve,
+    none below zero, and no matrix after it."""
+    return _curves_never_negative(image.icc_profile, image.bit_depth)
+
+
+@lru_cache(maxsize=16)
+def _curves_never_negative(profile: bytes | None, bit_depth: int) -> bool:
+    encoding = parse_icc_profile(profile) if profile else SRGB_ENCODING
+    return encoding.to_working is None and float(_lookup_tables(profile, bit_depth).min()) >= 0.0
+
+
 def linearise_pixels(
     image: DecodedImage, pixels: NDArray[np.uint8] | NDArray[np.uint16]
 ) -> NDArray[np.float32]:
@@ -440,8 +467,10 @@ def linearise_pixels(
     tables = _lookup_tables(image.icc_profile, image.bit_depth)
     shape = pixels.shape
     if pixels.dtype == np.uint8 and pixels.ndim == 3:
-        lut = np.ascontiguousarray(tables.T.reshape(256, 1, 3))
-        linear = cv2.LUT(np.ascontiguousarray(pixels), lut)
+        # One table for all three channels when their curves agree: OpenCV's single-table path is
+        # more than twice as fast as its per-channel one.
+        lut = tables[0] if _one_curve(image.icc_profile, image.bit_depth) else tables.T.reshape(256, 1, 3)
+        linear = cv2.LUT(np.ascontiguousarray(pixels), np.ascontiguousarray(lut))
     else:
         flat = pixels.reshape(-1, 3)
         linear = np.empty(flat.shape, dtype=np.float32)
