@@ -6,17 +6,20 @@ pitches of the true centre, i.e. inside its own patch (a patch is 40/44 of a pit
 chart found upside down, or a grid shifted by one patch, fails.
 ΔE2000 is measured on a square window around each patch centre: the window's pixels are
 linearised, averaged, converted to Lab and compared with the chart's published reference using
-:mod:`chromaline.corrector.metrics`, for our output and the peers' alike.
+:mod:`chromaline.corrector.metrics`, for our output and the peers' alike. The held-out chart (a
+ColorChecker Digital SG photographed under the same conditions) is measured the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from chromaline.corrector.metrics import ChartReference, delta_e, working_rgb_to_lab
+from chromaline.detector.geometry import chart_layout
 from chromaline.detector.image_io import srgb_decode
 
 CENTRE_TOLERANCE = 0.4
@@ -24,6 +27,11 @@ CENTRE_TOLERANCE = 0.4
 WINDOW_FRACTION = 0.2
 """Half-side of the sampling window, as a fraction of the patch pitch (patches are ~0.9 pitch wide)."""
 CHART = "classic24"
+HELD_OUT_CHART = "digital_sg"
+"""The chart a pipeline's correction is checked on without having been fitted to it."""
+
+CorrectImage = Callable[[NDArray[np.uint8]], NDArray[np.uint8]]
+"""A pipeline's fitted correction applied to another (H, W, 3) 8-bit sRGB photo."""
 
 
 @dataclass(frozen=True)
@@ -37,15 +45,19 @@ class PipelineOutcome:
     """(H, W, 3) corrected RGB, 8-bit sRGB; None when nothing was found."""
     seconds: float
     note: str = ""
+    correct_other: CorrectImage | None = None
+    """The same fitted correction, for another photo taken under the same conditions."""
 
     @property
     def detected(self) -> bool:
         return self.centres is not None and self.corrected is not None
 
 
-def patch_pitch(centres: NDArray[np.float64]) -> float:
-    """Distance between horizontally neighbouring patch centres (Classic 24: 6 per row)."""
-    return float(np.median(np.linalg.norm(np.diff(centres.reshape(4, 6, 2), axis=1), axis=2)))
+def patch_pitch(centres: NDArray[np.float64], chart: str = CHART) -> float:
+    """Distance between horizontally neighbouring patch centres."""
+    layout = chart_layout(chart)
+    rows = centres.reshape(layout.rows, layout.columns, 2)
+    return float(np.median(np.linalg.norm(np.diff(rows, axis=1), axis=2)))
 
 
 def centre_error(found: NDArray[np.float64], truth: NDArray[np.float64]) -> float:
@@ -57,9 +69,11 @@ def detection_correct(found: NDArray[np.float64] | None, truth: NDArray[np.float
     return found is not None and found.shape == truth.shape and centre_error(found, truth) <= CENTRE_TOLERANCE
 
 
-def sample_linear(rgb8: NDArray[np.uint8], centres: NDArray[np.float64]) -> NDArray[np.float64]:
+def sample_linear(
+    rgb8: NDArray[np.uint8], centres: NDArray[np.float64], chart: str = CHART
+) -> NDArray[np.float64]:
     """(N, 3) mean linear RGB of a window around each centre."""
-    half = max(1, round(WINDOW_FRACTION * patch_pitch(centres)))
+    half = max(1, round(WINDOW_FRACTION * patch_pitch(centres, chart)))
     height, width = rgb8.shape[:2]
     means = np.zeros((len(centres), 3))
     for index, (x, y) in enumerate(centres):
@@ -74,9 +88,9 @@ def chart_delta_e2000(
     rgb8: NDArray[np.uint8], centres: NDArray[np.float64], reference: ChartReference
 ) -> NDArray[np.float64]:
     """Per-patch ΔE2000 of the image at ``centres`` against the chart reference."""
-    lab = working_rgb_to_lab(sample_linear(rgb8, centres), reference.white_xy)
+    lab = working_rgb_to_lab(sample_linear(rgb8, centres, reference.chart_type), reference.white_xy)
     return delta_e(reference.lab, lab, "CIE 2000")
 
 
-def reference_chart() -> ChartReference:
-    return ChartReference.for_chart(CHART, "2014")
+def reference_chart(chart: str = CHART) -> ChartReference:
+    return ChartReference.for_chart(chart, "2014")

@@ -16,6 +16,12 @@ corrected array (and the colour-science pipelines' conversion of it to 8 bits is
   root-polynomial of degree 2) fitted to the chart reference in linear sRGB, applied to the
   linearised photo with ``apply_matrix_colour_correction``.
 - PlantCV is not installed in this environment and is reported as such.
+
+Each outcome also carries its fitted correction as a function of another 8-bit sRGB photo, applied
+the way the pipeline applies it to its own photo: ours through the engine's
+:func:`~chromaline.corrector.apply.apply_correction` with the returned profile's correction;
+OpenCV's through the fitted model's ``correctImage``; colour's through
+``apply_matrix_colour_correction`` with the fitted matrix, on the sRGB-decoded photo.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import colour
@@ -31,8 +38,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.accuracy import CHART, PipelineOutcome, reference_chart
+from chromaline.corrector.apply import apply_correction
 from chromaline.corrector.engine import EngineError, correct_photo
+from chromaline.corrector.fit import Correction
 from chromaline.detector.geometry import patch_centres
+from chromaline.detector.image_io import SRGB_ENCODING, DecodedImage
 
 Pipeline = Callable[[bytes], list[PipelineOutcome]]
 CHROMALINE = "chromaline"
@@ -56,6 +66,18 @@ def _decode_rgb(data: bytes) -> NDArray[np.uint8]:
     return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
 
+def _chromaline_correct(correction: Correction, rgb8: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    image = DecodedImage(
+        pixels=rgb8,
+        bit_depth=8,
+        transfer=SRGB_ENCODING.description,
+        icc_profile=None,
+        exif=None,
+        format="jpeg",
+    )
+    return np.asarray(apply_correction(image, correction, bit_depth=8), dtype=np.uint8)
+
+
 def chromaline_pipeline(data: bytes) -> list[PipelineOutcome]:
     started = time.perf_counter()
     try:
@@ -68,7 +90,13 @@ def chromaline_pipeline(data: bytes) -> list[PipelineOutcome]:
     centres = patch_centres(detection.chart_type, detection.corners)
     if detection.chart_type != CHART:
         return [PipelineOutcome(CHROMALINE, None, None, seconds, f"found a {detection.chart_type}")]
-    return [PipelineOutcome(CHROMALINE, centres, _decode_rgb(result.encoded.data), seconds, result.method)]
+    correct_other = partial(_chromaline_correct, result.profile.correction())
+    corrected = _decode_rgb(result.encoded.data)
+    return [PipelineOutcome(CHROMALINE, centres, corrected, seconds, result.method, correct_other)]
+
+
+def _opencv_correct(model: Any, rgb8: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    return np.asarray(model.correctImage(rgb8), dtype=np.uint8)
 
 
 def opencv_pipeline(data: bytes) -> list[PipelineOutcome]:
@@ -88,9 +116,11 @@ def opencv_pipeline(data: bytes) -> list[PipelineOutcome]:
     model.setLinearization(cv2.ccm.LINEARIZATION_GAMMA)
     model.setLinearizationGamma(2.2)
     model.compute()
-    corrected = model.correctImage(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    corrected = _opencv_correct(model, np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8))
     seconds = time.perf_counter() - started
-    return [PipelineOutcome(OPENCV, centres, np.asarray(corrected, dtype=np.uint8), seconds, "CCM_LINEAR")]
+    return [
+        PipelineOutcome(OPENCV, centres, corrected, seconds, "CCM_LINEAR", partial(_opencv_correct, model))
+    ]
 
 
 def _ccd_centres(detected: Any, image_size: tuple[int, int]) -> NDArray[np.float64]:
@@ -120,6 +150,16 @@ def _ccd_centres(detected: Any, image_size: tuple[int, int]) -> NDArray[np.float
 def _srgb8_from_linear(linear: NDArray[np.floating]) -> NDArray[np.uint8]:
     encoded = colour.cctf_encoding(np.clip(linear, 0.0, 1.0), function="sRGB")
     return np.asarray(np.rint(np.asarray(encoded) * 255.0), dtype=np.uint8)
+
+
+def _colour_correct(
+    matrix: NDArray[np.floating], method: str, options: dict[str, int], rgb8: NDArray[np.uint8]
+) -> NDArray[np.uint8]:
+    linear = np.asarray(colour.cctf_decoding(rgb8.astype(np.float32) / 255.0, function="sRGB"))
+    corrected = colour.characterisation.apply_matrix_colour_correction(
+        linear, matrix, method=method, **options
+    )
+    return _srgb8_from_linear(corrected)
 
 
 def ccd_pipelines(data: bytes) -> list[PipelineOutcome]:
@@ -153,7 +193,10 @@ def ccd_pipelines(data: bytes) -> list[PipelineOutcome]:
             linear, matrix, method=method, **options
         )
         seconds = shared + time.perf_counter() - fit_started
-        outcomes.append(PipelineOutcome(name, centres, _srgb8_from_linear(corrected), seconds, method))
+        correct_other = partial(_colour_correct, matrix, method, options)
+        outcomes.append(
+            PipelineOutcome(name, centres, _srgb8_from_linear(corrected), seconds, method, correct_other)
+        )
     return outcomes
 
 

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from chromaline.detector.synthetic import render_scene
+from chromaline.detector.synthetic import render_scene, with_other_chart
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = (1200, 900)
@@ -19,7 +19,10 @@ SMALL = (1200, 900)
 def bench() -> dict[str, ModuleType]:
     sys.path.insert(0, str(ROOT))
     try:
-        return {name: importlib.import_module(f"bench.{name}") for name in ("engine", "timing", "compare")}
+        return {
+            name: importlib.import_module(f"bench.{name}")
+            for name in ("engine", "timing", "compare", "accuracy")
+        }
     finally:
         sys.path.remove(str(ROOT))
 
@@ -58,10 +61,35 @@ def test_every_pipeline_is_scored_on_a_scene(bench: dict[str, ModuleType]) -> No
     assert ours.mean_after is not None
     assert ours.mean_before is not None
     assert ours.mean_after < ours.mean_before
+    held_out_after, held_out_before = ours.mean_held_out_on({0}), ours.mean_held_out_before_on({0})
+    assert held_out_after is not None
+    assert held_out_before is not None
+    assert held_out_after < held_out_before
     assert all(score.photos == 1 for score in scores.values())
     targets = engine.targets(None, scores)
     assert {target.name.split(" ≥ ")[-1] for target in targets if "detection" in target.name} == (
         set(scores) - {"chromaline"}
+    )
+    peers_scored = [
+        name for name, score in scores.items() if name != "chromaline" and score.held_out_by_photo
+    ]
+    assert len([target for target in targets if target.name.startswith("held-out")]) == len(peers_scored)
+
+
+def test_held_out_chart_is_cut_to_its_chart_without_changing_its_score(bench: dict[str, ModuleType]) -> None:
+    compare, accuracy = bench["compare"], bench["accuracy"]
+    scene = with_other_chart(render_scene(5, size=SMALL, rotation=90, chart_scale=0.6), "digital_sg")
+    reference = accuracy.reference_chart("digital_sg")
+    held_out = compare.HeldOutChart.of(scene, reference)
+    height, width = held_out.pixels.shape[:2]
+    assert height * width < 0.8 * SMALL[0] * SMALL[1]
+    assert held_out.centres.shape == (140, 2)
+    assert held_out.centres.min() > 0
+    assert (held_out.centres < [width, height]).all()
+    whole = compare._input_rgb8(scene.image_bytes)
+    centres = compare.patch_centres("digital_sg", scene.corners)
+    assert held_out.delta_e2000(held_out.pixels) == float(
+        accuracy.chart_delta_e2000(whole, centres, reference).mean()
     )
 
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from chromaline.detector.frame import FrameSpec, render_frame_image, render_frame_pdf
-from chromaline.detector.synthetic import camera_linear, render_scene
+from chromaline.detector.synthetic import camera_linear, render_scene, with_other_chart
 
 
 def test_scenes_are_deterministic_per_seed() -> None:
@@ -20,6 +20,24 @@ def test_scenes_are_deterministic_per_seed() -> None:
     np.testing.assert_array_equal(first.corners, again.corners)
     assert first.image_bytes != other.image_bytes
     assert first.pixels.shape == (600, 800, 3)
+
+
+def test_another_chart_is_rendered_under_the_same_conditions() -> None:
+    scene = render_scene(23, size=(800, 600), rotation=90, noise=0.0, blur_sigma=0.0, vignetting=0.0)
+    assert with_other_chart(scene, "classic24").image_bytes == scene.image_bytes
+    other = with_other_chart(scene, "digital_sg")
+    assert other.chart_type == "digital_sg"
+    assert (other.illuminant, other.camera, other.exposure, other.rotation_degrees) == (
+        scene.illuminant,
+        scene.camera,
+        scene.exposure,
+        scene.rotation_degrees,
+    )
+    # The same white-balance error: each chart's white patch (SG: row 1 column 1 is white too)
+    # reads the camera's value for it times the same per-channel gains.
+    gains = scene.truth_linear[18] / camera_linear("classic24", scene.illuminant, scene.camera)[18]
+    other_gains = other.truth_linear[0] / camera_linear("digital_sg", other.illuminant, other.camera)[0]
+    np.testing.assert_allclose(other_gains, gains, rtol=1e-9)
 
 
 def test_neutral_patches_are_neutral_for_every_camera() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 
 import colour
@@ -43,6 +43,25 @@ _XYZ_TO_SRGB = np.array(
 
 
 @dataclass(frozen=True)
+class RenderOptions:
+    """The options :func:`render_scene` was called with, None where it drew the value from the seed."""
+
+    illuminant: str | None
+    camera: str | None
+    size: tuple[int, int]
+    jpeg_quality: int
+    rotation: int | None
+    tilt_degrees: float | None
+    chart_scale: float | None
+    perspective: float | None
+    exposure: float | None
+    vignetting: float | None
+    blur_sigma: float | None
+    noise: float | None
+    glare_patch: int | None
+
+
+@dataclass(frozen=True)
 class SyntheticScene:
     image_bytes: bytes
     """The scene as a JPEG file."""
@@ -58,6 +77,7 @@ class SyntheticScene:
     rotation_degrees: int
     exposure: float
     seed: int
+    options: RenderOptions
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,6 +331,21 @@ def render_scene(
     ``chart`` is ``classic24``, ``digital_sg``, ``aruco_classic24`` or None for a scene without a
     chart. ``chart_scale`` is the chart's long side as a fraction of the scene's short side.
     """
+    options = RenderOptions(
+        illuminant,
+        camera,
+        size,
+        jpeg_quality,
+        rotation,
+        tilt_degrees,
+        chart_scale,
+        perspective,
+        exposure,
+        vignetting,
+        blur_sigma,
+        noise,
+        glare_patch,
+    )
     rng = np.random.default_rng(seed)
     illuminant = illuminant or ILLUMINANTS[int(rng.integers(len(ILLUMINANTS)))]
     camera = camera or CAMERAS[int(rng.integers(len(CAMERAS)))]
@@ -378,7 +413,15 @@ def render_scene(
         rotation_degrees=rotation,
         exposure=exposure,
         seed=seed,
+        options=options,
     )
+
+
+def with_other_chart(scene: SyntheticScene, chart: str) -> SyntheticScene:
+    """The same photo taken with another chart in it: the same seed and options, so the same
+    illuminant, camera, exposure, white-balance error, vignetting strength, blur, noise level and
+    background (the seed's noise pattern included); only the chart and where it lies differ."""
+    return render_scene(scene.seed, chart=chart, **asdict(scene.options))
 
 
 def scene_set(
