@@ -22,10 +22,14 @@ from chromaline.detector.image_io import DecodedImage, channel_tables, linearise
 
 PatchFlag = Literal["clipped", "non_uniform", "outside_frame", "dark"]
 
-CLIPPED_FRACTION = 0.01
-"""A patch is clipped when more than this share of its pixels touch either end of the code range."""
 MAD_TO_SIGMA = 1.4826
 TRIM = 0.1
+CLIPPED_FRACTION = TRIM
+"""A patch is clipped when, in one of its channels, more than this share of its pixels touch an
+end of the code range.
+The robust mean leaves out the lowest and highest ``TRIM`` of each channel, so below that share
+the clipped values are among those left out and the mean is unbiased; above it they pull the
+mean towards the limit, and the patch says less than its true colour."""
 DARK_LEVEL = 0.003
 """Linear level under which a patch carries too little signal to fit on."""
 UNIFORMITY_GRID = 3
@@ -302,17 +306,10 @@ def _luminance(linear: NDArray[np.float32]) -> NDArray[np.float32]:
 
 
 def _clip_fraction(codes: NDArray[np.number], low: float, high: float) -> float:
-    """Share of pixels with a channel at or below ``low`` or at or above ``high``."""
-    if codes.dtype in (np.uint8, np.uint16):
-        # Integer codes strictly between the ends: one cv2.inRange pass instead of NumPy's
-        # slow reductions across the three channels of each pixel.
-        inner_low, inner_high = float(np.floor(low) + 1), float(np.ceil(high) - 1)
-        inside = cv2.inRange(
-            np.asarray(codes, dtype=codes.dtype).reshape(-1, 1, 3), (inner_low,) * 3, (inner_high,) * 3
-        )
-        return 1.0 - cv2.countNonZero(inside) / len(codes)
+    """The largest share, over the three channels, of pixels at or below ``low`` or at or above
+    ``high``: each channel's robust mean is trimmed on its own."""
     at_ends = (codes <= low) | (codes >= high)
-    return float(at_ends.any(axis=1).mean())
+    return float(at_ends.mean(axis=0).max())
 
 
 def _masked_pixels(region: NDArray[Any], mask: NDArray[np.bool_]) -> NDArray[Any]:
