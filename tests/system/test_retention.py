@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -32,35 +32,18 @@ T = TypeVar("T")
 SETTLE_SECONDS = 30.0
 
 
-class LoopRecorder:
-    """The gateway app as uvicorn runs it, remembering the server's event loop, where the
-    system's runtimes live, so that the test can run a sweep there."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.loop = asyncio.get_running_loop()
-        await self.app(scope, receive, send)
-
-
 @dataclass
 class RetentionSystem:
     url: str
     standalone: Standalone
-    server: LoopRecorder
+    server: BackgroundServer
     database_url: str
     blob_url: str
-
-    def on_server(self, work: Coroutine[Any, Any, T]) -> T:
-        assert self.server.loop is not None
-        return asyncio.run_coroutine_threadsafe(work, self.server.loop).result(timeout=120)
 
     def sweep(self, days_later: int) -> SweepResult:
         """One sweep, as if it ran ``days_later`` days from now."""
         later = datetime.now(UTC) + timedelta(days=days_later)
-        return self.on_server(sweep(self.standalone.runtimes["gateway"], now=later))
+        return self.server.run(sweep(self.standalone.runtimes["gateway"], now=later))
 
     def sql(self, statement: str, **params: Any) -> list[Any]:
         async def run() -> list[Any]:
@@ -115,12 +98,11 @@ def retention_system(postgres_url: str, s3_url: str) -> Iterator[RetentionSystem
                 "blob_url": s3_url,
             }
         )
-        app = LoopRecorder(standalone.gateway_app())
         port = free_port()
-        with BackgroundServer(app, "127.0.0.1", port):
+        with BackgroundServer(standalone.gateway_app(), "127.0.0.1", port) as server:
             url = f"http://127.0.0.1:{port}"
             wait_ready(url)
-            yield RetentionSystem(url, standalone, app, database_url, s3_url)
+            yield RetentionSystem(url, standalone, server, database_url, s3_url)
 
 
 def eventually(check: Callable[[], T], what: str, timeout: float = SETTLE_SECONDS) -> T:

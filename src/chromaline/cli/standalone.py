@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -29,6 +29,8 @@ from chromaline.common.logging import configure_logging
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import service as gateway
 from chromaline.gateway.settings import GatewaySettings
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -100,13 +102,33 @@ class Standalone:
 
 
 class BackgroundServer:
-    """uvicorn in a thread of its own, stopped on exit (for the demo and the tests)."""
+    """uvicorn in a thread of its own, stopped on exit (for the demo and the tests).
+
+    The services' runtimes live on the server's event loop; :meth:`run` hands that loop a
+    coroutine from another thread (a test publishing on the in-process bus, a sweep).
+    """
 
     def __init__(self, app: Any, host: str, port: int) -> None:
         self.server = uvicorn.Server(
             uvicorn.Config(app, host=host, port=port, log_config=None, log_level="warning")
         )
-        self.thread = threading.Thread(target=self.server.run, name="chromaline-server", daemon=True)
+        self.thread = threading.Thread(target=self._serve, name="chromaline-server", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_ready = threading.Event()
+
+    def _serve(self) -> None:
+        asyncio.run(self._serve_recording_loop())
+
+    async def _serve_recording_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_ready.set()
+        await self.server.serve()
+
+    def run(self, work: Coroutine[Any, Any, T], timeout: float = 120.0) -> T:
+        """Run ``work`` on the server's event loop and wait for its result."""
+        if not self._loop_ready.wait(timeout) or self._loop is None:
+            raise RuntimeError("the server's event loop did not start")
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
 
     def __enter__(self) -> BackgroundServer:
         self.thread.start()

@@ -7,7 +7,6 @@ Playwright; the tests never install a browser. Screenshots land in ``artifacts/s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -33,31 +32,17 @@ PHONE = ViewportSize(width=390, height=844)
 SCREENSHOTS = Path(__file__).resolve().parents[4] / "artifacts" / "screenshots"
 
 
-class LoopRecorder:
-    """The app as uvicorn runs it, remembering the server's event loop so tests can use the bus."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.loop = asyncio.get_running_loop()
-        await self.app(scope, receive, send)
-
-
 @dataclass
 class WebSystem:
     url: str
     standalone: Standalone
-    server: LoopRecorder
+    server: BackgroundServer
 
     def publish_raw(self, routing_key: str, body: bytes) -> str:
         """Put bytes on the in-process bus from the test's thread; the message id."""
         bus = self.standalone.bus
         assert isinstance(bus, MemoryBus)
-        assert self.server.loop is not None
-        future = asyncio.run_coroutine_threadsafe(bus.publish_raw(routing_key, body), self.server.loop)
-        return future.result(timeout=10)
+        return self.server.run(bus.publish_raw(routing_key, body), timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -70,12 +55,11 @@ def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSystem]:
         "blob_url": f"file://{root / 'blobs'}",
     }
     system = Standalone.build(overrides)
-    app = LoopRecorder(system.gateway_app())
     port = free_port()
-    with BackgroundServer(app, "127.0.0.1", port):
+    with BackgroundServer(system.gateway_app(), "127.0.0.1", port) as server:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url)
-        yield WebSystem(url, system, app)
+        yield WebSystem(url, system, server)
 
 
 @pytest.fixture(scope="session")

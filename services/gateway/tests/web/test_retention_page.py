@@ -3,9 +3,8 @@ shows what stays of it."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,18 +21,13 @@ Screenshot = Callable[[Page, str], None]
 T = TypeVar("T")
 
 
-def _on_server(web_system: WebSystem, work: Coroutine[Any, Any, T]) -> T:
-    assert web_system.server.loop is not None
-    return asyncio.run_coroutine_threadsafe(work, web_system.server.loop).result(timeout=60)
-
-
 def _gateway_period(web_system: WebSystem, organisation: str) -> int | None:
     async def read() -> int | None:
         async with web_system.standalone.runtimes["gateway"].session() as session:
             period = await session.get(OrganisationRetention, organisation)
         return period.days if period is not None else None
 
-    return _on_server(web_system, read())
+    return web_system.server.run(read(), timeout=60)
 
 
 def test_an_admin_shortens_the_period_and_an_expired_job_keeps_its_summary(
@@ -67,7 +61,7 @@ def test_an_admin_shortens_the_period_and_an_expired_job_keeps_its_summary(
         assert time.monotonic() < deadline, "the gateway did not hear of the new period"
         time.sleep(0.2)
     later = datetime.now(UTC) + timedelta(days=2)
-    result = _on_server(web_system, sweep(web_system.standalone.runtimes["gateway"], now=later))
+    result = web_system.server.run(sweep(web_system.standalone.runtimes["gateway"], now=later), timeout=60)
     assert result.expired >= 1
 
     page.goto(f"/#/jobs/{job['id']}")
