@@ -308,6 +308,13 @@ def _luminance(linear: NDArray[np.float32]) -> NDArray[np.float32]:
 def _clip_fraction(codes: NDArray[np.number], low: float, high: float) -> float:
     """The largest share, over the three channels, of pixels at or below ``low`` or at or above
     ``high``: each channel's robust mean is trimmed on its own."""
+    if codes.dtype in (np.uint8, np.uint16):
+        # Integer codes strictly between the ends, counted by cv2.inRange channel by channel:
+        # several times faster than NumPy's comparisons and reductions.
+        inner_low, inner_high = float(np.floor(low) + 1), float(np.ceil(high) - 1)
+        channels = cv2.split(np.ascontiguousarray(codes).reshape(len(codes), 1, -1))
+        inside = min(cv2.countNonZero(cv2.inRange(channel, inner_low, inner_high)) for channel in channels)
+        return 1.0 - inside / len(codes)
     at_ends = (codes <= low) | (codes >= high)
     return float(at_ends.mean(axis=0).max())
 
