@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aio_pika
@@ -18,6 +18,7 @@ from chromaline.common.bus.base import DeadLetter, EventBus, PermanentError, Pub
 from chromaline.common.bus.memory import InMemoryBroker, MemoryBus
 from chromaline.common.bus.rabbitmq import RabbitMqBus
 from chromaline.common.events.envelope import RawEnvelope
+from chromaline.common.testing.waiting import wait_until
 
 FAST_RETRY = RetryPolicy(max_attempts=3, delays=(0.05, 0.1))
 WAIT = 20.0
@@ -32,14 +33,6 @@ def envelope(event_type: str = "image.uploaded", **data: object) -> RawEnvelope:
         correlation_id=uuid.uuid4().hex,
         data=dict(data),
     )
-
-
-async def wait_until(condition: Callable[[], bool], within: float = WAIT) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.02)
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -17,6 +16,7 @@ from chromaline.common.bus import codec
 from chromaline.common.bus.base import PublishError, RetryPolicy
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.testing.rabbitmq import RabbitAdmin, RabbitBusFactory, vhost_of
+from chromaline.common.testing.waiting import wait_until
 
 WAIT = 30.0
 
@@ -30,14 +30,6 @@ def envelope(event_type: str = "image.uploaded") -> RawEnvelope:
         correlation_id=uuid.uuid4().hex,
         data={"n": 1},
     )
-
-
-async def wait_until(condition: Callable[[], bool], within: float = WAIT) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.02)
 
 
 async def test_published_message_carries_the_envelope_and_its_properties(
@@ -127,7 +119,7 @@ async def test_message_that_keeps_interrupting_its_consumer_is_dead_lettered_by_
 
     await bus.publish(sent)
 
-    await wait_until(lambda: deliveries >= 3)
+    await wait_until(lambda: deliveries >= 3, within=WAIT)
     dead = await bus.dead_letters("poison")
     for _ in range(100):
         if dead:
@@ -178,7 +170,7 @@ async def test_every_message_is_handled_although_the_broker_closes_the_connectio
             await asyncio.sleep(0.005)
 
     publishing = asyncio.create_task(publish_stream())
-    await wait_until(lambda: len(handled) >= 50)
+    await wait_until(lambda: len(handled) >= 50, within=WAIT)
     closed = await asyncio.to_thread(rabbitmq_admin.close_connections, vhost_of(isolated_amqp_url), "test")
     connections_closed.set()
     assert closed == 2

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,22 +24,14 @@ from chromaline.common.outbox import OutboxRelay, add_to_outbox
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.common.settings import ServiceSettings
 from chromaline.common.testing.spans import service_of, span_recorder, spans_named
+from chromaline.common.testing.waiting import wait_until
 
 EXAMPLE_MIGRATIONS = Path(__file__).parent / "example_migrations"
 FAST_RETRY = RetryPolicy(max_attempts=2, delays=(0.05,))
-WAIT = 20.0
 
 
 def value(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-async def wait_until(condition: Callable[[], bool], within: float = WAIT) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.02)
 
 
 def envelope(event_type: str, occurred_at: datetime | None = None) -> RawEnvelope:
