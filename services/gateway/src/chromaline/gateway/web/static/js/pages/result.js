@@ -40,6 +40,17 @@ function stat(label, value, id) {
   return h("div", { class: "stat" }, h("dt", {}, label), h("dd", { id }, value));
 }
 
+/** The figures every finished job keeps, expired or not: ΔE₀₀ before and after, rating, chart, method. */
+function jobStats(job) {
+  return [
+    stat("Mean ΔE₀₀ before", formatNumber(job.delta_e2000_before), "de-before"),
+    stat("Mean ΔE₀₀ after", formatNumber(job.delta_e2000_after), "de-after"),
+    stat("Rating", job.rating || "—", "rating"),
+    stat("Chart", job.chart_type || "—", "chart-type"),
+    stat("Method", job.method || "—", "method"),
+  ];
+}
+
 function downloads(job, errors) {
   const buttons = DOWNLOADS.filter(([name]) => job.files[name]).map(([name, label]) =>
     h("li", {}, h("button", { type: "button", dataset: { file: name }, onclick: () => save(job.files[name]) }, label)),
@@ -109,11 +120,7 @@ async function doneView(job, urls) {
       h(
         "dl",
         { class: "stats" },
-        stat("Mean ΔE₀₀ before", formatNumber(job.delta_e2000_before), "de-before"),
-        stat("Mean ΔE₀₀ after", formatNumber(job.delta_e2000_after), "de-after"),
-        stat("Rating", job.rating || "—", "rating"),
-        stat("Chart", job.chart_type || "—", "chart-type"),
-        stat("Method", job.method || "—", "method"),
+        ...jobStats(job),
         summary ? stat("ΔE₀₀ after: p95 · max", `${formatNumber(summary.p95)} · ${formatNumber(summary.max)}`) : null,
         summaryBefore ? stat("ΔE₀₀ before: p95 · max", `${formatNumber(summaryBefore.p95)} · ${formatNumber(summaryBefore.max)}`) : null,
         measurements.cross_validated_delta_e2000 !== null
@@ -190,11 +197,7 @@ function expiredView(job) {
       h(
         "dl",
         { class: "stats" },
-        stat("Mean ΔE₀₀ before", formatNumber(job.delta_e2000_before), "de-before"),
-        stat("Mean ΔE₀₀ after", formatNumber(job.delta_e2000_after), "de-after"),
-        stat("Rating", job.rating || "—", "rating"),
-        stat("Chart", job.chart_type || "—", "chart-type"),
-        stat("Method", job.method || "—", "method"),
+        ...jobStats(job),
         stat("Finished", formatDate(job.finished_at), "finished-at"),
       ),
     ),
