@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import colour
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ from numpy.typing import NDArray
 
 from chromaline.corrector.fit import (
     DEFAULT_CANDIDATES,
+    OBJECTIVE_MARGIN,
     Correction,
     FitError,
     MethodSpec,
@@ -17,6 +20,7 @@ from chromaline.corrector.fit import (
     expand,
     fit_correction,
     neutral_mask,
+    validated_fit,
 )
 from chromaline.corrector.metrics import ChartReference, delta_e, working_rgb_to_lab
 
@@ -243,3 +247,70 @@ def test_a_patch_that_alone_spans_a_term_is_refitted_not_extrapolated(reference:
     expected = _held_out_refitted(measured, reference, spec, used, None)
     predicted = _predictions(measured, reference, spec, used, None, "least_squares").held_out
     np.testing.assert_allclose(predicted, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("spec", DEFAULT_CANDIDATES[:4], ids=lambda spec: spec.label)
+def test_delta_e2000_folds_in_one_batch_equal_refitting_every_fold(
+    reference: ChartReference, spec: MethodSpec
+) -> None:
+    rng = np.random.default_rng(8)
+    measured = np.clip(_noisy_camera(reference, seed=8, noise=0.01), 1e-4, None)
+    used = rng.random(reference.patch_count) > 0.2
+    used[neutral_mask(reference)] = True
+    predicted = _predictions(measured, reference, spec, used, None, "delta_e2000").held_out
+    for index in np.flatnonzero(used):
+        fold = used.copy()
+        fold[index] = False
+        alone = fit_correction(measured, reference, spec, mask=fold, objective="delta_e2000")
+        np.testing.assert_allclose(
+            predicted[index], alone.apply_to_pixels(measured[index : index + 1])[0], rtol=1e-8, atol=1e-10
+        )
+
+
+def _curved_camera(reference: ChartReference, seed: int) -> NDArray[np.float64]:
+    """A camera a slight per-channel curve away from linear: no matrix fits it exactly."""
+    rng = np.random.default_rng(seed)
+    linear = np.clip(reference.rgb @ np.linalg.inv(MATRIX).T, 1e-4, None)
+    return np.asarray(0.8 * linear ** rng.uniform(0.9, 1.1, 3) + rng.normal(0.0, 0.002, linear.shape))
+
+
+@pytest.mark.parametrize(
+    ("camera", "expected"),
+    [
+        (lambda reference: _curved_camera(reference, seed=1), "delta_e2000"),
+        (lambda reference: _noisy_camera(reference, seed=6, noise=0.01), "least_squares"),
+    ],
+    ids=["curved camera", "noisy camera"],
+)
+def test_auto_objective_keeps_the_lower_cross_validated_error(
+    reference: ChartReference, camera: Callable[[ChartReference], NDArray[np.float64]], expected: str
+) -> None:
+    measured = camera(reference)
+    spec = MethodSpec("root_polynomial", 2)
+    plain = cross_validate(measured, reference, spec)
+    refined = cross_validate(measured, reference, spec, objective="delta_e2000")
+    assert refined.training_mean < plain.training_mean
+    chosen = validated_fit(measured, reference, spec, objective="auto")
+    assert chosen.correction.objective == expected
+    wins = refined.cross_validated_mean < plain.cross_validated_mean - OBJECTIVE_MARGIN
+    assert wins == (expected == "delta_e2000")
+    assert chosen.cross_validated_mean == (refined if wins else plain).cross_validated_mean
+
+
+def test_auto_objective_keeps_least_squares_when_it_is_exact(reference: ChartReference) -> None:
+    """A camera exactly one matrix away from the reference: least squares has nothing left to gain."""
+    chosen = validated_fit(_measured_through(MATRIX, reference), reference, MethodSpec("linear3x3"))
+    assert chosen.correction.objective == "least_squares"
+    np.testing.assert_allclose(chosen.correction.coefficients, MATRIX, atol=1e-10)
+
+
+def test_delta_e2000_folds_need_three_patches_each(reference: ChartReference) -> None:
+    mask = np.zeros(reference.patch_count, dtype=bool)
+    mask[[0, 5, 19]] = True
+    with pytest.raises(FitError) as raised:
+        cross_validate(reference.rgb, reference, "linear3x3", mask=mask, objective="delta_e2000")
+    assert raised.value.code == "too_few_patches"
+    chosen = validated_fit(
+        reference.rgb * 0.9, reference, MethodSpec("white_balance"), mask=mask | neutral_mask(reference)
+    )
+    assert chosen.correction.method == "white_balance"

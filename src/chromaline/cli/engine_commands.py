@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from chromaline.corrector.engine import EngineError, correct_photo, measure
+from chromaline.corrector.fit import OBJECTIVES, ObjectiveChoice
 from chromaline.corrector.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
 from chromaline.detector.image_io import UnsupportedImageError
 
@@ -27,6 +28,12 @@ MethodOption = Annotated[
     str, typer.Option(help="auto, white_balance, linear3x3, affine3x4, root_polynomial or polynomial.")
 ]
 EditionOption = Annotated[str, typer.Option(help="Reference edition of the chart: 2014 or 2005.")]
+ObjectiveOption = Annotated[
+    str,
+    typer.Option(
+        help="What the fit minimises: auto (the lower cross-validated ΔE2000), least_squares or delta_e2000."
+    ),
+]
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "tiff": "tif"}
 
 
@@ -47,6 +54,12 @@ def _load_profile(path: Path | None) -> Profile | None:
         raise typer.Exit(2) from None
 
 
+def _objective(value: str) -> ObjectiveChoice:
+    if value not in ("auto", *OBJECTIVES):
+        raise typer.BadParameter("objective is auto, least_squares or delta_e2000")
+    return cast(ObjectiveChoice, value)
+
+
 def _edition(value: str) -> Literal["2005", "2014"]:
     if value not in ("2005", "2014"):
         raise typer.BadParameter("edition is 2014 or 2005")
@@ -60,6 +73,7 @@ def correct(
         Path | None, typer.Option(help="Apply this profile instead of each photo's own chart.")
     ] = None,
     method: MethodOption = "auto",
+    objective: ObjectiveOption = "auto",
     chart: ChartOption = "auto",
     edition: EditionOption = "2014",
     output_format: Annotated[str, typer.Option("--format", help="jpeg, png or tiff.")] = "jpeg",
@@ -80,6 +94,7 @@ def correct(
                     _read(photo),
                     chart_type=chart,
                     method=method,  # type: ignore[arg-type]
+                    objective=_objective(objective),
                     edition=_edition(edition),
                     profile=saved,
                     output_format=output_format,  # type: ignore[arg-type]
@@ -104,7 +119,7 @@ def correct(
                 if report
                 else "ΔE not measured (no chart)"
             )
-            lines.append(f"{photo.name}: {chart_found}, {result.method}, {delta_e} → {target}")
+            lines.append(f"{photo.name}: {chart_found}, {result.method_label}, {delta_e} → {target}")
             progress.advance(task)
     for line in lines:
         console.print(line, soft_wrap=True)
@@ -123,6 +138,7 @@ def profile_create(
     ] = None,
     cube: Annotated[Path | None, typer.Option(help="Also write the profile as a .cube 3D LUT.")] = None,
     method: MethodOption = "auto",
+    objective: ObjectiveOption = "auto",
     chart: ChartOption = "auto",
     edition: EditionOption = "2014",
 ) -> None:
@@ -132,6 +148,7 @@ def profile_create(
             _read(chart_photo),
             chart_type=chart,
             method=method,  # type: ignore[arg-type]
+            objective=_objective(objective),
             edition=_edition(edition),
             source_filename=chart_photo.name,
         )
@@ -142,7 +159,7 @@ def profile_create(
     target.write_text(dump_profile(result.profile), encoding="utf-8")
     statistics = result.profile.statistics
     console.print(
-        f"{target}: {result.method}, ΔE2000 training {statistics.training_delta_e2000:.2f}, "
+        f"{target}: {result.method_label}, ΔE2000 training {statistics.training_delta_e2000:.2f}, "
         f"cross-validated {statistics.cross_validated_delta_e2000:.2f} over {statistics.patch_count} patches"
     )
     if cube is not None:

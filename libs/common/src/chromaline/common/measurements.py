@@ -56,6 +56,10 @@ class Measurements(Document):
     chart_type: str | None
     reference_edition: str | None
     method: str
+    objective: str | None = Field(
+        default=None,
+        description="What the correction's fit minimised: least_squares (in linear RGB) or delta_e2000.",
+    )
     corners: list[tuple[float, float]] | None
     image_size: tuple[int, int]
     patches: list[PatchResult]

@@ -37,11 +37,10 @@ from chromaline.corrector.fit import (
     FitError,
     Method,
     MethodChoice,
-    Objective,
+    ObjectiveChoice,
     choose_method,
-    cross_validate,
-    fit_correction,
     method_spec,
+    validated_fit,
 )
 from chromaline.corrector.metrics import (
     ChartReference,
@@ -205,22 +204,26 @@ def fit_from_measurements(
     edition: Edition = "2014",
     method: Method | Literal["auto"] = "auto",
     *,
-    objective: Objective = "least_squares",
+    objective: ObjectiveChoice = "auto",
 ) -> FitResult:
-    """Fit a correction to sampled patches; ``auto`` picks the method by cross-validated ΔE2000."""
+    """Fit a correction to sampled patches; ``auto`` picks the method, and the objective, by
+    leave-one-out cross-validated ΔE2000."""
     reference = chart_reference(chart_type, edition)
     selection = select_patches(patches, reference)
     measured, used = selection.measured, selection.used
     choice: MethodChoice | None = None
     try:
+        least_squares: CrossValidation | None = None
         if method == "auto":
             choice = choose_method(measured, reference, DEFAULT_CANDIDATES, mask=used)
             spec = choice.chosen
-            validation = choice.score_of(spec)
+            least_squares = choice.score_of(spec)
         else:
             spec = method_spec(method)
-            validation = cross_validate(measured, reference, spec, mask=used)
-        correction = fit_correction(measured, reference, spec, mask=used, objective=objective)
+        validation = validated_fit(
+            measured, reference, spec, mask=used, objective=objective, least_squares=least_squares
+        )
+        correction = validation.correction
     except FitError as error:
         raise EngineError(error.code, error.message) from None
     report = compare(measured, correction.apply_to_pixels(measured), reference, used)
@@ -391,6 +394,12 @@ class CorrectionResult:
     def method(self) -> str:
         return self.correction.spec.label
 
+    @property
+    def method_label(self) -> str:
+        """The method and what its fit minimised, for people."""
+        objective = "ΔE2000 fit" if self.correction.objective == "delta_e2000" else "least squares"
+        return f"{self.method} ({objective})"
+
     def measurements(self, filename: str, job_id: uuid.UUID | None = None) -> Measurements:
         """The shared measurements document for this job (no patches when no chart was measured)."""
         measurement = self.measurement
@@ -417,7 +426,7 @@ def correct_photo(
     corners: Sequence[tuple[float, float]] | None = None,
     output_format: OutputFormat = "jpeg",
     bit_depth: Literal[8, 16] = 8,
-    objective: Objective = "least_squares",
+    objective: ObjectiveChoice = "auto",
     source_filename: str | None = None,
 ) -> CorrectionResult:
     """Correct one photo: from its own chart, or with a saved ``profile`` (the chart then optional)."""
@@ -615,6 +624,7 @@ def measurements_document(
         chart_type=reference.chart_type if report and reference else None,
         reference_edition=reference.edition if report and reference else None,
         method=correction.spec.label,
+        objective=correction.objective,
         corners=None if corners is None else [(float(x), float(y)) for x, y in np.asarray(corners)],
         image_size=image_size,
         patches=results,

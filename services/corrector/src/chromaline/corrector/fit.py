@@ -1,8 +1,9 @@
 """Fitting a colour correction from measured chart patches.
 
 Every method is linear in its coefficients once the measured RGB is expanded into terms, so the
-fit is ordinary (optionally weighted) least squares in linear working RGB; an optional second
-stage refines that solution by minimising the mean ΔE2000 against the published Lab reference.
+fit is ordinary (optionally weighted) least squares in linear working RGB; a second stage can
+refine that solution by minimising the mean ΔE2000 against the published Lab reference
+(:mod:`chromaline.corrector.delta_e_fit`).
 
 Methods and their terms (r, g, b linear, rows of the coefficient matrix map terms to one output
 channel):
@@ -18,7 +19,7 @@ channel):
   Coloration Technology 120(1): the 10-term second-degree set r, g, b, rg, rb, gb, r², g², b², 1.
 
 Methods are chosen by leave-one-patch-out cross-validated ΔE2000, never by training error, which
-always favours the method with most terms.
+always favours the method with most terms; so is the objective (:func:`validated_fit`).
 """
 
 from __future__ import annotations
@@ -29,16 +30,21 @@ from typing import Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import least_squares
 
+from chromaline.corrector.delta_e_fit import design_matrix, minimise_mean_delta_e2000
 from chromaline.corrector.metrics import ChartReference, FloatArray, delta_e, working_rgb_to_lab
 
 Method = Literal["white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial"]
 Objective = Literal["least_squares", "delta_e2000"]
+ObjectiveChoice = Objective | Literal["auto"]
+OBJECTIVES: tuple[Objective, ...] = ("least_squares", "delta_e2000")
 METHODS: tuple[Method, ...] = ("white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial")
 WORKING_SPACE_NAME: Literal["sRGB-linear"] = "sRGB-linear"
 NEUTRAL_MAX_CHROMA = 4.0
 """Reference patches with C*ab below this count as neutral for white balance."""
+OBJECTIVE_MARGIN = 1e-3
+"""ΔE2000 by which minimising ΔE2000 must beat least squares held out to be chosen: far below a
+visible difference, above the rounding noise of two fits that are both exact."""
 OVERFIT_RATIO = 2.0
 OVERFIT_MARGIN = 1.0
 
@@ -215,33 +221,17 @@ def _least_squares(
 
 
 def _refine_delta_e2000(
-    coefficients: FloatArray,
-    measured: FloatArray,
-    reference: ChartReference,
-    weights: FloatArray,
-    spec: MethodSpec,
+    starts: FloatArray, measured: FloatArray, reference: ChartReference, weights: FloatArray, spec: MethodSpec
 ) -> FloatArray:
-    """Minimise the weighted mean ΔE2000, starting from the least-squares solution.
-
-    ``least_squares`` minimises a sum of squared residuals, so each residual is √(w·ΔE): the sum
-    of squares is then the weighted sum of ΔE itself, not of ΔE².
-    """
+    """Coefficients ``(B, 3, K)`` minimising each problem's weighted mean ΔE2000, from the
+    least-squares ``starts``; ``weights`` ``(B, N)`` are zero where a problem leaves a patch out."""
     diagonal = spec.method == "white_balance"
-    terms = measured if diagonal else expand(measured, spec)
-    x0 = np.diag(coefficients).copy() if diagonal else coefficients.ravel()
-
-    def residuals(x: FloatArray) -> FloatArray:
-        predicted = terms * x if diagonal else terms @ x.reshape(3, -1).T
-        lab = working_rgb_to_lab(predicted, reference.white_xy)
-        return np.sqrt(weights * delta_e(reference.lab, lab, "CIE 2000") + 1e-12)
-
-    # A few dozen iterations take most of the gain; running to full convergence costs seconds.
-    result = least_squares(residuals, x0, method="trf", x_scale="jac", ftol=1e-4, xtol=1e-6, max_nfev=30)
-    x = np.asarray(result.x, dtype=np.float64)
-    refined = np.diag(x) if diagonal else x.reshape(3, -1)
-    if np.sum(residuals(x) ** 2) > np.sum(residuals(x0) ** 2):
-        return coefficients
-    return refined
+    design = design_matrix(measured if diagonal else expand(measured, spec), diagonal)
+    params = np.stack([np.diag(start) for start in starts]) if diagonal else starts.reshape(len(starts), -1)
+    refined = minimise_mean_delta_e2000(design, params, weights, reference)
+    if diagonal:
+        return np.stack([np.diag(gains) for gains in refined])
+    return refined.reshape(starts.shape)
 
 
 def fit_correction(
@@ -276,7 +266,7 @@ def fit_correction(
     kept = reference.subset(used)
     coefficients = _least_squares(measured64[used], kept.rgb, w[used], spec)
     if objective == "delta_e2000":
-        coefficients = _refine_delta_e2000(coefficients, measured64[used], kept, w[used], spec)
+        coefficients = _refine_delta_e2000(coefficients[None], measured64[used], kept, w[used][None], spec)[0]
     return Correction(spec.method, coefficients, degree=spec.degree, objective=objective)
 
 
@@ -291,6 +281,8 @@ def correction_delta_e2000(
 @dataclass(frozen=True)
 class CrossValidation:
     spec: MethodSpec
+    correction: Correction = field(repr=False)
+    """The fit on every used patch, whose leave-one-out score this is."""
     training_mean: float
     cross_validated_mean: float
     per_patch: FloatArray = field(repr=False)
@@ -313,6 +305,7 @@ fold is rank-deficient, so its held-out prediction is refitted rather than taken
 @dataclass(frozen=True)
 class _Predictions:
     spec: MethodSpec
+    correction: Correction
     training: FloatArray
     """(N, 3) the fit on every used patch, applied to every patch."""
     held_out: FloatArray
@@ -326,16 +319,13 @@ def _held_out_by_refitting(
     used: NDArray[np.bool_],
     indices: NDArray[np.intp],
     weights: NDArray[np.floating] | Sequence[float] | None,
-    objective: Objective,
 ) -> FloatArray:
-    """Held-out predictions of the patches ``indices``, one fit without each."""
+    """Held-out least-squares predictions of the patches ``indices``, one fit without each."""
     predicted = np.zeros((len(indices), 3))
     for row, index in enumerate(indices):
         fold = used.copy()
         fold[index] = False
-        correction = fit_correction(
-            measured, reference, spec, mask=fold, weights=weights, objective=objective
-        )
+        correction = fit_correction(measured, reference, spec, mask=fold, weights=weights)
         predicted[row] = correction.apply_to_pixels(measured[index : index + 1])[0]
     return predicted
 
@@ -371,9 +361,7 @@ def _held_out_least_squares(
     if spec.method == "white_balance":
         held_out[used] = training_rgb[used]
         neutral = indices[neutral_mask(reference)[indices]]
-        held_out[neutral] = _held_out_by_refitting(
-            measured, reference, spec, used, neutral, weights, "least_squares"
-        )
+        held_out[neutral] = _held_out_by_refitting(measured, reference, spec, used, neutral, weights)
         return held_out
     root_weights = np.sqrt(_weights(reference.patch_count, weights)[indices])
     leverage = _leverages(expand(measured[indices], spec) * root_weights[:, None])
@@ -382,7 +370,7 @@ def _held_out_least_squares(
     identity = leverage < LEVERAGE_LIMIT
     held_out[indices[identity]] = target[identity] - residual[identity] / (1.0 - leverage[identity, None])
     refit = indices[~identity]
-    held_out[refit] = _held_out_by_refitting(measured, reference, spec, used, refit, weights, "least_squares")
+    held_out[refit] = _held_out_by_refitting(measured, reference, spec, used, refit, weights)
     return held_out
 
 
@@ -394,18 +382,57 @@ def _predictions(
     weights: NDArray[np.floating] | Sequence[float] | None,
     objective: Objective,
 ) -> _Predictions:
-    training = fit_correction(measured, reference, spec, mask=used, weights=weights, objective=objective)
+    if objective == "delta_e2000":
+        return _predictions_delta_e2000(measured, reference, spec, used, weights)
+    training = fit_correction(measured, reference, spec, mask=used, weights=weights)
     training_rgb = np.asarray(training.apply_to_pixels(measured), dtype=np.float64)
-    if objective == "least_squares" and used.sum() > 3:
+    if used.sum() > 3:
         held_out = _held_out_least_squares(measured, reference, spec, used, weights, training_rgb)
     else:
         # Refitting raises the same FitError a fold too small to fit would.
         held_out = np.zeros_like(measured)
         indices = np.flatnonzero(used)
-        held_out[indices] = _held_out_by_refitting(
-            measured, reference, spec, used, indices, weights, objective
+        held_out[indices] = _held_out_by_refitting(measured, reference, spec, used, indices, weights)
+    return _Predictions(spec, training, training_rgb, held_out)
+
+
+def _predictions_delta_e2000(
+    measured: FloatArray,
+    reference: ChartReference,
+    spec: MethodSpec,
+    used: NDArray[np.bool_],
+    weights: NDArray[np.floating] | Sequence[float] | None,
+) -> _Predictions:
+    """The ΔE2000 fit on every used patch and one per leave-one-out fold, refined as one batch.
+
+    Each problem starts from its own least-squares fit; row 0 is the fit on every used patch,
+    row ``1 + j`` leaves out the ``j``-th used patch.
+    """
+    indices = np.flatnonzero(used)
+    count = len(indices)
+    if count <= 3:
+        raise FitError(
+            "too_few_patches", f"{spec.label} needs at least 3 patches in every fold, got {count - 1}"
         )
-    return _Predictions(spec, training_rgb, held_out)
+    fitted = _weights(reference.patch_count, weights)[indices]
+    if spec.method == "white_balance":
+        fitted = fitted * neutral_mask(reference)[indices]
+    problems = np.tile(fitted, (count + 1, 1))
+    problems[np.arange(1, count + 1), np.arange(count)] = 0.0
+    kept = reference.subset(used)
+    rows = measured[indices]
+    starts = []
+    for problem in problems:
+        patches = problem > 0
+        if patches.sum() < 3 and spec.method != "white_balance":
+            raise FitError("too_few_patches", f"{spec.label} needs at least 3 weighted patches in every fold")
+        starts.append(_least_squares(rows[patches], kept.rgb[patches], problem[patches], spec))
+    refined = _refine_delta_e2000(np.stack(starts), rows, kept, problems, spec)
+    training = Correction(spec.method, refined[0], degree=spec.degree, objective="delta_e2000")
+    held_out = np.zeros_like(measured)
+    terms = expand(rows, spec)
+    held_out[indices] = np.einsum("nk,nck->nc", terms, refined[1:])
+    return _Predictions(spec, training, np.asarray(training.apply_to_pixels(measured)), held_out)
 
 
 def _scores(
@@ -428,6 +455,7 @@ def _scores(
         scores.append(
             CrossValidation(
                 spec=prediction.spec,
+                correction=prediction.correction,
                 training_mean=float(np.mean(training_errors)),
                 cross_validated_mean=float(np.mean(held_out_errors)),
                 per_patch=per_patch,
@@ -450,7 +478,8 @@ def cross_validate(
 
     White balance is fitted from neutrals only, but is scored on every used patch like the others.
     Least-squares folds come from the leave-one-out identity (see :func:`_held_out_least_squares`);
-    with ``objective="delta_e2000"`` every fold runs the refinement, about a second per fold.
+    with ``objective="delta_e2000"`` every fold is refined from its own least-squares fit, all
+    folds in one batch (see :func:`_predictions_delta_e2000`).
     """
     spec = method_spec(method, degree)
     measured64 = np.asarray(measured, dtype=np.float64)
@@ -497,3 +526,31 @@ def choose_method(
         raise FitError("too_few_patches", f"no candidate method can be validated on {fold_size + 1} patches")
     best = min(scores, key=lambda score: score.cross_validated_mean)
     return MethodChoice(chosen=best.spec, scores=scores)
+
+
+def validated_fit(
+    measured: NDArray[np.floating],
+    reference: ChartReference,
+    spec: MethodSpec,
+    *,
+    mask: NDArray[np.bool_] | Sequence[bool] | None = None,
+    objective: ObjectiveChoice = "auto",
+    least_squares: CrossValidation | None = None,
+) -> CrossValidation:
+    """The fit of ``spec`` on every used patch with its leave-one-out score.
+
+    ``auto`` cross-validates both objectives and keeps ΔE2000 minimisation when its held-out mean
+    ΔE2000 is lower by more than ``OBJECTIVE_MARGIN``, least squares otherwise (and when a fold is
+    too small to refine). ``least_squares`` is
+    that objective's score when the caller has it already (from :func:`choose_method`).
+    """
+    if objective == "delta_e2000":
+        return cross_validate(measured, reference, spec, mask=mask, objective="delta_e2000")
+    plain = least_squares or cross_validate(measured, reference, spec, mask=mask)
+    if objective == "least_squares":
+        return plain
+    try:
+        refined = cross_validate(measured, reference, spec, mask=mask, objective="delta_e2000")
+    except FitError:
+        return plain
+    return refined if refined.cross_validated_mean < plain.cross_validated_mean - OBJECTIVE_MARGIN else plain
