@@ -21,14 +21,13 @@ dominates at a chart's few dozen patches.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import colour
 import numpy as np
 from numpy.typing import NDArray
 
-from chromaline.corrector.metrics import CHROMATIC_ADAPTATION, ChartReference, FloatArray, delta_e
-from chromaline.detector.charts import WORKING_SPACE
+from chromaline.corrector.metrics import ChartReference, FloatArray, delta_e, working_to_xyz_matrix
 
 GRADIENT_STEP = 1e-4
 """Forward-difference step in Lab units for the ΔE2000 gradient."""
@@ -48,17 +47,10 @@ CIE_KAPPA = 24389 / 27
 
 
 @cache
-def _working_to_xyz(white_xy: tuple[float, float]) -> FloatArray:
-    """The 3×3 matrix from linear working RGB to XYZ adapted to ``white_xy`` (Bradford), as
-    :func:`chromaline.corrector.metrics.working_rgb_to_lab` converts."""
-    columns = colour.RGB_to_XYZ(
-        np.eye(3),
-        colour.RGB_COLOURSPACES[WORKING_SPACE],
-        illuminant=np.asarray(white_xy),
-        chromatic_adaptation_transform=CHROMATIC_ADAPTATION,
-        apply_cctf_decoding=False,
-    )
-    return np.asarray(columns, dtype=np.float64).T
+def _working_to_white_ratio(white_xy: tuple[float, float]) -> FloatArray:
+    """Linear working RGB to XYZ over the white's XYZ (the ratios Lab is a function of)."""
+    white = np.asarray(colour.xy_to_XYZ(np.asarray(white_xy)), dtype=np.float64)
+    return np.asarray(working_to_xyz_matrix(white_xy) / white[:, None], dtype=np.float64)
 
 
 def rgb_to_lab_with_jacobian(rgb: FloatArray, white_xy: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -68,27 +60,35 @@ def rgb_to_lab_with_jacobian(rgb: FloatArray, white_xy: FloatArray) -> tuple[Flo
     ``b = 200 (f(Y/Yn) − f(Z/Zn))`` with ``f`` the cube root above ε = 216/24389 and the line
     ``(κ t + 16) / 116`` below it.
     """
-    to_xyz = _working_to_xyz((float(white_xy[0]), float(white_xy[1])))
-    white_xyz = np.asarray(colour.xy_to_XYZ(white_xy), dtype=np.float64)
-    ratio = (rgb @ to_xyz.T) / white_xyz
+    to_ratio = _working_to_white_ratio((float(white_xy[0]), float(white_xy[1])))
+    ratio = rgb @ to_ratio.T
     above = ratio > CIE_EPSILON
     root = np.cbrt(np.maximum(ratio, CIE_EPSILON))
     f = np.where(above, root, (CIE_KAPPA * ratio + 16) / 116)
-    slope = np.where(above, 1 / (3 * root * root), CIE_KAPPA / 116) / white_xyz
+    slope = np.where(above, 1 / (3 * root * root), CIE_KAPPA / 116)
     lab = np.stack(
         [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1
     )
-    d_lab_d_xyz = np.zeros((*rgb.shape, 3))
-    d_lab_d_xyz[..., 0, 1] = 116 * slope[..., 1]
-    d_lab_d_xyz[..., 1, 0] = 500 * slope[..., 0]
-    d_lab_d_xyz[..., 1, 1] = -500 * slope[..., 1]
-    d_lab_d_xyz[..., 2, 1] = 200 * slope[..., 1]
-    d_lab_d_xyz[..., 2, 2] = -200 * slope[..., 2]
-    return lab, d_lab_d_xyz @ to_xyz
+    d_lab_d_ratio = np.zeros((*rgb.shape, 3))
+    d_lab_d_ratio[..., 0, 1] = 116 * slope[..., 1]
+    d_lab_d_ratio[..., 1, 0] = 500 * slope[..., 0]
+    d_lab_d_ratio[..., 1, 1] = -500 * slope[..., 1]
+    d_lab_d_ratio[..., 2, 1] = 200 * slope[..., 1]
+    d_lab_d_ratio[..., 2, 2] = -200 * slope[..., 2]
+    return lab, d_lab_d_ratio @ to_ratio
 
 
 def local_delta_e2000_metric(reference_lab: FloatArray) -> FloatArray:
     """``(N, 3, 3)`` positive definite ``G`` with ΔE2000(ref, ref + δ)² ≈ δᵀ G δ near each colour."""
+    lab = np.ascontiguousarray(reference_lab, dtype=np.float64)
+    return _cached_metric(lab.tobytes(), len(lab)).copy()
+
+
+@lru_cache(maxsize=64)
+def _cached_metric(lab_bytes: bytes, count: int) -> FloatArray:
+    """The metric of the references a service meets again and again (a chart, less its clipped
+    patches), measured once each."""
+    reference_lab = np.frombuffer(lab_bytes, dtype=np.float64).reshape(count, 3)
     step = np.eye(3) * METRIC_STEP
     pairs = [(0, 1), (0, 2), (1, 2)]
     probes = np.concatenate(

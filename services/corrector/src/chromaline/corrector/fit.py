@@ -220,6 +220,16 @@ def _least_squares(
     return np.asarray(solution.T, dtype=np.float64)
 
 
+def _weighted_least_squares_batch(terms: FloatArray, target: FloatArray, weights: FloatArray) -> FloatArray:
+    """``(B, 3, K)``: the least-squares fit of ``terms`` onto ``target`` under each row of
+    ``weights`` ``(B, N)``, as :func:`np.linalg.lstsq` finds it (minimum norm, the same cut-off
+    for small singular values), all rows in one batched pseudo-inverse."""
+    root = np.sqrt(weights)[..., None]
+    cutoff = np.finfo(np.float64).eps * max(terms.shape)
+    inverse = np.linalg.pinv(terms[None] * root, rtol=cutoff)
+    return np.asarray(np.matmul(inverse, target[None] * root).transpose(0, 2, 1), dtype=np.float64)
+
+
 def _refine_delta_e2000(
     starts: FloatArray, measured: FloatArray, reference: ChartReference, weights: FloatArray, spec: MethodSpec
 ) -> FloatArray:
@@ -421,13 +431,13 @@ def _predictions_delta_e2000(
     problems[np.arange(1, count + 1), np.arange(count)] = 0.0
     kept = reference.subset(used)
     rows = measured[indices]
-    starts = []
-    for problem in problems:
-        patches = problem > 0
-        if patches.sum() < 3 and spec.method != "white_balance":
+    if spec.method == "white_balance":
+        starts = np.stack([_least_squares(rows, kept.rgb, problem, spec) for problem in problems])
+    else:
+        if np.any(np.sum(problems > 0, axis=1) < 3):
             raise FitError("too_few_patches", f"{spec.label} needs at least 3 weighted patches in every fold")
-        starts.append(_least_squares(rows[patches], kept.rgb[patches], problem[patches], spec))
-    refined = _refine_delta_e2000(np.stack(starts), rows, kept, problems, spec)
+        starts = _weighted_least_squares_batch(expand(rows, spec), kept.rgb, problems)
+    refined = _refine_delta_e2000(starts, rows, kept, problems, spec)
     training = Correction(spec.method, refined[0], degree=spec.degree, objective="delta_e2000")
     held_out = np.zeros_like(measured)
     terms = expand(rows, spec)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Literal
 
 import colour
@@ -52,15 +53,8 @@ class ChartReference:
 
     @classmethod
     def for_chart(cls, chart_type: str, edition: Edition = "2014") -> ChartReference:
-        _, white = reference_xyz(chart_type, edition)
-        return cls(
-            chart_type=chart_type,
-            edition=edition,
-            names=reference_names(chart_type, edition),
-            rgb=reference_linear_rgb(chart_type, edition),
-            lab=reference_lab(chart_type, edition),
-            white_xy=white,
-        )
+        """The chart's reference, built once per chart and edition (its arrays are read-only)."""
+        return _chart_reference(chart_type, edition)
 
     @property
     def patch_count(self) -> int:
@@ -77,15 +71,42 @@ class ChartReference:
         )
 
 
-def working_rgb_to_lab(rgb: NDArray[np.floating], white_xy: FloatArray) -> FloatArray:
-    """Linear working RGB → Lab relative to ``white_xy`` (Bradford adaptation from D65)."""
-    xyz = colour.RGB_to_XYZ(
-        np.asarray(rgb, dtype=np.float64),
+@cache
+def _chart_reference(chart_type: str, edition: Edition) -> ChartReference:
+    _, white = reference_xyz(chart_type, edition)
+    reference = ChartReference(
+        chart_type=chart_type,
+        edition=edition,
+        names=reference_names(chart_type, edition),
+        rgb=reference_linear_rgb(chart_type, edition),
+        lab=reference_lab(chart_type, edition),
+        white_xy=white,
+    )
+    for array in (reference.rgb, reference.lab, reference.white_xy):
+        array.flags.writeable = False
+    return reference
+
+
+@lru_cache(maxsize=16)
+def working_to_xyz_matrix(white_xy: tuple[float, float]) -> FloatArray:
+    """The 3×3 matrix taking linear working RGB to XYZ Bradford-adapted to ``white_xy``, as
+    colour-science's ``RGB_to_XYZ`` computes it (the conversion is linear); read-only."""
+    columns = colour.RGB_to_XYZ(
+        np.eye(3),
         colour.RGB_COLOURSPACES[WORKING_SPACE],
-        illuminant=white_xy,
+        illuminant=np.asarray(white_xy),
         chromatic_adaptation_transform=CHROMATIC_ADAPTATION,
         apply_cctf_decoding=False,
     )
+    matrix: FloatArray = np.ascontiguousarray(np.asarray(columns, dtype=np.float64).T)
+    matrix.flags.writeable = False
+    return matrix
+
+
+def working_rgb_to_lab(rgb: NDArray[np.floating], white_xy: FloatArray) -> FloatArray:
+    """Linear working RGB → Lab relative to ``white_xy`` (Bradford adaptation from D65)."""
+    white = (float(white_xy[0]), float(white_xy[1]))
+    xyz = np.asarray(rgb, dtype=np.float64) @ working_to_xyz_matrix(white).T
     return np.asarray(colour.XYZ_to_Lab(xyz, white_xy), dtype=np.float64)
 
 
