@@ -45,7 +45,23 @@ def test_correct_writes_the_corrected_photo_profile_and_measurements(
     after = measurements["after"]["cie2000"]["mean"]
     assert after < measurements["before"]["cie2000"]["mean"]
     assert f"{after:.2f}" in result.output
-    load_profile((tmp_path / "chart.profile.json").read_bytes())
+    profile = load_profile((tmp_path / "chart.profile.json").read_bytes())
+    assert measurements["objective"] == profile.objective
+
+
+def test_the_objective_can_be_chosen_and_is_checked(photos: dict[str, Path], tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["correct", str(photos["chart"]), "--out", str(tmp_path), "--objective", "least_squares"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "(least squares)" in result.output
+    measurements = json.loads((tmp_path / "chart.measurements.json").read_text())
+    assert measurements["objective"] == "least_squares"
+    refused = runner.invoke(
+        app, ["correct", str(photos["chart"]), "--out", str(tmp_path), "--objective", "median"]
+    )
+    assert refused.exit_code == 2
+    assert "objective is auto, least_squares or delta_e2000" in refused.output
 
 
 def test_a_profile_corrects_chartless_photos(photos: dict[str, Path], tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary
 from chromaline.detector.charts import chart_spec, reference_lab, reference_names
-from chromaline.reporter.render import RenderedReport, parse_report_json, render_report
+from chromaline.reporter.render import RenderedReport, method_label, parse_report_json, render_report
 from chromaline.reporter.thumbnails import THUMBNAIL_LONGEST_SIDE, ThumbnailError, make_thumbnail
 
 IMAGE_SIZE = (3600, 2400)
@@ -102,7 +102,8 @@ def build_measurements(chart_type: str = "classic24", filename: str = HOSTILE_FI
         filename=filename,
         chart_type=chart_type,
         reference_edition="2014",
-        method="matrix3x3",
+        method="linear3x3",
+        objective="delta_e2000",
         corners=CHART_CORNERS,
         image_size=IMAGE_SIZE,
         patches=patches,
@@ -219,6 +220,7 @@ def test_html_shows_the_numbers(rendered: RenderedReport, measurements: Measurem
         assert f">{patch.delta_e2000[0]:.2f}<" in html
         assert f">{patch.delta_e2000[1]:.2f}<" in html
     assert "1.23" in html
+    assert "linear3x3, fitted by minimum mean ΔE2000" in html
     assert "FADGI 1 star" in html
     assert "FADGI 3 star" in html
     assert "ColorChecker Classic 24 (classic24)" in html
@@ -307,3 +309,10 @@ def test_thumbnail_of_small_image_is_not_enlarged() -> None:
 def test_thumbnail_rejects_bytes_that_are_no_image() -> None:
     with pytest.raises(ThumbnailError):
         make_thumbnail(b"not an image at all")
+
+
+def test_method_label_says_what_the_fit_minimised(measurements: Measurements) -> None:
+    assert method_label(measurements) == "linear3x3, fitted by minimum mean ΔE2000"
+    least_squares = measurements.model_copy(update={"objective": "least_squares"})
+    assert method_label(least_squares) == "linear3x3, fitted by least squares in linear RGB"
+    assert method_label(chartless_measurements()) == "profile"

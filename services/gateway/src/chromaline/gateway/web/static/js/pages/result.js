@@ -41,6 +41,8 @@ function stat(label, value, id) {
 }
 
 /** The figures every finished job keeps, expired or not: ΔE₀₀ before and after, rating, chart, method. */
+const OBJECTIVES = { least_squares: "least squares", delta_e2000: "minimum mean ΔE₀₀" };
+
 function jobStats(job) {
   return [
     stat("Mean ΔE₀₀ before", formatNumber(job.delta_e2000_before), "de-before"),
@@ -126,6 +128,7 @@ async function doneView(job, urls) {
         measurements.cross_validated_delta_e2000 !== null
           ? stat("Cross-validated ΔE₀₀", formatNumber(measurements.cross_validated_delta_e2000))
           : null,
+        measurements.objective ? stat("Fitted by", OBJECTIVES[measurements.objective] || measurements.objective, "objective") : null,
       ),
     ),
     h("section", { class: "card", "aria-labelledby": "compare-title" }, h("h2", { id: "compare-title" }, "Before and after"), picture),
