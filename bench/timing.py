@@ -3,7 +3,8 @@
 The floor is what any tool that reads and writes the photo must pay: decoding it and encoding an
 image of the same size in the same format. It is measured twice: with the engine's own
 ``decode_image``/``encode_image`` (metadata, ICC profile and EXIF handling included: the floor the
-engine can actually reach) and with bare ``cv2.imdecode``/``cv2.imencode`` as a reference.
+engine can actually reach), in the same rounds as the engine, and with bare
+``cv2.imdecode``/``cv2.imencode`` as a reference.
 """
 
 from __future__ import annotations
@@ -77,6 +78,16 @@ def tiff16_image(size: tuple[int, int] = (6000, 4000), seed: int = 2) -> BenchIm
 
 
 @dataclass(frozen=True)
+class Floor:
+    decode_ms: float
+    encode_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.decode_ms + self.encode_ms
+
+
+@dataclass(frozen=True)
 class StageTimings:
     stages_ms: dict[str, float]
     """Median per stage over the runs."""
@@ -84,6 +95,10 @@ class StageTimings:
     """Median wall time of the whole ``correct_photo`` call."""
     method: str
     runs: int
+    engine_floor: Floor
+    """Medians of the engine's decode and encode of the same image, timed in the same rounds."""
+    floor_ratio: float
+    """Median over the rounds of the round's total over the round's own decode + encode."""
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -97,45 +112,48 @@ def _timed(call: Callable[[], object]) -> float:
 
 
 def stage_timings(image: BenchImage, runs: int) -> StageTimings:
-    """Median stage times over ``runs`` calls, after one untimed warm-up call."""
-    correct_photo(image.data, output_format=image.output_format, bit_depth=image.bit_depth)
+    """Median stage times over ``runs`` rounds, after one untimed warm-up round.
+
+    Each round runs ``correct_photo`` and then the floor (the engine's own decode and encode of
+    the same image), so the ratio compares work done moments apart: on a machine whose speed
+    drifts with what else runs, timing all the engine's runs and then all the floor's would
+    compare different machines.
+    """
+    decoded = decode_image(image.data)
+
+    def correct() -> object:
+        return correct_photo(image.data, output_format=image.output_format, bit_depth=image.bit_depth)
+
+    def encode() -> object:
+        return encode_image(decoded.pixels, image.output_format, exif=decoded.exif)
+
+    correct()
+    encode()
     per_stage: dict[str, list[float]] = {stage: [] for stage in STAGES}
     totals: list[float] = []
+    decodes: list[float] = []
+    encodes: list[float] = []
     method = ""
     for _ in range(runs):
         started = time.perf_counter()
         result = correct_photo(image.data, output_format=image.output_format, bit_depth=image.bit_depth)
         totals.append(time.perf_counter() - started)
+        decodes.append(_timed(lambda: decode_image(image.data)))
+        encodes.append(_timed(encode))
         method = result.method
         for stage in STAGES:
             per_stage[stage].append(result.timings.get(stage, 0.0) / 1000.0)
+    ratios = [
+        total / (decode + encode) for total, decode, encode in zip(totals, decodes, encodes, strict=True)
+    ]
     return StageTimings(
         stages_ms={stage: _median_ms(values) for stage, values in per_stage.items()},
         total_ms=_median_ms(totals),
         method=method,
         runs=runs,
+        engine_floor=Floor(_median_ms(decodes), _median_ms(encodes)),
+        floor_ratio=statistics.median(ratios),
     )
-
-
-@dataclass(frozen=True)
-class Floor:
-    decode_ms: float
-    encode_ms: float
-
-    @property
-    def total_ms(self) -> float:
-        return self.decode_ms + self.encode_ms
-
-
-def engine_floor(image: BenchImage, runs: int) -> Floor:
-    decoded = decode_image(image.data)
-    encode_image(decoded.pixels, image.output_format, exif=decoded.exif)
-    decodes = [_timed(lambda: decode_image(image.data)) for _ in range(runs)]
-    encodes = [
-        _timed(lambda: encode_image(decoded.pixels, image.output_format, exif=decoded.exif))
-        for _ in range(runs)
-    ]
-    return Floor(_median_ms(decodes), _median_ms(encodes))
 
 
 def opencv_floor(image: BenchImage, runs: int) -> Floor:
