@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.compare import PipelineScores, compare_on_photos, compare_on_scenes, dataset_photos
-from bench.peers import CHROMALINE, NOT_INSTALLED
+from bench.peers import CHROMALINE
 from bench.timing import (
     STAGES,
     BenchImage,
@@ -143,8 +143,6 @@ def scores_table(title: str, scores: dict[str, PipelineScores], *, ground_truth:
             row.append(_optional(score.mean_held_out_on(common)))
         row.append(_optional(score.median_seconds))
         table.add_row(*row)
-    for name in NOT_INSTALLED:
-        table.add_row(name, *(["not installed"] + [""] * (len(table.columns) - 2)))
     return table
 
 

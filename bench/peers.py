@@ -15,7 +15,13 @@ corrected array (and the colour-science pipelines' conversion of it to 8 bits is
   ``colour.characterisation.matrix_colour_correction`` (Cheung 2004 with 3 terms; Finlayson 2015
   root-polynomial of degree 2) fitted to the chart reference in linear sRGB, applied to the
   linearised photo with ``apply_matrix_colour_correction``.
-- PlantCV is not installed in this environment and is reported as such.
+- ``plantcv``: PlantCV's ``transform.detect_color_card`` (its default settings) and the affine
+  correction its ``auto_correct_color`` makes: the chips' mean colours mapped onto PlantCV's
+  standard card values (``std_color_matrix(pos=1)``: the white chip's position in PlantCV's chip
+  order for these charts) by ``affine_color_correction``, in 8-bit sRGB code values, as PlantCV
+  does it.
+  Which chip is which reference patch comes from PlantCV's own standard values (each chip is
+  matched to the reference patch nearest its standard colour), never from the scene's truth.
 
 Each outcome also carries its fitted correction as a function of another 8-bit sRGB photo, applied
 the way the pipeline applies it to its own photo: ours through the engine's
@@ -26,6 +32,8 @@ OpenCV's through the fitted model's ``correctImage``; colour's through
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 import warnings
 from collections.abc import Callable
@@ -200,13 +208,65 @@ def ccd_pipelines(data: bytes) -> list[PipelineOutcome]:
     return outcomes
 
 
+PLANTCV_WHITE_POSITION = 1
+"""``std_color_matrix``'s card position whose chip order matches the charts in these photos, as a
+PlantCV user sets it once per setup (``auto_correct_color`` assumes 3, another orientation)."""
+
+
+def _plantcv_correct(
+    source: NDArray[np.floating], target: NDArray[np.floating], rgb8: NDArray[np.uint8]
+) -> NDArray[np.uint8]:
+    from plantcv import plantcv as pcv
+
+    bgr = np.ascontiguousarray(rgb8[:, :, ::-1])
+    corrected = pcv.transform.affine_color_correction(rgb_img=bgr, source_matrix=source, target_matrix=target)
+    return np.ascontiguousarray(np.asarray(corrected, dtype=np.uint8)[:, :, ::-1])
+
+
+def _plantcv_reference_order(standard: NDArray[np.floating]) -> NDArray[np.intp]:
+    """For each reference patch, the row of PlantCV's standard matrix (index, R, G, B in 0-1)
+    whose colour is nearest the patch's published colour."""
+    reference = np.asarray(colour.cctf_encoding(np.clip(reference_chart().rgb, 0.0, 1.0), function="sRGB"))
+    distances = np.linalg.norm(reference[:, None, :] - standard[None, :, 1:], axis=2)
+    return np.asarray(distances.argmin(axis=1), dtype=np.intp)
+
+
+def plantcv_pipeline(data: bytes) -> list[PipelineOutcome]:
+    try:
+        from plantcv import plantcv as pcv
+    except ImportError:
+        return [PipelineOutcome(PLANTCV, None, None, 0.0, "not installed")]
+    started = time.perf_counter()
+    bgr = _decode_bgr(data)
+    # PlantCV prints its deprecation notices to standard error.
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            mask = pcv.transform.detect_color_card(rgb_img=bgr)
+        except RuntimeError as error:
+            return [PipelineOutcome(PLANTCV, None, None, time.perf_counter() - started, f"no chart: {error}")]
+        _, source = pcv.transform.get_color_matrix(rgb_img=bgr, mask=mask)
+        target = pcv.transform.std_color_matrix(pos=PLANTCV_WHITE_POSITION)
+        corrected = pcv.transform.affine_color_correction(
+            rgb_img=bgr, source_matrix=source, target_matrix=target
+        )
+    seconds = time.perf_counter() - started
+    labels = np.asarray(source[:, 0])
+    order = _plantcv_reference_order(np.asarray(target, dtype=np.float64))
+    chips = [np.argwhere(mask == label) for label in labels[order]]
+    centres = np.array([chip.mean(axis=0)[::-1] for chip in chips], dtype=np.float64)
+    rgb = np.ascontiguousarray(np.asarray(corrected, dtype=np.uint8)[:, :, ::-1])
+    return [
+        PipelineOutcome(PLANTCV, centres, rgb, seconds, "affine", partial(_plantcv_correct, source, target))
+    ]
+
+
 PIPELINES: tuple[tuple[tuple[str, ...], Pipeline], ...] = (
     ((CHROMALINE,), chromaline_pipeline),
     ((OPENCV,), opencv_pipeline),
     ((CCD_CHEUNG, CCD_FINLAYSON), ccd_pipelines),
+    ((PLANTCV,), plantcv_pipeline),
 )
-NOT_INSTALLED = (PLANTCV,)
-"""Peers reported but not run: optional, and not part of this environment."""
 
 
 def pipeline_names() -> list[str]:
