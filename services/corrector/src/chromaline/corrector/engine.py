@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -249,11 +250,20 @@ class Measurement:
     patches: list[PatchMeasurement]
     reference: ChartReference
     used: NDArray[np.bool_]
-    report: DeltaEReport
-    """``before`` is the photo as it is; ``after`` equals it (nothing corrected yet)."""
-    rating: Rating
+    measured: NDArray[np.float64]
+    """(N, 3) measured linear RGB in reference order."""
     timings: Timings = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @cached_property
+    def report(self) -> DeltaEReport:
+        """``before`` is the photo as it is; ``after`` equals it (nothing corrected yet). Made
+        when asked: correcting a photo reports from its fit instead."""
+        return compare(self.measured, self.measured, self.reference, self.used)
+
+    @property
+    def rating(self) -> Rating:
+        return rate(self.report.before["CIE 2000"])
 
     @property
     def delta_e2000(self) -> Summary:
@@ -357,7 +367,6 @@ def _measure_decoded(
     measured, used = selection.measured, selection.used
     if not used.any():
         raise EngineError("too_few_patches", "every patch on the chart is clipped or unusable")
-    report = compare(measured, measured, reference, used)
     return Measurement(
         image=image,
         detection=detection,
@@ -365,8 +374,7 @@ def _measure_decoded(
         patches=patches,
         reference=reference,
         used=used,
-        report=report,
-        rating=rate(report.before["CIE 2000"]),
+        measured=measured,
         timings=timings,
         notes=selection.notes,
     )
