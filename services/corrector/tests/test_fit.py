@@ -314,3 +314,19 @@ def test_delta_e2000_folds_need_three_patches_each(reference: ChartReference) ->
         reference.rgb * 0.9, reference, MethodSpec("white_balance"), mask=mask | neutral_mask(reference)
     )
     assert chosen.correction.method == "white_balance"
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+@pytest.mark.parametrize("objective", ["least_squares", "delta_e2000"])
+def test_non_finite_measurements_are_a_typed_error_not_a_hang(
+    reference: ChartReference, bad: float, objective: str
+) -> None:
+    measured = reference.rgb.copy()
+    measured[5, 0] = bad
+    with pytest.raises(FitError) as raised:
+        fit_correction(measured, reference, "linear3x3", objective=objective)  # type: ignore[arg-type]
+    assert raised.value.code == "invalid_measurements"
+    mask = np.ones(reference.patch_count, dtype=bool)
+    mask[5] = False
+    assert np.isfinite(fit_correction(measured, reference, "linear3x3", mask=mask).coefficients).all()

@@ -265,6 +265,9 @@ def fit_correction(
         raise ValueError(f"measured must have shape ({reference.patch_count}, 3), got {measured64.shape}")
     used = _used_mask(reference.patch_count, mask)
     w = _weights(reference.patch_count, weights)
+    if not np.all(np.isfinite(measured64[used])):
+        # LAPACK's least squares never returns on an infinite value.
+        raise FitError("invalid_measurements", "measured colours must be finite numbers")
     if spec.method == "white_balance":
         used = used & neutral_mask(reference)
         if not used.any():
