@@ -9,11 +9,14 @@ from numpy.typing import NDArray
 from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
 from chromaline.detector.image_io import DecodedImage, decode_image, to_linear
 from chromaline.detector.sample import (
+    _byte_histograms,
     _channel_statistics,
     _channel_statistics_of_codes,
     _clip_fraction,
+    _clip_fraction_of_histogram,
     _masked_pixels,
     _percentiles,
+    _statistics_of_histograms,
     sample_patches,
 )
 from chromaline.detector.synthetic import render_scene
@@ -147,6 +150,33 @@ def test_clip_fraction_is_the_most_clipped_channels_share(dtype: type[np.unsigne
     low, high = top * 0.002, top * 0.995
     assert _clip_fraction(codes, low, high) == pytest.approx(0.14)
     assert _clip_fraction(codes[:, :2], low, high) == pytest.approx(0.08)
+    if dtype == np.uint8:
+        assert _clip_fraction_of_histogram(_byte_histograms(codes), low, high) == _clip_fraction(
+            codes, low, high
+        )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_charts_patches_at_once_equal_each_patch_alone(seed: int) -> None:
+    """Every patch's statistics and clipped share from one batch of histograms, as from its own
+    sorted linear values, with patches of different sizes, spreads and clipping."""
+    rng = np.random.default_rng(seed)
+    tables = rng.random((3, 256)).astype(np.float32)
+    tables[0] = np.linspace(0.0, 1.0, 256, dtype=np.float32) ** 2.2
+    patches = []
+    for _ in range(24):
+        count = int(rng.integers(1, 3000))
+        centre = rng.integers(0, 256, 3)
+        codes = np.clip(centre + rng.normal(0.0, rng.uniform(0.5, 20), (count, 3)), 0, 255).astype(np.uint8)
+        patches.append(codes)
+    together = _statistics_of_histograms(np.stack([_byte_histograms(codes) for codes in patches]), tables)
+    for codes, statistics in zip(patches, together, strict=True):
+        linear = np.stack([tables[channel][codes[:, channel]] for channel in range(3)], axis=1)
+        alone = _channel_statistics(linear)
+        np.testing.assert_allclose(statistics.mean, alone.mean, rtol=1e-12, atol=0)
+        np.testing.assert_array_equal(statistics.spread, alone.spread)
+        histogram = _byte_histograms(codes)
+        assert _clip_fraction_of_histogram(histogram, 0.51, 253.7) == _clip_fraction(codes, 0.51, 253.7)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])

@@ -174,14 +174,18 @@ def _channel_statistics_of_codes(
     return _ChannelStatistics(means, spreads)
 
 
-def _ranked(values: NDArray[np.floating], counts: NDArray[np.int64], position: int) -> NDArray[np.floating]:
-    """Each row's value at ``position`` of its sorted sample, rows given as values in ascending
-    order and their counts."""
-    index = np.argmax(np.cumsum(counts, axis=1) > position, axis=1)
+def _ranked(
+    values: NDArray[np.floating], counts: NDArray[np.int64], position: NDArray[np.int64]
+) -> NDArray[np.floating]:
+    """Each row's value at its ``position`` (one per row) of its sorted sample, rows given as
+    values in ascending order and their counts."""
+    index = np.argmax(np.cumsum(counts, axis=1) > position[:, None], axis=1)
     return np.asarray(values[np.arange(len(values)), index])
 
 
-def _rows_median(values: NDArray[np.float32], counts: NDArray[np.int64], count: int) -> NDArray[np.float64]:
+def _rows_median(
+    values: NDArray[np.float32], counts: NDArray[np.int64], count: NDArray[np.int64]
+) -> NDArray[np.float64]:
     low = _ranked(values, counts, (count - 1) // 2).astype(np.float64)
     return np.asarray((low + _ranked(values, counts, count // 2)) / 2.0, dtype=np.float64)
 
@@ -193,23 +197,51 @@ def _sorted_rows(
     return np.take_along_axis(values, order, axis=1), np.take_along_axis(counts, order, axis=1)
 
 
-def _channel_statistics_of_bytes(codes: NDArray[np.uint8], tables: NDArray[np.float32]) -> _ChannelStatistics:
-    """:func:`_channel_statistics_of_codes` for 8-bit codes, the three channels at once: 256 counts
-    per channel make small arrays, and one NumPy call per step beats three."""
-    count = len(codes)
-    cut = _trim_count(count)
+def _byte_histograms(codes: NDArray[np.uint8]) -> NDArray[np.int64]:
+    """(3, 256) counts of each channel's 8-bit codes."""
     image = codes.reshape(-1, 1, 3)
     # OpenCV's histogram of 8-bit data is several times faster than NumPy's bincount.
     histograms = [cv2.calcHist([image], [channel], None, [256], [0, 256]) for channel in range(3)]
-    counts = np.stack([np.asarray(histogram).reshape(256) for histogram in histograms]).astype(np.int64)
-    values, ordered_counts = _sorted_rows(tables, counts)
+    return np.stack([np.asarray(histogram).reshape(256) for histogram in histograms]).astype(np.int64)
+
+
+def _channel_statistics_of_bytes(codes: NDArray[np.uint8], tables: NDArray[np.float32]) -> _ChannelStatistics:
+    """:func:`_channel_statistics_of_codes` for 8-bit codes."""
+    return _statistics_of_histograms(_byte_histograms(codes)[None], tables)[0]
+
+
+def _statistics_of_histograms(
+    histograms: NDArray[np.int64], tables: NDArray[np.float32]
+) -> list[_ChannelStatistics]:
+    """The channel statistics of several patches from their (P, 3, 256) code counts, every
+    patch's channels as rows of one table: a chart's patches take one NumPy call per step, not
+    one per patch."""
+    patches = len(histograms)
+    counts = histograms.reshape(3 * patches, 256)
+    count = counts.sum(axis=1)
+    cut = (count * TRIM).astype(np.int64)
+    cut = np.where(count <= 2 * cut, 0, cut)
+    order = np.argsort(tables, axis=1, kind="stable")
+    values = np.tile(np.take_along_axis(tables, order, axis=1), (patches, 1))
+    ordered_counts = np.take_along_axis(counts, np.tile(order, (patches, 1)), axis=1)
     ends = np.cumsum(ordered_counts, axis=1)
-    kept = np.clip(np.minimum(ends, count - cut) - np.maximum(ends - ordered_counts, cut), 0, None)
+    kept = np.clip(
+        np.minimum(ends, (count - cut)[:, None]) - np.maximum(ends - ordered_counts, cut[:, None]), 0, None
+    )
     mean = np.sum(values.astype(np.float64) * kept, axis=1) / (count - 2 * cut)
     median = _rows_median(values, ordered_counts, count)
-    deviations, deviation_counts = _sorted_rows(np.abs(tables - median.astype(np.float32)[:, None]), counts)
+    all_tables = np.tile(tables, (patches, 1))
+    deviations, deviation_counts = _sorted_rows(
+        np.abs(all_tables - median.astype(np.float32)[:, None]), counts
+    )
     spread = MAD_TO_SIGMA * _rows_median(deviations, deviation_counts, count)
-    return _ChannelStatistics(np.asarray(mean, dtype=np.float64), np.asarray(spread, dtype=np.float64))
+    return [
+        _ChannelStatistics(
+            np.asarray(mean[3 * patch : 3 * patch + 3], dtype=np.float64),
+            np.asarray(spread[3 * patch : 3 * patch + 3], dtype=np.float64),
+        )
+        for patch in range(patches)
+    ]
 
 
 def _cell_means(luminance: NDArray[np.float32], mask: NDArray[np.bool_]) -> list[float]:
@@ -305,18 +337,30 @@ def _luminance(linear: NDArray[np.float32]) -> NDArray[np.float32]:
     return np.asarray(cv2.transform(rows, _CHANNEL_MEAN), dtype=np.float32).reshape(-1)
 
 
+def _inner_codes(low: float, high: float) -> tuple[int, int]:
+    """The integer codes strictly between ``low`` and ``high``, as an inclusive range."""
+    return int(np.floor(low) + 1), int(np.ceil(high) - 1)
+
+
 def _clip_fraction(codes: NDArray[np.number], low: float, high: float) -> float:
     """The largest share, over the three channels, of pixels at or below ``low`` or at or above
     ``high``: each channel's robust mean is trimmed on its own."""
     if codes.dtype in (np.uint8, np.uint16):
         # Integer codes strictly between the ends, counted by cv2.inRange channel by channel:
         # several times faster than NumPy's comparisons and reductions.
-        inner_low, inner_high = float(np.floor(low) + 1), float(np.ceil(high) - 1)
+        inner_low, inner_high = _inner_codes(low, high)
         channels = cv2.split(np.ascontiguousarray(codes).reshape(len(codes), 1, -1))
         inside = min(cv2.countNonZero(cv2.inRange(channel, inner_low, inner_high)) for channel in channels)
         return 1.0 - inside / len(codes)
     at_ends = (codes <= low) | (codes >= high)
     return float(at_ends.mean(axis=0).max())
+
+
+def _clip_fraction_of_histogram(histogram: NDArray[np.int64], low: float, high: float) -> float:
+    """:func:`_clip_fraction` of 8-bit codes from their (3, 256) counts."""
+    inner_low, inner_high = _inner_codes(low, high)
+    inside = int(histogram[:, inner_low : inner_high + 1].sum(axis=1).min())
+    return 1.0 - inside / int(histogram[0].sum())
 
 
 def _masked_pixels(region: NDArray[Any], mask: NDArray[np.bool_]) -> NDArray[Any]:
@@ -328,42 +372,94 @@ def _masked_pixels(region: NDArray[Any], mask: NDArray[np.bool_]) -> NDArray[Any
     return np.asarray(gathered.view(contiguous.dtype).reshape(-1, 3), dtype=contiguous.dtype)
 
 
-def _measure_patch(
+@dataclass(frozen=True)
+class _Gathered:
+    """One patch's pixels under its quad, before any statistic."""
+
+    index: int
+    name: str
+    quad: NDArray[np.float64]
+    inside: bool
+    mask: NDArray[np.bool_] | None
+    """None when the quad covers no pixel of the image."""
+    values: NDArray[Any] | None
+    """(N, 3) the pixels under the mask: codes of a decoded image, or linear values."""
+
+
+def _gather(
     image: DecodedImage | NDArray[np.floating], index: int, name: str, quad: NDArray[np.float64]
-) -> PatchMeasurement:
+) -> _Gathered:
     pixels = image.pixels if isinstance(image, DecodedImage) else np.asarray(image)
     height, width = pixels.shape[:2]
-    flags: list[PatchFlag] = []
     inside = bool(np.all((quad >= 0) & (quad <= [width - 1, height - 1])))
     region = _region(quad, height, width)
-    if not inside:
-        flags.append("outside_frame")
     if region is None or not region[2].any():
-        nan = np.full(3, np.nan)
-        return PatchMeasurement(index, name, nan, nan, flags, quad)
+        return _Gathered(index, name, quad, inside, None, None)
     rows, columns, mask = region
-    if isinstance(image, DecodedImage):
-        codes: NDArray[np.uint8] | NDArray[np.uint16] = _masked_pixels(image.pixels[rows, columns], mask)
-        linear = linearise_pixels(image, codes.reshape(1, -1, 3)).reshape(-1, 3)
-        top_code = image.max_code
-        clipped = _clip_fraction(codes, top_code * 0.002, top_code * 0.995) > CLIPPED_FRACTION
-        tables = channel_tables(image)
-        statistics = (
-            _channel_statistics(linear) if tables is None else _channel_statistics_of_codes(codes, tables)
-        )
-    else:
-        values = _masked_pixels(pixels[rows, columns], mask)
-        linear = values.astype(np.float32)
-        clipped = _clip_fraction(values, 0.0, 0.999) > CLIPPED_FRACTION
-        statistics = _channel_statistics(linear)
-    mean = statistics.mean
-    if clipped:
+    return _Gathered(index, name, quad, inside, mask, _masked_pixels(pixels[rows, columns], mask))
+
+
+@dataclass(frozen=True)
+class _Statistics:
+    channels: _ChannelStatistics
+    clip_fraction: float
+    linear: NDArray[np.float32]
+
+
+def _patch_statistics(
+    image: DecodedImage | NDArray[np.floating], patches: list[_Gathered]
+) -> list[_Statistics]:
+    """Statistics of the patches with pixels: the 8-bit codes of a decoded image from their
+    histograms, all patches at once; anything else patch by patch."""
+    sampled = [patch.values for patch in patches if patch.values is not None]
+    if not isinstance(image, DecodedImage):
+        return [
+            _Statistics(
+                _channel_statistics(values.astype(np.float32)),
+                _clip_fraction(values, 0.0, 0.999),
+                values.astype(np.float32),
+            )
+            for values in sampled
+        ]
+    top_code = image.max_code
+    low, high = top_code * 0.002, top_code * 0.995
+    linear = [linearise_pixels(image, codes.reshape(1, -1, 3)).reshape(-1, 3) for codes in sampled]
+    tables = channel_tables(image)
+    if tables is None:
+        return [
+            _Statistics(_channel_statistics(values), _clip_fraction(codes, low, high), values)
+            for codes, values in zip(sampled, linear, strict=True)
+        ]
+    if image.pixels.dtype != np.uint8:
+        return [
+            _Statistics(_channel_statistics_of_codes(codes, tables), _clip_fraction(codes, low, high), values)
+            for codes, values in zip(sampled, linear, strict=True)
+        ]
+    histograms = (
+        np.stack([_byte_histograms(codes) for codes in sampled])
+        if sampled
+        else np.zeros((0, 3, 256), np.int64)
+    )
+    channels = _statistics_of_histograms(histograms, tables)
+    return [
+        _Statistics(statistics, _clip_fraction_of_histogram(histogram, low, high), values)
+        for statistics, histogram, values in zip(channels, histograms, linear, strict=True)
+    ]
+
+
+def _measurement(patch: _Gathered, statistics: _Statistics | None) -> PatchMeasurement:
+    flags: list[PatchFlag] = [] if patch.inside else ["outside_frame"]
+    if statistics is None or patch.mask is None:
+        nan = np.full(3, np.nan)
+        return PatchMeasurement(patch.index, patch.name, nan, nan, flags, patch.quad)
+    mean = statistics.channels.mean
+    if statistics.clip_fraction > CLIPPED_FRACTION:
         flags.append("clipped")
-    if _is_non_uniform(linear, mask):
+    if _is_non_uniform(statistics.linear, patch.mask):
         flags.append("non_uniform")
     if float(mean.max()) < DARK_LEVEL:
         flags.append("dark")
-    return PatchMeasurement(index, name, mean, statistics.spread, flags, quad)
+    return PatchMeasurement(patch.index, patch.name, mean, statistics.channels.spread, flags, patch.quad)
 
 
 def sample_patches(
@@ -380,6 +476,6 @@ def sample_patches(
     """
     names = reference_names(detection.chart_type, edition)
     quads = patch_quads(detection.chart_type, detection.corners, margin)
-    return [
-        _measure_patch(image, i, name, quad) for i, (name, quad) in enumerate(zip(names, quads, strict=True))
-    ]
+    patches = [_gather(image, i, name, quad) for i, (name, quad) in enumerate(zip(names, quads, strict=True))]
+    statistics = iter(_patch_statistics(image, patches))
+    return [_measurement(patch, next(statistics) if patch.values is not None else None) for patch in patches]
