@@ -54,7 +54,7 @@ def test_the_objective_can_be_chosen_and_is_checked(photos: dict[str, Path], tmp
         app, ["correct", str(photos["chart"]), "--out", str(tmp_path), "--objective", "least_squares"]
     )
     assert result.exit_code == 0, result.output
-    assert "(least squares)" in result.output
+    assert "fitted by least squares in linear RGB" in result.output
     measurements = json.loads((tmp_path / "chart.measurements.json").read_text())
     assert measurements["objective"] == "least_squares"
     refused = runner.invoke(

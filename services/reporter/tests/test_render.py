@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary
 from chromaline.detector.charts import chart_spec, reference_lab, reference_names
-from chromaline.reporter.render import RenderedReport, method_label, parse_report_json, render_report
+from chromaline.reporter.render import RenderedReport, parse_report_json, render_report
 from chromaline.reporter.thumbnails import THUMBNAIL_LONGEST_SIDE, ThumbnailError, make_thumbnail
 
 IMAGE_SIZE = (3600, 2400)
@@ -311,8 +311,12 @@ def test_thumbnail_rejects_bytes_that_are_no_image() -> None:
         make_thumbnail(b"not an image at all")
 
 
-def test_method_label_says_what_the_fit_minimised(measurements: Measurements) -> None:
-    assert method_label(measurements) == "linear3x3, fitted by minimum mean ΔE2000"
+def test_the_report_says_what_the_fit_minimised(
+    measurements: Measurements, photos: tuple[bytes, bytes]
+) -> None:
     least_squares = measurements.model_copy(update={"objective": "least_squares"})
-    assert method_label(least_squares) == "linear3x3, fitted by least squares in linear RGB"
-    assert method_label(chartless_measurements()) == "profile"
+    assert (
+        "linear3x3, fitted by least squares in linear RGB"
+        in render_report(least_squares, *photos).html.decode()
+    )
+    assert "<dd>profile</dd>" in render_report(chartless_measurements(), *photos).html.decode()

@@ -11,6 +11,16 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 MEASUREMENTS_VERSION = 1
+OBJECTIVE_LABELS = {"least_squares": "least squares in linear RGB", "delta_e2000": "minimum mean ΔE2000"}
+"""What a fit minimised, in words, for people."""
+
+
+def method_label(method: str, objective: str | None) -> str:
+    """The method and, when known, what its fit minimised: ``linear3x3, fitted by least squares
+    in linear RGB``."""
+    if objective is None:
+        return method
+    return f"{method}, fitted by {OBJECTIVE_LABELS.get(objective, objective)}"
 
 
 class Document(BaseModel):

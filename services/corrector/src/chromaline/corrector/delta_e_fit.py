@@ -94,7 +94,6 @@ def _cached_metric(lab_bytes: bytes, count: int) -> FloatArray:
     probes = np.concatenate(
         [step, -step, [step[i] + step[j] for i, j in pairs], [step[i] - step[j] for i, j in pairs]]
     )
-    count = len(reference_lab)
     squared = (
         delta_e(
             np.repeat(reference_lab, len(probes), axis=0),

@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult
+from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, method_label
 from chromaline.common.measurements import Summary as SummaryDocument
 from chromaline.corrector.apply import apply_correction
 from chromaline.corrector.encode import (
@@ -405,8 +405,7 @@ class CorrectionResult:
     @property
     def method_label(self) -> str:
         """The method and what its fit minimised, for people."""
-        objective = "ΔE2000 fit" if self.correction.objective == "delta_e2000" else "least squares"
-        return f"{self.method} ({objective})"
+        return method_label(self.method, self.correction.objective)
 
     def measurements(self, filename: str, job_id: uuid.UUID | None = None) -> Measurements:
         """The shared measurements document for this job (no patches when no chart was measured)."""

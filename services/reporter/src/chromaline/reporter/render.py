@@ -26,7 +26,7 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict
 
-from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary
+from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary, method_label
 from chromaline.detector.charts import chart_spec
 from chromaline.reporter.thumbnails import (
     BgrImage,
@@ -278,17 +278,6 @@ class PatchRow:
         )
 
 
-OBJECTIVE_LABELS = {"least_squares": "least squares in linear RGB", "delta_e2000": "minimum mean ΔE2000"}
-
-
-def method_label(measurements: Measurements) -> str:
-    """The method and, when the document says, what its fit minimised."""
-    if measurements.objective is None:
-        return measurements.method
-    objective = OBJECTIVE_LABELS.get(measurements.objective, measurements.objective)
-    return f"{measurements.method}, fitted by {objective}"
-
-
 def _chart_label(measurements: Measurements) -> str:
     if measurements.chart_type is None:
         return MISSING
@@ -332,7 +321,7 @@ def render_html(
         "job_id": str(measurements.job_id) if measurements.job_id else None,
         "chart_type": _chart_label(measurements),
         "reference_edition": _or_missing(measurements.reference_edition),
-        "method": method_label(measurements),
+        "method": method_label(measurements.method, measurements.objective),
         "image_size": f"{width} × {height} px",
         "generated_at": header.generated_at.isoformat(timespec="seconds"),
         "version": header.chromaline_version,
@@ -389,7 +378,7 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
     lines = [
         f"File: {measurements.filename}",
         f"Chart: {_chart_label(measurements)}    Reference edition: {_or_missing(measurements.reference_edition)}",
-        f"Method: {method_label(measurements)}",
+        f"Method: {method_label(measurements.method, measurements.objective)}",
         f"Generated: {header.generated_at.isoformat(timespec='seconds')}    Chromaline {header.chromaline_version}",
         (
             f"Rating ({header.rating_guideline}): before {_or_missing(measurements.rating_before)}, "
