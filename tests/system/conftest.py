@@ -36,6 +36,23 @@ PASSWORD = "system-test-password-4d2b"
 TEST_SECRET = "system-test-signing-secret-7c1e"
 
 
+def sign_up(base_url: str, organisation: str = "Studio") -> dict[str, Any]:
+    """Register a new user, admin of a new organisation: the tokens, user and organisation."""
+    registered = httpx.post(
+        f"{base_url}/api/v1/auth/register",
+        json={
+            "email": f"{uuid.uuid4().hex[:12]}@example.org",
+            "password": PASSWORD,
+            "display_name": organisation,
+            "organisation_name": organisation,
+        },
+        timeout=60,
+    )
+    assert registered.status_code == 201, registered.text
+    account: dict[str, Any] = registered.json()
+    return account
+
+
 @dataclass
 class System:
     """A running system: its gateway URL and, when distributed, its processes and stores."""
@@ -51,20 +68,7 @@ class System:
     account: dict[str, Any] | None = None
 
     def sign_up(self, organisation: str = "Studio") -> dict[str, Any]:
-        """Register a new user, admin of a new organisation: the tokens, user and organisation."""
-        registered = httpx.post(
-            f"{self.base_url}/api/v1/auth/register",
-            json={
-                "email": f"{uuid.uuid4().hex[:12]}@example.org",
-                "password": PASSWORD,
-                "display_name": organisation,
-                "organisation_name": organisation,
-            },
-            timeout=60,
-        )
-        assert registered.status_code == 201, registered.text
-        account: dict[str, Any] = registered.json()
-        return account
+        return sign_up(self.base_url, organisation)
 
     def client(self, account: dict[str, Any] | None = None) -> httpx.Client:
         """A client signed in as ``account``, by default the system's first user."""

@@ -23,7 +23,7 @@ from chromaline.common.blobs.factory import create_blob_store
 from chromaline.common.testing.postgres import fresh_database
 from chromaline.gateway.retention import SweepResult, sweep
 
-from .conftest import PASSWORD
+from .conftest import sign_up
 from .test_pipeline import chart_photo, upload, wait_batch
 
 pytestmark = [pytest.mark.system, pytest.mark.integration, pytest.mark.timeout(600)]
@@ -67,19 +67,7 @@ class RetentionSystem:
         return asyncio.run(check())
 
     def sign_up(self, organisation: str) -> dict[str, Any]:
-        answer = httpx.post(
-            f"{self.url}/api/v1/auth/register",
-            json={
-                "email": f"{uuid.uuid4().hex[:12]}@example.org",
-                "password": PASSWORD,
-                "display_name": organisation,
-                "organisation_name": organisation,
-            },
-            timeout=60,
-        )
-        assert answer.status_code == 201, answer.text
-        account: dict[str, Any] = answer.json()
-        return account
+        return sign_up(self.url, organisation)
 
     def client(self, account: dict[str, Any], organisation: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {account['access_token']}"}

@@ -53,6 +53,16 @@ function jobStats(job) {
   ];
 }
 
+/** The summary card: a job's figures as one list of stats (empty entries left out by h). */
+function summaryCard(...stats) {
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "summary-title" },
+    h("h2", { id: "summary-title", class: "visually-hidden" }, "Summary"),
+    h("dl", { class: "stats" }, ...stats),
+  );
+}
+
 function downloads(job, errors) {
   const buttons = DOWNLOADS.filter(([name]) => job.files[name]).map(([name, label]) =>
     h("li", {}, h("button", { type: "button", dataset: { file: name }, onclick: () => save(job.files[name]) }, label)),
@@ -115,21 +125,14 @@ async function doneView(job, urls) {
   const summary = measurements.after?.cie2000;
   const summaryBefore = measurements.before?.cie2000;
   return [
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "summary-title" },
-      h("h2", { id: "summary-title", class: "visually-hidden" }, "Summary"),
-      h(
-        "dl",
-        { class: "stats" },
-        ...jobStats(job),
-        summary ? stat("ΔE₀₀ after: p95 · max", `${formatNumber(summary.p95)} · ${formatNumber(summary.max)}`) : null,
-        summaryBefore ? stat("ΔE₀₀ before: p95 · max", `${formatNumber(summaryBefore.p95)} · ${formatNumber(summaryBefore.max)}`) : null,
-        measurements.cross_validated_delta_e2000 !== null
-          ? stat("Cross-validated ΔE₀₀", formatNumber(measurements.cross_validated_delta_e2000))
-          : null,
-        measurements.objective ? stat("Fitted by", OBJECTIVES[measurements.objective] || measurements.objective, "objective") : null,
-      ),
+    summaryCard(
+      ...jobStats(job),
+      summary ? stat("ΔE₀₀ after: p95 · max", `${formatNumber(summary.p95)} · ${formatNumber(summary.max)}`) : null,
+      summaryBefore ? stat("ΔE₀₀ before: p95 · max", `${formatNumber(summaryBefore.p95)} · ${formatNumber(summaryBefore.max)}`) : null,
+      measurements.cross_validated_delta_e2000 !== null
+        ? stat("Cross-validated ΔE₀₀", formatNumber(measurements.cross_validated_delta_e2000))
+        : null,
+      measurements.objective ? stat("Fitted by", OBJECTIVES[measurements.objective] || measurements.objective, "objective") : null,
     ),
     h("section", { class: "card", "aria-labelledby": "compare-title" }, h("h2", { id: "compare-title" }, "Before and after"), picture),
     h("section", { class: "card", "aria-labelledby": "chart-title" }, h("h2", { id: "chart-title" }, "ΔE₀₀ per patch"), deltaChart(measurements), patchTable(measurements)),
@@ -193,17 +196,7 @@ function expiredView(job) {
       h("strong", {}, "The files of this job were deleted"),
       ` on ${formatDate(job.expired_at)}, once the organisation's retention period was over. The summary below is kept.`,
     ),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "summary-title" },
-      h("h2", { id: "summary-title", class: "visually-hidden" }, "Summary"),
-      h(
-        "dl",
-        { class: "stats" },
-        ...jobStats(job),
-        stat("Finished", formatDate(job.finished_at), "finished-at"),
-      ),
-    ),
+    summaryCard(...jobStats(job), stat("Finished", formatDate(job.finished_at), "finished-at")),
   ];
 }
 
