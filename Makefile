@@ -1,6 +1,6 @@
 # Chromaline: common tasks. `make test` is the test command CI runs.
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
-SOURCES := src libs/common/src services/gateway/src services/auth/src services/detector/src services/corrector/src services/reporter/src
+SOURCES := src libs/common/src libs/engine/src services/gateway/src services/auth/src services/detector/src services/corrector/src services/reporter/src
 
 .PHONY: setup test test-unit lint format run demo up down bench contracts
 

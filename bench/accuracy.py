@@ -6,7 +6,7 @@ pitches of the true centre, i.e. inside its own patch (a patch is 40/44 of a pit
 chart found upside down, or a grid shifted by one patch, fails.
 ΔE2000 is measured on a square window around each patch centre: the window's pixels are
 linearised, averaged, converted to Lab and compared with the chart's published reference using
-:mod:`chromaline.corrector.metrics`, for our output and the peers' alike. The held-out chart (a
+:mod:`chromaline.engine.metrics`, for our output and the peers' alike. The held-out chart (a
 ColorChecker Digital SG photographed under the same conditions) is measured the same way.
 """
 
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from chromaline.corrector.metrics import ChartReference, delta_e, working_rgb_to_lab
-from chromaline.detector.geometry import chart_layout
-from chromaline.detector.image_io import srgb_decode
+from chromaline.engine.geometry import chart_layout
+from chromaline.engine.image_io import srgb_decode
+from chromaline.engine.metrics import ChartReference, delta_e, working_rgb_to_lab
 
 CENTRE_TOLERANCE = 0.4
 """Largest allowed centre error, as a fraction of the distance between neighbouring patches."""

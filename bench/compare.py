@@ -31,9 +31,9 @@ from bench.accuracy import (
     reference_chart,
 )
 from bench.peers import PIPELINES, pipeline_names
-from chromaline.corrector.metrics import ChartReference
-from chromaline.detector.geometry import patch_centres
-from chromaline.detector.synthetic import SyntheticScene, with_other_chart
+from chromaline.engine.geometry import patch_centres
+from chromaline.engine.metrics import ChartReference
+from chromaline.engine.synthetic import SyntheticScene, with_other_chart
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 

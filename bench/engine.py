@@ -35,7 +35,7 @@ from bench.timing import (
     stage_timings,
     tiff16_image,
 )
-from chromaline.detector.synthetic import scene_set
+from chromaline.engine.synthetic import scene_set
 
 FLOOR_RATIO_TARGET = 1.5
 """Our total on the 12 MP JPEG may cost at most this many times decoding plus encoding it."""

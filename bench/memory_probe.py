@@ -17,8 +17,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Literal, cast
 
-from chromaline.corrector.encode import OutputFormat
-from chromaline.corrector.engine import correct_photo
+from chromaline.engine.correct import correct_photo
+from chromaline.engine.encode import OutputFormat
 
 MIB = 1024 * 1024
 

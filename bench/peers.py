@@ -5,7 +5,7 @@ found (reference order) and its corrected image as 8-bit sRGB. ``seconds`` is th
 bytes to the corrected pixels; ours also includes encoding the output JPEG, the peers stop at the
 corrected array (and the colour-science pipelines' conversion of it to 8 bits is not timed).
 
-- ``chromaline``: :func:`chromaline.corrector.engine.correct_photo` with its defaults (automatic
+- ``chromaline``: :func:`chromaline.engine.correct.correct_photo` with its defaults (automatic
   chart type and method).
 - ``opencv mcc+ccm``: ``cv2.mcc.CCheckerDetector`` (MCC24) on the full-resolution photo, then
   ``cv2.ccm.ColorCorrectionModel`` with the Macbeth reference, a linear 3×3 matrix, gamma 2.2
@@ -25,7 +25,7 @@ corrected array (and the colour-science pipelines' conversion of it to 8 bits is
 
 Each outcome also carries its fitted correction as a function of another 8-bit sRGB photo, applied
 the way the pipeline applies it to its own photo: ours through the engine's
-:func:`~chromaline.corrector.apply.apply_correction` with the returned profile's correction;
+:func:`~chromaline.engine.apply.apply_correction` with the returned profile's correction;
 OpenCV's through the fitted model's ``correctImage``; colour's through
 ``apply_matrix_colour_correction`` with the fitted matrix, on the sRGB-decoded photo.
 """
@@ -46,11 +46,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.accuracy import CHART, PipelineOutcome, reference_chart
-from chromaline.corrector.apply import apply_correction
-from chromaline.corrector.engine import EngineError, correct_photo
-from chromaline.corrector.fit import Correction
-from chromaline.detector.geometry import patch_centres
-from chromaline.detector.image_io import SRGB_ENCODING, DecodedImage
+from chromaline.engine.apply import apply_correction
+from chromaline.engine.correct import EngineError, correct_photo
+from chromaline.engine.fit import Correction
+from chromaline.engine.geometry import patch_centres
+from chromaline.engine.image_io import SRGB_ENCODING, DecodedImage
 
 Pipeline = Callable[[bytes], list[PipelineOutcome]]
 CHROMALINE = "chromaline"

@@ -33,8 +33,8 @@ import httpx
 
 from chromaline.cli.processes import ServiceProcess, free_port
 from chromaline.cli.services import SERVICES
-from chromaline.corrector.engine import correct_photo
-from chromaline.detector.synthetic import render_scene
+from chromaline.engine.correct import correct_photo
+from chromaline.engine.synthetic import render_scene
 from chromaline.reporter.render import render_report
 
 WORKERS = ("detector", "corrector", "reporter")

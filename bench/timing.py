@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 import tifffile
 
-from chromaline.corrector.encode import JPEG_QUALITY, OutputFormat, encode_image
-from chromaline.corrector.engine import correct_photo
-from chromaline.detector.image_io import decode_image
-from chromaline.detector.synthetic import render_scene
+from chromaline.engine.correct import correct_photo
+from chromaline.engine.encode import JPEG_QUALITY, OutputFormat, encode_image
+from chromaline.engine.image_io import decode_image
+from chromaline.engine.synthetic import render_scene
 
 STAGES = ("decode", "detect", "sample", "fit", "apply", "encode")
 PROBE = Path(__file__).with_name("memory_probe.py")

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from chromaline.detector.synthetic import render_scene, with_other_chart
+from chromaline.engine.synthetic import render_scene, with_other_chart
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = (1200, 900)

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from chromaline.cli.main import app
-from chromaline.corrector.profile import load_profile
-from chromaline.detector.synthetic import render_scene
+from chromaline.engine.profile import load_profile
+from chromaline.engine.synthetic import render_scene
 
 SIZE = (1600, 1200)
 runner = CliRunner()

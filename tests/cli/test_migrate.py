@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -116,3 +119,24 @@ async def test_a_runtime_with_migrate_on_start_off_leaves_the_schema_to_the_migr
         assert "alembic_version" not in await schema_tables(service_database_url, "reporter")
     finally:
         await runtime.stop()
+
+
+def test_a_service_package_migrates_its_own_schema_without_the_chromaline_command(
+    service_database_url: str,
+) -> None:
+    command = shutil.which("chromaline-reporter")
+    assert command is not None, "the reporter package installs its own entry point"
+    env = {**os.environ, "CHROMALINE_DATABASE_URL": service_database_url}
+
+    def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([command, *arguments], env=env, capture_output=True, text=True, timeout=120)
+
+    before = run("migrate", "--check")
+    upgraded = run("migrate")
+    after = run("migrate", "--check")
+
+    assert before.returncode == 1, before.stderr
+    assert "no revision" in before.stderr
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert after.returncode == 0, after.stderr
+    assert code_head("reporter") in after.stdout

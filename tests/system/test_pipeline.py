@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from chromaline.detector.synthetic import render_scene
+from chromaline.engine.synthetic import render_scene
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 

@@ -13,7 +13,7 @@ import pytest
 from numpy.typing import NDArray
 
 from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary
-from chromaline.detector.charts import chart_spec, reference_lab, reference_names
+from chromaline.engine.charts import chart_spec, reference_lab, reference_names
 from chromaline.reporter.render import RenderedReport, parse_report_json, render_report
 from chromaline.reporter.thumbnails import THUMBNAIL_LONGEST_SIDE, ThumbnailError, make_thumbnail
 

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from chromaline.cli.standalone import BackgroundServer, Standalone
 from chromaline.common.logging import configure_logging
-from chromaline.detector.synthetic import render_scene
+from chromaline.engine.synthetic import render_scene
 
 DEMO_SEED = 11
 

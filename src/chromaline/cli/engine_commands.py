@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from chromaline.corrector.engine import EngineError, correct_photo, measure
-from chromaline.corrector.fit import OBJECTIVES, ObjectiveChoice
-from chromaline.corrector.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
-from chromaline.detector.image_io import UnsupportedImageError
+from chromaline.engine.correct import EngineError, correct_photo, measure
+from chromaline.engine.fit import OBJECTIVES, ObjectiveChoice
+from chromaline.engine.image_io import UnsupportedImageError
+from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
 
 profile_app = typer.Typer(
     help="Correction profiles: fitted on one chart shot, reused on a session.", no_args_is_help=True

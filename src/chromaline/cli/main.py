@@ -40,11 +40,11 @@ def serve(
 ) -> None:
     """Run one service as its own process, as in production."""
     from chromaline.cli.services import SERVICES
-    from chromaline.cli.services import serve as serve_service
+    from chromaline.common.entrypoint import serve as serve_service
 
     if service not in SERVICES:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
-    serve_service(service, host, port)
+    serve_service(SERVICES[service], host, port)
 
 
 @app.command()
@@ -66,9 +66,9 @@ def chart_frame(
     chart: Annotated[str, typer.Option(help="Chart the frame holds.")] = "classic24",
 ) -> None:
     """Render the printable ArUco frame for a chart at true size."""
-    from chromaline.detector.frame import FrameSpec, render_frame_pdf
+    from chromaline.engine.frame import FrameSpec, render_frame_pdf
 
     if chart != "classic24":
         raise typer.BadParameter("frames exist for classic24 only")
-    render_frame_pdf(FrameSpec(), out)
+    out.write_bytes(render_frame_pdf(FrameSpec()))
     typer.echo(f"wrote {out} (print at 100 %, no scaling)")

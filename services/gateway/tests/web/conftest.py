@@ -229,7 +229,7 @@ def screenshot() -> Callable[[Page, str], None]:
 @pytest.fixture(scope="session")
 def chart_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated photo of a ColorChecker Classic under a random light, as a JPEG file."""
-    from chromaline.detector.synthetic import render_scene
+    from chromaline.engine.synthetic import render_scene
 
     path = tmp_path_factory.mktemp("photos") / "studio-shot.jpg"
     path.write_bytes(render_scene(11, chart="classic24", size=(2000, 1500)).image_bytes)
@@ -239,7 +239,7 @@ def chart_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def blank_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated photo with no chart in it."""
-    from chromaline.detector.synthetic import render_scene
+    from chromaline.engine.synthetic import render_scene
 
     path = tmp_path_factory.mktemp("photos") / "no-chart.jpg"
     path.write_bytes(render_scene(12, chart=None, size=(1200, 900)).image_bytes)

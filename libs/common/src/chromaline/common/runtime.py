@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,6 +129,15 @@ class ServiceRuntime:
             if handler is None:
                 raise PermanentError(f"{self.name} does not handle {envelope.type}")
             await handler(self, envelope)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object) -> AsyncIterator[None]:
+        """An app lifespan that starts this runtime and stops it with the app."""
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
 
     async def stop(self) -> None:
         """Finish in-flight messages, stop the relay and background jobs, release connections."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -18,6 +18,7 @@ from chromaline.auth.handlers import (
     on_password_reset_requested,
 )
 from chromaline.auth.settings import AuthSettings
+from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.http import create_app
 from chromaline.common.problems import install_problem_handlers
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
@@ -46,17 +47,12 @@ def build_app(
 ) -> FastAPI:
     """The auth service's FastAPI app; by default its lifespan starts and stops ``runtime``."""
 
-    @asynccontextmanager
-    async def own_runtime(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.stop()
-
     app = create_app(
-        NAME, readiness=runtime.readiness(), lifespan=lifespan or own_runtime, title="Chromaline auth"
+        NAME, readiness=runtime.readiness(), lifespan=lifespan or runtime.lifespan, title="Chromaline auth"
     )
     install_problem_handlers(app)
     app.include_router(build_router(runtime, AuthContext.from_settings(settings)))
     return app
+
+
+ENTRY = ServiceEntry(SPEC, load_settings, build_app)

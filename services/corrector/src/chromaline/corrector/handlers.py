@@ -37,18 +37,18 @@ from chromaline.common.metrics import observe_stage_times, stage
 from chromaline.common.outbox import add_to_outbox
 from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
-from chromaline.corrector.apply import apply_correction
-from chromaline.corrector.encode import EXTENSIONS, EncodedImage, EncodeError, encode_image
-from chromaline.corrector.engine import (
+from chromaline.corrector.models import Correction as CorrectionRow
+from chromaline.corrector.settings import CorrectorSettings
+from chromaline.engine.apply import apply_correction
+from chromaline.engine.correct import (
     EngineError,
     correct_photo,
     fit_from_measurements,
     measurements_document,
 )
-from chromaline.corrector.models import Correction as CorrectionRow
-from chromaline.corrector.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
-from chromaline.corrector.settings import CorrectorSettings
-from chromaline.detector.image_io import UnsupportedImageError, decode_image
+from chromaline.engine.encode import EXTENSIONS, EncodedImage, EncodeError, encode_image
+from chromaline.engine.image_io import UnsupportedImageError, decode_image
+from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
 
 NAME = "corrector"
 PROFILE_FILE = "profile.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chromaline.common.blobs import buckets
+from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.runtime import ServiceSpec
 from chromaline.corrector.handlers import NAME, on_chart_detected, on_image_uploaded, on_job_expired
 from chromaline.corrector.settings import CorrectorSettings
@@ -24,3 +25,6 @@ SPEC = ServiceSpec(
 
 def load_settings() -> CorrectorSettings:
     return CorrectorSettings.for_service(NAME)
+
+
+ENTRY = ServiceEntry(SPEC, load_settings)

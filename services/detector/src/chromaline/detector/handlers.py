@@ -36,11 +36,11 @@ from chromaline.common.metrics import stage
 from chromaline.common.outbox import add_to_outbox
 from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
-from chromaline.detector.detect import ChartDetection, detect_charts, detection_from_corners
-from chromaline.detector.image_io import UnsupportedImageError, decode_image
 from chromaline.detector.models import Detection
-from chromaline.detector.sample import sample_patches
 from chromaline.detector.settings import DetectorSettings
+from chromaline.engine.detect import ChartDetection, detect_charts, detection_from_corners
+from chromaline.engine.image_io import UnsupportedImageError, decode_image
+from chromaline.engine.sample import sample_patches
 
 NAME = "detector"
 log = get_logger(__name__)

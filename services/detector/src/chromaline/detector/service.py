@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chromaline.common.blobs import buckets
+from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.runtime import ServiceSpec
 from chromaline.detector.handlers import NAME, on_image_uploaded, on_job_expired
 from chromaline.detector.settings import DetectorSettings
@@ -20,3 +21,6 @@ SPEC = ServiceSpec(
 
 def load_settings() -> DetectorSettings:
     return DetectorSettings.for_service(NAME)
+
+
+ENTRY = ServiceEntry(SPEC, load_settings)

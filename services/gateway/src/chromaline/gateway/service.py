@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from chromaline.common import tracing
 from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import RetryPolicy
+from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.http import create_app
 from chromaline.common.problems import install_problem_handlers
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
@@ -64,16 +65,8 @@ def build_app(
     )
 
     @asynccontextmanager
-    async def own_runtime(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
-        try:
-            yield
-        finally:
-            await runtime.stop()
-
-    @asynccontextmanager
     async def with_auth_client(app: FastAPI) -> AsyncIterator[None]:
-        async with (lifespan or own_runtime)(app):
+        async with (lifespan or runtime.lifespan)(app):
             try:
                 yield
             finally:
@@ -106,3 +99,6 @@ def build_app(
     app.include_router(build_notifications_router(runtime, settings))
     mount_web(app)
     return app
+
+
+ENTRY = ServiceEntry(SPEC, load_settings, build_app)

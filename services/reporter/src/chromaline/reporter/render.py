@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict
 
 from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary, method_label
-from chromaline.detector.charts import chart_spec
+from chromaline.engine.charts import chart_spec
 from chromaline.reporter.thumbnails import (
     BgrImage,
     draw_polygon,

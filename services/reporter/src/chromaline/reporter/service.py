@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from chromaline.common.blobs import buckets
+from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.runtime import ServiceSpec
 from chromaline.reporter.handlers import NAME, on_image_corrected, on_job_expired
 from chromaline.reporter.settings import ReporterSettings
@@ -20,3 +21,6 @@ SPEC = ServiceSpec(
 
 def load_settings() -> ReporterSettings:
     return ReporterSettings.for_service(NAME)
+
+
+ENTRY = ServiceEntry(SPEC, load_settings)

@@ -1,0 +1,643 @@
+"""The local colour-correction job as plain functions.
+
+The CLI, the services and the benchmarks all call these: ``measure`` (decode, find the chart,
+sample its patches, score the photo as it is), ``fit_from_measurements`` (what the corrector
+service does with a ``chart.detected`` event) and ``correct_photo`` (the whole job, ending with an
+encoded image). Failures raise :class:`EngineError` with a machine-readable code.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, method_label
+from chromaline.common.measurements import Summary as SummaryDocument
+from chromaline.engine.apply import apply_correction
+from chromaline.engine.charts import Edition, chart_spec
+from chromaline.engine.detect import (
+    CandidateSet,
+    ChartDetection,
+    detect_charts,
+    detection_from_corners,
+    preview_candidates,
+)
+from chromaline.engine.encode import (
+    EncodedImage,
+    EncodeError,
+    JpegStripEncoder,
+    OutputFormat,
+    encode_image,
+)
+from chromaline.engine.fit import (
+    DEFAULT_CANDIDATES,
+    Correction,
+    CrossValidation,
+    FitError,
+    Method,
+    MethodChoice,
+    ObjectiveChoice,
+    choose_method,
+    method_spec,
+    validated_fit,
+)
+from chromaline.engine.image_io import (
+    DecodedImage,
+    UnsupportedImageError,
+    decode_image,
+    decode_preview,
+    srgb_encode,
+)
+from chromaline.engine.metrics import (
+    ChartReference,
+    DeltaEMethod,
+    DeltaEReport,
+    Summary,
+    compare,
+    working_rgb_to_lab,
+)
+from chromaline.engine.profile import FitStatistics, Profile
+from chromaline.engine.rating import Rating, rate
+from chromaline.engine.sample import PatchMeasurement, sample_patches
+
+EXCLUDING_FLAGS = frozenset({"clipped", "outside_frame", "dark"})
+"""Detector flags that always keep a patch out of the fit: its mean is not the patch's colour."""
+SOFT_FLAGS = frozenset({"non_uniform"})
+"""Flags that keep a patch out only while at least half the chart remains: a textured or noisy
+patch's robust mean is still a usable estimate, and fitting on a handful of patches is worse."""
+DEFAULT_CORNER_CHART = "classic24"
+PREVIEW_MIN_SIDE = 480
+"""Least long side of the reduced JPEG preview searched for the chart while the full image decodes
+(1/8 scale for a 12 MP photo: its decode and search take less time than the full decode)."""
+
+
+class EngineError(Exception):
+    """A job that cannot finish; ``code`` is the reason in machine terms (e.g. ``no_chart``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class MeasuredPatch(Protocol):
+    """What fitting needs of a patch: detector measurements and event samples both qualify."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def rgb(self) -> Sequence[float] | NDArray[np.floating]: ...
+
+    @property
+    def flags(self) -> Sequence[str]: ...
+
+
+class SampledPatch(MeasuredPatch, Protocol):
+    """A measured patch that also knows where it was sampled (for the measurements document)."""
+
+    @property
+    def quad(self) -> Sequence[tuple[float, float]] | NDArray[np.floating]: ...
+
+
+Timings = dict[str, float]
+
+
+@contextmanager
+def _timed(timings: Timings, stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = (time.perf_counter() - started) * 1000.0
+
+
+def chart_reference(chart_type: str, edition: Edition) -> ChartReference:
+    try:
+        chart_spec(chart_type)
+    except ValueError as error:
+        raise EngineError("unsupported_chart", str(error)) from None
+    return ChartReference.for_chart(chart_type, edition)
+
+
+@dataclass(frozen=True)
+class PatchSelection:
+    measured: NDArray[np.float64]
+    """(N, 3) measured linear RGB in reference order (zeros where a patch is missing)."""
+    used: NDArray[np.bool_]
+    notes: list[str]
+
+
+def select_patches(patches: Sequence[MeasuredPatch], reference: ChartReference) -> PatchSelection:
+    """Measured RGB in reference order and the patches fit to use, given the detector's flags."""
+    measured = np.zeros((reference.patch_count, 3))
+    usable = np.zeros(reference.patch_count, dtype=bool)
+    soft_flagged = np.zeros(reference.patch_count, dtype=bool)
+    for patch in patches:
+        if not 0 <= patch.index < reference.patch_count:
+            raise EngineError(
+                "invalid_measurements", f"patch index {patch.index} is not on a {reference.chart_type}"
+            )
+        rgb = np.asarray(patch.rgb, dtype=np.float64)
+        if not np.all(np.isfinite(rgb)):
+            continue
+        measured[patch.index] = rgb
+        usable[patch.index] = not EXCLUDING_FLAGS.intersection(patch.flags)
+        soft_flagged[patch.index] = bool(SOFT_FLAGS.intersection(patch.flags))
+    strict = usable & ~soft_flagged
+    if strict.sum() >= reference.patch_count // 2:
+        return PatchSelection(measured, strict, [])
+    kept = int((usable & soft_flagged).sum())
+    notes = (
+        [f"{kept} patch(es) flagged non-uniform were kept: without them too few patches remain"]
+        if kept
+        else []
+    )
+    return PatchSelection(measured, usable, notes)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    correction: Correction
+    reference: ChartReference
+    measured: NDArray[np.float64]
+    used: NDArray[np.bool_]
+    cross_validation: CrossValidation
+    choice: MethodChoice | None
+    """Every candidate's score when the method was chosen automatically."""
+    report: DeltaEReport
+    rating_before: Rating
+    rating_after: Rating
+    notes: list[str] = field(default_factory=list)
+
+    def statistics(self) -> FitStatistics:
+        return FitStatistics(
+            training_delta_e2000=self.cross_validation.training_mean,
+            cross_validated_delta_e2000=self.cross_validation.cross_validated_mean,
+            patch_count=int(self.used.sum()),
+        )
+
+    def profile(self, source_filename: str | None = None) -> Profile:
+        white = self.reference.white_xy
+        return Profile.from_correction(
+            self.correction,
+            chart_type=self.reference.chart_type,
+            reference_edition=self.reference.edition,
+            reference_white_xy=(float(white[0]), float(white[1])),
+            statistics=self.statistics(),
+            source_filename=source_filename,
+        )
+
+
+def fit_from_measurements(
+    patches: Sequence[MeasuredPatch],
+    chart_type: str,
+    edition: Edition = "2014",
+    method: Method | Literal["auto"] = "auto",
+    *,
+    objective: ObjectiveChoice = "auto",
+) -> FitResult:
+    """Fit a correction to sampled patches; ``auto`` picks the method, and the objective, by
+    leave-one-out cross-validated ΔE2000."""
+    reference = chart_reference(chart_type, edition)
+    selection = select_patches(patches, reference)
+    measured, used = selection.measured, selection.used
+    choice: MethodChoice | None = None
+    try:
+        least_squares: CrossValidation | None = None
+        if method == "auto":
+            choice = choose_method(measured, reference, DEFAULT_CANDIDATES, mask=used)
+            spec = choice.chosen
+            least_squares = choice.score_of(spec)
+        else:
+            spec = method_spec(method)
+        validation = validated_fit(
+            measured, reference, spec, mask=used, objective=objective, least_squares=least_squares
+        )
+        correction = validation.correction
+    except FitError as error:
+        raise EngineError(error.code, error.message) from None
+    report = compare(measured, correction.apply_to_pixels(measured), reference, used)
+    return FitResult(
+        correction=correction,
+        reference=reference,
+        measured=measured,
+        used=used,
+        cross_validation=validation,
+        choice=choice,
+        report=report,
+        rating_before=rate(report.before["CIE 2000"]),
+        rating_after=rate(report.after["CIE 2000"]),
+        notes=selection.notes,
+    )
+
+
+@dataclass
+class Measurement:
+    image: DecodedImage
+    detection: ChartDetection
+    charts_found: int
+    patches: list[PatchMeasurement]
+    reference: ChartReference
+    used: NDArray[np.bool_]
+    measured: NDArray[np.float64]
+    """(N, 3) measured linear RGB in reference order."""
+    timings: Timings = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @cached_property
+    def report(self) -> DeltaEReport:
+        """``before`` is the photo as it is; ``after`` equals it (nothing corrected yet). Made
+        when asked: correcting a photo reports from its fit instead."""
+        return compare(self.measured, self.measured, self.reference, self.used)
+
+    @property
+    def rating(self) -> Rating:
+        return rate(self.report.before["CIE 2000"])
+
+    @property
+    def delta_e2000(self) -> Summary:
+        return self.report.before["CIE 2000"]
+
+
+def _decode(source: bytes | DecodedImage, timings: Timings) -> DecodedImage:
+    if isinstance(source, DecodedImage):
+        return source
+    with _timed(timings, "decode"):
+        try:
+            return decode_image(source)
+        except UnsupportedImageError as error:
+            raise EngineError(error.code, error.message) from None
+
+
+def _search_preview(data: bytes, chart_type: str) -> Iterator[CandidateSet] | None:
+    preview = decode_preview(data, PREVIEW_MIN_SIDE)
+    if preview is None:
+        return None
+    pixels, reduction = preview
+    return preview_candidates(pixels, reduction, chart_type)
+
+
+ChartSearch = Future[Iterator[CandidateSet] | None]
+
+
+@contextmanager
+def _decoding(
+    source: bytes | DecodedImage,
+    chart_type: str,
+    corners: Sequence[tuple[float, float]] | None,
+    timings: Timings,
+) -> Iterator[tuple[DecodedImage, ChartSearch | None]]:
+    """Decode the photo while a worker thread looks for the chart on a reduced preview of it.
+
+    OpenCV releases the GIL while it decodes and searches, so on two cores the search costs
+    little more than the decode. Only JPEGs have a cheap preview; other sources get no search.
+    """
+    if isinstance(source, DecodedImage) or corners is not None:
+        yield _decode(source, timings), None
+        return
+    data = source
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chart-search") as pool:
+        search = pool.submit(_search_preview, data, chart_type)
+        yield _decode(data, timings), search
+
+
+def _detect(
+    image: DecodedImage,
+    chart_type: str,
+    corners: Sequence[tuple[float, float]] | None,
+    search: ChartSearch | None,
+    timings: Timings,
+) -> tuple[ChartDetection, int]:
+    with _timed(timings, "detect"):
+        if corners is not None:
+            chart = DEFAULT_CORNER_CHART if chart_type == "auto" else chart_type
+            try:
+                return detection_from_corners(chart, list(corners)), 1
+            except ValueError as error:
+                raise EngineError("unsupported_chart", str(error)) from None
+        try:
+            candidates = search.result() if search is not None else None
+            outcome = detect_charts(image, chart_type, candidates=candidates)
+        except ValueError as error:
+            raise EngineError("unsupported_chart", str(error)) from None
+    if not outcome.detections:
+        raise EngineError(outcome.reason or "no_chart", outcome.message)
+    return outcome.detections[0], len(outcome.detections)
+
+
+def measure(
+    source: bytes | DecodedImage,
+    *,
+    chart_type: str = "auto",
+    edition: Edition = "2014",
+    corners: Sequence[tuple[float, float]] | None = None,
+) -> Measurement:
+    """Find the chart, sample its patches and score the photo as it is against the reference."""
+    timings: Timings = {}
+    with _decoding(source, chart_type, corners, timings) as (image, search):
+        measurement = _measure_decoded(image, search, chart_type, edition, corners)
+    measurement.timings = timings | measurement.timings
+    return measurement
+
+
+def _measure_decoded(
+    image: DecodedImage,
+    search: ChartSearch | None,
+    chart_type: str,
+    edition: Edition,
+    corners: Sequence[tuple[float, float]] | None,
+) -> Measurement:
+    timings: Timings = {}
+    detection, charts_found = _detect(image, chart_type, corners, search, timings)
+    reference = chart_reference(detection.chart_type, edition)
+    with _timed(timings, "sample"):
+        patches = sample_patches(image, detection, edition=edition)
+    selection = select_patches(patches, reference)
+    measured, used = selection.measured, selection.used
+    if not used.any():
+        raise EngineError("too_few_patches", "every patch on the chart is clipped or unusable")
+    return Measurement(
+        image=image,
+        detection=detection,
+        charts_found=charts_found,
+        patches=patches,
+        reference=reference,
+        used=used,
+        measured=measured,
+        timings=timings,
+        notes=selection.notes,
+    )
+
+
+@dataclass
+class CorrectionResult:
+    encoded: EncodedImage
+    correction: Correction
+    profile: Profile
+    """The profile fitted here, or the one that was applied."""
+    measurement: Measurement | None
+    """None when a saved profile was applied to a photo without a usable chart."""
+    fit: FitResult | None
+    """None when a saved profile was applied."""
+    report: DeltaEReport | None
+    rating_before: Rating | None
+    rating_after: Rating | None
+    timings: Timings
+    image_width: int
+    image_height: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def method(self) -> str:
+        return self.correction.spec.label
+
+    @property
+    def method_label(self) -> str:
+        """The method and what its fit minimised, for people."""
+        return method_label(self.method, self.correction.objective)
+
+    def measurements(self, filename: str, job_id: uuid.UUID | None = None) -> Measurements:
+        """The shared measurements document for this job (no patches when no chart was measured)."""
+        measurement = self.measurement
+        return measurements_document(
+            filename=filename,
+            correction=self.correction,
+            reference=measurement.reference if measurement else None,
+            patches=measurement.patches if measurement else [],
+            image_size=(self.image_width, self.image_height),
+            corners=measurement.detection.corners if measurement else None,
+            cross_validated_delta_e2000=self.fit.cross_validation.cross_validated_mean if self.fit else None,
+            timings=self.timings,
+            job_id=job_id,
+        )
+
+
+def correct_photo(
+    source: bytes | DecodedImage,
+    *,
+    chart_type: str = "auto",
+    method: Method | Literal["auto"] = "auto",
+    edition: Edition = "2014",
+    profile: Profile | None = None,
+    corners: Sequence[tuple[float, float]] | None = None,
+    output_format: OutputFormat = "jpeg",
+    bit_depth: Literal[8, 16] = 8,
+    objective: ObjectiveChoice = "auto",
+    source_filename: str | None = None,
+) -> CorrectionResult:
+    """Correct one photo: from its own chart, or with a saved ``profile`` (the chart then optional)."""
+    timings: Timings = {}
+    notes: list[str] = []
+    measurement: Measurement | None
+    with _decoding(source, chart_type, corners, timings) as (image, search):
+        try:
+            measurement = _measure_decoded(image, search, chart_type, edition, corners)
+        except EngineError as error:
+            if profile is None:
+                raise
+            measurement = None
+            notes.append(f"no chart measured ({error.code}); the profile was applied without checking it")
+    fit: FitResult | None = None
+    if measurement is not None:
+        timings.update(measurement.timings)
+        notes.extend(measurement.notes)
+    with _timed(timings, "fit"):
+        if profile is not None:
+            correction = profile.correction()
+        else:
+            assert measurement is not None
+            fit = fit_from_measurements(
+                measurement.patches, measurement.detection.chart_type, edition, method, objective=objective
+            )
+            correction = fit.correction
+            profile = fit.profile(source_filename)
+    report = _report(measurement, correction, fit)
+    if output_format == "jpeg" and bit_depth == 16:
+        bit_depth = 8
+        notes.append("JPEG holds 8 bits per channel: the image was written at 8 bits")
+    try:
+        if output_format == "jpeg":
+            encoded = _apply_and_encode_jpeg(image, correction, timings)
+        else:
+            with _timed(timings, "apply"):
+                pixels = apply_correction(image, correction, bit_depth=bit_depth)
+            with _timed(timings, "encode"):
+                encoded = encode_image(pixels, output_format, exif=image.exif)
+    except EncodeError as error:
+        raise EngineError(error.code, error.message) from None
+    notes.extend(encoded.notes)
+    return CorrectionResult(
+        encoded=encoded,
+        correction=correction,
+        profile=profile,
+        measurement=measurement,
+        fit=fit,
+        report=report,
+        rating_before=rate(report.before["CIE 2000"]) if report else None,
+        rating_after=rate(report.after["CIE 2000"]) if report else None,
+        timings=timings,
+        image_width=image.width,
+        image_height=image.height,
+        notes=notes,
+    )
+
+
+JPEG_THREADS = 2
+"""Threads that correct and encode the strips of a JPEG, each taking the next strip in turn."""
+
+
+def _apply_and_encode_jpeg(image: DecodedImage, correction: Correction, timings: Timings) -> EncodedImage:
+    """Correct and encode the photo strip by strip, each of two threads taking the next strip and
+    doing both (OpenCV releases the GIL for each), so both cores share all the work: about half
+    the sum of correcting and encoding, where correcting on this thread while one worker encoded
+    took as long as the slower of the two.
+
+    ``apply`` and ``encode`` are the time the threads spent on each, over the thread count: the
+    shares of the stage's wall time when both threads are busy throughout.
+    """
+    encoder = JpegStripEncoder(image.width, image.height, image.exif)
+    spent = np.zeros((encoder.strip_count, 2))  # seconds correcting and encoding each strip
+
+    def correct_and_encode(number: int) -> None:
+        started = time.perf_counter()
+        strip = replace(image, pixels=image.pixels[encoder.rows(number)])
+        corrected = apply_correction(strip, correction, bit_depth=8, workers=1, bgr=True)
+        corrected_at = time.perf_counter()
+        encoder.encode(number, np.asarray(corrected, dtype=np.uint8), bgr=True)
+        spent[number] = (corrected_at - started, time.perf_counter() - corrected_at)
+
+    with ThreadPoolExecutor(max_workers=JPEG_THREADS, thread_name_prefix="jpeg-strips") as pool:
+        list(pool.map(correct_and_encode, range(encoder.strip_count)))
+    finishing = time.perf_counter()
+    encoded = encoder.finish()
+    applying, encoding = spent.sum(axis=0) / JPEG_THREADS
+    timings["apply"] = applying * 1000.0
+    timings["encode"] = (encoding + time.perf_counter() - finishing) * 1000.0
+    return encoded
+
+
+def _report(
+    measurement: Measurement | None, correction: Correction, fit: FitResult | None
+) -> DeltaEReport | None:
+    if fit is not None:
+        return fit.report
+    if measurement is None:
+        return None
+    selection = select_patches(measurement.patches, measurement.reference)
+    after = correction.apply_to_pixels(selection.measured)
+    return compare(selection.measured, after, measurement.reference, selection.used)
+
+
+_DOCUMENT_KEYS: dict[DeltaEMethod, str] = {
+    "CIE 1976": "cie1976",
+    "CIE 1994": "cie1994",
+    "CIE 2000": "cie2000",
+}
+
+
+def _summaries(summaries: dict[DeltaEMethod, Summary]) -> DeltaESummaries:
+    return DeltaESummaries.model_validate(
+        {key: SummaryDocument(**vars(summaries[method])) for method, key in _DOCUMENT_KEYS.items()}
+    )
+
+
+def _triple(values: NDArray[np.floating]) -> tuple[float, float, float]:
+    return (float(values[0]), float(values[1]), float(values[2]))
+
+
+def _srgb8(linear: NDArray[np.floating]) -> NDArray[np.int64]:
+    return np.asarray(np.rint(srgb_encode(np.asarray(linear, dtype=np.float64)) * 255), dtype=np.int64)
+
+
+def _patch_results(
+    correction: Correction, reference: ChartReference, patches: Sequence[SampledPatch]
+) -> tuple[list[PatchResult], DeltaEReport]:
+    selection = select_patches(patches, reference)
+    after_rgb = np.asarray(correction.apply_to_pixels(selection.measured), dtype=np.float64)
+    report = compare(selection.measured, after_rgb, reference, selection.used)
+    before_lab = working_rgb_to_lab(selection.measured, reference.white_xy)
+    after_lab = working_rgb_to_lab(after_rgb, reference.white_xy)
+    before_srgb, after_srgb, reference_srgb = (
+        _srgb8(selection.measured),
+        _srgb8(after_rgb),
+        _srgb8(reference.rgb),
+    )
+    by_index = {patch.index: patch for patch in patches}
+    results = []
+    for scored in report.patches:
+        i = scored.index
+        sampled = by_index.get(i)
+        quad = (
+            [(0.0, 0.0)] * 4
+            if sampled is None
+            else [(float(x), float(y)) for x, y in np.asarray(sampled.quad)]
+        )
+        results.append(
+            PatchResult(
+                index=i,
+                name=scored.name,
+                reference_lab=_triple(reference.lab[i]),
+                before_lab=_triple(before_lab[i]),
+                after_lab=_triple(after_lab[i]),
+                before_srgb=(int(before_srgb[i, 0]), int(before_srgb[i, 1]), int(before_srgb[i, 2])),
+                after_srgb=(int(after_srgb[i, 0]), int(after_srgb[i, 1]), int(after_srgb[i, 2])),
+                reference_srgb=(
+                    int(reference_srgb[i, 0]),
+                    int(reference_srgb[i, 1]),
+                    int(reference_srgb[i, 2]),
+                ),
+                delta_e76=(scored.before["CIE 1976"], scored.after["CIE 1976"]),
+                delta_e94=(scored.before["CIE 1994"], scored.after["CIE 1994"]),
+                delta_e2000=(scored.before["CIE 2000"], scored.after["CIE 2000"]),
+                flags=[] if sampled is None else list(sampled.flags),
+                used_in_fit=scored.used,
+                quad=quad,
+            )
+        )
+    return results, report
+
+
+def measurements_document(
+    *,
+    filename: str,
+    correction: Correction,
+    reference: ChartReference | None,
+    patches: Sequence[SampledPatch],
+    image_size: tuple[int, int],
+    corners: Sequence[tuple[float, float]] | NDArray[np.floating] | None = None,
+    cross_validated_delta_e2000: float | None = None,
+    timings: Timings | None = None,
+    job_id: uuid.UUID | None = None,
+) -> Measurements:
+    """The measurements document (see :mod:`chromaline.common.measurements`) for corrected patches."""
+    results: list[PatchResult] = []
+    report: DeltaEReport | None = None
+    if reference is not None and patches:
+        results, report = _patch_results(correction, reference, patches)
+    return Measurements(
+        job_id=job_id,
+        filename=filename,
+        chart_type=reference.chart_type if report and reference else None,
+        reference_edition=reference.edition if report and reference else None,
+        method=correction.spec.label,
+        objective=correction.objective,
+        corners=None if corners is None else [(float(x), float(y)) for x, y in np.asarray(corners)],
+        image_size=image_size,
+        patches=results,
+        before=_summaries(report.before) if report else None,
+        after=_summaries(report.after) if report else None,
+        cross_validated_delta_e2000=cross_validated_delta_e2000,
+        rating_before=str(rate(report.before["CIE 2000"])) if report else None,
+        rating_after=str(rate(report.after["CIE 2000"])) if report else None,
+        timings_ms=dict(timings or {}),
+    )

@@ -1,0 +1,250 @@
+"""Finding a chart by its patch grid: square patches, then the lattice they sit on.
+
+A chart of many small patches (the ColorChecker Digital SG) is hard for ``mcc``'s chart model, but
+its patches are easy to see one by one: the chart body shows as thin dark lines between them.
+Those lines are what a morphological closing fills in, so every pixel much darker than its closing
+belongs to a line, and the regions between lines that look like squares are candidate patches.
+Patches as dark as the body (the SG's black ring patches) are lost, which does not matter: a few
+dozen patches fix the lattice.
+
+The lattice is grown from a seed patch: its neighbours give two axis vectors, every square is
+given lattice coordinates through the current lattice-to-image homography, the ones close to a
+lattice point within a growing radius are kept and the homography is refitted to them. The chart
+box then follows from the lattice's extent and the chart's rows and columns; when fewer patches
+than a whole row or column were found, every placement of the chart over them is a candidate and
+the caller chooses by colour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from chromaline.engine.geometry import ChartLayout, map_points
+
+CLOSING_SIZES = (5, 9, 15)
+"""Closing kernels (working-image pixels), tried in turn: lines narrower than the kernel are found;
+a wider line is a flat dark area that joins the patches around it."""
+ENOUGH_PATCHES = 60
+"""Once lattices this large are found, wider kernels are not tried."""
+LINE_CONTRAST = 0.08
+"""A pixel this much darker (relative) than its closing is part of a dark line."""
+MIN_SQUARE_AREA = 30.0
+SQUARE_FILL = 0.8
+"""A square's area over its bounding rectangle's; a perspective patch stays well above."""
+MAX_ASPECT = 1.6
+LATTICE_TOLERANCE = 0.3
+"""How far (in lattice pitches) a patch centre may sit from its lattice point."""
+GROWTH_RADII = (1.5, 3.0, 5.0, 8.0, 16.0)
+MIN_LATTICE_PATCHES = 12
+SEEDS_TRIED = 6
+MAX_PLACEMENTS = 30
+
+
+@dataclass(frozen=True)
+class Squares:
+    centres: NDArray[np.float64]
+    """(N, 2) centres in working-image pixels."""
+    sides: NDArray[np.float64]
+    angles: NDArray[np.float64]
+    """(N,) direction of one side, radians."""
+
+
+@dataclass(frozen=True)
+class Lattice:
+    homography: NDArray[np.float64]
+    """Lattice coordinates (one unit per patch pitch, patch centres on integers) to image pixels."""
+    cells: NDArray[np.int64]
+    """(M, 2) integer lattice coordinates of the patches found."""
+    members: NDArray[np.int64]
+    """(M,) index of each found patch among the squares."""
+
+
+def brightness(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """The brightest channel of each pixel, lightly smoothed: a patch of any hue stands out from
+    the dark body in it."""
+    value = np.maximum(np.maximum(rgb[:, :, 0], rgb[:, :, 1]), rgb[:, :, 2]).astype(np.float32)
+    return np.asarray(cv2.GaussianBlur(value, (0, 0), 0.7), dtype=np.float32)
+
+
+def find_squares(value: NDArray[np.float32], closing_size: int) -> Squares:
+    """Square regions of a ``brightness`` image bounded by dark lines narrower than ``closing_size``."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (closing_size, closing_size))
+    closed = cv2.morphologyEx(value, cv2.MORPH_CLOSE, kernel)
+    open_area = ((closed - value) < LINE_CONTRAST * closed + 3.0).astype(np.uint8)
+    contours, hierarchy = cv2.findContours(open_area, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    max_area = (max(value.shape) / 8.0) ** 2
+    centres, sides, angles = [], [], []
+    for contour, links in zip(contours, hierarchy[0] if hierarchy is not None else [], strict=True):
+        if links[3] != -1:
+            continue
+        area = cv2.contourArea(contour)
+        if not MIN_SQUARE_AREA <= area <= max_area:
+            continue
+        (x, y), (width, height), angle = cv2.minAreaRect(contour)
+        if area < SQUARE_FILL * width * height or max(width, height) > MAX_ASPECT * min(width, height):
+            continue
+        centres.append((x, y))
+        sides.append(np.sqrt(area))
+        angles.append(np.deg2rad(angle))
+    return Squares(
+        np.array(centres, dtype=np.float64).reshape(-1, 2),
+        np.array(sides, dtype=np.float64),
+        np.array(angles, dtype=np.float64),
+    )
+
+
+def _neighbour_counts(squares: Squares, pitch_ratio: float) -> NDArray[np.int64]:
+    """How many squares sit about one pitch from each square (its lattice neighbours)."""
+    distances = np.linalg.norm(squares.centres[:, None, :] - squares.centres[None, :, :], axis=2)
+    pitch = squares.sides * pitch_ratio
+    near = (distances > 0.8 * pitch[:, None]) & (distances < 1.25 * pitch[:, None])
+    return np.asarray(near.sum(axis=1), dtype=np.int64)
+
+
+def _seed_homography(squares: Squares, seed: int, pitch_ratio: float) -> NDArray[np.float64]:
+    """Affine lattice-to-image map from one square: its side direction and its neighbours' distance."""
+    centre = squares.centres[seed]
+    distances = np.linalg.norm(squares.centres - centre, axis=1)
+    expected = squares.sides[seed] * pitch_ratio
+    near = distances[(distances > 0.8 * expected) & (distances < 1.25 * expected)]
+    pitch = float(np.median(near)) if len(near) else expected
+    angle = squares.angles[seed]
+    first = pitch * np.array([np.cos(angle), np.sin(angle)])
+    second = np.array([-first[1], first[0]])
+    return np.array([[first[0], second[0], centre[0]], [first[1], second[1], centre[1]], [0.0, 0.0, 1.0]])
+
+
+def _assign(
+    squares: Squares, homography: NDArray[np.float64], radius: float, tolerance: float
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Squares close to a lattice point within ``radius`` of the origin, one per lattice point."""
+    lattice = map_points(np.asarray(np.linalg.inv(homography), dtype=np.float64), squares.centres)
+    cells = np.round(lattice).astype(np.int64)
+    error = np.abs(lattice - cells).max(axis=1)
+    candidates = np.flatnonzero((error < tolerance) & (np.abs(cells).max(axis=1) <= radius))
+    best: dict[tuple[int, int], int] = {}
+    for index in candidates[np.argsort(error[candidates])]:
+        best.setdefault((int(cells[index, 0]), int(cells[index, 1])), int(index))
+    members = np.array(sorted(best.values()), dtype=np.int64)
+    return cells[members], members
+
+
+def _fit(cells: NDArray[np.int64], centres: NDArray[np.float64]) -> NDArray[np.float64] | None:
+    source = cells.astype(np.float64)
+    if len(cells) >= 8 and np.linalg.matrix_rank(source - source.mean(axis=0)) == 2:
+        homography, _ = cv2.findHomography(source, centres, 0)
+        if homography is not None:
+            return np.asarray(homography, dtype=np.float64)
+    if len(cells) < 3:
+        return None
+    design = np.column_stack([source, np.ones(len(source))])
+    solution, _, rank, _ = np.linalg.lstsq(design, centres, rcond=None)
+    if rank < 3:
+        return None
+    return np.vstack([solution.T, [0.0, 0.0, 1.0]])
+
+
+def _grow(squares: Squares, seed: int, pitch_ratio: float) -> Lattice | None:
+    homography: NDArray[np.float64] | None = _seed_homography(squares, seed, pitch_ratio)
+    cells = members = np.zeros(0, dtype=np.int64)
+    for radius in GROWTH_RADII:
+        assert homography is not None
+        cells, members = _assign(squares, homography, radius, LATTICE_TOLERANCE)
+        homography = _fit(cells, squares.centres[members])
+        if homography is None:
+            return None
+    assert homography is not None
+    connected = _connected(cells)
+    if not connected.all():
+        cells, members = cells[connected], members[connected]
+        homography = _fit(cells, squares.centres[members])
+        if homography is None:
+            return None
+    return Lattice(homography, cells, members)
+
+
+def _connected(cells: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Lattice members with another member at most two cells away: a square of the clutter that
+    happens to fall on a lattice point far from the chart stands alone."""
+    steps = np.abs(cells[:, None, :] - cells[None, :, :]).max(axis=2)
+    np.fill_diagonal(steps, np.iinfo(np.int64).max)
+    return np.asarray(steps.min(axis=1) <= 2, dtype=np.bool_)
+
+
+def fit_lattice(squares: Squares, pitch_ratio: float) -> Lattice | None:
+    """The largest lattice of squares, grown from the best-connected seeds."""
+    if len(squares.centres) < MIN_LATTICE_PATCHES:
+        return None
+    counts = _neighbour_counts(squares, pitch_ratio)
+    seeds = [int(seed) for seed in np.argsort(-counts, kind="stable")[:SEEDS_TRIED] if counts[seed] >= 2]
+    best: Lattice | None = None
+    for seed in seeds:
+        lattice = _grow(squares, seed, pitch_ratio)
+        if lattice is not None and (best is None or len(lattice.members) > len(best.members)):
+            best = lattice
+    if best is None or len(best.members) < MIN_LATTICE_PATCHES:
+        return None
+    return best
+
+
+def chart_placements(lattice: Lattice, layout: ChartLayout) -> list[NDArray[np.float64]]:
+    """Every chart box (image corners, clockwise, first side along the rows) covering the lattice."""
+    low = lattice.cells.min(axis=0)
+    high = lattice.cells.max(axis=0)
+    span = high - low + 1
+    half = 0.5 * layout.patch_mm / layout.pitch_mm
+    boxes = []
+    for along_first in (True, False):
+        extent = np.array([layout.columns, layout.rows] if along_first else [layout.rows, layout.columns])
+        if np.any(span > extent):
+            continue
+        for first in range(int(high[0]) - int(extent[0]) + 1, int(low[0]) + 1):
+            for second in range(int(high[1]) - int(extent[1]) + 1, int(low[1]) + 1):
+                u0, v0 = first - half, second - half
+                u1, v1 = first + extent[0] - 1 + half, second + extent[1] - 1 + half
+                corners = np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]])
+                if not along_first:
+                    corners = np.roll(corners, 1, axis=0)
+                boxes.append(map_points(lattice.homography, corners))
+    return boxes if len(boxes) <= MAX_PLACEMENTS else []
+
+
+def _lattices(
+    squares: Squares, layout: ChartLayout, max_charts: int
+) -> tuple[list[list[NDArray[np.float64]]], int]:
+    """Placements of each lattice among ``squares`` that fits the chart, and their patch count."""
+    pitch_ratio = layout.pitch_mm / layout.patch_mm
+    lattices: list[list[NDArray[np.float64]]] = []
+    patches = 0
+    while len(lattices) < max_charts:
+        lattice = fit_lattice(squares, pitch_ratio)
+        if lattice is None:
+            break
+        placements = chart_placements(lattice, layout)
+        if placements:
+            lattices.append(placements)
+            patches += len(lattice.members)
+        keep = np.ones(len(squares.centres), dtype=bool)
+        keep[lattice.members] = False
+        squares = Squares(squares.centres[keep], squares.sides[keep], squares.angles[keep])
+    return lattices, patches
+
+
+def grid_boxes(
+    rgb: NDArray[np.uint8], layout: ChartLayout, max_charts: int
+) -> list[list[NDArray[np.float64]]]:
+    """For each lattice found (up to ``max_charts``), its candidate chart boxes in ``rgb`` pixels."""
+    value = brightness(rgb)
+    best: list[list[NDArray[np.float64]]] = []
+    best_patches = 0
+    for closing_size in CLOSING_SIZES:
+        lattices, patches = _lattices(find_squares(value, closing_size), layout, max_charts)
+        if patches > best_patches:
+            best, best_patches = lattices, patches
+        if best_patches >= ENOUGH_PATCHES:
+            break
+    return best

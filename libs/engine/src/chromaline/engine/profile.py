@@ -1,0 +1,146 @@
+"""Saved correction profiles: a fitted correction plus where it came from and how good it was.
+
+A profile is JSON so people can read and diff it. It can be exported as a .cube 3D LUT (sRGB in,
+sRGB out) for editing and grading software, or, for matrix methods, as the bare matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from chromaline.engine.fit import WORKING_SPACE_NAME, Correction, Method, MethodSpec, Objective
+from chromaline.engine.lut import cube_text, srgb_transform
+
+PROFILE_VERSION: Literal[1] = 1
+
+
+class ProfileError(ValueError):
+    code = "invalid_profile"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class FitStatistics(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    training_delta_e2000: float = Field(ge=0, description="Mean ΔE2000 over the patches used for the fit.")
+    cross_validated_delta_e2000: float | None = Field(
+        default=None, ge=0, description="Leave-one-patch-out mean ΔE2000."
+    )
+    patch_count: int = Field(ge=1, description="Patches used for the fit.")
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = PROFILE_VERSION
+    method: Method
+    degree: int = 1
+    objective: Objective = "least_squares"
+    coefficients: list[list[float]] = Field(description="3 rows (R, G, B out) × one column per term.")
+    working_space: Literal["sRGB-linear"] = WORKING_SPACE_NAME
+    chart_type: str
+    reference_edition: Literal["2005", "2014"]
+    reference_white_xy: tuple[float, float] = Field(
+        description="White of the Lab comparison (the chart's D50)."
+    )
+    statistics: FitStatistics
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    source_filename: str | None = None
+
+    @model_validator(mode="after")
+    def _coefficients_fit_method(self) -> Profile:
+        try:
+            spec = MethodSpec(self.method, self.degree)
+        except ValueError as error:
+            raise ValueError(str(error)) from None
+        if len(self.coefficients) != 3 or any(len(row) != spec.term_count for row in self.coefficients):
+            raise ValueError(f"{spec.label} needs 3 rows of {spec.term_count} coefficients")
+        if not all(math.isfinite(value) for row in self.coefficients for value in row):
+            raise ValueError("coefficients must be finite numbers")
+        return self
+
+    def correction(self) -> Correction:
+        return Correction(
+            method=self.method,
+            coefficients=np.asarray(self.coefficients, dtype=np.float64),
+            degree=self.degree,
+            working_space=self.working_space,
+            objective=self.objective,
+        )
+
+    @classmethod
+    def from_correction(
+        cls,
+        correction: Correction,
+        *,
+        chart_type: str,
+        reference_edition: Literal["2005", "2014"],
+        reference_white_xy: tuple[float, float],
+        statistics: FitStatistics,
+        source_filename: str | None = None,
+    ) -> Profile:
+        return cls(
+            method=correction.method,
+            degree=correction.degree,
+            objective=correction.objective,
+            coefficients=correction.coefficients.tolist(),
+            chart_type=chart_type,
+            reference_edition=reference_edition,
+            reference_white_xy=reference_white_xy,
+            statistics=statistics,
+            source_filename=source_filename,
+        )
+
+
+def dump_profile(profile: Profile) -> str:
+    return profile.model_dump_json(indent=2)
+
+
+def load_profile(document: str | bytes) -> Profile:
+    """Parse a saved profile, refusing anything that is not a profile of a version we know."""
+    try:
+        raw: Any = json.loads(document)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ProfileError(f"a profile must be JSON: {error}") from None
+    if not isinstance(raw, dict) or "version" not in raw:
+        raise ProfileError("not a Chromaline profile: expected a JSON object with a version")
+    if raw["version"] != PROFILE_VERSION:
+        raise ProfileError(
+            f"profile version {raw['version']!r} is not supported (expected {PROFILE_VERSION})"
+        )
+    try:
+        return Profile.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'profile'}: {e['msg']}" for e in error.errors()
+        )
+        raise ProfileError(f"invalid profile: {problems}") from None
+
+
+def to_cube(profile: Profile, size: int = 33) -> str:
+    """A .cube 3D LUT from sRGB-encoded input to sRGB-encoded corrected output."""
+    correction = profile.correction()
+    title = f"Chromaline {MethodSpec(profile.method, profile.degree).label} from {profile.chart_type}"
+    return cube_text(srgb_transform(correction.apply_to_pixels), size, title)
+
+
+def matrix_export(profile: Profile, *, as_format: Literal["text", "json"] = "text") -> str:
+    """The 3×3 or 3×4 matrix of a matrix profile, applied to linear sRGB (column vector r, g, b[, 1])."""
+    correction = profile.correction()
+    if not correction.is_matrix:
+        raise ProfileError(f"{profile.method} is not a matrix correction; export a .cube LUT instead")
+    matrix = correction.coefficients
+    if as_format == "json":
+        return json.dumps(
+            {"working_space": profile.working_space, "input": "linear", "matrix": matrix.tolist()}, indent=2
+        )
+    return "\n".join(" ".join(f"{value:.8f}" for value in row) for row in matrix) + "\n"

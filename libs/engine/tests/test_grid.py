@@ -1,0 +1,76 @@
+"""The patch-lattice finder: squares, lattice growth and chart placements."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chromaline.engine.detect import _downscale, _rgb8
+from chromaline.engine.geometry import chart_layout, patch_centres
+from chromaline.engine.grid import (
+    CLOSING_SIZES,
+    Lattice,
+    Squares,
+    brightness,
+    chart_placements,
+    find_squares,
+    fit_lattice,
+)
+from chromaline.engine.image_io import decode_image
+from chromaline.engine.synthetic import render_scene
+
+SG = chart_layout("digital_sg")
+PITCH_RATIO = SG.pitch_mm / SG.patch_mm
+
+
+def _lattice_squares(cells: list[tuple[int, int]], pitch: float, angle: float) -> Squares:
+    axes = pitch * np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+    centres = np.array([500.0, 400.0]) + np.array(cells, dtype=np.float64) @ axes
+    count = len(cells)
+    return Squares(centres, np.full(count, pitch / PITCH_RATIO), np.full(count, angle))
+
+
+def test_squares_are_found_on_the_patches_of_a_rendered_chart() -> None:
+    scene = render_scene(3, chart="digital_sg", size=(1600, 1200), blur_sigma=0.0, tilt_degrees=5.0)
+    value = brightness(_rgb8(decode_image(scene.image_bytes)))
+    squares = max((find_squares(value, size) for size in CLOSING_SIZES), key=lambda found: len(found.sides))
+    truth = patch_centres("digital_sg", scene.corners)
+    distances = np.linalg.norm(squares.centres[:, None, :] - truth[None, :, :], axis=2)
+    on_patches = distances.min(axis=1) < 2.0
+    assert on_patches.sum() >= 40
+    assert len(np.unique(distances.argmin(axis=1)[on_patches])) == on_patches.sum()
+
+
+def test_lattice_skips_missing_patches_and_clutter() -> None:
+    cells = [(u, v) for u in range(14) for v in range(10) if (u + v) % 3 != 0]
+    squares = _lattice_squares(cells, pitch=30.0, angle=0.2)
+    clutter = Squares(np.array([[100.0, 100.0], [950.0, 90.0]]), np.array([26.0, 26.0]), np.array([0.0, 0.5]))
+    merged = Squares(
+        np.vstack([squares.centres, clutter.centres]),
+        np.concatenate([squares.sides, clutter.sides]),
+        np.concatenate([squares.angles, clutter.angles]),
+    )
+    lattice = fit_lattice(merged, PITCH_RATIO)
+    assert lattice is not None
+    assert sorted(lattice.members.tolist()) == list(range(len(cells)))
+    assert np.all(np.ptp(lattice.cells, axis=0) == [13, 9])
+
+
+def test_a_full_lattice_has_one_placement_and_a_partial_one_several() -> None:
+    full = Lattice(np.eye(3), np.array([[0, 0], [13, 0], [13, 9], [0, 9]]), np.arange(4))
+    (box,) = chart_placements(full, SG)
+    half = 0.5 * SG.patch_mm / SG.pitch_mm
+    np.testing.assert_allclose(
+        box, [[-half, -half], [13 + half, -half], [13 + half, 9 + half], [-half, 9 + half]]
+    )
+    missing_column = Lattice(np.eye(3), np.array([[0, 0], [12, 0], [12, 9], [0, 9]]), np.arange(4))
+    assert len(chart_placements(missing_column, SG)) == 2
+    upright = Lattice(np.eye(3), np.array([[0, 0], [9, 0], [9, 13], [0, 13]]), np.arange(4))
+    (turned,) = chart_placements(upright, SG)
+    assert np.linalg.norm(turned[1] - turned[0]) > np.linalg.norm(turned[2] - turned[1])
+
+
+def test_a_photo_without_a_chart_has_no_lattice() -> None:
+    scene = render_scene(9, chart=None, size=(1600, 1200))
+    small, _ = _downscale(_rgb8(decode_image(scene.image_bytes)), 1600)
+    for size in CLOSING_SIZES:
+        assert fit_lattice(find_squares(brightness(small), size), PITCH_RATIO) is None

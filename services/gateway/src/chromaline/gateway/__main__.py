@@ -1,0 +1,14 @@
+"""``chromaline-gateway``: run the gateway service or migrate its schema."""
+
+import sys
+
+from chromaline.common.entrypoint import main as run
+from chromaline.gateway.service import ENTRY
+
+
+def main() -> None:
+    sys.exit(run(ENTRY))
+
+
+if __name__ == "__main__":
+    main()

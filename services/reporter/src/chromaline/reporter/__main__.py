@@ -1,0 +1,14 @@
+"""``chromaline-reporter``: run the reporter service or migrate its schema."""
+
+import sys
+
+from chromaline.common.entrypoint import main as run
+from chromaline.reporter.service import ENTRY
+
+
+def main() -> None:
+    sys.exit(run(ENTRY))
+
+
+if __name__ == "__main__":
+    main()
