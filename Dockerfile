@@ -25,9 +25,9 @@ RUN mkdir /manifests \
 
 FROM ${PYTHON_IMAGE} AS builder
 ARG UV_VERSION=0.13.9
+RUN pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}"
 ARG SERVICE
 RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=<service>" >&2; exit 1; }
-RUN pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}"
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_NO_CACHE=1 \
@@ -43,18 +43,10 @@ RUN uv sync --frozen --no-dev --no-editable --package "chromaline-${SERVICE}" \
 FROM ${PYTHON_IMAGE} AS runtime
 ARG SERVICE
 ARG PORT
-ARG VERSION=dev
-ARG REVISION=unknown
-ARG SOURCE=unknown
 RUN test -n "${PORT}" || { echo "build with --build-arg PORT=<the service's port>" >&2; exit 1; } \
     && groupadd --system --gid 10001 chromaline \
     && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
        --shell /usr/sbin/nologin chromaline
-LABEL org.opencontainers.image.title="chromaline-${SERVICE}" \
-      org.opencontainers.image.description="Chromaline ${SERVICE} service" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.source="${SOURCE}"
 COPY --from=builder /opt/chromaline /opt/chromaline
 ENV PATH=/opt/chromaline/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -72,3 +64,12 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['CHROMALINE_HEALTHZ_URL'], timeout=4)"]
 # The shell only expands the service's name; exec hands PID 1 to the service itself.
 CMD ["/bin/sh", "-c", "exec chromaline-${CHROMALINE_SERVICE} serve"]
+# Last, so that a new revision relabels the image without copying its environment again.
+ARG VERSION=dev
+ARG REVISION=unknown
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="chromaline-${SERVICE}" \
+      org.opencontainers.image.description="Chromaline ${SERVICE} service" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}"

@@ -6,7 +6,7 @@ Takes (and ignores) MinIO's arguments, so it runs under the same command as the 
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from moto.server import DomainDispatcherApplication, create_backend_app
+from moto.server import create_backend_app
 from werkzeug.serving import run_simple
 
 HEALTH_PATHS = frozenset({"/minio/health/live", "/minio/health/ready"})
@@ -26,5 +26,4 @@ def with_minio_health(app: WsgiApp) -> WsgiApp:
 
 
 if __name__ == "__main__":
-    s3 = DomainDispatcherApplication(create_backend_app, service="s3")
-    run_simple("0.0.0.0", PORT, with_minio_health(s3), threaded=True)
+    run_simple("0.0.0.0", PORT, with_minio_health(create_backend_app("s3")), threaded=True)
