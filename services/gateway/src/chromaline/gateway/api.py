@@ -14,6 +14,7 @@ import tempfile
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import IO, Annotated, Any
 
@@ -27,12 +28,14 @@ from starlette.background import BackgroundTask
 from chromaline.common.blobs import buckets
 from chromaline.common.blobs.base import BlobNotFoundError, BlobTooLargeError
 from chromaline.common.events.contracts import BlobRef, JobOptions
+from chromaline.common.logging import get_logger
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs as job_service
 from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.auth_proxy import add_auth_proxy
 from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, PendingUpload, SavedProfile
+from chromaline.gateway.orphans import original_key
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.uploads import (
     SNIFF_BYTES,
@@ -44,6 +47,8 @@ from chromaline.gateway.uploads import (
     zip_image_members,
 )
 from chromaline.gateway.views import RESULT_FILES, batch_view, job_view, profile_view
+
+log = get_logger(__name__)
 
 CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter")
 WS_POLL_SECONDS = 0.5
@@ -145,17 +150,32 @@ def build_router(
                 )
             stored = []
             for filename, fileobj, content_type, size in staged:
-                key = f"{uuid.uuid4()}/{filename}"
+                key = original_key(filename)
                 stored.append(
                     (filename, content_type, size, await store_original(key, fileobj, content_type))
                 )
                 fileobj.close()
-        async with runtime.session() as session, session.begin():
+        originals = [blob for *_, blob in stored]
+        async with discarded_on_failure(originals), runtime.session() as session, session.begin():
             batch, created = await job_service.create_batch(
                 session, principal.organisation_id, stored, options
             )
             record_owner(created, principal.user_id)
         return batch_view(batch, created)
+
+    @asynccontextmanager
+    async def discarded_on_failure(originals: list[BlobRef]) -> AsyncIterator[None]:
+        """Delete the stored ``originals`` when their jobs could not be recorded (the orphan
+        sweep deletes them later if this process dies first, or the store fails now)."""
+        try:
+            yield
+        except BaseException:
+            for blob in originals:
+                try:
+                    await asyncio.shield(runtime.blobs.delete(blob.bucket, blob.key))
+                except Exception:
+                    log.warning("upload.original_not_discarded", bucket=blob.bucket, key=blob.key)
+            raise
 
     def stage_upload(upload_file: UploadFile, scratch: str) -> list[tuple[str, IO[bytes], str, int]]:
         """Check one uploaded part; a ZIP expands into its images, each written to scratch space."""
@@ -242,7 +262,7 @@ def build_router(
             async for chunk in body:
                 yield chunk
 
-        key = f"{uuid.uuid4()}/{name}"
+        key = original_key(name)
         try:
             info = await runtime.blobs.put_stream(
                 buckets.ORIGINALS,
@@ -285,7 +305,7 @@ def build_router(
         blob: BlobRef,
         options: JobOptions,
     ) -> dict[str, Any]:
-        async with runtime.session() as session, session.begin():
+        async with discarded_on_failure([blob]), runtime.session() as session, session.begin():
             batch, created = await job_service.create_batch(
                 session, organisation_id, [(name, content_type, size, blob)], options
             )

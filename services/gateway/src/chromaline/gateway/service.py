@@ -22,6 +22,7 @@ from chromaline.gateway.api import build_router
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, on_retention_changed, watchdog
 from chromaline.gateway.headers import SecurityHeaders
 from chromaline.gateway.notifications_api import build_notifications_router
+from chromaline.gateway.orphans import orphan_sweeper
 from chromaline.gateway.rate_limit import TokenBuckets
 from chromaline.gateway.retention import retention_sweeper
 from chromaline.gateway.settings import GatewaySettings
@@ -39,7 +40,7 @@ SPEC = ServiceSpec(
     },
     retry=RetryPolicy(max_attempts=8),
     prefetch=16,
-    background=(watchdog, deliver_webhooks, retention_sweeper),
+    background=(watchdog, deliver_webhooks, retention_sweeper, orphan_sweeper),
 )
 
 

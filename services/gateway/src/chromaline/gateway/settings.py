@@ -55,3 +55,9 @@ class GatewaySettings(ServiceSettings):
     periodic sweep off (when a CronJob runs ``chromaline retention sweep`` instead)."""
     retention_sweep_batch_size: int = Field(default=100, ge=1, le=10_000)
     """Jobs expired per transaction."""
+    orphan_sweep_interval_seconds: float = Field(default=600.0, ge=0)
+    """How often this gateway deletes originals no job refers to, unconfirmed presigned uploads
+    and the leftovers of interrupted writes; 0 turns the sweep off."""
+    orphan_grace_seconds: float = Field(default=3600.0, gt=0)
+    """How old a blob without a job (or an expired, unconfirmed upload) must be before it is
+    deleted: longer than any upload takes between storing its original and committing its job."""
