@@ -15,7 +15,6 @@ from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import RetryPolicy
 from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.http import create_app
-from chromaline.common.problems import install_problem_handlers
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.gateway.access import Access, Authenticator
 from chromaline.gateway.api import build_router
@@ -79,7 +78,6 @@ def build_app(
         Authenticator(settings, client),
         TokenBuckets(settings.upload_rate_per_minute / 60.0, settings.upload_burst),
     )
-    install_problem_handlers(app)
     if settings.security_headers:
         app.add_middleware(SecurityHeaders, settings=settings)
     if settings.cors_origins:
