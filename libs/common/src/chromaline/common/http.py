@@ -25,6 +25,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.types import ASGIApp
 
 from chromaline.common import correlation, tracing
+from chromaline.common.idempotency import StoredResponse
 from chromaline.common.logging import get_logger
 from chromaline.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from chromaline.common.outages import RETRY_AFTER_SECONDS, unavailable_dependency
@@ -115,6 +116,10 @@ def create_app(
     )
     app.add_middleware(CorrelationMiddleware, service=service)
     install_problem_handlers(app)
+
+    @app.exception_handler(StoredResponse)
+    async def replay(request: Request, stored: StoredResponse) -> Response:
+        return stored.response()
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
