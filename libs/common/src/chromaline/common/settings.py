@@ -49,6 +49,9 @@ class ServiceSettings(BaseSettings):
     retention_default_days: int = Field(default=365, ge=1, le=3650)
     """How long a job's files are kept after it ends, for organisations that chose no period of
     their own (auth shows it, the gateway applies it; see docs/retention.md)."""
+    connect_retry_max_seconds: float = Field(default=15.0, gt=0)
+    """The longest wait between two attempts to reach the database, bus and blob store at start
+    (waits double from half a second up to this, with jitter)."""
     migrate_on_start: bool = True
     """Upgrade the service's schema when it starts. Off where a separate step migrates first
     (``chromaline migrate <service>``, the Kubernetes migration Jobs)."""
