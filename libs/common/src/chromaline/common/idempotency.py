@@ -28,7 +28,6 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import op
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -44,9 +43,12 @@ MAX_KEY_LENGTH = 255
 RETRY_IN_USE_SECONDS = 1
 
 
-def table_columns() -> list[sa.Column[Any]]:
-    """Fresh columns of ``idempotency_keys``: for the table below and for a service's migration."""
-    return [
+@functools.cache
+def idempotency_table(schema: str | None) -> sa.Table:
+    """The remembered keys of ``schema``; ``None`` leaves it to the connection's ``search_path``."""
+    return sa.Table(
+        "idempotency_keys",
+        sa.MetaData(schema=schema),
         sa.Column("scope", sa.Text, primary_key=True),
         sa.Column("key", sa.Text, primary_key=True),
         sa.Column("fingerprint", sa.Text, nullable=False),
@@ -54,19 +56,7 @@ def table_columns() -> list[sa.Column[Any]]:
         sa.Column("body", JSONB, nullable=False),
         sa.Column("redacted", sa.ARRAY(sa.Text), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    ]
-
-
-def create_table(schema: str | None) -> None:
-    """Create ``idempotency_keys`` (and its index for the pruning) from a service's migration."""
-    op.create_table("idempotency_keys", *table_columns(), schema=schema)
-    op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"], schema=schema)
-
-
-@functools.cache
-def idempotency_table(schema: str | None) -> sa.Table:
-    """The remembered keys of ``schema``; ``None`` leaves it to the connection's ``search_path``."""
-    return sa.Table("idempotency_keys", sa.MetaData(schema=schema), *table_columns())
+    )
 
 
 class StoredResponse(Exception):
@@ -187,12 +177,3 @@ async def remember(
             f"another request with this {HEADER} was answered or is in progress; retry to get its response",
             headers={"Retry-After": str(RETRY_IN_USE_SECONDS)},
         )
-
-
-async def delete_expired(session: AsyncSession) -> int:
-    """Forget keys older than :data:`KEY_LIFETIME`; how many."""
-    table = idempotency_table(None)
-    result = await session.execute(
-        sa.delete(table).where(table.c.created_at <= sa.func.now() - sa.literal(KEY_LIFETIME, sa.Interval))
-    )
-    return int(getattr(result, "rowcount", 0) or 0)

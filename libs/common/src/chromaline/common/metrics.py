@@ -79,6 +79,12 @@ ORPHANS_DELETED = Counter(
     "unconfirmed_upload (a presigned upload never confirmed), write_leftover (a .partial file)",
     ["service", "reason"],
 )
+ROWS_PRUNED = Counter(
+    "chromaline_rows_pruned_total",
+    "Rows the periodic pruning deleted: outbox (published, past outbox_retention_seconds), inbox "
+    "(handled, past inbox_retention_seconds), idempotency_keys (past 24 hours)",
+    ["service", "table"],
+)
 STAGE_DURATION = Histogram(
     "chromaline_stage_seconds",
     "Time one stage of a handler took (load, decode, detect, sample, fit, apply, encode, render, store)",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chromaline.common import metrics, tracing
+from chromaline.common import metrics, pruning, tracing
 from chromaline.common.backoff import backoff_delay
 from chromaline.common.blobs.base import BlobStore
 from chromaline.common.blobs.factory import create_blob_store
@@ -35,6 +35,7 @@ from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.logging import get_logger
 from chromaline.common.outages import DependencyUnavailableError
 from chromaline.common.outbox import OutboxRelay
+from chromaline.common.periodic import run_periodically
 from chromaline.common.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -58,6 +59,8 @@ class ServiceSpec:
     background: Sequence[Callable[[ServiceRuntime], Coroutine[None, None, None]]] = field(
         default_factory=tuple
     )
+    idempotency_keys: bool = False
+    """Whether its schema keeps ``Idempotency-Key`` responses, pruned with the outbox and inbox."""
 
 
 class ServiceRuntime:
@@ -137,7 +140,7 @@ class ServiceRuntime:
         if self._relay_task is None:
             self._relay = OutboxRelay(self._database.engine, self._bus, schema=self.spec.name)
             self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-outbox-relay")
-            for job in self.spec.background:
+            for job in (*self.spec.background, pruner):
                 self._tasks.append(asyncio.create_task(job(self), name=f"{self.name}-{job.__name__}"))
         if consume and not self._consuming:
             await self.start_consuming()
@@ -243,3 +246,18 @@ class ServiceRuntime:
             "blobs": lambda: self.blobs.ping(),
             "started": started,
         }
+
+
+async def pruner(runtime: ServiceRuntime) -> None:
+    """Prune the runtime's outbox, inbox and idempotency keys every ``prune_interval_seconds``."""
+    database = runtime.database
+    await run_periodically(
+        "pruning",
+        runtime.settings.prune_interval_seconds,
+        lambda: pruning.prune(
+            database.engine,
+            runtime.spec.name,
+            runtime.settings,
+            idempotency_keys=runtime.spec.idempotency_keys,
+        ),
+    )

@@ -31,6 +31,7 @@ SPEC = ServiceSpec(
         "job.expired": on_job_expired,
     },
     background=(maintenance,),
+    idempotency_keys=True,
 )
 
 

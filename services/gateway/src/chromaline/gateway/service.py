@@ -40,6 +40,7 @@ SPEC = ServiceSpec(
     retry=RetryPolicy(max_attempts=8),
     prefetch=16,
     background=(watchdog, deliver_webhooks, retention_sweeper, orphan_sweeper),
+    idempotency_keys=True,
 )
 
 

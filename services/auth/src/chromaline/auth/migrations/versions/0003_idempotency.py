@@ -5,15 +5,14 @@ Revision ID: 0003
 
 from alembic import op
 
-from chromaline.common import idempotency
-from chromaline.common.db.migrations import migration_schema
+from chromaline.common.db.migrations import create_idempotency_keys, migration_schema
 
 revision = "0003"
 down_revision = "0002"
 
 
 def upgrade() -> None:
-    idempotency.create_table(migration_schema())
+    create_idempotency_keys(op, migration_schema())
 
 
 def downgrade() -> None:
