@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
+import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -405,3 +407,39 @@ def test_factory_reads_s3_urls(url: str, expected: S3Connection) -> None:
 def test_factory_refuses_malformed_urls(url: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - each URL fails for its own reason
         create_blob_store(url)
+
+
+async def test_list_objects_names_every_object_with_its_size_and_age(
+    blob_store: BlobStore, blob_bucket: str
+) -> None:
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    await blob_store.put_bytes(blob_bucket, "a/one.jpg", b"12345")
+    await blob_store.put_bytes(blob_bucket, "two.jpg", b"12")
+    listed = {item.key: item async for item in blob_store.list_objects(blob_bucket)}
+    assert {key: item.size for key, item in listed.items()} == {"a/one.jpg": 5, "two.jpg": 2}
+    assert all(item.modified_at > before for item in listed.values())
+
+
+async def test_filesystem_store_deletes_old_write_leftovers_only(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    await store.ensure_buckets(["leftovers"])
+    await store.put_bytes("leftovers", "kept/photo.jpg", b"data")
+    old = tmp_path / "leftovers" / "kept" / ".photo.jpg.abc.partial"
+    recent = tmp_path / "leftovers" / "kept" / ".other.jpg.def.partial"
+    old_metadata = tmp_path / ".metadata" / "leftovers" / "kept" / ".photo.jpg.json.ghi.partial"
+    for path in (old, recent, old_metadata):
+        path.write_bytes(b"half")
+    an_hour_ago = time.time() - 3600
+    for path in (old, old_metadata):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    removed = await store.delete_write_leftovers("leftovers", datetime.now(UTC) - timedelta(minutes=10))
+    assert sorted(removed) == sorted(
+        [
+            "leftovers/kept/.photo.jpg.abc.partial",
+            ".metadata/leftovers/kept/.photo.jpg.json.ghi.partial",
+        ]
+    )
+    assert recent.exists()
+    assert not old.exists()
+    assert not old_metadata.exists()
+    assert [item.key async for item in store.list_objects("leftovers")] == ["kept/photo.jpg"]

@@ -150,3 +150,25 @@ async def test_the_audit_log_refuses_updates_and_deletes(auth_service: AuthServi
     async with auth_service.runtime.session() as session:
         actions = (await session.execute(sa.select(AuditEntry.action))).scalars().all()
     assert "user.registered" in actions
+
+
+async def test_an_api_key_created_again_with_its_idempotency_key_is_not_created_twice(
+    auth_service: AuthService,
+) -> None:
+    headers = bearer((await auth_service.register())["access_token"])
+    body = {"name": "scanner", "scopes": ["upload"]}
+    first = await auth_service.client.post(
+        "/api/v1/auth/api-keys", json=body, headers={**headers, "Idempotency-Key": "k-1"}
+    )
+    again = await auth_service.client.post(
+        "/api/v1/auth/api-keys", json=body, headers={**headers, "Idempotency-Key": "k-1"}
+    )
+    other = await auth_service.client.post(
+        "/api/v1/auth/api-keys", json={**body, "name": "other"}, headers={**headers, "Idempotency-Key": "k-1"}
+    )
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == {name: value for name, value in first.json().items() if name != "key"}
+    assert again.headers["Idempotent-Replayed"] == "true; redacted=key"
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
+    listed = (await auth_service.client.get("/api/v1/auth/api-keys", headers=headers)).json()["items"]
+    assert [item["id"] for item in listed] == [first.json()["id"]]

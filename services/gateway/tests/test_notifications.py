@@ -28,7 +28,7 @@ from chromaline.common.events.contracts import (
 from chromaline.common.events.envelope import make_envelope
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway.access import Principal, authorize
-from chromaline.gateway.handlers import fail_overdue_jobs, on_pipeline_event
+from chromaline.gateway.handlers import fail_stalled_jobs, on_pipeline_event
 from chromaline.gateway.models import Job
 from chromaline.gateway.service import SPEC, build_app
 from chromaline.gateway.settings import GatewaySettings
@@ -156,9 +156,9 @@ async def test_a_job_the_watchdog_fails_notifies_too(
     [job_id] = await create_jobs(runtime, ORG_A, "stuck.jpg", owner="u-alice")
     async with runtime.session() as session, session.begin():
         await session.execute(
-            update(Job).where(Job.id == job_id).values(created_at=datetime.now(UTC) - timedelta(hours=1))
+            update(Job).where(Job.id == job_id).values(progressed_at=datetime.now(UTC) - timedelta(hours=1))
         )
-    assert await fail_overdue_jobs(runtime, timedelta(minutes=15)) == 1
+    assert await fail_stalled_jobs(runtime, {"detecting": timedelta(minutes=15)}) == 1
     async with call("alice") as alice:
         [notice] = await _items(alice)
     assert notice["kind"] == "job.failed"

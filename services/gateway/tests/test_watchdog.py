@@ -1,74 +1,130 @@
-"""The watchdog: no job hangs; one stuck past its deadline fails with a reason everyone hears."""
+"""The watchdog: no job hangs; one that made no progress in its stage past the stage's deadline
+fails with a reason everyone hears and a message naming the stage, while a job that is slow
+overall but still progressing carries on."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
-from chromaline.common.events.contracts import BlobRef, JobOptions
+from chromaline.common.events.contracts import BlobRef, ChartDetected, JobOptions
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs
-from chromaline.gateway.handlers import fail_overdue_jobs
+from chromaline.gateway.handlers import fail_stalled_jobs
 from chromaline.gateway.models import Job
 from chromaline.gateway.service import SPEC
 from chromaline.gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.integration
 
+AN_HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 
-async def test_jobs_stuck_past_their_deadline_fail_and_say_why(
-    service_database_url: str, tmp_path: Path
-) -> None:
+
+@pytest.fixture
+async def runtime(service_database_url: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
     settings = GatewaySettings(
         database_url=service_database_url,
         bus_url=f"memory://watchdog-{uuid.uuid4().hex[:8]}",
         blob_url=f"file://{tmp_path}",
+        job_deadline_seconds=900,
+        stage_deadline_seconds={"correcting": 3 * 3600},
     )
-    runtime = ServiceRuntime(SPEC, settings)
-    await runtime.start(consume=False)
+    started = ServiceRuntime(SPEC, settings)
+    await started.start(consume=False)
+    yield started
+    await started.stop()
+
+
+async def _create(runtime: ServiceRuntime, *names: str) -> list[Job]:
+    blob = BlobRef(bucket="chromaline-originals", key="x/a.jpg")
+    async with runtime.session() as session, session.begin():
+        _, created = await jobs.create_batch(
+            session, None, [(name, "image/jpeg", 1, blob) for name in names], JobOptions()
+        )
+    return created
+
+
+async def _age(runtime: ServiceRuntime, job: Job, *, created: datetime, progressed: datetime) -> None:
+    async with runtime.session() as session, session.begin():
+        await session.execute(
+            update(Job).where(Job.id == job.id).values(created_at=created, progressed_at=progressed)
+        )
+
+
+async def _reload(runtime: ServiceRuntime, job: Job) -> Job:
+    async with runtime.session() as session:
+        loaded = await session.get(Job, job.id)
+    assert loaded is not None
+    return loaded
+
+
+def _settings(runtime: ServiceRuntime) -> GatewaySettings:
+    settings = runtime.settings
+    assert isinstance(settings, GatewaySettings)
+    return settings
+
+
+async def test_jobs_stalled_in_their_stage_fail_and_say_which_stage(runtime: ServiceRuntime) -> None:
     heard: list[RawEnvelope] = []
 
     async def observe(envelope: RawEnvelope) -> None:
         heard.append(envelope)
 
     await runtime.bus.subscribe("observer", ["image.uploaded", "processing.failed"], observe)
-    try:
-        blob = BlobRef(bucket="chromaline-originals", key="x/a.jpg")
-        async with runtime.session() as session, session.begin():
-            _, created = await jobs.create_batch(
-                session,
-                None,
-                [("old.jpg", "image/jpeg", 1, blob), ("new.jpg", "image/jpeg", 1, blob)],
-                JobOptions(),
-            )
-            old, new = created
-        async with runtime.session() as session, session.begin():
-            await session.execute(
-                update(Job).where(Job.id == old.id).values(created_at=datetime.now(UTC) - timedelta(hours=1))
-            )
-        assert await fail_overdue_jobs(runtime, timedelta(minutes=15)) == 1
-        assert await fail_overdue_jobs(runtime, timedelta(minutes=15)) == 0
-        async with runtime.session() as session:
-            stuck = await session.get(Job, old.id)
-            fresh = await session.get(Job, new.id)
-        assert stuck is not None
-        assert fresh is not None
-        assert (stuck.state, stuck.reason) == ("failed", "timeout")
-        assert "deadline" in (stuck.message or "")
-        assert fresh.state == "detecting"
-        for _ in range(200):
-            failures = [event for event in heard if event.type == "processing.failed"]
-            if failures:
-                break
-            await asyncio.sleep(0.05)
-        assert [(event.type, event.subject, event.data["stage"]) for event in failures] == [
-            ("processing.failed", str(old.id), "watchdog")
-        ]
-    finally:
-        await runtime.stop()
+    stalled, fresh = await _create(runtime, "old.jpg", "new.jpg")
+    await _age(runtime, stalled, created=AN_HOUR_AGO, progressed=AN_HOUR_AGO)
+    deadlines = _settings(runtime).stage_deadlines()
+
+    assert await fail_stalled_jobs(runtime, deadlines) == 1
+    assert await fail_stalled_jobs(runtime, deadlines) == 0
+    failed, carrying_on = await _reload(runtime, stalled), await _reload(runtime, fresh)
+    assert (failed.state, failed.reason) == ("failed", "timeout")
+    assert re.fullmatch(
+        r"the detecting stage stalled: no progress for 36\d\d s, past its 900 s deadline",
+        failed.message or "",
+    )
+    assert carrying_on.state == "detecting"
+    for _ in range(200):
+        failures = [event for event in heard if event.type == "processing.failed"]
+        if failures:
+            break
+        await asyncio.sleep(0.05)
+    assert [(event.subject, event.data["stage"]) for event in failures] == [(str(stalled.id), "watchdog")]
+
+
+async def test_a_job_that_still_progresses_is_not_failed_however_old(runtime: ServiceRuntime) -> None:
+    [job] = await _create(runtime, "slow.jpg")
+    await _age(runtime, job, created=AN_HOUR_AGO, progressed=AN_HOUR_AGO)
+    detected = ChartDetected.model_construct(job_id=job.id, chart_type="classic24")
+    async with runtime.session() as session, session.begin():
+        loaded = await jobs.get_job(session, job.id, for_update=True)
+        assert loaded is not None
+        jobs.apply_event(loaded, detected)
+
+    assert await fail_stalled_jobs(runtime, _settings(runtime).stage_deadlines()) == 0
+    progressed = await _reload(runtime, job)
+    assert progressed.state == "correcting"
+    assert progressed.created_at == AN_HOUR_AGO
+    assert progressed.progressed_at > AN_HOUR_AGO + timedelta(minutes=59)
+
+
+async def test_each_stage_has_its_own_deadline(runtime: ServiceRuntime) -> None:
+    deadlines = _settings(runtime).stage_deadlines()
+    assert deadlines["correcting"] == timedelta(hours=3)
+    assert deadlines["detecting"] == deadlines["reporting"] == timedelta(seconds=900)
+    [job] = await _create(runtime, "long-fit.jpg")
+    async with runtime.session() as session, session.begin():
+        await session.execute(update(Job).where(Job.id == job.id).values(state="correcting"))
+    await _age(runtime, job, created=AN_HOUR_AGO, progressed=AN_HOUR_AGO)
+
+    assert await fail_stalled_jobs(runtime, deadlines) == 0
+    assert await fail_stalled_jobs(runtime, {**deadlines, "correcting": timedelta(minutes=30)}) == 1
+    assert "the correcting stage stalled" in ((await _reload(runtime, job)).message or "")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 Screenshot = Callable[[Page, str], None]
 PIPELINE_TIMEOUT_MS = 120_000
@@ -101,3 +101,34 @@ def test_operator_sees_statistics_and_replays_dead_letters(
     row.get_by_role("button", name="Replay image.uploaded from detector").click()
     expect(page.locator("#dead-letter-status")).to_contain_text("Replayed image.uploaded onto detector.")
     expect(row).to_have_count(0)
+
+
+def test_an_upload_whose_answer_was_lost_is_sent_again_and_makes_one_batch(
+    page: Page, account: Any, chart_photo: Path
+) -> None:
+    sent_keys: list[str] = []
+
+    def lose_the_first_answer(route: Route) -> None:
+        sent_keys.append(route.request.headers["idempotency-key"])
+        response = route.fetch()
+        if len(sent_keys) == 1:
+            route.fulfill(
+                status=503,
+                headers={"Content-Type": "application/problem+json", "Retry-After": "1"},
+                body='{"code": "dependency_unavailable", "status": 503}',
+            )
+        else:
+            route.fulfill(response=response)
+
+    with account.client() as client:
+        jobs_before = client.get("/api/v1/jobs").raise_for_status().json()["total"]
+    page.route("**/api/v1/jobs", lose_the_first_answer)
+    page.goto("/#/upload")
+    page.set_input_files("#file-picker", chart_photo)
+    page.get_by_role("button", name="Upload and correct").click()
+    page.wait_for_url(re.compile(r"#/batches/"), timeout=30_000)
+    assert len(sent_keys) == 2
+    assert sent_keys[0] == sent_keys[1]
+    assert len(sent_keys[0]) == 32
+    with account.client() as client:
+        assert client.get("/api/v1/jobs").raise_for_status().json()["total"] == jobs_before + 1

@@ -4,6 +4,10 @@
 store) and answers 503 while one does not; ``/metrics`` serves Prometheus metrics. Each request
 runs with a correlation id taken from ``X-Correlation-ID`` or freshly made, echoed back, and in a
 server span of FastAPI's own telemetry that continues the caller's ``traceparent``.
+
+Every error is a problem document (:mod:`chromaline.common.problems`): an error the routes did
+not expect becomes a 503 with ``Retry-After`` when a dependency is down, otherwise a 500 with
+the code ``internal_error`` and the correlation id to quote, its traceback only in the log.
 """
 
 from __future__ import annotations
@@ -21,7 +25,13 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.types import ASGIApp
 
 from chromaline.common import correlation, tracing
+from chromaline.common.idempotency import StoredResponse
+from chromaline.common.logging import get_logger
 from chromaline.common.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from chromaline.common.outages import RETRY_AFTER_SECONDS, unavailable_dependency
+from chromaline.common.problems import install_problem_handlers, problem
+
+log = get_logger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -39,13 +49,38 @@ class CorrelationMiddleware(BaseHTTPMiddleware):
         correlation_id = request.headers.get(CORRELATION_HEADER) or correlation.new_correlation_id()
         started = time.perf_counter()
         with correlation.bound(correlation_id[:64]):
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception as error:
+                response = unexpected_error_problem(error, correlation_id[:64])
         route = request.scope.get("route")
         route_path = getattr(route, "path", "unmatched")
         HTTP_REQUESTS.labels(self._service, request.method, route_path, str(response.status_code)).inc()
         HTTP_LATENCY.labels(self._service, request.method, route_path).observe(time.perf_counter() - started)
         response.headers[CORRELATION_HEADER] = correlation_id[:64]
         return response
+
+
+def unexpected_error_problem(error: Exception, correlation_id: str) -> Response:
+    """The problem document for an error no handler turned into a response."""
+    dependency = unavailable_dependency(error)
+    if dependency is not None:
+        log.warning("http.dependency_unavailable", dependency=dependency, error=repr(error))
+        return problem(
+            503,
+            "dependency_unavailable",
+            f"the {dependency} is not available right now; try again shortly",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            dependency=dependency,
+            correlation_id=correlation_id,
+        )
+    log.exception("http.unexpected_error")
+    return problem(
+        500,
+        "internal_error",
+        "an unexpected error occurred; quote the correlation id when reporting it",
+        correlation_id=correlation_id,
+    )
 
 
 async def _run_check(check: ReadinessCheck) -> bool:
@@ -80,6 +115,11 @@ def create_app(
         },
     )
     app.add_middleware(CorrelationMiddleware, service=service)
+    install_problem_handlers(app)
+
+    @app.exception_handler(StoredResponse)
+    async def replay(request: Request, stored: StoredResponse) -> Response:
+        return stored.response()
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

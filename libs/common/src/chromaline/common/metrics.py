@@ -73,6 +73,18 @@ OUTBOX_OLDEST_AGE = Gauge(
     "Age of the oldest outbox row not yet published (0 when none), as the relay last measured it",
     ["service"],
 )
+ORPHANS_DELETED = Counter(
+    "chromaline_orphans_deleted_total",
+    "Blobs the orphan sweep deleted, by reason: no_job (an original no job or upload refers to), "
+    "unconfirmed_upload (a presigned upload never confirmed), write_leftover (a .partial file)",
+    ["service", "reason"],
+)
+ROWS_PRUNED = Counter(
+    "chromaline_rows_pruned_total",
+    "Rows the periodic pruning deleted: outbox (published, past outbox_retention_seconds), inbox "
+    "(handled, past inbox_retention_seconds), idempotency_keys (past 24 hours)",
+    ["service", "table"],
+)
 STAGE_DURATION = Histogram(
     "chromaline_stage_seconds",
     "Time one stage of a handler took (load, decode, detect, sample, fit, apply, encode, render, store)",

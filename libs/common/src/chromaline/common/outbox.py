@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from chromaline.common import metrics, tracing
+from chromaline.common.backoff import backoff_delay
 from chromaline.common.events.envelope import RawEnvelope
 
 _log = structlog.get_logger(__name__)
@@ -166,7 +167,7 @@ class OutboxRelay:
                     published = await self.relay_once()
                 except Exception as exc:
                     failures += 1
-                    delay = min(self._retry_max, self._retry_initial * 2 ** (failures - 1))
+                    delay = backoff_delay(failures, initial=self._retry_initial, maximum=self._retry_max)
                     _log.warning("outbox.relay_failed", schema=self._schema, error=str(exc), retry_in=delay)
                     await self._measure_backlog()
                     await self._wait(self._stop_requested, delay)

@@ -49,6 +49,16 @@ class ServiceSettings(BaseSettings):
     retention_default_days: int = Field(default=365, ge=1, le=3650)
     """How long a job's files are kept after it ends, for organisations that chose no period of
     their own (auth shows it, the gateway applies it; see docs/retention.md)."""
+    connect_retry_max_seconds: float = Field(default=15.0, gt=0)
+    """The longest wait between two attempts to reach the database, bus and blob store at start
+    (waits double from half a second up to this, with jitter)."""
+    prune_interval_seconds: float = Field(default=3600.0, ge=0)
+    """How often the service prunes its outbox, inbox and idempotency keys; 0 never."""
+    outbox_retention_seconds: float = Field(default=7 * 86400.0, gt=0)
+    """How long a published outbox row is kept (to see what was sent) before pruning."""
+    inbox_retention_seconds: float = Field(default=7 * 86400.0, ge=86400.0)
+    """How long an inbox claim is kept: far longer than any redelivery of its event can arrive
+    (at least a day), so that a late duplicate is still recognised."""
     migrate_on_start: bool = True
     """Upgrade the service's schema when it starts. Off where a separate step migrates first
     (``chromaline migrate <service>``, the Kubernetes migration Jobs)."""

@@ -20,6 +20,8 @@ from chromaline.auth.context import AuthContext
 from chromaline.auth.models import User
 from chromaline.auth.signing_keys import published_keys
 from chromaline.auth.throttle import Throttled
+from chromaline.common import idempotency
+from chromaline.common.idempotency import json_part
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
 
@@ -295,6 +297,9 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
 
     @auth.post("/api-keys", status_code=201)
     async def create_key(body: NewApiKey, who: CallerDep, request: Request) -> dict[str, Any]:
+        idempotent = idempotency.from_request(request, str(who.organisation_id), json_part(body))
+        async with session() as db:
+            await idempotency.replay_if_known(db, idempotent)
         days = min(body.expires_in_days or settings.api_key_days_max, settings.api_key_days_max)
         now = context.clock()
         async with session() as db, db.begin():
@@ -308,7 +313,10 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
                 now=now,
                 client_address=client_address(request),
             )
-        return {**api_keys.key_view(key), "key": clear}
+            await db.flush()
+            view = {**api_keys.key_view(key), "key": clear}
+            await idempotency.remember(db, idempotent, 201, view, redact=("key",))
+        return view
 
     @auth.delete("/api-keys/{key_id}", status_code=204)
     async def revoke_key(key_id: uuid.UUID, who: CallerDep, request: Request) -> Response:

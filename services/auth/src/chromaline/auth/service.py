@@ -20,7 +20,6 @@ from chromaline.auth.handlers import (
 from chromaline.auth.settings import AuthSettings
 from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.http import create_app
-from chromaline.common.problems import install_problem_handlers
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 
 SPEC = ServiceSpec(
@@ -32,6 +31,7 @@ SPEC = ServiceSpec(
         "job.expired": on_job_expired,
     },
     background=(maintenance,),
+    idempotency_keys=True,
 )
 
 
@@ -50,7 +50,6 @@ def build_app(
     app = create_app(
         NAME, readiness=runtime.readiness(), lifespan=lifespan or runtime.lifespan, title="Chromaline auth"
     )
-    install_problem_handlers(app)
     app.include_router(build_router(runtime, AuthContext.from_settings(settings)))
     return app
 

@@ -14,6 +14,7 @@ import tempfile
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import IO, Annotated, Any
 
@@ -24,15 +25,19 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 from starlette.background import BackgroundTask
 
+from chromaline.common import idempotency
 from chromaline.common.blobs import buckets
 from chromaline.common.blobs.base import BlobNotFoundError, BlobTooLargeError
 from chromaline.common.events.contracts import BlobRef, JobOptions
+from chromaline.common.idempotency import json_part
+from chromaline.common.logging import get_logger
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs as job_service
 from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.auth_proxy import add_auth_proxy
 from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, PendingUpload, SavedProfile
+from chromaline.gateway.orphans import original_key
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.uploads import (
     SNIFF_BYTES,
@@ -44,6 +49,8 @@ from chromaline.gateway.uploads import (
     zip_image_members,
 )
 from chromaline.gateway.views import RESULT_FILES, batch_view, job_view, profile_view
+
+log = get_logger(__name__)
 
 CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter")
 WS_POLL_SECONDS = 0.5
@@ -133,6 +140,10 @@ def build_router(
             raise ApiError(
                 413, "too_many_files", f"{len(files)} files, over the limit of {settings.max_files_per_batch}"
             )
+        idempotent = idempotency.from_request(request, principal.organisation_id, json_part(options))
+        if idempotent is not None:
+            await asyncio.to_thread(fold_files, idempotent, files)
+            await replay_if_known(idempotent)
         staged: list[tuple[str, IO[bytes], str, int]] = []
         with tempfile.TemporaryDirectory(prefix="chromaline-upload-") as scratch:
             for upload_file in files:
@@ -145,17 +156,38 @@ def build_router(
                 )
             stored = []
             for filename, fileobj, content_type, size in staged:
-                key = f"{uuid.uuid4()}/{filename}"
+                key = original_key(filename)
                 stored.append(
                     (filename, content_type, size, await store_original(key, fileobj, content_type))
                 )
                 fileobj.close()
-        async with runtime.session() as session, session.begin():
+        originals = [blob for *_, blob in stored]
+        async with discarded_on_failure(originals), runtime.session() as session, session.begin():
             batch, created = await job_service.create_batch(
                 session, principal.organisation_id, stored, options
             )
             record_owner(created, principal.user_id)
-        return batch_view(batch, created)
+            view = batch_view(batch, created)
+            await idempotency.remember(session, idempotent, 202, view)
+        return view
+
+    async def replay_if_known(idempotent: idempotency.IdempotentRequest | None) -> None:
+        async with runtime.session() as session:
+            await idempotency.replay_if_known(session, idempotent)
+
+    @asynccontextmanager
+    async def discarded_on_failure(originals: list[BlobRef]) -> AsyncIterator[None]:
+        """Delete the stored ``originals`` when their jobs could not be recorded (the orphan
+        sweep deletes them later if this process dies first, or the store fails now)."""
+        try:
+            yield
+        except BaseException:
+            for blob in originals:
+                try:
+                    await asyncio.shield(runtime.blobs.delete(blob.bucket, blob.key))
+                except Exception:
+                    log.warning("upload.original_not_discarded", bucket=blob.bucket, key=blob.key)
+            raise
 
     def stage_upload(upload_file: UploadFile, scratch: str) -> list[tuple[str, IO[bytes], str, int]]:
         """Check one uploaded part; a ZIP expands into its images, each written to scratch space."""
@@ -237,12 +269,15 @@ def build_router(
         if content_type is None or content_type == "application/zip":
             raise ApiError(415, "unsupported_media_type", f"{name}: not a JPEG, PNG or TIFF image")
 
+        idempotent = idempotency.from_request(request, principal.organisation_id, name, json_part(options))
+
         async def whole_body() -> AsyncIterator[bytes]:
-            yield head
-            async for chunk in body:
+            async for chunk in _chained(head, body):
+                if idempotent is not None:
+                    idempotent.add(chunk)
                 yield chunk
 
-        key = f"{uuid.uuid4()}/{name}"
+        key = original_key(name)
         try:
             info = await runtime.blobs.put_stream(
                 buckets.ORIGINALS,
@@ -255,15 +290,16 @@ def build_router(
             raise ApiError(
                 413, "file_too_large", f"{name}: exceeds {settings.max_upload_bytes} bytes"
             ) from None
-        await check_stored_image(BlobRef(bucket=buckets.ORIGINALS, key=key), name)
+        blob = BlobRef(bucket=buckets.ORIGINALS, key=key)
+        async with discarded_on_failure([blob]):
+            await replay_if_known(idempotent)
+        await check_stored_image(blob, name)
         return await create_single_job(
             principal.organisation_id,
             principal.user_id,
-            name,
-            content_type,
-            info.size,
-            BlobRef(bucket=buckets.ORIGINALS, key=key),
+            (name, content_type, info.size, blob),
             options,
+            idempotent,
         )
 
     async def check_stored_image(blob: BlobRef, name: str) -> str:
@@ -279,21 +315,21 @@ def build_router(
     async def create_single_job(
         organisation_id: str,
         owner_id: str,
-        name: str,
-        content_type: str,
-        size: int,
-        blob: BlobRef,
+        upload: tuple[str, str, int, BlobRef],
         options: JobOptions,
+        idempotent: idempotency.IdempotentRequest | None,
     ) -> dict[str, Any]:
-        async with runtime.session() as session, session.begin():
-            batch, created = await job_service.create_batch(
-                session, organisation_id, [(name, content_type, size, blob)], options
-            )
+        async with discarded_on_failure([upload[3]]), runtime.session() as session, session.begin():
+            batch, created = await job_service.create_batch(session, organisation_id, [upload], options)
             record_owner(created, owner_id)
-        return batch_view(batch, created)
+            view = batch_view(batch, created)
+            await idempotency.remember(session, idempotent, 202, view)
+        return view
 
     @router.post("/uploads/presigned", summary="Ask for a URL to PUT one image straight to the blob store")
-    async def presign(body: PresignRequest, principal: CurrentPrincipal) -> dict[str, Any]:
+    async def presign(body: PresignRequest, principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+        idempotent = idempotency.from_request(request, principal.organisation_id, json_part(body))
+        await replay_if_known(idempotent)
         name = safe_member_name(body.filename)
         options = body.options
         if body.profile_id is not None:
@@ -310,6 +346,13 @@ def build_router(
                 "this blob store cannot hand out upload URLs; use PUT /api/v1/uploads/stream",
             )
         expires_at = datetime.now(UTC) + expiry
+        view = {
+            "upload_id": str(upload_id),
+            "url": url,
+            "method": "PUT",
+            "expires_at": expires_at.isoformat(),
+            "confirm": f"/api/v1/uploads/{upload_id}/confirm",
+        }
         async with runtime.session() as session, session.begin():
             session.add(
                 PendingUpload(
@@ -321,18 +364,15 @@ def build_router(
                     expires_at=expires_at,
                 )
             )
-        return {
-            "upload_id": str(upload_id),
-            "url": url,
-            "method": "PUT",
-            "expires_at": expires_at.isoformat(),
-            "confirm": f"/api/v1/uploads/{upload_id}/confirm",
-        }
+            await idempotency.remember(session, idempotent, 200, view)
+        return view
 
     @router.post(
         "/uploads/{upload_id}/confirm", status_code=202, summary="Start the job for a presigned upload"
     )
-    async def confirm(upload_id: uuid.UUID, principal: CurrentPrincipal) -> dict[str, Any]:
+    async def confirm(upload_id: uuid.UUID, principal: CurrentPrincipal, request: Request) -> dict[str, Any]:
+        idempotent = idempotency.from_request(request, principal.organisation_id, str(upload_id))
+        await replay_if_known(idempotent)
         async with runtime.session() as session:
             pending = await session.get(PendingUpload, upload_id)
         if pending is None or pending.organisation_id != principal.organisation_id:
@@ -366,7 +406,9 @@ def build_router(
             )
             record_owner(created, principal.user_id)
             locked.confirmed_job_id = created[0].id
-        return batch_view(batch, created)
+            view = batch_view(batch, created)
+            await idempotency.remember(session, idempotent, 202, view)
+        return view
 
     @router.get("/jobs", summary="Job history, newest first")
     async def list_jobs(
@@ -513,7 +555,11 @@ def build_router(
         )
 
     @router.post("/profiles", status_code=201, summary="Save a job's correction as a named profile")
-    async def save_profile(body: ProfileCreate, principal: CurrentPrincipal) -> dict[str, Any]:
+    async def save_profile(
+        body: ProfileCreate, principal: CurrentPrincipal, request: Request
+    ) -> dict[str, Any]:
+        idempotent = idempotency.from_request(request, principal.organisation_id, json_part(body))
+        await replay_if_known(idempotent)
         job = await load_job(body.job_id, principal.organisation_id)
         refuse_expired(job)
         if "profile" not in job.results:
@@ -529,7 +575,10 @@ def build_router(
         )
         async with runtime.session() as session, session.begin():
             session.add(profile)
-        return profile_view(profile)
+            await session.flush()
+            view = profile_view(profile)
+            await idempotency.remember(session, idempotent, 201, view)
+        return view
 
     @router.get("/profiles", summary="Saved profiles")
     async def list_profiles(principal: CurrentPrincipal) -> dict[str, Any]:
@@ -732,3 +781,19 @@ async def stage_latency(session: Any, organisation_id: str) -> dict[str, float |
         ]
         result[f"{start}_to_{end}"] = sum(spans) / len(spans) if spans else None
     return result
+
+
+async def _chained(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield head
+    async for chunk in rest:
+        yield chunk
+
+
+def fold_files(idempotent: idempotency.IdempotentRequest, files: list[UploadFile]) -> None:
+    """Fold each uploaded part's name and content into the request's fingerprint."""
+    for upload_file in files:
+        idempotent.add(upload_file.filename)
+        upload_file.file.seek(0)
+        while chunk := upload_file.file.read(1024 * 1024):
+            idempotent.add(chunk)
+        upload_file.file.seek(0)

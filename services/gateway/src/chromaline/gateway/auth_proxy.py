@@ -10,10 +10,18 @@ import httpx
 from fastapi import APIRouter, Request, Response
 
 from chromaline.common.http import CORRELATION_HEADER
+from chromaline.common.idempotency import HEADER as IDEMPOTENCY_HEADER
+from chromaline.common.idempotency import REPLAYED_HEADER
 from chromaline.common.problems import ApiError
 
-FORWARDED_REQUEST_HEADERS = ("authorization", "content-type", "x-organisation-id", CORRELATION_HEADER.lower())
-FORWARDED_RESPONSE_HEADERS = ("content-type", "retry-after", "cache-control")
+FORWARDED_REQUEST_HEADERS = (
+    "authorization",
+    "content-type",
+    "x-organisation-id",
+    CORRELATION_HEADER.lower(),
+    IDEMPOTENCY_HEADER.lower(),
+)
+FORWARDED_RESPONSE_HEADERS = ("content-type", "retry-after", "cache-control", REPLAYED_HEADER.lower())
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from chromaline.common import inbox
 from chromaline.common.bus.base import PermanentError
@@ -64,38 +65,45 @@ async def on_retention_changed(runtime: ServiceRuntime, envelope: RawEnvelope) -
 
 
 async def watchdog(runtime: ServiceRuntime) -> None:
-    """Fail jobs stuck past their deadline, so that no job hangs for ever."""
+    """Fail jobs that made no progress in their stage past its deadline, so that no job hangs for ever."""
     settings = runtime.settings
     assert isinstance(settings, GatewaySettings)
     while True:
         await asyncio.sleep(settings.watchdog_interval_seconds)
         try:
-            await fail_overdue_jobs(runtime, timedelta(seconds=settings.job_deadline_seconds))
+            await fail_stalled_jobs(runtime, settings.stage_deadlines())
         except Exception:
             log.exception("watchdog.failed")
 
 
-async def fail_overdue_jobs(runtime: ServiceRuntime, deadline: timedelta) -> int:
-    cutoff = datetime.now(UTC) - deadline
+async def fail_stalled_jobs(runtime: ServiceRuntime, deadlines: Mapping[str, timedelta]) -> int:
+    """Fail the jobs whose last progress (creation or the last stage reached) is older than the
+    deadline of the stage they are in; the message names that stage."""
+    now = datetime.now(UTC)
+    stalled = or_(
+        *(
+            and_(Job.state == state, Job.progressed_at < now - deadline)
+            for state, deadline in deadlines.items()
+        )
+    )
     async with runtime.session() as session, session.begin():
         overdue = (
-            await session.execute(
-                select(Job)
-                .where(Job.state.not_in(TERMINAL_STATES), Job.created_at < cutoff)
-                .with_for_update(skip_locked=True)
-                .limit(100)
-            )
+            await session.execute(select(Job).where(stalled).with_for_update(skip_locked=True).limit(100))
         ).scalars()
         count = 0
         for job in overdue:
+            stage = job.state
+            idle = (now - job.progressed_at).total_seconds()
+            limit = deadlines[stage].total_seconds()
             await jobs.fail_job(
                 session,
                 job,
                 "watchdog",
                 "timeout",
-                f"no progress past the {deadline.total_seconds():.0f} s deadline while {job.state}",
+                f"the {stage} stage stalled: no progress for {idle:.0f} s, past its {limit:.0f} s deadline",
             )
             await notifications.announce_job_end(session, job)
+            log.warning("watchdog.job_stalled", job_id=str(job.id), stage=stage, idle_seconds=round(idle))
             count += 1
     if count:
         log.warning("watchdog.failed_jobs", count=count)

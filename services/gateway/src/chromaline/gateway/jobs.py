@@ -83,6 +83,7 @@ def new_job(
         original=_ref(blob),
         results={},
         stage_times={"uploaded": _now()},
+        progressed_at=datetime.now(UTC),
     )
 
 
@@ -112,6 +113,7 @@ def _advance(job: Job, state: str, stage_time: str) -> bool:
         return False
     job.state = state
     job.stage_times = {**job.stage_times, stage_time: _now()}
+    job.progressed_at = datetime.now(UTC)
     return True
 
 
@@ -119,7 +121,7 @@ def _finish(job: Job, state: str, *, reason: str | None = None, message: str | N
     job.state = state
     job.reason = reason
     job.message = message
-    job.finished_at = datetime.now(UTC)
+    job.finished_at = job.progressed_at = datetime.now(UTC)
     job.stage_times = {**job.stage_times, state: _now()}
 
 

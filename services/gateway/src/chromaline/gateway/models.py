@@ -16,7 +16,9 @@ ENDED_STATES = ("done", "failed")
 """A job's outcome; after its organisation's retention period an ended job expires."""
 TERMINAL_STATES = (*ENDED_STATES, "expired")
 """No event moves a job out of these."""
-STATES = ("queued", "detecting", "correcting", "reporting", *TERMINAL_STATES)
+RUNNING_STATES = ("queued", "detecting", "correcting", "reporting")
+"""A stage in progress; the watchdog fails a job that stays in one past its deadline."""
+STATES = (*RUNNING_STATES, *TERMINAL_STATES)
 
 
 class Base(DeclarativeBase):
@@ -61,6 +63,8 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+    progressed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    """When the job was created or last moved forward: the watchdog's deadlines count from here."""
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When its files were deleted; the row stays as the job's tombstone."""

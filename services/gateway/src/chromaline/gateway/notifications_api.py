@@ -11,11 +11,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chromaline.common import idempotency
+from chromaline.common.idempotency import json_part
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import notifications, webhooks
@@ -137,7 +139,12 @@ def build_notifications_router(runtime: ServiceRuntime, settings: GatewaySetting
         return {"items": [webhooks.webhook_view(row) for row in rows]}
 
     @router.post("/webhooks", status_code=201, summary="Add a webhook; its signing secret is shown this once")
-    async def create_webhook(body: WebhookCreate, principal: CurrentPrincipal) -> dict[str, Any]:
+    async def create_webhook(
+        body: WebhookCreate, principal: CurrentPrincipal, request: Request
+    ) -> dict[str, Any]:
+        idempotent = idempotency.from_request(request, principal.organisation_id, json_part(body))
+        async with runtime.session() as session:
+            await idempotency.replay_if_known(session, idempotent)
         try:
             webhooks.check_url(body.url, allow_private=settings.webhook_allow_private_urls)
         except webhooks.UnsafeUrlError as error:
@@ -162,8 +169,10 @@ def build_notifications_router(runtime: ServiceRuntime, settings: GatewaySetting
                     409, "too_many_webhooks", f"an organisation has at most {MAX_WEBHOOKS_PER_ORGANISATION}"
                 )
             session.add(webhook)
-        secret = webhooks.webhook_secret(settings.signing_secret.get_secret_value(), webhook.secret_salt)
-        return {**webhooks.webhook_view(webhook), "secret": secret}
+            secret = webhooks.webhook_secret(settings.signing_secret.get_secret_value(), webhook.secret_salt)
+            view = {**webhooks.webhook_view(webhook), "secret": secret}
+            await idempotency.remember(session, idempotent, 201, view, redact=("secret",))
+        return view
 
     @router.delete("/webhooks/{webhook_id}", status_code=204, summary="Remove a webhook and its deliveries")
     async def delete_webhook(webhook_id: uuid.UUID, principal: CurrentPrincipal) -> None:

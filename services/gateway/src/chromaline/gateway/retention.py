@@ -11,7 +11,6 @@ the event. A job whose original cannot be deleted stays as it was and is tried a
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chromaline.common import correlation
 from chromaline.common.events.contracts import BlobRef, OrganisationRetentionChanged
 from chromaline.common.logging import get_logger
+from chromaline.common.periodic import run_periodically
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs
 from chromaline.gateway.models import ENDED_STATES, Job, OrganisationRetention, SavedProfile
@@ -161,12 +161,4 @@ async def retention_sweeper(runtime: ServiceRuntime) -> None:
     consumers of ``job.expired`` have bound their queues before the first one is published.
     """
     interval = _settings(runtime).retention_sweep_interval_seconds
-    if interval <= 0:
-        log.info("retention.sweeper_off")
-        return
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await sweep(runtime)
-        except Exception:
-            log.exception("retention.sweep_failed")
+    await run_periodically("retention.sweep", interval, lambda: sweep(runtime))

@@ -15,13 +15,13 @@ from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import RetryPolicy
 from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.http import create_app
-from chromaline.common.problems import install_problem_handlers
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.gateway.access import Access, Authenticator
 from chromaline.gateway.api import build_router
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, on_retention_changed, watchdog
 from chromaline.gateway.headers import SecurityHeaders
 from chromaline.gateway.notifications_api import build_notifications_router
+from chromaline.gateway.orphans import orphan_sweeper
 from chromaline.gateway.rate_limit import TokenBuckets
 from chromaline.gateway.retention import retention_sweeper
 from chromaline.gateway.settings import GatewaySettings
@@ -39,7 +39,8 @@ SPEC = ServiceSpec(
     },
     retry=RetryPolicy(max_attempts=8),
     prefetch=16,
-    background=(watchdog, deliver_webhooks, retention_sweeper),
+    background=(watchdog, deliver_webhooks, retention_sweeper, orphan_sweeper),
+    idempotency_keys=True,
 )
 
 
@@ -78,7 +79,6 @@ def build_app(
         Authenticator(settings, client),
         TokenBuckets(settings.upload_rate_per_minute / 60.0, settings.upload_burst),
     )
-    install_problem_handlers(app)
     if settings.security_headers:
         app.add_middleware(SecurityHeaders, settings=settings)
     if settings.cors_origins:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from chromaline.common.settings import ServiceSettings
+from chromaline.gateway.models import RUNNING_STATES
 
 
 class GatewaySettings(ServiceSettings):
@@ -20,6 +23,11 @@ class GatewaySettings(ServiceSettings):
     max_zip_uncompressed_bytes: int = 4 * 1024**3
     max_zip_ratio: float = 100.0
     job_deadline_seconds: float = 900.0
+    """How long a job may stay in one stage without progress before the watchdog fails it, for
+    the stages ``stage_deadline_seconds`` does not name."""
+    stage_deadline_seconds: dict[str, float] = Field(default_factory=dict)
+    """Deadlines of particular stages (``detecting``, ``correcting``, ``reporting``), e.g.
+    ``CHROMALINE_GATEWAY_STAGE_DEADLINE_SECONDS='{"correcting": 1800}'``."""
     watchdog_interval_seconds: float = 15.0
     presigned_expiry_seconds: int = 900
     cors_origins: tuple[str, ...] = ()
@@ -55,3 +63,16 @@ class GatewaySettings(ServiceSettings):
     periodic sweep off (when a CronJob runs ``chromaline retention sweep`` instead)."""
     retention_sweep_batch_size: int = Field(default=100, ge=1, le=10_000)
     """Jobs expired per transaction."""
+    orphan_sweep_interval_seconds: float = Field(default=600.0, ge=0)
+    """How often this gateway deletes originals no job refers to, unconfirmed presigned uploads
+    and the leftovers of interrupted writes; 0 turns the sweep off."""
+    orphan_grace_seconds: float = Field(default=3600.0, gt=0)
+    """How old a blob without a job (or an expired, unconfirmed upload) must be before it is
+    deleted: longer than any upload takes between storing its original and committing its job."""
+
+    def stage_deadlines(self) -> dict[str, timedelta]:
+        """The deadline of each running stage."""
+        return {
+            state: timedelta(seconds=self.stage_deadline_seconds.get(state, self.job_deadline_seconds))
+            for state in RUNNING_STATES
+        }

@@ -6,7 +6,12 @@ does to notifications, webhooks and the job record without running the pipeline.
 
 from __future__ import annotations
 
+import io
 import uuid
+from collections.abc import Callable
+
+import httpx
+from PIL import Image
 
 from chromaline.common.events.contracts import BlobRef, JobOptions, ProcessingFailed, ReportReady
 from chromaline.common.events.envelope import make_envelope
@@ -42,3 +47,14 @@ async def fail_job(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
         job_id=job_id, stage="detect", reason="no_chart", message="no chart in the photo"
     )
     await on_pipeline_event(runtime, make_envelope("detector", str(job_id), event))
+
+
+ApiClient = Callable[[str], httpx.AsyncClient]
+"""A client of the gateway app for the organisation named (the ``api_client`` test fixture)."""
+
+
+def small_photo(shade: int) -> bytes:
+    """A tiny JPEG; photos of different ``shade`` differ in content."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24), (shade, 90, 40)).save(buffer, format="JPEG")
+    return buffer.getvalue()

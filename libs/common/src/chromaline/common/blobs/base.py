@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO
 
 CHUNK_SIZE = 1024 * 1024
@@ -21,6 +21,15 @@ class BlobInfo:
     key: str
     size: int
     content_type: str | None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a bucket listing shows it."""
+
+    key: str
+    size: int
+    modified_at: datetime
 
 
 class BlobStore(abc.ABC):
@@ -83,6 +92,17 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     async def presigned_put_url(self, bucket: str, key: str, expires: timedelta) -> str | None:
         """A URL a client can PUT one object to directly, or None when the adapter cannot presign."""
+
+    @abc.abstractmethod
+    def list_objects(self, bucket: str) -> AsyncIterator[StoredObject]:
+        """Every object of ``bucket`` (no write leftovers), in no particular order."""
+
+    async def delete_write_leftovers(self, bucket: str, older_than: datetime) -> list[str]:
+        """Remove what interrupted writes left in ``bucket`` before ``older_than``; their names.
+
+        Nothing by default: an adapter whose writes can leave something behind overrides it.
+        """
+        return []
 
     @abc.abstractmethod
     async def ping(self) -> bool: ...

@@ -20,11 +20,18 @@ import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from chromaline.common.blobs.base import CHUNK_SIZE, BlobInfo, BlobNotFoundError, BlobStore, BlobTooLargeError
+from chromaline.common.blobs.base import (
+    CHUNK_SIZE,
+    BlobInfo,
+    BlobNotFoundError,
+    BlobStore,
+    BlobTooLargeError,
+    StoredObject,
+)
 
 METADATA_DIR = ".metadata"
 PARTIAL_SUFFIX = ".partial"
@@ -136,8 +143,45 @@ class FilesystemBlobStore(BlobStore):
     async def presigned_put_url(self, bucket: str, key: str, expires: timedelta) -> str | None:
         return None
 
+    async def list_objects(self, bucket: str) -> AsyncIterator[StoredObject]:
+        for item in await asyncio.to_thread(self._list_bucket, bucket):
+            yield item
+
+    async def delete_write_leftovers(self, bucket: str, older_than: datetime) -> list[str]:
+        """Remove the ``.partial`` files a killed process left beside its objects and their metadata."""
+        check_bucket_name(bucket)
+        return await asyncio.to_thread(self._delete_partials, bucket, older_than.timestamp())
+
     async def ping(self) -> bool:
         return await asyncio.to_thread(os.access, self.root, os.W_OK | os.X_OK)
+
+    def _list_bucket(self, bucket: str) -> list[StoredObject]:
+        check_bucket_name(bucket)
+        directory = self.root / bucket
+        found = []
+        for path in directory.rglob("*"):
+            relative = path.relative_to(directory)
+            if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+            found.append(StoredObject(key=relative.as_posix(), size=stat.st_size, modified_at=modified))
+        return found
+
+    def _delete_partials(self, bucket: str, before: float) -> list[str]:
+        removed = []
+        for directory in (self.root / bucket, self.root / METADATA_DIR / bucket):
+            for path in directory.rglob(f".*{PARTIAL_SUFFIX}"):
+                try:
+                    if path.stat().st_mtime < before:
+                        path.unlink()
+                        removed.append(path.relative_to(self.root).as_posix())
+                except FileNotFoundError:
+                    continue
+        return removed
 
     def _object_path(self, bucket: str, key: str) -> Path:
         check_bucket_name(bucket)

@@ -25,7 +25,14 @@ import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from chromaline.common.blobs.base import CHUNK_SIZE, BlobInfo, BlobNotFoundError, BlobStore, BlobTooLargeError
+from chromaline.common.blobs.base import (
+    CHUNK_SIZE,
+    BlobInfo,
+    BlobNotFoundError,
+    BlobStore,
+    BlobTooLargeError,
+    StoredObject,
+)
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"})
@@ -242,6 +249,13 @@ class S3BlobStore(BlobStore):
     async def presigned_put_url(self, bucket: str, key: str, expires: timedelta) -> str | None:
         url: str = await asyncio.to_thread(self._client.presigned_put_object, bucket, key, expires)
         return url
+
+    async def list_objects(self, bucket: str) -> AsyncIterator[StoredObject]:
+        listing = iter(self._client.list_objects(bucket, recursive=True))
+        while (item := await asyncio.to_thread(next, listing, None)) is not None:
+            if item.object_name is None or item.is_dir or item.last_modified is None:
+                continue
+            yield StoredObject(key=item.object_name, size=item.size or 0, modified_at=item.last_modified)
 
     async def ping(self) -> bool:
         def probe() -> None:

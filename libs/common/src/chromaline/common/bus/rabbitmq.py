@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
@@ -286,7 +287,8 @@ class RabbitMqBus(EventBus):
         self.dead_letter_exchange = f"{exchange}.dead-letter"
         self.redeliver_exchange = f"{exchange}.redeliver"
         self._shutdown_grace = shutdown_grace
-        self._reconnect_interval = reconnect_interval
+        self._reconnect_interval = reconnect_interval * random.uniform(1.0, 1.5)
+        """Jittered, so that services which lost the broker together do not all return at once."""
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}

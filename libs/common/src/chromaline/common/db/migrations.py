@@ -150,3 +150,19 @@ def create_outbox_and_inbox(op: SchemaOperations, schema: str) -> None:
 def drop_outbox_and_inbox(op: SchemaOperations, schema: str) -> None:
     op.drop_table("inbox", schema=schema)
     op.drop_table("outbox", schema=schema)
+
+
+def create_idempotency_keys(op: SchemaOperations, schema: str) -> None:
+    """Create the table of remembered ``Idempotency-Key`` responses (:mod:`chromaline.common.idempotency`)."""
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("scope", sa.Text, primary_key=True),
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("fingerprint", sa.Text, nullable=False),
+        sa.Column("status", sa.Integer, nullable=False),
+        sa.Column("body", JSONB, nullable=False),
+        sa.Column("redacted", sa.ARRAY(sa.Text), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        schema=schema,
+    )
+    op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"], schema=schema)

@@ -9,6 +9,7 @@ not count the server's own copies of the objects they store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -78,6 +79,12 @@ def remove_bucket(client: Minio, bucket: str) -> None:
     for item in client.list_objects(bucket, recursive=True):
         client.remove_object(bucket, item.object_name)
     client.remove_bucket(bucket)
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto S3 server of the caller's own (its buckets shared with no other test), as an ``s3://`` URL."""
+    yield from _moto_server_url()
 
 
 def _minio_container_url() -> Iterator[str]:

@@ -103,11 +103,20 @@ export async function raw(path, { method = "GET", body, json, headers = {}, retr
   throw problem;
 }
 
-function sendWithProgress(path, form, onProgress) {
+const UPLOAD_ATTEMPTS = 4;
+
+/** A fresh Idempotency-Key: a retried upload carrying it is answered once, never twice. */
+export function newIdempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+function sendWithProgress(path, form, idempotencyKey, onProgress) {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
     request.open("POST", `${API}/${path}`);
     for (const [name, value] of Object.entries(authHeaders())) request.setRequestHeader(name, value);
+    request.setRequestHeader("Idempotency-Key", idempotencyKey);
     request.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });
@@ -117,11 +126,36 @@ function sendWithProgress(path, form, onProgress) {
   });
 }
 
-/** POST a multipart form, reporting the share sent so far; the JSON answer. */
+/** Whether an upload's answer is worth the same request again: the gateway or a dependency was
+ * briefly away, or the same key is still being answered. */
+function transient(request) {
+  if (request === null || request.status === 502 || request.status === 503) return true;
+  return request.status === 409 && request.responseText.includes('"idempotency_key_in_use"');
+}
+
+function retryDelay(request, attempt) {
+  const header = request === null ? null : Number(request.getResponseHeader("Retry-After"));
+  const seconds = header > 0 ? header : 2 ** attempt;
+  return seconds * 1000 * (0.5 + Math.random());
+}
+
+/** POST a multipart form, reporting the share sent so far; the JSON answer. The form goes with an
+ * Idempotency-Key, so a retry after a lost answer (network, 503) never starts the work twice. */
 export async function upload(path, form, onProgress = () => {}) {
-  let request = await sendWithProgress(path, form, onProgress);
-  if (request.status === 401 && loadTokens() && (await refresh())) {
-    request = await sendWithProgress(path, form, onProgress);
+  const idempotencyKey = newIdempotencyKey();
+  let request = null;
+  for (let attempt = 1; attempt <= UPLOAD_ATTEMPTS; attempt += 1) {
+    try {
+      request = await sendWithProgress(path, form, idempotencyKey, onProgress);
+    } catch (problem) {
+      if (attempt === UPLOAD_ATTEMPTS) throw problem;
+      request = null;
+    }
+    if (request !== null && request.status === 401 && loadTokens() && (await refresh())) {
+      request = await sendWithProgress(path, form, idempotencyKey, onProgress);
+    }
+    if (!transient(request) || attempt === UPLOAD_ATTEMPTS) break;
+    await new Promise((resolve) => setTimeout(resolve, retryDelay(request, attempt)));
   }
   let body = null;
   try {
