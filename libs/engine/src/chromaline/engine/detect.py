@@ -55,6 +55,8 @@ class DetectionOutcome:
     reason: str | None
     """``no_chart``, ``chart_too_small``, ``overexposed`` or ``underexposed`` when empty."""
     message: str
+    candidate: ChartDetection | None = None
+    """When nothing is reported as found: the best box seen, for the user to confirm or reject."""
 
 
 # ---------------------------------------------------------------------------------------------
