@@ -591,7 +591,8 @@ def finer_sets(
                 for candidate_type in _chart_types(chart_type):
                     for boxes in _tile_boxes(small, candidate_type, max_charts):
                         found = _full_resolution(candidate_type, boxes, factor)
-                        yield CandidateSet(candidate_type, [box + (left, top) for box in found.boxes])
+                        origin = np.array([left, top], dtype=np.float64)
+                        yield CandidateSet(candidate_type, [box + origin for box in found.boxes])
 
 
 def _tile_boxes(
