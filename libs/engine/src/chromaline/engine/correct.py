@@ -20,17 +20,25 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, method_label
+from chromaline.common.measurements import (
+    DeltaESummaries,
+    Measurements,
+    PatchResult,
+    ResultWarning,
+    method_label,
+)
 from chromaline.common.measurements import Summary as SummaryDocument
 from chromaline.engine.apply import apply_correction
 from chromaline.engine.charts import Edition, chart_spec
 from chromaline.engine.detect import (
     CandidateSet,
     ChartDetection,
+    NotAChartError,
+    checked_detection_from_corners,
     detect_charts,
-    detection_from_corners,
     preview_candidates,
 )
+from chromaline.engine.doubts import result_warnings
 from chromaline.engine.encode import (
     EncodedImage,
     EncodeError,
@@ -50,6 +58,7 @@ from chromaline.engine.fit import (
     method_spec,
     validated_fit,
 )
+from chromaline.engine.geometry import patch_side_px
 from chromaline.engine.image_io import (
     DecodedImage,
     UnsupportedImageError,
@@ -66,7 +75,7 @@ from chromaline.engine.metrics import (
     working_rgb_to_lab,
 )
 from chromaline.engine.profile import FitStatistics, Profile
-from chromaline.engine.rating import Rating, rate
+from chromaline.engine.rating import DEFAULT_GUIDELINE, Rating, rate
 from chromaline.engine.sample import PatchMeasurement, sample_patches
 
 EXCLUDING_FLAGS = frozenset({"clipped", "outside_frame", "dark"})
@@ -322,7 +331,9 @@ def _detect(
         if corners is not None:
             chart = DEFAULT_CORNER_CHART if chart_type == "auto" else chart_type
             try:
-                return detection_from_corners(chart, list(corners)), 1
+                return checked_detection_from_corners(image, chart, list(corners)), 1
+            except NotAChartError as error:
+                raise EngineError(error.code, str(error)) from None
             except ValueError as error:
                 raise EngineError("unsupported_chart", str(error)) from None
         try:
@@ -622,8 +633,11 @@ def measurements_document(
     """The measurements document (see :mod:`chromaline.common.measurements`) for corrected patches."""
     results: list[PatchResult] = []
     report: DeltaEReport | None = None
+    warnings: list[ResultWarning] = []
     if reference is not None and patches:
         results, report = _patch_results(correction, reference, patches)
+        side = None if corners is None else patch_side_px(reference.chart_type, np.asarray(corners))
+        warnings = result_warnings(results, cross_validated_delta_e2000, side, DEFAULT_GUIDELINE)
     return Measurements(
         job_id=job_id,
         filename=filename,
@@ -640,4 +654,5 @@ def measurements_document(
         rating_before=str(rate(report.before["CIE 2000"])) if report else None,
         rating_after=str(rate(report.after["CIE 2000"])) if report else None,
         timings_ms=dict(timings or {}),
+        warnings=warnings,
     )

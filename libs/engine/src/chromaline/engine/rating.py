@@ -35,6 +35,9 @@ FADGI_2016 = Guideline(
 )
 
 
+DEFAULT_GUIDELINE = FADGI_2016
+
+
 @dataclass(frozen=True)
 class Rating:
     guideline: str
@@ -50,6 +53,11 @@ class Rating:
 
     def __str__(self) -> str:
         return f"{self.guideline} {self.label}"
+
+
+def lowest_mean_limit(guideline: Guideline) -> float:
+    """The largest mean ΔE2000 that still earns the guideline's lowest level."""
+    return max(limit for _, limit in guideline.mean_delta_e2000_limits)
 
 
 def rate(summary: Summary, guideline: Guideline = FADGI_2016) -> Rating:
