@@ -3,7 +3,8 @@
 Prints, in one run: the engine's stage timings against the codec floor and its peak memory on a
 12 MP JPEG and a 24 MP 16-bit TIFF; detection rate, corrected ΔE2000 (on the chart fitted and on a
 held-out chart) and time per photo for our pipeline and its peers on rendered scenes; the same on real photos when a dataset folder exists;
-detection on the annotated real photos scored against their corners (ours and OpenCV mcc);
+detection on the annotated real photos scored against their corners (ours and OpenCV mcc), and
+leave-one-patch-out ΔE2000 at their annotated corners (ours, colour's Cheung 2004 and Finlayson 2015);
 and which targets are met. bench/README.md explains every figure.
 """
 
@@ -23,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.compare import PipelineScores, compare_on_photos, compare_on_scenes, dataset_photos
+from bench.oracle_corners import OracleScores, score_oracle_corners
 from bench.peers import CHROMALINE
 from bench.real_photos import ANNOTATIONS, DETECTORS, DetectionScores, score_detector
 from bench.timing import (
@@ -42,6 +44,7 @@ from chromaline.engine.synthetic import scene_set
 FLOOR_RATIO_TARGET = 1.5
 """Our total on the 12 MP JPEG may cost at most this many times decoding plus encoding it."""
 DETECTION_RATE_TARGET = 0.98
+ORACLE_MARGIN_TARGET = 0.15
 DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
@@ -221,6 +224,35 @@ def detection_table(root: Path, scores: dict[str, DetectionScores]) -> Table:
     return table
 
 
+def oracle_table(scores: OracleScores) -> Table:
+    """Per photo: each method's leave-one-patch-out ΔE2000 at the annotated corners."""
+    table = Table(title="Leave-one-patch-out ΔE2000 at the annotated corners (same patches for every method)")
+    table.add_column("photo")
+    for method in scores.methods:
+        table.add_column(method, justify="right")
+    for photo, by_method in scores.by_photo.items():
+        table.add_row(photo, *(f"{by_method[method]:.2f}" for method in scores.methods))
+    table.add_row("mean", *(_optional(scores.mean(method)) for method in scores.methods))
+    return table
+
+
+def oracle_targets(scores: OracleScores) -> list[Target]:
+    ours = scores.mean(CHROMALINE)
+    peers = [
+        mean for method in scores.methods if method != CHROMALINE if (mean := scores.mean(method)) is not None
+    ]
+    if ours is None or not peers:
+        return []
+    best = min(peers)
+    return [
+        Target(
+            f"real photos: leave-one-out ΔE2000 ≥ {ORACLE_MARGIN_TARGET:.0%} below the best oracle-corner peer",
+            ours <= (1 - ORACLE_MARGIN_TARGET) * best,
+            f"{ours:.2f} vs {best:.2f} ({1 - ours / best:.0%} below)",
+        )
+    ]
+
+
 def detection_targets(scores: dict[str, DetectionScores]) -> list[Target]:
     ours = scores.get(CHROMALINE)
     if ours is None or not ours.photos:
@@ -271,6 +303,17 @@ def real_photo_detection(console: Console, datasets: Path, limit: int | None) ->
     return detection
 
 
+def real_photo_oracle(console: Console, datasets: Path, limit: int | None) -> OracleScores | None:
+    annotated = datasets / "real"
+    if not (annotated / ANNOTATIONS).is_file():
+        return None
+    scores = score_oracle_corners(annotated, limit)
+    console.print(oracle_table(scores))
+    for photo, code in scores.skipped.items():
+        console.print(f"  oracle corners: {photo} skipped ({code})", markup=False, highlight=False)
+    return scores
+
+
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer runs and scenes (1-2 minutes)")
@@ -299,7 +342,9 @@ def main(argv: list[str]) -> int:
     )
     if arguments.detection_only:
         detection = real_photo_detection(console, arguments.datasets, arguments.dataset_limit)
-        console.print(targets_table(detection_targets(detection)))
+        oracle = real_photo_oracle(console, arguments.datasets, arguments.dataset_limit)
+        found = detection_targets(detection) + (oracle_targets(oracle) if oracle else [])
+        console.print(targets_table(found))
         return 0
     images = [jpeg_image(), tiff16_image()]
     for image in images:
@@ -334,7 +379,12 @@ def main(argv: list[str]) -> int:
         console.print(f"Real photos: {arguments.datasets} does not exist; skipped.")
 
     detection = real_photo_detection(console, arguments.datasets, arguments.dataset_limit)
-    found = targets(reports[0], scores) + detection_targets(detection)
+    oracle = real_photo_oracle(console, arguments.datasets, arguments.dataset_limit)
+    found = (
+        targets(reports[0], scores)
+        + detection_targets(detection)
+        + (oracle_targets(oracle) if oracle else [])
+    )
     console.print(targets_table(found))
     return 0
 
