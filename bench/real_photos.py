@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.peers import CHROMALINE
+from bench.peers import CCD_CHEUNG, CHROMALINE, PLANTCV, Pipeline, ccd_pipelines, plantcv_pipeline
 from chromaline.engine.detect import (
     ChartDetection,
     DetectionOutcome,
@@ -145,17 +145,56 @@ class DetectionScores:
         return len(self.verdicts)
 
 
-def score_detector(
-    root: Path, detector: Detector = chromaline_detector, limit: int | None = None
-) -> DetectionScores:
-    """Run ``detector`` on every annotated photo of ``root`` and judge each against its corners."""
+Judge = Callable[[Annotation, bytes], PhotoVerdict]
+"""Runs one detector on one photo's bytes and judges it against the annotation."""
+
+
+def by_corners(detector: Detector) -> Judge:
+    """A detector that reports chart corners, judged on them."""
+
+    def run(truth: Annotation, data: bytes) -> PhotoVerdict:
+        start = time.perf_counter()
+        outcome = detector(data)
+        return judge(truth, outcome, time.perf_counter() - start)
+
+    return run
+
+
+def centre_error(centres: NDArray[np.float64], truth: Annotation) -> float:
+    """Mean patch-centre distance as a fraction of the annotated diagonal."""
+    truth_centres = patch_centres(truth.chart_type, truth.corners)
+    return float(np.linalg.norm(centres - truth_centres, axis=1).mean()) / truth.diagonal
+
+
+def by_centres(pipeline: Pipeline, name: str) -> Judge:
+    """A bench pipeline that reports the Classic 24's patch centres in reference order, judged on
+    them: right when their mean error is under the corner tolerance and patch 1 is in place."""
+
+    def run(truth: Annotation, data: bytes) -> PhotoVerdict:
+        start = time.perf_counter()
+        outcome = next(o for o in pipeline(data) if o.pipeline == name)
+        seconds = time.perf_counter() - start
+        if outcome.centres is None:
+            return PhotoVerdict(truth.name, "refused", None, outcome.note or "nothing found", seconds)
+        if truth.chart_type != "classic24":
+            return PhotoVerdict(
+                truth.name, "wrong", None, f"a Classic 24 reported on a {truth.chart_type}", seconds
+            )
+        error = centre_error(outcome.centres, truth)
+        truth_centres = patch_centres(truth.chart_type, truth.corners)
+        first = int(np.argmin(np.linalg.norm(truth_centres - outcome.centres[0], axis=1))) == 0
+        right = error < CORNER_TOLERANCE and first
+        return PhotoVerdict(truth.name, "right" if right else "wrong", error, "patch centres", seconds)
+
+    return run
+
+
+def score_detector(root: Path, judged: Judge, limit: int | None = None) -> DetectionScores:
+    """Run a detector on every annotated photo of ``root`` and judge each against its annotation."""
     scores = DetectionScores()
     annotations: Iterable[Annotation] = load_annotations(root)[:limit]
     for truth in annotations:
-        data = (root / truth.name).read_bytes()
-        start = time.perf_counter()
-        outcome = detector(data)
-        scores.verdicts.append(judge(truth, outcome, time.perf_counter() - start))
+        scores.verdicts.append(judged(truth, (root / truth.name).read_bytes()))
     return scores
 
 
@@ -176,4 +215,11 @@ def opencv_mcc_detector(data: bytes) -> DetectionOutcome:
     return DetectionOutcome([], "no_chart", "mcc found no chart")
 
 
-DETECTORS: dict[str, Detector] = {CHROMALINE: chromaline_detector, "opencv mcc": opencv_mcc_detector}
+DETECTORS: dict[str, Judge] = {
+    CHROMALINE: by_corners(chromaline_detector),
+    "opencv mcc": by_corners(opencv_mcc_detector),
+    "colour-checker-detection": by_centres(ccd_pipelines, CCD_CHEUNG),
+    PLANTCV: by_centres(plantcv_pipeline, PLANTCV),
+}
+"""Ours and OpenCV's mcc judged on corners; colour-checker-detection (segmentation) and PlantCV,
+which report swatches rather than a grid, on their patch centres."""
