@@ -75,7 +75,7 @@ from chromaline.engine.metrics import (
     working_rgb_to_lab,
 )
 from chromaline.engine.profile import FitStatistics, Profile
-from chromaline.engine.rating import DEFAULT_GUIDELINE, Rating, rate
+from chromaline.engine.rating import DEFAULT_GUIDELINE, Guideline, Rating, rate
 from chromaline.engine.sample import PatchMeasurement, sample_patches
 
 EXCLUDING_FLAGS = frozenset({"clipped", "outside_frame", "dark"})
@@ -407,6 +407,8 @@ class CorrectionResult:
     image_width: int
     image_height: int
     notes: list[str] = field(default_factory=list)
+    guideline: Guideline = DEFAULT_GUIDELINE
+    """The rating guideline the report leads with."""
 
     @property
     def method(self) -> str:
@@ -430,6 +432,7 @@ class CorrectionResult:
             cross_validated_delta_e2000=self.fit.cross_validation.cross_validated_mean if self.fit else None,
             timings=self.timings,
             job_id=job_id,
+            guideline=self.guideline,
         )
 
 
@@ -445,6 +448,7 @@ def correct_photo(
     bit_depth: Literal[8, 16] = 8,
     objective: ObjectiveChoice = "auto",
     source_filename: str | None = None,
+    guideline: Guideline = DEFAULT_GUIDELINE,
 ) -> CorrectionResult:
     """Correct one photo: from its own chart, or with a saved ``profile`` (the chart then optional)."""
     timings: Timings = {}
@@ -494,12 +498,13 @@ def correct_photo(
         measurement=measurement,
         fit=fit,
         report=report,
-        rating_before=rate(report.before["CIE 2000"]) if report else None,
-        rating_after=rate(report.after["CIE 2000"]) if report else None,
+        rating_before=rate(report.before["CIE 2000"], guideline) if report else None,
+        rating_after=rate(report.after["CIE 2000"], guideline) if report else None,
         timings=timings,
         image_width=image.width,
         image_height=image.height,
         notes=notes,
+        guideline=guideline,
     )
 
 
@@ -629,6 +634,7 @@ def measurements_document(
     cross_validated_delta_e2000: float | None = None,
     timings: Timings | None = None,
     job_id: uuid.UUID | None = None,
+    guideline: Guideline = DEFAULT_GUIDELINE,
 ) -> Measurements:
     """The measurements document (see :mod:`chromaline.common.measurements`) for corrected patches."""
     results: list[PatchResult] = []
@@ -637,7 +643,7 @@ def measurements_document(
     if reference is not None and patches:
         results, report = _patch_results(correction, reference, patches)
         side = None if corners is None else patch_side_px(reference.chart_type, np.asarray(corners))
-        warnings = result_warnings(results, cross_validated_delta_e2000, side, DEFAULT_GUIDELINE)
+        warnings = result_warnings(results, cross_validated_delta_e2000, side, guideline)
     return Measurements(
         job_id=job_id,
         filename=filename,
@@ -651,8 +657,8 @@ def measurements_document(
         before=_summaries(report.before) if report else None,
         after=_summaries(report.after) if report else None,
         cross_validated_delta_e2000=cross_validated_delta_e2000,
-        rating_before=str(rate(report.before["CIE 2000"])) if report else None,
-        rating_after=str(rate(report.after["CIE 2000"])) if report else None,
+        rating_before=str(rate(report.before["CIE 2000"], guideline)) if report else None,
+        rating_after=str(rate(report.after["CIE 2000"], guideline)) if report else None,
         timings_ms=dict(timings or {}),
         warnings=warnings,
     )
