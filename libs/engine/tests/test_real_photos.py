@@ -57,3 +57,9 @@ def test_a_chart_blown_out_by_a_lamp_is_refused_as_overexposed() -> None:
     outcome = _detect("hdri-tonemapped-clipped-classic.png")
     assert outcome.detections == []
     assert outcome.reason == "overexposed"
+
+
+def test_callers_that_do_not_need_the_chart_can_leave_out_the_small_chart_search() -> None:
+    image = decode_image((REAL_PHOTOS / "darsia-fluidflower-baseline.jpg").read_bytes())
+    assert detect_charts(image, small_charts=False).detections == []
+    assert detect_charts(image).detections

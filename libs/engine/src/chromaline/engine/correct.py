@@ -326,6 +326,7 @@ def _detect(
     corners: Sequence[tuple[float, float]] | None,
     search: ChartSearch | None,
     timings: Timings,
+    small_charts: bool = True,
 ) -> tuple[ChartDetection, int]:
     with _timed(timings, "detect"):
         if corners is not None:
@@ -338,7 +339,7 @@ def _detect(
                 raise EngineError("unsupported_chart", str(error)) from None
         try:
             candidates = search.result() if search is not None else None
-            outcome = detect_charts(image, chart_type, candidates=candidates)
+            outcome = detect_charts(image, chart_type, candidates=candidates, small_charts=small_charts)
         except ValueError as error:
             raise EngineError("unsupported_chart", str(error)) from None
     if not outcome.detections:
@@ -367,9 +368,10 @@ def _measure_decoded(
     chart_type: str,
     edition: Edition,
     corners: Sequence[tuple[float, float]] | None,
+    small_charts: bool = True,
 ) -> Measurement:
     timings: Timings = {}
-    detection, charts_found = _detect(image, chart_type, corners, search, timings)
+    detection, charts_found = _detect(image, chart_type, corners, search, timings, small_charts)
     reference = chart_reference(detection.chart_type, edition)
     with _timed(timings, "sample"):
         patches = sample_patches(image, detection, edition=edition)
@@ -456,7 +458,8 @@ def correct_photo(
     measurement: Measurement | None
     with _decoding(source, chart_type, corners, timings) as (image, search):
         try:
-            measurement = _measure_decoded(image, search, chart_type, edition, corners)
+            # With a saved profile the chart only checks it: no slow search for a small one.
+            measurement = _measure_decoded(image, search, chart_type, edition, corners, profile is None)
         except EngineError as error:
             if profile is None:
                 raise

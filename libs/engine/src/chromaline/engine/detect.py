@@ -710,19 +710,23 @@ def detect_charts(
     max_side: int = 1600,
     max_charts: int = 4,
     candidates: Iterable[CandidateSet] | None = None,
+    small_charts: bool = True,
 ) -> DetectionOutcome:
     """Find the charts in an image (encoded RGB pixels, or a decoded image), best first.
 
     ``candidates`` are approximate boxes already found (e.g. by :func:`preview_candidates` on a
     preview), tried first; when none of them holds a chart, the finders run on a downscaled copy
-    of the image.
+    of the image. With ``small_charts`` the photo's tiles are then searched at finer scales
+    (:func:`finer_sets`): seconds more on a photo without a chart, so callers for whom the chart
+    is optional leave it out.
     """
     rgb = _rgb8(image)
 
     def downscaled_sets() -> Iterator[CandidateSet]:
         small, factor = _downscale(rgb, max_side)
         yield from candidate_sets(small, factor, chart_type, max_charts=max_charts)
-        yield from finer_sets(rgb, max_side, chart_type, max_charts=max_charts)
+        if small_charts:
+            yield from finer_sets(rgb, max_side, chart_type, max_charts=max_charts)
 
     search = _Search([])
     for candidate in itertools.chain(candidates or (), downscaled_sets()):
