@@ -569,7 +569,9 @@ def _full_resolution(chart_type: str, boxes: list[NDArray[np.float64]], factor: 
 TILE_OVERLAP = 0.25
 """Share of a tile's side that overlaps its neighbour, so that a chart cut by one tile's edge lies
 whole in the next (a chart under a quarter of the tile's side)."""
-TILE_FINDER_SETTINGS: tuple[dict[str, float], ...] = ({}, QUICK_MCC)
+TILE_FINDER_SETTINGS: tuple[dict[str, float], ...] = (QUICK_MCC,)
+"""mcc settings tried on each tile: the quick ones alone found every small chart of the annotated
+real photos that mcc's defaults found, in about 40 % less time."""
 
 
 def _tile_origins(length: int, tile: int) -> list[int]:
