@@ -64,6 +64,21 @@ def test_the_objective_can_be_chosen_and_is_checked(photos: dict[str, Path], tmp
     assert "objective is auto, least_squares or delta_e2000" in refused.output
 
 
+def test_the_rating_guideline_can_be_chosen_and_is_checked(photos: dict[str, Path], tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["correct", str(photos["chart"]), "--out", str(tmp_path), "--guideline", "metamorfoze2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Metamorfoze 2.0" in result.output
+    measurements = json.loads((tmp_path / "chart.measurements.json").read_text())
+    assert measurements["rating_after"].startswith("Metamorfoze 2.0")
+    refused = runner.invoke(
+        app, ["correct", str(photos["chart"]), "--out", str(tmp_path), "--guideline", "fadgi"]
+    )
+    assert refused.exit_code == 2
+    assert "unknown rating guideline" in refused.output
+
+
 def test_a_profile_corrects_chartless_photos(photos: dict[str, Path], tmp_path: Path) -> None:
     profile = tmp_path / "session.json"
     cube = tmp_path / "session.cube"

@@ -150,8 +150,21 @@ def test_given_corners_replace_detection() -> None:
     corners = [(float(x), float(y)) for x, y in scene.corners]
     measurement = measure(scene.image_bytes, chart_type="classic24", corners=corners)
     detected = _measurement("Nikon 5100 (NPL)", "D65")
-    assert measurement.detection.confidence == 1.0
+    assert measurement.detection.confidence > 0.9
     assert measurement.delta_e2000.mean == pytest.approx(detected.delta_e2000.mean, abs=0.5)
+
+
+def test_corners_around_something_else_are_refused_as_not_a_chart() -> None:
+    scene = _scene("Nikon 5100 (NPL)", "D65")
+    image_corners = np.array(
+        [[0.0, 0.0], [SCENE_SIZE[0], 0.0], [SCENE_SIZE[0], SCENE_SIZE[1]], [0.0, SCENE_SIZE[1]]]
+    )
+    farthest = image_corners[np.argmax(np.linalg.norm(image_corners - scene.corners.mean(axis=0), axis=1))]
+    chart = scene.corners - scene.corners.mean(axis=0)
+    beside = farthest + 0.3 * chart + 0.25 * (scene.corners.mean(axis=0) - farthest)
+    with pytest.raises(EngineError) as refused:
+        measure(scene.image_bytes, chart_type="classic24", corners=[(float(x), float(y)) for x, y in beside])
+    assert refused.value.code == "not_a_chart"
 
 
 def test_missing_chart_and_bad_bytes_are_typed_errors() -> None:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from chromaline.engine.metrics import ChartReference, Summary, compare, delta_e, working_rgb_to_lab
-from chromaline.engine.rating import FADGI_2016, rate
+from chromaline.engine.rating import FADGI_2016, METAMORFOZE_2, rate
 
 # Sharma, Wu & Dalal (2005), "The CIEDE2000 color-difference formula: implementation notes,
 # supplementary test data, and mathematical observations", Color Res. Appl. 30(1), Table 1:
@@ -91,3 +91,21 @@ def test_fadgi_rating_levels(mean: float, stars: int, next_limit: float | None) 
     assert rating.stars == stars
     assert rating.next_level_limit == next_limit
     assert str(rating).startswith("FADGI 2016")
+
+
+@pytest.mark.parametrize(
+    ("mean", "largest", "label"),
+    [
+        (2.5, 6.0, "Full"),
+        (2.5, 8.0, "Light"),
+        (3.5, 6.0, "Light"),
+        (3.5, 15.0, "below Light"),
+        (4.5, 5.0, "below Light"),
+    ],
+)
+def test_metamorfoze_levels_need_both_the_mean_and_the_largest_within_limits(
+    mean: float, largest: float, label: str
+) -> None:
+    rating = rate(Summary(mean=mean, median=mean, p95=largest, max=largest), METAMORFOZE_2)
+    assert rating.label == label
+    assert str(rating) == f"Metamorfoze 2.0 {label}"

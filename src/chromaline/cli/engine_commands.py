@@ -16,6 +16,7 @@ from chromaline.engine.correct import EngineError, correct_photo, measure
 from chromaline.engine.fit import OBJECTIVES, ObjectiveChoice
 from chromaline.engine.image_io import UnsupportedImageError
 from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
+from chromaline.engine.rating import DEFAULT_GUIDELINE, GUIDELINES, guideline_named
 
 profile_app = typer.Typer(
     help="Correction profiles: fitted on one chart shot, reused on a session.", no_args_is_help=True
@@ -78,8 +79,15 @@ def correct(
     edition: EditionOption = "2014",
     output_format: Annotated[str, typer.Option("--format", help="jpeg, png or tiff.")] = "jpeg",
     bit_depth: Annotated[int, typer.Option(help="8 or 16 (PNG and TIFF).")] = 8,
+    guideline: Annotated[
+        str, typer.Option(help=f"Rating guideline the report leads with: {', '.join(GUIDELINES)}.")
+    ] = DEFAULT_GUIDELINE.key,
 ) -> None:
     """Detect, fit, apply and measure each photo locally; print ΔE2000 before and after."""
+    try:
+        rating_guideline = guideline_named(guideline)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
     if output_format not in EXTENSIONS or bit_depth not in (8, 16):
         raise typer.BadParameter("--format is jpeg, png or tiff and --bit-depth 8 or 16")
     saved = _load_profile(profile)
@@ -100,6 +108,7 @@ def correct(
                     output_format=output_format,  # type: ignore[arg-type]
                     bit_depth=bit_depth,  # type: ignore[arg-type]
                     source_filename=photo.name,
+                    guideline=rating_guideline,
                 )
             except (EngineError, UnsupportedImageError) as error:
                 failures += 1
@@ -109,8 +118,9 @@ def correct(
             target = out / f"{photo.stem}.corrected.{EXTENSIONS[result.encoded.format]}"
             target.write_bytes(result.encoded.data)
             (out / f"{photo.stem}.profile.json").write_text(dump_profile(result.profile), encoding="utf-8")
+            measurements = result.measurements(photo.name)
             (out / f"{photo.stem}.measurements.json").write_text(
-                result.measurements(photo.name).model_dump_json(indent=2), encoding="utf-8"
+                measurements.model_dump_json(indent=2), encoding="utf-8"
             )
             report = result.report
             chart_found = result.measurement.detection.chart_type if result.measurement else "no chart"
@@ -120,6 +130,7 @@ def correct(
                 else "ΔE not measured (no chart)"
             )
             lines.append(f"{photo.name}: {chart_found}, {result.method_label}, {delta_e} → {target}")
+            lines += [f"  [yellow]warning[/yellow] {w.code}: {w.message}" for w in measurements.warnings]
             progress.advance(task)
     for line in lines:
         console.print(line, soft_wrap=True)

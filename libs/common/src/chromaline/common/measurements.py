@@ -7,6 +7,7 @@ gateway serves it. Like the events, it is a contract shared by services, so it l
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +60,16 @@ class PatchResult(Document):
     quad: list[tuple[float, float]] = Field(min_length=4, max_length=4)
 
 
+WarningCode = Literal["patch_worse_after", "cross_validated_above_limit", "patches_dropped", "small_patches"]
+
+
+class ResultWarning(Document):
+    """A reason to doubt a finished correction, for people and for code."""
+
+    code: WarningCode
+    message: str
+
+
 class Measurements(Document):
     version: int = MEASUREMENTS_VERSION
     job_id: uuid.UUID | None = None
@@ -79,3 +90,4 @@ class Measurements(Document):
     rating_before: str | None
     rating_after: str | None
     timings_ms: dict[str, float] = {}
+    warnings: list[ResultWarning] = []

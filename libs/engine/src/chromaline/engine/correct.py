@@ -20,17 +20,25 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, method_label
+from chromaline.common.measurements import (
+    DeltaESummaries,
+    Measurements,
+    PatchResult,
+    ResultWarning,
+    method_label,
+)
 from chromaline.common.measurements import Summary as SummaryDocument
 from chromaline.engine.apply import apply_correction
 from chromaline.engine.charts import Edition, chart_spec
 from chromaline.engine.detect import (
     CandidateSet,
     ChartDetection,
+    NotAChartError,
+    checked_detection_from_corners,
     detect_charts,
-    detection_from_corners,
     preview_candidates,
 )
+from chromaline.engine.doubts import result_warnings
 from chromaline.engine.encode import (
     EncodedImage,
     EncodeError,
@@ -50,6 +58,7 @@ from chromaline.engine.fit import (
     method_spec,
     validated_fit,
 )
+from chromaline.engine.geometry import patch_side_px
 from chromaline.engine.image_io import (
     DecodedImage,
     UnsupportedImageError,
@@ -66,7 +75,7 @@ from chromaline.engine.metrics import (
     working_rgb_to_lab,
 )
 from chromaline.engine.profile import FitStatistics, Profile
-from chromaline.engine.rating import Rating, rate
+from chromaline.engine.rating import DEFAULT_GUIDELINE, Guideline, Rating, rate
 from chromaline.engine.sample import PatchMeasurement, sample_patches
 
 EXCLUDING_FLAGS = frozenset({"clipped", "outside_frame", "dark"})
@@ -317,17 +326,20 @@ def _detect(
     corners: Sequence[tuple[float, float]] | None,
     search: ChartSearch | None,
     timings: Timings,
+    small_charts: bool = True,
 ) -> tuple[ChartDetection, int]:
     with _timed(timings, "detect"):
         if corners is not None:
             chart = DEFAULT_CORNER_CHART if chart_type == "auto" else chart_type
             try:
-                return detection_from_corners(chart, list(corners)), 1
+                return checked_detection_from_corners(image, chart, list(corners)), 1
+            except NotAChartError as error:
+                raise EngineError(error.code, str(error)) from None
             except ValueError as error:
                 raise EngineError("unsupported_chart", str(error)) from None
         try:
             candidates = search.result() if search is not None else None
-            outcome = detect_charts(image, chart_type, candidates=candidates)
+            outcome = detect_charts(image, chart_type, candidates=candidates, small_charts=small_charts)
         except ValueError as error:
             raise EngineError("unsupported_chart", str(error)) from None
     if not outcome.detections:
@@ -356,9 +368,10 @@ def _measure_decoded(
     chart_type: str,
     edition: Edition,
     corners: Sequence[tuple[float, float]] | None,
+    small_charts: bool = True,
 ) -> Measurement:
     timings: Timings = {}
-    detection, charts_found = _detect(image, chart_type, corners, search, timings)
+    detection, charts_found = _detect(image, chart_type, corners, search, timings, small_charts)
     reference = chart_reference(detection.chart_type, edition)
     with _timed(timings, "sample"):
         patches = sample_patches(image, detection, edition=edition)
@@ -396,6 +409,8 @@ class CorrectionResult:
     image_width: int
     image_height: int
     notes: list[str] = field(default_factory=list)
+    guideline: Guideline = DEFAULT_GUIDELINE
+    """The rating guideline the report leads with."""
 
     @property
     def method(self) -> str:
@@ -419,6 +434,7 @@ class CorrectionResult:
             cross_validated_delta_e2000=self.fit.cross_validation.cross_validated_mean if self.fit else None,
             timings=self.timings,
             job_id=job_id,
+            guideline=self.guideline,
         )
 
 
@@ -434,6 +450,7 @@ def correct_photo(
     bit_depth: Literal[8, 16] = 8,
     objective: ObjectiveChoice = "auto",
     source_filename: str | None = None,
+    guideline: Guideline = DEFAULT_GUIDELINE,
 ) -> CorrectionResult:
     """Correct one photo: from its own chart, or with a saved ``profile`` (the chart then optional)."""
     timings: Timings = {}
@@ -441,7 +458,8 @@ def correct_photo(
     measurement: Measurement | None
     with _decoding(source, chart_type, corners, timings) as (image, search):
         try:
-            measurement = _measure_decoded(image, search, chart_type, edition, corners)
+            # With a saved profile the chart only checks it: no slow search for a small one.
+            measurement = _measure_decoded(image, search, chart_type, edition, corners, profile is None)
         except EngineError as error:
             if profile is None:
                 raise
@@ -483,12 +501,13 @@ def correct_photo(
         measurement=measurement,
         fit=fit,
         report=report,
-        rating_before=rate(report.before["CIE 2000"]) if report else None,
-        rating_after=rate(report.after["CIE 2000"]) if report else None,
+        rating_before=rate(report.before["CIE 2000"], guideline) if report else None,
+        rating_after=rate(report.after["CIE 2000"], guideline) if report else None,
         timings=timings,
         image_width=image.width,
         image_height=image.height,
         notes=notes,
+        guideline=guideline,
     )
 
 
@@ -618,12 +637,16 @@ def measurements_document(
     cross_validated_delta_e2000: float | None = None,
     timings: Timings | None = None,
     job_id: uuid.UUID | None = None,
+    guideline: Guideline = DEFAULT_GUIDELINE,
 ) -> Measurements:
     """The measurements document (see :mod:`chromaline.common.measurements`) for corrected patches."""
     results: list[PatchResult] = []
     report: DeltaEReport | None = None
+    warnings: list[ResultWarning] = []
     if reference is not None and patches:
         results, report = _patch_results(correction, reference, patches)
+        side = None if corners is None else patch_side_px(reference.chart_type, np.asarray(corners))
+        warnings = result_warnings(results, cross_validated_delta_e2000, side, guideline)
     return Measurements(
         job_id=job_id,
         filename=filename,
@@ -637,7 +660,8 @@ def measurements_document(
         before=_summaries(report.before) if report else None,
         after=_summaries(report.after) if report else None,
         cross_validated_delta_e2000=cross_validated_delta_e2000,
-        rating_before=str(rate(report.before["CIE 2000"])) if report else None,
-        rating_after=str(rate(report.after["CIE 2000"])) if report else None,
+        rating_before=str(rate(report.before["CIE 2000"], guideline)) if report else None,
+        rating_after=str(rate(report.after["CIE 2000"], guideline)) if report else None,
         timings_ms=dict(timings or {}),
+        warnings=warnings,
     )

@@ -136,3 +136,11 @@ def patch_centres(chart_key: str, corners: NDArray[np.floating]) -> NDArray[np.f
     rects = chart_layout(chart_key).patch_rects()
     centres = np.stack([(rects[:, 0] + rects[:, 2]) / 2, (rects[:, 1] + rects[:, 3]) / 2], axis=1)
     return map_points(chart_homography(corners), centres)
+
+
+def patch_side_px(chart_key: str, corners: NDArray[np.floating]) -> float:
+    """Median side of the chart's patches in the image, in pixels (square root of each area)."""
+    quads = patch_quads(chart_key, corners, margin=0.0)
+    x, y = quads[..., 0], quads[..., 1]
+    areas = 0.5 * np.abs(np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1))
+    return float(np.median(np.sqrt(areas)))

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from chromaline.engine.geometry import ChartLayout, map_points
 
-CLOSING_SIZES = (5, 9, 15)
+CLOSING_SIZES = (5, 9, 15, 25)
 """Closing kernels (working-image pixels), tried in turn: lines narrower than the kernel are found;
 a wider line is a flat dark area that joins the patches around it."""
 ENOUGH_PATCHES = 60
@@ -38,6 +38,8 @@ SQUARE_FILL = 0.8
 MAX_ASPECT = 1.6
 LATTICE_TOLERANCE = 0.3
 """How far (in lattice pitches) a patch centre may sit from its lattice point."""
+SIZE_RATIO = 1.6
+"""A lattice member's side is within this factor of its seed's."""
 GROWTH_RADII = (1.5, 3.0, 5.0, 8.0, 16.0)
 MIN_LATTICE_PATCHES = 12
 SEEDS_TRIED = 6
@@ -119,13 +121,15 @@ def _seed_homography(squares: Squares, seed: int, pitch_ratio: float) -> NDArray
 
 
 def _assign(
-    squares: Squares, homography: NDArray[np.float64], radius: float, tolerance: float
+    squares: Squares, homography: NDArray[np.float64], radius: float, tolerance: float, seed_side: float
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Squares close to a lattice point within ``radius`` of the origin, one per lattice point."""
+    """Squares close to a lattice point within ``radius`` of the origin, one per lattice point, and
+    about the seed's size (a printed mark or a label on the chart body is much smaller)."""
+    similar = np.abs(np.log(squares.sides / seed_side)) < np.log(SIZE_RATIO)
     lattice = map_points(np.asarray(np.linalg.inv(homography), dtype=np.float64), squares.centres)
     cells = np.round(lattice).astype(np.int64)
     error = np.abs(lattice - cells).max(axis=1)
-    candidates = np.flatnonzero((error < tolerance) & (np.abs(cells).max(axis=1) <= radius))
+    candidates = np.flatnonzero((error < tolerance) & (np.abs(cells).max(axis=1) <= radius) & similar)
     best: dict[tuple[int, int], int] = {}
     for index in candidates[np.argsort(error[candidates])]:
         best.setdefault((int(cells[index, 0]), int(cells[index, 1])), int(index))
@@ -153,7 +157,7 @@ def _grow(squares: Squares, seed: int, pitch_ratio: float) -> Lattice | None:
     cells = members = np.zeros(0, dtype=np.int64)
     for radius in GROWTH_RADII:
         assert homography is not None
-        cells, members = _assign(squares, homography, radius, LATTICE_TOLERANCE)
+        cells, members = _assign(squares, homography, radius, LATTICE_TOLERANCE, float(squares.sides[seed]))
         homography = _fit(cells, squares.centres[members])
         if homography is None:
             return None

@@ -209,6 +209,7 @@ async def _correct_and_announce(
         cross_validated_delta_e2000=document.cross_validated_delta_e2000,
         rating=document.rating_after,
         measurements=refs["measurements"],
+        warnings=list(document.warnings),
     )
     row = CorrectionRow(
         job_id=job_id,

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
+import numpy as np
 from pydantic import ValidationError
 from sqlalchemy import Delete, delete
 
@@ -20,6 +21,7 @@ from chromaline.common.bus.base import PermanentError, current_publisher
 from chromaline.common.bus.publishers import is_known_publisher
 from chromaline.common.events.contracts import (
     BlobRef,
+    ChartCandidate,
     ChartDetected,
     ChartNotFound,
     Contract,
@@ -38,7 +40,12 @@ from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.detector.models import Detection
 from chromaline.detector.settings import DetectorSettings
-from chromaline.engine.detect import ChartDetection, detect_charts, detection_from_corners
+from chromaline.engine.detect import (
+    ChartDetection,
+    NotAChartError,
+    checked_detection_from_corners,
+    detect_charts,
+)
 from chromaline.engine.image_io import UnsupportedImageError, decode_image
 from chromaline.engine.sample import sample_patches
 
@@ -52,6 +59,17 @@ class Examination:
 
     event: Contract
     detection: Detection
+
+
+def _candidate(detection: ChartDetection | None) -> ChartCandidate | None:
+    """The box offered for confirmation when the detection was not confident enough."""
+    if detection is None:
+        return None
+    return ChartCandidate(
+        chart_type=detection.chart_type,
+        corners=[(float(x), float(y)) for x, y in detection.corners],
+        confidence=float(np.clip(detection.confidence, 0.0, 1.0)),
+    )
 
 
 def examine(
@@ -70,7 +88,20 @@ def examine(
     detections: list[ChartDetection]
     if options.corners is not None:
         chart = "classic24" if options.chart_type == "auto" else options.chart_type
-        detections = [detection_from_corners(chart, options.corners)]
+        try:
+            detections = [checked_detection_from_corners(image, chart, options.corners)]
+        except NotAChartError as error:
+            refused = ProcessingFailed(job_id=job_id, stage="detect", reason=error.code, message=str(error))
+            return Examination(
+                refused,
+                Detection(
+                    job_id=job_id,
+                    outcome="failed",
+                    reason=error.code,
+                    message=str(error),
+                    seconds=time.perf_counter() - started,
+                ),
+            )
     else:
         with stage(NAME, "detect"):
             outcome = detect_charts(image, options.chart_type)
@@ -78,7 +109,11 @@ def examine(
         if not detections:
             reason = outcome.reason or "no_chart"
             not_found = ChartNotFound(
-                job_id=job_id, original=original, reason=reason, message=outcome.message
+                job_id=job_id,
+                original=original,
+                reason=reason,
+                message=outcome.message,
+                candidate=_candidate(outcome.candidate),
             )
             return Examination(
                 not_found,

@@ -133,6 +133,7 @@ def apply_event(job: Job, event: Any) -> None:
         if _advance(job, "correcting", "detected"):
             job.chart_type = event.chart_type
     elif isinstance(event, ChartNotFound):
+        job.candidate = event.candidate.model_dump(mode="json") if event.candidate else None
         _finish(job, "failed", reason=event.reason, message=event.message)
     elif isinstance(event, ImageCorrected):
         if _advance(job, "reporting", "corrected"):
@@ -141,6 +142,7 @@ def apply_event(job: Job, event: Any) -> None:
             job.delta_e_before = event.delta_e2000_before.mean if event.delta_e2000_before else None
             job.delta_e_after = event.delta_e2000_after.mean if event.delta_e2000_after else None
             job.rating = event.rating
+            job.warnings = [warning.model_dump(mode="json") for warning in event.warnings]
             results = {"corrected": _ref(event.corrected), "profile": _ref(event.profile)}
             if event.profile_cube is not None:
                 results["profile_cube"] = _ref(event.profile_cube)

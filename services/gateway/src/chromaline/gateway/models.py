@@ -56,6 +56,10 @@ class Job(Base):
     delta_e_before: Mapped[float | None] = mapped_column(Float)
     delta_e_after: Mapped[float | None] = mapped_column(Float)
     rating: Mapped[str | None] = mapped_column(String(64))
+    candidate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """With reason ``low_confidence``: the box the detector offers for confirmation."""
+    warnings: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
+    """Doubts about a finished job's result (``code`` and ``message`` each)."""
     stage_times: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True

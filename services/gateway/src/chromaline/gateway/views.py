@@ -44,6 +44,8 @@ def job_view(job: Job) -> dict[str, Any]:
         "delta_e2000_before": job.delta_e_before,
         "delta_e2000_after": job.delta_e_after,
         "rating": job.rating,
+        "warnings": job.warnings or [],
+        "candidate": job.candidate,
         "stage_times": job.stage_times,
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,

@@ -344,6 +344,7 @@ def render_html(
         "bar_chart": _base64(_png(bar_chart)) if bar_chart is not None else None,
         "patches": [PatchRow.of(patch) for patch in measurements.patches],
         "timings": [(stage, f"{ms:.0f}") for stage, ms in measurements.timings_ms.items()],
+        "warnings": [warning.message for warning in measurements.warnings],
     }
     return _environment().get_template("report.html.j2").render(context).encode("utf-8")
 
@@ -387,6 +388,7 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
     ]
     if measurements.cross_validated_delta_e2000 is not None:
         lines.append(f"Cross-validated ΔE2000: {format_delta_e(measurements.cross_validated_delta_e2000)}")
+    lines += [f"Warning: {warning.message}" for warning in measurements.warnings]
     for number, line in enumerate(lines):
         figure.text(0.07, 0.92 - number * 0.022, line, fontsize=10, wrap=True)
 

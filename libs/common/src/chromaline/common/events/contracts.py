@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from chromaline.common.events.envelope import RawEnvelope
+from chromaline.common.measurements import ResultWarning
 
 ChartType = Literal["auto", "classic24", "digital_sg", "vinyl", "aruco_classic24"]
 CorrectionMethod = Literal["auto", "white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial"]
@@ -95,11 +96,29 @@ class ChartDetected(Contract):
     options: JobOptions
 
 
+class ChartCandidate(Contract):
+    """A box that resembles the chart but was not confident enough to correct with."""
+
+    chart_type: ChartType
+    corners: list[tuple[float, float]] = Field(
+        min_length=4,
+        max_length=4,
+        description="Patch grid corners, clockwise from the corner next to patch 1.",
+    )
+    confidence: float = Field(ge=0, le=1)
+
+
 class ChartNotFound(Contract):
     job_id: uuid.UUID
     original: BlobRef
-    reason: Literal["no_chart", "chart_too_small", "overexposed", "underexposed", "unsupported_chart"]
+    reason: Literal[
+        "no_chart", "chart_too_small", "overexposed", "underexposed", "unsupported_chart", "low_confidence"
+    ]
     message: str
+    candidate: ChartCandidate | None = Field(
+        default=None,
+        description="With low_confidence: the best box seen, for the user to confirm (as manual corners) or reject.",
+    )
 
 
 class DeltaESummary(Contract):
@@ -122,6 +141,9 @@ class ImageCorrected(Contract):
     cross_validated_delta_e2000: float | None = None
     rating: str | None = None
     measurements: BlobRef | None = Field(default=None, description="Per-patch measurements (JSON).")
+    warnings: list[ResultWarning] = Field(
+        default=[], description="Reasons to doubt the result; the job still ends done."
+    )
 
 
 class ReportReady(Contract):

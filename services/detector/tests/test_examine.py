@@ -1,0 +1,40 @@
+"""What the detector concludes about one photo when the uploader gave the chart's corners."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+
+from chromaline.common.events.contracts import BlobRef, ChartDetected, JobOptions, ProcessingFailed
+from chromaline.detector.handlers import examine
+from chromaline.detector.settings import DetectorSettings
+from chromaline.engine.synthetic import render_scene
+
+SIZE = (1200, 900)
+ORIGINAL = BlobRef(bucket="originals", key="job/photo.jpg")
+
+
+def _corners(points: np.ndarray) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in points]
+
+
+def test_corners_on_the_chart_are_measured_and_corners_elsewhere_refused() -> None:
+    scene = render_scene(7, size=SIZE)
+    settings = DetectorSettings()
+    on_chart = examine(
+        scene.image_bytes, uuid.uuid4(), ORIGINAL, JobOptions(corners=_corners(scene.corners)), settings
+    )
+    assert isinstance(on_chart.event, ChartDetected)
+
+    centre = scene.corners.mean(axis=0)
+    far_corner = np.array(
+        [0.0 if centre[0] > SIZE[0] / 2 else SIZE[0], 0.0 if centre[1] > SIZE[1] / 2 else SIZE[1]]
+    )
+    elsewhere = far_corner + 0.3 * (scene.corners - centre) + 0.25 * (centre - far_corner)
+    refused = examine(
+        scene.image_bytes, uuid.uuid4(), ORIGINAL, JobOptions(corners=_corners(elsewhere)), settings
+    )
+    assert isinstance(refused.event, ProcessingFailed)
+    assert refused.event.reason == "not_a_chart"
+    assert refused.detection.outcome == "failed"

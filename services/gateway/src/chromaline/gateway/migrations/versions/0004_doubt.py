@@ -1,0 +1,29 @@
+"""Doubt made visible: a finished job's warnings, and the box offered when detection was unsure.
+
+Revision ID: 0004
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
+
+from chromaline.common.db.migrations import migration_schema
+
+revision = "0004"
+down_revision = "0003"
+
+
+def upgrade() -> None:
+    schema = migration_schema()
+    op.add_column("jobs", sa.Column("candidate", JSONB), schema=schema)
+    op.add_column(
+        "jobs",
+        sa.Column("warnings", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+        schema=schema,
+    )
+
+
+def downgrade() -> None:
+    schema = migration_schema()
+    op.drop_column("jobs", "warnings", schema=schema)
+    op.drop_column("jobs", "candidate", schema=schema)
