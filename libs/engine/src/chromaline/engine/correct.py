@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal, Protocol
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -50,6 +51,7 @@ from chromaline.engine.fit import (
     method_spec,
     validated_fit,
 )
+from chromaline.engine.icc import OutputSpace, output_icc_profile
 from chromaline.engine.image_io import (
     DecodedImage,
     UnsupportedImageError,
@@ -186,7 +188,8 @@ class FitResult:
             patch_count=int(self.used.sum()),
         )
 
-    def profile(self, source_filename: str | None = None) -> Profile:
+    def profile(self, source_filename: str | None = None, image: DecodedImage | None = None) -> Profile:
+        """The fitted profile; ``image``, the photo it was fitted on, says its input encoding and camera."""
         white = self.reference.white_xy
         return Profile.from_correction(
             self.correction,
@@ -195,6 +198,8 @@ class FitResult:
             reference_white_xy=(float(white[0]), float(white[1])),
             statistics=self.statistics(),
             source_filename=source_filename,
+            input_encoding="linear-camera" if image is not None and image.linear_camera else "encoded",
+            camera_model=image.camera_model if image is not None else None,
         )
 
 
@@ -396,6 +401,8 @@ class CorrectionResult:
     image_width: int
     image_height: int
     notes: list[str] = field(default_factory=list)
+    preview: EncodedImage | None = None
+    """A small 8-bit sRGB JPEG of the corrected photo, when asked for (RAW input by default)."""
 
     @property
     def method(self) -> str:
@@ -434,8 +441,14 @@ def correct_photo(
     bit_depth: Literal[8, 16] = 8,
     objective: ObjectiveChoice = "auto",
     source_filename: str | None = None,
+    output_space: OutputSpace = "srgb",
+    preview: bool | None = None,
 ) -> CorrectionResult:
-    """Correct one photo: from its own chart, or with a saved ``profile`` (the chart then optional)."""
+    """Correct one photo: from its own chart, or with a saved ``profile`` (the chart then optional).
+
+    The output is encoded in ``output_space`` with its ICC profile; ``preview`` (by default only
+    for RAW input) adds a small sRGB JPEG of the result.
+    """
     timings: Timings = {}
     notes: list[str] = []
     measurement: Measurement | None
@@ -454,25 +467,32 @@ def correct_photo(
     with _timed(timings, "fit"):
         if profile is not None:
             correction = profile.correction()
+            notes.extend(profile_fit_notes(profile, image))
         else:
             assert measurement is not None
             fit = fit_from_measurements(
                 measurement.patches, measurement.detection.chart_type, edition, method, objective=objective
             )
             correction = fit.correction
-            profile = fit.profile(source_filename)
+            profile = fit.profile(source_filename, image)
     report = _report(measurement, correction, fit)
     if output_format == "jpeg" and bit_depth == 16:
         bit_depth = 8
         notes.append("JPEG holds 8 bits per channel: the image was written at 8 bits")
+    icc_profile = _output_profile(output_space)
     try:
         if output_format == "jpeg":
-            encoded = _apply_and_encode_jpeg(image, correction, timings)
+            encoded = _apply_and_encode_jpeg(image, correction, timings, output_space)
         else:
             with _timed(timings, "apply"):
-                pixels = apply_correction(image, correction, bit_depth=bit_depth)
+                pixels = apply_correction(image, correction, bit_depth=bit_depth, output_space=output_space)
             with _timed(timings, "encode"):
-                encoded = encode_image(pixels, output_format, exif=image.exif)
+                encoded = encode_image(pixels, output_format, exif=image.exif, icc_profile=icc_profile)
+            del pixels
+        small: EncodedImage | None = None
+        if preview if preview is not None else image.linear_camera:
+            with _timed(timings, "preview"):
+                small = preview_jpeg(image, correction)
     except EncodeError as error:
         raise EngineError(error.code, error.message) from None
     notes.extend(encoded.notes)
@@ -489,14 +509,67 @@ def correct_photo(
         image_width=image.width,
         image_height=image.height,
         notes=notes,
+        preview=small,
     )
+
+
+PREVIEW_LONG_SIDE = 2048
+
+
+def _output_profile(space: OutputSpace) -> bytes | None:
+    """The ICC profile embedded for ``space``; None leaves the encoder's usual sRGB profile."""
+    return None if space == "srgb" else output_icc_profile(space)
+
+
+def preview_jpeg(
+    image: DecodedImage, correction: Correction, long_side: int = PREVIEW_LONG_SIDE
+) -> EncodedImage:
+    """The corrected photo as an 8-bit sRGB JPEG whose long side is at most ``long_side``
+    (area-averaged from the decoded codes: a preview, not a measurement)."""
+    scale = long_side / max(image.width, image.height)
+    small = image
+    if scale < 1.0:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        reduced = cv2.resize(image.pixels, size, interpolation=cv2.INTER_AREA)
+        pixels: NDArray[np.uint8] | NDArray[np.uint16] = (
+            np.asarray(reduced, dtype=np.uint8)
+            if image.bit_depth == 8
+            else np.asarray(reduced, dtype=np.uint16)
+        )
+        small = replace(image, pixels=pixels)
+    corrected = apply_correction(small, correction, bit_depth=8)
+    return encode_image(np.asarray(corrected, dtype=np.uint8), "jpeg", exif=image.exif)
+
+
+def profile_fit_notes(profile: Profile, image: DecodedImage) -> list[str]:
+    """What to tell people when a saved profile is applied to a photo it was not made for."""
+    notes: list[str] = []
+    raw_profile = profile.input_encoding == "linear-camera"
+    if raw_profile and not image.linear_camera:
+        notes.append(
+            "the profile was made from a RAW file's linear camera RGB, but this photo is encoded "
+            f"({image.transfer}): its colours will be off; use a profile made from the same kind of file"
+        )
+    elif image.linear_camera and not raw_profile:
+        notes.append(
+            "the profile was made from an encoded photo, but this is a RAW file in linear camera RGB: "
+            "its colours will be off; make a profile from a RAW chart shot of this camera"
+        )
+    if profile.camera_model and image.camera_model and profile.camera_model != image.camera_model:
+        notes.append(
+            f"the profile was made with a {profile.camera_model}; this photo is from a {image.camera_model}: "
+            "a camera profile only fits the camera it was made with"
+        )
+    return notes
 
 
 JPEG_THREADS = 2
 """Threads that correct and encode the strips of a JPEG, each taking the next strip in turn."""
 
 
-def _apply_and_encode_jpeg(image: DecodedImage, correction: Correction, timings: Timings) -> EncodedImage:
+def _apply_and_encode_jpeg(
+    image: DecodedImage, correction: Correction, timings: Timings, output_space: OutputSpace = "srgb"
+) -> EncodedImage:
     """Correct and encode the photo strip by strip, each of two threads taking the next strip and
     doing both (OpenCV releases the GIL for each), so both cores share all the work: about half
     the sum of correcting and encoding, where correcting on this thread while one worker encoded
@@ -505,13 +578,17 @@ def _apply_and_encode_jpeg(image: DecodedImage, correction: Correction, timings:
     ``apply`` and ``encode`` are the time the threads spent on each, over the thread count: the
     shares of the stage's wall time when both threads are busy throughout.
     """
-    encoder = JpegStripEncoder(image.width, image.height, image.exif)
+    encoder = JpegStripEncoder(
+        image.width, image.height, image.exif, icc_profile=_output_profile(output_space)
+    )
     spent = np.zeros((encoder.strip_count, 2))  # seconds correcting and encoding each strip
 
     def correct_and_encode(number: int) -> None:
         started = time.perf_counter()
         strip = replace(image, pixels=image.pixels[encoder.rows(number)])
-        corrected = apply_correction(strip, correction, bit_depth=8, workers=1, bgr=True)
+        corrected = apply_correction(
+            strip, correction, bit_depth=8, workers=1, bgr=True, output_space=output_space
+        )
         corrected_at = time.perf_counter()
         encoder.encode(number, np.asarray(corrected, dtype=np.uint8), bgr=True)
         spent[number] = (corrected_at - started, time.perf_counter() - corrected_at)
