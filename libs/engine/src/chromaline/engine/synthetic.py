@@ -406,7 +406,8 @@ def _render(seed: int, chart: str | None, options: RenderOptions, *, raw: bool) 
     blur_sigma = float(rng.uniform(0.0, 1.2)) if blur_sigma is None else blur_sigma
     noise = float(rng.uniform(0.0005, 0.004)) if noise is None else noise
     white_balance_error = rng.normal(1.0, 0.03, 3)
-    gains = exposure * white_balance_error
+    # A RAW file has no white balance to get wrong: only the exposure scales it.
+    gains = exposure * (np.ones(3) if raw else white_balance_error)
 
     scene = _background(rng, size)
     scene *= np.float32(exposure)
