@@ -47,7 +47,10 @@ export const STATES = [
 /** States a job never leaves: its result (or refusal) is known, or its files are deleted. */
 export const TERMINAL = new Set(["done", "failed", "expired"]);
 
-export const ACCEPTED = [".jpg", ".jpeg", ".png", ".tif", ".tiff", ".zip"];
+export const ACCEPTED = [
+  ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif",
+  ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".zip",
+];
 
 export function accepted(name) {
   const lower = name.toLowerCase();

@@ -34,7 +34,9 @@ export async function render(context) {
     type: "file",
     name: "files",
     multiple: true,
-    accept: [...ACCEPTED, "image/jpeg", "image/png", "image/tiff", "application/zip"].join(","),
+    accept: [
+      ...ACCEPTED, "image/jpeg", "image/png", "image/tiff", "image/webp", "image/heic", "image/avif", "application/zip",
+    ].join(","),
     class: "file-input",
     id: "file-picker",
   });
