@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal, Protocol
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -57,6 +56,7 @@ from chromaline.engine.image_io import (
     UnsupportedImageError,
     decode_image,
     decode_preview,
+    reduced,
     srgb_encode,
 )
 from chromaline.engine.metrics import (
@@ -69,6 +69,7 @@ from chromaline.engine.metrics import (
 )
 from chromaline.engine.profile import FitStatistics, Profile
 from chromaline.engine.rating import Rating, rate
+from chromaline.engine.raw import WhiteBalance
 from chromaline.engine.sample import PatchMeasurement, sample_patches
 
 EXCLUDING_FLAGS = frozenset({"clipped", "outside_frame", "dark"})
@@ -274,12 +275,14 @@ class Measurement:
         return self.report.before["CIE 2000"]
 
 
-def _decode(source: bytes | DecodedImage, timings: Timings) -> DecodedImage:
+def _decode(
+    source: bytes | DecodedImage, timings: Timings, white_balance: WhiteBalance = "none"
+) -> DecodedImage:
     if isinstance(source, DecodedImage):
         return source
     with _timed(timings, "decode"):
         try:
-            return decode_image(source)
+            return decode_image(source, white_balance=white_balance)
         except UnsupportedImageError as error:
             raise EngineError(error.code, error.message) from None
 
@@ -301,6 +304,7 @@ def _decoding(
     chart_type: str,
     corners: Sequence[tuple[float, float]] | None,
     timings: Timings,
+    white_balance: WhiteBalance = "none",
 ) -> Iterator[tuple[DecodedImage, ChartSearch | None]]:
     """Decode the photo while a worker thread looks for the chart on a reduced preview of it.
 
@@ -308,12 +312,12 @@ def _decoding(
     little more than the decode. Only JPEGs have a cheap preview; other sources get no search.
     """
     if isinstance(source, DecodedImage) or corners is not None:
-        yield _decode(source, timings), None
+        yield _decode(source, timings, white_balance), None
         return
     data = source
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chart-search") as pool:
         search = pool.submit(_search_preview, data, chart_type)
-        yield _decode(data, timings), search
+        yield _decode(data, timings, white_balance), search
 
 
 def _detect(
@@ -346,10 +350,12 @@ def measure(
     chart_type: str = "auto",
     edition: Edition = "2014",
     corners: Sequence[tuple[float, float]] | None = None,
+    white_balance: WhiteBalance = "none",
 ) -> Measurement:
-    """Find the chart, sample its patches and score the photo as it is against the reference."""
+    """Find the chart, sample its patches and score the photo as it is against the reference
+    (``white_balance`` applies to RAW files: whether the camera's is applied when decoding)."""
     timings: Timings = {}
-    with _decoding(source, chart_type, corners, timings) as (image, search):
+    with _decoding(source, chart_type, corners, timings, white_balance) as (image, search):
         measurement = _measure_decoded(image, search, chart_type, edition, corners)
     measurement.timings = timings | measurement.timings
     return measurement
@@ -443,16 +449,18 @@ def correct_photo(
     source_filename: str | None = None,
     output_space: OutputSpace = "srgb",
     preview: bool | None = None,
+    white_balance: WhiteBalance = "none",
 ) -> CorrectionResult:
     """Correct one photo: from its own chart, or with a saved ``profile`` (the chart then optional).
 
     The output is encoded in ``output_space`` with its ICC profile; ``preview`` (by default only
-    for RAW input) adds a small sRGB JPEG of the result.
+    for RAW input) adds a small sRGB JPEG of the result. ``white_balance`` says whether a RAW
+    file's own white balance is applied when decoding (the fit absorbs it either way).
     """
     timings: Timings = {}
     notes: list[str] = []
     measurement: Measurement | None
-    with _decoding(source, chart_type, corners, timings) as (image, search):
+    with _decoding(source, chart_type, corners, timings, white_balance) as (image, search):
         try:
             measurement = _measure_decoded(image, search, chart_type, edition, corners)
         except EngineError as error:
@@ -526,17 +534,7 @@ def preview_jpeg(
 ) -> EncodedImage:
     """The corrected photo as an 8-bit sRGB JPEG whose long side is at most ``long_side``
     (area-averaged from the decoded codes: a preview, not a measurement)."""
-    scale = long_side / max(image.width, image.height)
-    small = image
-    if scale < 1.0:
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        reduced = cv2.resize(image.pixels, size, interpolation=cv2.INTER_AREA)
-        pixels: NDArray[np.uint8] | NDArray[np.uint16] = (
-            np.asarray(reduced, dtype=np.uint8)
-            if image.bit_depth == 8
-            else np.asarray(reduced, dtype=np.uint16)
-        )
-        small = replace(image, pixels=pixels)
+    small = reduced(image, long_side)
     corrected = apply_correction(small, correction, bit_depth=8)
     return encode_image(np.asarray(corrected, dtype=np.uint8), "jpeg", exif=image.exif)
 

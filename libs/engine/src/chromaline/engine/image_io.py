@@ -12,7 +12,7 @@ import io
 import re
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal, cast
 
@@ -523,6 +523,19 @@ def decode_preview(data: bytes, min_side: int) -> tuple[NDArray[np.uint8], int] 
             upright = _orient(np.ascontiguousarray(decoded[:, :, ::-1]), metadata.orientation)
             return np.asarray(upright, dtype=np.uint8), reduction
     return None
+
+
+def reduced(image: DecodedImage, long_side: int) -> DecodedImage:
+    """The image area-averaged down so its long side is at most ``long_side`` (codes, not light:
+    for previews and overlays, never for measuring)."""
+    scale = long_side / max(image.width, image.height)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    pixels = cv2.resize(image.pixels, size, interpolation=cv2.INTER_AREA)
+    if image.bit_depth == 8:
+        return replace(image, pixels=np.asarray(pixels, dtype=np.uint8))
+    return replace(image, pixels=np.asarray(pixels, dtype=np.uint16))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import cv2
@@ -20,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from chromaline.engine.apply import apply_to_linear
 from chromaline.engine.fit import Correction
-from chromaline.engine.image_io import UnsupportedImageError, decode_image, sniff_format, to_linear
+from chromaline.engine.image_io import UnsupportedImageError, decode_image, reduced, sniff_format, to_linear
 
 THUMBNAIL_LONGEST_SIDE = 800
 OPENCV_FORMATS = frozenset({"jpeg", "png", "tiff"})
@@ -90,8 +89,7 @@ def _engine_thumbnail(data: bytes, longest_side: int) -> BgrImage:
         image = decode_image(data)
     except UnsupportedImageError as error:
         raise ThumbnailError(f"the image could not be decoded: {error.message}") from None
-    reduced = _reduced(image.pixels, longest_side)
-    small = replace(image, pixels=reduced.astype(image.pixels.dtype))  # type: ignore[arg-type]
+    small = reduced(image, longest_side)
     rgb = apply_to_linear(to_linear(small), Correction.identity(), bit_depth=8)
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)[:, :, ::-1])
 
