@@ -14,6 +14,7 @@ import pytest
 import tifffile
 from PIL import Image
 
+from chromaline.engine.icc import output_icc_profile
 from chromaline.engine.synthetic import render_dng_scene, render_scene
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
@@ -189,6 +190,24 @@ def test_every_format_round_trips_through_the_pipeline(system: Any) -> None:
             with Image.open(io.BytesIO(corrected.content)) as image:
                 assert image.size == SCENE_SIZE, name
             assert client.get(job["files"]["report.pdf"]).content.startswith(b"%PDF")
+
+
+def test_a_raw_chart_shot_gives_a_wide_gamut_tiff_and_a_camera_profile(system: Any) -> None:
+    dng = chart_in_every_format()["chart.dng"]
+    with system.client() as client:
+        batch = upload(
+            client, [("chart.dng", dng)], output_format="tiff", bit_depth=16, output_space="prophoto"
+        )
+        job = wait_batch(client, batch["id"])["jobs"][0]
+        assert job["state"] == "done", job
+        corrected = client.get(job["files"]["corrected"]).content
+        with tifffile.TiffFile(io.BytesIO(corrected)) as tiff:
+            page = tiff.pages.first
+            assert page.dtype == "uint16"
+            assert bytes(page.tags[34675].value) == output_icc_profile("prophoto")
+        profile = client.get(job["files"]["profile.json"]).json()
+        assert profile["input_encoding"] == "linear-camera"
+        assert profile["camera_model"].startswith("Chromaline Synthetic")
 
 
 def test_a_damaged_file_of_each_new_format_is_refused_or_fails_with_a_code(system: Any) -> None:

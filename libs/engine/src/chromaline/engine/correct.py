@@ -36,6 +36,7 @@ from chromaline.engine.encode import (
     EncodeError,
     JpegStripEncoder,
     OutputFormat,
+    embedded_profile,
     encode_image,
 )
 from chromaline.engine.fit import (
@@ -50,7 +51,7 @@ from chromaline.engine.fit import (
     method_spec,
     validated_fit,
 )
-from chromaline.engine.icc import OutputSpace, output_icc_profile
+from chromaline.engine.icc import OutputSpace
 from chromaline.engine.image_io import (
     DecodedImage,
     UnsupportedImageError,
@@ -487,7 +488,7 @@ def correct_photo(
     if output_format == "jpeg" and bit_depth == 16:
         bit_depth = 8
         notes.append("JPEG holds 8 bits per channel: the image was written at 8 bits")
-    icc_profile = _output_profile(output_space)
+    icc_profile = embedded_profile(output_space)
     try:
         if output_format == "jpeg":
             encoded = _apply_and_encode_jpeg(image, correction, timings, output_space)
@@ -522,11 +523,6 @@ def correct_photo(
 
 
 PREVIEW_LONG_SIDE = 2048
-
-
-def _output_profile(space: OutputSpace) -> bytes | None:
-    """The ICC profile embedded for ``space``; None leaves the encoder's usual sRGB profile."""
-    return None if space == "srgb" else output_icc_profile(space)
 
 
 def preview_jpeg(
@@ -577,7 +573,7 @@ def _apply_and_encode_jpeg(
     shares of the stage's wall time when both threads are busy throughout.
     """
     encoder = JpegStripEncoder(
-        image.width, image.height, image.exif, icc_profile=_output_profile(output_space)
+        image.width, image.height, image.exif, icc_profile=embedded_profile(output_space)
     )
     spent = np.zeros((encoder.strip_count, 2))  # seconds correcting and encoding each strip
 

@@ -31,6 +31,8 @@ import tifffile
 from numpy.typing import NDArray
 from PIL import Image, ImageCms, TiffImagePlugin
 
+from chromaline.engine.icc import OutputSpace, output_icc_profile
+
 OutputFormat = Literal["jpeg", "png", "tiff"]
 CONTENT_TYPES: dict[OutputFormat, str] = {"jpeg": "image/jpeg", "png": "image/png", "tiff": "image/tiff"}
 EXTENSIONS: dict[OutputFormat, str] = {"jpeg": ".jpg", "png": ".png", "tiff": ".tif"}
@@ -70,6 +72,11 @@ class EncodedImage:
 @cache
 def srgb_icc_profile() -> bytes:
     return bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+
+
+def embedded_profile(space: OutputSpace) -> bytes | None:
+    """The ICC profile to embed for ``space``; None leaves the encoders' usual sRGB profile."""
+    return None if space == "srgb" else output_icc_profile(space)
 
 
 def upright_exif(exif: bytes | None) -> tuple[Image.Exif | None, list[str]]:

@@ -28,6 +28,13 @@ export const OUTPUT_FORMATS = [
   ["tiff", "TIFF"],
 ];
 
+export const OUTPUT_SPACES = [
+  ["srgb", "sRGB"],
+  ["display-p3", "Display P3"],
+  ["adobe-rgb", "Adobe RGB (1998)"],
+  ["prophoto", "ProPhoto RGB (16-bit TIFF or PNG)"],
+];
+
 export const BIT_DEPTHS = [
   ["8", "8 bits per channel"],
   ["16", "16 bits per channel (PNG or TIFF)"],

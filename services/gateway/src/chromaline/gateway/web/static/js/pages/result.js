@@ -148,7 +148,7 @@ async function resubmit(job, corners, original, status) {
     const blob = original || (await fetchBlob(job.files.original)).blob;
     const form = new FormData();
     form.append("files", new File([blob], job.filename, { type: blob.type }));
-    for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth"]) {
+    for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth", "output_space"]) {
       if (job.options?.[name] !== undefined) form.append(name, String(job.options[name]));
     }
     form.append("corners", JSON.stringify(corners));
