@@ -70,7 +70,7 @@ def rendered_chart_reference(chart: str) -> ChartReference:
     )
     weights = illuminant_power("D50")[:, None] * cmfs
     xyz = chart_reflectances(chart) @ weights / weights[:, 1].sum()
-    white_xy = np.asarray(colour.XYZ_to_xy(weights.sum(axis=0) / weights[:, 1].sum()))
+    white_xy = np.asarray(colour.XYZ_to_xy(weights.sum(axis=0) / weights[:, 1].sum()), dtype=np.float64)
     rgb = colour.XYZ_to_RGB(
         xyz,
         colour.RGB_COLOURSPACES["sRGB"],
@@ -91,7 +91,18 @@ def _held_out(measured: np.ndarray, reference: ChartReference) -> float:
     return float(validation.cross_validated_mean)
 
 
+CLEAN = (0.0, 0.001)
+"""Vignetting and noise of scenes without light fall-off and with little noise: what detection, sampling and fitting add
+to the exact patches' floor, apart from the scene."""
+
+
 def accuracy() -> None:
+    for vignetting, noise in ((None, None), CLEAN):
+        _accuracy(vignetting, noise)
+
+
+def _accuracy(vignetting: float | None, noise: float | None) -> None:
+    """``vignetting`` and ``noise`` as :func:`render_dng_scene` takes them (None: drawn from the seed)."""
     for chart in ("classic24", "digital_sg"):
         published, rendered = chart_reference(chart, "2014"), rendered_chart_reference(chart)
         pipeline, exact, exact_rendered, failures = [], [], [], []
@@ -100,7 +111,13 @@ def accuracy() -> None:
             for illuminant in ILLUMINANTS:
                 seed += 1
                 scene = render_dng_scene(
-                    seed, chart=chart, camera=camera, illuminant=illuminant, size=ACCURACY_SIZE
+                    seed,
+                    chart=chart,
+                    camera=camera,
+                    illuminant=illuminant,
+                    size=ACCURACY_SIZE,
+                    vignetting=vignetting,
+                    noise=noise,
                 )
                 try:
                     measurement = measure(scene.dng_bytes, chart_type=chart)
@@ -116,6 +133,8 @@ def accuracy() -> None:
                 "bench": "raw_accuracy",
                 "chart": chart,
                 "scenes": len(CAMERAS) * len(ILLUMINANTS),
+                "vignetting": "drawn from the seed" if vignetting is None else vignetting,
+                "noise": "drawn from the seed" if noise is None else noise,
                 "pipeline_loo_de2000_mean": round(float(np.mean(pipeline)), 3) if pipeline else None,
                 "pipeline_loo_de2000_max": round(float(np.max(pipeline)), 3) if pipeline else None,
                 "exact_patches_loo_mean": round(float(np.mean(exact)), 3),
