@@ -161,3 +161,17 @@ def test_raw_pixel_limit() -> None:
     with pytest.raises(UnsupportedImageError) as raised:
         decode_image(_scene(size=(400, 300)).dng_bytes, max_pixels=1000)
     assert raised.value.code == "too_many_pixels"
+
+
+def test_a_tiff_with_a_camera_make_and_sub_ifds_that_libraw_refuses_is_read_as_a_tiff() -> None:
+    """Some cameras' and editors' TIFFs carry a Make tag and sub-IFDs (thumbnails) like a NEF."""
+    pixels = np.full((16, 24, 3), 40000, dtype=np.uint16)
+    buffer = io.BytesIO()
+    with tifffile.TiffWriter(buffer) as tiff:
+        tiff.write(pixels, photometric="rgb", subifds=1, extratags=[(271, "s", 0, "Scanner Maker", True)])
+        tiff.write(pixels[::2, ::2], photometric="rgb")
+    data = buffer.getvalue()
+    assert sniff_format(data) == "raw"
+    image = decode_image(data)
+    assert image.format == "tiff"
+    assert image.pixels.shape == (16, 24, 3)

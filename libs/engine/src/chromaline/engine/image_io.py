@@ -396,7 +396,14 @@ def decode_image(
     """
     image_format = sniff_format(data)
     if image_format == "raw":
-        return _decode_raw(data, max_pixels, white_balance)
+        try:
+            return _decode_raw(data, max_pixels, white_balance)
+        except UnsupportedImageError as error:
+            # A TIFF taken for a RAW only by its camera make and sub-IFDs, that LibRaw does not
+            # know, is decoded as the TIFF it may well be.
+            if error.code != "unsupported_format" or data[:4] not in (b"II*\x00", b"MM\x00*"):
+                raise
+            image_format = "tiff"
     if image_format in PILLOW_FORMATS:
         return _decode_with_pillow(data, image_format, max_pixels)
     metadata = _read_metadata(data, image_format)
