@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from chromaline.cli.main import app
 from chromaline.engine.profile import load_profile
-from chromaline.engine.synthetic import render_scene
+from chromaline.engine.synthetic import render_dng_scene, render_scene
 
 SIZE = (1600, 1200)
 runner = CliRunner()
@@ -135,3 +135,81 @@ def test_chart_frame_writes_a_printable_pdf(tmp_path: Path) -> None:
     result = runner.invoke(app, ["chart", "frame", "--out", str(target)])
     assert result.exit_code == 0, result.output
     assert target.read_bytes().startswith(b"%PDF")
+
+
+@pytest.fixture(scope="module")
+def raw_photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("raws")
+    shots = {
+        "nikon_chart": render_dng_scene(
+            43, size=SIZE, camera="Nikon 5100 (NPL)", illuminant="D50", exposure=0.9
+        ),
+        "nikon_scene": render_dng_scene(
+            44, chart=None, size=SIZE, camera="Nikon 5100 (NPL)", illuminant="D50"
+        ),
+        "sigma_chart": render_dng_scene(45, size=SIZE, camera="Sigma SDMerill (NPL)", illuminant="D50"),
+    }
+    paths = {}
+    for name, shot in shots.items():
+        paths[name] = folder / f"{name}.dng"
+        paths[name].write_bytes(shot.dng_bytes)
+    return paths
+
+
+def _icc_options(path: Path) -> tuple[str, ...]:
+    return ("--icc", str(path), "--method", "linear3x3")
+
+
+def test_a_raw_chart_shot_makes_a_camera_profile_for_the_same_cameras_raws(
+    raw_photos: dict[str, Path], tmp_path: Path
+) -> None:
+    profile_path, icc_path = tmp_path / "nikon.profile.json", tmp_path / "nikon.icc"
+    made = runner.invoke(
+        app,
+        [
+            "profile",
+            "create",
+            str(raw_photos["nikon_chart"]),
+            "--out",
+            str(profile_path),
+            *_icc_options(icc_path),
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    assert "linear camera RGB in" in made.output
+    assert icc_path.read_bytes()[36:40] == b"acsp"
+    profile = load_profile(profile_path.read_bytes())
+    assert profile.camera_model == "Chromaline Synthetic Nikon 5100 (NPL)"
+    out = tmp_path / "out"
+    applied = runner.invoke(
+        app,
+        [
+            *("correct", str(raw_photos["nikon_scene"]), str(raw_photos["sigma_chart"]), "--out", str(out)),
+            *("--profile", str(profile_path), "--format", "tiff", "--bit-depth", "16", "--space", "prophoto"),
+        ],
+    )
+    assert applied.exit_code == 0, applied.output
+    assert applied.output.count("only fits the camera it was made with") == 1
+    corrected = cv2.imread(str(out / "nikon_scene.corrected.tif"), cv2.IMREAD_UNCHANGED)
+    assert corrected.dtype == "uint16"
+    assert corrected.shape[:2] == (SIZE[1], SIZE[0])
+    assert cv2.imread(str(out / "nikon_scene.preview.jpg")) is not None
+
+
+def test_a_non_matrix_profile_writes_no_icc_profile(raw_photos: dict[str, Path], tmp_path: Path) -> None:
+    refused = runner.invoke(
+        app,
+        [
+            *("profile", "create", str(raw_photos["nikon_chart"]), "--out", str(tmp_path / "p.json")),
+            *("--icc", str(tmp_path / "p.icc"), "--method", "root_polynomial"),
+        ],
+    )
+    assert refused.exit_code == 1
+    assert "3×3" in refused.output
+    assert not (tmp_path / "p.icc").exists()
+
+
+def test_an_unknown_output_space_is_refused(photos: dict[str, Path], tmp_path: Path) -> None:
+    refused = runner.invoke(app, ["correct", str(photos["chart"]), "--out", str(tmp_path), "--space", "cmyk"])
+    assert refused.exit_code != 0
+    assert "--space" in refused.output

@@ -11,9 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+import tifffile
 from PIL import Image
 
-from chromaline.engine.synthetic import render_scene
+from chromaline.engine.icc import output_icc_profile
+from chromaline.engine.synthetic import render_dng_scene, render_scene
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
@@ -151,6 +153,80 @@ def test_a_corrupt_file_fails_alone_and_a_non_image_is_refused(system: Any) -> N
         assert jobs["good.jpg"]["state"] == "done"
         assert jobs["truncated.jpg"]["state"] == "failed"
         assert jobs["truncated.jpg"]["reason"] == "decode_error"
+
+
+@cache
+def chart_in_every_format() -> dict[str, bytes]:
+    """One rendered chart scene in every accepted format (the DNG drawn from the same seed)."""
+    scene = render_scene(11, chart="classic24", size=SCENE_SIZE, jpeg_quality=95)
+    files = {"chart.jpg": scene.image_bytes}
+    for name, image_format in (
+        ("chart.png", "PNG"),
+        ("chart.webp", "WEBP"),
+        ("chart.heic", "HEIF"),
+        ("chart.avif", "AVIF"),
+    ):
+        buffer = io.BytesIO()
+        Image.fromarray(scene.pixels, "RGB").save(buffer, image_format, quality=95)
+        files[name] = buffer.getvalue()
+    deep = io.BytesIO()
+    tifffile.imwrite(deep, scene.pixels.astype("uint16") * 257, photometric="rgb")
+    files["chart.tif"] = deep.getvalue()
+    files["chart.dng"] = render_dng_scene(11, size=SCENE_SIZE, noise=0.001).dng_bytes
+    return files
+
+
+def test_every_format_round_trips_through_the_pipeline(system: Any) -> None:
+    files = chart_in_every_format()
+    with system.client() as client:
+        batch = upload(client, list(files.items()))
+        jobs = {job["filename"]: job for job in wait_batch(client, batch["id"])["jobs"]}
+        assert set(jobs) == set(files)
+        for name, job in jobs.items():
+            assert job["state"] == "done", (name, job)
+            assert job["chart_type"] == "classic24", name
+            assert job["delta_e2000_after"] < min(job["delta_e2000_before"], 3.0), (name, job)
+            corrected = client.get(job["files"]["corrected"])
+            with Image.open(io.BytesIO(corrected.content)) as image:
+                assert image.size == SCENE_SIZE, name
+            assert client.get(job["files"]["report.pdf"]).content.startswith(b"%PDF")
+
+
+def test_a_raw_chart_shot_gives_a_wide_gamut_tiff_and_a_camera_profile(system: Any) -> None:
+    dng = chart_in_every_format()["chart.dng"]
+    with system.client() as client:
+        batch = upload(
+            client, [("chart.dng", dng)], output_format="tiff", bit_depth=16, output_space="prophoto"
+        )
+        job = wait_batch(client, batch["id"])["jobs"][0]
+        assert job["state"] == "done", job
+        corrected = client.get(job["files"]["corrected"]).content
+        with tifffile.TiffFile(io.BytesIO(corrected)) as tiff:
+            page = tiff.pages.first
+            assert page.dtype == "uint16"
+            assert bytes(page.tags[34675].value) == output_icc_profile("prophoto")
+        profile = client.get(job["files"]["profile.json"]).json()
+        assert profile["input_encoding"] == "linear-camera"
+        assert profile["camera_model"].startswith("Chromaline Synthetic")
+
+
+def test_a_damaged_file_of_each_new_format_is_refused_or_fails_with_a_code(system: Any) -> None:
+    files = chart_in_every_format()
+    with system.client() as client:
+        for name in ("chart.webp", "chart.heic", "chart.avif", "chart.dng"):
+            data = files[name]
+            broken = data[: len(data) // 2]
+            response = client.post(
+                "/api/v1/jobs", files=[("files", (f"broken-{name}", broken, "application/octet-stream"))]
+            )
+            if response.status_code == 422:
+                assert response.json()["code"] == "corrupt_image", name
+                continue
+            assert response.status_code == 202, response.text
+            job = wait_batch(client, response.json()["id"])["jobs"][0]
+            assert job["state"] == "failed", (name, job)
+            assert job["reason"] == "decode_error", (name, job)
+            assert name.split(".")[1].upper()[:3] in job["message"].upper() or "RAW" in job["message"].upper()
 
 
 def test_a_websocket_client_follows_a_job_to_the_end(system: Any) -> None:

@@ -10,6 +10,8 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+import tifffile
+from PIL import Image
 
 from chromaline.common.problems import ApiError
 from chromaline.gateway.uploads import (
@@ -77,6 +79,59 @@ def test_an_unreadable_header_is_a_corrupt_image() -> None:
     with pytest.raises(ApiError) as refused:
         check_image(io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20), "broken.png", 10_000)
     assert refused.value.code == "corrupt_image"
+
+
+def _phone_image(image_format: str, size: tuple[int, int] = (64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 150)).save(buffer, image_format)
+    return buffer.getvalue()
+
+
+def _dng(size: tuple[int, int] = (64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    tags = [
+        (50706, "B", 4, (1, 4, 0, 0), True),
+        (33421, "H", 2, (2, 2), True),
+        (33422, "B", 4, (0, 1, 1, 2), True),
+    ]
+    tifffile.imwrite(buffer, np.zeros((size[1], size[0]), dtype=np.uint16), photometric=32803, extratags=tags)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("image_format", "expected"), [("WEBP", "image/webp"), ("HEIF", "image/heic"), ("AVIF", "image/avif")]
+)
+def test_phone_formats_are_recognised_by_content(image_format: str, expected: str) -> None:
+    data = _phone_image(image_format)
+    assert sniff_content_type(data[:16]) == expected
+    assert check_image(io.BytesIO(data), "IMG_0001.bin", max_pixels=10_000) == expected
+    with pytest.raises(ApiError) as refused:
+        check_image(io.BytesIO(_phone_image(image_format, (200, 100))), "IMG_0002.bin", max_pixels=10_000)
+    assert refused.value.code == "too_many_pixels"
+
+
+@pytest.mark.parametrize("image_format", ["WEBP", "HEIF", "AVIF"])
+def test_a_truncated_phone_image_is_a_corrupt_image(image_format: str) -> None:
+    data = _phone_image(image_format)
+    with pytest.raises(ApiError) as refused:
+        check_image(io.BytesIO(data[:20]), "IMG_0003.bin", max_pixels=10_000)
+    assert refused.value.code == "corrupt_image"
+
+
+def test_a_dng_is_told_apart_from_a_tiff() -> None:
+    assert check_image(io.BytesIO(_dng()), "chart.dng", max_pixels=10_000) == "image/x-adobe-dng"
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"FUJIFILMCCD-RAW 0201", "image/x-fuji-raf"),
+        (b"IIRO\x08\x00\x00\x00" + bytes(8), "image/x-olympus-orf"),
+        (b"\x00\x00\x00\x18ftypcrx \x00\x00\x00\x01", "image/x-canon-cr3"),
+    ],
+)
+def test_camera_raws_are_recognised_by_content(head: bytes, expected: str) -> None:
+    assert sniff_content_type(head[:16]) == expected
 
 
 @pytest.mark.parametrize("name", ["../etc/passwd", "/abs/photo.jpg", "a/../../b.jpg", "..", "C:/x.jpg"])

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import uuid
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from PIL import Image
 
 from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary
 from chromaline.engine.charts import chart_spec, reference_lab, reference_names
@@ -304,6 +306,21 @@ def test_thumbnail_of_16bit_png_keeps_its_colour() -> None:
 def test_thumbnail_of_small_image_is_not_enlarged() -> None:
     photo = np.full((120, 90, 3), 200, dtype=np.uint8)
     assert make_thumbnail(encode(photo, ".jpg")).shape == (120, 90, 3)
+
+
+@pytest.mark.parametrize("image_format", ["WEBP", "HEIF", "AVIF"])
+def test_thumbnail_of_a_phone_format_keeps_its_colour_and_orientation(image_format: str) -> None:
+    """OpenCV cannot read these: the engine decodes them, upright."""
+    photo = np.zeros((300, 1000, 3), dtype=np.uint8)
+    photo[:, :500] = (200, 40, 40)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(photo, "RGB").save(buffer, image_format, quality=95, exif=exif.tobytes())
+    thumbnail = make_thumbnail(buffer.getvalue(), longest_side=200)
+    assert thumbnail.shape == (200, 60, 3)
+    assert np.abs(thumbnail[20, 30].astype(int) - (40, 40, 200)).max() <= 6
+    assert np.abs(thumbnail[180, 30].astype(int)).max() <= 6
 
 
 def test_thumbnail_rejects_bytes_that_are_no_image() -> None:

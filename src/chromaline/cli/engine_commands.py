@@ -12,10 +12,12 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from chromaline.engine.apply import apply_to_linear
 from chromaline.engine.correct import EngineError, correct_photo, measure
-from chromaline.engine.fit import OBJECTIVES, ObjectiveChoice
-from chromaline.engine.image_io import UnsupportedImageError
-from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
+from chromaline.engine.fit import OBJECTIVES, Correction, ObjectiveChoice
+from chromaline.engine.icc import OUTPUT_SPACES, OutputSpace
+from chromaline.engine.image_io import UnsupportedImageError, reduced, to_linear
+from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube, to_icc
 from chromaline.engine.rating import DEFAULT_GUIDELINE, GUIDELINES, guideline_named
 
 profile_app = typer.Typer(
@@ -35,7 +37,22 @@ ObjectiveOption = Annotated[
         help="What the fit minimises: auto (the lower cross-validated ΔE2000), least_squares or delta_e2000."
     ),
 ]
+SpaceOption = Annotated[
+    str, typer.Option("--space", help="Output colour space: srgb, display-p3, adobe-rgb or prophoto.")
+]
+CameraWhiteBalanceOption = Annotated[
+    bool,
+    typer.Option(
+        help="RAW files: apply the camera's white balance when decoding (the fit absorbs it anyway)."
+    ),
+]
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "tiff": "tif"}
+
+
+def _space(value: str) -> OutputSpace:
+    if value not in OUTPUT_SPACES:
+        raise typer.BadParameter(f"--space is one of {', '.join(OUTPUT_SPACES)}")
+    return value
 
 
 def _read(path: Path) -> bytes:
@@ -68,7 +85,10 @@ def _edition(value: str) -> Literal["2005", "2014"]:
 
 
 def correct(
-    photos: Annotated[list[Path], typer.Argument(help="Photos to correct (JPEG, PNG, TIFF).")],
+    photos: Annotated[
+        list[Path],
+        typer.Argument(help="Photos to correct: JPEG, PNG, TIFF, WebP, HEIC/HEIF, AVIF, DNG or camera RAW."),
+    ],
     out: Annotated[Path, typer.Option(help="Folder for the corrected photos and their profiles.")],
     profile: Annotated[
         Path | None, typer.Option(help="Apply this profile instead of each photo's own chart.")
@@ -82,8 +102,16 @@ def correct(
     guideline: Annotated[
         str, typer.Option(help=f"Rating guideline the report leads with: {', '.join(GUIDELINES)}.")
     ] = DEFAULT_GUIDELINE.key,
+    space: SpaceOption = "srgb",
+    preview: Annotated[
+        bool | None, typer.Option(help="Also write a small sRGB JPEG preview (default: for RAW files).")
+    ] = None,
+    camera_white_balance: CameraWhiteBalanceOption = False,
 ) -> None:
-    """Detect, fit, apply and measure each photo locally; print ΔE2000 before and after."""
+    """Detect, fit, apply and measure each photo locally; print ΔE2000 before and after.
+
+    RAW files are corrected from linear camera RGB; a wide-gamut 16-bit TIFF keeps most of it
+    (``--format tiff --bit-depth 16 --space prophoto``)."""
     try:
         rating_guideline = guideline_named(guideline)
     except ValueError as error:
@@ -109,6 +137,9 @@ def correct(
                     bit_depth=bit_depth,  # type: ignore[arg-type]
                     source_filename=photo.name,
                     guideline=rating_guideline,
+                    output_space=_space(space),
+                    preview=preview,
+                    white_balance="camera" if camera_white_balance else "none",
                 )
             except (EngineError, UnsupportedImageError) as error:
                 failures += 1
@@ -117,6 +148,8 @@ def correct(
                 continue
             target = out / f"{photo.stem}.corrected.{EXTENSIONS[result.encoded.format]}"
             target.write_bytes(result.encoded.data)
+            if result.preview is not None:
+                (out / f"{photo.stem}.preview.jpg").write_bytes(result.preview.data)
             (out / f"{photo.stem}.profile.json").write_text(dump_profile(result.profile), encoding="utf-8")
             measurements = result.measurements(photo.name)
             (out / f"{photo.stem}.measurements.json").write_text(
@@ -131,6 +164,7 @@ def correct(
             )
             lines.append(f"{photo.name}: {chart_found}, {result.method_label}, {delta_e} → {target}")
             lines += [f"  [yellow]warning[/yellow] {w.code}: {w.message}" for w in measurements.warnings]
+            lines.extend(f"  [yellow]note[/yellow]: {note}" for note in result.notes)
             progress.advance(task)
     for line in lines:
         console.print(line, soft_wrap=True)
@@ -148,12 +182,19 @@ def profile_create(
         Path | None, typer.Option(help="Profile JSON to write (default: beside the photo).")
     ] = None,
     cube: Annotated[Path | None, typer.Option(help="Also write the profile as a .cube 3D LUT.")] = None,
+    icc: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write an ICC input profile (matrix/shaper; needs a 3×3 method, e.g. linear3x3)."
+        ),
+    ] = None,
     method: MethodOption = "auto",
     objective: ObjectiveOption = "auto",
     chart: ChartOption = "auto",
     edition: EditionOption = "2014",
+    camera_white_balance: CameraWhiteBalanceOption = False,
 ) -> None:
-    """Fit a correction on one chart photo and save it as a reusable profile."""
+    """Fit a correction on one chart photo (a RAW file makes a camera profile) and save it."""
     try:
         result = correct_photo(
             _read(chart_photo),
@@ -162,6 +203,8 @@ def profile_create(
             objective=_objective(objective),
             edition=_edition(edition),
             source_filename=chart_photo.name,
+            preview=False,
+            white_balance="camera" if camera_white_balance else "none",
         )
     except (EngineError, UnsupportedImageError) as error:
         err_console.print(f"[red]{chart_photo}: {error.code}[/red]: {error}")
@@ -176,6 +219,16 @@ def profile_create(
     if cube is not None:
         cube.write_text(to_cube(result.profile), encoding="utf-8")
         console.print(f"{cube}: 33³ LUT, sRGB in and out")
+    if icc is not None:
+        try:
+            icc.write_bytes(to_icc(result.profile))
+        except ProfileError as error:
+            err_console.print(f"[red]{icc}: not written[/red]: {error.message}")
+            raise typer.Exit(1) from None
+        encoding = (
+            "linear camera RGB" if result.profile.input_encoding == "linear-camera" else "sRGB-encoded RGB"
+        )
+        console.print(f"{icc}: ICC input profile, {encoding} in")
 
 
 def inspect(
@@ -192,11 +245,10 @@ def inspect(
         err_console.print(f"[red]{photo}: {error.code}[/red]: {error}")
         raise typer.Exit(1) from None
     image = measurement.image
-    pixels = image.pixels if image.bit_depth == 8 else (image.pixels >> 8).astype(np.uint8)
-    scale = min(1.0, max_side / max(image.width, image.height))
-    canvas = cv2.resize(
-        cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
-    )
+    small = reduced(image, max_side)
+    scale = small.width / image.width
+    shown = np.asarray(apply_to_linear(to_linear(small), Correction.identity()), dtype=np.uint8)
+    canvas = np.ascontiguousarray(shown[:, :, ::-1])
     thickness = max(1, round(2 * max(canvas.shape[:2]) / 1000))
     outline = np.round(np.asarray(measurement.detection.corners) * scale).astype(np.int32)
     cv2.polylines(canvas, [outline], isClosed=True, color=(0, 220, 255), thickness=thickness * 2)

@@ -21,8 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chromaline.engine.fit import Correction, MethodSpec
+from chromaline.engine.icc import OutputSpace, working_to_output
 from chromaline.engine.image_io import DecodedImage, never_negative, to_linear_rows
-from chromaline.engine.lut import ENCODE_INDEX, BitDepth, EncodeIndex, srgb_encode_table
+from chromaline.engine.lut import ENCODE_INDEX, BitDepth, EncodeIndex, output_encode_table
 
 BAND_PIXELS = 1 << 16
 """Pixels per band when the caller does not choose: 768 KB of float32 RGB, so a band's few
@@ -134,6 +135,14 @@ def transform_band(
     return result
 
 
+def in_output_space(correction: Correction, space: OutputSpace) -> Correction:
+    """The correction followed by the change from the working space to ``space``'s linear RGB."""
+    if space == "srgb":
+        return correction
+    coefficients = working_to_output(space) @ correction.coefficients
+    return Correction(correction.method, coefficients, correction.degree, objective=correction.objective)
+
+
 def _workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -146,15 +155,16 @@ def apply_correction(
     rows_per_band: int | None = None,
     workers: int | None = None,
     bgr: bool = False,
+    output_space: OutputSpace = "srgb",
 ) -> EncodedPixels:
-    """The corrected image, sRGB-encoded at ``bit_depth``, (H, W, 3) RGB (blue, green, red when
-    ``bgr``: what OpenCV's encoders take).
+    """The corrected image, encoded at ``bit_depth`` in ``output_space``, (H, W, 3) RGB (blue,
+    green, red when ``bgr``: what OpenCV's encoders take).
 
     ``workers`` threads share the bands (by default one per core, at most four).
     """
     index = ENCODE_INDEX[bit_depth]
-    scaled = ScaledCorrection.of(correction, index.scale, bgr=bgr)
-    table = srgb_encode_table(bit_depth)
+    scaled = ScaledCorrection.of(in_output_space(correction, output_space), index.scale, bgr=bgr)
+    table = output_encode_table(bit_depth, output_space)
     non_negative = never_negative(image)
     output: EncodedPixels = np.empty(image.pixels.shape, dtype=table.dtype)
     step = band_rows(image.width, rows_per_band)
@@ -182,5 +192,5 @@ def apply_to_linear(
     index = ENCODE_INDEX[bit_depth]
     linear32 = np.ascontiguousarray(linear, dtype=np.float32)
     scaled = transform_band(linear32, ScaledCorrection.of(correction, index.scale))
-    encoded = cv2.LUT(_encode_indices(scaled, index), srgb_encode_table(bit_depth))
+    encoded = cv2.LUT(_encode_indices(scaled, index), output_encode_table(bit_depth, "srgb"))
     return np.asarray(encoded, dtype=np.uint8) if bit_depth == 8 else np.asarray(encoded, dtype=np.uint16)

@@ -44,6 +44,7 @@ from chromaline.engine.encode import (
     EncodeError,
     JpegStripEncoder,
     OutputFormat,
+    embedded_profile,
     encode_image,
 )
 from chromaline.engine.fit import (
@@ -59,11 +60,13 @@ from chromaline.engine.fit import (
     validated_fit,
 )
 from chromaline.engine.geometry import patch_side_px
+from chromaline.engine.icc import OutputSpace
 from chromaline.engine.image_io import (
     DecodedImage,
     UnsupportedImageError,
     decode_image,
     decode_preview,
+    reduced,
     srgb_encode,
 )
 from chromaline.engine.metrics import (
@@ -76,6 +79,7 @@ from chromaline.engine.metrics import (
 )
 from chromaline.engine.profile import FitStatistics, Profile
 from chromaline.engine.rating import DEFAULT_GUIDELINE, Guideline, Rating, rate
+from chromaline.engine.raw import WhiteBalance
 from chromaline.engine.sample import PatchMeasurement, sample_patches
 
 EXCLUDING_FLAGS = frozenset({"clipped", "outside_frame", "dark"})
@@ -195,7 +199,8 @@ class FitResult:
             patch_count=int(self.used.sum()),
         )
 
-    def profile(self, source_filename: str | None = None) -> Profile:
+    def profile(self, source_filename: str | None = None, image: DecodedImage | None = None) -> Profile:
+        """The fitted profile; ``image``, the photo it was fitted on, says its input encoding and camera."""
         white = self.reference.white_xy
         return Profile.from_correction(
             self.correction,
@@ -204,6 +209,8 @@ class FitResult:
             reference_white_xy=(float(white[0]), float(white[1])),
             statistics=self.statistics(),
             source_filename=source_filename,
+            input_encoding="linear-camera" if image is not None and image.linear_camera else "encoded",
+            camera_model=image.camera_model if image is not None else None,
         )
 
 
@@ -278,12 +285,14 @@ class Measurement:
         return self.report.before["CIE 2000"]
 
 
-def _decode(source: bytes | DecodedImage, timings: Timings) -> DecodedImage:
+def _decode(
+    source: bytes | DecodedImage, timings: Timings, white_balance: WhiteBalance = "none"
+) -> DecodedImage:
     if isinstance(source, DecodedImage):
         return source
     with _timed(timings, "decode"):
         try:
-            return decode_image(source)
+            return decode_image(source, white_balance=white_balance)
         except UnsupportedImageError as error:
             raise EngineError(error.code, error.message) from None
 
@@ -305,6 +314,7 @@ def _decoding(
     chart_type: str,
     corners: Sequence[tuple[float, float]] | None,
     timings: Timings,
+    white_balance: WhiteBalance = "none",
 ) -> Iterator[tuple[DecodedImage, ChartSearch | None]]:
     """Decode the photo while a worker thread looks for the chart on a reduced preview of it.
 
@@ -312,12 +322,12 @@ def _decoding(
     little more than the decode. Only JPEGs have a cheap preview; other sources get no search.
     """
     if isinstance(source, DecodedImage) or corners is not None:
-        yield _decode(source, timings), None
+        yield _decode(source, timings, white_balance), None
         return
     data = source
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chart-search") as pool:
         search = pool.submit(_search_preview, data, chart_type)
-        yield _decode(data, timings), search
+        yield _decode(data, timings, white_balance), search
 
 
 def _detect(
@@ -353,10 +363,12 @@ def measure(
     chart_type: str = "auto",
     edition: Edition = "2014",
     corners: Sequence[tuple[float, float]] | None = None,
+    white_balance: WhiteBalance = "none",
 ) -> Measurement:
-    """Find the chart, sample its patches and score the photo as it is against the reference."""
+    """Find the chart, sample its patches and score the photo as it is against the reference
+    (``white_balance`` applies to RAW files: whether the camera's is applied when decoding)."""
     timings: Timings = {}
-    with _decoding(source, chart_type, corners, timings) as (image, search):
+    with _decoding(source, chart_type, corners, timings, white_balance) as (image, search):
         measurement = _measure_decoded(image, search, chart_type, edition, corners)
     measurement.timings = timings | measurement.timings
     return measurement
@@ -411,6 +423,8 @@ class CorrectionResult:
     notes: list[str] = field(default_factory=list)
     guideline: Guideline = DEFAULT_GUIDELINE
     """The rating guideline the report leads with."""
+    preview: EncodedImage | None = None
+    """A small 8-bit sRGB JPEG of the corrected photo, when asked for (RAW input by default)."""
 
     @property
     def method(self) -> str:
@@ -451,12 +465,20 @@ def correct_photo(
     objective: ObjectiveChoice = "auto",
     source_filename: str | None = None,
     guideline: Guideline = DEFAULT_GUIDELINE,
+    output_space: OutputSpace = "srgb",
+    preview: bool | None = None,
+    white_balance: WhiteBalance = "none",
 ) -> CorrectionResult:
-    """Correct one photo: from its own chart, or with a saved ``profile`` (the chart then optional)."""
+    """Correct one photo: from its own chart, or with a saved ``profile`` (the chart then optional).
+
+    The output is encoded in ``output_space`` with its ICC profile; ``preview`` (by default only
+    for RAW input) adds a small sRGB JPEG of the result. ``white_balance`` says whether a RAW
+    file's own white balance is applied when decoding (the fit absorbs it either way).
+    """
     timings: Timings = {}
     notes: list[str] = []
     measurement: Measurement | None
-    with _decoding(source, chart_type, corners, timings) as (image, search):
+    with _decoding(source, chart_type, corners, timings, white_balance) as (image, search):
         try:
             # With a saved profile the chart only checks it: no slow search for a small one.
             measurement = _measure_decoded(image, search, chart_type, edition, corners, profile is None)
@@ -472,25 +494,32 @@ def correct_photo(
     with _timed(timings, "fit"):
         if profile is not None:
             correction = profile.correction()
+            notes.extend(profile_fit_notes(profile, image))
         else:
             assert measurement is not None
             fit = fit_from_measurements(
                 measurement.patches, measurement.detection.chart_type, edition, method, objective=objective
             )
             correction = fit.correction
-            profile = fit.profile(source_filename)
+            profile = fit.profile(source_filename, image)
     report = _report(measurement, correction, fit)
     if output_format == "jpeg" and bit_depth == 16:
         bit_depth = 8
         notes.append("JPEG holds 8 bits per channel: the image was written at 8 bits")
+    icc_profile = embedded_profile(output_space)
     try:
         if output_format == "jpeg":
-            encoded = _apply_and_encode_jpeg(image, correction, timings)
+            encoded = _apply_and_encode_jpeg(image, correction, timings, output_space)
         else:
             with _timed(timings, "apply"):
-                pixels = apply_correction(image, correction, bit_depth=bit_depth)
+                pixels = apply_correction(image, correction, bit_depth=bit_depth, output_space=output_space)
             with _timed(timings, "encode"):
-                encoded = encode_image(pixels, output_format, exif=image.exif)
+                encoded = encode_image(pixels, output_format, exif=image.exif, icc_profile=icc_profile)
+            del pixels
+        small: EncodedImage | None = None
+        if preview if preview is not None else image.linear_camera:
+            with _timed(timings, "preview"):
+                small = preview_jpeg(image, correction)
     except EncodeError as error:
         raise EngineError(error.code, error.message) from None
     notes.extend(encoded.notes)
@@ -508,14 +537,52 @@ def correct_photo(
         image_height=image.height,
         notes=notes,
         guideline=guideline,
+        preview=small,
     )
+
+
+PREVIEW_LONG_SIDE = 2048
+
+
+def preview_jpeg(
+    image: DecodedImage, correction: Correction, long_side: int = PREVIEW_LONG_SIDE
+) -> EncodedImage:
+    """The corrected photo as an 8-bit sRGB JPEG whose long side is at most ``long_side``
+    (area-averaged from the decoded codes: a preview, not a measurement)."""
+    small = reduced(image, long_side)
+    corrected = apply_correction(small, correction, bit_depth=8)
+    return encode_image(np.asarray(corrected, dtype=np.uint8), "jpeg", exif=image.exif)
+
+
+def profile_fit_notes(profile: Profile, image: DecodedImage) -> list[str]:
+    """What to tell people when a saved profile is applied to a photo it was not made for."""
+    notes: list[str] = []
+    raw_profile = profile.input_encoding == "linear-camera"
+    if raw_profile and not image.linear_camera:
+        notes.append(
+            "the profile was made from a RAW file's linear camera RGB, but this photo is encoded "
+            f"({image.transfer}): its colours will be off; use a profile made from the same kind of file"
+        )
+    elif image.linear_camera and not raw_profile:
+        notes.append(
+            "the profile was made from an encoded photo, but this is a RAW file in linear camera RGB: "
+            "its colours will be off; make a profile from a RAW chart shot of this camera"
+        )
+    if profile.camera_model and image.camera_model and profile.camera_model != image.camera_model:
+        notes.append(
+            f"the profile was made with a {profile.camera_model}; this photo is from a {image.camera_model}: "
+            "a camera profile only fits the camera it was made with"
+        )
+    return notes
 
 
 JPEG_THREADS = 2
 """Threads that correct and encode the strips of a JPEG, each taking the next strip in turn."""
 
 
-def _apply_and_encode_jpeg(image: DecodedImage, correction: Correction, timings: Timings) -> EncodedImage:
+def _apply_and_encode_jpeg(
+    image: DecodedImage, correction: Correction, timings: Timings, output_space: OutputSpace = "srgb"
+) -> EncodedImage:
     """Correct and encode the photo strip by strip, each of two threads taking the next strip and
     doing both (OpenCV releases the GIL for each), so both cores share all the work: about half
     the sum of correcting and encoding, where correcting on this thread while one worker encoded
@@ -524,13 +591,17 @@ def _apply_and_encode_jpeg(image: DecodedImage, correction: Correction, timings:
     ``apply`` and ``encode`` are the time the threads spent on each, over the thread count: the
     shares of the stage's wall time when both threads are busy throughout.
     """
-    encoder = JpegStripEncoder(image.width, image.height, image.exif)
+    encoder = JpegStripEncoder(
+        image.width, image.height, image.exif, icc_profile=embedded_profile(output_space)
+    )
     spent = np.zeros((encoder.strip_count, 2))  # seconds correcting and encoding each strip
 
     def correct_and_encode(number: int) -> None:
         started = time.perf_counter()
         strip = replace(image, pixels=image.pixels[encoder.rows(number)])
-        corrected = apply_correction(strip, correction, bit_depth=8, workers=1, bgr=True)
+        corrected = apply_correction(
+            strip, correction, bit_depth=8, workers=1, bgr=True, output_space=output_space
+        )
         corrected_at = time.perf_counter()
         encoder.encode(number, np.asarray(corrected, dtype=np.uint8), bgr=True)
         spent[number] = (corrected_at - started, time.perf_counter() - corrected_at)

@@ -12,15 +12,21 @@ import io
 import re
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal, cast
 
 import cv2
 import numpy as np
+import pillow_heif
 import tifffile
 from numpy.typing import NDArray
 from PIL import Image
+
+from chromaline.engine.icc import output_icc_profile
+from chromaline.engine.raw import RawDecodeError, WhiteBalance, demosaic_linear, is_raw_signature, tiff_is_raw
+
+pillow_heif.register_heif_opener()
 
 DEFAULT_MAX_PIXELS = 120_000_000
 """Largest image we decode; anything bigger is treated as a decompression bomb."""
@@ -60,6 +66,10 @@ class DecodedImage:
     icc_profile: bytes | None
     exif: bytes | None
     format: str
+    linear_camera: bool = False
+    """True for demosaiced RAW: the codes are linear camera RGB (no curve, no matrix)."""
+    camera_model: str | None = None
+    """Make and model, when the file says (RAW files always do)."""
 
     @property
     def height(self) -> int:
@@ -140,6 +150,8 @@ class SourceEncoding:
 
 
 SRGB_ENCODING = SourceEncoding("sRGB (assumed)", None, None)
+_IDENTITY = ToneCurve("identity")
+LINEAR_CAMERA_ENCODING = SourceEncoding("linear camera RGB (RAW)", (_IDENTITY, _IDENTITY, _IDENTITY), None)
 
 
 def _bradford(source_white: NDArray[np.float64], target_white: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -236,14 +248,38 @@ def parse_icc_profile(profile: bytes) -> SourceEncoding:
 _JPEG_MARKER = re.compile(rb"\xff[^\x00\xff\xd0-\xd7]")
 
 
-def _sniff_format(data: bytes) -> str:
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
+AVIF_BRANDS = frozenset({b"avif", b"avis"})
+SUPPORTED_FORMATS = "JPEG, PNG, TIFF, WebP, HEIC/HEIF, AVIF, DNG or camera RAW"
+
+
+def _iso_brands(data: bytes) -> set[bytes]:
+    """The major and compatible brands of an ISO base media file's ``ftyp`` box."""
+    (box_size,) = struct.unpack_from(">I", data, 0)
+    end = min(max(box_size, 16), len(data), 256)
+    return {data[8:12]} | {data[i : i + 4] for i in range(16, end - 3, 4)}
+
+
+def sniff_format(data: bytes) -> str:
+    """The container by its first bytes: jpeg, png, tiff, webp, heif, avif or raw (DNG and the
+    TIFF-based RAWs are told apart from plain TIFF by their tags)."""
     if data[:3] == b"\xff\xd8\xff":
         return "jpeg"
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return "png"
+    if is_raw_signature(data):
+        return "raw"
     if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tiff"
-    raise UnsupportedImageError("unsupported_format", "not a JPEG, PNG or TIFF image")
+        return "raw" if tiff_is_raw(data) else "tiff"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if len(data) >= 16 and data[4:8] == b"ftyp":
+        brands = _iso_brands(data)
+        if brands & AVIF_BRANDS:
+            return "avif"
+        if brands & HEIF_BRANDS:
+            return "heif"
+    raise UnsupportedImageError("unsupported_format", f"not a {SUPPORTED_FORMATS} image")
 
 
 def _jpeg_is_complete(data: bytes) -> bool:
@@ -349,9 +385,27 @@ def _to_rgb(pixels: NDArray[np.generic]) -> NDArray[np.generic]:
     raise UnsupportedImageError("unsupported_format", f"images with {channels} channels are not supported")
 
 
-def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
-    """Decode a JPEG, PNG or TIFF (8 or 16 bit) to upright RGB, keeping its ICC profile and EXIF."""
-    image_format = _sniff_format(data)
+def decode_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, white_balance: WhiteBalance = "none"
+) -> DecodedImage:
+    """Decode a photo to upright RGB, keeping its ICC profile and EXIF.
+
+    JPEG, PNG and TIFF (8 or 16 bit) go through OpenCV; WebP, HEIC/HEIF and AVIF through Pillow;
+    DNG and camera RAW through LibRaw, to linear camera RGB (``white_balance`` says whether the
+    camera's white balance is applied).
+    """
+    image_format = sniff_format(data)
+    if image_format == "raw":
+        try:
+            return _decode_raw(data, max_pixels, white_balance)
+        except UnsupportedImageError as error:
+            # A TIFF taken for a RAW only by its camera make and sub-IFDs, that LibRaw does not
+            # know, is decoded as the TIFF it may well be.
+            if error.code != "unsupported_format" or data[:4] not in (b"II*\x00", b"MM\x00*"):
+                raise
+            image_format = "tiff"
+    if image_format in PILLOW_FORMATS:
+        return _decode_with_pillow(data, image_format, max_pixels)
     metadata = _read_metadata(data, image_format)
     if metadata.size is not None and metadata.size[0] * metadata.size[1] > max_pixels:
         width, height = metadata.size
@@ -375,6 +429,72 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
         icc_profile=metadata.icc_profile,
         exif=metadata.exif,
         format=image_format,
+    )
+
+
+PILLOW_FORMATS = {"webp": "WEBP", "heif": "HEIF", "avif": "AVIF"}
+NCLX_DISPLAY_P3 = (12, 13)
+"""HEIF colour description (primaries, transfer): DCI-P3 primaries with D65 and the sRGB curve,
+what phones write when they describe Display P3 without an ICC profile."""
+
+
+def _nclx_profile(info: dict[Any, Any]) -> bytes | None:
+    nclx = info.get("nclx_profile")
+    if not isinstance(nclx, dict):
+        return None
+    described = (nclx.get("color_primaries"), nclx.get("transfer_characteristics"))
+    return output_icc_profile("display-p3") if described == NCLX_DISPLAY_P3 else None
+
+
+def _decode_with_pillow(data: bytes, image_format: str, max_pixels: int) -> DecodedImage:
+    """WebP, HEIC/HEIF and AVIF, decoded to 8-bit RGB; the EXIF orientation applied here
+    (libheif has already applied the container's rotation and resets the tag to 1)."""
+    name = image_format.upper()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[PILLOW_FORMATS[image_format]]) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise UnsupportedImageError(
+                        "too_many_pixels", f"{width}×{height} pixels is more than the limit of {max_pixels}"
+                    )
+                exif = image.getexif()
+                orientation = int(exif.get(0x0112, 1))
+                exif_bytes = image.info.get("exif") or (exif.tobytes() if len(exif) else None)
+                icc_profile = image.info.get("icc_profile") or _nclx_profile(image.info)
+                rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except UnsupportedImageError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise UnsupportedImageError("too_many_pixels", str(error)) from error
+    except (OSError, ValueError, SyntaxError, struct.error, RuntimeError) as error:
+        raise UnsupportedImageError("decode_error", f"the {name} file is corrupt: {error}") from None
+    encoding = parse_icc_profile(icc_profile) if icc_profile else SRGB_ENCODING
+    return DecodedImage(
+        pixels=np.asarray(_orient(np.ascontiguousarray(rgb), orientation), dtype=np.uint8),
+        bit_depth=8,
+        transfer=encoding.description,
+        icc_profile=icc_profile or None,
+        exif=exif_bytes,
+        format=image_format,
+    )
+
+
+def _decode_raw(data: bytes, max_pixels: int, white_balance: WhiteBalance) -> DecodedImage:
+    try:
+        raw = demosaic_linear(data, max_pixels=max_pixels, white_balance=white_balance)
+    except RawDecodeError as error:
+        raise UnsupportedImageError(error.code, error.message) from None
+    return DecodedImage(
+        pixels=raw.pixels,
+        bit_depth=16,
+        transfer=LINEAR_CAMERA_ENCODING.description,
+        icc_profile=None,
+        exif=None,
+        format=raw.kind,
+        linear_camera=True,
+        camera_model=raw.camera_model,
     )
 
 
@@ -412,17 +532,36 @@ def decode_preview(data: bytes, min_side: int) -> tuple[NDArray[np.uint8], int] 
     return None
 
 
+def reduced(image: DecodedImage, long_side: int) -> DecodedImage:
+    """The image area-averaged down so its long side is at most ``long_side`` (codes, not light:
+    for previews and overlays, never for measuring)."""
+    scale = long_side / max(image.width, image.height)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    pixels = cv2.resize(image.pixels, size, interpolation=cv2.INTER_AREA)
+    if image.bit_depth == 8:
+        return replace(image, pixels=np.asarray(pixels, dtype=np.uint8))
+    return replace(image, pixels=np.asarray(pixels, dtype=np.uint16))
+
+
 # ---------------------------------------------------------------------------------------------
 # Linearisation
 
 
+def _encoding(profile: bytes | None, linear_camera: bool) -> SourceEncoding:
+    if linear_camera:
+        return LINEAR_CAMERA_ENCODING
+    return parse_icc_profile(profile) if profile else SRGB_ENCODING
+
+
 def source_encoding(image: DecodedImage) -> SourceEncoding:
-    return parse_icc_profile(image.icc_profile) if image.icc_profile else SRGB_ENCODING
+    return _encoding(image.icc_profile, image.linear_camera)
 
 
 @lru_cache(maxsize=16)
-def _lookup_tables(profile: bytes | None, bit_depth: int) -> NDArray[np.float32]:
-    encoding = parse_icc_profile(profile) if profile else SRGB_ENCODING
+def _lookup_tables(profile: bytes | None, bit_depth: int, linear_camera: bool = False) -> NDArray[np.float32]:
+    encoding = _encoding(profile, linear_camera)
     codes = np.linspace(0.0, 1.0, 256 if bit_depth == 8 else 65536)
     if encoding.curves is None:
         curve = srgb_decode(codes)
@@ -431,9 +570,9 @@ def _lookup_tables(profile: bytes | None, bit_depth: int) -> NDArray[np.float32]
 
 
 @lru_cache(maxsize=16)
-def _one_curve(profile: bytes | None, bit_depth: int) -> bool:
+def _one_curve(profile: bytes | None, bit_depth: int, linear_camera: bool) -> bool:
     """True when the three channels share one tone curve."""
-    tables = _lookup_tables(profile, bit_depth)
+    tables = _lookup_tables(profile, bit_depth, linear_camera)
     return bool(np.array_equal(tables[0], tables[1]) and np.array_equal(tables[0], tables[2]))
 
 
@@ -442,19 +581,20 @@ def channel_tables(image: DecodedImage) -> NDArray[np.float32] | None:
     depends on its own code alone (no matrix to the working space); None otherwise."""
     if source_encoding(image).to_working is not None:
         return None
-    return _lookup_tables(image.icc_profile, image.bit_depth)
+    return _lookup_tables(image.icc_profile, image.bit_depth, image.linear_camera)
 
 
 def never_negative(image: DecodedImage) -> bool:
     """True when no pixel of ``image`` can linearise to negative light: each channel's own curve,
     none below zero, and no matrix after it."""
-    return _curves_never_negative(image.icc_profile, image.bit_depth)
+    return _curves_never_negative(image.icc_profile, image.bit_depth, image.linear_camera)
 
 
 @lru_cache(maxsize=16)
-def _curves_never_negative(profile: bytes | None, bit_depth: int) -> bool:
-    encoding = parse_icc_profile(profile) if profile else SRGB_ENCODING
-    return encoding.to_working is None and float(_lookup_tables(profile, bit_depth).min()) >= 0.0
+def _curves_never_negative(profile: bytes | None, bit_depth: int, linear_camera: bool) -> bool:
+    encoding = _encoding(profile, linear_camera)
+    tables = _lookup_tables(profile, bit_depth, linear_camera)
+    return encoding.to_working is None and float(tables.min()) >= 0.0
 
 
 def linearise_pixels(
@@ -462,12 +602,15 @@ def linearise_pixels(
 ) -> NDArray[np.float32]:
     """Linear working-space light for some of ``image``'s pixels (any shape ending in 3)."""
     encoding = source_encoding(image)
-    tables = _lookup_tables(image.icc_profile, image.bit_depth)
     shape = pixels.shape
+    if image.linear_camera:
+        return np.multiply(pixels, np.float32(1.0 / image.max_code), dtype=np.float32)
+    tables = _lookup_tables(image.icc_profile, image.bit_depth, image.linear_camera)
     if pixels.dtype == np.uint8 and pixels.ndim == 3:
         # One table for all three channels when their curves agree: OpenCV's single-table path is
         # more than twice as fast as its per-channel one.
-        lut = tables[0] if _one_curve(image.icc_profile, image.bit_depth) else tables.T.reshape(256, 1, 3)
+        one_curve = _one_curve(image.icc_profile, image.bit_depth, image.linear_camera)
+        lut = tables[0] if one_curve else tables.T.reshape(256, 1, 3)
         linear = cv2.LUT(np.ascontiguousarray(pixels), np.ascontiguousarray(lut))
     else:
         flat = pixels.reshape(-1, 3)

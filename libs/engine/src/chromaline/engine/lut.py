@@ -20,6 +20,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from chromaline.engine.icc import COLOUR_SPACES, OutputSpace
 from chromaline.engine.image_io import srgb_decode, srgb_encode
 
 BitDepth = Literal[8, 16]
@@ -58,6 +59,20 @@ def srgb_encode_table(bit_depth: BitDepth) -> NDArray[np.uint8] | NDArray[np.uin
     linear = grid * grid if ENCODE_INDEX[bit_depth].square_root else grid
     max_code = 255 if bit_depth == 8 else 65535
     codes = np.rint(srgb_encode(linear) * max_code)
+    table = codes.astype(np.uint8) if bit_depth == 8 else codes.astype(np.uint16)
+    table.flags.writeable = False
+    return table
+
+
+@cache
+def output_encode_table(bit_depth: BitDepth, space: OutputSpace) -> NDArray[np.uint8] | NDArray[np.uint16]:
+    """Like :func:`srgb_encode_table`, for an output space's own tone curve."""
+    if space == "srgb":
+        return srgb_encode_table(bit_depth)
+    grid = np.linspace(0.0, 1.0, INDEX_LEVELS)
+    linear = grid * grid if ENCODE_INDEX[bit_depth].square_root else grid
+    max_code = 255 if bit_depth == 8 else 65535
+    codes = np.rint(COLOUR_SPACES[space].curve.encode(linear) * max_code)
     table = codes.astype(np.uint8) if bit_depth == 8 else codes.astype(np.uint16)
     table.flags.writeable = False
     return table

@@ -1,7 +1,8 @@
 """Saved correction profiles: a fitted correction plus where it came from and how good it was.
 
 A profile is JSON so people can read and diff it. It can be exported as a .cube 3D LUT (sRGB in,
-sRGB out) for editing and grading software, or, for matrix methods, as the bare matrix.
+sRGB out) for editing and grading software, for matrix methods as the bare matrix, and for 3×3
+methods as an ICC input profile (matrix/shaper) that colour-managed software applies itself.
 """
 
 from __future__ import annotations
@@ -15,9 +16,19 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chromaline.engine.fit import WORKING_SPACE_NAME, Correction, Method, MethodSpec, Objective
+from chromaline.engine.icc import (
+    D50_XYZ,
+    D65_XYZ,
+    LINEAR_CURVE,
+    SRGB_CURVE,
+    bradford,
+    matrix_shaper_profile,
+    working_to_pcs,
+)
 from chromaline.engine.lut import cube_text, srgb_transform
 
 PROFILE_VERSION: Literal[1] = 1
+InputEncoding = Literal["encoded", "linear-camera"]
 
 
 class ProfileError(ValueError):
@@ -55,6 +66,12 @@ class Profile(BaseModel):
     statistics: FitStatistics
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     source_filename: str | None = None
+    input_encoding: InputEncoding = Field(
+        default="encoded",
+        description="What the fit's input was: an encoded photo (linearised through its curve or ICC profile) "
+        "or a RAW file's linear camera RGB.",
+    )
+    camera_model: str | None = Field(default=None, description="The camera that shot the chart, when known.")
 
     @model_validator(mode="after")
     def _coefficients_fit_method(self) -> Profile:
@@ -87,6 +104,8 @@ class Profile(BaseModel):
         reference_white_xy: tuple[float, float],
         statistics: FitStatistics,
         source_filename: str | None = None,
+        input_encoding: InputEncoding = "encoded",
+        camera_model: str | None = None,
     ) -> Profile:
         return cls(
             method=correction.method,
@@ -98,6 +117,8 @@ class Profile(BaseModel):
             reference_white_xy=reference_white_xy,
             statistics=statistics,
             source_filename=source_filename,
+            input_encoding=input_encoding,
+            camera_model=camera_model,
         )
 
 
@@ -144,3 +165,23 @@ def matrix_export(profile: Profile, *, as_format: Literal["text", "json"] = "tex
             {"working_space": profile.working_space, "input": "linear", "matrix": matrix.tolist()}, indent=2
         )
     return "\n".join(" ".join(f"{value:.8f}" for value in row) for row in matrix) + "\n"
+
+
+def to_icc(profile: Profile) -> bytes:
+    """An ICC v4 input profile (matrix/shaper) of a 3×3 profile: the sRGB curve as its shaper for
+    profiles fitted on encoded photos, the identity for RAW profiles (linear camera RGB), and the
+    correction followed by the working space's matrix to the D50 connection space."""
+    correction = profile.correction()
+    if correction.method not in ("white_balance", "linear3x3"):
+        raise ProfileError(
+            f"an ICC matrix/shaper profile holds a 3×3 matrix; {profile.method} is not one (fit with linear3x3)"
+        )
+    curve = LINEAR_CURVE if profile.input_encoding == "linear-camera" else SRGB_CURVE
+    source = profile.camera_model or profile.source_filename or profile.chart_type
+    return matrix_shaper_profile(
+        description=f"Chromaline camera profile: {source} ({profile.chart_type})",
+        rgb_to_pcs=working_to_pcs() @ correction.coefficients,
+        curve=curve,
+        adaptation=bradford(D65_XYZ, D50_XYZ),
+        profile_class="input",
+    )

@@ -9,6 +9,7 @@ JPEG compression. Every scene is a pure function of its seed and options.
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -17,6 +18,7 @@ from functools import cache
 import colour
 import cv2
 import numpy as np
+import tifffile
 from numpy.typing import NDArray
 
 from chromaline.engine.charts import chart_spec
@@ -142,6 +144,14 @@ def camera_matrix(camera: str) -> NDArray[np.float64]:
     solution, *_ = np.linalg.lstsq(raw, target, rcond=None)
     matrix = solution.T
     return np.asarray(matrix / matrix.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def camera_raw(chart: str, illuminant: str, camera: str) -> NDArray[np.float64]:
+    """Each patch's raw camera RGB, not white-balanced: a perfect white reflector reads 1 in the
+    camera's most sensitive channel under ``illuminant``."""
+    response = illuminant_power(illuminant)[None, :] * camera_sensitivities(camera)
+    raw = chart_reflectances(chart) @ response.T
+    return np.asarray(raw / response.sum(axis=1).max(), dtype=np.float64)
 
 
 def camera_linear(chart: str, illuminant: str, camera: str) -> NDArray[np.float64]:
@@ -346,6 +356,44 @@ def render_scene(
         noise,
         glare_patch,
     )
+    rendered = _render(seed, chart, options, raw=False)
+    scene = rendered.scene
+    pixels = _encode_srgb8(scene)
+    ok, encoded = cv2.imencode(".jpg", pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return SyntheticScene(
+        image_bytes=encoded.tobytes(),
+        pixels=pixels,
+        corners=rendered.corners,
+        chart_type=chart,
+        illuminant=rendered.illuminant,
+        camera=rendered.camera,
+        truth_linear=rendered.truth,
+        rotation_degrees=rendered.rotation,
+        exposure=rendered.exposure,
+        seed=seed,
+        options=options,
+    )
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    scene: NDArray[np.float32]
+    corners: NDArray[np.float64]
+    illuminant: str
+    camera: str
+    truth: NDArray[np.float64]
+    rotation: int
+    exposure: float
+
+
+def _render(seed: int, chart: str | None, options: RenderOptions, *, raw: bool) -> _Rendered:
+    """The scene in linear light: the camera's white-balanced, matrixed RGB, or its raw RGB."""
+    illuminant, camera, size = options.illuminant, options.camera, options.size
+    rotation, tilt_degrees, chart_scale = options.rotation, options.tilt_degrees, options.chart_scale
+    perspective, exposure, vignetting = options.perspective, options.exposure, options.vignetting
+    blur_sigma, noise, glare_patch = options.blur_sigma, options.noise, options.glare_patch
     rng = np.random.default_rng(seed)
     illuminant = illuminant or ILLUMINANTS[int(rng.integers(len(ILLUMINANTS)))]
     camera = camera or CAMERAS[int(rng.integers(len(CAMERAS)))]
@@ -358,7 +406,8 @@ def render_scene(
     blur_sigma = float(rng.uniform(0.0, 1.2)) if blur_sigma is None else blur_sigma
     noise = float(rng.uniform(0.0005, 0.004)) if noise is None else noise
     white_balance_error = rng.normal(1.0, 0.03, 3)
-    gains = exposure * white_balance_error
+    # A RAW file has no white balance to get wrong: only the exposure scales it.
+    gains = exposure * (np.ones(3) if raw else white_balance_error)
 
     scene = _background(rng, size)
     scene *= np.float32(exposure)
@@ -366,7 +415,10 @@ def render_scene(
     truth = np.zeros((0, 3))
     if chart is not None:
         layout = chart_layout(chart)
-        truth = np.clip(camera_linear(chart, illuminant, camera) * gains, 0.0, 1.0)
+        patch_light = (
+            camera_raw(chart, illuminant, camera) if raw else camera_linear(chart, illuminant, camera)
+        )
+        truth = np.clip(patch_light * gains, 0.0, 1.0)
         angle = rotation + tilt
         if chart == "aruco_classic24":
             spec = FrameSpec()
@@ -398,23 +450,7 @@ def render_scene(
         scene = np.asarray(cv2.GaussianBlur(scene, (0, 0), blur_sigma), dtype=np.float32)
     if noise > 0:
         _add_noise(scene, seed, noise)
-    pixels = _encode_srgb8(scene)
-    ok, encoded = cv2.imencode(".jpg", pixels[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return SyntheticScene(
-        image_bytes=encoded.tobytes(),
-        pixels=pixels,
-        corners=corners,
-        chart_type=chart,
-        illuminant=illuminant,
-        camera=camera,
-        truth_linear=truth,
-        rotation_degrees=rotation,
-        exposure=exposure,
-        seed=seed,
-        options=options,
-    )
+    return _Rendered(scene, corners, illuminant, camera, truth, rotation, exposure)
 
 
 def with_other_chart(scene: SyntheticScene, chart: str) -> SyntheticScene:
@@ -437,3 +473,157 @@ def scene_set(
             illuminant=ILLUMINANTS[index % len(ILLUMINANTS)],
             camera=CAMERAS[index % len(CAMERAS)],
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# DNG files
+
+DNG_BLACK_LEVEL = 512
+DNG_WHITE_LEVEL = 16383
+"""A 14-bit sensor with a black pedestal, as most current cameras write."""
+_STORED_FOR_ORIENTATION = {1: 0, 3: 2, 6: 1, 8: -1}
+"""Quarter turns (counter-clockwise) that store an upright scene under each EXIF orientation."""
+_CALIBRATION_D65 = 21
+
+
+@dataclass(frozen=True)
+class SyntheticRaw:
+    dng_bytes: bytes
+    corners: NDArray[np.float64]
+    """True chart corners in the upright image, patch-0-first clockwise."""
+    chart_type: str | None
+    illuminant: str
+    camera: str
+    truth_raw: NDArray[np.float64]
+    """(N, 3) raw camera RGB of each patch, 0 at black and 1 at the white level."""
+    orientation: int
+    seed: int
+
+
+def _srational(values: NDArray[np.float64], denominator: int = 10000) -> list[int]:
+    pairs: list[int] = []
+    for value in values.ravel():
+        pairs += [round(float(value) * denominator), denominator]
+    return pairs
+
+
+@cache
+def dng_colour_matrix(camera: str) -> NDArray[np.float64]:
+    """The DNG ColorMatrix1 of a renderer camera: XYZ (D65) to its raw RGB, fitted on the Classic 24
+    under D65 and scaled so that D65 white gives 1 in the camera's strongest channel."""
+    cmfs = colour.MSDS_CMFS["CIE 1931 2 Degree Standard Observer"].copy().align(SPECTRAL_SHAPE)
+    light = illuminant_power("D65")[None, :]
+    reflectances = chart_reflectances("classic24")
+    xyz = reflectances @ (light * np.asarray(cmfs.values).T).T
+    raw = reflectances @ (light * camera_sensitivities(camera)).T
+    solution, *_ = np.linalg.lstsq(xyz, raw, rcond=None)
+    matrix = solution.T
+    white_xyz = (light * np.asarray(cmfs.values).T).sum(axis=1)
+    white_xyz = white_xyz / white_xyz[1]
+    return np.asarray(matrix / (matrix @ white_xyz).max(), dtype=np.float64)
+
+
+def _mosaic_rggb(scene: NDArray[np.float32]) -> NDArray[np.uint16]:
+    """An RGGB Bayer mosaic of linear light in 0..1, as codes between the black and white levels."""
+    height, width = scene.shape[0] // 2 * 2, scene.shape[1] // 2 * 2
+    cfa = np.empty((height, width), dtype=np.float32)
+    cfa[0::2, 0::2] = scene[0:height:2, 0:width:2, 0]
+    cfa[0::2, 1::2] = scene[0:height:2, 1:width:2, 1]
+    cfa[1::2, 0::2] = scene[1:height:2, 0:width:2, 1]
+    cfa[1::2, 1::2] = scene[1:height:2, 1:width:2, 2]
+    np.clip(cfa, 0.0, 1.0, out=cfa)
+    cfa *= np.float32(DNG_WHITE_LEVEL - DNG_BLACK_LEVEL)
+    cfa += np.float32(DNG_BLACK_LEVEL + 0.5)
+    return cfa.astype(np.uint16)
+
+
+def write_dng(cfa: NDArray[np.uint16], *, camera: str, illuminant: str, orientation: int = 1) -> bytes:
+    """A minimal valid DNG 1.4 of an RGGB mosaic: the CFA tags, black and white levels, the camera's
+    colour matrix for D65, the neutral it shot under, and the orientation."""
+    response = illuminant_power(illuminant)[None, :] * camera_sensitivities(camera)
+    neutral = response.sum(axis=1) / response.sum(axis=1).max()
+    model = f"Synthetic {camera}"
+    extratags: list[tuple[int, int | str, int, object, bool]] = [
+        (271, "s", 0, "Chromaline", True),
+        (272, "s", 0, model, True),
+        (274, "H", 1, orientation, True),
+        (33421, "H", 2, (2, 2), True),
+        (33422, "B", 4, (0, 1, 1, 2), True),
+        (50706, "B", 4, (1, 4, 0, 0), True),
+        (50707, "B", 4, (1, 1, 0, 0), True),
+        (50708, "s", 0, f"Chromaline {model}", True),
+        (50710, "B", 3, (0, 1, 2), True),
+        (50711, "H", 1, 1, True),
+        (50713, "H", 2, (1, 1), True),
+        (50714, "H", 1, DNG_BLACK_LEVEL, True),
+        (50717, "H", 1, DNG_WHITE_LEVEL, True),
+        (50721, 10, 9, _srational(dng_colour_matrix(camera)), True),
+        (50728, 5, 3, _srational(neutral), True),
+        (50778, "H", 1, _CALIBRATION_D65, True),
+    ]
+    buffer = io.BytesIO()
+    tifffile.imwrite(
+        buffer,
+        cfa,
+        photometric=32803,
+        subfiletype=0,
+        metadata=None,
+        software=False,
+        extratags=extratags,
+    )
+    return buffer.getvalue()
+
+
+def render_dng_scene(
+    seed: int,
+    *,
+    chart: str | None = "classic24",
+    illuminant: str | None = None,
+    camera: str | None = None,
+    size: tuple[int, int] = (4000, 3000),
+    orientation: int = 1,
+    rotation: int | None = None,
+    tilt_degrees: float | None = None,
+    chart_scale: float | None = None,
+    perspective: float | None = None,
+    exposure: float | None = None,
+    vignetting: float | None = None,
+    blur_sigma: float | None = None,
+    noise: float | None = None,
+) -> SyntheticRaw:
+    """A scene as a camera's RAW: the same drawing as :func:`render_scene`, in the camera's raw RGB
+    (not white-balanced), mosaicked RGGB and written as a DNG, stored turned so that
+    ``orientation`` (1, 3, 6 or 8) makes it upright again."""
+    if orientation not in _STORED_FOR_ORIENTATION:
+        raise ValueError(f"orientation must be one of {sorted(_STORED_FOR_ORIENTATION)}")
+    options = RenderOptions(
+        illuminant,
+        camera,
+        size,
+        100,
+        rotation,
+        tilt_degrees,
+        chart_scale,
+        perspective,
+        exposure,
+        vignetting,
+        blur_sigma,
+        noise,
+        None,
+    )
+    rendered = _render(seed, chart, options, raw=True)
+    stored = np.rot90(rendered.scene, _STORED_FOR_ORIENTATION[orientation])
+    cfa = _mosaic_rggb(np.ascontiguousarray(stored))
+    del stored
+    return SyntheticRaw(
+        dng_bytes=write_dng(
+            cfa, camera=rendered.camera, illuminant=rendered.illuminant, orientation=orientation
+        ),
+        corners=rendered.corners,
+        chart_type=chart,
+        illuminant=rendered.illuminant,
+        camera=rendered.camera,
+        truth_raw=rendered.truth,
+        orientation=orientation,
+        seed=seed,
+    )

@@ -46,7 +46,7 @@ from chromaline.engine.correct import (
     fit_from_measurements,
     measurements_document,
 )
-from chromaline.engine.encode import EXTENSIONS, EncodedImage, EncodeError, encode_image
+from chromaline.engine.encode import EXTENSIONS, EncodedImage, EncodeError, embedded_profile, encode_image
 from chromaline.engine.image_io import UnsupportedImageError, decode_image
 from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
 
@@ -92,9 +92,13 @@ def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSetti
         )
     bit_depth = 8 if options.output_format == "jpeg" else options.bit_depth
     with stage(NAME, "apply"):
-        pixels = apply_correction(image, fit.correction, bit_depth=bit_depth)
+        pixels = apply_correction(
+            image, fit.correction, bit_depth=bit_depth, output_space=options.output_space
+        )
     with stage(NAME, "encode"):
-        encoded = encode_image(pixels, options.output_format, exif=image.exif)
+        encoded = encode_image(
+            pixels, options.output_format, exif=image.exif, icc_profile=embedded_profile(options.output_space)
+        )
     filename = event.original.key.rsplit("/", 1)[-1]
     document = measurements_document(
         filename=filename,
@@ -106,7 +110,7 @@ def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSetti
         cross_validated_delta_e2000=fit.cross_validation.cross_validated_mean,
         job_id=event.job_id,
     )
-    return Corrected(encoded, fit.profile(filename), document, fit.correction.spec.label)
+    return Corrected(encoded, fit.profile(filename, image), document, fit.correction.spec.label)
 
 
 def correct_with_profile(data: bytes, event: ImageUploaded, profile: Profile) -> Corrected:
@@ -121,6 +125,7 @@ def correct_with_profile(data: bytes, event: ImageUploaded, profile: Profile) ->
         output_format=options.output_format,
         bit_depth=options.bit_depth,
         source_filename=event.filename,
+        output_space=options.output_space,
     )
     observe_stage_times(NAME, result.timings)
     return Corrected(

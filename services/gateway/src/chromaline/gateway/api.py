@@ -86,6 +86,7 @@ def build_router(
         bit_depth: int,
         profile_id: uuid.UUID | None,
         corners: str | None,
+        output_space: str = "srgb",
     ) -> JobOptions:
         raw: dict[str, Any] = {
             "chart_type": chart_type,
@@ -93,6 +94,7 @@ def build_router(
             "reference_edition": edition,
             "output_format": output_format,
             "bit_depth": bit_depth,
+            "output_space": output_space,
         }
         if corners:
             try:
@@ -117,7 +119,10 @@ def build_router(
     async def upload(
         request: Request,
         principal: CurrentPrincipal,
-        files: Annotated[list[UploadFile], File(description="Images (JPEG, PNG, TIFF) or ZIP archives")],
+        files: Annotated[
+            list[UploadFile],
+            File(description="Images (JPEG, PNG, TIFF, WebP, HEIC, AVIF, DNG, camera RAW) or ZIP archives"),
+        ],
         chart_type: Annotated[str, Form()] = "auto",
         method: Annotated[str, Form()] = "auto",
         reference_edition: Annotated[str, Form()] = "2014",
@@ -125,6 +130,7 @@ def build_router(
         bit_depth: Annotated[int, Form()] = 8,
         profile_id: Annotated[uuid.UUID | None, Form()] = None,
         corners: Annotated[str | None, Form()] = None,
+        output_space: Annotated[str, Form()] = "srgb",
     ) -> dict[str, Any]:
         options = await resolve_options(
             principal.organisation_id,
@@ -135,6 +141,7 @@ def build_router(
             bit_depth,
             profile_id,
             corners,
+            output_space,
         )
         if len(files) > settings.max_files_per_batch:
             raise ApiError(
@@ -242,6 +249,7 @@ def build_router(
         output_format: str = "jpeg",
         bit_depth: int = 8,
         profile_id: uuid.UUID | None = None,
+        output_space: str = "srgb",
     ) -> dict[str, Any]:
         name = safe_member_name(filename)
         options = await resolve_options(
@@ -253,6 +261,7 @@ def build_router(
             bit_depth,
             profile_id,
             None,
+            output_space,
         )
         declared = int(request.headers.get("content-length") or 0)
         if declared > settings.max_upload_bytes:

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from PIL import Image
+import pillow_heif
+from PIL import Image, TiffImagePlugin
 
 from chromaline.common.problems import ApiError
 
@@ -22,11 +23,35 @@ IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"II*\x00", "image/tiff"),
     (b"MM\x00*", "image/tiff"),
+    (b"FUJIFILMCCD-RAW", "image/x-fuji-raf"),
+    (b"IIRO", "image/x-olympus-orf"),
+    (b"IIRS", "image/x-olympus-orf"),
+    (b"MMOR", "image/x-olympus-orf"),
+    (b"IIU\x00", "image/x-panasonic-rw2"),
 )
+ISO_BRANDS: dict[bytes, str] = {
+    b"crx ": "image/x-canon-cr3",
+    b"avif": "image/avif",
+    b"avis": "image/avif",
+    **dict.fromkeys((b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"), "image/heic"),
+}
+RAW_TYPES = frozenset(
+    {
+        "image/x-adobe-dng",
+        "image/x-raw",
+        "image/x-fuji-raf",
+        "image/x-olympus-orf",
+        "image/x-panasonic-rw2",
+        "image/x-canon-cr3",
+    }
+)
+"""Camera RAWs: their pixel count is checked when LibRaw opens them, not here."""
 ZIP_SIGNATURE = b"PK\x03\x04"
 SNIFF_BYTES = 16
+ACCEPTED = "a JPEG, PNG, TIFF, WebP, HEIC, AVIF, DNG or camera RAW image"
 
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit with a clear error instead of a warning
+pillow_heif.register_heif_opener()
 
 
 def sniff_content_type(head: bytes) -> str | None:
@@ -34,8 +59,31 @@ def sniff_content_type(head: bytes) -> str | None:
     for signature, content_type in IMAGE_SIGNATURES:
         if head.startswith(signature):
             return content_type
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[4:8] == b"ftyp" and head[8:12] in ISO_BRANDS:
+        return ISO_BRANDS[head[8:12]]
     if head.startswith(ZIP_SIGNATURE):
         return "application/zip"
+    return None
+
+
+def _tiff_raw_type(fileobj: IO[bytes]) -> str | None:
+    """DNG, or another TIFF-based RAW (NEF, CR2, ARW...), from the first IFD's tags."""
+    fileobj.seek(0)
+    head = fileobj.read(10)
+    if head[8:10] == b"CR":
+        return "image/x-raw"
+    try:
+        directory = TiffImagePlugin.ImageFileDirectory_v2(ifh=head[:8])
+        fileobj.seek(directory.next)
+        directory.load(fileobj)
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return None
+    if 50706 in directory:
+        return "image/x-adobe-dng"
+    if directory.get(262) in (32803, 34892) or (271 in directory and 330 in directory):
+        return "image/x-raw"
     return None
 
 
@@ -48,9 +96,14 @@ def check_image(fileobj: IO[bytes], filename: str, max_pixels: int) -> str:
         raise ApiError(
             415,
             "unsupported_media_type",
-            f"{filename}: not a JPEG, PNG or TIFF image (checked by content, not by name)",
+            f"{filename}: not {ACCEPTED} (checked by content, not by name)",
             filename=filename,
         )
+    if content_type == "image/tiff":
+        content_type = _tiff_raw_type(fileobj) or content_type
+        fileobj.seek(0)
+    if content_type in RAW_TYPES:
+        return content_type
     try:
         with Image.open(fileobj) as image:
             width, height = image.size

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
+from chromaline.engine.apply import apply_to_linear
+from chromaline.engine.fit import Correction
+from chromaline.engine.image_io import UnsupportedImageError, decode_image, reduced, sniff_format, to_linear
+
 THUMBNAIL_LONGEST_SIDE = 800
+OPENCV_FORMATS = frozenset({"jpeg", "png", "tiff"})
+"""Containers OpenCV decodes upright (it applies their EXIF orientation)."""
 JPEG_QUALITY = 85
 
 BgrImage = NDArray[np.uint8]
@@ -65,19 +72,41 @@ def _to_8bit(pixels: NDArray[np.generic]) -> BgrImage:
     return scaled.astype(np.uint8)
 
 
-def make_thumbnail(data: bytes, longest_side: int = THUMBNAIL_LONGEST_SIDE) -> BgrImage:
-    """An upright 8-bit BGR preview whose longest side is at most ``longest_side`` pixels."""
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    decoded = cv2.imdecode(buffer, _decode_flags(data, longest_side))
-    if decoded is None:
-        raise ThumbnailError("the image could not be decoded")
-    pixels = _to_8bit(decoded)
+def _reduced(pixels: NDArray[np.integer[Any]], longest_side: int) -> NDArray[np.integer[Any]]:
     height, width = pixels.shape[:2]
     scale = longest_side / max(height, width)
     if scale >= 1.0:
         return pixels
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    return np.asarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA))
+
+
+def _engine_thumbnail(data: bytes, longest_side: int) -> BgrImage:
+    """WebP, HEIC, AVIF and RAW files, which OpenCV reads without their orientation or not at all:
+    decoded by the engine, reduced, then
+    shown as sRGB (a RAW as its camera RGB, without white balance or colour matrix)."""
+    try:
+        image = decode_image(data)
+    except UnsupportedImageError as error:
+        raise ThumbnailError(f"the image could not be decoded: {error.message}") from None
+    small = reduced(image, longest_side)
+    rgb = apply_to_linear(to_linear(small), Correction.identity(), bit_depth=8)
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)[:, :, ::-1])
+
+
+def make_thumbnail(data: bytes, longest_side: int = THUMBNAIL_LONGEST_SIDE) -> BgrImage:
+    """An upright 8-bit BGR preview whose longest side is at most ``longest_side`` pixels."""
+    try:
+        container = sniff_format(data)
+    except UnsupportedImageError as error:
+        raise ThumbnailError(f"the image could not be decoded: {error.message}") from None
+    if container not in OPENCV_FORMATS:
+        return _engine_thumbnail(data, longest_side)
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    decoded = cv2.imdecode(buffer, _decode_flags(data, longest_side))
+    if decoded is None:
+        raise ThumbnailError("the image could not be decoded")
+    return np.asarray(_reduced(_to_8bit(decoded), longest_side), dtype=np.uint8)
 
 
 def scale_points(points: Sequence[Point], image_size: tuple[int, int], thumbnail: BgrImage) -> list[Point]:

@@ -19,6 +19,7 @@ from chromaline.common.measurements import ResultWarning
 ChartType = Literal["auto", "classic24", "digital_sg", "vinyl", "aruco_classic24"]
 CorrectionMethod = Literal["auto", "white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial"]
 OutputFormat = Literal["jpeg", "png", "tiff"]
+OutputSpace = Literal["srgb", "display-p3", "adobe-rgb", "prophoto"]
 RETENTION_DAYS_MAX = 3650
 """The longest retention period an organisation may choose (ten years)."""
 
@@ -40,6 +41,9 @@ class JobOptions(Contract):
     reference_edition: Literal["2005", "2014"] = "2014"
     output_format: OutputFormat = "jpeg"
     bit_depth: Literal[8, 16] = 8
+    output_space: OutputSpace = Field(
+        default="srgb", description="Colour space of the corrected image; its ICC profile is embedded."
+    )
     profile: BlobRef | None = Field(
         default=None, description="A saved profile to apply instead of detecting."
     )

@@ -28,6 +28,13 @@ export const OUTPUT_FORMATS = [
   ["tiff", "TIFF"],
 ];
 
+export const OUTPUT_SPACES = [
+  ["srgb", "sRGB"],
+  ["display-p3", "Display P3"],
+  ["adobe-rgb", "Adobe RGB (1998)"],
+  ["prophoto", "ProPhoto RGB (16-bit TIFF or PNG)"],
+];
+
 export const BIT_DEPTHS = [
   ["8", "8 bits per channel"],
   ["16", "16 bits per channel (PNG or TIFF)"],
@@ -47,7 +54,10 @@ export const STATES = [
 /** States a job never leaves: its result (or refusal) is known, or its files are deleted. */
 export const TERMINAL = new Set(["done", "failed", "expired"]);
 
-export const ACCEPTED = [".jpg", ".jpeg", ".png", ".tif", ".tiff", ".zip"];
+export const ACCEPTED = [
+  ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif",
+  ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".zip",
+];
 
 export function accepted(name) {
   const lower = name.toLowerCase();

@@ -121,7 +121,7 @@ async function doneView(job, urls) {
   ]);
   const picture = before && after
     ? comparison({ beforeUrl: before, afterUrl: after, size, overlay: chartOverlay(measurements) })
-    : notice("info", "Browsers cannot show TIFF images, so there is no side-by-side view here. Download the images below, or the report, which has previews.");
+    : notice("info", "Only JPEG and PNG photos are shown side by side here (not TIFF, WebP, HEIC, AVIF or RAW). Download the images below, or the report, which has previews.");
   const summary = measurements.after?.cie2000;
   const summaryBefore = measurements.before?.cie2000;
   return [
@@ -148,7 +148,7 @@ async function resubmit(job, corners, original, status) {
     const blob = original || (await fetchBlob(job.files.original)).blob;
     const form = new FormData();
     form.append("files", new File([blob], job.filename, { type: blob.type }));
-    for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth"]) {
+    for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth", "output_space"]) {
       if (job.options?.[name] !== undefined) form.append(name, String(job.options[name]));
     }
     form.append("corners", JSON.stringify(corners));
@@ -178,7 +178,7 @@ async function failedView(job, urls) {
           {},
           "If the chart is in the photo, mark its four outer corners: start at the corner next to the dark-skin (brown) patch and go clockwise. The photo is then corrected from the chart you marked.",
         ),
-        imageUrl ? null : notice("info", "Browsers cannot show this photo (TIFF): type the corners in pixels instead."),
+        imageUrl ? null : notice("info", "This photo is not shown here (only JPEG and PNG are): type the corners in pixels instead."),
         cornerPicker({ imageUrl, onSubmit: (corners) => resubmit(job, corners, original?.blob, status) }),
         status,
       ),

@@ -10,6 +10,7 @@ import {
   EDITIONS,
   METHODS,
   OUTPUT_FORMATS,
+  OUTPUT_SPACES,
   accepted,
 } from "../options.js";
 import { href, navigate } from "../router.js";
@@ -34,7 +35,9 @@ export async function render(context) {
     type: "file",
     name: "files",
     multiple: true,
-    accept: [...ACCEPTED, "image/jpeg", "image/png", "image/tiff", "application/zip"].join(","),
+    accept: [
+      ...ACCEPTED, "image/jpeg", "image/png", "image/tiff", "image/webp", "image/heic", "image/avif", "application/zip",
+    ].join(","),
     class: "file-input",
     id: "file-picker",
   });
@@ -142,6 +145,7 @@ export async function render(context) {
         field("Saved profile", profileSelect, profileHint),
         field("Output format", select("output_format", OUTPUT_FORMATS, "jpeg")),
         field("Bit depth", select("bit_depth", BIT_DEPTHS, "8")),
+        field("Colour space", select("output_space", OUTPUT_SPACES, "srgb"), "Embedded as an ICC profile."),
       ),
     ),
     status,
@@ -155,7 +159,7 @@ export async function render(context) {
     clear(status);
     const data = new FormData();
     for (const file of chosen) data.append("files", file, file.name);
-    for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth", "profile_id"]) {
+    for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth", "output_space", "profile_id"]) {
       const value = form.elements[name].value;
       if (value) data.append(name, value);
     }

@@ -1,0 +1,132 @@
+"""Camera RAW and DNG files, demosaiced by LibRaw (through rawpy) to linear camera RGB.
+
+What LibRaw is asked for: no gamma, no automatic brightening, the file's black level subtracted
+and its white level mapped to 65535 (``adjust_maximum_thr=0`` keeps LibRaw from lowering the
+white level to the brightest pixel it finds), the camera's own RGB (no colour matrix), unit white
+balance unless the camera's is asked for, the file's orientation applied. The chart fit then maps
+this camera RGB to the chart's reference colours, so the file's colour matrices are not needed.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import rawpy
+import tifffile
+from numpy.typing import NDArray
+
+WhiteBalance = Literal["none", "camera"]
+
+DNG_VERSION_TAG = 50706
+CFA_PHOTOMETRICS = frozenset({32803, 34892, 32767})
+"""Colour filter array, DNG LinearRaw, and Sony's raw photometric."""
+TIFF_RAW_SIGNATURES = (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00")
+"""Olympus ORF and Panasonic RW2: TIFF-like headers with their own magic."""
+
+
+class RawDecodeError(Exception):
+    def __init__(
+        self, code: Literal["decode_error", "unsupported_format", "too_many_pixels"], message: str
+    ) -> None:
+        super().__init__(message)
+        self.code: Literal["decode_error", "unsupported_format", "too_many_pixels"] = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class LinearRaw:
+    pixels: NDArray[np.uint16]
+    """(H, W, 3) upright linear camera RGB, black at 0 and the sensor's white level at 65535."""
+    camera_model: str
+    """Make and model as LibRaw names them (DNGs: the file's Make and Model tags)."""
+    kind: str
+    """``dng`` or ``raw``."""
+
+
+def is_raw_signature(data: bytes) -> bool:
+    """RAW formats recognised by their first bytes alone (not the TIFF-based ones)."""
+    if data[:4] in TIFF_RAW_SIGNATURES or data[:15] == b"FUJIFILMCCD-RAW":
+        return True
+    return data[4:8] == b"ftyp" and data[8:12] == b"crx "
+
+
+def tiff_is_raw(data: bytes) -> bool:
+    """True for DNG, CR2 and the TIFF-based RAWs (NEF, ARW, PEF...): a DNG version tag, Canon's
+    CR2 marker, a colour-filter-array image in an IFD, or a camera's make beside sub-IFDs."""
+    if data[8:10] == b"CR":
+        return True
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+            first = tiff.pages.first
+            if DNG_VERSION_TAG in first.tags:
+                return True
+            if any(int(getattr(page, "photometric", 0)) in CFA_PHOTOMETRICS for page in tiff.pages):
+                return True
+            return 271 in first.tags and 330 in first.tags
+    except Exception:  # a damaged TIFF is not a RAW; the TIFF decoder says what is wrong
+        return False
+
+
+def _camera_model(raw: rawpy.RawPy, data: bytes) -> str:
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+            tags = tiff.pages.first.tags
+            make, model = (str(tags[tag].value).strip() if tag in tags else "" for tag in (271, 272))
+            if model:
+                return model if model.startswith(make) else f"{make} {model}".strip()
+    except Exception:  # not a TIFF container (CR3, RAF...): LibRaw's names below
+        pass
+    make = getattr(raw, "camera_make", "") or ""
+    model = getattr(raw, "camera_model", "") or ""
+    return f"{make} {model}".strip() or "unknown camera"
+
+
+def demosaic_linear(data: bytes, *, max_pixels: int, white_balance: WhiteBalance = "none") -> LinearRaw:
+    """Demosaic a RAW file to upright 16-bit linear camera RGB."""
+    try:
+        raw = rawpy.imread(io.BytesIO(data))
+    except rawpy.LibRawFileUnsupportedError as error:
+        raise RawDecodeError("unsupported_format", f"this RAW format is not supported: {error}") from None
+    except (rawpy.LibRawError, OSError, ValueError) as error:
+        raise RawDecodeError("decode_error", f"the RAW file is corrupt: {error}") from None
+    with raw:
+        sizes = raw.sizes
+        if sizes.width * sizes.height > max_pixels:
+            raise RawDecodeError(
+                "too_many_pixels",
+                f"{sizes.width}×{sizes.height} pixels is more than the limit of {max_pixels}",
+            )
+        if raw.num_colors != 3:
+            raise RawDecodeError(
+                "unsupported_format", f"RAW files with {raw.num_colors} colours are not supported"
+            )
+        try:
+            pixels = raw.postprocess(
+                gamma=(1.0, 1.0),
+                no_auto_bright=True,
+                bright=1.0,
+                output_bps=16,
+                output_color=rawpy.ColorSpace.raw,
+                use_camera_wb=white_balance == "camera",
+                user_wb=None if white_balance == "camera" else [1.0, 1.0, 1.0, 1.0],
+                adjust_maximum_thr=0.0,
+                highlight_mode=rawpy.HighlightMode.Clip,
+            )
+        except (rawpy.LibRawError, OSError, ValueError) as error:
+            raise RawDecodeError("decode_error", f"the RAW file could not be demosaiced: {error}") from None
+        camera = _camera_model(raw, data)
+    kind = "dng" if _has_dng_version(data) else "raw"
+    return LinearRaw(np.ascontiguousarray(pixels, dtype=np.uint16), camera, kind)
+
+
+def _has_dng_version(data: bytes) -> bool:
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return False
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+            return DNG_VERSION_TAG in tiff.pages.first.tags
+    except Exception:  # LibRaw read it, so it is only not a DNG we can parse as a TIFF
+        return False

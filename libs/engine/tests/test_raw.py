@@ -1,0 +1,177 @@
+"""DNG and camera RAW: linear camera RGB with the file's levels and orientation, corrected into a
+wide-gamut space; profiles from a RAW chart shot reused on the same camera's RAWs."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from chromaline.engine.correct import correct_photo, measure
+from chromaline.engine.icc import output_icc_profile
+from chromaline.engine.image_io import UnsupportedImageError, decode_image, sniff_format, to_linear
+from chromaline.engine.synthetic import (
+    DNG_BLACK_LEVEL,
+    DNG_WHITE_LEVEL,
+    SyntheticRaw,
+    render_dng_scene,
+    render_scene,
+    write_dng,
+)
+
+SIZE = (1200, 900)
+NIKON = "Nikon 5100 (NPL)"
+
+
+def _scene(seed: int = 2, **options: object) -> SyntheticRaw:
+    settings: dict[str, object] = {
+        "illuminant": "D50",
+        "camera": NIKON,
+        "size": SIZE,
+        "rotation": 0,
+        "noise": 0.001,
+        "exposure": 0.9,
+        "vignetting": 0.0,
+    }
+    settings.update(options)
+    return render_dng_scene(seed, **settings)  # type: ignore[arg-type]
+
+
+def test_dng_levels_are_honoured_and_light_stays_linear() -> None:
+    """Black maps to 0, white to 65535 and every code between in proportion, whatever LibRaw
+    would have guessed from the brightest pixel."""
+    levels = np.linspace(0.0, 0.6, 16)
+    codes = np.round(DNG_BLACK_LEVEL + levels * (DNG_WHITE_LEVEL - DNG_BLACK_LEVEL)).astype(np.uint16)
+    cfa = np.repeat(np.repeat(codes.reshape(4, 4), 32, axis=0), 32, axis=1)
+    image = decode_image(write_dng(cfa, camera=NIKON, illuminant="D65"))
+    assert image.linear_camera
+    assert image.bit_depth == 16
+    assert image.format == "dng"
+    linear = to_linear(image)
+    centres = linear[16::32, 16::32].reshape(16, 3)
+    np.testing.assert_allclose(centres, np.repeat(levels[:, None], 3, axis=1), atol=2e-3)
+
+
+def test_a_synthetic_dng_demosaics_to_the_cameras_raw_rgb() -> None:
+    scene = _scene()
+    assert sniff_format(scene.dng_bytes) == "raw"
+    image = decode_image(scene.dng_bytes)
+    assert image.camera_model == f"Chromaline Synthetic {NIKON}"
+    assert image.transfer == "linear camera RGB (RAW)"
+    measurement = measure(image, chart_type="classic24")
+    assert np.abs(measurement.detection.corners - scene.corners).max() < 4
+    np.testing.assert_allclose(measurement.measured, scene.truth_raw, rtol=0.05, atol=0.004)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_the_files_orientation_is_applied(orientation: int) -> None:
+    upright = _scene(orientation=1)
+    turned = _scene(orientation=orientation)
+    image = decode_image(turned.dng_bytes)
+    assert image.pixels.shape == decode_image(upright.dng_bytes).pixels.shape
+    corners = measure(image, chart_type="classic24").detection.corners
+    assert np.abs(corners - upright.corners).max() < 4
+
+
+def test_camera_white_balance_only_when_asked() -> None:
+    scene = _scene(illuminant="A")
+    plain = measure(decode_image(scene.dng_bytes), chart_type="classic24").measured
+    balanced = measure(decode_image(scene.dng_bytes, white_balance="camera"), chart_type="classic24").measured
+    white = 18
+    assert plain[white, 0] / plain[white, 2] > 2.0
+    assert balanced[white, 0] / balanced[white, 2] == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_raw_chart_shot_is_corrected_into_a_wide_gamut_tiff_with_a_preview() -> None:
+    scene = _scene()
+    result = correct_photo(
+        scene.dng_bytes, chart_type="classic24", output_format="tiff", bit_depth=16, output_space="prophoto"
+    )
+    assert result.fit is not None
+    assert result.preview is not None
+    assert result.fit.cross_validation.cross_validated_mean < 2.0
+    assert result.profile.input_encoding == "linear-camera"
+    assert result.profile.camera_model == f"Chromaline Synthetic {NIKON}"
+    with tifffile.TiffFile(io.BytesIO(result.encoded.data)) as tiff:
+        page = tiff.pages.first
+        assert page.dtype == np.uint16
+        assert page.shape == (SIZE[1], SIZE[0], 3)
+        assert bytes(page.tags[34675].value) == output_icc_profile("prophoto")
+    with Image.open(io.BytesIO(result.preview.data)) as preview:
+        assert preview.format == "JPEG"
+        assert max(preview.size) <= 2048
+
+
+def test_a_raw_profile_is_checked_against_the_camera_it_corrects() -> None:
+    profile = correct_photo(_scene(seed=2).dng_bytes, chart_type="classic24", output_format="tiff").profile
+    same = correct_photo(
+        _scene(seed=5).dng_bytes, chart_type="classic24", profile=profile, output_format="tiff"
+    )
+    assert same.notes == []
+    other = correct_photo(
+        _scene(seed=5, camera="Sigma SDMerill (NPL)").dng_bytes,
+        chart_type="classic24",
+        profile=profile,
+        output_format="tiff",
+    )
+    assert any("only fits the camera it was made with" in note for note in other.notes)
+    jpeg = render_scene(5, chart="classic24", size=SIZE, illuminant="D50", camera=NIKON, rotation=0)
+    encoded = correct_photo(jpeg.image_bytes, chart_type="classic24", profile=profile)
+    assert any("linear camera RGB" in note for note in encoded.notes)
+
+
+def test_a_profile_from_one_raw_corrects_another_from_the_same_camera() -> None:
+    """Fitted on one shot, applied to a second under the same light: the second chart's colours
+    come out about as close as its own fit would make them."""
+    profile = correct_photo(_scene(seed=2).dng_bytes, chart_type="classic24", output_format="tiff").profile
+    reused = correct_photo(
+        _scene(seed=7).dng_bytes, chart_type="classic24", profile=profile, output_format="tiff"
+    )
+    own = correct_photo(_scene(seed=7).dng_bytes, chart_type="classic24", output_format="tiff")
+    assert reused.report is not None
+    assert own.report is not None
+    assert reused.report.after["CIE 2000"].mean < own.report.after["CIE 2000"].mean + 0.5
+
+
+@pytest.mark.parametrize("damage", ["truncated", "scrambled"])
+def test_damaged_dngs_are_refused_with_a_code(damage: str) -> None:
+    data = _scene(size=(400, 300)).dng_bytes
+    if damage == "truncated":
+        broken = data[: len(data) // 3]
+    else:
+        scrambled = bytearray(data)
+        scrambled[8:400] = bytes(400 - 8)
+        broken = bytes(scrambled)
+    with pytest.raises(UnsupportedImageError) as raised:
+        decode_image(broken)
+    assert raised.value.code in ("decode_error", "unsupported_format")
+    assert raised.value.message
+
+
+def test_plain_tiffs_are_not_taken_for_raws() -> None:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.zeros((8, 8, 3), dtype=np.uint16), photometric="rgb")
+    assert sniff_format(buffer.getvalue()) == "tiff"
+
+
+def test_raw_pixel_limit() -> None:
+    with pytest.raises(UnsupportedImageError) as raised:
+        decode_image(_scene(size=(400, 300)).dng_bytes, max_pixels=1000)
+    assert raised.value.code == "too_many_pixels"
+
+
+def test_a_tiff_with_a_camera_make_and_sub_ifds_that_libraw_refuses_is_read_as_a_tiff() -> None:
+    """Some cameras' and editors' TIFFs carry a Make tag and sub-IFDs (thumbnails) like a NEF."""
+    pixels = np.full((16, 24, 3), 40000, dtype=np.uint16)
+    buffer = io.BytesIO()
+    with tifffile.TiffWriter(buffer) as tiff:
+        tiff.write(pixels, photometric="rgb", subifds=1, extratags=[(271, "s", 0, "Scanner Maker", True)])
+        tiff.write(pixels[::2, ::2], photometric="rgb")
+    data = buffer.getvalue()
+    assert sniff_format(data) == "raw"
+    image = decode_image(data)
+    assert image.format == "tiff"
+    assert image.pixels.shape == (16, 24, 3)
