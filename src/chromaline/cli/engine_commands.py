@@ -1,21 +1,22 @@
-"""Engine commands: correct photos, make profiles and show what was measured, with no services."""
+"""Engine commands: correct photos, make profiles and show what was measured, with no services.
+
+The engine (OpenCV, colour-science) is imported by the commands that run it, not when the
+``chromaline`` command starts, so ``chromaline serve gateway`` never loads it.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
-import cv2
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from chromaline.engine.correct import EngineError, correct_photo, measure
-from chromaline.engine.fit import OBJECTIVES, ObjectiveChoice
-from chromaline.engine.image_io import UnsupportedImageError
-from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
+if TYPE_CHECKING:
+    from chromaline.engine.fit import ObjectiveChoice
+    from chromaline.engine.profile import Profile
 
 profile_app = typer.Typer(
     help="Correction profiles: fitted on one chart shot, reused on a session.", no_args_is_help=True
@@ -38,6 +39,8 @@ EXTENSIONS = {"jpeg": "jpg", "png": "png", "tiff": "tif"}
 
 
 def _read(path: Path) -> bytes:
+    from chromaline.engine.correct import EngineError
+
     try:
         return path.read_bytes()
     except OSError as error:
@@ -45,6 +48,8 @@ def _read(path: Path) -> bytes:
 
 
 def _load_profile(path: Path | None) -> Profile | None:
+    from chromaline.engine.profile import ProfileError, load_profile
+
     if path is None:
         return None
     try:
@@ -55,9 +60,11 @@ def _load_profile(path: Path | None) -> Profile | None:
 
 
 def _objective(value: str) -> ObjectiveChoice:
+    from chromaline.engine.fit import OBJECTIVES
+
     if value not in ("auto", *OBJECTIVES):
         raise typer.BadParameter("objective is auto, least_squares or delta_e2000")
-    return cast(ObjectiveChoice, value)
+    return cast("ObjectiveChoice", value)
 
 
 def _edition(value: str) -> Literal["2005", "2014"]:
@@ -80,6 +87,10 @@ def correct(
     bit_depth: Annotated[int, typer.Option(help="8 or 16 (PNG and TIFF).")] = 8,
 ) -> None:
     """Detect, fit, apply and measure each photo locally; print ΔE2000 before and after."""
+    from chromaline.engine.correct import EngineError, correct_photo
+    from chromaline.engine.image_io import UnsupportedImageError
+    from chromaline.engine.profile import dump_profile
+
     if output_format not in EXTENSIONS or bit_depth not in (8, 16):
         raise typer.BadParameter("--format is jpeg, png or tiff and --bit-depth 8 or 16")
     saved = _load_profile(profile)
@@ -143,6 +154,10 @@ def profile_create(
     edition: EditionOption = "2014",
 ) -> None:
     """Fit a correction on one chart photo and save it as a reusable profile."""
+    from chromaline.engine.correct import EngineError, correct_photo
+    from chromaline.engine.image_io import UnsupportedImageError
+    from chromaline.engine.profile import dump_profile, to_cube
+
     try:
         result = correct_photo(
             _read(chart_photo),
@@ -175,6 +190,12 @@ def inspect(
     max_side: Annotated[int, typer.Option(help="Longest side of the overlay image.")] = 2000,
 ) -> None:
     """Draw what was measured: the chart outline and each patch's sampled region, numbered."""
+    import cv2
+    import numpy as np
+
+    from chromaline.engine.correct import EngineError, measure
+    from chromaline.engine.image_io import UnsupportedImageError
+
     try:
         measurement = measure(_read(photo), chart_type=chart, edition=_edition(edition))
     except (EngineError, UnsupportedImageError) as error:
