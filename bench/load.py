@@ -44,7 +44,7 @@ from chromaline.common.bus.factory import create_bus
 from chromaline.engine.synthetic import render_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline import authenticated_client, isolated_stores, percentile  # noqa: E402
+from pipeline import authenticated_client, isolated_stores, percentile
 
 WORKERS = ("detector", "corrector", "reporter")
 CEILING_TARGET = 0.8
