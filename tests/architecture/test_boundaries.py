@@ -75,13 +75,27 @@ def test_no_package_depends_on_a_service_package(package: str) -> None:
     assert {name for name in declared if name.startswith("chromaline-")} == expected
 
 
-@pytest.mark.parametrize("service", ["gateway", "auth"])
-def test_the_gateway_and_auth_load_no_image_or_plotting_library(service: str) -> None:
+def modules_loaded_by_serve(service: str, candidates: tuple[str, ...]) -> list[str]:
+    """Which of ``candidates`` a fresh ``chromaline serve <service>`` process has imported once the
+    command line and that service's entry are loaded (what its resident memory pays for)."""
     probe = (
-        f"import sys, chromaline.{service}.service; "
-        "print(','.join(sorted(m for m in ('cv2', 'colour', 'matplotlib', 'scipy', 'chromaline.engine') "
-        "if m in sys.modules)))"
+        "import sys; from chromaline.cli.main import app; from chromaline.cli.services import service_entry; "
+        f"service_entry({service!r}); print(','.join(m for m in {candidates!r} if m in sys.modules))"
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return [name for name in loaded.strip().split(",") if name]
 
-    assert loaded.strip() == ""
+
+@pytest.mark.parametrize("service", ["gateway", "auth"])
+def test_the_gateway_and_auth_load_no_image_or_plotting_library(service: str) -> None:
+    heavy = ("cv2", "colour", "matplotlib", "scipy", "numpy", "pandas", "chromaline.engine")
+
+    assert modules_loaded_by_serve(service, heavy) == []
+
+
+@pytest.mark.parametrize("service", ["detector", "corrector", "reporter"])
+def test_workers_start_without_plotting_or_data_frame_libraries(service: str) -> None:
+    """The reporter imports matplotlib when it first draws a report, not at start."""
+    unused = ("matplotlib", "colour.plotting", "pandas", "OpenImageIO")
+
+    assert modules_loaded_by_serve(service, unused) == []

@@ -1,24 +1,23 @@
-"""Engine commands: correct photos, make profiles and show what was measured, with no services."""
+"""Engine commands: correct photos, make profiles and show what was measured, with no services.
+
+The engine (OpenCV, colour-science) is imported by the commands that run it, not when the
+``chromaline`` command starts, so ``chromaline serve gateway`` never loads it.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
-import cv2
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from chromaline.engine.apply import apply_to_linear
-from chromaline.engine.correct import EngineError, correct_photo, measure
-from chromaline.engine.fit import OBJECTIVES, Correction, ObjectiveChoice
-from chromaline.engine.icc import OUTPUT_SPACES, OutputSpace
-from chromaline.engine.image_io import UnsupportedImageError, reduced, to_linear
-from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube, to_icc
-from chromaline.engine.rating import DEFAULT_GUIDELINE, GUIDELINES, guideline_named
+if TYPE_CHECKING:
+    from chromaline.engine.fit import ObjectiveChoice
+    from chromaline.engine.icc import OutputSpace
+    from chromaline.engine.profile import Profile
 
 profile_app = typer.Typer(
     help="Correction profiles: fitted on one chart shot, reused on a session.", no_args_is_help=True
@@ -50,12 +49,16 @@ EXTENSIONS = {"jpeg": "jpg", "png": "png", "tiff": "tif"}
 
 
 def _space(value: str) -> OutputSpace:
+    from chromaline.engine.icc import OUTPUT_SPACES
+
     if value not in OUTPUT_SPACES:
         raise typer.BadParameter(f"--space is one of {', '.join(OUTPUT_SPACES)}")
     return value
 
 
 def _read(path: Path) -> bytes:
+    from chromaline.engine.correct import EngineError
+
     try:
         return path.read_bytes()
     except OSError as error:
@@ -63,6 +66,8 @@ def _read(path: Path) -> bytes:
 
 
 def _load_profile(path: Path | None) -> Profile | None:
+    from chromaline.engine.profile import ProfileError, load_profile
+
     if path is None:
         return None
     try:
@@ -73,9 +78,11 @@ def _load_profile(path: Path | None) -> Profile | None:
 
 
 def _objective(value: str) -> ObjectiveChoice:
+    from chromaline.engine.fit import OBJECTIVES
+
     if value not in ("auto", *OBJECTIVES):
         raise typer.BadParameter("objective is auto, least_squares or delta_e2000")
-    return cast(ObjectiveChoice, value)
+    return cast("ObjectiveChoice", value)
 
 
 def _edition(value: str) -> Literal["2005", "2014"]:
@@ -100,8 +107,8 @@ def correct(
     output_format: Annotated[str, typer.Option("--format", help="jpeg, png or tiff.")] = "jpeg",
     bit_depth: Annotated[int, typer.Option(help="8 or 16 (PNG and TIFF).")] = 8,
     guideline: Annotated[
-        str, typer.Option(help=f"Rating guideline the report leads with: {', '.join(GUIDELINES)}.")
-    ] = DEFAULT_GUIDELINE.key,
+        str, typer.Option(help="Rating guideline the report leads with (fadgi2016, metamorfoze2, …).")
+    ] = "fadgi2016",
     space: SpaceOption = "srgb",
     preview: Annotated[
         bool | None, typer.Option(help="Also write a small sRGB JPEG preview (default: for RAW files).")
@@ -112,6 +119,11 @@ def correct(
 
     RAW files are corrected from linear camera RGB; a wide-gamut 16-bit TIFF keeps most of it
     (``--format tiff --bit-depth 16 --space prophoto``)."""
+    from chromaline.engine.correct import EngineError, correct_photo
+    from chromaline.engine.image_io import UnsupportedImageError
+    from chromaline.engine.profile import dump_profile
+    from chromaline.engine.rating import guideline_named
+
     try:
         rating_guideline = guideline_named(guideline)
     except ValueError as error:
@@ -195,6 +207,10 @@ def profile_create(
     camera_white_balance: CameraWhiteBalanceOption = False,
 ) -> None:
     """Fit a correction on one chart photo (a RAW file makes a camera profile) and save it."""
+    from chromaline.engine.correct import EngineError, correct_photo
+    from chromaline.engine.image_io import UnsupportedImageError
+    from chromaline.engine.profile import ProfileError, dump_profile, to_cube, to_icc
+
     try:
         result = correct_photo(
             _read(chart_photo),
@@ -239,6 +255,14 @@ def inspect(
     max_side: Annotated[int, typer.Option(help="Longest side of the overlay image.")] = 2000,
 ) -> None:
     """Draw what was measured: the chart outline and each patch's sampled region, numbered."""
+    import cv2
+    import numpy as np
+
+    from chromaline.engine.apply import apply_to_linear
+    from chromaline.engine.correct import EngineError, measure
+    from chromaline.engine.fit import Correction
+    from chromaline.engine.image_io import UnsupportedImageError, reduced, to_linear
+
     try:
         measurement = measure(_read(photo), chart_type=chart, edition=_edition(edition))
     except (EngineError, UnsupportedImageError) as error:

@@ -39,12 +39,12 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default from the service's settings).")] = None,
 ) -> None:
     """Run one service as its own process, as in production."""
-    from chromaline.cli.services import SERVICES
+    from chromaline.cli.services import SERVICE_NAMES, service_entry
     from chromaline.common.entrypoint import serve as serve_service
 
-    if service not in SERVICES:
-        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
-    serve_service(SERVICES[service], host, port)
+    if service not in SERVICE_NAMES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICE_NAMES)}")
+    serve_service(service_entry(service), host, port)
 
 
 @app.command()

@@ -19,12 +19,12 @@ def migrate(
     ] = False,
 ) -> None:
     """Upgrade one service's database schema to the code's revision, then exit."""
-    from chromaline.cli.services import SERVICES
+    from chromaline.cli.services import SERVICE_NAMES, service_entry
     from chromaline.common.entrypoint import migrate as migrate_service
 
-    if service not in SERVICES:
-        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
-    status = migrate_service(SERVICES[service], check=check)
+    if service not in SERVICE_NAMES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICE_NAMES)}")
+    status = migrate_service(service_entry(service), check=check)
     if status:
         raise typer.Exit(status)
 

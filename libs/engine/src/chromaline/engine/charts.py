@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
-import colour
 import numpy as np
 from numpy.typing import NDArray
+
+from chromaline.engine.colour_science import colour
 
 Edition = Literal["2005", "2014"]
 WORKING_SPACE = "sRGB"

@@ -23,10 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
-import colour
 import numpy as np
 from numpy.typing import NDArray
 
+from chromaline.engine.colour_science import colour
 from chromaline.engine.metrics import ChartReference, FloatArray, delta_e, working_to_xyz_matrix
 
 GRADIENT_STEP = 1e-4

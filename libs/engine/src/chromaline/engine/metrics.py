@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Literal
 
-import colour
 import numpy as np
 from numpy.typing import NDArray
 
@@ -28,6 +27,7 @@ from chromaline.engine.charts import (
     reference_names,
     reference_xyz,
 )
+from chromaline.engine.colour_science import colour
 
 DeltaEMethod = Literal["CIE 1976", "CIE 1994", "CIE 2000"]
 DELTA_E_METHODS: tuple[DeltaEMethod, ...] = ("CIE 1976", "CIE 1994", "CIE 2000")

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import cache
 
-import colour
 import cv2
 import numpy as np
 import tifffile
 from numpy.typing import NDArray
 
 from chromaline.engine.charts import chart_spec
+from chromaline.engine.colour_science import colour
 from chromaline.engine.frame import MM_PER_INCH, FrameSpec, render_frame_image
 from chromaline.engine.geometry import ChartLayout, chart_layout, map_points, patch_centres
 from chromaline.engine.image_io import srgb_encode

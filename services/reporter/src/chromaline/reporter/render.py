@@ -4,7 +4,8 @@ Plain library: it takes the measurements document and the two photographs as byt
 returns bytes; storing them and announcing them is the service's business. Figures are drawn
 on ``matplotlib.figure.Figure`` objects with the Agg canvas (never pyplot), so rendering keeps
 no global state and is safe in worker threads. The PDF is made with matplotlib's PdfPages so
-no other PDF library is needed.
+no other PDF library is needed. matplotlib is imported when the first report is drawn, not when
+the reporter starts.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict
 
 from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary, method_label
@@ -38,6 +37,9 @@ from chromaline.reporter.thumbnails import (
     to_rgb,
 )
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 RATING_GUIDELINE = "FADGI"
 """The imaging guideline the ratings in the measurements document refer to."""
 
@@ -50,6 +52,9 @@ EXCLUDED_BAR = "#d9822b"
 
 A4_PORTRAIT = (8.27, 11.69)
 A4_LANDSCAPE = (11.69, 8.27)
+BAR_CHART_AXES = (0.07, 0.2, 0.9, 0.73)
+"""Fixed margins (left, bottom, width, height) with room for patch names written upright below
+the bars: laying the figure out to fit its labels costs more than drawing it."""
 PATCH_ROWS_PER_PAGE = 40
 NAMED_TICKS_UP_TO = 40
 """Charts with more patches than this are labelled by patch number instead of name."""
@@ -153,11 +158,20 @@ def annotated_thumbnails(
 # Figures
 
 
+def _new_figure(size: tuple[float, float]) -> Figure:
+    """A figure on its own Agg canvas (no pyplot, no global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size)
+    FigureCanvasAgg(figure)
+    return figure
+
+
 def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
     """Grouped bars of ΔE2000 per patch, before and after; patches left out of the fit stand out."""
-    figure = Figure(figsize=A4_LANDSCAPE, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    figure = _new_figure(A4_LANDSCAPE)
+    axes = figure.add_axes(BAR_CHART_AXES)
     positions = np.arange(len(patches), dtype=np.float64)
     width = 0.4
     before = [patch.delta_e2000[0] for patch in patches]
@@ -357,6 +371,8 @@ def render_pdf(
     document: ReportDocument, before: BgrImage, after: BgrImage, bar_chart: Figure | None
 ) -> bytes:
     """Page 1: overview, summary and previews; page 2: the bar chart; then the patch table."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
     buffer = io.BytesIO()
     info = {"Title": f"Colour report — {document.measurements.filename}", "Creator": "Chromaline"}
     with PdfPages(buffer, metadata=info) as pdf:
@@ -373,8 +389,7 @@ def render_pdf(
 def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) -> Figure:
     measurements = document.measurements
     header = document.report
-    figure = Figure(figsize=A4_PORTRAIT)
-    FigureCanvasAgg(figure)
+    figure = _new_figure(A4_PORTRAIT)
     figure.text(0.07, 0.955, "Colour report", fontsize=20, weight="bold")
     lines = [
         f"File: {measurements.filename}",
@@ -431,8 +446,7 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
 
 
 def _patch_table_page(patches: Sequence[PatchResult], start: int, total: int) -> Figure:
-    figure = Figure(figsize=A4_PORTRAIT)
-    FigureCanvasAgg(figure)
+    figure = _new_figure(A4_PORTRAIT)
     end = start + len(patches)
     figure.text(0.05, 0.965, f"Patches {start + 1}–{end} of {total}", fontsize=14, weight="bold")
     axes = figure.add_axes((0.05, 0.04, 0.9, 0.9))

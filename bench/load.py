@@ -1,0 +1,389 @@
+"""Load benchmark: many uploads through the real services, beside the engine alone on the same cores.
+
+Starts each service as its own ``chromaline serve`` process (as in the containers) on the local
+RabbitMQ (a virtual host of the run's own), PostgreSQL (a database of the run's own) and an S3
+endpoint (moto's threaded server in this process, unless ``--blob-url`` names one), all on
+127.0.0.1. Then it uploads ``--uploads`` photos, one per job, at most ``--concurrency`` in flight,
+and prints:
+
+* throughput (jobs/s from the first upload to the last report) and latency percentiles (upload
+  accepted → report ready);
+* the depth of each worker's queue over time, sampled every ``--sample-seconds``;
+* per service process: resident memory idle (ready, before any upload) and at its peak under load,
+  and CPU seconds spent during the load (with the share of one core);
+* the engine-only ceiling: the same photos through ``chromaline correct``, split over as many
+  processes as the machine has cores; raw, and without each process's start-up (timed apart);
+* pipeline throughput / engine-only ceiling, against the target of 0.8.
+
+Run: ``uv run python bench/load.py [--uploads 40] [--concurrency 8] [--size 2000x1500]
+[--replicas detector=2,corrector=2,reporter=1] [--rounds 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from chromaline.cli.processes import ServiceProcess, free_port
+from chromaline.cli.services import SERVICE_NAMES
+from chromaline.common.bus.factory import create_bus
+from chromaline.engine.synthetic import render_scene
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline import authenticated_client, isolated_stores, percentile
+
+WORKERS = ("detector", "corrector", "reporter")
+CEILING_TARGET = 0.8
+DEFAULT_MIX = "detector=2,corrector=2,reporter=1"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def parse_mix(text: str) -> dict[str, int]:
+    """``detector=2,corrector=2,reporter=1`` → replicas per worker stage (1 where unnamed)."""
+    mix = dict.fromkeys(WORKERS, 1)
+    for part in filter(None, text.split(",")):
+        name, _, count = part.partition("=")
+        if name not in WORKERS or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"replicas: {part!r} is not <detector|corrector|reporter>=<n ≥ 1>")
+        mix[name] = int(count)
+    return mix
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass
+class ProcessUsage:
+    name: str
+    pid: int
+    idle_rss_mib: float = 0.0
+    peak_rss_mib: float = 0.0
+    cpu_at_start: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+@dataclass
+class Samples:
+    """What the sampler thread saw while the load ran."""
+
+    queue_depths: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+
+
+@contextmanager
+def s3_endpoint(configured: str | None) -> Iterator[str]:
+    """``configured``, or else an S3 endpoint on 127.0.0.1 served by moto from a thread of this
+    process (its CPU is the bench's, not a service's)."""
+    if configured:
+        yield configured
+        return
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"s3://testing:testing@127.0.0.1:{port}?secure=false&region=us-east-1"
+    finally:
+        server.stop()
+
+
+@contextmanager
+def running_services(
+    mix: dict[str, int], amqp_url: str, database_url: str, blob_url: str, logs: Path
+) -> Iterator[list[ServiceProcess]]:
+    """Every service as its own process; the workers with ``mix`` replicas each."""
+    env = {
+        **os.environ,
+        "CHROMALINE_ENVIRONMENT": "test",
+        "CHROMALINE_SIGNING_SECRET": "bench-signing-secret-4d2f9a",
+        "CHROMALINE_BUS_URL": amqp_url,
+        "CHROMALINE_DATABASE_URL": database_url,
+        "CHROMALINE_BLOB_URL": blob_url,
+        "CHROMALINE_LOG_LEVEL": "WARNING",
+        "CHROMALINE_GATEWAY_UPLOAD_RATE_PER_MINUTE": "100000",
+        "CHROMALINE_GATEWAY_UPLOAD_BURST": "10000",
+    }
+    processes = [
+        ServiceProcess(name, free_port(), env, logs / f"{name}-{replica}.log")
+        for name in SERVICE_NAMES
+        for replica in range(mix.get(name, 1))
+    ]
+    env["CHROMALINE_GATEWAY_AUTH_URL"] = next(process.url for process in processes if process.name == "auth")
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.wait_ready()
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def sample_while(
+    stop: threading.Event, amqp_url: str, usage: list[ProcessUsage], samples: Samples, every: float
+) -> None:
+    """Until ``stop``: each worker queue's depth, and each process's resident memory."""
+
+    async def run() -> None:
+        bus = create_bus(amqp_url, service="bench")
+        await bus.start()
+        started = time.perf_counter()
+        try:
+            while not stop.is_set():
+                depths = await bus.queue_depths(WORKERS)
+                samples.queue_depths.append((time.perf_counter() - started, depths))
+                for process in usage:
+                    process.peak_rss_mib = max(process.peak_rss_mib, rss_mib(process.pid))
+                await asyncio.sleep(every)
+        finally:
+            await bus.close()
+
+    asyncio.run(run())
+
+
+def upload_and_wait(client: httpx.Client, photo: bytes, name: str, timeout: float) -> float:
+    """Seconds from sending one photo to its job being done (report ready)."""
+    started = time.perf_counter()
+    response = client.post("/api/v1/jobs", files=[("files", (name, photo, "image/jpeg"))])
+    response.raise_for_status()
+    batch_id = response.json()["id"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batch = client.get(f"/api/v1/batches/{batch_id}").json()
+        if batch["done"]:
+            if batch["states"].get("done") != batch["total"]:
+                raise RuntimeError(f"{name}: job ended {batch['states']}")
+            return time.perf_counter() - started
+        time.sleep(0.1)
+    raise TimeoutError(f"{name}: not done within {timeout:.0f} s")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    seconds: float
+    latencies: list[float]
+    usage: list[ProcessUsage]
+    samples: Samples
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.seconds
+
+
+def drive_load(
+    processes: list[ServiceProcess],
+    base_url: str,
+    amqp_url: str,
+    photos: list[bytes],
+    concurrency: int,
+    every: float,
+    timeout: float,
+) -> LoadResult:
+    usage = [
+        ProcessUsage(process.name, process.process.pid)
+        for process in processes
+        if process.process is not None
+    ]
+    for process in usage:
+        process.idle_rss_mib = process.peak_rss_mib = rss_mib(process.pid)
+    with closing(authenticated_client(base_url)) as client:
+        client.timeout = httpx.Timeout(timeout)
+        for process in usage:
+            process.cpu_at_start = cpu_seconds(process.pid)
+        samples = Samples()
+        stop = threading.Event()
+        sampler = threading.Thread(target=sample_while, args=(stop, amqp_url, usage, samples, every))
+        sampler.start()
+        started = time.perf_counter()
+        try:
+            with ThreadPoolExecutor(max_workers=concurrency) as pool:
+                latencies = list(
+                    pool.map(
+                        lambda item: upload_and_wait(client, item[1], f"load-{item[0]}.jpg", timeout),
+                        enumerate(photos),
+                    )
+                )
+            seconds = time.perf_counter() - started
+        finally:
+            stop.set()
+            sampler.join()
+    for process in usage:
+        process.cpu_seconds = cpu_seconds(process.pid) - process.cpu_at_start
+    return LoadResult(seconds, latencies, usage, samples)
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    seconds: float
+    startup_seconds: float
+    processes: int
+    photos: int
+
+    @property
+    def raw(self) -> float:
+        return self.photos / self.seconds
+
+    @property
+    def warm(self) -> float:
+        """Photos per second once each process has imported the engine."""
+        return self.photos / max(self.seconds - self.startup_seconds, 1e-9)
+
+
+def engine_ceiling(photos: list[bytes], scratch: Path, processes: int) -> Ceiling:
+    """The same photos through ``chromaline correct``, one process per core, started together."""
+    command = str(Path(sys.executable).parent / "chromaline")
+    folder = scratch / "ceiling"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for index, photo in enumerate(photos):
+        path = folder / f"photo-{index}.jpg"
+        path.write_bytes(photo)
+        paths.append(path)
+    startup_started = time.perf_counter()
+    subprocess.run(  # the engine's import and a refusal: what each process pays before its first photo
+        [command, "correct", str(folder / "missing.jpg"), "--out", str(folder / "out")],
+        capture_output=True,
+        check=False,
+    )
+    startup = time.perf_counter() - startup_started
+    started = time.perf_counter()
+    running = [
+        subprocess.Popen(
+            [command, "correct", *map(str, paths[share::processes]), "--out", str(folder / "out")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for share in range(min(processes, len(paths)))
+    ]
+    codes = [process.wait() for process in running]
+    seconds = time.perf_counter() - started
+    if any(codes):
+        raise RuntimeError(f"chromaline correct exited with {codes}")
+    return Ceiling(seconds, startup, len(running), len(photos))
+
+
+def print_queue_depths(samples: Samples, rows: int = 12) -> None:
+    series = samples.queue_depths
+    if not series:
+        return
+    step = max(1, len(series) // rows)
+    print(f"{'t s':>7}" + "".join(f"{name:>11}" for name in WORKERS))
+    for elapsed, depths in series[::step]:
+        print(f"{elapsed:>7.1f}" + "".join(f"{depths.get(name, 0):>11}" for name in WORKERS))
+    peaks = {name: max(depths.get(name, 0) for _, depths in series) for name in WORKERS}
+    print(f"{'peak':>7}" + "".join(f"{peaks[name]:>11}" for name in WORKERS))
+
+
+def print_usage(result: LoadResult) -> None:
+    print(f"{'process':14}{'idle RSS MiB':>14}{'peak RSS MiB':>14}{'CPU s':>9}{'CPU share':>11}")
+    for process in result.usage:
+        share = process.cpu_seconds / result.seconds
+        print(
+            f"{process.name:14}{process.idle_rss_mib:>14.0f}{process.peak_rss_mib:>14.0f}"
+            f"{process.cpu_seconds:>9.1f}{share:>10.0%}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--uploads", type=int, default=40)
+    parser.add_argument("--concurrency", type=int, default=8, help="uploads in flight at most")
+    parser.add_argument("--size", default="2000x1500", help="photo size, WxH")
+    parser.add_argument("--replicas", default=DEFAULT_MIX, help="replicas per worker stage")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat load and ceiling side by side")
+    parser.add_argument("--sample-seconds", type=float, default=1.0)
+    parser.add_argument("--timeout", type=float, default=600.0, help="per upload, seconds")
+    parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--postgres-url", default="postgresql+asyncpg://root@127.0.0.1:5432/postgres")
+    parser.add_argument("--blob-url", default=None, help="default: moto S3 on 127.0.0.1")
+    parser.add_argument("--skip-ceiling", action="store_true")
+    arguments = parser.parse_args()
+    mix = parse_mix(arguments.replicas)
+    width, height = (int(part) for part in arguments.size.split("x"))
+    distinct = min(arguments.uploads, 8)
+    rendered = [
+        render_scene(500 + seed, chart="classic24", size=(width, height)).image_bytes
+        for seed in range(distinct)
+    ]
+    photos = [rendered[index % distinct] for index in range(arguments.uploads)]
+    cores = os.cpu_count() or 1
+    print(
+        f"{arguments.uploads} uploads of {width}×{height} ({width * height / 1e6:.1f} MP), "
+        f"{arguments.concurrency} in flight, replicas {mix}, {cores} cores, {arguments.rounds} round(s)"
+    )
+    ratios: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="chromaline-load-") as scratch_name:
+        scratch = Path(scratch_name)
+        for round_number in range(1, arguments.rounds + 1):
+            with (
+                s3_endpoint(arguments.blob_url) as blob_url,
+                isolated_stores(arguments.amqp_url, arguments.postgres_url) as (amqp_url, database_url),
+                running_services(mix, amqp_url, database_url, blob_url, scratch) as processes,
+            ):
+                gateway = next(process for process in processes if process.name == "gateway")
+                result = drive_load(
+                    processes,
+                    gateway.url,
+                    amqp_url,
+                    photos,
+                    arguments.concurrency,
+                    arguments.sample_seconds,
+                    arguments.timeout,
+                )
+            print(f"\n== round {round_number}")
+            print(
+                f"pipeline: {result.throughput:.2f} jobs/s over {result.seconds:.1f} s; latency p50 "
+                f"{statistics.median(result.latencies):.2f} s, p90 {percentile(result.latencies, 0.9):.2f} s, "
+                f"p99 {percentile(result.latencies, 0.99):.2f} s, max {max(result.latencies):.2f} s"
+            )
+            print_queue_depths(result.samples)
+            print_usage(result)
+            if arguments.skip_ceiling:
+                continue
+            ceiling = engine_ceiling(photos, scratch, cores)
+            ratio = result.throughput / ceiling.warm
+            ratios.append(ratio)
+            print(
+                f"engine only (chromaline correct × {ceiling.processes}): {ceiling.raw:.2f} photos/s raw, "
+                f"{ceiling.warm:.2f} photos/s without start-up ({ceiling.startup_seconds:.1f} s per process)"
+            )
+            print(
+                f"pipeline / engine-only ceiling: {ratio:.2f}   target ≥ {CEILING_TARGET}   "
+                f"{'met' if ratio >= CEILING_TARGET else 'NOT met'}"
+            )
+    if len(ratios) > 1:
+        print(
+            f"\npipeline / ceiling over {len(ratios)} rounds: median {statistics.median(ratios):.2f}, "
+            f"range {min(ratios):.2f}–{max(ratios):.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
