@@ -54,7 +54,8 @@ def test_upload_progress_and_result_match_the_api(
     expect(page.locator("#de-before")).to_have_text(f"{job['delta_e2000_before']:.2f}")
     expect(page.locator("#de-after")).to_have_text(f"{job['delta_e2000_after']:.2f}")
     expect(page.locator("#rating")).to_have_text(job["rating"])
-    fitted_by = {"least_squares": "least squares", "delta_e2000": "minimum mean ΔE₀₀"}
+    page.locator("#result-details summary").click()
+    fitted_by = {"least_squares": "least squares in linear RGB", "delta_e2000": "the smallest mean ΔE₀₀"}
     expect(page.locator("#objective")).to_have_text(fitted_by[measurements["objective"]])
     for patch in measurements["patches"]:
         row = page.locator(f"#patch-table tbody tr[data-patch='{patch['index']}']")

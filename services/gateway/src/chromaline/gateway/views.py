@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, SavedProfile
@@ -27,6 +28,19 @@ PROGRESS = {
 }
 
 
+def profile_source_job_id(options: dict[str, Any] | None) -> str | None:
+    """The job a saved profile applied to this job was made from: profiles are stored under their
+    source job's results (``<job id>/profile.json``), so the key names it."""
+    profile = (options or {}).get("profile")
+    if not isinstance(profile, dict):
+        return None
+    head, _, _ = str(profile.get("key", "")).partition("/")
+    try:
+        return str(uuid.UUID(head))
+    except ValueError:
+        return None
+
+
 def job_view(job: Job) -> dict[str, Any]:
     """A job; an expired one is its tombstone: no files, the summary kept."""
     available = set(job.results) | ({"original"} if job.original else set())
@@ -39,6 +53,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "reason": job.reason,
         "message": job.message,
         "options": job.options,
+        "profile_source_job_id": profile_source_job_id(job.options),
         "chart_type": job.chart_type,
         "method": job.method,
         "delta_e2000_before": job.delta_e_before,

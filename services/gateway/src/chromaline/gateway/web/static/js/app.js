@@ -2,6 +2,7 @@
 
 import { ApiProblem, call, onSessionEnded } from "./api.js";
 import { clear, h, notice } from "./dom.js";
+import { describe } from "./forms.js";
 import { href, match, navigate, parseHash } from "./router.js";
 import { canOperate, clearTokens, loadTokens, savedOrganisation, setOrganisation, who } from "./session.js";
 import * as auth from "./pages/auth.js";
@@ -105,7 +106,7 @@ async function signOut() {
 function showError(main, error) {
   clear(main).append(
     h("h1", { tabindex: "-1" }, "Something went wrong"),
-    notice("error", error.detail || error.message || String(error)),
+    notice("error", describe(error)),
     h("p", {}, h("a", { href: href("/upload") }, "Back to uploads")),
   );
 }
