@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
 
-import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_pdf import PdfPages
@@ -28,6 +27,14 @@ from pydantic import BaseModel, ConfigDict
 
 from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary, method_label
 from chromaline.engine.charts import chart_spec
+from chromaline.reporter.figures import (
+    chromaticity_figure,
+    delta_e_figure,
+    neutral_patches,
+    patch_pairs_figure,
+    png_bytes,
+    tone_response_figure,
+)
 from chromaline.reporter.thumbnails import (
     BgrImage,
     draw_polygon,
@@ -44,15 +51,9 @@ RATING_GUIDELINE = "FADGI"
 OUTLINE_BGR = (0, 215, 255)
 USED_PATCH_BGR = (60, 200, 60)
 EXCLUDED_PATCH_BGR = (40, 40, 230)
-BEFORE_BAR = "#a6a6a6"
-AFTER_BAR = "#1f5fa8"
-EXCLUDED_BAR = "#d9822b"
 
 A4_PORTRAIT = (8.27, 11.69)
-A4_LANDSCAPE = (11.69, 8.27)
 PATCH_ROWS_PER_PAGE = 40
-NAMED_TICKS_UP_TO = 40
-"""Charts with more patches than this are labelled by patch number instead of name."""
 MISSING = "—"
 
 
@@ -110,11 +111,11 @@ def render_report(
     )
     document = ReportDocument(report=header, measurements=measurements)
     before, after = annotated_thumbnails(measurements, original, corrected)
-    bar_chart = delta_e_figure(measurements.patches) if measurements.patches else None
+    figures = ReportFigures.of(measurements.patches)
     return RenderedReport(
         json=render_json(document),
-        html=render_html(document, before, after, bar_chart),
-        pdf=render_pdf(document, before, after, bar_chart),
+        html=render_html(document, before, after, figures),
+        pdf=render_pdf(document, before, after, figures),
     )
 
 
@@ -153,44 +154,32 @@ def annotated_thumbnails(
 # Figures
 
 
-def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
-    """Grouped bars of ΔE2000 per patch, before and after; patches left out of the fit stand out."""
-    figure = Figure(figsize=A4_LANDSCAPE, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    positions = np.arange(len(patches), dtype=np.float64)
-    width = 0.4
-    before = [patch.delta_e2000[0] for patch in patches]
-    after = [patch.delta_e2000[1] for patch in patches]
-    before_bars = axes.bar(positions - width / 2, before, width, color=BEFORE_BAR, label="Before")
-    after_bars = axes.bar(positions + width / 2, after, width, color=AFTER_BAR, label="After")
-    excluded = [bar for bar, patch in zip(after_bars, patches, strict=True) if not patch.used_in_fit]
-    for bar in excluded:
-        bar.set_color(EXCLUDED_BAR)
-        bar.set_hatch("//")
-        bar.set_edgecolor("#5c3300")
-    if excluded:
-        excluded[0].set_label("After (left out of the fit)")
-    legend_handles = [before_bars, after_bars, *excluded[:1]]
-    axes.set_ylabel("ΔE2000")
-    axes.set_title("ΔE2000 per patch, before and after correction")
-    if len(patches) <= NAMED_TICKS_UP_TO:
-        axes.set_xticks(positions, [patch.name for patch in patches], rotation=90, fontsize=8)
-    else:
-        step = 10
-        axes.set_xticks(positions[::step], [str(patch.index + 1) for patch in patches[::step]])
-        axes.set_xlabel("Patch number")
-    axes.set_xlim(-0.75, len(patches) - 0.25)
-    axes.grid(axis="y", color="#dddddd")
-    axes.set_axisbelow(True)
-    axes.legend(handles=legend_handles)
-    return figure
+@dataclass(frozen=True)
+class ReportFigures:
+    """The pictures of a measured chart, in the order the report shows them."""
 
+    chromaticity: Figure
+    tone_response: Figure | None
+    patch_pairs: Figure
+    delta_e: Figure
 
-def _png(figure: Figure, dpi: int = 100) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
+    @classmethod
+    def of(cls, patches: Sequence[PatchResult]) -> ReportFigures | None:
+        if not patches:
+            return None
+        return cls(
+            chromaticity=chromaticity_figure(patches),
+            tone_response=tone_response_figure(patches),
+            patch_pairs=patch_pairs_figure(patches),
+            delta_e=delta_e_figure(patches),
+        )
+
+    def in_order(self) -> list[Figure]:
+        return [
+            figure
+            for figure in (self.chromaticity, self.tone_response, self.patch_pairs, self.delta_e)
+            if figure is not None
+        ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +296,7 @@ def _base64(data: bytes) -> str:
 
 
 def render_html(
-    document: ReportDocument, before: BgrImage, after: BgrImage, bar_chart: Figure | None
+    document: ReportDocument, before: BgrImage, after: BgrImage, figures: ReportFigures | None
 ) -> bytes:
     measurements = document.measurements
     header = document.report
@@ -341,7 +330,13 @@ def render_html(
         "after_image": _base64(encode_jpeg(after)),
         "before_alt": f"Photo {measurements.filename} before correction, {chart_note}",
         "after_alt": f"Photo {measurements.filename} after correction",
-        "bar_chart": _base64(_png(bar_chart)) if bar_chart is not None else None,
+        "chromaticity": _base64(png_bytes(figures.chromaticity)) if figures else None,
+        "tone_response": (
+            _base64(png_bytes(figures.tone_response)) if figures and figures.tone_response else None
+        ),
+        "neutral_count": len(neutral_patches(measurements.patches)),
+        "patch_pairs": _base64(png_bytes(figures.patch_pairs)) if figures else None,
+        "bar_chart": _base64(png_bytes(figures.delta_e)) if figures else None,
         "patches": [PatchRow.of(patch) for patch in measurements.patches],
         "timings": [(stage, f"{ms:.0f}") for stage, ms in measurements.timings_ms.items()],
     }
@@ -353,15 +348,15 @@ def render_html(
 
 
 def render_pdf(
-    document: ReportDocument, before: BgrImage, after: BgrImage, bar_chart: Figure | None
+    document: ReportDocument, before: BgrImage, after: BgrImage, figures: ReportFigures | None
 ) -> bytes:
-    """Page 1: overview, summary and previews; page 2: the bar chart; then the patch table."""
+    """Page 1: overview, summary and previews; then a page per figure; then the patch table."""
     buffer = io.BytesIO()
     info = {"Title": f"Colour report — {document.measurements.filename}", "Creator": "Chromaline"}
     with PdfPages(buffer, metadata=info) as pdf:
         pdf.savefig(_overview_page(document, before, after))
-        if bar_chart is not None:
-            pdf.savefig(bar_chart)
+        for figure in figures.in_order() if figures else []:
+            pdf.savefig(figure)
         patches = document.measurements.patches
         for start in range(0, len(patches), PATCH_ROWS_PER_PAGE):
             chunk = patches[start : start + PATCH_ROWS_PER_PAGE]
