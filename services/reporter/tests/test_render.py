@@ -383,3 +383,13 @@ def test_figures_encode_as_svg(measurements: Measurements) -> None:
     svg = svg_bytes(chromaticity_figure(measurements.patches))
     assert svg.lstrip().startswith(b"<?xml")
     assert b"<svg" in svg
+
+
+def test_the_figures_come_as_svg_for_the_result_page(rendered: RenderedReport) -> None:
+    assert set(rendered.figures) == {"chromaticity", "tone_response", "patch_pairs", "delta_e"}
+    assert all(b"<svg" in svg for svg in rendered.figures.values())
+
+
+def test_a_chartless_report_has_no_figures() -> None:
+    photo = encode(np.full((48, 64, 3), 128, dtype=np.uint8), ".png")
+    assert render_report(chartless_measurements(), photo, photo).figures == {}

@@ -28,18 +28,21 @@ def test_upload_progress_and_result_match_the_api(
     page.set_input_files("#file-picker", chart_photo)
     expect(page.locator(".file-list li")).to_have_count(1)
     expect(page.locator(".file-list")).to_contain_text("studio-shot.jpg")
+    page.get_by_text("Advanced").click()
     page.get_by_label("Correction method").select_option("affine3x4")
     screenshot(page, "upload")
     page.get_by_role("button", name="Upload and correct").click()
 
-    page.wait_for_url(re.compile(r"#/batches/"))
+    page.wait_for_url(re.compile(r"#/jobs/"))
     screenshot(page, "progress")
-    expect(page.locator("#batch-summary")).to_have_text(
-        "All 1 finished: 1 corrected.", timeout=PIPELINE_TIMEOUT_MS
-    )
+    expect(page.locator("#verdict")).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
+    expect(page.locator("#job-state")).to_have_text("Done")
+    assert any('"state": "done"' in frame or '"state":"done"' in frame for frame in pushed), pushed
+
+    page.get_by_role("link", name="batch").click()
+    page.wait_for_url(re.compile(r"#/batches/"))
+    expect(page.locator("#batch-summary")).to_have_text("All 1 finished: 1 corrected.")
     expect(page.locator("#batch-jobs .job-row")).to_have_attribute("data-state", "done")
-    expect(page.locator("#announcer")).to_have_text("studio-shot.jpg: Done")
-    assert any('"done": true' in frame or '"done":true' in frame for frame in pushed), pushed
     screenshot(page, "progress-done")
 
     page.get_by_role("link", name="See the result").click()
@@ -110,11 +113,12 @@ def test_save_a_profile_and_correct_another_photo_with_it(
     expect(page.get_by_label("Saved profile")).to_have_value(saved["id"])
     page.set_input_files("#file-picker", chart_photo)
     page.get_by_role("button", name="Upload and correct").click()
-    expect(page.locator("#batch-summary")).to_have_text(
-        "All 1 finished: 1 corrected.", timeout=PIPELINE_TIMEOUT_MS
+    page.wait_for_url(re.compile(r"#/jobs/"))
+    expect(page.locator("#profile-used")).to_contain_text(
+        "“North window, overcast”", timeout=PIPELINE_TIMEOUT_MS
     )
 
-    job_id = page.locator("#batch-jobs .job-row").get_attribute("data-job-id")
+    job_id = job_id_of(page)
     with account.client() as client:
         job = client.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
         source = client.get(f"/api/v1/jobs/{finished_job['id']}").raise_for_status().json()

@@ -202,3 +202,15 @@ def test_tick_steps_print_every_tick_exactly() -> None:
         values = [float(text) for text in printed]
         steps = {round(b - a, 9) for a, b in itertools.pairwise(values)}
         assert len(steps) == 1, printed
+
+
+def test_the_report_figures_are_on_the_result_page(page: Page, finished_job: dict[str, Any]) -> None:
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    figures = page.locator("#report-figures figure img")
+    expect(figures).to_have_count(3)
+    for name in ("chromaticity.svg", "tone-response.svg", "patch-pairs.svg"):
+        image = page.locator(f"#report-figures figure[data-figure='{name}'] img")
+        image.scroll_into_view_if_needed()
+        page.wait_for_function(
+            "image => image.complete && image.naturalWidth > 0", arg=image.element_handle()
+        )

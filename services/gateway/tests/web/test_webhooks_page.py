@@ -35,7 +35,7 @@ def test_preferences_notifications_and_a_webhook(
         assert _ended_state(client, batch.json()["jobs"][0]["id"]) == "failed"
 
     page = browse(frank)
-    page.goto("/#/settings")
+    page.goto("/#/settings/notifications")
     recent = page.locator("#recent-notifications")
     expect(recent.locator("#notification-list")).to_contain_text("no-chart.jpg failed")
     expect(recent.locator("#notification-list")).to_contain_text("new")
@@ -51,6 +51,7 @@ def test_preferences_notifications_and_a_webhook(
     notifications.get_by_role("button", name="Save preferences").click()
     expect(page.locator("#preferences-status")).to_contain_text("Preferences saved.")
 
+    page.get_by_role("navigation", name="Settings pages").get_by_role("link", name="Webhooks").click()
     webhooks = page.locator("#webhooks")
     expect(webhooks).to_contain_text("No webhooks.")
     webhooks.get_by_label("URL to call").fill("https://hooks.example.test/chromaline")

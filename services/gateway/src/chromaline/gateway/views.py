@@ -16,6 +16,10 @@ RESULT_FILES = {
     "report.json": "report_json",
     "report.html": "report_html",
     "report.pdf": "report_pdf",
+    "chromaticity.svg": "figure_chromaticity",
+    "tone-response.svg": "figure_tone_response",
+    "patch-pairs.svg": "figure_patch_pairs",
+    "delta-e.svg": "figure_delta_e",
 }
 PROGRESS = {
     "queued": 0.0,

@@ -44,8 +44,18 @@ def report_key(job_id: uuid.UUID, kind: str) -> str:
     return f"{job_id}/report.{kind}"
 
 
+FIGURES = ("chromaticity", "tone_response", "patch_pairs", "delta_e")
+"""The report's figures, also stored alone as SVG for the web app's result page."""
+
+
+def figure_key(job_id: uuid.UUID, name: str) -> str:
+    return f"{job_id}/figure-{name}.svg"
+
+
 def report_keys(job_id: uuid.UUID) -> list[str]:
-    return [report_key(job_id, kind) for kind, _ in REPORT_TYPES]
+    return [report_key(job_id, kind) for kind, _ in REPORT_TYPES] + [
+        figure_key(job_id, name) for name in FIGURES
+    ]
 
 
 async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
@@ -90,12 +100,18 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
             key = report_key(event.job_id, kind)
             await blobs.put_bytes(buckets.REPORTS, key, getattr(rendered, kind), content_type=content_type)
             refs[kind] = BlobRef(bucket=buckets.REPORTS, key=key)
+        figures = {}
+        for name, svg in rendered.figures.items():
+            key = figure_key(event.job_id, name)
+            await blobs.put_bytes(buckets.REPORTS, key, svg, content_type="image/svg+xml")
+            figures[name] = BlobRef(bucket=buckets.REPORTS, key=key)
     ready = ReportReady(
         job_id=event.job_id,
         report_json=refs["json"],
         report_html=refs["html"],
         report_pdf=refs["pdf"],
         rating=event.rating,
+        figures=figures,
     )
     async with runtime.session() as session, session.begin():
         if not await inbox.claim(session, envelope.event_id, NAME):

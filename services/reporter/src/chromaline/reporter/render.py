@@ -33,6 +33,7 @@ from chromaline.reporter.figures import (
     neutral_patches,
     patch_pairs_figure,
     png_bytes,
+    svg_bytes,
     tone_response_figure,
 )
 from chromaline.reporter.thumbnails import (
@@ -81,6 +82,8 @@ class RenderedReport:
     json: bytes
     html: bytes
     pdf: bytes
+    figures: dict[str, bytes]
+    """The figures as SVG by name, for pages that show them apart from the report."""
 
 
 @cache
@@ -116,6 +119,7 @@ def render_report(
         json=render_json(document),
         html=render_html(document, before, after, figures),
         pdf=render_pdf(document, before, after, figures),
+        figures=figures.svgs() if figures else {},
     )
 
 
@@ -173,6 +177,15 @@ class ReportFigures:
             patch_pairs=patch_pairs_figure(patches),
             delta_e=delta_e_figure(patches),
         )
+
+    def svgs(self) -> dict[str, bytes]:
+        named = {
+            "chromaticity": self.chromaticity,
+            "tone_response": self.tone_response,
+            "patch_pairs": self.patch_pairs,
+            "delta_e": self.delta_e,
+        }
+        return {name: svg_bytes(figure) for name, figure in named.items() if figure is not None}
 
     def in_order(self) -> list[Figure]:
         return [

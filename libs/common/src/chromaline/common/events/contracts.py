@@ -130,6 +130,11 @@ class ReportReady(Contract):
     report_html: BlobRef
     report_pdf: BlobRef
     rating: str | None = None
+    figures: dict[str, BlobRef] = Field(
+        default_factory=dict,
+        description="The report's pictures of the measured chart as SVG, by name "
+        "(chromaticity, tone_response, patch_pairs, delta_e); empty when no chart was measured.",
+    )
 
 
 class ProcessingFailed(Contract):

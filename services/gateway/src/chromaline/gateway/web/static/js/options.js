@@ -145,7 +145,7 @@ export const PROBLEM_MESSAGES = {
   job_not_found: "This job does not exist, or it belongs to another organisation. Check the link, or find it in the history.",
   batch_not_found: "This upload does not exist, or it belongs to another organisation. Check the link, or find its photos in the history.",
   unknown_file: "This file is not available for this job.",
-  invalid_credentials: "The e-mail address or password is wrong. Check them and try again, or reset your password.",
+  invalid_credentials: "That did not match. Check what you typed and try again.",
   email_taken: "An account with this e-mail address already exists. Sign in, or reset its password.",
   invalid_reset_token: "This reset link has expired or was already used. Ask for a new link.",
   forbidden: "You are not allowed to do this. Ask an administrator of your organisation.",

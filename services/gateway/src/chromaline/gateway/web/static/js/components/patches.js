@@ -115,5 +115,5 @@ export function deltaChart(measurements) {
     h("span", { class: "key key-after", "aria-hidden": "true" }),
     " After correction",
   );
-  return h("figure", { class: "chart-figure" }, h("div", { class: "chart-scroll" }, chart), legend);
+  return h("figure", { class: "chart-figure" }, h("div", { class: "chart-scroll", tabindex: "0", role: "region", "aria-label": "ΔE₀₀ per patch chart; scroll sideways on a narrow screen" }, chart), legend);
 }

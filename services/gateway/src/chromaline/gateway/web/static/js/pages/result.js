@@ -19,6 +19,7 @@ import { href, navigate } from "../router.js";
 import { chartOverlay, comparison } from "../components/compare.js";
 import { cornerPicker } from "../components/corners.js";
 import { deltaChart, patchTable } from "../components/patches.js";
+import { resultPath } from "./upload.js";
 
 const DOWNLOADS = [
   ["corrected", "Corrected image"],
@@ -101,6 +102,23 @@ function ratingBadge(rating, id) {
   );
 }
 
+/** ΔE₀₀ before → after in large figures, under a label. */
+function bigFigures(label, before, after) {
+  return h(
+    "p",
+    { class: "verdict-figures" },
+    h("span", { class: "verdict-label" }, label),
+    h(
+      "span",
+      { class: "verdict-numbers" },
+      h("span", { id: "de-before", class: "de-before-figure" }, formatNumber(before)),
+      h("span", { class: "verdict-arrow", "aria-hidden": "true" }, " → "),
+      h("span", { class: "visually-hidden" }, " became "),
+      h("span", { id: "de-after", class: "de-after-figure" }, formatNumber(after)),
+    ),
+  );
+}
+
 /** The first thing on the page: is the correction good? Big ΔE₀₀ before → after, rating, meaning, warnings. */
 function verdict(job, measurements, profile) {
   const before = job.delta_e2000_before;
@@ -109,18 +127,7 @@ function verdict(job, measurements, profile) {
   const parts = [];
   if (after !== null) {
     parts.push(
-      h(
-        "p",
-        { class: "verdict-figures" },
-        h("span", { class: "verdict-label" }, "Mean colour error (ΔE₀₀)"),
-        h(
-          "span",
-          { class: "verdict-numbers" },
-          h("span", { id: "de-before", class: "de-before-figure" }, formatNumber(before)),
-          h("span", { class: "verdict-arrow", "aria-label": "became" }, " → "),
-          h("span", { id: "de-after", class: "de-after-figure" }, formatNumber(after)),
-        ),
-      ),
+      bigFigures("Mean colour error (ΔE₀₀)", before, after),
       ratingBadge(rating, "rating"),
       h(
         "p",
@@ -173,18 +180,7 @@ function profileVerdict(profile) {
   }
   const rating = ratingOf(source.rating);
   return [
-    h(
-      "p",
-      { class: "verdict-figures" },
-      h("span", { class: "verdict-label" }, "The profile's mean colour error (ΔE₀₀), on the chart it was made from"),
-      h(
-        "span",
-        { class: "verdict-numbers" },
-        h("span", { id: "de-before", class: "de-before-figure" }, formatNumber(source.delta_e2000_before)),
-        h("span", { class: "verdict-arrow", "aria-label": "became" }, " → "),
-        h("span", { id: "de-after", class: "de-after-figure" }, formatNumber(source.delta_e2000_after)),
-      ),
-    ),
+    bigFigures("The profile's mean colour error (ΔE₀₀), on the chart it was made from", source.delta_e2000_before, source.delta_e2000_after),
     ratingBadge(rating, "rating"),
     h(
       "p",
@@ -220,6 +216,35 @@ function details(job, measurements) {
       detail("ΔE₀₀ (CIEDE2000)", "how far apart two colours look", "About 1 is the smallest difference a trained eye sees side by side; 2 to 4 is visible on close comparison; above 8 anyone sees it.", "what-is-delta-e"),
     ),
   );
+}
+
+/** The report's figures, drawn by the reporter with matplotlib and served as SVG: name, title, description. */
+const FIGURES = [
+  ["chromaticity.svg", "Colours in the a*b* plane", "Each arrow runs from where a patch's colour was measured to where it should be: short arrows after correction mean accurate colour."],
+  ["tone-response.svg", "Tone response", "The grey patches' measured lightness against their true lightness: on the dashed diagonal, tones are exact."],
+  ["patch-pairs.svg", "Reference and corrected colours", "Each patch's true colour (left) beside its corrected colour (right)."],
+];
+
+/** The figures this job has, as images fetched with the session's headers; null when it has none. */
+async function figures(job, urls) {
+  const present = FIGURES.filter(([name]) => job.files[name]);
+  if (!present.length) return null;
+  const loaded = await Promise.all(present.map(([name]) => loadFile(job, name, urls).catch(() => null)));
+  const items = present
+    .map(([name, title, text], index) =>
+      loaded[index]
+        ? h(
+            "figure",
+            { class: "report-figure", dataset: { figure: name } },
+            h("img", { src: loaded[index].url, alt: `${title}. ${text} The values are in the table below.`, loading: "lazy" }),
+            h("figcaption", {}, h("strong", {}, title), ` ${text}`),
+          )
+        : null,
+    )
+    .filter(Boolean);
+  return items.length
+    ? h("section", { class: "card", "aria-labelledby": "figures-title", id: "report-figures" }, h("h2", { id: "figures-title" }, "Colours on the chart"), ...items)
+    : null;
 }
 
 /** The saved profile a job used and the job it was made from; null for jobs without one. */
@@ -284,7 +309,7 @@ function profileForm(job) {
 }
 
 async function doneView(job, urls) {
-  const [measurements, profile] = await Promise.all([call(job.files.measurements), profileOf(job)]);
+  const [measurements, profile, pictures] = await Promise.all([call(job.files.measurements), profileOf(job), figures(job, urls)]);
   const size = measurements.image_size;
   const [before, after] = await Promise.all([
     viewable(job, "original") ? loadFile(job, "original", urls).then((file) => file.url) : null,
@@ -301,6 +326,7 @@ async function doneView(job, urls) {
     verdict(job, measurements, profile),
     measured ? details(job, measurements) : null,
     h("section", { class: "card", "aria-labelledby": "compare-title" }, h("h2", { id: "compare-title" }, "Before and after"), picture),
+    pictures,
     measured
       ? h("section", { class: "card", "aria-labelledby": "chart-title" }, h("h2", { id: "chart-title" }, "Colour error per patch"), deltaChart(measurements), patchTable(measurements))
       : null,
@@ -321,7 +347,7 @@ async function resubmit(job, corners, original, status) {
     }
     form.append("corners", JSON.stringify(corners));
     const batch = await upload("jobs", form);
-    navigate(`/batches/${batch.id}`);
+    navigate(resultPath(batch));
   } catch (error) {
     status.append(notice("error", describe(error)));
   }

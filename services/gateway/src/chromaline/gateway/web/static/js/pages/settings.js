@@ -2,6 +2,7 @@
 // notifications, webhooks.
 
 import { ApiProblem, call } from "../api.js";
+import { href } from "../router.js";
 import { clear, field, formatDate, h, notice, select } from "../dom.js";
 import { describe, handleSubmit } from "../forms.js";
 import { currentMembership, setOrganisation, who } from "../session.js";
@@ -466,27 +467,42 @@ function webhookList(answer, path) {
   );
 }
 
+/** Settings pages: each a few sections, reached from the tabs at the top of every one. */
+const PAGES = [
+  ["account", "Account", (context) => [account(context), password()]],
+  ["organisation", "Organisation", async () => Promise.all([members(), retention()])],
+  ["api-keys", "API keys", async () => [await apiKeys()]],
+  [
+    "notifications",
+    "Notifications",
+    async () =>
+      Promise.all([
+        optional("recent-notifications", "Notifications", "notifications?limit=20", noticesList),
+        optional("notifications", "Notification preferences", "notifications/preferences", preferencesForm),
+      ]),
+  ],
+  ["webhooks", "Webhooks", async () => [await optional("webhooks", "Webhooks", "webhooks", webhookList)]],
+];
+
+function tabs(current) {
+  return h(
+    "nav",
+    { class: "sub-nav", "aria-label": "Settings pages" },
+    h(
+      "ul",
+      {},
+      PAGES.map(([id, title]) =>
+        h("li", {}, h("a", { href: href(`/settings/${id}`), "aria-current": id === current ? "page" : false }, title)),
+      ),
+    ),
+  );
+}
+
 export async function render(context) {
   if (who.mode !== "account" || !who.me) {
     return [h("h1", {}, "Settings"), notice("info", "This gateway runs without accounts, so there is nothing to set here.")];
   }
-  const [membersSection, retentionSection, keysSection, noticesSection, preferencesSection, webhooksSection] = await Promise.all([
-    members(),
-    retention(),
-    apiKeys(),
-    optional("recent-notifications", "Notifications", "notifications?limit=20", noticesList),
-    optional("notifications", "Notification preferences", "notifications/preferences", preferencesForm),
-    optional("webhooks", "Webhooks", "webhooks", webhookList),
-  ]);
-  return [
-    h("h1", {}, "Settings"),
-    account(context),
-    password(),
-    membersSection,
-    retentionSection,
-    keysSection,
-    noticesSection,
-    preferencesSection,
-    webhooksSection,
-  ];
+  const [id, title, draw] = PAGES.find(([name]) => name === context.params.section) || PAGES[0];
+  const sections = await draw(context);
+  return [h("h1", {}, `Settings: ${title}`), tabs(id), ...sections];
 }
