@@ -393,3 +393,9 @@ def test_the_figures_come_as_svg_for_the_result_page(rendered: RenderedReport) -
 def test_a_chartless_report_has_no_figures() -> None:
     photo = encode(np.full((48, 64, 3), 128, dtype=np.uint8), ".png")
     assert render_report(chartless_measurements(), photo, photo).figures == {}
+
+
+def test_the_list_thumbnail_is_small(rendered: RenderedReport) -> None:
+    thumbnail = cv2.imdecode(np.frombuffer(rendered.thumbnail, dtype=np.uint8), cv2.IMREAD_COLOR)
+    assert thumbnail is not None
+    assert max(thumbnail.shape[:2]) == 160

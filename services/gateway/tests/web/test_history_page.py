@@ -25,12 +25,19 @@ def test_history_shows_rating_colours_and_the_profile_used(page: Page, finished_
         f"rating-badge rating-small rating-{['bad', 'poor', 'fair', 'good', 'best'][stars]}"
     )
     expect(row).to_contain_text("Own chart")
+    thumbnail = row.locator("img.thumb")
+    expect(thumbnail).to_have_count(1)
+    page.wait_for_function(
+        "image => image.complete && image.naturalWidth > 0", arg=thumbnail.element_handle()
+    )
+    assert thumbnail.evaluate("image => Math.max(image.naturalWidth, image.naturalHeight)") == 160
 
 
 def test_history_filters_by_rating_and_date(page: Page, finished_job: dict[str, Any]) -> None:
     stars = _stars(finished_job)
     row = f"#history-table tr[data-job-id='{finished_job['id']}']"
     page.goto("/#/history")
+    page.get_by_text("Filter by state, rating or date").click()
     page.get_by_label("Rating").select_option(str(stars))
     page.get_by_role("button", name="Apply").click()
     page.wait_for_url(f"**/#/history?stars={stars}")

@@ -164,6 +164,7 @@ def test_history_searches_filters_and_opens_a_job(
     screenshot(page, "history")
 
     page.get_by_label("Search").fill("archive-sh")
+    page.get_by_text("Filter by state, rating or date").click()
     page.get_by_label("State").select_option("done")
     page.get_by_role("button", name="Apply").click()
     page.wait_for_url(re.compile(r"#/history\?q=archive-sh&state=done"))

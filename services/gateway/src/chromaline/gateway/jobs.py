@@ -152,6 +152,7 @@ def apply_event(job: Job, event: Any) -> None:
             "report_html": _ref(event.report_html),
             "report_pdf": _ref(event.report_pdf),
             **{f"figure_{name}": _ref(ref) for name, ref in event.figures.items()},
+            **({"thumbnail": _ref(event.thumbnail)} if event.thumbnail else {}),
         }
         _finish(job, "done")
     elif isinstance(event, ProcessingFailed):

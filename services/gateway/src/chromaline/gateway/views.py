@@ -20,6 +20,7 @@ RESULT_FILES = {
     "tone-response.svg": "figure_tone_response",
     "patch-pairs.svg": "figure_patch_pairs",
     "delta-e.svg": "figure_delta_e",
+    "thumbnail.jpg": "thumbnail",
 }
 PROGRESS = {
     "queued": 0.0,

@@ -47,7 +47,7 @@ def _unit(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
 
 def chromaticity_figure(patches: Sequence[PatchResult]) -> Figure:
     """Two a*b* planes side by side: arrows from each measured colour to its reference, before and after."""
-    figure = _figure(WIDE)
+    figure = _figure((11.69, 6.2))
     reference = np.array([patch.reference_lab for patch in patches])
     measured = {
         "Before correction": np.array([patch.before_lab for patch in patches]),
@@ -109,7 +109,7 @@ def tone_response_figure(patches: Sequence[PatchResult]) -> Figure | None:
     neutrals = sorted(neutral_patches(patches), key=lambda patch: patch.reference_lab[0])
     if len(neutrals) < 2:
         return None
-    figure = _figure((8.27, 6.0))
+    figure = _figure((7.0, 6.5))
     axes = figure.add_subplot()
     reference = [patch.reference_lab[0] for patch in neutrals]
     axes.plot(

@@ -52,9 +52,16 @@ def figure_key(job_id: uuid.UUID, name: str) -> str:
     return f"{job_id}/figure-{name}.svg"
 
 
+def thumbnail_key(job_id: uuid.UUID) -> str:
+    return f"{job_id}/thumbnail.jpg"
+
+
 def report_keys(job_id: uuid.UUID) -> list[str]:
-    return [report_key(job_id, kind) for kind, _ in REPORT_TYPES] + [
-        figure_key(job_id, name) for name in FIGURES
+    """Every key the reporter writes for a job: what its expiry deletes."""
+    return [
+        *(report_key(job_id, kind) for kind, _ in REPORT_TYPES),
+        *(figure_key(job_id, name) for name in FIGURES),
+        thumbnail_key(job_id),
     ]
 
 
@@ -105,6 +112,8 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
             key = figure_key(event.job_id, name)
             await blobs.put_bytes(buckets.REPORTS, key, svg, content_type="image/svg+xml")
             figures[name] = BlobRef(bucket=buckets.REPORTS, key=key)
+        thumbnail = BlobRef(bucket=buckets.REPORTS, key=thumbnail_key(event.job_id))
+        await blobs.put_bytes(thumbnail.bucket, thumbnail.key, rendered.thumbnail, content_type="image/jpeg")
     ready = ReportReady(
         job_id=event.job_id,
         report_json=refs["json"],
@@ -112,6 +121,7 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
         report_pdf=refs["pdf"],
         rating=event.rating,
         figures=figures,
+        thumbnail=thumbnail,
     )
     async with runtime.session() as session, session.begin():
         if not await inbox.claim(session, envelope.event_id, NAME):

@@ -54,6 +54,8 @@ USED_PATCH_BGR = (60, 200, 60)
 EXCLUDED_PATCH_BGR = (40, 40, 230)
 
 A4_PORTRAIT = (8.27, 11.69)
+LIST_THUMBNAIL_SIDE = 160
+"""The longest side, in pixels, of the thumbnail shown in lists of jobs."""
 PATCH_ROWS_PER_PAGE = 40
 MISSING = "—"
 
@@ -84,6 +86,8 @@ class RenderedReport:
     pdf: bytes
     figures: dict[str, bytes]
     """The figures as SVG by name, for pages that show them apart from the report."""
+    thumbnail: bytes
+    """A small JPEG of the corrected photo, for lists of jobs."""
 
 
 @cache
@@ -120,6 +124,7 @@ def render_report(
         html=render_html(document, before, after, figures),
         pdf=render_pdf(document, before, after, figures),
         figures=figures.svgs() if figures else {},
+        thumbnail=encode_jpeg(make_thumbnail(corrected, LIST_THUMBNAIL_SIDE)),
     )
 
 

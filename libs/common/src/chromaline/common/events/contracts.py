@@ -135,6 +135,9 @@ class ReportReady(Contract):
         description="The report's pictures of the measured chart as SVG, by name "
         "(chromaticity, tone_response, patch_pairs, delta_e); empty when no chart was measured.",
     )
+    thumbnail: BlobRef | None = Field(
+        default=None, description="A small JPEG of the corrected photo, for lists."
+    )
 
 
 class ProcessingFailed(Contract):

@@ -203,6 +203,7 @@ async function start() {
     return;
   }
   window.addEventListener("hashchange", show);
+  window.addEventListener("chromaline:notifications-read", drawBell);
   await show();
 }
 

@@ -1,6 +1,6 @@
 // History: every job, newest first, searchable by file name and filtered by state.
 
-import { call } from "../api.js";
+import { call, fetchBlob } from "../api.js";
 import { field, formatDate, formatNumber, h, select } from "../dom.js";
 import { RATING_LEVELS, STATES, ratingOf, stateLabel } from "../options.js";
 import { href, navigate } from "../router.js";
@@ -13,6 +13,22 @@ function ratingCell(job) {
   const rating = ratingOf(job.rating);
   if (!rating) return "—";
   return h("span", { class: `rating-badge rating-small rating-${rating.tone}`, title: rating.words }, rating.label);
+}
+
+/** A job's small picture, fetched with the session's headers once the row is drawn; a blank tile without one. */
+function thumbnailCell(job, urls) {
+  const cell = h("td", { class: "thumb-cell", dataset: { label: "Photo" } }, h("span", { class: "thumb thumb-kind", "aria-hidden": "true" }));
+  const path = job.files?.["thumbnail.jpg"];
+  if (path) {
+    fetchBlob(path)
+      .then(({ blob }) => {
+        const url = URL.createObjectURL(blob);
+        urls.push(url);
+        cell.replaceChildren(h("img", { class: "thumb", src: url, alt: "", width: 56, height: 56 }));
+      })
+      .catch(() => {});
+  }
+  return cell;
 }
 
 function profileCell(job, profiles) {
@@ -37,12 +53,21 @@ export async function render(context) {
   const search = h("input", { type: "search", name: "q", value: q, maxlength: 100, placeholder: "Part of a file name" });
   const form = h(
     "form",
-    { class: "filters", role: "search" },
+    { class: "history-search", role: "search" },
     field("Search", search),
-    field("State", select("state", STATES, state)),
-    field("Rating", select("stars", STAR_CHOICES, chosen.stars)),
-    field("From", h("input", { type: "date", name: "since", value: chosen.since })),
-    field("To", h("input", { type: "date", name: "until", value: chosen.until })),
+    h(
+      "details",
+      { class: "more-filters", open: FILTERS.some((name) => name !== "q" && chosen[name]) },
+      h("summary", {}, "Filter by state, rating or date"),
+      h(
+        "div",
+        { class: "filters" },
+        field("State", select("state", STATES, state)),
+        field("Rating", select("stars", STAR_CHOICES, chosen.stars)),
+        field("From", h("input", { type: "date", name: "since", value: chosen.since })),
+        field("To", h("input", { type: "date", name: "until", value: chosen.until })),
+      ),
+    ),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Apply")),
   );
   form.addEventListener("submit", (event) => {
@@ -51,10 +76,13 @@ export async function render(context) {
     navigate("/history", Object.fromEntries(FILTERS.filter((name) => values[name]).map((name) => [name, values[name]])));
   });
 
+  const urls = [];
+  context.onLeave(() => urls.forEach((url) => URL.revokeObjectURL(url)));
   const rows = result.items.map((job) =>
     h(
       "tr",
       { dataset: { jobId: job.id } },
+      thumbnailCell(job, urls),
       h("th", { scope: "row" }, h("a", { href: href(`/jobs/${job.id}`) }, job.filename)),
       h("td", { dataset: { label: "State" } }, h("span", { class: `badge badge-${job.state}` }, stateLabel(job.state))),
       h("td", { class: "num", dataset: { label: "ΔE₀₀ before" } }, formatNumber(job.delta_e2000_before)),
@@ -80,7 +108,7 @@ export async function render(context) {
           h(
             "table",
             { class: "history-table", id: "history-table" },
-            h("thead", {}, h("tr", {}, ["File", "State", "ΔE₀₀ before", "ΔE₀₀ after", "Rating", "Profile", "Uploaded"].map((title, i) => h("th", { scope: "col", class: i === 2 || i === 3 ? "num" : "" }, title)))),
+            h("thead", {}, h("tr", {}, ["Photo", "File", "State", "ΔE₀₀ before", "ΔE₀₀ after", "Rating", "Profile", "Uploaded"].map((title, i) => h("th", { scope: "col", class: i === 3 || i === 4 ? "num" : "" }, title)))),
             h("tbody", {}, rows),
           ),
         )

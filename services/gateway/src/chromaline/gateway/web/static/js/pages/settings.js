@@ -378,6 +378,7 @@ function noticesList(answer) {
     clear(status);
     try {
       await call("notifications/read-all", { method: "POST" });
+      window.dispatchEvent(new Event("chromaline:notifications-read"));
       draw(await call("notifications?limit=20"));
       status.append(notice("success", "All notifications marked read."));
     } catch (error) {
