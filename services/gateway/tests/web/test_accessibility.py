@@ -98,6 +98,11 @@ def test_signed_in_pages_have_no_serious_axe_violations(
     if name == "result":
         page.locator("#result-details summary").click()
     assert serious_violations(page, axe_source) == []
+    sideways = page.evaluate(
+        """() => [document.documentElement, ...document.querySelectorAll('.table-scroll')]
+            .filter(node => node.scrollWidth > node.clientWidth + 1).map(node => node.className || node.tagName)"""
+    )
+    assert sideways == [], "tables or the page scroll sideways"
 
 
 @pytest.mark.parametrize("size", SIZES, ids=list(SIZES))

@@ -3,7 +3,7 @@
 
 import { ApiProblem, call } from "../api.js";
 import { href } from "../router.js";
-import { clear, field, formatDate, h, notice, select } from "../dom.js";
+import { cardTable, clear, field, formatDate, h, notice, select } from "../dom.js";
 import { describe, handleSubmit } from "../forms.js";
 import { currentMembership, setOrganisation, who } from "../session.js";
 
@@ -130,7 +130,7 @@ async function members() {
     return section("members", "Organisation members", notice("error", describe(error)));
   }
   const parts = [
-    h("div", { class: "table-scroll" }, h("table", { class: "members-table" }, h("thead", {}, h("tr", {}, ["Name", "Email", "Role", ""].map((t) => h("th", { scope: "col" }, t)))), list)),
+    cardTable(h("table", { class: "members-table" }, h("thead", {}, h("tr", {}, ["Name", "Email", "Role", ""].map((t) => h("th", { scope: "col" }, t)))), list)),
     status,
   ];
   if (isAdmin) {
@@ -293,7 +293,7 @@ async function apiKeys() {
     "api-keys",
     "API keys",
     h("p", { class: "muted" }, "Programs use a key instead of a password: send it as “Authorization: Bearer clk_…”."),
-    h("div", { class: "table-scroll" }, h("table", { class: "keys-table" }, h("thead", {}, h("tr", {}, ["Name", "Key", "Scopes", "Expires", ""].map((t) => h("th", { scope: "col" }, t)))), list)),
+    cardTable(h("table", { class: "keys-table" }, h("thead", {}, h("tr", {}, ["Name", "Key", "Scopes", "Expires", ""].map((t) => h("th", { scope: "col" }, t)))), list)),
     created,
     h("h3", {}, "Create a key"),
     form,
