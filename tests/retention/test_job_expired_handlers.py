@@ -60,7 +60,7 @@ WORKERS = {
         reporter.SPEC,
         buckets.REPORTS,
         ("report.pdf", "report.html"),
-        ("report.json",),
+        ("report.json", "figure-chromaticity.svg", "thumbnail.jpg"),
         (),
         Report,
         {"prefix": "x", "seconds": 1.0},

@@ -16,6 +16,14 @@ from PIL import Image
 
 from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary
 from chromaline.engine.charts import chart_spec, reference_lab, reference_names
+from chromaline.reporter.figures import (
+    chromaticity_figure,
+    delta_e_figure,
+    neutral_patches,
+    patch_pairs_figure,
+    svg_bytes,
+    tone_response_figure,
+)
 from chromaline.reporter.render import RenderedReport, parse_report_json, render_report
 from chromaline.reporter.thumbnails import THUMBNAIL_LONGEST_SIDE, ThumbnailError, make_thumbnail
 
@@ -245,10 +253,11 @@ def test_html_is_self_contained(rendered: RenderedReport) -> None:
 
 
 def test_html_embeds_decodable_images(rendered: RenderedReport) -> None:
-    before, after, bar_chart = embedded_images(rendered.html.decode("utf-8"))
+    before, after, chromaticity, tone, pairs, bar_chart = embedded_images(rendered.html.decode("utf-8"))
     assert max(before.shape[:2]) == THUMBNAIL_LONGEST_SIDE
     assert after.shape == before.shape
-    assert bar_chart.shape[1] > 600
+    for figure in (chromaticity, tone, pairs, bar_chart):
+        assert figure.shape[1] > 600
 
 
 def test_before_thumbnail_outlines_the_chart(rendered: RenderedReport) -> None:
@@ -266,7 +275,7 @@ def test_before_thumbnail_outlines_the_chart(rendered: RenderedReport) -> None:
 
 def test_pdf_has_overview_chart_and_table_pages(rendered: RenderedReport) -> None:
     assert rendered.pdf.startswith(b"%PDF")
-    assert pdf_page_count(rendered.pdf) == 3
+    assert pdf_page_count(rendered.pdf) == 1 + 4 + 1
 
 
 def test_large_chart_table_spans_pages() -> None:
@@ -274,7 +283,7 @@ def test_large_chart_table_spans_pages() -> None:
     original = encode(synthetic_photo(measurements, after=False), ".tif")
     corrected = encode(synthetic_photo(measurements, after=True), ".jpg")
     report = render_report(measurements, original, corrected)
-    assert pdf_page_count(report.pdf) == 2 + 4
+    assert pdf_page_count(report.pdf) == 1 + 4 + 4
     assert report.html.decode("utf-8").count("<tr") > 140
     assert parse_report_json(report.json).measurements == measurements
 
@@ -337,3 +346,73 @@ def test_the_report_says_what_the_fit_minimised(
         in render_report(least_squares, *photos).html.decode()
     )
     assert "<dd>profile</dd>" in render_report(chartless_measurements(), *photos).html.decode()
+
+
+def test_the_chromaticity_plot_has_an_arrow_per_patch_before_and_after(measurements: Measurements) -> None:
+    figure = chromaticity_figure(measurements.patches)
+    before, after = figure.axes
+    for axes, measured in ((before, "before_lab"), (after, "after_lab")):
+        arrows = [child for child in axes.texts if getattr(child, "arrow_patch", None) is not None]
+        assert len(arrows) == len(measurements.patches)
+        first = measurements.patches[0]
+        assert arrows[0].xy == pytest.approx(first.reference_lab[1:])
+        assert arrows[0].xyann == pytest.approx(getattr(first, measured)[1:])
+    assert before.get_xlabel().startswith("a*")
+    assert before.get_ylabel().startswith("b*")
+
+
+def test_the_tone_response_plots_the_neutral_patches(measurements: Measurements) -> None:
+    neutrals = neutral_patches(measurements.patches)
+    assert [patch.name for patch in neutrals][:1] == ["white 9.5 (.05 D)"]
+    assert len(neutrals) == 6
+    figure = tone_response_figure(measurements.patches)
+    assert figure is not None
+    [axes] = figure.axes
+    _ideal, before, after = axes.get_lines()
+    lightest = max(neutrals, key=lambda patch: patch.reference_lab[0])
+    assert before.get_xdata()[-1] == pytest.approx(lightest.reference_lab[0])
+    assert before.get_ydata()[-1] == pytest.approx(lightest.before_lab[0])
+    assert after.get_ydata()[-1] == pytest.approx(lightest.after_lab[0])
+    assert axes.get_xlabel() == "Reference lightness L*"
+
+
+def test_patch_pairs_show_reference_beside_corrected(measurements: Measurements) -> None:
+    figure = patch_pairs_figure(measurements.patches)
+    [axes] = figure.axes
+    filled = [patch for patch in axes.patches if patch.get_fill()]
+    assert len(filled) == 2 * len(measurements.patches)
+    first = measurements.patches[0]
+    assert filled[0].get_facecolor()[:3] == pytest.approx([value / 255 for value in first.reference_srgb])
+    assert filled[1].get_facecolor()[:3] == pytest.approx([value / 255 for value in first.after_srgb])
+
+
+def test_delta_e_ticks_are_printed_exactly(measurements: Measurements) -> None:
+    figure = delta_e_figure(measurements.patches)
+    [axes] = figure.axes
+    figure.canvas.draw()
+    ticks = [tick for tick in axes.get_yticks() if axes.get_ylim()[0] <= tick <= axes.get_ylim()[1]]
+    labels = [label.get_text().replace("−", "-") for label in axes.get_yticklabels()][: len(ticks)]
+    assert [float(label) for label in labels] == pytest.approx(ticks)
+    assert axes.get_ylabel() == "ΔE2000 (CIEDE2000)"
+
+
+def test_figures_encode_as_svg(measurements: Measurements) -> None:
+    svg = svg_bytes(chromaticity_figure(measurements.patches))
+    assert svg.lstrip().startswith(b"<?xml")
+    assert b"<svg" in svg
+
+
+def test_the_figures_come_as_svg_for_the_result_page(rendered: RenderedReport) -> None:
+    assert set(rendered.figures) == {"chromaticity", "tone_response", "patch_pairs", "delta_e"}
+    assert all(b"<svg" in svg for svg in rendered.figures.values())
+
+
+def test_a_chartless_report_has_no_figures() -> None:
+    photo = encode(np.full((48, 64, 3), 128, dtype=np.uint8), ".png")
+    assert render_report(chartless_measurements(), photo, photo).figures == {}
+
+
+def test_the_list_thumbnail_is_small(rendered: RenderedReport) -> None:
+    thumbnail = cv2.imdecode(np.frombuffer(rendered.thumbnail, dtype=np.uint8), cv2.IMREAD_COLOR)
+    assert thumbnail is not None
+    assert max(thumbnail.shape[:2]) == 160

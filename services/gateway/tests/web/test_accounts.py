@@ -38,8 +38,12 @@ def test_sign_up_then_create_and_revoke_an_api_key(
 
     page.get_by_role("link", name="Settings").click()
     expect(page.locator("#account-email")).to_have_text(email)
+    settings_pages = page.get_by_role("navigation", name="Settings pages")
+    settings_pages.get_by_role("link", name="Organisation").click()
     expect(page.locator("#members")).to_contain_text(email)
+    settings_pages.get_by_role("link", name="Notifications").click()
     expect(page.locator("#notifications")).to_contain_text("Tell me when")
+    settings_pages.get_by_role("link", name="API keys").click()
     page.get_by_label("Name", exact=True).fill("Studio scanner")
     page.get_by_role("button", name="Create key").click()
     secret_box = page.locator("#api-key-secret")
@@ -77,7 +81,9 @@ def test_sign_in_and_passwords_explain_themselves(
     page.get_by_label("Email").fill(erin.email)
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("alert")).to_have_text("wrong email or password")
+    expect(page.get_by_role("alert")).to_have_text(
+        "That did not match. Check what you typed and try again. (wrong email or password)"
+    )
 
     page.get_by_label("Password").fill(erin.password)
     page.get_by_role("button", name="Sign in").click()
@@ -88,7 +94,7 @@ def test_sign_in_and_passwords_explain_themselves(
     password.get_by_label("Current password").fill("a guess")
     password.get_by_label("New password").fill("a much longer new passphrase")
     password.get_by_role("button", name="Change password").click()
-    expect(password.get_by_role("alert")).to_have_text("the current password is wrong")
+    expect(password.get_by_role("alert")).to_contain_text("(the current password is wrong)")
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     password.get_by_label("Current password").fill(erin.password)
     password.get_by_label("New password").fill("a much longer new passphrase")
@@ -108,7 +114,7 @@ def test_sign_in_and_passwords_explain_themselves(
     page.goto("/#/reset?token=not-a-real-token")
     page.get_by_label("New password").fill("yet another passphrase")
     page.get_by_role("button", name="Set the new password").click()
-    expect(page.get_by_role("alert")).to_have_text("the reset link is invalid, used or expired")
+    expect(page.get_by_role("alert")).to_contain_text("This reset link has expired or was already used.")
 
     page.goto("/#/signin")
     page.get_by_label("Email").fill(erin.email)

@@ -21,13 +21,10 @@ def test_no_chart_shows_the_photo_and_takes_manual_corners(
     page.goto("/#/upload")
     page.set_input_files("#file-picker", blank_photo)
     page.get_by_role("button", name="Upload and correct").click()
-    expect(page.locator("#batch-summary")).to_have_text(
-        "All 1 finished: 0 corrected, 1 failed.", timeout=PIPELINE_TIMEOUT_MS
+    page.wait_for_url(re.compile(r"#/jobs/"))
+    expect(page.get_by_role("alert")).to_contain_text(
+        "No colour chart was found in the photo.", timeout=PIPELINE_TIMEOUT_MS
     )
-    expect(page.locator("#batch-jobs")).to_contain_text("No colour chart was found in the photo.")
-    page.get_by_role("link", name="no-chart.jpg").click()
-
-    expect(page.get_by_role("alert")).to_contain_text("No colour chart was found in the photo.")
     picture = page.locator("#corner-picture img")
     expect(picture).to_be_visible()
     page.wait_for_function("document.querySelector('#corner-picture img').naturalWidth > 0")
@@ -39,10 +36,10 @@ def test_no_chart_shows_the_photo_and_takes_manual_corners(
     expect(page.locator(".corner-dot")).to_have_count(4)
     screenshot(page, "result-no-chart")
 
+    first = page.url
     page.get_by_role("button", name="Correct with these corners").click()
-    page.wait_for_url(re.compile(r"#/batches/"))
-    expect(page.locator("#batch-summary")).to_contain_text("All 1 finished", timeout=PIPELINE_TIMEOUT_MS)
-    job_id = page.locator("#batch-jobs .job-row").get_attribute("data-job-id")
+    page.wait_for_url(lambda url: "#/jobs/" in url and url != first)
+    job_id = page.url.rsplit("/", 1)[-1]
     with account.client() as client:
         job = client.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
     assert job["filename"] == "no-chart.jpg"
@@ -59,17 +56,30 @@ def test_files_that_are_not_photos_are_named(page: Page, tmp_path: Path, chart_p
     notes.write_text("not a photo")
     page.goto("/#/upload")
     page.set_input_files("#file-picker", [notes, chart_photo])
-    expect(page.get_by_role("alert")).to_contain_text("Not added: notes.txt.")
-    expect(page.locator(".file-list li")).to_have_count(1)
+    expect(page.locator(".file-list .file-refused")).to_contain_text("notes.txt")
+    expect(page.locator(".file-list .file-refused")).to_contain_text("Only JPEG, PNG and TIFF photos")
+    expect(page.locator(".file-list .file-accepted")).to_have_count(1)
+    expect(page.locator(".file-list .file-accepted img.thumb")).to_have_count(1)
 
     fake = tmp_path / "holiday.jpg"
     fake.write_bytes(b"this is text with a photo's name")
-    page.get_by_role("button", name="Remove studio-shot.jpg").click()
     page.set_input_files("#file-picker", fake)
     page.get_by_role("button", name="Upload and correct").click()
-    alert = page.get_by_role("alert")
-    expect(alert).to_contain_text("holiday.jpg")
+    refused = page.locator(".file-refused[data-refused='holiday.jpg']")
+    expect(refused).to_contain_text("This file is not a photo Chromaline can read.")
+    expect(page.locator("#follow-upload")).to_be_visible()
     assert "#/upload" in page.url
+    page.locator("#follow-upload").click()
+    page.wait_for_url(re.compile(r"#/jobs/"))
+    expect(page.get_by_role("heading", name="studio-shot.jpg")).to_be_visible()
+
+
+def test_one_photo_goes_straight_to_its_result(page: Page, chart_photo: Path) -> None:
+    page.goto("/#/upload")
+    page.set_input_files("#file-picker", chart_photo)
+    page.get_by_role("button", name="Upload and correct").click()
+    page.wait_for_url(re.compile(r"#/jobs/"))
+    expect(page.locator("#verdict")).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
 
 
 def test_a_job_that_does_not_exist_says_so(page: Page) -> None:

@@ -28,18 +28,21 @@ def test_upload_progress_and_result_match_the_api(
     page.set_input_files("#file-picker", chart_photo)
     expect(page.locator(".file-list li")).to_have_count(1)
     expect(page.locator(".file-list")).to_contain_text("studio-shot.jpg")
+    page.get_by_text("Advanced").click()
     page.get_by_label("Correction method").select_option("affine3x4")
     screenshot(page, "upload")
     page.get_by_role("button", name="Upload and correct").click()
 
-    page.wait_for_url(re.compile(r"#/batches/"))
+    page.wait_for_url(re.compile(r"#/jobs/"))
     screenshot(page, "progress")
-    expect(page.locator("#batch-summary")).to_have_text(
-        "All 1 finished: 1 corrected.", timeout=PIPELINE_TIMEOUT_MS
-    )
+    expect(page.locator("#verdict")).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
+    expect(page.locator("#job-state")).to_have_text("Done")
+    assert any('"state": "done"' in frame or '"state":"done"' in frame for frame in pushed), pushed
+
+    page.get_by_role("link", name="batch").click()
+    page.wait_for_url(re.compile(r"#/batches/"))
+    expect(page.locator("#batch-summary")).to_have_text("All 1 finished: 1 corrected.")
     expect(page.locator("#batch-jobs .job-row")).to_have_attribute("data-state", "done")
-    expect(page.locator("#announcer")).to_have_text("studio-shot.jpg: Done")
-    assert any('"done": true' in frame or '"done":true' in frame for frame in pushed), pushed
     screenshot(page, "progress-done")
 
     page.get_by_role("link", name="See the result").click()
@@ -54,7 +57,8 @@ def test_upload_progress_and_result_match_the_api(
     expect(page.locator("#de-before")).to_have_text(f"{job['delta_e2000_before']:.2f}")
     expect(page.locator("#de-after")).to_have_text(f"{job['delta_e2000_after']:.2f}")
     expect(page.locator("#rating")).to_have_text(job["rating"])
-    fitted_by = {"least_squares": "least squares", "delta_e2000": "minimum mean ΔE₀₀"}
+    page.locator("#result-details summary").click()
+    fitted_by = {"least_squares": "least squares in linear RGB", "delta_e2000": "the smallest mean ΔE₀₀"}
     expect(page.locator("#objective")).to_have_text(fitted_by[measurements["objective"]])
     for patch in measurements["patches"]:
         row = page.locator(f"#patch-table tbody tr[data-patch='{patch['index']}']")
@@ -109,11 +113,12 @@ def test_save_a_profile_and_correct_another_photo_with_it(
     expect(page.get_by_label("Saved profile")).to_have_value(saved["id"])
     page.set_input_files("#file-picker", chart_photo)
     page.get_by_role("button", name="Upload and correct").click()
-    expect(page.locator("#batch-summary")).to_have_text(
-        "All 1 finished: 1 corrected.", timeout=PIPELINE_TIMEOUT_MS
+    page.wait_for_url(re.compile(r"#/jobs/"))
+    expect(page.locator("#profile-used")).to_contain_text(
+        "“North window, overcast”", timeout=PIPELINE_TIMEOUT_MS
     )
 
-    job_id = page.locator("#batch-jobs .job-row").get_attribute("data-job-id")
+    job_id = job_id_of(page)
     with account.client() as client:
         job = client.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
         source = client.get(f"/api/v1/jobs/{finished_job['id']}").raise_for_status().json()
@@ -159,6 +164,7 @@ def test_history_searches_filters_and_opens_a_job(
     screenshot(page, "history")
 
     page.get_by_label("Search").fill("archive-sh")
+    page.get_by_text("Filter by state, rating or date").click()
     page.get_by_label("State").select_option("done")
     page.get_by_role("button", name="Apply").click()
     page.wait_for_url(re.compile(r"#/history\?q=archive-sh&state=done"))

@@ -47,7 +47,7 @@ def test_an_admin_shortens_the_period_and_an_expired_job_keeps_its_summary(
     assert job["state"] == "done", job
 
     page = browse(rita)
-    page.goto("/#/settings")
+    page.goto("/#/settings/organisation")
     retention = page.locator("#retention")
     expect(page.locator("#retention-summary")).to_contain_text("(the server’s default)")
     retention.get_by_label("Days to keep files").fill("1")

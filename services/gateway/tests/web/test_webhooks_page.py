@@ -35,7 +35,11 @@ def test_preferences_notifications_and_a_webhook(
         assert _ended_state(client, batch.json()["jobs"][0]["id"]) == "failed"
 
     page = browse(frank)
-    page.goto("/#/settings")
+    page.goto("/#/upload")
+    page.get_by_role("link", name="Notifications: 1 unread").click()
+    page.wait_for_url("**/#/settings/notifications")
+    bell = page.locator("#bell")
+    expect(bell.locator("#bell-count")).to_have_text("1")
     recent = page.locator("#recent-notifications")
     expect(recent.locator("#notification-list")).to_contain_text("no-chart.jpg failed")
     expect(recent.locator("#notification-list")).to_contain_text("new")
@@ -43,6 +47,8 @@ def test_preferences_notifications_and_a_webhook(
     expect(recent).to_contain_text("All notifications marked read.")
     expect(recent.get_by_role("button", name="Mark all read")).to_be_hidden()
     expect(recent.locator("#notification-list")).not_to_contain_text("new")
+    expect(bell).to_have_attribute("aria-label", "Notifications: none unread")
+    expect(bell.locator("#bell-count")).to_be_hidden()
 
     notifications = page.locator("#notifications")
 
@@ -51,6 +57,7 @@ def test_preferences_notifications_and_a_webhook(
     notifications.get_by_role("button", name="Save preferences").click()
     expect(page.locator("#preferences-status")).to_contain_text("Preferences saved.")
 
+    page.get_by_role("navigation", name="Settings pages").get_by_role("link", name="Webhooks").click()
     webhooks = page.locator("#webhooks")
     expect(webhooks).to_contain_text("No webhooks.")
     webhooks.get_by_label("URL to call").fill("https://hooks.example.test/chromaline")

@@ -15,7 +15,7 @@ import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Annotated, Any
 
 import httpx
@@ -425,10 +425,21 @@ def build_router(
         state: str | None = None,
         batch_id: uuid.UUID | None = None,
         q: Annotated[str | None, Query(max_length=100, description="Part of the file name")] = None,
+        since: Annotated[date | None, Query(description="Uploaded on or after this day (UTC)")] = None,
+        until: Annotated[date | None, Query(description="Uploaded on or before this day (UTC)")] = None,
+        stars: Annotated[
+            int | None, Query(ge=0, le=4, description="Rated this many stars (0: below 1-star)")
+        ] = None,
         page: Annotated[int, Query(ge=1)] = 1,
         page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
         query = select(Job).where(Job.organisation_id == principal.organisation_id)
+        if since:
+            query = query.where(Job.created_at >= datetime.combine(since, time.min, UTC))
+        if until:
+            query = query.where(Job.created_at < datetime.combine(until + timedelta(days=1), time.min, UTC))
+        if stars is not None:
+            query = query.where(Job.rating.like(f"% {stars}-star" if stars else "% below 1-star"))
         if state:
             query = query.where(Job.state == state)
         if batch_id:

@@ -155,6 +155,8 @@ def apply_event(job: Job, event: Any) -> None:
             "report_json": _ref(event.report_json),
             "report_html": _ref(event.report_html),
             "report_pdf": _ref(event.report_pdf),
+            **{f"figure_{name}": _ref(ref) for name, ref in event.figures.items()},
+            **({"thumbnail": _ref(event.thumbnail)} if event.thumbnail else {}),
         }
         _finish(job, "done")
     elif isinstance(event, ProcessingFailed):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, SavedProfile
@@ -15,6 +16,11 @@ RESULT_FILES = {
     "report.json": "report_json",
     "report.html": "report_html",
     "report.pdf": "report_pdf",
+    "chromaticity.svg": "figure_chromaticity",
+    "tone-response.svg": "figure_tone_response",
+    "patch-pairs.svg": "figure_patch_pairs",
+    "delta-e.svg": "figure_delta_e",
+    "thumbnail.jpg": "thumbnail",
 }
 PROGRESS = {
     "queued": 0.0,
@@ -25,6 +31,19 @@ PROGRESS = {
     "failed": 1.0,
     "expired": 1.0,
 }
+
+
+def profile_source_job_id(options: dict[str, Any] | None) -> str | None:
+    """The job a saved profile applied to this job was made from: profiles are stored under their
+    source job's results (``<job id>/profile.json``), so the key names it."""
+    profile = (options or {}).get("profile")
+    if not isinstance(profile, dict):
+        return None
+    head, _, _ = str(profile.get("key", "")).partition("/")
+    try:
+        return str(uuid.UUID(head))
+    except ValueError:
+        return None
 
 
 def job_view(job: Job) -> dict[str, Any]:
@@ -39,6 +58,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "reason": job.reason,
         "message": job.message,
         "options": job.options,
+        "profile_source_job_id": profile_source_job_id(job.options),
         "chart_type": job.chart_type,
         "method": job.method,
         "delta_e2000_before": job.delta_e_before,

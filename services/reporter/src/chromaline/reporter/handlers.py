@@ -28,7 +28,6 @@ from chromaline.common.outbox import add_to_outbox
 from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.reporter.models import Report
-from chromaline.reporter.render import render_report
 
 NAME = "reporter"
 log = get_logger(__name__)
@@ -44,8 +43,25 @@ def report_key(job_id: uuid.UUID, kind: str) -> str:
     return f"{job_id}/report.{kind}"
 
 
+FIGURES = ("chromaticity", "tone_response", "patch_pairs", "delta_e")
+"""The report's figures, also stored alone as SVG for the web app's result page."""
+
+
+def figure_key(job_id: uuid.UUID, name: str) -> str:
+    return f"{job_id}/figure-{name}.svg"
+
+
+def thumbnail_key(job_id: uuid.UUID) -> str:
+    return f"{job_id}/thumbnail.jpg"
+
+
 def report_keys(job_id: uuid.UUID) -> list[str]:
-    return [report_key(job_id, kind) for kind, _ in REPORT_TYPES]
+    """Every key the reporter writes for a job: what its expiry deletes."""
+    return [
+        *(report_key(job_id, kind) for kind, _ in REPORT_TYPES),
+        *(figure_key(job_id, name) for name in FIGURES),
+        thumbnail_key(job_id),
+    ]
 
 
 async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
@@ -82,6 +98,8 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
         original = await blobs.get_bytes(event.original.bucket, event.original.key)
         corrected = await blobs.get_bytes(event.corrected.bucket, event.corrected.key)
     with stage(NAME, "render"):
+        from chromaline.reporter.render import render_report  # matplotlib loads with the first report
+
         rendered = await asyncio.to_thread(render_report, measurements, original, corrected)
     prefix = f"{event.job_id}"
     refs = {}
@@ -90,12 +108,21 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
             key = report_key(event.job_id, kind)
             await blobs.put_bytes(buckets.REPORTS, key, getattr(rendered, kind), content_type=content_type)
             refs[kind] = BlobRef(bucket=buckets.REPORTS, key=key)
+        figures = {}
+        for name, svg in rendered.figures.items():
+            key = figure_key(event.job_id, name)
+            await blobs.put_bytes(buckets.REPORTS, key, svg, content_type="image/svg+xml")
+            figures[name] = BlobRef(bucket=buckets.REPORTS, key=key)
+        thumbnail = BlobRef(bucket=buckets.REPORTS, key=thumbnail_key(event.job_id))
+        await blobs.put_bytes(thumbnail.bucket, thumbnail.key, rendered.thumbnail, content_type="image/jpeg")
     ready = ReportReady(
         job_id=event.job_id,
         report_json=refs["json"],
         report_html=refs["html"],
         report_pdf=refs["pdf"],
         rating=event.rating,
+        figures=figures,
+        thumbnail=thumbnail,
     )
     async with runtime.session() as session, session.begin():
         if not await inbox.claim(session, envelope.event_id, NAME):

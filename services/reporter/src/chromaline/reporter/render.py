@@ -4,8 +4,8 @@ Plain library: it takes the measurements document and the two photographs as byt
 returns bytes; storing them and announcing them is the service's business. Figures are drawn
 on ``matplotlib.figure.Figure`` objects with the Agg canvas (never pyplot), so rendering keeps
 no global state and is safe in worker threads. The PDF is made with matplotlib's PdfPages so
-no other PDF library is needed. matplotlib is imported when the first report is drawn, not when
-the reporter starts.
+no other PDF library is needed. The reporter's handler imports this module when it first renders
+a report, so matplotlib is not loaded when the reporter starts.
 """
 
 from __future__ import annotations
@@ -19,14 +19,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
-from typing import TYPE_CHECKING
 
-import numpy as np
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict
 
 from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary, method_label
 from chromaline.engine.charts import chart_spec
+from chromaline.reporter.figures import (
+    chromaticity_figure,
+    delta_e_figure,
+    new_figure,
+    neutral_patches,
+    patch_pairs_figure,
+    png_bytes,
+    svg_bytes,
+    tone_response_figure,
+)
 from chromaline.reporter.thumbnails import (
     BgrImage,
     draw_polygon,
@@ -37,27 +47,17 @@ from chromaline.reporter.thumbnails import (
     to_rgb,
 )
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
 RATING_GUIDELINE = "FADGI"
 """The imaging guideline the ratings in the measurements document refer to."""
 
 OUTLINE_BGR = (0, 215, 255)
 USED_PATCH_BGR = (60, 200, 60)
 EXCLUDED_PATCH_BGR = (40, 40, 230)
-BEFORE_BAR = "#a6a6a6"
-AFTER_BAR = "#1f5fa8"
-EXCLUDED_BAR = "#d9822b"
 
 A4_PORTRAIT = (8.27, 11.69)
-A4_LANDSCAPE = (11.69, 8.27)
-BAR_CHART_AXES = (0.07, 0.2, 0.9, 0.73)
-"""Fixed margins (left, bottom, width, height) with room for patch names written upright below
-the bars: laying the figure out to fit its labels costs more than drawing it."""
+LIST_THUMBNAIL_SIDE = 160
+"""The longest side, in pixels, of the thumbnail shown in lists of jobs."""
 PATCH_ROWS_PER_PAGE = 40
-NAMED_TICKS_UP_TO = 40
-"""Charts with more patches than this are labelled by patch number instead of name."""
 MISSING = "—"
 
 
@@ -85,6 +85,10 @@ class RenderedReport:
     json: bytes
     html: bytes
     pdf: bytes
+    figures: dict[str, bytes]
+    """The figures as SVG by name, for pages that show them apart from the report."""
+    thumbnail: bytes
+    """A small JPEG of the corrected photo, for lists of jobs."""
 
 
 @cache
@@ -115,11 +119,13 @@ def render_report(
     )
     document = ReportDocument(report=header, measurements=measurements)
     before, after = annotated_thumbnails(measurements, original, corrected)
-    bar_chart = delta_e_figure(measurements.patches) if measurements.patches else None
+    figures = ReportFigures.of(measurements.patches)
     return RenderedReport(
         json=render_json(document),
-        html=render_html(document, before, after, bar_chart),
-        pdf=render_pdf(document, before, after, bar_chart),
+        html=render_html(document, before, after, figures),
+        pdf=render_pdf(document, before, after, figures),
+        figures=figures.svgs() if figures else {},
+        thumbnail=encode_jpeg(make_thumbnail(corrected, LIST_THUMBNAIL_SIDE)),
     )
 
 
@@ -158,53 +164,41 @@ def annotated_thumbnails(
 # Figures
 
 
-def _new_figure(size: tuple[float, float]) -> Figure:
-    """A figure on its own Agg canvas (no pyplot, no global state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+@dataclass(frozen=True)
+class ReportFigures:
+    """The pictures of a measured chart, in the order the report shows them."""
 
-    figure = Figure(figsize=size)
-    FigureCanvasAgg(figure)
-    return figure
+    chromaticity: Figure
+    tone_response: Figure | None
+    patch_pairs: Figure
+    delta_e: Figure
 
+    @classmethod
+    def of(cls, patches: Sequence[PatchResult]) -> ReportFigures | None:
+        if not patches:
+            return None
+        return cls(
+            chromaticity=chromaticity_figure(patches),
+            tone_response=tone_response_figure(patches),
+            patch_pairs=patch_pairs_figure(patches),
+            delta_e=delta_e_figure(patches),
+        )
 
-def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
-    """Grouped bars of ΔE2000 per patch, before and after; patches left out of the fit stand out."""
-    figure = _new_figure(A4_LANDSCAPE)
-    axes = figure.add_axes(BAR_CHART_AXES)
-    positions = np.arange(len(patches), dtype=np.float64)
-    width = 0.4
-    before = [patch.delta_e2000[0] for patch in patches]
-    after = [patch.delta_e2000[1] for patch in patches]
-    before_bars = axes.bar(positions - width / 2, before, width, color=BEFORE_BAR, label="Before")
-    after_bars = axes.bar(positions + width / 2, after, width, color=AFTER_BAR, label="After")
-    excluded = [bar for bar, patch in zip(after_bars, patches, strict=True) if not patch.used_in_fit]
-    for bar in excluded:
-        bar.set_color(EXCLUDED_BAR)
-        bar.set_hatch("//")
-        bar.set_edgecolor("#5c3300")
-    if excluded:
-        excluded[0].set_label("After (left out of the fit)")
-    legend_handles = [before_bars, after_bars, *excluded[:1]]
-    axes.set_ylabel("ΔE2000")
-    axes.set_title("ΔE2000 per patch, before and after correction")
-    if len(patches) <= NAMED_TICKS_UP_TO:
-        axes.set_xticks(positions, [patch.name for patch in patches], rotation=90, fontsize=8)
-    else:
-        step = 10
-        axes.set_xticks(positions[::step], [str(patch.index + 1) for patch in patches[::step]])
-        axes.set_xlabel("Patch number")
-    axes.set_xlim(-0.75, len(patches) - 0.25)
-    axes.grid(axis="y", color="#dddddd")
-    axes.set_axisbelow(True)
-    axes.legend(handles=legend_handles)
-    return figure
+    def svgs(self) -> dict[str, bytes]:
+        named = {
+            "chromaticity": self.chromaticity,
+            "tone_response": self.tone_response,
+            "patch_pairs": self.patch_pairs,
+            "delta_e": self.delta_e,
+        }
+        return {name: svg_bytes(figure) for name, figure in named.items() if figure is not None}
 
-
-def _png(figure: Figure, dpi: int = 100) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
+    def in_order(self) -> list[Figure]:
+        return [
+            figure
+            for figure in (self.chromaticity, self.tone_response, self.patch_pairs, self.delta_e)
+            if figure is not None
+        ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,7 +315,7 @@ def _base64(data: bytes) -> str:
 
 
 def render_html(
-    document: ReportDocument, before: BgrImage, after: BgrImage, bar_chart: Figure | None
+    document: ReportDocument, before: BgrImage, after: BgrImage, figures: ReportFigures | None
 ) -> bytes:
     measurements = document.measurements
     header = document.report
@@ -355,7 +349,13 @@ def render_html(
         "after_image": _base64(encode_jpeg(after)),
         "before_alt": f"Photo {measurements.filename} before correction, {chart_note}",
         "after_alt": f"Photo {measurements.filename} after correction",
-        "bar_chart": _base64(_png(bar_chart)) if bar_chart is not None else None,
+        "chromaticity": _base64(png_bytes(figures.chromaticity)) if figures else None,
+        "tone_response": (
+            _base64(png_bytes(figures.tone_response)) if figures and figures.tone_response else None
+        ),
+        "neutral_count": len(neutral_patches(measurements.patches)),
+        "patch_pairs": _base64(png_bytes(figures.patch_pairs)) if figures else None,
+        "bar_chart": _base64(png_bytes(figures.delta_e)) if figures else None,
         "patches": [PatchRow.of(patch) for patch in measurements.patches],
         "timings": [(stage, f"{ms:.0f}") for stage, ms in measurements.timings_ms.items()],
         "warnings": [warning.message for warning in measurements.warnings],
@@ -368,17 +368,15 @@ def render_html(
 
 
 def render_pdf(
-    document: ReportDocument, before: BgrImage, after: BgrImage, bar_chart: Figure | None
+    document: ReportDocument, before: BgrImage, after: BgrImage, figures: ReportFigures | None
 ) -> bytes:
-    """Page 1: overview, summary and previews; page 2: the bar chart; then the patch table."""
-    from matplotlib.backends.backend_pdf import PdfPages
-
+    """Page 1: overview, summary and previews; then a page per figure; then the patch table."""
     buffer = io.BytesIO()
     info = {"Title": f"Colour report — {document.measurements.filename}", "Creator": "Chromaline"}
     with PdfPages(buffer, metadata=info) as pdf:
         pdf.savefig(_overview_page(document, before, after))
-        if bar_chart is not None:
-            pdf.savefig(bar_chart)
+        for figure in figures.in_order() if figures else []:
+            pdf.savefig(figure)
         patches = document.measurements.patches
         for start in range(0, len(patches), PATCH_ROWS_PER_PAGE):
             chunk = patches[start : start + PATCH_ROWS_PER_PAGE]
@@ -389,7 +387,7 @@ def render_pdf(
 def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) -> Figure:
     measurements = document.measurements
     header = document.report
-    figure = _new_figure(A4_PORTRAIT)
+    figure = new_figure(A4_PORTRAIT)
     figure.text(0.07, 0.955, "Colour report", fontsize=20, weight="bold")
     lines = [
         f"File: {measurements.filename}",
@@ -446,7 +444,7 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
 
 
 def _patch_table_page(patches: Sequence[PatchResult], start: int, total: int) -> Figure:
-    figure = _new_figure(A4_PORTRAIT)
+    figure = new_figure(A4_PORTRAIT)
     end = start + len(patches)
     figure.text(0.05, 0.965, f"Patches {start + 1}–{end} of {total}", fontsize=14, weight="bold")
     axes = figure.add_axes((0.05, 0.04, 0.9, 0.9))

@@ -156,6 +156,14 @@ class ReportReady(Contract):
     report_html: BlobRef
     report_pdf: BlobRef
     rating: str | None = None
+    figures: dict[str, BlobRef] = Field(
+        default_factory=dict,
+        description="The report's pictures of the measured chart as SVG, by name "
+        "(chromaticity, tone_response, patch_pairs, delta_e); empty when no chart was measured.",
+    )
+    thumbnail: BlobRef | None = Field(
+        default=None, description="A small JPEG of the corrected photo, for lists."
+    )
 
 
 class ProcessingFailed(Contract):

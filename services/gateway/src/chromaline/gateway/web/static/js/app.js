@@ -2,6 +2,7 @@
 
 import { ApiProblem, call, onSessionEnded } from "./api.js";
 import { clear, h, notice } from "./dom.js";
+import { describe } from "./forms.js";
 import { href, match, navigate, parseHash } from "./router.js";
 import { canOperate, clearTokens, loadTokens, savedOrganisation, setOrganisation, who } from "./session.js";
 import * as auth from "./pages/auth.js";
@@ -25,6 +26,7 @@ const routes = [
   { path: "/history", title: "History", render: history.render },
   { path: "/profiles", title: "Profiles", render: profiles.render },
   { path: "/settings", title: "Settings", render: settings.render },
+  { path: "/settings/:section", title: "Settings", render: settings.render },
   { path: "/operator", title: "Operator", render: operator.render },
 ];
 
@@ -62,14 +64,41 @@ export async function identify() {
   }
 }
 
+/** The bell: unread notifications, refreshed on every page; hidden where the server has none. */
+async function drawBell() {
+  const bell = document.getElementById("bell");
+  if (who.mode !== "account" || !who.me) {
+    bell.hidden = true;
+    return;
+  }
+  try {
+    const answer = await call("notifications?unread=true&limit=1", { retry: false });
+    const unread = answer.unread || 0;
+    bell.hidden = false;
+    bell.setAttribute("aria-label", unread ? `Notifications: ${unread} unread` : "Notifications: none unread");
+    const count = document.getElementById("bell-count");
+    count.textContent = unread > 99 ? "99+" : String(unread);
+    count.hidden = unread === 0;
+  } catch {
+    bell.hidden = true;
+  }
+}
+
+function toggleMenu(open) {
+  const button = document.getElementById("menu-button");
+  button.setAttribute("aria-expanded", String(open));
+  document.getElementById("main-nav").classList.toggle("open", open);
+}
+
 function drawNav(path) {
+  toggleMenu(false);
   const nav = clear(document.getElementById("main-nav"));
   const signedIn = who.mode === "open" || who.me;
-  const list = h("ul", { class: "nav-list" });
+  const list = h("ul", { class: "nav-list", id: "nav-list" });
   if (signedIn) {
     for (const [target, label, visible] of NAV) {
       if (visible && !visible()) continue;
-      const current = path === target || (target === "/upload" && path === "/");
+      const current = path === target || (target === "/upload" && path === "/") || path.startsWith(`${target}/`);
       list.append(h("li", {}, h("a", { href: href(target), "aria-current": current ? "page" : false }, label)));
     }
   }
@@ -86,6 +115,7 @@ function drawNav(path) {
     list.append(h("li", {}, h("a", { href: href("/signup") }, "Sign up")));
   }
   nav.append(list);
+  drawBell();
 }
 
 async function signOut() {
@@ -105,7 +135,7 @@ async function signOut() {
 function showError(main, error) {
   clear(main).append(
     h("h1", { tabindex: "-1" }, "Something went wrong"),
-    notice("error", error.detail || error.message || String(error)),
+    notice("error", describe(error)),
     h("p", {}, h("a", { href: href("/upload") }, "Back to uploads")),
   );
 }
@@ -159,6 +189,9 @@ onSessionEnded(() => {
 });
 
 async function start() {
+  document.getElementById("menu-button").addEventListener("click", () => {
+    toggleMenu(document.getElementById("menu-button").getAttribute("aria-expanded") !== "true");
+  });
   document.getElementById("skip-link").addEventListener("click", (event) => {
     event.preventDefault();
     document.getElementById("main").focus();
@@ -170,6 +203,7 @@ async function start() {
     return;
   }
   window.addEventListener("hashchange", show);
+  window.addEventListener("chromaline:notifications-read", drawBell);
   await show();
 }
 

@@ -94,3 +94,21 @@ export function announce(text) {
     region.textContent = text;
   }, 50);
 }
+
+/**
+ * `table` in a wrapper that turns it into cards on a phone: each body cell is labelled with its
+ * column's heading (`data-label`), also in rows added later.
+ */
+export function cardTable(table) {
+  const headings = [...table.querySelectorAll("thead th")].map((cell) => cell.textContent.trim());
+  const label = () => {
+    for (const row of table.querySelectorAll("tbody tr")) {
+      [...row.children].forEach((cell, index) => {
+        if (headings[index] && !cell.dataset.label) cell.dataset.label = headings[index];
+      });
+    }
+  };
+  label();
+  new MutationObserver(label).observe(table, { childList: true, subtree: true });
+  return h("div", { class: "table-scroll card-table" }, table);
+}

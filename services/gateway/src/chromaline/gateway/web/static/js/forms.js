@@ -1,13 +1,27 @@
 // Form plumbing shared by pages: disable while sending, show the API's own words when it refuses.
 
 import { clear, notice } from "./dom.js";
+import { PROBLEM_MESSAGES } from "./options.js";
 
-/** The message a person should read for an error; the API's `detail` when it gave one. */
+const TOO_MANY = "Too many attempts in a short time. Wait a minute and try again.";
+
+/** "the link expired" → "The link expired." */
+function asSentence(text) {
+  const trimmed = String(text).trim();
+  if (!trimmed) return trimmed;
+  const capital = trimmed[0].toUpperCase() + trimmed.slice(1);
+  return /[.!?…)]$/.test(capital) ? capital : `${capital}.`;
+}
+
+/**
+ * The message a person should read for an error: a sentence for its problem code saying what to
+ * do next, followed by the API's `detail` when that names something more (a file, a limit).
+ */
 export function describe(error) {
-  if (error?.status === 429) {
-    return `${error.detail} Too many attempts; wait a little and try again.`;
-  }
-  return error?.detail || error?.message || String(error);
+  const detail = error?.detail || error?.message || String(error);
+  const sentence = PROBLEM_MESSAGES[error?.code] || (error?.status === 429 ? TOO_MANY : null);
+  if (!sentence) return asSentence(detail);
+  return detail && detail !== sentence && error?.code !== "network" ? `${sentence} (${detail})` : sentence;
 }
 
 /**

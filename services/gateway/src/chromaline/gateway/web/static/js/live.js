@@ -4,6 +4,11 @@ import { call, socketUrl } from "./api.js";
 
 const POLL_MS = 1000;
 
+/** A refusal that asking again will not change (not found, not allowed): stop following. */
+function refusedForGood(error) {
+  return error?.status >= 400 && error.status < 500 && error.status !== 408 && error.status !== 429;
+}
+
 /**
  * Call `onView(view)` with each new view of `path` ("jobs/<id>" or "batches/<id>") until
  * `finished(view)`. Returns a function that stops following.
@@ -28,6 +33,7 @@ export function follow(path, onView, finished, onError = () => {}) {
       if (finished(view)) return;
     } catch (error) {
       onError(error);
+      if (refusedForGood(error)) return;
     }
     timer = setTimeout(poll, POLL_MS);
   }

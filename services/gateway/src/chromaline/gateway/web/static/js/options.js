@@ -78,3 +78,87 @@ export const REASONS = {
 };
 
 export const MANUAL_CORNER_REASONS = new Set(["no_chart", "chart_too_small"]);
+
+function nameIn(list, value) {
+  return (list.find(([id]) => id === value) || [value, value])[1];
+}
+
+/** A chart type as people call it: "ColorChecker Classic (24 patches)", never `classic24`. */
+export function chartName(chartType) {
+  return chartType ? nameIn(CHART_TYPES, chartType) : "No chart";
+}
+
+/** A correction method in words: "Root-polynomial, degree 2", never `root_polynomial(degree=2)`. */
+export function methodName(method) {
+  if (!method) return "—";
+  const match = /^([a-z0-9_]+)\(degree=(\d+)\)$/.exec(method);
+  return match ? `${nameIn(METHODS, match[1])}, degree ${match[2]}` : nameIn(METHODS, method);
+}
+
+/** What a fit minimised, in words. */
+export const OBJECTIVES = {
+  least_squares: "least squares in linear RGB",
+  delta_e2000: "the smallest mean ΔE₀₀",
+};
+
+/**
+ * FADGI star levels in the guideline's own sense (best attainable down to a base level for
+ * access copies), with the mean ΔE₀₀ each allows and the colour of its badge.
+ */
+export const RATING_LEVELS = [
+  { stars: 4, limit: 2, tone: "best", words: "Best attainable: fit for the most demanding reproduction work." },
+  { stars: 3, limit: 4, tone: "good", words: "Very good: fit for professional reproduction." },
+  { stars: 2, limit: 5, tone: "fair", words: "Good: fine for general use, not for exacting reproduction." },
+  { stars: 1, limit: 8, tone: "poor", words: "Basic: for reference and access copies only." },
+  { stars: 0, limit: null, tone: "bad", words: "Below every level of the guideline: colours are visibly off." },
+];
+
+/** A job's rating ("FADGI 2016 3-star") as its level, guideline and label; null when not rated. */
+export function ratingOf(rating) {
+  if (!rating) return null;
+  const match = /^(.*?)\s*(below 1-star|(\d)-star)$/.exec(rating);
+  if (!match) return null;
+  const stars = match[3] ? Number(match[3]) : 0;
+  const level = RATING_LEVELS.find((candidate) => candidate.stars === stars);
+  return { ...level, guideline: match[1] || "FADGI", label: stars ? `${stars}-star` : "below 1-star" };
+}
+
+/** What a mean ΔE₀₀ looks like to a person, as the end of a sentence. */
+export function deltaEMeaning(value) {
+  if (value < 1) return "a difference the eye cannot see";
+  if (value < 2) return "a difference only a trained eye sees, side by side";
+  if (value < 4) return "a small difference, visible side by side";
+  if (value < 8) return "a difference most people notice side by side";
+  return "a difference anyone can see";
+}
+
+/** Problem codes from the API in words, each with what to do next; `detail` adds the specifics. */
+export const PROBLEM_MESSAGES = {
+  unsupported_media_type: "This file is not a photo Chromaline can read. Choose a JPEG, PNG or TIFF photo, or a ZIP of them.",
+  file_too_large: "This file is larger than the server accepts. Export a smaller JPEG and upload that.",
+  archive_too_large: "This ZIP is larger than the server accepts. Split it into smaller archives.",
+  too_many_pixels: "This photo has more pixels than the server accepts. Resize it and try again.",
+  corrupt_image: "This file could not be read as a photo. Check that it opens on your computer, then try again.",
+  corrupt_archive: "This ZIP could not be opened. Make the archive again and upload it.",
+  empty_archive: "This ZIP has no photos in it. Add JPEG, PNG or TIFF photos and upload it again.",
+  unsafe_archive_path: "This ZIP has files outside its own folder and was refused. Make the archive again from a plain folder.",
+  archive_ratio_exceeded: "This ZIP expands to far more than its size and was refused. Upload the photos themselves.",
+  too_many_files: "That is more files than one upload takes. Send them in smaller groups.",
+  upload_rate_limited: "Too many uploads in a short time. Wait a minute and try again.",
+  invalid_options: "One of the options was refused. Check the options under Advanced and try again.",
+  invalid_corners: "The corners could not be read. Mark all four corners of the chart and try again.",
+  profile_not_found: "That profile no longer exists. Choose another one, or none.",
+  profile_not_ready: "This job has no correction to save yet. Wait until it has finished.",
+  result_not_ready: "This result is not ready yet. Wait until the job has finished.",
+  job_expired: "This job's files were deleted at the end of the retention period. Upload the photo again to correct it.",
+  blob_missing: "This file is no longer stored. Upload the photo again to make it anew.",
+  job_not_found: "This job does not exist, or it belongs to another organisation. Check the link, or find it in the history.",
+  batch_not_found: "This upload does not exist, or it belongs to another organisation. Check the link, or find its photos in the history.",
+  unknown_file: "This file is not available for this job.",
+  invalid_credentials: "That did not match. Check what you typed and try again.",
+  email_taken: "An account with this e-mail address already exists. Sign in, or reset its password.",
+  invalid_reset_token: "This reset link has expired or was already used. Ask for a new link.",
+  forbidden: "You are not allowed to do this. Ask an administrator of your organisation.",
+  last_admin: "An organisation needs at least one administrator. Make someone else an administrator first.",
+  network: "The server could not be reached. Check your connection and try again.",
+};

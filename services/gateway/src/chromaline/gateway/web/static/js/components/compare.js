@@ -34,17 +34,45 @@ export function chartOverlay(measurements) {
   return overlay;
 }
 
+/** What the lines over the photo mean; `excluded` says whether any patch was left out. */
+function outlineLegend(excluded) {
+  const entry = (kind, text) =>
+    h(
+      "li",
+      {},
+      svg("svg", { class: "legend-line", viewBox: "0 0 28 10", "aria-hidden": "true", focusable: "false" }, svg("line", { class: kind, x1: 1, y1: 5, x2: 27, y2: 5 })),
+      text,
+    );
+  return h(
+    "ul",
+    { class: "outline-legend", "aria-label": "What the lines on the photo mean" },
+    entry("chart-outline", "The chart as found"),
+    entry("patch-outline", "Patches measured"),
+    excluded ? entry("patch-outline excluded", "Patches left out (clipped, uneven or too dark)") : null,
+  );
+}
+
+/** Display width: the frame fits the screen's height and width and never enlarges the photo. */
+function fittedWidth(width, height) {
+  const ratio = (width / height).toFixed(4);
+  return `min(100%, ${width / devicePixelRatio}px, calc(72svh * ${ratio}))`;
+}
+
+const GRAB_DISTANCE_PX = 24;
+
 /**
- * The slider: `beforeUrl` and `afterUrl` are image URLs; `size` is [width, height] in pixels.
- * The range input carries the keyboard; dragging on the photos moves it too.
+ * The before/after viewer: `beforeUrl` and `afterUrl` are image URLs; `size` is [width, height]
+ * in pixels; `focus` an optional [x, y] to centre on at actual size (the chart). The divider is
+ * the handle (drag it, or the photo when it fits the screen); the range input carries the
+ * keyboard. "Actual size" shows one image pixel per screen pixel, scrolling inside the viewer.
  */
-export function comparison({ beforeUrl, afterUrl, size, overlay }) {
+export function comparison({ beforeUrl, afterUrl, size, overlay, focus, excluded = false }) {
   const [width, height] = size;
   const afterLayer = h("div", { class: "compare-after" }, h("img", { src: afterUrl, alt: "Corrected photo", draggable: "false" }));
-  const divider = h("div", { class: "compare-divider", "aria-hidden": "true" });
+  const divider = h("div", { class: "compare-divider", "aria-hidden": "true" }, h("span", { class: "compare-grip" }));
   const frame = h(
     "div",
-    { class: "compare", style: { aspectRatio: `${width} / ${height}` } },
+    { class: "compare", style: { aspectRatio: `${width} / ${height}`, width: fittedWidth(width, height) } },
     h("img", { src: beforeUrl, alt: "Original photo", draggable: "false", class: "compare-before" }),
     afterLayer,
     overlay,
@@ -52,6 +80,7 @@ export function comparison({ beforeUrl, afterUrl, size, overlay }) {
     h("span", { class: "compare-label compare-label-before", "aria-hidden": "true" }, "Before"),
     h("span", { class: "compare-label compare-label-after", "aria-hidden": "true" }, "After"),
   );
+  const viewport = h("div", { class: "compare-viewport", id: "compare-viewport" }, frame);
   const slider = h("input", {
     type: "range",
     min: 0,
@@ -62,12 +91,34 @@ export function comparison({ beforeUrl, afterUrl, size, overlay }) {
     class: "compare-slider",
     "aria-label": "Divider between the original (left) and the corrected photo (right), in percent",
   });
+  const zoom = h("button", { type: "button", id: "compare-zoom", "aria-pressed": "false" }, "Actual size (1:1)");
 
   function place(percent) {
     afterLayer.style.clipPath = `inset(0 0 0 ${percent}%)`;
     divider.style.left = `${percent}%`;
   }
   slider.addEventListener("input", () => place(Number(slider.value)));
+
+  function zoomed() {
+    return zoom.getAttribute("aria-pressed") === "true";
+  }
+  zoom.addEventListener("click", () => {
+    const on = !zoomed();
+    zoom.setAttribute("aria-pressed", String(on));
+    zoom.textContent = on ? "Fit to screen" : "Actual size (1:1)";
+    viewport.classList.toggle("zoomed", on);
+    frame.style.width = on ? `${width / devicePixelRatio}px` : fittedWidth(width, height);
+    if (on) {
+      viewport.setAttribute("tabindex", "0");
+      viewport.setAttribute("role", "region");
+      viewport.setAttribute("aria-label", "Photo at actual size; scroll to move around");
+      const [x, y] = focus || [width / 2, height / 2];
+      viewport.scrollLeft = x / devicePixelRatio - viewport.clientWidth / 2;
+      viewport.scrollTop = y / devicePixelRatio - viewport.clientHeight / 2;
+    } else {
+      for (const name of ["tabindex", "role", "aria-label"]) viewport.removeAttribute(name);
+    }
+  });
 
   let dragging = false;
   function follow(event) {
@@ -77,6 +128,8 @@ export function comparison({ beforeUrl, afterUrl, size, overlay }) {
     place(percent);
   }
   frame.addEventListener("pointerdown", (event) => {
+    const line = divider.getBoundingClientRect();
+    if (zoomed() && Math.abs(event.clientX - line.left) > GRAB_DISTANCE_PX) return;
     dragging = true;
     frame.setPointerCapture(event.pointerId);
     follow(event);
@@ -89,5 +142,12 @@ export function comparison({ beforeUrl, afterUrl, size, overlay }) {
   });
   place(50);
 
-  return h("figure", { class: "comparison" }, frame, slider, h("figcaption", { class: "muted" }, "Left of the line: the original. Right: corrected. Drag the photo or use the slider."));
+  return h(
+    "figure",
+    { class: "comparison" },
+    viewport,
+    h("div", { class: "compare-controls" }, slider, zoom),
+    h("figcaption", { class: "muted" }, "Left of the line: the original. Right: corrected. Drag the line, or use the slider."),
+    outlineLegend(excluded),
+  );
 }

@@ -18,18 +18,18 @@ export function patchTable(measurements) {
     h(
       "tr",
       { dataset: { patch: patch.index }, class: patch.used_in_fit ? "" : "excluded" },
-      h("td", { class: "num" }, patch.index + 1),
+      h("td", { class: "num", dataset: { label: "#" } }, patch.index + 1),
       h("th", { scope: "row" }, patch.name),
-      h("td", { class: "num de-before" }, formatNumber(patch.delta_e2000[0])),
-      h("td", { class: "num de-after" }, formatNumber(patch.delta_e2000[1])),
-      h("td", { class: "swatches" }, swatch(patch.reference_srgb, "Reference"), swatch(patch.before_srgb, "Before"), swatch(patch.after_srgb, "After")),
-      h("td", {}, patch.used_in_fit ? "Yes" : "No"),
-      h("td", {}, patch.flags.map((flag) => FLAG_WORDS[flag] || flag).join(", ") || "—"),
+      h("td", { class: "num de-before", dataset: { label: "ΔE₀₀ before" } }, formatNumber(patch.delta_e2000[0])),
+      h("td", { class: "num de-after", dataset: { label: "ΔE₀₀ after" } }, formatNumber(patch.delta_e2000[1])),
+      h("td", { class: "swatches", dataset: { label: "Reference · before · after" } }, swatch(patch.reference_srgb, "Reference"), swatch(patch.before_srgb, "Before"), swatch(patch.after_srgb, "After")),
+      h("td", { dataset: { label: "In fit" } }, patch.used_in_fit ? "Yes" : "No"),
+      h("td", { dataset: { label: "Flags" } }, patch.flags.map((flag) => FLAG_WORDS[flag] || flag).join(", ") || "—"),
     ),
   );
   const scroller = h(
     "div",
-    { class: "table-scroll", tabindex: "0", role: "region", "aria-label": "Per-patch ΔE table" },
+    { class: "table-scroll card-table", tabindex: "0", role: "region", "aria-label": "Per-patch ΔE table" },
     h(
       "table",
       { class: "patch-table", id: "patch-table" },
@@ -55,20 +55,23 @@ export function patchTable(measurements) {
   return [h("p", { class: "muted", "aria-hidden": "true" }, "Swatches: the reference colour, as measured before, and after correction. Greyed rows were left out of the fit."), scroller];
 }
 
-function niceStep(maximum) {
+/** A round tick step giving about five ticks up to `maximum`, and the decimals it needs to print exactly. */
+export function niceStep(maximum) {
   const rough = maximum / 5;
-  const power = 10 ** Math.floor(Math.log10(rough));
-  return [1, 2, 2.5, 5, 10].map((m) => m * power).find((step) => step >= rough);
+  const exponent = Math.floor(Math.log10(rough));
+  const [multiple, extra] = [[1, 0], [2, 0], [2.5, 1], [5, 0], [10, -1]].find(([m]) => m * 10 ** exponent >= rough);
+  return { step: multiple * 10 ** exponent, digits: Math.max(0, extra - exponent) };
 }
 
 /** Grouped bars per patch; the table above holds the same numbers for screen readers. */
 export function deltaChart(measurements) {
   const patches = measurements.patches;
   const values = patches.flatMap((patch) => patch.delta_e2000);
-  const step = niceStep(Math.max(1, ...values));
-  const top = Math.ceil(Math.max(1, ...values) / step) * step;
+  const { step, digits } = niceStep(Math.max(1, ...values));
+  const ticks = Math.ceil(Math.max(1, ...values) / step - 1e-9);
+  const top = ticks * step;
   const group = 30;
-  const margin = { left: 40, right: 10, top: 12, bottom: 34 };
+  const margin = { left: 52, right: 10, top: 12, bottom: 34 };
   const plotHeight = 200;
   const width = margin.left + margin.right + patches.length * group;
   const height = margin.top + plotHeight + margin.bottom;
@@ -82,12 +85,16 @@ export function deltaChart(measurements) {
   });
   chart.style.minWidth = `${Math.round(width * 0.8)}px`;
   chart.style.maxWidth = `${Math.round(width * 1.25)}px`;
-  for (let tick = 0; tick <= top + 1e-9; tick += step) {
+  for (let i = 0; i <= ticks; i++) {
+    const tick = i * step;
     chart.append(
       svg("line", { class: "grid-line", x1: margin.left, x2: width - margin.right, y1: y(tick), y2: y(tick) }),
-      svg("text", { class: "axis-label", x: margin.left - 6, y: y(tick) + 4, "text-anchor": "end" }, formatNumber(tick, step < 1 ? 1 : 0)),
+      svg("text", { class: "axis-label y-tick", x: margin.left - 6, y: y(tick) + 4, "text-anchor": "end" }, formatNumber(tick, digits)),
     );
   }
+  chart.append(
+    svg("text", { class: "axis-title", x: -(margin.top + plotHeight / 2), y: 14, transform: "rotate(-90)", "text-anchor": "middle" }, "ΔE₀₀"),
+  );
   patches.forEach((patch, i) => {
     const x = margin.left + i * group + 4;
     const [before, after] = patch.delta_e2000;
@@ -108,5 +115,5 @@ export function deltaChart(measurements) {
     h("span", { class: "key key-after", "aria-hidden": "true" }),
     " After correction",
   );
-  return h("figure", { class: "chart-figure" }, h("div", { class: "chart-scroll" }, chart), legend);
+  return h("figure", { class: "chart-figure" }, h("div", { class: "chart-scroll", tabindex: "0", role: "region", "aria-label": "ΔE₀₀ per patch chart; scroll sideways on a narrow screen" }, chart), legend);
 }

@@ -1,14 +1,12 @@
 // The operator's view: how the pipeline is doing, and dead letters to replay.
 
 import { call } from "../api.js";
-import { clear, formatDate, formatNumber, h, notice } from "../dom.js";
+import { cardTable, clear, formatDate, formatNumber, h, notice } from "../dom.js";
 import { describe } from "../forms.js";
 import { stateLabel } from "../options.js";
 
 function table(caption, head, rows) {
-  return h(
-    "div",
-    { class: "table-scroll" },
+  return cardTable(
     h("table", {}, h("caption", {}, caption), h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows)),
   );
 }

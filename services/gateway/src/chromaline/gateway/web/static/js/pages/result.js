@@ -4,11 +4,22 @@ import { call, download, fetchBlob, upload } from "../api.js";
 import { clear, formatDate, formatNumber, h, notice } from "../dom.js";
 import { describe, handleSubmit } from "../forms.js";
 import { follow } from "../live.js";
-import { MANUAL_CORNER_REASONS, REASONS, TERMINAL, stateLabel } from "../options.js";
+import {
+  MANUAL_CORNER_REASONS,
+  OBJECTIVES,
+  REASONS,
+  TERMINAL,
+  chartName,
+  deltaEMeaning,
+  methodName,
+  ratingOf,
+  stateLabel,
+} from "../options.js";
 import { href, navigate } from "../router.js";
 import { chartOverlay, comparison } from "../components/compare.js";
 import { cornerPicker } from "../components/corners.js";
 import { deltaChart, patchTable } from "../components/patches.js";
+import { resultPath } from "./upload.js";
 
 const DOWNLOADS = [
   ["corrected", "Corrected image"],
@@ -40,19 +51,6 @@ function stat(label, value, id) {
   return h("div", { class: "stat" }, h("dt", {}, label), h("dd", { id }, value));
 }
 
-/** The figures every finished job keeps, expired or not: ΔE₀₀ before and after, rating, chart, method. */
-const OBJECTIVES = { least_squares: "least squares", delta_e2000: "minimum mean ΔE₀₀" };
-
-function jobStats(job) {
-  return [
-    stat("Mean ΔE₀₀ before", formatNumber(job.delta_e2000_before), "de-before"),
-    stat("Mean ΔE₀₀ after", formatNumber(job.delta_e2000_after), "de-after"),
-    stat("Rating", job.rating || "—", "rating"),
-    stat("Chart", job.chart_type || "—", "chart-type"),
-    stat("Method", job.method || "—", "method"),
-  ];
-}
-
 /** The summary card: a job's figures as one list of stats (empty entries left out by h). */
 function summaryCard(...stats) {
   return h(
@@ -61,6 +59,204 @@ function summaryCard(...stats) {
     h("h2", { id: "summary-title", class: "visually-hidden" }, "Summary"),
     h("dl", { class: "stats" }, ...stats),
   );
+}
+
+const FLAG_WARNINGS = {
+  clipped: (n) => `${n} of the chart's patches ${n === 1 ? "is" : "are"} too bright to measure (clipped) and ${n === 1 ? "was" : "were"} left out. Expose a little less next time.`,
+  dark: (n) => `${n} of the chart's patches ${n === 1 ? "is" : "are"} too dark to measure well. Expose a little more next time.`,
+  non_uniform: (n) => `${n} of the chart's patches ${n === 1 ? "is" : "are"} unevenly lit (glare or a shadow across ${n === 1 ? "it" : "them"}). Light the chart evenly and avoid reflections.`,
+  outside_frame: (n) => `${n} of the chart's patches ${n === 1 ? "falls" : "fall"} outside the photo. Keep the whole chart in the picture.`,
+};
+
+/** Cross-validation this much worse than the fit (and at least 1 ΔE₀₀ worse) means over-fitting. */
+const OVERFIT_RATIO = 2;
+
+/** What a person should know about how far to trust the figures, in plain words. */
+function warnings(job, measurements) {
+  const counts = {};
+  for (const patch of measurements.patches) {
+    for (const flag of patch.flags) counts[flag] = (counts[flag] || 0) + 1;
+  }
+  const found = Object.entries(counts).map(([flag, n]) => (FLAG_WARNINGS[flag] ? FLAG_WARNINGS[flag](n) : `${n} patches were flagged “${flag}”.`));
+  const before = job.delta_e2000_before;
+  const after = job.delta_e2000_after;
+  if (before !== null && after !== null && after > before) {
+    found.push("The correction made the chart's colours worse. Try another method under Advanced, or check the chart's edition.");
+  }
+  const crossValidated = measurements.cross_validated_delta_e2000;
+  if (crossValidated !== null && after !== null && crossValidated > OVERFIT_RATIO * after && crossValidated - after > 1) {
+    found.push(`Colours that are not on the chart may be off by more (about ${formatNumber(crossValidated, 1)} ΔE₀₀): the correction follows this chart more closely than it is likely to follow the rest of the photo. A simpler method is safer.`);
+  }
+  return found;
+}
+
+/** The rating as a coloured badge with the guideline's words beside it. */
+function ratingBadge(rating, id) {
+  if (!rating) return h("p", { class: "verdict-rating" }, h("span", { class: "rating-badge rating-none", id }, "Not rated"));
+  return h(
+    "p",
+    { class: "verdict-rating" },
+    h("span", { class: `rating-badge rating-${rating.tone}`, id, dataset: { stars: rating.stars } }, `${rating.guideline} ${rating.label}`),
+    " ",
+    h("span", { class: "rating-words", id: `${id}-words` }, rating.words),
+  );
+}
+
+/** ΔE₀₀ before → after in large figures, under a label. */
+function bigFigures(label, before, after) {
+  return h(
+    "p",
+    { class: "verdict-figures" },
+    h("span", { class: "verdict-label" }, label),
+    h(
+      "span",
+      { class: "verdict-numbers" },
+      h("span", { id: "de-before", class: "de-before-figure" }, formatNumber(before)),
+      h("span", { class: "verdict-arrow", "aria-hidden": "true" }, " → "),
+      h("span", { class: "visually-hidden" }, " became "),
+      h("span", { id: "de-after", class: "de-after-figure" }, formatNumber(after)),
+    ),
+  );
+}
+
+/** The first thing on the page: is the correction good? Big ΔE₀₀ before → after, rating, meaning, warnings. */
+function verdict(job, measurements, profile) {
+  const before = job.delta_e2000_before;
+  const after = job.delta_e2000_after;
+  const rating = ratingOf(job.rating);
+  const parts = [];
+  if (after !== null) {
+    parts.push(
+      bigFigures("Mean colour error (ΔE₀₀)", before, after),
+      ratingBadge(rating, "rating"),
+      h(
+        "p",
+        { class: "verdict-sentence", id: "verdict-sentence" },
+        `After correction the chart's colours are on average ${formatNumber(after, 1)} ΔE₀₀ from their true values: ${deltaEMeaning(after)}.`,
+        before !== null ? ` Before, they were ${formatNumber(before, 1)} off.` : "",
+      ),
+    );
+  } else if (profile) {
+    parts.push(...profileVerdict(profile));
+  } else {
+    parts.push(h("p", { class: "verdict-sentence", id: "verdict-sentence" }, "No chart was measured in this photo, so there are no colour errors to report."));
+  }
+  if (profile) {
+    parts.push(
+      h(
+        "p",
+        { id: "profile-used" },
+        "Corrected with the saved profile ",
+        profile.saved ? h("a", { href: href("/profiles"), id: "profile-link" }, `“${profile.saved.name}”`) : "(since deleted)",
+        profile.source ? [", made from ", h("a", { href: href(`/jobs/${profile.source.id}`) }, profile.source.filename)] : null,
+        ".",
+      ),
+    );
+  }
+  const found = measurements ? warnings(job, measurements) : [];
+  if (found.length) {
+    parts.push(
+      h(
+        "div",
+        { class: "verdict-warnings", id: "verdict-warnings" },
+        h("h3", {}, "Worth knowing"),
+        h("ul", {}, found.map((text) => h("li", {}, text))),
+      ),
+    );
+  }
+  return h(
+    "section",
+    { class: `card verdict verdict-${rating ? rating.tone : "none"}`, id: "verdict", "aria-labelledby": "verdict-title" },
+    h("h2", { id: "verdict-title", class: "visually-hidden" }, "Verdict"),
+    ...parts,
+  );
+}
+
+/** A profile job whose photo has no chart: the profile's own figures, from the photo it was made from. */
+function profileVerdict(profile) {
+  const source = profile.source;
+  if (!source || source.delta_e2000_after === null) {
+    return [h("p", { class: "verdict-sentence", id: "verdict-sentence" }, "This photo has no chart, so its colours could not be measured. It was corrected with a saved profile.")];
+  }
+  const rating = ratingOf(source.rating);
+  return [
+    bigFigures("The profile's mean colour error (ΔE₀₀), on the chart it was made from", source.delta_e2000_before, source.delta_e2000_after),
+    ratingBadge(rating, "rating"),
+    h(
+      "p",
+      { class: "verdict-sentence", id: "verdict-sentence" },
+      `This photo has no chart of its own, so these are the profile's figures: on the photo it was made from, it brought the chart to ${formatNumber(source.delta_e2000_after, 1)} ΔE₀₀, ${deltaEMeaning(source.delta_e2000_after)}. They hold for this photo if it was taken under the same light.`,
+    ),
+  ];
+}
+
+function detail(term, value, explanation, id) {
+  return [h("dt", {}, term), h("dd", {}, h("strong", { id }, value), explanation ? h("span", { class: "explain" }, ` ${explanation}`) : null)];
+}
+
+/** How the figures were made, one click away: chart, method, cross-validation, percentiles. */
+function details(job, measurements) {
+  const after = measurements.after?.cie2000;
+  const before = measurements.before?.cie2000;
+  return h(
+    "details",
+    { class: "card result-details", id: "result-details" },
+    h("summary", {}, "How this was measured"),
+    h(
+      "dl",
+      { class: "details-list" },
+      detail("Chart", chartName(measurements.chart_type), measurements.reference_edition ? `(${measurements.reference_edition} edition). Its patches' true colours are published by the maker; the photo's are measured against them.` : null, "chart-type"),
+      detail("Correction method", methodName(measurements.method), "The kind of mapping from the camera's colours to the chart's true ones. Simpler methods follow the chart less closely but behave better on other colours.", "method"),
+      measurements.objective ? detail("Fitted to", OBJECTIVES[measurements.objective] || measurements.objective, "What the fit made as small as it could.", "objective") : null,
+      measurements.cross_validated_delta_e2000 !== null
+        ? detail("Expected error on other colours", `${formatNumber(measurements.cross_validated_delta_e2000)} ΔE₀₀`, "Cross-validation: each patch predicted by a correction fitted without it. It is a fairer guess for the colours of the photo that are not on the chart.", "cross-validated")
+        : null,
+      after ? detail("After: 95% of patches within", `${formatNumber(after.p95)} ΔE₀₀`, `The worst patch is ${formatNumber(after.max)}; the middle one ${formatNumber(after.median)}.`, "p95-after") : null,
+      before ? detail("Before: 95% of patches within", `${formatNumber(before.p95)} ΔE₀₀`, `The worst patch was ${formatNumber(before.max)}.`, "p95-before") : null,
+      detail("ΔE₀₀ (CIEDE2000)", "how far apart two colours look", "About 1 is the smallest difference a trained eye sees side by side; 2 to 4 is visible on close comparison; above 8 anyone sees it.", "what-is-delta-e"),
+    ),
+  );
+}
+
+/** The report's figures, drawn by the reporter with matplotlib and served as SVG: name, title, description. */
+const FIGURES = [
+  ["chromaticity.svg", "Colours in the a*b* plane", "Each arrow runs from where a patch's colour was measured to where it should be: short arrows after correction mean accurate colour."],
+  ["tone-response.svg", "Tone response", "The grey patches' measured lightness against their true lightness: on the dashed diagonal, tones are exact."],
+  ["patch-pairs.svg", "Reference and corrected colours", "Each patch's true colour (left) beside its corrected colour (right)."],
+];
+
+/** The figures this job has, as images fetched with the session's headers; null when it has none. */
+async function figures(job, urls) {
+  const present = FIGURES.filter(([name]) => job.files[name]);
+  if (!present.length) return null;
+  const loaded = await Promise.all(present.map(([name]) => loadFile(job, name, urls).catch(() => null)));
+  const items = present
+    .map(([name, title, text], index) =>
+      loaded[index]
+        ? h(
+            "figure",
+            { class: "report-figure", dataset: { figure: name } },
+            h("img", { src: loaded[index].url, alt: `${title}. ${text} The values are in the table below.`, loading: "lazy" }),
+            h("figcaption", {}, h("strong", {}, title), ` ${text}`),
+          )
+        : null,
+    )
+    .filter(Boolean);
+  return items.length
+    ? h("section", { class: "card", "aria-labelledby": "figures-title", id: "report-figures" }, h("h2", { id: "figures-title" }, "Colours on the chart"), ...items)
+    : null;
+}
+
+/** The saved profile a job used and the job it was made from; null for jobs without one. */
+async function profileOf(job) {
+  const key = job.options?.profile?.key;
+  if (!key) return null;
+  const sourceId = job.profile_source_job_id;
+  const [profiles, source] = await Promise.all([
+    call("profiles").then((answer) => answer.items).catch(() => []),
+    sourceId ? call(`jobs/${sourceId}`).catch(() => null) : null,
+  ]);
+  return { saved: profiles.find((profile) => profile.source_job_id === sourceId) || null, source };
 }
 
 function downloads(job, errors) {
@@ -113,31 +309,29 @@ function profileForm(job) {
 }
 
 async function doneView(job, urls) {
-  const measurements = await call(job.files.measurements);
+  const [measurements, profile, pictures] = await Promise.all([call(job.files.measurements), profileOf(job), figures(job, urls)]);
   const size = measurements.image_size;
   const [before, after] = await Promise.all([
     viewable(job, "original") ? loadFile(job, "original", urls).then((file) => file.url) : null,
     viewable(job, "corrected") ? loadFile(job, "corrected", urls).then((file) => file.url) : null,
   ]);
+  const corners = measurements.corners;
+  const focus = corners ? [corners.reduce((sum, [x]) => sum + x, 0) / 4, corners.reduce((sum, [, y]) => sum + y, 0) / 4] : null;
+  const excluded = measurements.patches.some((patch) => !patch.used_in_fit);
   const picture = before && after
-    ? comparison({ beforeUrl: before, afterUrl: after, size, overlay: chartOverlay(measurements) })
+    ? comparison({ beforeUrl: before, afterUrl: after, size, overlay: chartOverlay(measurements), focus, excluded })
     : notice("info", "Only JPEG and PNG photos are shown side by side here (not TIFF, WebP, HEIC, AVIF or RAW). Download the images below, or the report, which has previews.");
-  const summary = measurements.after?.cie2000;
-  const summaryBefore = measurements.before?.cie2000;
+  const measured = measurements.patches.length > 0;
   return [
-    summaryCard(
-      ...jobStats(job),
-      summary ? stat("ΔE₀₀ after: p95 · max", `${formatNumber(summary.p95)} · ${formatNumber(summary.max)}`) : null,
-      summaryBefore ? stat("ΔE₀₀ before: p95 · max", `${formatNumber(summaryBefore.p95)} · ${formatNumber(summaryBefore.max)}`) : null,
-      measurements.cross_validated_delta_e2000 !== null
-        ? stat("Cross-validated ΔE₀₀", formatNumber(measurements.cross_validated_delta_e2000))
-        : null,
-      measurements.objective ? stat("Fitted by", OBJECTIVES[measurements.objective] || measurements.objective, "objective") : null,
-    ),
+    verdict(job, measurements, profile),
+    measured ? details(job, measurements) : null,
     h("section", { class: "card", "aria-labelledby": "compare-title" }, h("h2", { id: "compare-title" }, "Before and after"), picture),
-    h("section", { class: "card", "aria-labelledby": "chart-title" }, h("h2", { id: "chart-title" }, "ΔE₀₀ per patch"), deltaChart(measurements), patchTable(measurements)),
+    pictures,
+    measured
+      ? h("section", { class: "card", "aria-labelledby": "chart-title" }, h("h2", { id: "chart-title" }, "Colour error per patch"), deltaChart(measurements), patchTable(measurements))
+      : null,
     downloads(job, h("div", {})),
-    profileForm(job),
+    profile ? null : profileForm(job),
   ];
 }
 
@@ -153,7 +347,7 @@ async function resubmit(job, corners, original, status) {
     }
     form.append("corners", JSON.stringify(corners));
     const batch = await upload("jobs", form);
-    navigate(`/batches/${batch.id}`);
+    navigate(resultPath(batch));
   } catch (error) {
     status.append(notice("error", describe(error)));
   }
@@ -196,7 +390,12 @@ function expiredView(job) {
       h("strong", {}, "The files of this job were deleted"),
       ` on ${formatDate(job.expired_at)}, once the organisation's retention period was over. The summary below is kept.`,
     ),
-    summaryCard(...jobStats(job), stat("Finished", formatDate(job.finished_at), "finished-at")),
+    verdict(job, null, null),
+    summaryCard(
+      stat("Chart", chartName(job.chart_type), "chart-type"),
+      stat("Method", methodName(job.method), "method"),
+      stat("Finished", formatDate(job.finished_at), "finished-at"),
+    ),
   ];
 }
 

@@ -2,7 +2,8 @@
 // notifications, webhooks.
 
 import { ApiProblem, call } from "../api.js";
-import { clear, field, formatDate, h, notice, select } from "../dom.js";
+import { href } from "../router.js";
+import { cardTable, clear, field, formatDate, h, notice, select } from "../dom.js";
 import { describe, handleSubmit } from "../forms.js";
 import { currentMembership, setOrganisation, who } from "../session.js";
 
@@ -129,7 +130,7 @@ async function members() {
     return section("members", "Organisation members", notice("error", describe(error)));
   }
   const parts = [
-    h("div", { class: "table-scroll" }, h("table", { class: "members-table" }, h("thead", {}, h("tr", {}, ["Name", "Email", "Role", ""].map((t) => h("th", { scope: "col" }, t)))), list)),
+    cardTable(h("table", { class: "members-table" }, h("thead", {}, h("tr", {}, ["Name", "Email", "Role", ""].map((t) => h("th", { scope: "col" }, t)))), list)),
     status,
   ];
   if (isAdmin) {
@@ -292,7 +293,7 @@ async function apiKeys() {
     "api-keys",
     "API keys",
     h("p", { class: "muted" }, "Programs use a key instead of a password: send it as “Authorization: Bearer clk_…”."),
-    h("div", { class: "table-scroll" }, h("table", { class: "keys-table" }, h("thead", {}, h("tr", {}, ["Name", "Key", "Scopes", "Expires", ""].map((t) => h("th", { scope: "col" }, t)))), list)),
+    cardTable(h("table", { class: "keys-table" }, h("thead", {}, h("tr", {}, ["Name", "Key", "Scopes", "Expires", ""].map((t) => h("th", { scope: "col" }, t)))), list)),
     created,
     h("h3", {}, "Create a key"),
     form,
@@ -377,6 +378,7 @@ function noticesList(answer) {
     clear(status);
     try {
       await call("notifications/read-all", { method: "POST" });
+      window.dispatchEvent(new Event("chromaline:notifications-read"));
       draw(await call("notifications?limit=20"));
       status.append(notice("success", "All notifications marked read."));
     } catch (error) {
@@ -466,27 +468,42 @@ function webhookList(answer, path) {
   );
 }
 
+/** Settings pages: each a few sections, reached from the tabs at the top of every one. */
+const PAGES = [
+  ["account", "Account", (context) => [account(context), password()]],
+  ["organisation", "Organisation", async () => Promise.all([members(), retention()])],
+  ["api-keys", "API keys", async () => [await apiKeys()]],
+  [
+    "notifications",
+    "Notifications",
+    async () =>
+      Promise.all([
+        optional("recent-notifications", "Notifications", "notifications?limit=20", noticesList),
+        optional("notifications", "Notification preferences", "notifications/preferences", preferencesForm),
+      ]),
+  ],
+  ["webhooks", "Webhooks", async () => [await optional("webhooks", "Webhooks", "webhooks", webhookList)]],
+];
+
+function tabs(current) {
+  return h(
+    "nav",
+    { class: "sub-nav", "aria-label": "Settings pages" },
+    h(
+      "ul",
+      {},
+      PAGES.map(([id, title]) =>
+        h("li", {}, h("a", { href: href(`/settings/${id}`), "aria-current": id === current ? "page" : false }, title)),
+      ),
+    ),
+  );
+}
+
 export async function render(context) {
   if (who.mode !== "account" || !who.me) {
     return [h("h1", {}, "Settings"), notice("info", "This gateway runs without accounts, so there is nothing to set here.")];
   }
-  const [membersSection, retentionSection, keysSection, noticesSection, preferencesSection, webhooksSection] = await Promise.all([
-    members(),
-    retention(),
-    apiKeys(),
-    optional("recent-notifications", "Notifications", "notifications?limit=20", noticesList),
-    optional("notifications", "Notification preferences", "notifications/preferences", preferencesForm),
-    optional("webhooks", "Webhooks", "webhooks", webhookList),
-  ]);
-  return [
-    h("h1", {}, "Settings"),
-    account(context),
-    password(),
-    membersSection,
-    retentionSection,
-    keysSection,
-    noticesSection,
-    preferencesSection,
-    webhooksSection,
-  ];
+  const [id, title, draw] = PAGES.find(([name]) => name === context.params.section) || PAGES[0];
+  const sections = await draw(context);
+  return [h("h1", {}, `Settings: ${title}`), tabs(id), ...sections];
 }

@@ -1,6 +1,6 @@
 // Upload: drop or pick photos (or ZIPs of them), choose options, start a batch.
 
-import { call, upload } from "../api.js";
+import { ApiProblem, call, upload } from "../api.js";
 import { clear, field, h, notice, select } from "../dom.js";
 import { describe } from "../forms.js";
 import {
@@ -20,6 +20,11 @@ function sizeText(bytes) {
   return `${Math.max(1, Math.round(bytes / 1024))} kB`;
 }
 
+/** Where to follow an upload: a single photo's own result page, or the batch's progress. */
+export function resultPath(batch) {
+  return batch.total === 1 && batch.jobs?.length === 1 ? `/jobs/${batch.jobs[0].id}` : `/batches/${batch.id}`;
+}
+
 export async function render(context) {
   let profiles = [];
   let profilesError = null;
@@ -29,7 +34,11 @@ export async function render(context) {
     profilesError = describe(error);
   }
   const chosen = [];
-  const fileList = h("ul", { class: "file-list", "aria-label": "Chosen files" });
+  /** Files not sent, each with the sentence saying why: refused by name here or by the server. */
+  const refused = [];
+  const previews = new Map();
+  context.onLeave(() => previews.forEach((url) => URL.revokeObjectURL(url)));
+  const fileList = h("ul", { class: "file-list", "aria-label": "Chosen files", id: "file-list" });
   const status = h("div", { class: "form-status" });
   const picker = h("input", {
     type: "file",
@@ -41,7 +50,16 @@ export async function render(context) {
     class: "file-input",
     id: "file-picker",
   });
+  const camera = h("input", { type: "file", accept: "image/jpeg,image/png", capture: "environment", class: "file-input", id: "camera-picker" });
   const submit = h("button", { type: "submit", class: "primary", disabled: true }, "Upload and correct");
+
+  function thumbnail(file) {
+    if (!/\.(jpe?g|png)$/i.test(file.name)) {
+      return h("span", { class: "thumb thumb-kind", "aria-hidden": "true" }, file.name.split(".").pop().toUpperCase().slice(0, 4));
+    }
+    if (!previews.has(file)) previews.set(file, URL.createObjectURL(file));
+    return h("img", { class: "thumb", src: previews.get(file), alt: "", width: 56, height: 56 });
+  }
 
   function drawFiles() {
     clear(fileList);
@@ -49,7 +67,8 @@ export async function render(context) {
       fileList.append(
         h(
           "li",
-          {},
+          { class: "file-accepted" },
+          thumbnail(file),
           h("span", { class: "file-name" }, file.name),
           h("span", { class: "muted" }, sizeText(file.size)),
           h(
@@ -68,39 +87,50 @@ export async function render(context) {
         ),
       );
     });
+    for (const { name, reason } of refused) {
+      fileList.append(
+        h(
+          "li",
+          { class: "file-refused", dataset: { refused: name } },
+          h("span", { class: "thumb thumb-kind", "aria-hidden": "true" }, "✕"),
+          h("span", { class: "file-name" }, name),
+          h("span", { class: "badge badge-failed" }, "Not sent"),
+          h("span", { class: "refusal" }, reason),
+        ),
+      );
+    }
     submit.disabled = chosen.length === 0;
   }
 
   function add(files) {
     clear(status);
-    const refused = [];
     for (const file of files) {
       if (accepted(file.name)) chosen.push(file);
-      else refused.push(file.name);
-    }
-    if (refused.length) {
-      status.append(
-        notice(
-          "error",
-          `Not added: ${refused.join(", ")}. Only JPEG, PNG and TIFF photos, or ZIP archives of them, can be corrected.`,
-        ),
-      );
+      else refused.push({ name: file.name, reason: "Only JPEG, PNG and TIFF photos, or ZIP archives of them, can be corrected." });
     }
     drawFiles();
   }
 
-  picker.addEventListener("change", () => {
-    add([...picker.files]);
-    picker.value = "";
-  });
+  for (const input of [picker, camera]) {
+    input.addEventListener("change", () => {
+      add([...input.files]);
+      input.value = "";
+    });
+  }
 
   const dropZone = h(
     "div",
     { class: "drop-zone", id: "drop-zone" },
-    h("p", { class: "drop-title" }, "Drop photos or ZIP archives here"),
-    h("p", { class: "muted" }, "JPEG, PNG or TIFF with a colour chart in the picture"),
-    h("label", { for: "file-picker", class: "button" }, "Choose files…"),
-    picker,
+    h("p", { class: "drop-title" }, "Add photos with a colour chart in view"),
+    h("p", { class: "muted drop-hint" }, "JPEG, PNG or TIFF, or ZIP archives of them. You can also drop them here."),
+    h(
+      "div",
+      { class: "actions pick-actions" },
+      picker,
+      h("label", { for: "file-picker", class: "button primary" }, "Choose photos…"),
+      camera,
+      h("label", { for: "camera-picker", class: "button" }, "Take photo"),
+    ),
   );
   for (const name of ["dragenter", "dragover"]) {
     dropZone.addEventListener(name, (event) => {
@@ -132,49 +162,85 @@ export async function render(context) {
     { class: "upload-form" },
     dropZone,
     fileList,
+    status,
+    progress,
+    h("div", { class: "actions" }, submit),
+    profiles.length || profilesError ? field("Saved profile", profileSelect, profileHint) : null,
     h(
-      "fieldset",
-      { class: "options" },
-      h("legend", {}, "Options"),
+      "details",
+      { class: "options", id: "advanced-options" },
+      h("summary", {}, "Advanced"),
       h(
         "div",
         { class: "grid" },
         field("Chart", select("chart_type", CHART_TYPES, "auto")),
         field("Correction method", select("method", METHODS, "auto")),
         field("Chart edition", select("reference_edition", EDITIONS, "2014"), "Printed on the back of the chart."),
-        field("Saved profile", profileSelect, profileHint),
         field("Output format", select("output_format", OUTPUT_FORMATS, "jpeg")),
         field("Bit depth", select("bit_depth", BIT_DEPTHS, "8")),
         field("Colour space", select("output_space", OUTPUT_SPACES, "srgb"), "Embedded as an ICC profile."),
       ),
     ),
-    status,
-    progress,
-    h("div", { class: "actions" }, submit),
   );
+
+  /** Send the chosen files; a file the server refuses is set aside with its reason and the rest sent again. */
+  async function send(data) {
+    const files = [...chosen];
+    while (files.length) {
+      const body = new FormData();
+      for (const file of files) body.append("files", file, file.name);
+      for (const [name, value] of data) body.append(name, value);
+      try {
+        return await upload("jobs", body, (share) => {
+          progress.value = share;
+        });
+      } catch (error) {
+        const name = error?.body?.filename;
+        const index = files.findIndex((file) => file.name === name);
+        if (!(error instanceof ApiProblem) || index < 0) throw error;
+        refused.push({ name, reason: describe(error) });
+        chosen.splice(chosen.indexOf(files[index]), 1);
+        files.splice(index, 1);
+        drawFiles();
+      }
+    }
+    return null;
+  }
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!chosen.length) return;
     clear(status);
-    const data = new FormData();
-    for (const file of chosen) data.append("files", file, file.name);
+    const options = [];
     for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth", "output_space", "profile_id"]) {
-      const value = form.elements[name].value;
-      if (value) data.append(name, value);
+      const value = form.elements[name]?.value;
+      if (value) options.push([name, value]);
     }
     submit.disabled = true;
     progress.hidden = false;
     form.setAttribute("aria-busy", "true");
     try {
-      const batch = await upload("jobs", data, (share) => {
-        progress.value = share;
-      });
-      navigate(`/batches/${batch.id}`);
+      const before = refused.length;
+      const batch = await send(options);
+      if (!batch) {
+        status.append(notice("error", "None of the files could be sent. See the reasons beside each one, then choose other files."));
+      } else if (refused.length > before) {
+        chosen.splice(0);
+        drawFiles();
+        status.append(
+          notice(
+            "success",
+            `Sent ${batch.total} file${batch.total === 1 ? "" : "s"}; the ones marked “Not sent” were refused. `,
+            h("a", { href: href(resultPath(batch)), id: "follow-upload" }, "Follow the upload"),
+          ),
+        );
+      } else {
+        navigate(resultPath(batch));
+      }
     } catch (error) {
       status.append(notice("error", describe(error)));
-      submit.disabled = false;
     } finally {
+      submit.disabled = chosen.length === 0;
       progress.hidden = true;
       form.removeAttribute("aria-busy");
     }

@@ -1,0 +1,206 @@
+"""The report's pictures of a chart's colours, drawn with matplotlib.
+
+- the a*b* chromaticity plane, an arrow per patch from where it was measured to where it belongs,
+  before and after correction;
+- the tone response of the neutral patches: measured L* against reference L*;
+- each patch's reference colour beside its corrected colour;
+- ΔE2000 per patch, before and after.
+
+Every figure is a ``matplotlib.figure.Figure`` on the Agg canvas (never pyplot), so drawing keeps
+no global state and is safe in worker threads. ``svg_bytes`` and ``png_bytes`` encode one.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
+
+from chromaline.common.measurements import PatchResult
+
+BEFORE_COLOUR = "#a6a6a6"
+AFTER_COLOUR = "#1f5fa8"
+EXCLUDED_COLOUR = "#d9822b"
+NEUTRAL_CHROMA = 6.0
+"""A patch whose reference C*ab is below this is neutral (the grey ramp of every chart)."""
+NAMED_TICKS_UP_TO = 40
+"""Charts with more patches than this are labelled by patch number instead of name."""
+WIDE = (11.69, 8.27)
+PAIRS_PER_ROW = 8
+
+
+def new_figure(size: tuple[float, float]) -> Figure:
+    """A figure on its own Agg canvas (no pyplot, no global state)."""
+    figure = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _unit(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
+    return (rgb[0] / 255.0, rgb[1] / 255.0, rgb[2] / 255.0)
+
+
+def chromaticity_figure(patches: Sequence[PatchResult]) -> Figure:
+    """Two a*b* planes side by side: arrows from each measured colour to its reference, before and after."""
+    figure = new_figure((11.69, 6.2))
+    reference = np.array([patch.reference_lab for patch in patches])
+    measured = {
+        "Before correction": np.array([patch.before_lab for patch in patches]),
+        "After correction": np.array([patch.after_lab for patch in patches]),
+    }
+    extent = max(20.0, float(np.abs(np.concatenate([reference, *measured.values()])[:, 1:]).max()) * 1.1)
+    colours = [_unit(patch.reference_srgb) for patch in patches]
+    for index, (title, points) in enumerate(measured.items()):
+        axes = figure.add_subplot(1, 2, index + 1)
+        axes.axhline(0, color="#cccccc", linewidth=0.8)
+        axes.axvline(0, color="#cccccc", linewidth=0.8)
+        for patch, start, end in zip(patches, points, reference, strict=True):
+            axes.annotate(
+                "",
+                xy=(end[1], end[2]),
+                xytext=(start[1], start[2]),
+                arrowprops={
+                    "arrowstyle": "->",
+                    "color": AFTER_COLOUR if patch.used_in_fit else EXCLUDED_COLOUR,
+                    "linewidth": 1.0,
+                },
+            )
+        axes.scatter(
+            points[:, 1], points[:, 2], s=14, color="#333333", marker="x", linewidths=0.8, label="Measured"
+        )
+        axes.scatter(
+            reference[:, 1],
+            reference[:, 2],
+            s=42,
+            c=colours,
+            edgecolors="#333333",
+            linewidths=0.6,
+            label="Reference",
+        )
+        axes.set_xlim(-extent, extent)
+        axes.set_ylim(-extent, extent)
+        axes.set_aspect("equal")
+        axes.set_xlabel("a*  (green − / red +)")
+        axes.set_ylabel("b*  (blue − / yellow +)")
+        axes.set_title(title)
+        axes.legend(loc="lower right", fontsize=8)
+    figure.suptitle(
+        "Chart colours in the a*b* plane: each arrow goes from the measured colour to the reference"
+    )
+    return figure
+
+
+def neutral_patches(patches: Sequence[PatchResult]) -> list[PatchResult]:
+    """The grey patches, darkest last as on the chart: reference chroma below ``NEUTRAL_CHROMA``."""
+    return [
+        patch
+        for patch in patches
+        if math.hypot(patch.reference_lab[1], patch.reference_lab[2]) < NEUTRAL_CHROMA
+    ]
+
+
+def tone_response_figure(patches: Sequence[PatchResult]) -> Figure | None:
+    """Measured L* of the neutral patches against their reference L*, before and after; None without neutrals."""
+    neutrals = sorted(neutral_patches(patches), key=lambda patch: patch.reference_lab[0])
+    if len(neutrals) < 2:
+        return None
+    figure = new_figure((7.0, 6.5))
+    axes = figure.add_subplot()
+    reference = [patch.reference_lab[0] for patch in neutrals]
+    axes.plot(
+        [0, 100], [0, 100], color="#999999", linestyle="--", linewidth=1, label="Ideal (measured = reference)"
+    )
+    for field, marker, colour, label in (
+        ("before_lab", "o-", BEFORE_COLOUR, "Before correction"),
+        ("after_lab", "s-", AFTER_COLOUR, "After correction"),
+    ):
+        measured = [getattr(patch, field)[0] for patch in neutrals]
+        axes.plot(reference, measured, marker, color=colour, label=label)
+    axes.set_xlim(0, 100)
+    axes.set_ylim(0, 100)
+    axes.set_aspect("equal")
+    axes.set_xlabel("Reference lightness L*")
+    axes.set_ylabel("Measured lightness L*")
+    axes.set_title(f"Tone response of the {len(neutrals)} neutral patches")
+    axes.grid(color="#e5e5e5")
+    axes.legend(loc="upper left")
+    return figure
+
+
+def patch_pairs_figure(patches: Sequence[PatchResult]) -> Figure:
+    """Each patch as a pair of squares: its reference colour on the left, the corrected one on the right."""
+    rows = math.ceil(len(patches) / PAIRS_PER_ROW)
+    figure = new_figure((11.69, max(2.5, 1.05 * rows + 0.8)))
+    axes = figure.add_subplot()
+    for position, patch in enumerate(patches):
+        row, column = divmod(position, PAIRS_PER_ROW)
+        x = column * 2.4
+        y = -row * 1.3
+        axes.add_patch(Rectangle((x, y), 1, 1, color=_unit(patch.reference_srgb)))
+        axes.add_patch(Rectangle((x + 1, y), 1, 1, color=_unit(patch.after_srgb)))
+        axes.add_patch(Rectangle((x, y), 2, 1, fill=False, edgecolor="#555555", linewidth=0.6))
+        label = patch.name if len(patches) <= NAMED_TICKS_UP_TO else str(patch.index + 1)
+        axes.text(
+            x + 1, y - 0.08, f"{label}  ΔE {patch.delta_e2000[1]:.1f}", ha="center", va="top", fontsize=6.5
+        )
+    axes.set_xlim(-0.2, PAIRS_PER_ROW * 2.4)
+    axes.set_ylim(-(rows - 1) * 1.3 - 0.4, 1.1)
+    axes.set_aspect("equal")
+    axes.axis("off")
+    axes.set_title(
+        "Reference (left) and corrected (right) colour of each patch, with ΔE2000 after correction"
+    )
+    return figure
+
+
+def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
+    """Grouped bars of ΔE2000 per patch, before and after; patches left out of the fit stand out."""
+    figure = new_figure(WIDE)
+    axes = figure.add_subplot()
+    positions = np.arange(len(patches), dtype=np.float64)
+    width = 0.4
+    before = [patch.delta_e2000[0] for patch in patches]
+    after = [patch.delta_e2000[1] for patch in patches]
+    before_bars = axes.bar(positions - width / 2, before, width, color=BEFORE_COLOUR, label="Before")
+    after_bars = axes.bar(positions + width / 2, after, width, color=AFTER_COLOUR, label="After")
+    excluded = [bar for bar, patch in zip(after_bars, patches, strict=True) if not patch.used_in_fit]
+    for bar in excluded:
+        bar.set_color(EXCLUDED_COLOUR)
+        bar.set_hatch("//")
+        bar.set_edgecolor("#5c3300")
+    if excluded:
+        excluded[0].set_label("After (left out of the fit)")
+    axes.set_ylabel("ΔE2000 (CIEDE2000)")
+    axes.yaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
+    axes.set_ylim(bottom=0)
+    axes.set_title("ΔE2000 per patch, before and after correction")
+    if len(patches) <= NAMED_TICKS_UP_TO:
+        axes.set_xticks(positions, [patch.name for patch in patches], rotation=90, fontsize=8)
+        axes.set_xlabel("Patch")
+    else:
+        step = 10
+        axes.set_xticks(positions[::step], [str(patch.index + 1) for patch in patches[::step]])
+        axes.set_xlabel("Patch number")
+    axes.set_xlim(-0.75, len(patches) - 0.25)
+    axes.grid(axis="y", color="#dddddd")
+    axes.set_axisbelow(True)
+    axes.legend(handles=[before_bars, after_bars, *excluded[:1]])
+    return figure
+
+
+def png_bytes(figure: Figure, dpi: int = 100) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def svg_bytes(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()
