@@ -30,8 +30,8 @@ from chromaline.engine.charts import chart_spec
 from chromaline.reporter.figures import (
     chromaticity_figure,
     delta_e_figure,
-    new_figure,
     neutral_patches,
+    new_figure,
     patch_pairs_figure,
     png_bytes,
     svg_bytes,
