@@ -1,6 +1,6 @@
 """Doubt made visible: a finished job's warnings, and the box offered when detection was unsure.
 
-Revision ID: 0004
+Revision ID: 0007
 """
 
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from chromaline.common.db.migrations import migration_schema
 
-revision = "0004"
-down_revision = "0003"
+revision = "0007"
+down_revision = "0006"
 
 
 def upgrade() -> None:
