@@ -45,7 +45,16 @@ def compose_builds() -> list[ImageBuild]:
     required = set(REQUIRED_VARIABLE.findall(COMPOSE_FILE.read_text()))
     environment = {name: "unused-for-building" for name in required} | dict(os.environ)
     resolved = subprocess.run(
-        ["docker-compose", "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE), "config", "--format", "json"],
+        [
+            "docker-compose",
+            "--project-directory",
+            str(ROOT),
+            "-f",
+            str(COMPOSE_FILE),
+            "config",
+            "--format",
+            "json",
+        ],
         env=environment,
         capture_output=True,
         text=True,
@@ -143,7 +152,9 @@ def debian_components(image: str) -> list[dict[str, Any]]:
     for line in listing.splitlines():
         name, version, architecture = line.split("\t")
         purl = f"pkg:deb/debian/{name}@{version}?arch={architecture}"
-        components.append({"type": "library", "bom-ref": purl, "name": name, "version": version, "purl": purl})
+        components.append(
+            {"type": "library", "bom-ref": purl, "name": name, "version": version, "purl": purl}
+        )
     return components
 
 

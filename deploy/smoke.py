@@ -88,11 +88,8 @@ class Stack:
     def up(self, *arguments: str) -> float:
         """``up --wait`` without building; returns the seconds until every container was healthy."""
         started = time.monotonic()
-        subprocess.run(
-            [*self.command, "up", "--detach", "--no-build", "--wait", "--wait-timeout", str(WAIT_TIMEOUT_SECONDS)]
-            + list(arguments),
-            check=True,
-        )
+        wait = ["--wait", "--wait-timeout", str(WAIT_TIMEOUT_SECONDS)]
+        subprocess.run([*self.command, "up", "--detach", "--no-build", *wait, *arguments], check=True)
         return time.monotonic() - started
 
     def health(self, service: str) -> list[str]:
@@ -129,7 +126,9 @@ def signed_in_client(base_url: str) -> httpx.Client:
         timeout=60,
     )
     registered.raise_for_status()
-    login = httpx.post(f"{base_url}/api/v1/auth/login", json={"email": email, "password": password}, timeout=60)
+    login = httpx.post(
+        f"{base_url}/api/v1/auth/login", json={"email": email, "password": password}, timeout=60
+    )
     login.raise_for_status()
     token = login.json()["access_token"]
     return httpx.Client(base_url=base_url, timeout=120, headers={"Authorization": f"Bearer {token}"})
@@ -176,9 +175,10 @@ def main() -> int:
     stand_ins = uses_stand_ins()
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as directory, running_stack(
-        write_env_file(Path(directory), port), stand_ins
-    ) as (stack, start_seconds):
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        running_stack(write_env_file(Path(directory), port), stand_ins) as (stack, start_seconds),
+    ):
         print(f"smoke: stack healthy in {start_seconds:.0f} s" + (" (stand-in images)" if stand_ins else ""))
         httpx.get(f"{base_url}/readyz", timeout=10).raise_for_status()
         job_started = time.monotonic()

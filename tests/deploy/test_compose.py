@@ -10,7 +10,9 @@ import importlib.util
 import json
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -118,20 +120,28 @@ def test_compose_refuses_to_run_without_a_secret(missing: str, empty_env_file: P
     assert f"set {missing} in .env" in result.stderr
 
 
-def test_every_service_of_the_installation_is_built_from_its_dockerfile(
+def test_every_service_is_built_from_the_one_dockerfile_with_its_name_and_port(
     compose_services: dict[str, dict[str, Any]],
 ) -> None:
     built = built_services(compose_services)
 
     assert set(built) == set(SERVICES)
     for name, service in built.items():
-        assert service["build"]["dockerfile"] == f"services/{name}/Dockerfile"
+        assert service["build"]["dockerfile"] == "Dockerfile"
         assert Path(service["build"]["context"]) == ROOT
+        assert service["build"]["args"]["SERVICE"] == name
+        assert int(service["build"]["args"]["PORT"]) == default_port(name)
 
 
-def test_each_container_runs_the_serve_entry_point(compose_services: dict[str, dict[str, Any]]) -> None:
+def test_images_are_tagged_as_the_dev_overlay_names_them(compose_services: dict[str, dict[str, Any]]) -> None:
     for name, service in built_services(compose_services).items():
-        assert service["command"] == ["chromaline", "serve", name]
+        assert service["image"] == f"chromaline/{name}:dev"
+
+
+def test_each_container_runs_its_service_entry_point(compose_services: dict[str, dict[str, Any]]) -> None:
+    for name, service in built_services(compose_services).items():
+        assert service["command"] == [f"chromaline-{name}", "serve"]
+        assert shutil.which(service["command"][0], path=str(Path(sys.executable).parent)), name
 
 
 def test_each_service_probes_healthz_on_its_own_port(compose_services: dict[str, dict[str, Any]]) -> None:
@@ -215,6 +225,9 @@ def test_environment_configures_a_valid_production_service(
         )
 
 
+DOCKERFILE = ROOT / "Dockerfile"
+
+
 def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
     """The instructions of a Dockerfile as (KEYWORD, arguments), continuation lines joined."""
     instructions: list[tuple[str, str]] = []
@@ -237,59 +250,128 @@ def final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return instructions[last_from:]
 
 
-def workspace_member_pyprojects() -> list[str]:
+def environment_of(stage: list[tuple[str, str]]) -> dict[str, str]:
+    """The ``ENV name=value`` pairs a stage sets."""
+    pairs = [word for keyword, arguments in stage if keyword == "ENV" for word in shlex.split(arguments)]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def workspace_members() -> list[Path]:
     root = tomllib.loads((ROOT / "pyproject.toml").read_text())
     patterns: list[str] = root["tool"]["uv"]["workspace"]["members"]
     members = [member for pattern in patterns for member in sorted(ROOT.glob(pattern))]
-    return [str(member.relative_to(ROOT) / "pyproject.toml") for member in members if member.is_dir()]
+    return [member.relative_to(ROOT) for member in members if (member / "pyproject.toml").is_file()]
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
-def test_dockerfile_runs_the_service_as_an_unprivileged_user(service: str) -> None:
-    runtime = final_stage(dockerfile_instructions(ROOT / "services" / service / "Dockerfile"))
+def test_dockerfile_needs_no_frontend_image_and_no_buildkit() -> None:
+    text = DOCKERFILE.read_text()
+    runs = [
+        arguments for keyword, arguments in dockerfile_instructions(DOCKERFILE) if keyword in ("RUN", "COPY")
+    ]
+
+    assert not re.search(r"^#\s*syntax\s*=", text, re.MULTILINE)
+    assert not [arguments for arguments in runs if re.search(r"--(mount|chmod|link)\b", arguments)]
+
+
+def test_dockerfile_runs_the_service_as_an_unprivileged_user() -> None:
+    runtime = final_stage(dockerfile_instructions(DOCKERFILE))
     users = [arguments for keyword, arguments in runtime if keyword == "USER"]
 
     assert users, "the runtime stage sets no USER"
-    user = users[-1].split(":")[0]
-    assert user not in ("root", "0")
+    assert users[-1].split(":")[0] not in ("root", "0")
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
-def test_dockerfile_healthcheck_and_command_name_the_service(service: str) -> None:
-    runtime = final_stage(dockerfile_instructions(ROOT / "services" / service / "Dockerfile"))
+def test_dockerfile_healthcheck_and_command_follow_the_service_argument() -> None:
+    runtime = final_stage(dockerfile_instructions(DOCKERFILE))
     keywords = dict(runtime)
+    environment = environment_of(runtime)
 
-    match = HEALTHZ_URL.search(keywords["HEALTHCHECK"])
-    assert match is not None
-    assert int(match.group(1)) == default_port(service)
-    assert json.loads(keywords["CMD"]) == ["chromaline", "serve", service]
+    assert environment["CHROMALINE_SERVICE"] == "${SERVICE}"
+    assert environment["CHROMALINE_HEALTHZ_URL"] == "http://127.0.0.1:${PORT}/healthz"
+    assert "CHROMALINE_HEALTHZ_URL" in keywords["HEALTHCHECK"]
+    assert json.loads(keywords["CMD"])[-1] == "exec chromaline-${CHROMALINE_SERVICE} serve"
+    assert keywords["EXPOSE"] == "${PORT}"
 
 
-@pytest.mark.parametrize("service", sorted(SERVICES))
-def test_dockerfile_installs_the_locked_workspace(service: str) -> None:
-    instructions = dockerfile_instructions(ROOT / "services" / service / "Dockerfile")
+def test_dockerfile_labels_the_image_with_version_revision_and_source() -> None:
+    runtime = final_stage(dockerfile_instructions(DOCKERFILE))
+    labels = " ".join(arguments for keyword, arguments in runtime if keyword == "LABEL")
+
+    for annotation, argument in [("version", "VERSION"), ("revision", "REVISION"), ("source", "SOURCE")]:
+        assert f'org.opencontainers.image.{annotation}="${{{argument}}}"' in labels
+
+
+def test_dockerfile_installs_only_the_service_package_from_the_lock() -> None:
+    instructions = dockerfile_instructions(DOCKERFILE)
     runs = [shlex.split(arguments) for keyword, arguments in instructions if keyword == "RUN"]
     syncs = [words for words in runs if "uv" in words and "sync" in words]
-    mounts = [
-        dict(field.split("=", 1) for field in word.removeprefix("--mount=").split(","))
-        for words in runs
-        for word in words
-        if word.startswith("--mount=")
-    ]
-    mounted = {mount["source"] for mount in mounts if mount["type"] == "bind"}
 
     assert len(syncs) == 2, "dependencies first, then the workspace"
     for words in syncs:
         assert {"--frozen", "--no-dev", "--no-editable"} <= set(words)
+        assert words[words.index("--package") + 1] == "chromaline-${SERVICE}"
     assert "--no-install-workspace" in syncs[0]
-    assert set(workspace_member_pyprojects()) <= mounted
 
 
-def test_dockerignore_keeps_what_the_build_reads() -> None:
-    patterns = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()]
+def dockerignore_patterns() -> list[str]:
+    return [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def test_dockerignore_lets_in_each_workspace_member_by_name() -> None:
+    patterns = dockerignore_patterns()
     included = {pattern.removeprefix("!") for pattern in patterns if pattern.startswith("!")}
     first_inclusion = min(index for index, pattern in enumerate(patterns) if pattern.startswith("!"))
+    libraries_and_services = [member for member in workspace_members() if member != Path(".")]
 
     assert "*" in patterns[:first_inclusion], "everything is excluded first, then the build inputs included"
-    assert {"pyproject.toml", "uv.lock", "README.md", "src/"} <= included
-    assert {"libs/common/src/", "services/*/src/", "services/*/pyproject.toml"} <= included
+    assert not [pattern for pattern in included if "*" in pattern or "?" in pattern]
+    assert {"pyproject.toml", "uv.lock"} <= included
+    assert {"libs/engine/pyproject.toml", "libs/engine/src/"} <= included
+    for member in libraries_and_services:
+        assert {f"{member}/pyproject.toml", f"{member}/src/"} <= included, member
+    assert "src/" not in included, "the CLI is no part of a service image"
+
+
+# --- Stand-ins for machines without a registry ----------------------------------------------------
+
+STAND_INS = ROOT / "deploy" / "stand-ins"
+
+
+def test_stand_ins_cover_every_third_party_image_compose_and_the_fixtures_use(
+    compose_services: dict[str, dict[str, Any]],
+) -> None:
+    script = (STAND_INS / "build.sh").read_text()
+    third_party = {service["image"] for service in compose_services.values() if "build" not in service}
+    fixture_images = {"postgres:16-alpine", "rabbitmq:3.10"}
+
+    assert third_party
+    for image in third_party | fixture_images:
+        assert image in script, image
+    assert "python:3.11-slim-bookworm" in script
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim-bookworm$", DOCKERFILE.read_text(), re.MULTILINE)
+
+
+def test_stand_in_override_leaves_our_services_as_they_are(
+    compose_services: dict[str, dict[str, Any]], empty_env_file: Path
+) -> None:
+    result = run_compose(
+        ["--file", str(STAND_INS / "compose.yml"), "config", "--format", "json"],
+        SECRET_VALUES,
+        empty_env_file,
+    )
+    assert result.returncode == 0, result.stderr
+    overridden: dict[str, dict[str, Any]] = json.loads(result.stdout)["services"]
+
+    assert set(overridden) == set(compose_services)
+    for name in built_services(compose_services):
+        assert overridden[name] == compose_services[name], name
+    assert {name for name in overridden if overridden[name] != compose_services[name]} == {
+        "rabbitmq",
+        "minio",
+        "minio-setup",
+    }
+    assert "stand-in" not in COMPOSE_FILE.read_text()

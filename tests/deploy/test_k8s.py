@@ -370,7 +370,7 @@ def system_test_command(service: str, monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setattr(subprocess, "Popen", record)
     processes.ServiceProcess(service, 8080, {}, tmp_path / f"{service}.log").start()
     [args] = started
-    return [Path(args[0]).name, *args[1:3]]
+    return [Path(args[0]).name, args[1]]
 
 
 def test_each_deployment_runs_the_entry_point_the_system_tests_run(
@@ -384,7 +384,7 @@ def test_each_deployment_runs_the_entry_point_the_system_tests_run(
         assert (
             container["command"]
             == system_test_command(name, monkeypatch, tmp_path)
-            == ["chromaline", "serve", name]
+            == [f"chromaline-{name}", "serve"]
         )
         assert "args" not in container, name
         assert [port["containerPort"] for port in container["ports"]] == [default_port(name)]
@@ -477,8 +477,8 @@ def test_each_service_schema_is_migrated_by_its_job_and_checked_before_its_pods_
         [migrate] = pod_spec(jobs[f"{name}-migrate"])["containers"]
         [check] = pod_spec(deployments[name])["initContainers"]
         image = main_container(deployments[name])["image"]
-        assert migrate["command"] == ["chromaline", "migrate", name]
-        assert check["command"] == ["chromaline", "migrate", name, "--check"]
+        assert migrate["command"] == [f"chromaline-{name}", "migrate"]
+        assert check["command"] == [f"chromaline-{name}", "migrate", "--check"]
         assert migrate["image"] == check["image"] == image
         assert pod_spec(jobs[f"{name}-migrate"])["serviceAccountName"] == name
 
