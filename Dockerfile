@@ -41,12 +41,11 @@ RUN uv sync --frozen --no-dev --no-editable --package "chromaline-${SERVICE}" \
     && test -x "/opt/chromaline/bin/chromaline-${SERVICE}"
 
 FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --gid 10001 chromaline \
+    && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin chromaline
 ARG SERVICE
 ARG PORT
-RUN test -n "${PORT}" || { echo "build with --build-arg PORT=<the service's port>" >&2; exit 1; } \
-    && groupadd --system --gid 10001 chromaline \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
-       --shell /usr/sbin/nologin chromaline
+RUN test -n "${PORT}" || { echo "build with --build-arg PORT=<the service's port>" >&2; exit 1; }
 COPY --from=builder /opt/chromaline /opt/chromaline
 ENV PATH=/opt/chromaline/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -1,8 +1,8 @@
 # Chromaline: common tasks. `make test` is the test command CI runs.
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
-SOURCES := src libs/common/src libs/engine/src services/gateway/src services/auth/src services/detector/src services/corrector/src services/reporter/src
+SOURCES := src deploy libs/common/src libs/engine/src services/gateway/src services/auth/src services/detector/src services/corrector/src services/reporter/src
 
-.PHONY: setup test test-unit lint format run demo up down bench contracts
+.PHONY: setup test test-unit lint format run demo up down bench contracts stand-ins images smoke test-containers
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -34,6 +34,23 @@ demo: setup
 
 up:
 	docker compose up -d --build
+
+# The third-party images (and the Python base): pulled, or built as stand-ins where no registry answers.
+stand-ins:
+	deploy/stand-ins/build.sh
+
+# Every service image, a CycloneDX bill of materials beside each (build/images/), sizes and build times.
+images: setup stand-ins
+	$(UV) run --frozen python deploy/images.py
+
+# The stack from the built images: one photo through the API, the detector scaled to three, torn down.
+smoke: images
+	$(UV) run --frozen python deploy/smoke.py
+
+# The test fixtures' container path: PostgreSQL, RabbitMQ and S3 started through testcontainers.
+test-containers: setup stand-ins
+	TESTCONTAINERS_RYUK_DISABLED=true $(UV) run --frozen pytest -q \
+		libs/common/tests/test_outbox.py libs/common/tests/test_bus_rabbitmq.py libs/common/tests/test_blobs.py
 
 down:
 	docker compose down

@@ -6,7 +6,7 @@ Takes (and ignores) MinIO's arguments, so it runs under the same command as the 
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from moto.server import create_backend_app
+from moto.server import create_backend_app  # type: ignore[attr-defined]  # moto re-exports it untyped
 from werkzeug.serving import run_simple
 
 HEALTH_PATHS = frozenset({"/minio/health/live", "/minio/health/ready"})
