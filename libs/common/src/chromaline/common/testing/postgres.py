@@ -57,7 +57,7 @@ def postgres_url() -> Iterator[str]:
         yield explicit
         return
     if docker_engine_answers():
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.community.postgres import PostgresContainer
 
         with PostgresContainer("postgres:16-alpine", driver="asyncpg") as container:
             yield container.get_connection_url()

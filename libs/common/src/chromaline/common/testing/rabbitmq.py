@@ -105,7 +105,7 @@ def rabbitmq_broker() -> Iterator[RabbitBroker]:
         return
     if docker_engine_answers():
         try:
-            from testcontainers.rabbitmq import RabbitMqContainer
+            from testcontainers.community.rabbitmq import RabbitMqContainer
         except ImportError:
             pass
         else:
