@@ -26,6 +26,7 @@ fi
 echo "build-base: bootstrapping bookworm from $sources into $tag"
 mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
     --include=ca-certificates,python3,python3-pip,python-is-python3,netbase,tzdata \
+    --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
     --aptopt='APT::Install-Recommends "false"' \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/doc/*' \

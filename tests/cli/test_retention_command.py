@@ -1,5 +1,6 @@
-"""``chromaline retention sweep`` as the CronJob runs it: its own process, the gateway's settings
-from the environment, the real RabbitMQ, PostgreSQL and S3."""
+"""The retention sweep as the CronJob runs it (``chromaline-retention-sweep``, from the gateway's
+image) and as ``chromaline retention sweep``: its own process, the gateway's settings from the
+environment, the real RabbitMQ, PostgreSQL and S3."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from chromaline.cli.processes import free_port
-from chromaline.cli.retention import unpublished_events, wait_until_published
 from chromaline.common.blobs import buckets
 from chromaline.common.bus.rabbitmq import RabbitMqBus
 from chromaline.common.events.contracts import BlobRef, JobOptions
@@ -25,13 +25,16 @@ from chromaline.common.runtime import ServiceRuntime
 from chromaline.common.testing.postgres import fresh_database
 from chromaline.gateway import jobs
 from chromaline.gateway.models import Job
+from chromaline.gateway.retention_sweep import unpublished_events, wait_until_published
 from chromaline.gateway.service import SPEC
 from chromaline.gateway.settings import GatewaySettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 OBSERVER = "retention-observer"
-CHROMALINE = Path(sys.executable).parent / "chromaline"
+BIN = Path(sys.executable).parent
+CRONJOB_COMMAND = [str(BIN / "chromaline-retention-sweep")]
+CLI_COMMAND = [str(BIN / "chromaline"), "retention", "sweep"]
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,9 @@ async def _after_the_sweep(settings: GatewaySettings, job: Job) -> tuple[Job | N
         await runtime.stop()
 
 
-def _sweep(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _sweep(env: dict[str, str], command: list[str] = CRONJOB_COMMAND) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(CHROMALINE), "retention", "sweep", "--publish-timeout", "30"],
+        [*command, "--publish-timeout", "30"],
         env=env,
         capture_output=True,
         text=True,
@@ -131,12 +134,15 @@ def test_the_sweep_expires_what_is_due_publishes_it_and_says_how_many(deployment
     ]
 
 
-def test_the_sweep_fails_loudly_when_the_database_cannot_be_reached(deployment: Deployment) -> None:
+@pytest.mark.parametrize("command", [CRONJOB_COMMAND, CLI_COMMAND], ids=["cronjob", "cli"])
+def test_the_sweep_fails_loudly_when_the_database_cannot_be_reached(
+    deployment: Deployment, command: list[str]
+) -> None:
     unreachable = {
         **deployment.env,
         "CHROMALINE_DATABASE_URL": f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/nothing",
     }
-    swept = _sweep(unreachable)
+    swept = _sweep(unreachable, command)
     assert swept.returncode == 1
     assert "retention sweep failed" in swept.stderr
     assert swept.stdout == ""

@@ -501,7 +501,7 @@ def test_the_retention_sweep_runs_hourly_alone_as_the_gateway(manifests: list[Ma
     [container] = pod_spec(sweep)["containers"]
     gateway_container = main_container(gateway)
 
-    assert container["command"] == ["chromaline", "retention", "sweep"]
+    assert container["command"] == ["chromaline-retention-sweep"]
     assert sweep["spec"]["concurrencyPolicy"] == "Forbid"
     minute, hour, *_ = sweep["spec"]["schedule"].split()
     assert minute.isdigit(), "at a fixed minute"
