@@ -9,6 +9,7 @@ so that a patch in an overlay cannot undo what the base promises.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import subprocess
@@ -389,6 +390,27 @@ def test_each_deployment_runs_the_entry_point_the_system_tests_run(
         assert "args" not in container, name
         assert [port["containerPort"] for port in container["ports"]] == [default_port(name)]
         assert pod_spec(deployment)["serviceAccountName"] == name
+
+
+def console_scripts(distribution: str) -> set[str]:
+    return {
+        entry.name
+        for entry in importlib.metadata.distribution(distribution).entry_points
+        if entry.group == "console_scripts"
+    }
+
+
+def test_every_container_of_ours_runs_a_command_its_image_installs(manifests: list[Manifest]) -> None:
+    """A service image holds its own package only: no ``chromaline`` CLI, no other service's scripts."""
+    for workload in our_workloads(manifests):
+        for container in containers(workload):
+            repository = container["image"].rsplit(":", 1)[0]
+            service = repository.rsplit("/", 1)[-1]
+            assert service in SERVICES, container["image"]
+            assert container["command"][0] in console_scripts(f"chromaline-{service}"), (
+                workload["metadata"]["name"],
+                container["command"],
+            )
 
 
 def test_services_send_to_the_pods_http_port(manifests: list[Manifest]) -> None:
