@@ -42,7 +42,7 @@ def wait_ready(
 
 @dataclass
 class ServiceProcess:
-    """One ``chromaline serve <service>`` process (the containers' entry point) on a local port."""
+    """One ``chromaline-<service> serve`` process (the containers' entry point) on a local port."""
 
     name: str
     port: int
@@ -56,10 +56,10 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        executable = Path(sys.executable).parent / "chromaline"
+        executable = Path(sys.executable).parent / f"chromaline-{self.name}"
         self.log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(executable), "serve", self.name, "--host", "127.0.0.1", "--port", str(self.port)],
+            [str(executable), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
