@@ -1,6 +1,6 @@
 """The whole system, started as in production or in one process, driven through its public API.
 
-``distributed`` starts each service as its own process (``chromaline serve <service>``, the
+``distributed`` starts each service as its own process (``chromaline-<service> serve``, the
 containers' entry point) against the real RabbitMQ (own virtual host), PostgreSQL (own database)
 and S3 server; ``standalone`` runs every service in this process on the embedded defaults
 (in-process bus, embedded PostgreSQL, blobs in a folder). The scenarios run against both.

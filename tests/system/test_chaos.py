@@ -31,7 +31,7 @@ from chromaline.common.blobs import buckets
 from chromaline.common.blobs.factory import create_blob_store
 from chromaline.common.testing.private_servers import PrivatePostgres, PrivateRabbitNode
 from chromaline.common.testing.s3 import moto_server
-from chromaline.detector.synthetic import render_scene
+from chromaline.engine.synthetic import render_scene
 
 from .conftest import SERVICES, TEST_SECRET, sign_up
 

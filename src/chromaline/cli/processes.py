@@ -42,7 +42,7 @@ def wait_ready(
 
 @dataclass
 class ServiceProcess:
-    """One ``chromaline serve <service>`` process (the containers' entry point) on a local port."""
+    """One ``chromaline-<service> serve`` process (the containers' entry point) on a local port."""
 
     name: str
     port: int

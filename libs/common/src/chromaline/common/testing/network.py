@@ -5,14 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from chromaline.common.testing.services import free_port
 
 
 class TcpForwarder:
@@ -20,7 +14,7 @@ class TcpForwarder:
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        self.port = _free_port()
+        self.port = free_port()
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,18 +20,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chromaline.common.testing.services import missing_service, port_answers
+from chromaline.common.testing.services import free_port, missing_service, port_answers
 
 RABBITMQ_SCRIPTS = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _wait_for_port(port: int, what: str, timeout: float = START_TIMEOUT) -> None:
