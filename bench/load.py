@@ -43,7 +43,7 @@ from pathlib import Path
 
 import httpx
 
-from chromaline.cli.processes import ServiceProcess, free_port
+from chromaline.cli.processes import ServiceProcess, free_port, wait_ready
 from chromaline.cli.services import SERVICE_NAMES
 from chromaline.common.bus.factory import create_bus
 from chromaline.engine.synthetic import render_scene
@@ -55,6 +55,8 @@ WORKERS = ("detector", "corrector", "reporter")
 CEILING_TARGET = 0.8
 DEFAULT_MIX = "detector=2,corrector=2,reporter=1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+READY_SECONDS = 300.0
+"""Seven processes importing at once on a busy 2-core machine can take minutes to answer."""
 POLL_SECONDS = 0.25
 """How often each upload's batch is polled: latency is known to this much; more often and the
 gateway's CPU goes to answering the bench."""
@@ -146,7 +148,7 @@ def running_services(
         for process in processes:
             process.start()
         for process in processes:
-            process.wait_ready()
+            wait_ready(process.url, timeout=READY_SECONDS, process=process.process)
         yield processes
     finally:
         for process in processes:
