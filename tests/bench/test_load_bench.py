@@ -58,4 +58,5 @@ def test_two_uploads_go_through_every_service_and_are_measured(
         assert f"\n{name} " in printed
     assert "peak" in printed
     assert "engine only (chromaline correct × " in printed
-    assert "pipeline / engine-only ceiling:" in printed
+    assert "pipeline / engine-only ceiling, wall clock:" in printed
+    assert "CPU per photo: engine " in printed

