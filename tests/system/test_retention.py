@@ -161,7 +161,15 @@ def test_a_job_past_its_organisations_period_keeps_its_record_and_loses_its_file
         assert not system.blob_exists(original)
         saved_files = ("profile", "profile_cube")
         deleted = {name: ref for name, ref in results.items() if name not in saved_files}
-        assert set(deleted) == {"corrected", "measurements", "report_json", "report_html", "report_pdf"}
+        assert set(deleted) == {
+            "corrected",
+            "measurements",
+            "report_json",
+            "report_html",
+            "report_pdf",
+            "thumbnail",
+            *(f"figure_{name}" for name in ("chromaticity", "tone_response", "patch_pairs", "delta_e")),
+        }
         eventually(
             lambda: not any(system.blob_exists(ref) for ref in deleted.values()),
             "the corrector and the reporter delete the job's results",

@@ -75,8 +75,18 @@ def test_files_that_are_not_photos_are_named(page: Page, tmp_path: Path, chart_p
 
 
 def test_one_photo_goes_straight_to_its_result(page: Page, chart_photo: Path) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
     page.goto("/#/upload")
+    expect(page.locator("#drop-zone")).not_to_contain_text("Drop photos here")
+    expect(page.get_by_text("Take photo")).to_be_visible()
+    expect(page.locator("#camera-picker")).to_have_attribute("capture", "environment")
     page.set_input_files("#file-picker", chart_photo)
+    button = page.get_by_role("button", name="Upload and correct").bounding_box()
+    advanced = page.locator("#advanced-options").bounding_box()
+    assert button is not None
+    assert advanced is not None
+    assert button["y"] < advanced["y"], "the upload button sits below the options"
+    expect(page.get_by_label("Correction method")).to_be_hidden()
     page.get_by_role("button", name="Upload and correct").click()
     page.wait_for_url(re.compile(r"#/jobs/"))
     expect(page.locator("#verdict")).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)

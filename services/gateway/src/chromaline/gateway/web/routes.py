@@ -17,6 +17,7 @@ from pathlib import Path
 
 import brotli
 from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.routing import Route, Router
 
 STATIC_DIR = Path(__file__).parent / "static"
 ASSETS_PREFIX = "/web"
@@ -115,23 +116,30 @@ def load_assets(directory: Path = STATIC_DIR) -> WebAssets:
 
 
 def build_web_router(assets: WebAssets) -> APIRouter:
-    """The page at ``/`` (the app routes by the URL fragment) and its versioned assets."""
+    """The page at ``/``; the app routes by the URL fragment, so ``/`` is the only page path."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/")
     async def index(request: Request) -> Response:
         return assets.page.response(request, PAGE_HEADERS)
 
-    @router.get(ASSETS_PREFIX + "/{version}/{path:path}")
-    async def asset(version: str, path: str, request: Request) -> Response:
-        found = assets.files.get(path)
-        if found is None or version != assets.version:
+    return router
+
+
+def build_asset_app(assets: WebAssets) -> Router:
+    """The versioned assets, mounted under ``/web`` like static files: public, outside the API."""
+
+    async def asset(request: Request) -> Response:
+        found = assets.files.get(request.path_params["path"])
+        if found is None or request.path_params["version"] != assets.version:
             return Response(status_code=404, headers={"Cache-Control": "no-store"})
         return found.response(request, {"Cache-Control": ASSET_CACHE, "X-Content-Type-Options": "nosniff"})
 
-    return router
+    return Router(routes=[Route("/{version}/{path:path}", asset, methods=["GET"])])
 
 
 def mount_web(app: FastAPI) -> None:
     """Serve the web app from ``app``: the page at ``/`` and its scripts and styles under ``/web/``."""
-    app.include_router(build_web_router(load_assets()))
+    assets = load_assets()
+    app.include_router(build_web_router(assets))
+    app.mount(ASSETS_PREFIX, build_asset_app(assets), name="web")

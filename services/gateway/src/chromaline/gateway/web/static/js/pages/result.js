@@ -195,7 +195,7 @@ function detail(term, value, explanation, id) {
 }
 
 /** How the figures were made, one click away: chart, method, cross-validation, percentiles. */
-function details(job, measurements) {
+function details(measurements) {
   const after = measurements.after?.cie2000;
   const before = measurements.before?.cie2000;
   return h(
@@ -324,7 +324,7 @@ async function doneView(job, urls) {
   const measured = measurements.patches.length > 0;
   return [
     verdict(job, measurements, profile),
-    measured ? details(job, measurements) : null,
+    measured ? details(measurements) : null,
     h("section", { class: "card", "aria-labelledby": "compare-title" }, h("h2", { id: "compare-title" }, "Before and after"), picture),
     pictures,
     measured
