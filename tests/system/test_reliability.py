@@ -145,7 +145,7 @@ def test_workers_killed_mid_batch_lose_nothing_and_do_nothing_twice(distributed_
     }
 
 
-def test_an_operator_lists_and_replays_dead_letters(distributed_system: Any) -> None:
+def test_a_platform_operator_lists_and_replays_dead_letters(distributed_system: Any) -> None:
     async def publish_garbage() -> str:
         connection = await aio_pika.connect_robust(distributed_system.amqp_url)
         async with connection:
@@ -160,7 +160,10 @@ def test_an_operator_lists_and_replays_dead_letters(distributed_system: Any) -> 
             return message_id
 
     message_id = asyncio.run(publish_garbage())
-    with distributed_system.client() as client:
+    with distributed_system.client() as organisation_admin:
+        refused = organisation_admin.get("/api/v1/admin/dead-letters")
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    with distributed_system.client(distributed_system.platform_operator()) as client:
         deadline = time.monotonic() + 60
         letters: list[dict[str, Any]] = []
         while time.monotonic() < deadline:

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import io
 import json
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from chromaline.auth.accounts import user_by_email
+from chromaline.auth.platform import set_platform_operator
 from chromaline.auth.settings import AuthSettings
 from chromaline.cli.processes import free_port, wait_ready
 from chromaline.cli.standalone import BackgroundServer, Standalone
@@ -155,6 +158,21 @@ def _join(client: httpx.Client, admin: dict[str, Any], role: str) -> Caller:
     return Caller(role, {**_bearer(refreshed["access_token"]), "X-Organisation-ID": organisation})
 
 
+async def _grant_platform_role(runtime: Any, email: str) -> None:
+    async with runtime.session() as session, session.begin():
+        user = await user_by_email(session, email)
+        await set_platform_operator(session, user, True, actor_id=None, client_address="test")
+
+
+def _platform_operator(client: httpx.Client, server: BackgroundServer, system: Standalone) -> Caller:
+    """A platform operator: admin of an organisation of their own, with the platform role granted."""
+    person = _register(client, "Platform")
+    server.run(_grant_platform_role(system.runtimes["auth"], person["user"]["email"]))
+    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.text
+    return Caller("platform", _bearer(refreshed.json()["access_token"]))
+
+
 def _api_key(client: httpx.Client, admin: dict[str, Any], scope: str) -> Caller:
     created = client.post(
         "/api/v1/auth/api-keys",
@@ -181,7 +199,7 @@ def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         app = system.gateway_app()
         port = free_port()
         with (
-            BackgroundServer(app, "127.0.0.1", port),
+            BackgroundServer(app, "127.0.0.1", port) as server,
             httpx.Client(base_url=f"http://127.0.0.1:{port}") as client,
         ):
             url = f"http://127.0.0.1:{port}"
@@ -191,6 +209,7 @@ def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             callers = {
                 "anonymous": Caller("anonymous"),
                 "outsider": Caller("outsider", _bearer(outsider["access_token"])),
+                "platform": _platform_operator(client, server, system),
                 **{role: _join(client, admin, role) for role in ("viewer", "member", "operator")},
                 "admin": Caller("admin", _bearer(admin["access_token"])),
                 **{f"key_{scope}": _api_key(client, admin, scope) for scope in ("read", "upload", "admin")},
@@ -370,33 +389,10 @@ WEBSOCKET_PROBES = {
     "/api/v1/batches/{batch_id}/events": "/api/v1/batches/{w.batch_id}/events",
 }
 
-ADMITTED: dict[Permission, frozenset[str]] = {
-    "public": frozenset(
-        {
-            "anonymous",
-            "outsider",
-            "viewer",
-            "member",
-            "operator",
-            "admin",
-            "key_read",
-            "key_upload",
-            "key_admin",
-        }
-    ),
-    "read": frozenset(
-        {"outsider", "viewer", "member", "operator", "admin", "key_read", "key_upload", "key_admin"}
-    ),
-    "upload": frozenset({"outsider", "member", "operator", "admin", "key_upload", "key_admin"}),
-    "write": frozenset({"outsider", "member", "operator", "admin", "key_admin"}),
-    "operate": frozenset({"outsider", "operator", "admin", "key_admin"}),
-}
-"""The policy, stated apart from the code: who each kind of rule lets in (the outsider is the
-admin of organisation B, so the role lets them in and the organisation keeps them out)."""
-
 CALLERS = (
     "anonymous",
     "outsider",
+    "platform",
     "viewer",
     "member",
     "operator",
@@ -405,6 +401,18 @@ CALLERS = (
     "key_upload",
     "key_admin",
 )
+
+ADMITTED: dict[Permission, frozenset[str]] = {
+    "public": frozenset(CALLERS),
+    "read": frozenset(CALLERS) - {"anonymous"},
+    "upload": frozenset({"outsider", "platform", "member", "operator", "admin", "key_upload", "key_admin"}),
+    "write": frozenset({"outsider", "platform", "member", "operator", "admin", "key_admin"}),
+    "platform": frozenset({"platform"}),
+}
+"""The policy, stated apart from the code: who each kind of rule lets in (the outsider is the
+admin of organisation B, so the role lets them in and the organisation keeps them out; the
+platform operator is the admin of organisation P, with the platform role no organisation role gives)."""
+OTHER_ORGANISATIONS = frozenset({"outsider", "platform"})
 
 
 def _flat_routes(routes: list[Any]) -> Iterator[Any]:
@@ -436,7 +444,7 @@ def test_every_route_has_an_access_rule_and_a_probe(world: World) -> None:
 def _expected(rule: Permission, probe: Probe, caller: str) -> int:
     if caller not in ADMITTED[rule]:
         return 401 if caller == "anonymous" else 403
-    if caller == "outsider" and probe.outsider is not None:
+    if caller in OTHER_ORGANISATIONS and probe.outsider is not None:
         return probe.outsider
     return probe.allowed
 
@@ -477,7 +485,10 @@ def test_lists_show_only_the_callers_organisation(world: World) -> None:
     )
     assert sum(own_stats["jobs"].values()) == own_total
     assert sum(other_stats["jobs"].values()) < len(world.sql("SELECT id FROM gateway.jobs"))
-    assert own_stats["queue_depths"] == {}, "queue depths are for operators"
+    assert own_stats["queue_depths"] == {}, "queue depths are for platform operators"
+    with world.client() as client:
+        platform_stats = client.get("/api/v1/stats", headers=world.callers["platform"].headers).json()
+    assert set(platform_stats["queue_depths"]) == {"gateway", "detector", "corrector", "reporter"}
 
 
 def test_webhooks_and_notifications_stay_in_their_organisation(world: World) -> None:
@@ -536,7 +547,7 @@ def test_websockets_follow_only_the_callers_organisation(world: World, path: str
     expected = {
         name: "refused 403"
         if name not in ADMITTED[ROUTE_RULES[("WEBSOCKET", path)]]
-        else ("closed 4404" if name == "outsider" else "followed")
+        else ("closed 4404" if name in OTHER_ORGANISATIONS else "followed")
         for name in outcomes
     }
     assert outcomes == expected
@@ -729,3 +740,148 @@ def test_uploads_beyond_the_burst_answer_429(world: World) -> None:
     assert second.status_code == 429
     assert int(second.headers["Retry-After"]) > 0
     assert other.status_code == 202, "each user and each key has a bucket of its own"
+
+
+def test_a_profile_is_named_only_by_id_within_the_callers_organisation(world: World) -> None:
+    [(profile_blob,)] = world.sql("SELECT blob FROM gateway.profiles WHERE id = :id", id=world.profile_id)
+    with world.client() as client:
+        smuggled = client.post(
+            "/api/v1/uploads/presigned",
+            json={"filename": "d.png", "options": {"profile": profile_blob}},
+            headers=world.callers["outsider"].headers,
+        )
+        by_id_elsewhere = client.post(
+            "/api/v1/uploads/presigned",
+            json={"filename": "d.png", "profile_id": world.profile_id},
+            headers=world.callers["outsider"].headers,
+        )
+        streamed_elsewhere = client.put(
+            "/api/v1/uploads/stream",
+            params={"filename": "c.png", "profile_id": world.profile_id},
+            content=_png(),
+            headers=world.callers["outsider"].headers,
+        )
+    assert (smuggled.status_code, smuggled.json()["code"]) == (422, "invalid_request")
+    assert (by_id_elsewhere.status_code, by_id_elsewhere.json()["code"]) == (404, "profile_not_found")
+    assert (streamed_elsewhere.status_code, streamed_elsewhere.json()["code"]) == (404, "profile_not_found")
+
+
+def _closed_schema_problems(document: dict[str, Any], schema: dict[str, Any], seen: set[str]) -> list[str]:
+    """Object schemas reachable from ``schema`` that admit fields they do not name."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            return []
+        seen.add(name)
+        return _closed_schema_problems(document, document["components"]["schemas"][name], seen)
+    problems = []
+    if (
+        schema.get("type") == "object"
+        and "properties" in schema
+        and schema.get("additionalProperties") is not False
+    ):
+        problems.append(str(schema.get("title", schema)))
+    for key in ("properties",):
+        for child in schema.get(key, {}).values():
+            problems += _closed_schema_problems(document, child, seen)
+    for key in ("anyOf", "allOf", "oneOf", "prefixItems"):
+        for child in schema.get(key, []):
+            problems += _closed_schema_problems(document, child, seen)
+    if isinstance(schema.get("items"), dict):
+        problems += _closed_schema_problems(document, schema["items"], seen)
+    return problems
+
+
+def test_every_request_body_refuses_unknown_fields(world: World) -> None:
+    documents = {"gateway": world.app.openapi(), "auth": world.standalone.auth_app().openapi()}
+    open_bodies = []
+    for service, document in documents.items():
+        for path, operations in document["paths"].items():
+            for method, operation in operations.items():
+                content = operation.get("requestBody", {}).get("content", {})
+                schema = content.get("application/json", {}).get("schema")
+                if schema is not None:
+                    problems = _closed_schema_problems(document, schema, set())
+                    open_bodies += [f"{service} {method.upper()} {path}: {name}" for name in problems]
+    assert not open_bodies, "request bodies admitting unknown fields:\n" + "\n".join(open_bodies)
+
+
+def test_only_a_platform_operator_names_another(world: World) -> None:
+    with world.client() as client:
+        person = _register(client, "Organisation D")
+        email = person["user"]["email"]
+        by_admin = client.post(
+            "/api/v1/auth/platform/operators", json={"email": email}, headers=world.callers["admin"].headers
+        )
+        me_before = client.get("/api/v1/auth/me", headers=_bearer(person["access_token"])).json()
+        granted = client.post(
+            "/api/v1/auth/platform/operators",
+            json={"email": email},
+            headers=world.callers["platform"].headers,
+        )
+        refreshed = client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]}
+        ).json()
+        letters = client.get("/api/v1/admin/dead-letters", headers=_bearer(refreshed["access_token"]))
+        me_after = client.get("/api/v1/auth/me", headers=_bearer(refreshed["access_token"])).json()
+        revoked = client.delete(
+            f"/api/v1/auth/platform/operators/{person['user']['id']}",
+            headers=world.callers["platform"].headers,
+        )
+    assert (by_admin.status_code, by_admin.json()["code"]) == (403, "not_a_platform_operator")
+    assert me_before["platform_operator"] is False
+    assert granted.status_code == 201, granted.text
+    assert letters.status_code == 200
+    assert me_after["platform_operator"] is True
+    assert revoked.status_code == 204
+    actions = world.sql(
+        "SELECT action FROM auth.audit_log WHERE user_id = :user ORDER BY id", user=person["user"]["id"]
+    )
+    assert [action for (action,) in actions][-2:] == [
+        "platform.operator_granted",
+        "platform.operator_revoked",
+    ]
+
+
+def _chunks(total: int) -> Iterator[bytes]:
+    sent = 0
+    while sent < total:
+        yield b" " * 65536
+        sent += 65536
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "caller"),
+    [
+        ("POST", "/api/v1/auth/register", "anonymous"),
+        ("POST", "/api/v1/auth/login", "anonymous"),
+        ("POST", "/api/v1/webhooks", "admin"),
+        ("POST", "/api/v1/uploads/presigned", "member"),
+    ],
+)
+def test_a_body_over_the_limit_is_refused_before_it_is_read(
+    world: World, method: str, path: str, caller: str
+) -> None:
+    limit = world.standalone.runtimes["gateway"].settings.max_request_body_bytes
+    headers = {**world.callers[caller].headers, "Content-Type": "application/json"}
+    declared = _declare_a_huge_body(world, method, path, headers)
+    assert declared.startswith(b"HTTP/1.1 413 "), declared[:200]
+    assert b'"code":"body_too_large"' in declared
+    with world.client() as client:
+        streamed = client.request(method, path, content=_chunks(limit * 4), headers=headers)
+    assert streamed.status_code == 413, streamed.text
+    assert streamed.headers["content-type"] == "application/problem+json"
+    assert streamed.json()["code"] == "body_too_large"
+
+
+def _declare_a_huge_body(world: World, method: str, path: str, headers: dict[str, str]) -> bytes:
+    """Declare a 1 GiB body, send none of it, and read what the server answers within 10 s."""
+    host, port = world.url.removeprefix("http://").split(":")
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {1024**3}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = b""
+        while b"body_too_large" not in answer and (chunk := connection.recv(65536)):
+            answer += chunk
+    return answer

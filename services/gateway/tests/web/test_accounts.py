@@ -34,7 +34,7 @@ def test_sign_up_then_create_and_revoke_an_api_key(
 
     page.wait_for_url(re.compile(r"#/upload"))
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
-    expect(page.get_by_role("link", name="Operator")).to_be_visible()
+    expect(page.get_by_role("link", name="Operator")).to_have_count(0)
 
     page.get_by_role("link", name="Settings").click()
     expect(page.locator("#account-email")).to_have_text(email)

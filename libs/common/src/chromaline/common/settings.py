@@ -49,6 +49,8 @@ class ServiceSettings(BaseSettings):
     retention_default_days: int = Field(default=365, ge=1, le=3650)
     """How long a job's files are kept after it ends, for organisations that chose no period of
     their own (auth shows it, the gateway applies it; see docs/retention.md)."""
+    max_request_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    """The largest request body any route reads (413 past it); upload routes have their own limits."""
     migrate_on_start: bool = True
     """Upgrade the service's schema when it starts. Off where a separate step migrates first
     (``chromaline migrate <service>``, the Kubernetes migration Jobs)."""

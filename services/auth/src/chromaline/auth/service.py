@@ -20,6 +20,7 @@ from chromaline.auth.handlers import (
 from chromaline.auth.settings import AuthSettings
 from chromaline.common.http import create_app
 from chromaline.common.problems import install_problem_handlers
+from chromaline.common.request_guard import RequestGuard
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 
 SPEC = ServiceSpec(
@@ -58,5 +59,6 @@ def build_app(
         NAME, readiness=runtime.readiness(), lifespan=lifespan or own_runtime, title="Chromaline auth"
     )
     install_problem_handlers(app)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes)
     app.include_router(build_router(runtime, AuthContext.from_settings(settings)))
     return app

@@ -20,19 +20,20 @@ from typing import IO, Annotated, Any
 import httpx
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 from sqlalchemy import func, select
 from starlette.background import BackgroundTask
 
 from chromaline.common.blobs import buckets
 from chromaline.common.blobs.base import BlobNotFoundError, BlobTooLargeError
-from chromaline.common.events.contracts import BlobRef, JobOptions
+from chromaline.common.client_models import ClientModel
+from chromaline.common.events.contracts import BlobRef, JobOptions, ProcessingChoices
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs as job_service
 from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.auth_proxy import add_auth_proxy
-from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, PendingUpload, SavedProfile
+from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, JobState, PendingUpload, SavedProfile
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.uploads import (
     SNIFF_BYTES,
@@ -49,19 +50,28 @@ CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter")
 WS_POLL_SECONDS = 0.5
 
 
-class ProfileCreate(BaseModel):
+UPLOAD_ROUTES = frozenset({("POST", "/api/v1/jobs"), ("PUT", "/api/v1/uploads/stream")})
+"""Routes whose bodies are images: they enforce the upload limits instead of the body limit."""
+MAX_PAGE = 100_000
+CORNERS_MAX_CHARS = 512
+
+
+class ProfileCreate(ClientModel):
     job_id: uuid.UUID
     name: str = Field(min_length=1, max_length=120)
 
 
-class ProfileRename(BaseModel):
+class ProfileRename(ClientModel):
     name: str = Field(min_length=1, max_length=120)
 
 
-class PresignRequest(BaseModel):
+class PresignRequest(ClientModel):
     filename: str = Field(min_length=1, max_length=255)
-    options: JobOptions = JobOptions()
-    profile_id: uuid.UUID | None = None
+    options: ProcessingChoices = ProcessingChoices()
+    profile_id: uuid.UUID | None = Field(
+        default=None,
+        description="A saved profile of the caller's organisation to apply instead of detecting.",
+    )
 
 
 def build_router(
@@ -90,7 +100,7 @@ def build_router(
         if corners:
             try:
                 raw["corners"] = json.loads(corners)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise ApiError(422, "invalid_corners", "corners must be JSON: [[x, y], ×4]") from None
         if profile_id is not None:
             raw["profile"] = (await load_profile(profile_id, organisation_id)).blob
@@ -117,7 +127,7 @@ def build_router(
         output_format: Annotated[str, Form()] = "jpeg",
         bit_depth: Annotated[int, Form()] = 8,
         profile_id: Annotated[uuid.UUID | None, Form()] = None,
-        corners: Annotated[str | None, Form()] = None,
+        corners: Annotated[str | None, Form(max_length=CORNERS_MAX_CHARS)] = None,
     ) -> dict[str, Any]:
         options = await resolve_options(
             principal.organisation_id,
@@ -295,10 +305,12 @@ def build_router(
     @router.post("/uploads/presigned", summary="Ask for a URL to PUT one image straight to the blob store")
     async def presign(body: PresignRequest, principal: CurrentPrincipal) -> dict[str, Any]:
         name = safe_member_name(body.filename)
-        options = body.options
+        profile = None
         if body.profile_id is not None:
-            profile = await load_profile(body.profile_id, principal.organisation_id)
-            options = options.model_copy(update={"profile": BlobRef.model_validate(profile.blob)})
+            profile = BlobRef.model_validate(
+                (await load_profile(body.profile_id, principal.organisation_id)).blob
+            )
+        options = JobOptions(**body.options.model_dump(), profile=profile)
         upload_id = uuid.uuid4()
         key = f"{upload_id}/{name}"
         expiry = timedelta(seconds=settings.presigned_expiry_seconds)
@@ -371,10 +383,10 @@ def build_router(
     @router.get("/jobs", summary="Job history, newest first")
     async def list_jobs(
         principal: CurrentPrincipal,
-        state: str | None = None,
+        state: JobState | None = None,
         batch_id: uuid.UUID | None = None,
         q: Annotated[str | None, Query(max_length=100, description="Part of the file name")] = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
         query = select(Job).where(Job.organisation_id == principal.organisation_id)
@@ -641,7 +653,7 @@ def build_router(
             ).scalar_one()
             latency = await stage_latency(session, principal.organisation_id)
         depths: dict[str, int] = {}
-        if principal.may("operate"):
+        if principal.may("platform"):
             try:
                 depths = await runtime.bus.queue_depths(CONSUMING_QUEUES)
             except Exception:

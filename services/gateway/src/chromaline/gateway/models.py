@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -16,7 +16,8 @@ ENDED_STATES = ("done", "failed")
 """A job's outcome; after its organisation's retention period an ended job expires."""
 TERMINAL_STATES = (*ENDED_STATES, "expired")
 """No event moves a job out of these."""
-STATES = ("queued", "detecting", "correcting", "reporting", *TERMINAL_STATES)
+JobState = Literal["queued", "detecting", "correcting", "reporting", "done", "failed", "expired"]
+STATES: tuple[str, ...] = get_args(JobState)
 
 
 class Base(DeclarativeBase):

@@ -15,9 +15,10 @@ from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import RetryPolicy
 from chromaline.common.http import create_app
 from chromaline.common.problems import install_problem_handlers
+from chromaline.common.request_guard import RequestGuard
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.gateway.access import Access, Authenticator
-from chromaline.gateway.api import build_router
+from chromaline.gateway.api import UPLOAD_ROUTES, build_router
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, on_retention_changed, watchdog
 from chromaline.gateway.headers import SecurityHeaders
 from chromaline.gateway.notifications_api import build_notifications_router
@@ -86,6 +87,7 @@ def build_app(
         TokenBuckets(settings.upload_rate_per_minute / 60.0, settings.upload_burst),
     )
     install_problem_handlers(app)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes, unlimited=UPLOAD_ROUTES)
     if settings.security_headers:
         app.add_middleware(SecurityHeaders, settings=settings)
     if settings.cors_origins:
