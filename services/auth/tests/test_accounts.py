@@ -130,8 +130,8 @@ async def test_a_password_reset_token_works_once(auth_service: AuthService) -> N
     known = await auth_service.client.post("/api/v1/auth/password/reset-request", json={"email": email})
     assert known.status_code == 202
     link = await _reset_link(auth_service)
-    assert link.startswith(auth_service.settings.reset_link_base)
-    token = parse_qs(urlsplit(link).query)["token"][0]
+    assert link.startswith(f"{auth_service.settings.public_base_url}/#/reset?token=")
+    token = parse_qs(urlsplit(urlsplit(link).fragment).query)["token"][0]
     reset = await auth_service.client.post(
         "/api/v1/auth/password/reset", json={"token": token, "new_password": "reset to this one"}
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -150,3 +150,27 @@ async def test_the_audit_log_refuses_updates_and_deletes(auth_service: AuthServi
     async with auth_service.runtime.session() as session:
         actions = (await session.execute(sa.select(AuditEntry.action))).scalars().all()
     assert "user.registered" in actions
+
+
+async def test_an_api_key_lives_at_most_the_stated_maximum(auth_service: AuthService) -> None:
+    headers = bearer((await auth_service.register())["access_token"])
+    most = auth_service.settings.api_key_days_max
+    now = auth_service.context.clock()
+
+    async def create(**expiry: int) -> dict[str, object]:
+        answer = await auth_service.client.post(
+            "/api/v1/auth/api-keys", json={"name": "k", "scopes": ["read"], **expiry}, headers=headers
+        )
+        body: dict[str, object] = {"status": answer.status_code, **answer.json()}
+        return body
+
+    unstated = await create()
+    longest = await create(expires_in_days=most)
+    too_long = await create(expires_in_days=most + 1)
+    listed = (await auth_service.client.get("/api/v1/auth/api-keys", headers=headers)).json()
+    assert unstated["status"] == longest["status"] == 201
+    for key in (unstated, longest):
+        lifetime = datetime.fromisoformat(str(key["expires_at"])) - now
+        assert abs(lifetime - timedelta(days=most)) < timedelta(minutes=5)
+    assert (too_long["status"], too_long["code"], too_long["max_days"]) == (422, "expiry_too_long", most)
+    assert listed["max_expires_in_days"] == most

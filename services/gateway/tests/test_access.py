@@ -1,249 +1,39 @@
 """Who reaches what: every gateway route against every kind of caller, and forged credentials.
 
-The whole system runs in this process (the standalone wiring: auth reached in process, the
-in-memory bus) on the real PostgreSQL, in a database of its own, served by uvicorn. The route
-matrix is generated from the app's route table: a route without an access rule or a probe here
+The system and its callers are the ``world`` of conftest.py. The route matrix is generated from the app's route table: a route without an access rule or a probe here
 fails the first test.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import io
 import json
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.routing import APIRoute, APIWebSocketRoute
-from PIL import Image
-from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from chromaline.auth.accounts import user_by_email
-from chromaline.auth.platform import set_platform_operator
 from chromaline.auth.settings import AuthSettings
-from chromaline.cli.processes import free_port, wait_ready
-from chromaline.cli.standalone import BackgroundServer, Standalone
-from chromaline.common.testing.postgres import fresh_database
+from chromaline.cli.processes import free_port
 from chromaline.gateway.access import ROUTE_RULES, Permission
 from chromaline.gateway.rate_limit import TokenBuckets
 
+from .conftest import PASSWORD, Caller, World, bearer, png, register
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-PASSWORD = "a long enough password"
-
-
-def _png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (120, 90, 60)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-@dataclass
-class Caller:
-    name: str
-    headers: dict[str, str] = field(default_factory=dict)
-    """Sent with every request: the credential and, for added members, the organisation chosen."""
-
-    @property
-    def ws_query(self) -> str:
-        authorization = self.headers.get("Authorization", "")
-        organisation = self.headers.get("X-Organisation-ID")
-        query = f"?access_token={authorization.removeprefix('Bearer ')}" if authorization else ""
-        return query + (f"&organisation={organisation}" if organisation and query else "")
-
-
-@dataclass
-class World:
-    """The running system, its callers and organisation A's resources."""
-
-    url: str
-    app: Any
-    standalone: Standalone
-    database_url: str
-    callers: dict[str, Caller]
-    organisation: str
-    job_id: str
-    batch_id: str
-    profile_id: str
-    pending_upload_id: str
-    admin_tokens: dict[str, Any]
-    webhook_id: str = ""
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
-
-    def sql(self, statement: str, **params: Any) -> list[Any]:
-        async def run() -> list[Any]:
-            engine = create_async_engine(self.database_url)
-            try:
-                async with engine.begin() as connection:
-                    result = await connection.execute(sa.text(statement), params)
-                    return list(result.all()) if result.returns_rows else []
-            finally:
-                await engine.dispose()
-
-        return asyncio.run(run())
-
-    def new_profile(self) -> str:
-        profile_id = str(uuid.uuid4())
-        [(original,)] = self.sql("SELECT original FROM gateway.jobs WHERE id = :id", id=self.job_id)
-        self.sql(
-            "INSERT INTO gateway.profiles (id, organisation_id, name, source_job_id, blob, created_at) "
-            "VALUES (:id, :org, 'p', :job, CAST(:blob AS jsonb), now())",
-            id=profile_id,
-            org=self.organisation,
-            job=self.job_id,
-            blob=json.dumps(original),
-        )
-        return profile_id
-
-    def new_webhook(self) -> str:
-        """A webhook of organisation A, to a closed port on 127.0.0.1 (deliveries only fail there)."""
-        webhook_id = str(uuid.uuid4())
-        self.sql(
-            "INSERT INTO gateway.webhooks (id, organisation_id, owner_id, url, events, secret_salt) "
-            "VALUES (:id, :org, 'someone', :url, ARRAY['job.finished'], 'salt')",
-            id=webhook_id,
-            org=self.organisation,
-            url=f"http://127.0.0.1:{free_port()}/hook",
-        )
-        return webhook_id
-
-
-def _register(client: httpx.Client, organisation: str) -> dict[str, Any]:
-    response = client.post(
-        "/api/v1/auth/register",
-        json={
-            "email": f"{uuid.uuid4().hex[:10]}@example.org",
-            "password": PASSWORD,
-            "display_name": organisation,
-            "organisation_name": organisation,
-        },
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _join(client: httpx.Client, admin: dict[str, Any], role: str) -> Caller:
-    """Register someone, make them ``role`` in the admin's organisation, act there."""
-    person = _register(client, f"own-{role}")
-    organisation = admin["organisation"]["id"]
-    added = client.post(
-        f"/api/v1/auth/organisations/{organisation}/members",
-        json={"email": person["user"]["email"], "role": role},
-        headers=_bearer(admin["access_token"]),
-    )
-    assert added.status_code == 201, added.text
-    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]}).json()
-    return Caller(role, {**_bearer(refreshed["access_token"]), "X-Organisation-ID": organisation})
-
-
-async def _grant_platform_role(runtime: Any, email: str) -> None:
-    async with runtime.session() as session, session.begin():
-        user = await user_by_email(session, email)
-        await set_platform_operator(session, user, True, actor_id=None, client_address="test")
-
-
-def _platform_operator(client: httpx.Client, server: BackgroundServer, system: Standalone) -> Caller:
-    """A platform operator: admin of an organisation of their own, with the platform role granted."""
-    person = _register(client, "Platform")
-    server.run(_grant_platform_role(system.runtimes["auth"], person["user"]["email"]))
-    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]})
-    assert refreshed.status_code == 200, refreshed.text
-    return Caller("platform", _bearer(refreshed.json()["access_token"]))
-
-
-def _api_key(client: httpx.Client, admin: dict[str, Any], scope: str) -> Caller:
-    created = client.post(
-        "/api/v1/auth/api-keys",
-        json={"name": scope, "scopes": [scope]},
-        headers=_bearer(admin["access_token"]),
-    )
-    assert created.status_code == 201, created.text
-    return Caller(f"key_{scope}", {"X-API-Key": created.json()["key"]})
-
-
-@pytest.fixture(scope="module")
-def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("access")
-    with fresh_database(postgres_url) as database_url:
-        system = Standalone.build(
-            {
-                "bus_url": f"memory://access-{uuid.uuid4().hex[:8]}",
-                "database_url": database_url,
-                "blob_url": f"file://{root / 'blobs'}",
-            }
-        )
-        gateway = system.runtimes["gateway"]
-        gateway.settings = gateway.settings.model_copy(update={"webhook_allow_private_urls": True})
-        app = system.gateway_app()
-        port = free_port()
-        with (
-            BackgroundServer(app, "127.0.0.1", port) as server,
-            httpx.Client(base_url=f"http://127.0.0.1:{port}") as client,
-        ):
-            url = f"http://127.0.0.1:{port}"
-            wait_ready(url)
-            admin = _register(client, "Organisation A")
-            outsider = _register(client, "Organisation B")
-            callers = {
-                "anonymous": Caller("anonymous"),
-                "outsider": Caller("outsider", _bearer(outsider["access_token"])),
-                "platform": _platform_operator(client, server, system),
-                **{role: _join(client, admin, role) for role in ("viewer", "member", "operator")},
-                "admin": Caller("admin", _bearer(admin["access_token"])),
-                **{f"key_{scope}": _api_key(client, admin, scope) for scope in ("read", "upload", "admin")},
-            }
-            uploaded = client.post(
-                "/api/v1/jobs",
-                files=[("files", ("a.png", _png(), "image/png"))],
-                headers=callers["admin"].headers,
-            )
-            assert uploaded.status_code == 202, uploaded.text
-            batch = uploaded.json()
-            world = World(
-                url=url,
-                app=app,
-                standalone=system,
-                database_url=database_url,
-                callers=callers,
-                organisation=admin["organisation"]["id"],
-                job_id=batch["jobs"][0]["id"],
-                batch_id=batch["id"],
-                profile_id="",
-                pending_upload_id=str(uuid.uuid4()),
-                admin_tokens=admin,
-            )
-            world.profile_id = world.new_profile()
-            world.webhook_id = world.new_webhook()
-            world.sql(
-                "INSERT INTO gateway.pending_uploads (id, organisation_id, filename, blob, options, expires_at) "
-                "VALUES (:id, :org, 'late.png', CAST(:blob AS jsonb), '{}'::jsonb, now() + interval '1 hour')",
-                id=world.pending_upload_id,
-                org=world.organisation,
-                blob=json.dumps({"bucket": "chromaline-originals", "key": "nowhere/late.png"}),
-            )
-            yield world
 
 
 @dataclass(frozen=True)
@@ -265,13 +55,13 @@ def _get(path: str) -> Callable[[World, httpx.Client, Caller], httpx.Response]:
 
 def _upload(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
     return client.post(
-        "/api/v1/jobs", files=[("files", ("b.png", _png(), "image/png"))], headers=caller.headers
+        "/api/v1/jobs", files=[("files", ("b.png", png(), "image/png"))], headers=caller.headers
     )
 
 
 def _stream(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
     return client.put(
-        "/api/v1/uploads/stream", params={"filename": "c.png"}, content=_png(), headers=caller.headers
+        "/api/v1/uploads/stream", params={"filename": "c.png"}, content=png(), headers=caller.headers
     )
 
 
@@ -646,9 +436,9 @@ def test_forged_or_stale_tokens_are_refused(world: World) -> None:
         "a refresh token": world.admin_tokens["refresh_token"],
     }
     with world.client() as client:
-        assert client.get("/api/v1/jobs", headers=_bearer(genuine)).status_code == 200
+        assert client.get("/api/v1/jobs", headers=bearer(genuine)).status_code == 200
         statuses = {
-            name: client.get("/api/v1/jobs", headers=_bearer(token)).status_code
+            name: client.get("/api/v1/jobs", headers=bearer(token)).status_code
             for name, token in forged.items()
         }
     assert statuses == dict.fromkeys(forged, 401)
@@ -659,12 +449,12 @@ def test_a_revoked_api_key_stops_working_at_once(world: World) -> None:
         created = client.post(
             "/api/v1/auth/api-keys",
             json={"name": "soon revoked", "scopes": ["read"]},
-            headers=_bearer(world.admin_tokens["access_token"]),
+            headers=bearer(world.admin_tokens["access_token"]),
         ).json()
         key = {"Authorization": f"Bearer {created['key']}"}
         assert client.get("/api/v1/jobs", headers=key).status_code == 200
         revoked = client.delete(
-            f"/api/v1/auth/api-keys/{created['id']}", headers=_bearer(world.admin_tokens["access_token"])
+            f"/api/v1/auth/api-keys/{created['id']}", headers=bearer(world.admin_tokens["access_token"])
         )
         assert revoked.status_code == 204
         assert client.get("/api/v1/jobs", headers=key).status_code == 401
@@ -672,7 +462,7 @@ def test_a_revoked_api_key_stops_working_at_once(world: World) -> None:
 
 def test_refresh_reuse_and_sign_in_throttling_through_the_gateway(world: World) -> None:
     with world.client() as client:
-        person = _register(client, "Organisation C")
+        person = register(client, "Organisation C")
         rotated = client.post("/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]})
         assert rotated.status_code == 200
         reused = client.post("/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]})
@@ -758,7 +548,7 @@ def test_a_profile_is_named_only_by_id_within_the_callers_organisation(world: Wo
         streamed_elsewhere = client.put(
             "/api/v1/uploads/stream",
             params={"filename": "c.png", "profile_id": world.profile_id},
-            content=_png(),
+            content=png(),
             headers=world.callers["outsider"].headers,
         )
     assert (smuggled.status_code, smuggled.json()["code"]) == (422, "invalid_request")
@@ -808,12 +598,12 @@ def test_every_request_body_refuses_unknown_fields(world: World) -> None:
 
 def test_only_a_platform_operator_names_another(world: World) -> None:
     with world.client() as client:
-        person = _register(client, "Organisation D")
+        person = register(client, "Organisation D")
         email = person["user"]["email"]
         by_admin = client.post(
             "/api/v1/auth/platform/operators", json={"email": email}, headers=world.callers["admin"].headers
         )
-        me_before = client.get("/api/v1/auth/me", headers=_bearer(person["access_token"])).json()
+        me_before = client.get("/api/v1/auth/me", headers=bearer(person["access_token"])).json()
         granted = client.post(
             "/api/v1/auth/platform/operators",
             json={"email": email},
@@ -822,8 +612,8 @@ def test_only_a_platform_operator_names_another(world: World) -> None:
         refreshed = client.post(
             "/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]}
         ).json()
-        letters = client.get("/api/v1/admin/dead-letters", headers=_bearer(refreshed["access_token"]))
-        me_after = client.get("/api/v1/auth/me", headers=_bearer(refreshed["access_token"])).json()
+        letters = client.get("/api/v1/admin/dead-letters", headers=bearer(refreshed["access_token"]))
+        me_after = client.get("/api/v1/auth/me", headers=bearer(refreshed["access_token"])).json()
         revoked = client.delete(
             f"/api/v1/auth/platform/operators/{person['user']['id']}",
             headers=world.callers["platform"].headers,

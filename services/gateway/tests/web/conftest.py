@@ -57,8 +57,12 @@ def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSystem]:
         "database_url": f"embedded://{root / 'postgres'}",
         "blob_url": f"file://{root / 'blobs'}",
     }
-    system = Standalone.build(overrides)
     port = free_port()
+    system = Standalone.build(overrides)
+    auth_settings = system.runtimes["auth"].settings
+    system.runtimes["auth"].settings = auth_settings.model_copy(
+        update={"public_base_url": f"http://127.0.0.1:{port}"}
+    )
     with BackgroundServer(system.gateway_app(), "127.0.0.1", port) as server:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url)

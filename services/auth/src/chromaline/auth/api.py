@@ -85,7 +85,12 @@ class RetentionChange(ClientModel):
 class NewApiKey(ClientModel):
     name: str = Field(min_length=1, max_length=120)
     scopes: list[Scope] = Field(min_length=1)
-    expires_in_days: int | None = Field(default=None, ge=1)
+    expires_in_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Days until the key expires, at most the deployment's maximum (365 by default; "
+        "more answers 422); null: that maximum. No key lives for ever.",
+    )
 
 
 class NewPlatformOperator(ClientModel):
@@ -325,11 +330,21 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
     async def list_keys(who: CallerDep) -> dict[str, Any]:
         async with session() as db:
             keys = await api_keys.list_for(db, who.user_id, who.organisation_id)
-        return {"items": [api_keys.key_view(key) for key in keys]}
+        return {
+            "items": [api_keys.key_view(key) for key in keys],
+            "max_expires_in_days": settings.api_key_days_max,
+        }
 
     @auth.post("/api-keys", status_code=201)
     async def create_key(body: NewApiKey, who: CallerDep, request: Request) -> dict[str, Any]:
-        days = min(body.expires_in_days or settings.api_key_days_max, settings.api_key_days_max)
+        days = body.expires_in_days or settings.api_key_days_max
+        if days > settings.api_key_days_max:
+            raise ApiError(
+                422,
+                "expiry_too_long",
+                f"an API key lives at most {settings.api_key_days_max} days",
+                max_days=settings.api_key_days_max,
+            )
         now = context.clock()
         async with session() as db, db.begin():
             key, clear = await api_keys.create(

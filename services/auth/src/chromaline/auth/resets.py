@@ -40,7 +40,7 @@ async def request_reset(session: AsyncSession, context: AuthContext, email: str,
             id=uuid.uuid4(), user_id=user.id, token_hash=digest(token), created_at=now, expires_at=expires_at
         )
     )
-    link = f"{context.settings.reset_link_base}?{urlencode({'token': token})}"
+    link = reset_link(context.settings.public_base_url, token)
     event = PasswordResetRequested(user_id=user.id, email=user.email, reset_url=link, expires_at=expires_at)
     await add_to_outbox(session, make_envelope(PRODUCER, str(user.id), event))
     await audit.record(
@@ -67,3 +67,8 @@ async def reset_password(
         session, "password.reset", user_id=user.id, actor_id=user.id, client_address=client_address
     )
     return True
+
+
+def reset_link(public_base_url: str, token: str) -> str:
+    """The web app's reset page, which reads the token from the query of its hash route."""
+    return f"{public_base_url.rstrip('/')}/#/reset?{urlencode({'token': token})}"

@@ -33,6 +33,7 @@ from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs as job_service
 from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.auth_proxy import add_auth_proxy
+from chromaline.gateway.filenames import content_disposition
 from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, JobState, PendingUpload, SavedProfile
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.uploads import (
@@ -108,7 +109,10 @@ def build_router(
             return JobOptions.model_validate(raw)
         except ValidationError as error:
             raise ApiError(
-                422, "invalid_options", str(error).splitlines()[0], errors=json.loads(error.json())
+                422,
+                "invalid_options",
+                str(error).splitlines()[0],
+                errors=[{"loc": list(item["loc"]), "msg": item["msg"]} for item in error.errors()],
             ) from None
 
     async def store_original(job_key: str, fileobj: IO[bytes], content_type: str) -> BlobRef:
@@ -286,6 +290,19 @@ def build_router(
                 await runtime.blobs.delete(blob.bucket, blob.key)
                 raise
 
+    async def keep_checked_copy(uploaded: BlobRef, name: str) -> tuple[BlobRef, str, int]:
+        """Check a presigned upload and keep the checked bytes under a key no upload URL can write,
+        so the original a job reads is the one checked here (the URL stays valid until it expires).
+        The upload itself is removed either way."""
+        with tempfile.TemporaryFile() as local:
+            size = await runtime.blobs.get_to_file(uploaded.bucket, uploaded.key, local)
+            await runtime.blobs.delete(uploaded.bucket, uploaded.key)
+            content_type = check_image(local, name, settings.max_pixels)
+            if size > settings.max_upload_bytes:
+                raise ApiError(413, "file_too_large", f"{size} bytes exceeds {settings.max_upload_bytes}")
+            kept = await store_original(f"{uuid.uuid4()}/{name}", local, content_type)
+        return kept, content_type, size
+
     async def create_single_job(
         organisation_id: str,
         owner_id: str,
@@ -364,16 +381,17 @@ def build_router(
         if info.size > settings.max_upload_bytes:
             await runtime.blobs.delete(blob.bucket, blob.key)
             raise ApiError(413, "file_too_large", f"{info.size} bytes exceeds {settings.max_upload_bytes}")
-        content_type = await check_stored_image(blob, pending.filename)
+        original, content_type, size = await keep_checked_copy(blob, pending.filename)
         options = JobOptions.model_validate(pending.options)
         async with runtime.session() as session, session.begin():
             locked = await session.get(PendingUpload, upload_id, with_for_update=True)
             if locked is None or locked.confirmed_job_id is not None:
+                await runtime.blobs.delete(original.bucket, original.key)
                 raise ApiError(409, "upload_already_confirmed", "this upload already started a job")
             batch, created = await job_service.create_batch(
                 session,
                 principal.organisation_id,
-                [(pending.filename, content_type, info.size, blob)],
+                [(pending.filename, content_type, size, original)],
                 options,
             )
             record_owner(created, principal.user_id)
@@ -472,12 +490,11 @@ def build_router(
             info = await runtime.blobs.stat(ref.bucket, ref.key)
         except BlobNotFoundError:
             raise ApiError(410, "blob_missing", "the stored file is gone") from None
-        safe = filename.replace('"', "")
         return StreamingResponse(
             runtime.blobs.get_stream(ref.bucket, ref.key),
             media_type=info.content_type or "application/octet-stream",
             headers={
-                "Content-Disposition": f'attachment; filename="{safe}"',
+                "Content-Disposition": content_disposition(filename),
                 "Content-Length": str(info.size),
             },
         )
