@@ -15,6 +15,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from chromaline.auth.accounts import user_by_email
 from chromaline.auth.platform import set_platform_operator
 from chromaline.cli.processes import free_port, wait_ready
 from chromaline.cli.standalone import BackgroundServer, Standalone
+from chromaline.common.blobs.base import BlobStore
 from chromaline.common.blobs.filesystem import METADATA_DIR
 from chromaline.common.testing.postgres import fresh_database
 
@@ -243,3 +245,16 @@ def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 blob=json.dumps({"bucket": "chromaline-originals", "key": "nowhere/late.png"}),
             )
             yield world
+
+
+@pytest.fixture
+def presigning_store(world: World, monkeypatch: pytest.MonkeyPatch) -> BlobStore:
+    """The world's blob store handing out upload URLs as S3 would (the URL's path is
+    ``/<bucket>/<key>``; a test writes through it with ``put_bytes``)."""
+    store = world.standalone.blobs
+
+    async def presign(bucket: str, key: str, expires: timedelta) -> str:
+        return f"https://blobs.example/{bucket}/{key}?signature=test"
+
+    monkeypatch.setattr(store, "presigned_put_url", presign)
+    return store

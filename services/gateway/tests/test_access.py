@@ -401,14 +401,17 @@ def _unsigned(claims: dict[str, Any], kid: str) -> str:
     return f"{header}.{_b64(json.dumps(numeric).encode())}."
 
 
-def _tampered(token: str) -> str:
+def _tampered(token: str, **changes: Any) -> str:
+    """``token`` with claims changed and its signature kept."""
     header, payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
-    claims["role"] = "operator"
+    claims.update(changes)
     return f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
 
 
-def test_forged_or_stale_tokens_are_refused(world: World) -> None:
+def _forged_credentials(world: World) -> tuple[str, dict[str, dict[str, str]]]:
+    """A genuine access token (admin of A, signed with the current key), and credentials forged
+    or gone stale in every way we know of, each as the headers that present it."""
     kid, key = _signing_key(world)
     now = datetime.now(UTC)
 
@@ -416,7 +419,7 @@ def test_forged_or_stale_tokens_are_refused(world: World) -> None:
         return jwt.encode(claims, with_key, algorithm=algorithm, headers={"kid": kid})
 
     genuine = signed(_claims(world))
-    forged = {
+    tokens = {
         "alg none": _unsigned(_claims(world), kid),
         "HS256 keyed with the public key": _hs256_with_public_key(world, kid, key),
         "another key": signed(_claims(world), Ed25519PrivateKey.generate()),
@@ -431,17 +434,41 @@ def test_forged_or_stale_tokens_are_refused(world: World) -> None:
         "not yet valid": signed(
             _claims(world, nbf=now + timedelta(minutes=10), exp=now + timedelta(minutes=20))
         ),
-        "tampered claims": _tampered(genuine),
+        "tampered claims": _tampered(genuine, role="operator"),
+        "platform claim added": _tampered(genuine, platform=True),
         "wrong audience": signed(_claims(world, aud="someone-else")),
         "a refresh token": world.admin_tokens["refresh_token"],
     }
+    forged = {name: bearer(token) for name, token in tokens.items()}
+    forged["made-up API key"] = {"X-API-Key": f"clk_{uuid.uuid4().hex}"}
+    return genuine, forged
+
+
+def test_forged_or_stale_tokens_are_refused(world: World) -> None:
+    genuine, forged = _forged_credentials(world)
     with world.client() as client:
         assert client.get("/api/v1/jobs", headers=bearer(genuine)).status_code == 200
         statuses = {
-            name: client.get("/api/v1/jobs", headers=bearer(token)).status_code
-            for name, token in forged.items()
+            name: client.get("/api/v1/jobs", headers=headers).status_code for name, headers in forged.items()
         }
     assert statuses == dict.fromkeys(forged, 401)
+
+
+def test_every_route_refuses_every_forged_credential(world: World) -> None:
+    _, forged = _forged_credentials(world)
+    wrong = []
+    with world.client() as client:
+        for name, headers in forged.items():
+            caller = Caller(name, headers)
+            for route in _routes(world.app):
+                if route[0] == "WEBSOCKET":
+                    continue
+                probe = PROBES[route]
+                expected = probe.allowed if ROUTE_RULES[route] == "public" else 401
+                response = probe.send(world, client, caller)
+                if response.status_code != expected:
+                    wrong.append(f"{name} {route}: {response.status_code} (expected {expected})")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_a_revoked_api_key_stops_working_at_once(world: World) -> None:

@@ -9,7 +9,6 @@ import json
 import socket
 import zipfile
 from collections.abc import Iterator
-from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 from PIL import Image
 
 from chromaline.common.blobs import buckets
+from chromaline.common.blobs.base import BlobStore
 from chromaline.gateway.auth_proxy import PUBLIC_AUTH_ROUTES
 
 from .conftest import World, png
@@ -253,15 +253,8 @@ def _png_of(colour: tuple[int, int, int]) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_confirmed_presigned_original_cannot_be_replaced(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = world.standalone.blobs
-
-    async def presign(bucket: str, key: str, expires: timedelta) -> str:
-        return f"https://blobs.example/{bucket}/{key}?signature=test"
-
-    monkeypatch.setattr(store, "presigned_put_url", presign)
+def test_a_confirmed_presigned_original_cannot_be_replaced(world: World, presigning_store: BlobStore) -> None:
+    store = presigning_store
     member = world.callers["member"].headers
     checked, swapped = _png_of((10, 20, 30)), _png_of((200, 10, 10))
     with world.client() as client:
