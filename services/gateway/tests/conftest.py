@@ -195,6 +195,8 @@ def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         )
         gateway = system.runtimes["gateway"]
         gateway.settings = gateway.settings.model_copy(update={"webhook_allow_private_urls": True})
+        auth = system.runtimes["auth"]
+        auth.settings = auth.settings.model_copy(update={"reset_max_per_address": 1000})
         app = system.gateway_app()
         port = free_port()
         with (

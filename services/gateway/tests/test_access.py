@@ -194,12 +194,14 @@ CALLERS = (
 
 ADMITTED: dict[Permission, frozenset[str]] = {
     "public": frozenset(CALLERS),
+    "metrics": frozenset(CALLERS),
     "read": frozenset(CALLERS) - {"anonymous"},
     "upload": frozenset({"outsider", "platform", "member", "operator", "admin", "key_upload", "key_admin"}),
     "write": frozenset({"outsider", "platform", "member", "operator", "admin", "key_admin"}),
     "platform": frozenset({"platform"}),
 }
-"""The policy, stated apart from the code: who each kind of rule lets in (the outsider is the
+"""The policy, stated apart from the code: who each kind of rule lets in (metrics as the world
+runs them, with no metrics token; the outsider is the
 admin of organisation B, so the role lets them in and the organisation keeps them out; the
 platform operator is the admin of organisation P, with the platform role no organisation role gives)."""
 OTHER_ORGANISATIONS = frozenset({"outsider", "platform"})
@@ -464,7 +466,7 @@ def test_every_route_refuses_every_forged_credential(world: World) -> None:
                 if route[0] == "WEBSOCKET":
                     continue
                 probe = PROBES[route]
-                expected = probe.allowed if ROUTE_RULES[route] == "public" else 401
+                expected = probe.allowed if ROUTE_RULES[route] in ("public", "metrics") else 401
                 response = probe.send(world, client, caller)
                 if response.status_code != expected:
                     wrong.append(f"{name} {route}: {response.status_code} (expected {expected})")
@@ -702,3 +704,22 @@ def _declare_a_huge_body(world: World, method: str, path: str, headers: dict[str
         while b"body_too_large" not in answer and (chunk := connection.recv(65536)):
             answer += chunk
     return answer
+
+
+def test_metrics_need_the_metrics_token_once_one_is_set(world: World) -> None:
+    access = world.app.state.access
+    access.metrics_token = "scrape-secret-for-tests"
+    try:
+        with world.client() as client:
+            answers = {
+                name: client.get("/metrics", headers=headers).status_code
+                for name, headers in {
+                    "none": {},
+                    "admin": world.callers["admin"].headers,
+                    "wrong": bearer("not-the-token"),
+                    "token": bearer("scrape-secret-for-tests"),
+                }.items()
+            }
+    finally:
+        access.metrics_token = None
+    assert answers == {"none": 401, "admin": 401, "wrong": 401, "token": 200}

@@ -209,7 +209,15 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
     @auth.post("/password/reset-request", status_code=202)
     async def reset_request(body: ResetRequest, request: Request) -> dict[str, str]:
         async with session() as db, db.begin():
-            await resets.request_reset(db, context, body.email, client_address(request))
+            throttled = await resets.request_reset(db, context, body.email, client_address(request))
+        if throttled is not None:
+            raise ApiError(
+                429,
+                "too_many_reset_requests",
+                "too many password reset requests from this address; try again later",
+                headers={"Retry-After": str(throttled.retry_after_seconds)},
+                retry_after=throttled.retry_after_seconds,
+            )
         return {"status": "accepted"}
 
     @auth.post("/password/reset", status_code=204)

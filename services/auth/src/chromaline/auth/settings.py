@@ -38,6 +38,11 @@ class AuthSettings(ServiceSettings):
     throttle_window_seconds: int = Field(default=900, ge=1)
     throttle_max_failures_per_account: int = Field(default=5, ge=1)
     throttle_max_failures_per_address: int = Field(default=20, ge=1)
+    reset_throttle_window_seconds: int = Field(default=3600, ge=1)
+    reset_max_per_account: int = Field(default=3, ge=1)
+    """Reset links sent to one account per window; further requests send nothing (answered alike)."""
+    reset_max_per_address: int = Field(default=10, ge=1)
+    """Reset requests one client address may make per window; further ones answer 429."""
     trust_forwarded_for: bool = True
     """Take the client address from ``X-Forwarded-For``, as set by the gateway (the only caller)."""
     api_key_days_max: int = Field(default=365, ge=1, le=3650)

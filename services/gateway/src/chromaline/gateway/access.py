@@ -32,7 +32,7 @@ from chromaline.gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
 
-Permission = Literal["public", "read", "upload", "write", "platform"]
+Permission = Literal["public", "metrics", "read", "upload", "write", "platform"]
 ROLES = ("viewer", "member", "operator", "admin")
 API_KEY_MARK = "clk_"
 ALGORITHM = "EdDSA"
@@ -54,7 +54,7 @@ ROUTE_RULES: dict[tuple[str, str], Permission] = {
     ("GET", "/"): "public",
     ("GET", "/healthz"): "public",
     ("GET", "/readyz"): "public",
-    ("GET", "/metrics"): "public",
+    ("GET", "/metrics"): "metrics",
     **{(method, "/api/v1/auth/{path:path}"): "public" for method in _FORWARDED_METHODS},
     ("POST", "/api/v1/jobs"): "upload",
     ("PUT", "/api/v1/uploads/stream"): "upload",
@@ -257,6 +257,8 @@ class Access:
 
     authenticator: Authenticator
     uploads: TokenBuckets
+    metrics_token: str | None = None
+    """When set, ``/metrics`` answers only ``Authorization: Bearer <metrics_token>``."""
 
 
 def rule_for(connection: HTTPConnection) -> Permission | None:
@@ -279,6 +281,8 @@ async def authorize(connection: HTTPConnection) -> Principal:
     if rule == "public":
         return ANONYMOUS
     access: Access = connection.app.state.access
+    if rule == "metrics":
+        return _metrics_scraper(connection, access.metrics_token)
     try:
         principal = await access.authenticator.authenticate(connection)
     except Unauthenticated as error:
@@ -302,6 +306,15 @@ async def authorize(connection: HTTPConnection) -> Principal:
                 headers={"Retry-After": retry_after_header(wait)},
             )
     return principal
+
+
+def _metrics_scraper(connection: HTTPConnection, token: str | None) -> Principal:
+    """Anyone when no metrics token is configured; otherwise only who presents it."""
+    if token is None or hmac.compare_digest(
+        connection.headers.get("authorization", "").encode(), f"Bearer {token}".encode()
+    ):
+        return ANONYMOUS
+    raise ApiError(401, "unauthenticated", "metrics need the metrics token: Authorization: Bearer <token>")
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authorize)]

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from chromaline.common import tracing
@@ -17,7 +17,7 @@ from chromaline.common.http import create_app
 from chromaline.common.problems import install_problem_handlers
 from chromaline.common.request_guard import RequestGuard
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
-from chromaline.gateway.access import Access, Authenticator
+from chromaline.gateway.access import Access, Authenticator, authorize
 from chromaline.gateway.api import UPLOAD_ROUTES, build_router
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, on_retention_changed, watchdog
 from chromaline.gateway.headers import SecurityHeaders
@@ -81,10 +81,17 @@ def build_app(
                 if auth_client is None:
                     await client.aclose()
 
-    app = create_app(NAME, readiness=runtime.readiness(), lifespan=with_auth_client, title="Chromaline API")
+    app = create_app(
+        NAME,
+        readiness=runtime.readiness(),
+        lifespan=with_auth_client,
+        title="Chromaline API",
+        metrics_dependencies=[Depends(authorize)],
+    )
     app.state.access = Access(
         Authenticator(settings, client),
         TokenBuckets(settings.upload_rate_per_minute / 60.0, settings.upload_burst),
+        settings.metrics_token.get_secret_value() if settings.metrics_token else None,
     )
     install_problem_handlers(app)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes, unlimited=UPLOAD_ROUTES)
