@@ -69,13 +69,16 @@ class System:
     partners: dict[str, str] = field(default_factory=dict)
     """Broker user → AMQP URL (with its password) for each partner, and for the ``stranger``."""
     account: dict[str, Any] | None = None
+    platform_account: dict[str, Any] | None = None
 
     def sign_up(self, organisation: str = "Studio") -> dict[str, Any]:
         return sign_up(self.base_url, organisation)
 
     def platform_operator(self) -> dict[str, Any]:
-        """A new user made platform operator with ``chromaline platform grant`` (distributed system),
-        signed in afresh so the access token carries the role."""
+        """A user made platform operator with ``chromaline platform grant`` (distributed system),
+        signed in afresh so the access token carries the role; made once per system."""
+        if self.platform_account is not None:
+            return self.platform_account
         assert self.database_url is not None, "the CLI needs the system's database"
         account = self.sign_up("Platform")
         subprocess.run(
@@ -95,7 +98,8 @@ class System:
             timeout=60,
         )
         assert refreshed.status_code == 200, refreshed.text
-        return {**account, **refreshed.json()}
+        self.platform_account = {**account, **refreshed.json()}
+        return self.platform_account
 
     def client(self, account: dict[str, Any] | None = None) -> httpx.Client:
         """A client signed in as ``account``, by default the system's first user."""

@@ -236,7 +236,7 @@ async def _audited_rejections(database_url: str) -> list[dict[str, Any]]:
 def test_a_photo_from_no_known_partner_is_dead_lettered_and_audited(distributed_system: Any) -> None:
     stranger, stranger_url = _partner(distributed_system, "stranger")
     event_id = asyncio.run(_publish_uploaded(stranger_url, stranger))
-    with distributed_system.client() as client:
+    with distributed_system.client(distributed_system.platform_operator()) as client:
         deadline = time.monotonic() + 60
         letters: list[dict[str, Any]] = []
         audited: list[dict[str, Any]] = []
@@ -261,7 +261,7 @@ def test_a_profile_job_from_no_known_partner_is_refused_by_every_consumer(distri
     stranger, stranger_url = _partner(distributed_system, "stranger")
     profile = BlobRef(bucket=buckets.CORRECTED, key="any/profile.json")
     event_id = asyncio.run(_publish_uploaded(stranger_url, stranger, profile=profile))
-    with distributed_system.client() as client:
+    with distributed_system.client(distributed_system.platform_operator()) as client:
         deadline = time.monotonic() + 60
         queues: set[str] = set()
         while time.monotonic() < deadline and queues != {"detector", "corrector"}:
