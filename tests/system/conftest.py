@@ -16,9 +16,12 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -66,9 +69,37 @@ class System:
     partners: dict[str, str] = field(default_factory=dict)
     """Broker user → AMQP URL (with its password) for each partner, and for the ``stranger``."""
     account: dict[str, Any] | None = None
+    platform_account: dict[str, Any] | None = None
 
     def sign_up(self, organisation: str = "Studio") -> dict[str, Any]:
         return sign_up(self.base_url, organisation)
+
+    def platform_operator(self) -> dict[str, Any]:
+        """A user made platform operator with ``chromaline platform grant`` (distributed system),
+        signed in afresh so the access token carries the role; made once per system."""
+        if self.platform_account is not None:
+            return self.platform_account
+        assert self.database_url is not None, "the CLI needs the system's database"
+        account = self.sign_up("Platform")
+        subprocess.run(
+            [str(Path(sys.executable).parent / "chromaline"), "platform", "grant", account["user"]["email"]],
+            env={
+                **os.environ,
+                "CHROMALINE_DATABASE_URL": self.database_url,
+                "CHROMALINE_SIGNING_SECRET": TEST_SECRET,
+            },
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        refreshed = httpx.post(
+            f"{self.base_url}/api/v1/auth/refresh",
+            json={"refresh_token": account["refresh_token"]},
+            timeout=60,
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        self.platform_account = {**account, **refreshed.json()}
+        return self.platform_account
 
     def client(self, account: dict[str, Any] | None = None) -> httpx.Client:
         """A client signed in as ``account``, by default the system's first user."""

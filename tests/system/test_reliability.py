@@ -145,7 +145,7 @@ def test_workers_killed_mid_batch_lose_nothing_and_do_nothing_twice(distributed_
     }
 
 
-def test_an_operator_lists_and_replays_dead_letters(distributed_system: Any) -> None:
+def test_a_platform_operator_lists_and_replays_dead_letters(distributed_system: Any) -> None:
     async def publish_garbage() -> str:
         connection = await aio_pika.connect_robust(distributed_system.amqp_url)
         async with connection:
@@ -160,7 +160,10 @@ def test_an_operator_lists_and_replays_dead_letters(distributed_system: Any) -> 
             return message_id
 
     message_id = asyncio.run(publish_garbage())
-    with distributed_system.client() as client:
+    with distributed_system.client() as organisation_admin:
+        refused = organisation_admin.get("/api/v1/admin/dead-letters")
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    with distributed_system.client(distributed_system.platform_operator()) as client:
         deadline = time.monotonic() + 60
         letters: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
@@ -233,7 +236,7 @@ async def _audited_rejections(database_url: str) -> list[dict[str, Any]]:
 def test_a_photo_from_no_known_partner_is_dead_lettered_and_audited(distributed_system: Any) -> None:
     stranger, stranger_url = _partner(distributed_system, "stranger")
     event_id = asyncio.run(_publish_uploaded(stranger_url, stranger))
-    with distributed_system.client() as client:
+    with distributed_system.client(distributed_system.platform_operator()) as client:
         deadline = time.monotonic() + 60
         letters: list[dict[str, Any]] = []
         audited: list[dict[str, Any]] = []
@@ -258,7 +261,7 @@ def test_a_profile_job_from_no_known_partner_is_refused_by_every_consumer(distri
     stranger, stranger_url = _partner(distributed_system, "stranger")
     profile = BlobRef(bucket=buckets.CORRECTED, key="any/profile.json")
     event_id = asyncio.run(_publish_uploaded(stranger_url, stranger, profile=profile))
-    with distributed_system.client() as client:
+    with distributed_system.client(distributed_system.platform_operator()) as client:
         deadline = time.monotonic() + 60
         queues: set[str] = set()
         while time.monotonic() < deadline and queues != {"detector", "corrector"}:

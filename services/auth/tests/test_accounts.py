@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -130,8 +131,8 @@ async def test_a_password_reset_token_works_once(auth_service: AuthService) -> N
     known = await auth_service.client.post("/api/v1/auth/password/reset-request", json={"email": email})
     assert known.status_code == 202
     link = await _reset_link(auth_service)
-    assert link.startswith(auth_service.settings.reset_link_base)
-    token = parse_qs(urlsplit(link).query)["token"][0]
+    assert link.startswith(f"{auth_service.settings.public_base_url}/#/reset?token=")
+    token = parse_qs(urlsplit(urlsplit(link).fragment).query)["token"][0]
     reset = await auth_service.client.post(
         "/api/v1/auth/password/reset", json={"token": token, "new_password": "reset to this one"}
     )
@@ -167,3 +168,25 @@ async def test_sign_in_is_throttled_per_account_and_per_address(auth_service: Au
     assert from_address.status_code == 429, "the address made five failures"
     other_address = await login(auth_service, other, **{"X-Forwarded-For": "198.51.100.10"})
     assert other_address.status_code == 200
+
+
+async def test_password_reset_requests_are_throttled(auth_service: AuthService) -> None:
+    settings = auth_service.settings
+    email = (await auth_service.register())["user"]["email"]
+
+    async def ask(address: str) -> httpx.Response:
+        return await auth_service.client.post("/api/v1/auth/password/reset-request", json={"email": address})
+
+    per_account = [(await ask(email)).status_code for _ in range(settings.reset_max_per_account + 2)]
+    assert per_account == [202] * len(per_account), "the answer never tells whether the account exists"
+    table = outbox_table(auth_service.runtime.name)
+    async with auth_service.runtime.session() as session:
+        sent = await session.scalar(
+            sa.select(sa.func.count()).where(table.c.routing_key == "user.password_reset_requested")
+        )
+    assert sent == settings.reset_max_per_account
+    left = settings.reset_max_per_address - len(per_account)
+    assert [(await ask(f"nobody-{n}@example.org")).status_code for n in range(left)] == [202] * left
+    held = await ask("one-more@example.org")
+    assert (held.status_code, held.json()["code"]) == (429, "too_many_reset_requests")
+    assert int(held.headers["Retry-After"]) > 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -172,3 +172,27 @@ async def test_an_api_key_created_again_with_its_idempotency_key_is_not_created_
     assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
     listed = (await auth_service.client.get("/api/v1/auth/api-keys", headers=headers)).json()["items"]
     assert [item["id"] for item in listed] == [first.json()["id"]]
+
+
+async def test_an_api_key_lives_at_most_the_stated_maximum(auth_service: AuthService) -> None:
+    headers = bearer((await auth_service.register())["access_token"])
+    most = auth_service.settings.api_key_days_max
+    now = auth_service.context.clock()
+
+    async def create(**expiry: int) -> dict[str, object]:
+        answer = await auth_service.client.post(
+            "/api/v1/auth/api-keys", json={"name": "k", "scopes": ["read"], **expiry}, headers=headers
+        )
+        body: dict[str, object] = {"status": answer.status_code, **answer.json()}
+        return body
+
+    unstated = await create()
+    longest = await create(expires_in_days=most)
+    too_long = await create(expires_in_days=most + 1)
+    listed = (await auth_service.client.get("/api/v1/auth/api-keys", headers=headers)).json()
+    assert unstated["status"] == longest["status"] == 201
+    for key in (unstated, longest):
+        lifetime = datetime.fromisoformat(str(key["expires_at"])) - now
+        assert abs(lifetime - timedelta(days=most)) < timedelta(minutes=5)
+    assert (too_long["status"], too_long["code"], too_long["max_days"]) == (422, "expiry_too_long", most)
+    assert listed["max_expires_in_days"] == most

@@ -1,230 +1,39 @@
 """Who reaches what: every gateway route against every kind of caller, and forged credentials.
 
-The whole system runs in this process (the standalone wiring: auth reached in process, the
-in-memory bus) on the real PostgreSQL, in a database of its own, served by uvicorn. The route
-matrix is generated from the app's route table: a route without an access rule or a probe here
+The system and its callers are the ``world`` of conftest.py. The route matrix is generated from the app's route table: a route without an access rule or a probe here
 fails the first test.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import io
 import json
+import socket
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.routing import APIRoute, APIWebSocketRoute
-from PIL import Image
-from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from chromaline.auth.settings import AuthSettings
-from chromaline.cli.processes import free_port, wait_ready
-from chromaline.cli.standalone import BackgroundServer, Standalone
-from chromaline.common.testing.postgres import fresh_database
+from chromaline.cli.processes import free_port
 from chromaline.gateway.access import ROUTE_RULES, Permission
 from chromaline.gateway.rate_limit import TokenBuckets
 
+from .conftest import PASSWORD, Caller, World, bearer, png, register
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-
-PASSWORD = "a long enough password"
-
-
-def _png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (120, 90, 60)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-@dataclass
-class Caller:
-    name: str
-    headers: dict[str, str] = field(default_factory=dict)
-    """Sent with every request: the credential and, for added members, the organisation chosen."""
-
-    @property
-    def ws_query(self) -> str:
-        authorization = self.headers.get("Authorization", "")
-        organisation = self.headers.get("X-Organisation-ID")
-        query = f"?access_token={authorization.removeprefix('Bearer ')}" if authorization else ""
-        return query + (f"&organisation={organisation}" if organisation and query else "")
-
-
-@dataclass
-class World:
-    """The running system, its callers and organisation A's resources."""
-
-    url: str
-    app: Any
-    standalone: Standalone
-    database_url: str
-    callers: dict[str, Caller]
-    organisation: str
-    job_id: str
-    batch_id: str
-    profile_id: str
-    pending_upload_id: str
-    admin_tokens: dict[str, Any]
-    webhook_id: str = ""
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
-
-    def sql(self, statement: str, **params: Any) -> list[Any]:
-        async def run() -> list[Any]:
-            engine = create_async_engine(self.database_url)
-            try:
-                async with engine.begin() as connection:
-                    result = await connection.execute(sa.text(statement), params)
-                    return list(result.all()) if result.returns_rows else []
-            finally:
-                await engine.dispose()
-
-        return asyncio.run(run())
-
-    def new_profile(self) -> str:
-        profile_id = str(uuid.uuid4())
-        [(original,)] = self.sql("SELECT original FROM gateway.jobs WHERE id = :id", id=self.job_id)
-        self.sql(
-            "INSERT INTO gateway.profiles (id, organisation_id, name, source_job_id, blob, created_at) "
-            "VALUES (:id, :org, 'p', :job, CAST(:blob AS jsonb), now())",
-            id=profile_id,
-            org=self.organisation,
-            job=self.job_id,
-            blob=json.dumps(original),
-        )
-        return profile_id
-
-    def new_webhook(self) -> str:
-        """A webhook of organisation A, to a closed port on 127.0.0.1 (deliveries only fail there)."""
-        webhook_id = str(uuid.uuid4())
-        self.sql(
-            "INSERT INTO gateway.webhooks (id, organisation_id, owner_id, url, events, secret_salt) "
-            "VALUES (:id, :org, 'someone', :url, ARRAY['job.finished'], 'salt')",
-            id=webhook_id,
-            org=self.organisation,
-            url=f"http://127.0.0.1:{free_port()}/hook",
-        )
-        return webhook_id
-
-
-def _register(client: httpx.Client, organisation: str) -> dict[str, Any]:
-    response = client.post(
-        "/api/v1/auth/register",
-        json={
-            "email": f"{uuid.uuid4().hex[:10]}@example.org",
-            "password": PASSWORD,
-            "display_name": organisation,
-            "organisation_name": organisation,
-        },
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _join(client: httpx.Client, admin: dict[str, Any], role: str) -> Caller:
-    """Register someone, make them ``role`` in the admin's organisation, act there."""
-    person = _register(client, f"own-{role}")
-    organisation = admin["organisation"]["id"]
-    added = client.post(
-        f"/api/v1/auth/organisations/{organisation}/members",
-        json={"email": person["user"]["email"], "role": role},
-        headers=_bearer(admin["access_token"]),
-    )
-    assert added.status_code == 201, added.text
-    refreshed = client.post("/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]}).json()
-    return Caller(role, {**_bearer(refreshed["access_token"]), "X-Organisation-ID": organisation})
-
-
-def _api_key(client: httpx.Client, admin: dict[str, Any], scope: str) -> Caller:
-    created = client.post(
-        "/api/v1/auth/api-keys",
-        json={"name": scope, "scopes": [scope]},
-        headers=_bearer(admin["access_token"]),
-    )
-    assert created.status_code == 201, created.text
-    return Caller(f"key_{scope}", {"X-API-Key": created.json()["key"]})
-
-
-@pytest.fixture(scope="module")
-def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("access")
-    with fresh_database(postgres_url) as database_url:
-        system = Standalone.build(
-            {
-                "bus_url": f"memory://access-{uuid.uuid4().hex[:8]}",
-                "database_url": database_url,
-                "blob_url": f"file://{root / 'blobs'}",
-            }
-        )
-        gateway = system.runtimes["gateway"]
-        gateway.settings = gateway.settings.model_copy(update={"webhook_allow_private_urls": True})
-        app = system.gateway_app()
-        port = free_port()
-        with (
-            BackgroundServer(app, "127.0.0.1", port),
-            httpx.Client(base_url=f"http://127.0.0.1:{port}") as client,
-        ):
-            url = f"http://127.0.0.1:{port}"
-            wait_ready(url)
-            admin = _register(client, "Organisation A")
-            outsider = _register(client, "Organisation B")
-            callers = {
-                "anonymous": Caller("anonymous"),
-                "outsider": Caller("outsider", _bearer(outsider["access_token"])),
-                **{role: _join(client, admin, role) for role in ("viewer", "member", "operator")},
-                "admin": Caller("admin", _bearer(admin["access_token"])),
-                **{f"key_{scope}": _api_key(client, admin, scope) for scope in ("read", "upload", "admin")},
-            }
-            uploaded = client.post(
-                "/api/v1/jobs",
-                files=[("files", ("a.png", _png(), "image/png"))],
-                headers=callers["admin"].headers,
-            )
-            assert uploaded.status_code == 202, uploaded.text
-            batch = uploaded.json()
-            world = World(
-                url=url,
-                app=app,
-                standalone=system,
-                database_url=database_url,
-                callers=callers,
-                organisation=admin["organisation"]["id"],
-                job_id=batch["jobs"][0]["id"],
-                batch_id=batch["id"],
-                profile_id="",
-                pending_upload_id=str(uuid.uuid4()),
-                admin_tokens=admin,
-            )
-            world.profile_id = world.new_profile()
-            world.webhook_id = world.new_webhook()
-            world.sql(
-                "INSERT INTO gateway.pending_uploads (id, organisation_id, filename, blob, options, expires_at) "
-                "VALUES (:id, :org, 'late.png', CAST(:blob AS jsonb), '{}'::jsonb, now() + interval '1 hour')",
-                id=world.pending_upload_id,
-                org=world.organisation,
-                blob=json.dumps({"bucket": "chromaline-originals", "key": "nowhere/late.png"}),
-            )
-            yield world
 
 
 @dataclass(frozen=True)
@@ -246,13 +55,13 @@ def _get(path: str) -> Callable[[World, httpx.Client, Caller], httpx.Response]:
 
 def _upload(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
     return client.post(
-        "/api/v1/jobs", files=[("files", ("b.png", _png(), "image/png"))], headers=caller.headers
+        "/api/v1/jobs", files=[("files", ("b.png", png(), "image/png"))], headers=caller.headers
     )
 
 
 def _stream(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
     return client.put(
-        "/api/v1/uploads/stream", params={"filename": "c.png"}, content=_png(), headers=caller.headers
+        "/api/v1/uploads/stream", params={"filename": "c.png"}, content=png(), headers=caller.headers
     )
 
 
@@ -370,33 +179,10 @@ WEBSOCKET_PROBES = {
     "/api/v1/batches/{batch_id}/events": "/api/v1/batches/{w.batch_id}/events",
 }
 
-ADMITTED: dict[Permission, frozenset[str]] = {
-    "public": frozenset(
-        {
-            "anonymous",
-            "outsider",
-            "viewer",
-            "member",
-            "operator",
-            "admin",
-            "key_read",
-            "key_upload",
-            "key_admin",
-        }
-    ),
-    "read": frozenset(
-        {"outsider", "viewer", "member", "operator", "admin", "key_read", "key_upload", "key_admin"}
-    ),
-    "upload": frozenset({"outsider", "member", "operator", "admin", "key_upload", "key_admin"}),
-    "write": frozenset({"outsider", "member", "operator", "admin", "key_admin"}),
-    "operate": frozenset({"outsider", "operator", "admin", "key_admin"}),
-}
-"""The policy, stated apart from the code: who each kind of rule lets in (the outsider is the
-admin of organisation B, so the role lets them in and the organisation keeps them out)."""
-
 CALLERS = (
     "anonymous",
     "outsider",
+    "platform",
     "viewer",
     "member",
     "operator",
@@ -405,6 +191,20 @@ CALLERS = (
     "key_upload",
     "key_admin",
 )
+
+ADMITTED: dict[Permission, frozenset[str]] = {
+    "public": frozenset(CALLERS),
+    "metrics": frozenset(CALLERS),
+    "read": frozenset(CALLERS) - {"anonymous"},
+    "upload": frozenset({"outsider", "platform", "member", "operator", "admin", "key_upload", "key_admin"}),
+    "write": frozenset({"outsider", "platform", "member", "operator", "admin", "key_admin"}),
+    "platform": frozenset({"platform"}),
+}
+"""The policy, stated apart from the code: who each kind of rule lets in (metrics as the world
+runs them, with no metrics token; the outsider is the
+admin of organisation B, so the role lets them in and the organisation keeps them out; the
+platform operator is the admin of organisation P, with the platform role no organisation role gives)."""
+OTHER_ORGANISATIONS = frozenset({"outsider", "platform"})
 
 
 def _flat_routes(routes: list[Any]) -> Iterator[Any]:
@@ -436,7 +236,7 @@ def test_every_route_has_an_access_rule_and_a_probe(world: World) -> None:
 def _expected(rule: Permission, probe: Probe, caller: str) -> int:
     if caller not in ADMITTED[rule]:
         return 401 if caller == "anonymous" else 403
-    if caller == "outsider" and probe.outsider is not None:
+    if caller in OTHER_ORGANISATIONS and probe.outsider is not None:
         return probe.outsider
     return probe.allowed
 
@@ -477,7 +277,10 @@ def test_lists_show_only_the_callers_organisation(world: World) -> None:
     )
     assert sum(own_stats["jobs"].values()) == own_total
     assert sum(other_stats["jobs"].values()) < len(world.sql("SELECT id FROM gateway.jobs"))
-    assert own_stats["queue_depths"] == {}, "queue depths are for operators"
+    assert own_stats["queue_depths"] == {}, "queue depths are for platform operators"
+    with world.client() as client:
+        platform_stats = client.get("/api/v1/stats", headers=world.callers["platform"].headers).json()
+    assert set(platform_stats["queue_depths"]) == {"gateway", "detector", "corrector", "reporter"}
 
 
 def test_webhooks_and_notifications_stay_in_their_organisation(world: World) -> None:
@@ -536,7 +339,7 @@ def test_websockets_follow_only_the_callers_organisation(world: World, path: str
     expected = {
         name: "refused 403"
         if name not in ADMITTED[ROUTE_RULES[("WEBSOCKET", path)]]
-        else ("closed 4404" if name == "outsider" else "followed")
+        else ("closed 4404" if name in OTHER_ORGANISATIONS else "followed")
         for name in outcomes
     }
     assert outcomes == expected
@@ -600,14 +403,17 @@ def _unsigned(claims: dict[str, Any], kid: str) -> str:
     return f"{header}.{_b64(json.dumps(numeric).encode())}."
 
 
-def _tampered(token: str) -> str:
+def _tampered(token: str, **changes: Any) -> str:
+    """``token`` with claims changed and its signature kept."""
     header, payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
-    claims["role"] = "operator"
+    claims.update(changes)
     return f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
 
 
-def test_forged_or_stale_tokens_are_refused(world: World) -> None:
+def _forged_credentials(world: World) -> tuple[str, dict[str, dict[str, str]]]:
+    """A genuine access token (admin of A, signed with the current key), and credentials forged
+    or gone stale in every way we know of, each as the headers that present it."""
     kid, key = _signing_key(world)
     now = datetime.now(UTC)
 
@@ -615,7 +421,7 @@ def test_forged_or_stale_tokens_are_refused(world: World) -> None:
         return jwt.encode(claims, with_key, algorithm=algorithm, headers={"kid": kid})
 
     genuine = signed(_claims(world))
-    forged = {
+    tokens = {
         "alg none": _unsigned(_claims(world), kid),
         "HS256 keyed with the public key": _hs256_with_public_key(world, kid, key),
         "another key": signed(_claims(world), Ed25519PrivateKey.generate()),
@@ -630,17 +436,41 @@ def test_forged_or_stale_tokens_are_refused(world: World) -> None:
         "not yet valid": signed(
             _claims(world, nbf=now + timedelta(minutes=10), exp=now + timedelta(minutes=20))
         ),
-        "tampered claims": _tampered(genuine),
+        "tampered claims": _tampered(genuine, role="operator"),
+        "platform claim added": _tampered(genuine, platform=True),
         "wrong audience": signed(_claims(world, aud="someone-else")),
         "a refresh token": world.admin_tokens["refresh_token"],
     }
+    forged = {name: bearer(token) for name, token in tokens.items()}
+    forged["made-up API key"] = {"X-API-Key": f"clk_{uuid.uuid4().hex}"}
+    return genuine, forged
+
+
+def test_forged_or_stale_tokens_are_refused(world: World) -> None:
+    genuine, forged = _forged_credentials(world)
     with world.client() as client:
-        assert client.get("/api/v1/jobs", headers=_bearer(genuine)).status_code == 200
+        assert client.get("/api/v1/jobs", headers=bearer(genuine)).status_code == 200
         statuses = {
-            name: client.get("/api/v1/jobs", headers=_bearer(token)).status_code
-            for name, token in forged.items()
+            name: client.get("/api/v1/jobs", headers=headers).status_code for name, headers in forged.items()
         }
     assert statuses == dict.fromkeys(forged, 401)
+
+
+def test_every_route_refuses_every_forged_credential(world: World) -> None:
+    _, forged = _forged_credentials(world)
+    wrong = []
+    with world.client() as client:
+        for name, headers in forged.items():
+            caller = Caller(name, headers)
+            for route in _routes(world.app):
+                if route[0] == "WEBSOCKET":
+                    continue
+                probe = PROBES[route]
+                expected = probe.allowed if ROUTE_RULES[route] in ("public", "metrics") else 401
+                response = probe.send(world, client, caller)
+                if response.status_code != expected:
+                    wrong.append(f"{name} {route}: {response.status_code} (expected {expected})")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_a_revoked_api_key_stops_working_at_once(world: World) -> None:
@@ -648,12 +478,12 @@ def test_a_revoked_api_key_stops_working_at_once(world: World) -> None:
         created = client.post(
             "/api/v1/auth/api-keys",
             json={"name": "soon revoked", "scopes": ["read"]},
-            headers=_bearer(world.admin_tokens["access_token"]),
+            headers=bearer(world.admin_tokens["access_token"]),
         ).json()
         key = {"Authorization": f"Bearer {created['key']}"}
         assert client.get("/api/v1/jobs", headers=key).status_code == 200
         revoked = client.delete(
-            f"/api/v1/auth/api-keys/{created['id']}", headers=_bearer(world.admin_tokens["access_token"])
+            f"/api/v1/auth/api-keys/{created['id']}", headers=bearer(world.admin_tokens["access_token"])
         )
         assert revoked.status_code == 204
         assert client.get("/api/v1/jobs", headers=key).status_code == 401
@@ -661,7 +491,7 @@ def test_a_revoked_api_key_stops_working_at_once(world: World) -> None:
 
 def test_refresh_reuse_and_sign_in_throttling_through_the_gateway(world: World) -> None:
     with world.client() as client:
-        person = _register(client, "Organisation C")
+        person = register(client, "Organisation C")
         rotated = client.post("/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]})
         assert rotated.status_code == 200
         reused = client.post("/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]})
@@ -729,3 +559,167 @@ def test_uploads_beyond_the_burst_answer_429(world: World) -> None:
     assert second.status_code == 429
     assert int(second.headers["Retry-After"]) > 0
     assert other.status_code == 202, "each user and each key has a bucket of its own"
+
+
+def test_a_profile_is_named_only_by_id_within_the_callers_organisation(world: World) -> None:
+    [(profile_blob,)] = world.sql("SELECT blob FROM gateway.profiles WHERE id = :id", id=world.profile_id)
+    with world.client() as client:
+        smuggled = client.post(
+            "/api/v1/uploads/presigned",
+            json={"filename": "d.png", "options": {"profile": profile_blob}},
+            headers=world.callers["outsider"].headers,
+        )
+        by_id_elsewhere = client.post(
+            "/api/v1/uploads/presigned",
+            json={"filename": "d.png", "profile_id": world.profile_id},
+            headers=world.callers["outsider"].headers,
+        )
+        streamed_elsewhere = client.put(
+            "/api/v1/uploads/stream",
+            params={"filename": "c.png", "profile_id": world.profile_id},
+            content=png(),
+            headers=world.callers["outsider"].headers,
+        )
+    assert (smuggled.status_code, smuggled.json()["code"]) == (422, "invalid_request")
+    assert (by_id_elsewhere.status_code, by_id_elsewhere.json()["code"]) == (404, "profile_not_found")
+    assert (streamed_elsewhere.status_code, streamed_elsewhere.json()["code"]) == (404, "profile_not_found")
+
+
+def _closed_schema_problems(document: dict[str, Any], schema: dict[str, Any], seen: set[str]) -> list[str]:
+    """Object schemas reachable from ``schema`` that admit fields they do not name."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            return []
+        seen.add(name)
+        return _closed_schema_problems(document, document["components"]["schemas"][name], seen)
+    problems = []
+    if (
+        schema.get("type") == "object"
+        and "properties" in schema
+        and schema.get("additionalProperties") is not False
+    ):
+        problems.append(str(schema.get("title", schema)))
+    for key in ("properties",):
+        for child in schema.get(key, {}).values():
+            problems += _closed_schema_problems(document, child, seen)
+    for key in ("anyOf", "allOf", "oneOf", "prefixItems"):
+        for child in schema.get(key, []):
+            problems += _closed_schema_problems(document, child, seen)
+    if isinstance(schema.get("items"), dict):
+        problems += _closed_schema_problems(document, schema["items"], seen)
+    return problems
+
+
+def test_every_request_body_refuses_unknown_fields(world: World) -> None:
+    documents = {"gateway": world.app.openapi(), "auth": world.standalone.auth_app().openapi()}
+    open_bodies = []
+    for service, document in documents.items():
+        for path, operations in document["paths"].items():
+            for method, operation in operations.items():
+                content = operation.get("requestBody", {}).get("content", {})
+                schema = content.get("application/json", {}).get("schema")
+                if schema is not None:
+                    problems = _closed_schema_problems(document, schema, set())
+                    open_bodies += [f"{service} {method.upper()} {path}: {name}" for name in problems]
+    assert not open_bodies, "request bodies admitting unknown fields:\n" + "\n".join(open_bodies)
+
+
+def test_only_a_platform_operator_names_another(world: World) -> None:
+    with world.client() as client:
+        person = register(client, "Organisation D")
+        email = person["user"]["email"]
+        by_admin = client.post(
+            "/api/v1/auth/platform/operators", json={"email": email}, headers=world.callers["admin"].headers
+        )
+        me_before = client.get("/api/v1/auth/me", headers=bearer(person["access_token"])).json()
+        granted = client.post(
+            "/api/v1/auth/platform/operators",
+            json={"email": email},
+            headers=world.callers["platform"].headers,
+        )
+        refreshed = client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": person["refresh_token"]}
+        ).json()
+        letters = client.get("/api/v1/admin/dead-letters", headers=bearer(refreshed["access_token"]))
+        me_after = client.get("/api/v1/auth/me", headers=bearer(refreshed["access_token"])).json()
+        revoked = client.delete(
+            f"/api/v1/auth/platform/operators/{person['user']['id']}",
+            headers=world.callers["platform"].headers,
+        )
+    assert (by_admin.status_code, by_admin.json()["code"]) == (403, "not_a_platform_operator")
+    assert me_before["platform_operator"] is False
+    assert granted.status_code == 201, granted.text
+    assert letters.status_code == 200
+    assert me_after["platform_operator"] is True
+    assert revoked.status_code == 204
+    actions = world.sql(
+        "SELECT action FROM auth.audit_log WHERE user_id = :user ORDER BY id", user=person["user"]["id"]
+    )
+    assert [action for (action,) in actions][-2:] == [
+        "platform.operator_granted",
+        "platform.operator_revoked",
+    ]
+
+
+def _chunks(total: int) -> Iterator[bytes]:
+    sent = 0
+    while sent < total:
+        yield b" " * 65536
+        sent += 65536
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "caller"),
+    [
+        ("POST", "/api/v1/auth/register", "anonymous"),
+        ("POST", "/api/v1/auth/login", "anonymous"),
+        ("POST", "/api/v1/webhooks", "admin"),
+        ("POST", "/api/v1/uploads/presigned", "member"),
+    ],
+)
+def test_a_body_over_the_limit_is_refused_before_it_is_read(
+    world: World, method: str, path: str, caller: str
+) -> None:
+    limit = world.standalone.runtimes["gateway"].settings.max_request_body_bytes
+    headers = {**world.callers[caller].headers, "Content-Type": "application/json"}
+    declared = _declare_a_huge_body(world, method, path, headers)
+    assert declared.startswith(b"HTTP/1.1 413 "), declared[:200]
+    assert b'"code":"body_too_large"' in declared
+    with world.client() as client:
+        streamed = client.request(method, path, content=_chunks(limit * 4), headers=headers)
+    assert streamed.status_code == 413, streamed.text
+    assert streamed.headers["content-type"] == "application/problem+json"
+    assert streamed.json()["code"] == "body_too_large"
+
+
+def _declare_a_huge_body(world: World, method: str, path: str, headers: dict[str, str]) -> bytes:
+    """Declare a 1 GiB body, send none of it, and read what the server answers within 10 s."""
+    host, port = world.url.removeprefix("http://").split(":")
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {1024**3}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = b""
+        while b"body_too_large" not in answer and (chunk := connection.recv(65536)):
+            answer += chunk
+    return answer
+
+
+def test_metrics_need_the_metrics_token_once_one_is_set(world: World) -> None:
+    access = world.app.state.access
+    access.metrics_token = "scrape-secret-for-tests"
+    try:
+        with world.client() as client:
+            answers = {
+                name: client.get("/metrics", headers=headers).status_code
+                for name, headers in {
+                    "none": {},
+                    "admin": world.callers["admin"].headers,
+                    "wrong": bearer("not-the-token"),
+                    "token": bearer("scrape-secret-for-tests"),
+                }.items()
+            }
+    finally:
+        access.metrics_token = None
+    assert answers == {"none": 401, "admin": 401, "wrong": 401, "token": 200}

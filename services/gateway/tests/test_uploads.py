@@ -14,6 +14,7 @@ import tifffile
 from PIL import Image
 
 from chromaline.common.problems import ApiError
+from chromaline.gateway.filenames import content_disposition, display_name
 from chromaline.gateway.uploads import (
     ZipLimits,
     check_image,
@@ -207,3 +208,39 @@ def test_a_corrupt_archive_is_refused() -> None:
     with pytest.raises(ApiError) as refused:
         zip_image_members(io.BytesIO(b"PK\x03\x04 broken"), LIMITS)
     assert refused.value.code == "corrupt_archive"
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("写真.jpg", "写真.jpg"),
+        ("photo\u202egpj.exe", "photogpj.exe"),
+        ("a\r\nb.png", "ab.png"),
+        (" c.tif ", "c.tif"),
+    ],
+)
+def test_display_names_keep_unicode_and_drop_control_and_format_characters(raw: str, shown: str) -> None:
+    assert display_name(raw) == shown
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("a\x00.png", "invalid_filename"),
+        (".", "invalid_filename"),
+        ("\r\n", "invalid_filename"),
+        ("é" * 128, "filename_too_long"),
+    ],
+)
+def test_unusable_names_are_refused(raw: str, code: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        display_name(raw)
+    assert (refused.value.status, refused.value.code) == (422, code)
+
+
+def test_a_download_names_its_file_for_old_and_new_clients() -> None:
+    header = content_disposition('写真 "1"%.jpg')
+    assert (
+        header == "attachment; filename=\"__ _1__.jpg\"; filename*=UTF-8''%E5%86%99%E7%9C%9F%20%221%22%25.jpg"
+    )
+    assert header.isascii()

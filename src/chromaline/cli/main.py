@@ -10,12 +10,14 @@ import typer
 from chromaline.cli.engine_commands import register as register_engine_commands
 from chromaline.cli.keys import keys_app
 from chromaline.cli.migrate import register as register_migrate_command
+from chromaline.cli.platform import platform_app
 from chromaline.cli.retention import app as retention_app
 
 app = typer.Typer(help="Chromaline: colour-accurate photographs from a colour chart.", no_args_is_help=True)
 chart_app = typer.Typer(help="Charts: printable frames.", no_args_is_help=True)
 app.add_typer(chart_app, name="chart")
 app.add_typer(keys_app, name="keys")
+app.add_typer(platform_app, name="platform")
 app.add_typer(retention_app, name="retention")
 register_engine_commands(app)
 register_migrate_command(app)

@@ -25,6 +25,7 @@ from chromaline.common.blobs.base import BlobStore
 from chromaline.common.blobs.factory import create_blob_store
 from chromaline.common.bus.base import EventBus
 from chromaline.common.bus.factory import create_bus
+from chromaline.common.db.embedded import EMBEDDED_SCHEME, data_dir_from_url, stop_embedded_postgres
 from chromaline.common.logging import configure_logging
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import service as gateway
@@ -62,10 +63,16 @@ class Standalone:
             await runtime.start()
 
     async def stop(self) -> None:
+        """Stop every runtime, then the embedded PostgreSQL when this process started it: here, in
+        the server's shutdown, because uvicorn ends the process by re-raising SIGTERM afterwards,
+        so exit handlers never run."""
         for runtime in reversed(list(self.runtimes.values())):
             await runtime.stop()
         await self.bus.close()
         await self.blobs.close()
+        database_url = self.runtimes["gateway"].settings.database_url
+        if database_url.startswith(EMBEDDED_SCHEME):
+            await asyncio.to_thread(stop_embedded_postgres, data_dir_from_url(database_url))
 
     def auth_app(self) -> FastAPI:
         """The auth service's app, its runtime left to :meth:`start` and :meth:`stop`."""

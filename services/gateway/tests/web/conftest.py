@@ -20,9 +20,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize, sync_playwright
 
+from chromaline.auth.accounts import user_by_email
+from chromaline.auth.platform import set_platform_operator
 from chromaline.cli.processes import free_port, wait_ready
 from chromaline.cli.standalone import BackgroundServer, Standalone
 from chromaline.common.bus.memory import MemoryBus
+from chromaline.common.runtime import ServiceRuntime
 from chromaline.common.testing.services import missing_service
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,8 +57,12 @@ def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSystem]:
         "database_url": f"embedded://{root / 'postgres'}",
         "blob_url": f"file://{root / 'blobs'}",
     }
-    system = Standalone.build(overrides)
     port = free_port()
+    system = Standalone.build(overrides)
+    auth_settings = system.runtimes["auth"].settings
+    system.runtimes["auth"].settings = auth_settings.model_copy(
+        update={"public_base_url": f"http://127.0.0.1:{port}"}
+    )
     with BackgroundServer(system.gateway_app(), "127.0.0.1", port) as server:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url)
@@ -135,6 +142,30 @@ def register(base_url: str, name: str) -> Account | None:
 @pytest.fixture(scope="session")
 def account(base_url: str) -> Account:
     return register(base_url, "alice") or Account(base_url)
+
+
+async def _grant_platform_role(runtime: ServiceRuntime, email: str) -> None:
+    async with runtime.session() as session, session.begin():
+        user = await user_by_email(session, email)
+        await set_platform_operator(session, user, True, actor_id=None, client_address="test")
+
+
+@pytest.fixture(scope="session")
+def platform_account(web_system: WebSystem) -> Account:
+    """A platform operator (the role ``chromaline platform grant`` gives), signed in afresh."""
+    made = register(web_system.url, "olga")
+    assert made is not None
+    assert made.email is not None
+    assert made.tokens is not None
+    web_system.server.run(_grant_platform_role(web_system.standalone.runtimes["auth"], made.email))
+    refreshed = httpx.post(
+        f"{web_system.url}/api/v1/auth/refresh",
+        json={"refresh_token": made.tokens["refresh_token"]},
+        timeout=30,
+    ).raise_for_status()
+    body = refreshed.json()
+    made.tokens = {"access_token": body["access_token"], "refresh_token": body["refresh_token"]}
+    return made
 
 
 def open_context(browser: Browser, base_url: str, account: Account | None) -> BrowserContext:

@@ -98,10 +98,11 @@ def test_a_job_that_does_not_exist_says_so(page: Page) -> None:
 
 
 def test_operator_sees_statistics_and_replays_dead_letters(
-    page: Page, account: Any, finished_job: dict[str, Any], web_system: Any, screenshot: Screenshot
+    browse: Any, platform_account: Any, web_system: Any, screenshot: Screenshot
 ) -> None:
+    page = browse(platform_account)
     letter_id = web_system.publish_raw("image.uploaded", b"{not json")
-    with account.client() as client:
+    with platform_account.client() as client:
         deadline = time.monotonic() + 30
         while not any(
             item["id"] == letter_id for item in client.get("/api/v1/admin/dead-letters").json()["items"]
@@ -112,7 +113,6 @@ def test_operator_sees_statistics_and_replays_dead_letters(
 
     page.goto("/#/operator")
     expect(page.locator("#stats-total")).to_have_text(str(sum(stats["jobs"].values())))
-    expect(page.locator("#stats")).to_contain_text(f"{stats['mean_delta_e2000_after']:.2f}")
     row = page.locator(f"#dead-letters tr[data-queue='detector'][data-letter-id='{letter_id}']")
     expect(row).to_contain_text("image.uploaded")
     expect(row.locator("td").nth(2)).not_to_be_empty()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -100,8 +100,12 @@ def create_app(
     readiness: Mapping[str, ReadinessCheck],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     title: str | None = None,
+    metrics_dependencies: Sequence[Any] = (),
 ) -> FastAPI:
-    """A FastAPI app with health, readiness and metrics endpoints, correlation ids and server spans."""
+    """A FastAPI app with health, readiness and metrics endpoints, correlation ids and server spans.
+
+    ``metrics_dependencies`` run before ``/metrics`` answers (the gateway, on a public port, checks
+    a token there)."""
     app = FastAPI(
         title=title or f"Chromaline {service}",
         lifespan=lifespan,
@@ -133,7 +137,7 @@ def create_app(
         ready = all(results)
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, dependencies=list(metrics_dependencies))
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

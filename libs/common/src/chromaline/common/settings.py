@@ -59,6 +59,8 @@ class ServiceSettings(BaseSettings):
     inbox_retention_seconds: float = Field(default=7 * 86400.0, ge=86400.0)
     """How long an inbox claim is kept: far longer than any redelivery of its event can arrive
     (at least a day), so that a late duplicate is still recognised."""
+    max_request_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    """The largest request body any route reads (413 past it); upload routes have their own limits."""
     migrate_on_start: bool = True
     """Upgrade the service's schema when it starts. Off where a separate step migrates first
     (``chromaline migrate <service>``, the Kubernetes migration Jobs)."""

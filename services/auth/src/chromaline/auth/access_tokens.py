@@ -2,7 +2,8 @@
 
 Claims: ``sub`` (user id), ``org`` and ``role`` (the organisation the token acts for and the
 user's role there), ``orgs`` (every membership, so the gateway can switch organisation on
-``X-Organisation-ID`` without asking), ``iss``, ``aud``, ``iat``, ``nbf``, ``exp``, ``jti``.
+``X-Organisation-ID`` without asking), ``platform`` (true for a platform operator, see
+:mod:`chromaline.auth.platform`; absent otherwise), ``iss``, ``aud``, ``iat``, ``nbf``, ``exp``, ``jti``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class AccessGrant:
     role: str
     memberships: dict[str, str]
     """Organisation id → role, for every organisation the user belongs to."""
+    platform_operator: bool = False
 
 
 def issue_access_token(
@@ -51,6 +53,8 @@ def issue_access_token(
         "jti": uuid.uuid4().hex,
         "typ": "access",
     }
+    if grant.platform_operator:
+        claims["platform"] = True
     return jwt.encode(claims, ring.private_key(key), algorithm=ALGORITHM, headers={"kid": key.kid})
 
 
@@ -80,6 +84,7 @@ def verify_access_token(token: str, public_keys: list[dict[str, Any]], settings:
             organisation_id=uuid.UUID(claims["org"]),
             role=str(claims["role"]),
             memberships={str(org): str(role) for org, role in dict(claims.get("orgs", {})).items()},
+            platform_operator=claims.get("platform") is True,
         )
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as error:
         raise InvalidAccessToken(str(error)) from error

@@ -72,7 +72,10 @@ async def issue_tokens(
     if role is None:
         return None
     key = await key_to_sign_with(session, context.ring, context.settings, now)
-    grant = AccessGrant(user_id, organisation_id, role, memberships)
+    user = await session.get(User, user_id)
+    grant = AccessGrant(
+        user_id, organisation_id, role, memberships, platform_operator=bool(user and user.platform_operator)
+    )
     secret = new_secret()
     session.add(
         RefreshToken(

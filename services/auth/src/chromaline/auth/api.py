@@ -11,16 +11,17 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import Field, StrictInt
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chromaline.auth import accounts, api_keys, audit, members, resets, retention
+from chromaline.auth import accounts, api_keys, audit, members, platform, resets, retention
 from chromaline.auth.access_tokens import InvalidAccessToken, verify_access_token
 from chromaline.auth.context import AuthContext
 from chromaline.auth.models import User
 from chromaline.auth.signing_keys import published_keys
 from chromaline.auth.throttle import Throttled
 from chromaline.common import idempotency
+from chromaline.common.client_models import ClientModel
 from chromaline.common.idempotency import json_part
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
@@ -38,58 +39,67 @@ def internal_token(secret: str) -> str:
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
-class Registration(BaseModel):
+class Registration(ClientModel):
     email: str = Field(max_length=320, pattern=EMAIL_PATTERN)
     password: str = Field(max_length=1024)
     display_name: str = Field(min_length=1, max_length=120)
     organisation_name: str = Field(min_length=1, max_length=120)
 
 
-class Credentials(BaseModel):
+class Credentials(ClientModel):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1024)
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(ClientModel):
     refresh_token: str = Field(max_length=256)
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(ClientModel):
     current_password: str = Field(max_length=1024)
     new_password: str = Field(max_length=1024)
 
 
-class ResetRequest(BaseModel):
+class ResetRequest(ClientModel):
     email: str = Field(max_length=320)
 
 
-class PasswordReset(BaseModel):
+class PasswordReset(ClientModel):
     token: str = Field(max_length=256)
     new_password: str = Field(max_length=1024)
 
 
-class NewMember(BaseModel):
+class NewMember(ClientModel):
     email: str = Field(max_length=320)
     role: Role
 
 
-class RoleChange(BaseModel):
+class RoleChange(ClientModel):
     role: Role
 
 
-class RetentionChange(BaseModel):
+class RetentionChange(ClientModel):
     days: StrictInt | None = Field(
         description="Days a job's files are kept after it ends (1 to 3650); null: the deployment's default."
     )
 
 
-class NewApiKey(BaseModel):
+class NewApiKey(ClientModel):
     name: str = Field(min_length=1, max_length=120)
     scopes: list[Scope] = Field(min_length=1)
-    expires_in_days: int | None = Field(default=None, ge=1)
+    expires_in_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Days until the key expires, at most the deployment's maximum (365 by default; "
+        "more answers 422); null: that maximum. No key lives for ever.",
+    )
 
 
-class KeyCheck(BaseModel):
+class NewPlatformOperator(ClientModel):
+    email: str = Field(max_length=320)
+
+
+class KeyCheck(ClientModel):
     key: str = Field(max_length=256)
 
 
@@ -201,7 +211,15 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
     @auth.post("/password/reset-request", status_code=202)
     async def reset_request(body: ResetRequest, request: Request) -> dict[str, str]:
         async with session() as db, db.begin():
-            await resets.request_reset(db, context, body.email, client_address(request))
+            throttled = await resets.request_reset(db, context, body.email, client_address(request))
+        if throttled is not None:
+            raise ApiError(
+                429,
+                "too_many_reset_requests",
+                "too many password reset requests from this address; try again later",
+                headers={"Retry-After": str(throttled.retry_after_seconds)},
+                retry_after=throttled.retry_after_seconds,
+            )
         return {"status": "accepted"}
 
     @auth.post("/password/reset", status_code=204)
@@ -226,7 +244,36 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
             "organisation_id": str(who.organisation_id),
             "role": who.role,
             "memberships": memberships,
+            "platform_operator": user.platform_operator,
         }
+
+    @auth.post("/platform/operators", status_code=201)
+    async def grant_platform_operator(
+        body: NewPlatformOperator, who: CallerDep, request: Request
+    ) -> dict[str, Any]:
+        async with session() as db, db.begin():
+            await platform.require_platform_operator(db, who.user_id)
+            user = await platform.set_platform_operator(
+                db,
+                await accounts.user_by_email(db, body.email),
+                True,
+                actor_id=who.user_id,
+                client_address=client_address(request),
+            )
+        return {"user_id": str(user.id), "email": user.email, "platform_operator": True}
+
+    @auth.delete("/platform/operators/{user_id}", status_code=204)
+    async def revoke_platform_operator(user_id: uuid.UUID, who: CallerDep, request: Request) -> Response:
+        async with session() as db, db.begin():
+            await platform.require_platform_operator(db, who.user_id)
+            await platform.set_platform_operator(
+                db,
+                await db.get(User, user_id, with_for_update=True),
+                False,
+                actor_id=who.user_id,
+                client_address=client_address(request),
+            )
+        return Response(status_code=204)
 
     @auth.get("/organisations/{organisation_id}/members")
     async def list_members(organisation_id: uuid.UUID, who: CallerDep) -> dict[str, Any]:
@@ -293,14 +340,24 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
     async def list_keys(who: CallerDep) -> dict[str, Any]:
         async with session() as db:
             keys = await api_keys.list_for(db, who.user_id, who.organisation_id)
-        return {"items": [api_keys.key_view(key) for key in keys]}
+        return {
+            "items": [api_keys.key_view(key) for key in keys],
+            "max_expires_in_days": settings.api_key_days_max,
+        }
 
     @auth.post("/api-keys", status_code=201)
     async def create_key(body: NewApiKey, who: CallerDep, request: Request) -> dict[str, Any]:
         idempotent = idempotency.from_request(request, str(who.organisation_id), json_part(body))
         async with session() as db:
             await idempotency.replay_if_known(db, idempotent)
-        days = min(body.expires_in_days or settings.api_key_days_max, settings.api_key_days_max)
+        days = body.expires_in_days or settings.api_key_days_max
+        if days > settings.api_key_days_max:
+            raise ApiError(
+                422,
+                "expiry_too_long",
+                f"an API key lives at most {settings.api_key_days_max} days",
+                max_days=settings.api_key_days_max,
+            )
         now = context.clock()
         async with session() as db, db.begin():
             key, clear = await api_keys.create(

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, String, Text, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, String, Text, false, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -42,6 +42,9 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(120))
     password_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    platform_operator: Mapped[bool] = mapped_column(server_default=false(), default=False)
+    """Operates the whole deployment (dead letters, queues); apart from any organisation's role,
+    never given by sign-up (see :mod:`chromaline.auth.platform`)."""
 
 
 class Membership(Base):

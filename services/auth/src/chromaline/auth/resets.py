@@ -18,7 +18,8 @@ from chromaline.auth import audit
 from chromaline.auth.accounts import check_password_policy, revoke_all_sessions, user_by_email
 from chromaline.auth.context import AuthContext
 from chromaline.auth.digests import digest, new_secret
-from chromaline.auth.models import PasswordReset, User
+from chromaline.auth.models import AuditEntry, PasswordReset, User
+from chromaline.auth.throttle import Throttled
 from chromaline.common.events.contracts import PasswordResetRequested
 from chromaline.common.events.envelope import make_envelope
 from chromaline.common.outbox import add_to_outbox
@@ -26,13 +27,38 @@ from chromaline.common.outbox import add_to_outbox
 PRODUCER = "auth"
 
 
-async def request_reset(session: AsyncSession, context: AuthContext, email: str, client_address: str) -> None:
-    """Start a reset for the account with ``email``, if there is one (the caller cannot tell)."""
+async def request_reset(
+    session: AsyncSession, context: AuthContext, email: str, client_address: str
+) -> Throttled | None:
+    """Start a reset for the account with ``email``, if there is one (the caller cannot tell).
+
+    Throttled per client address (the caller is told, with a wait) and per account (silently: no
+    further link is sent within the window, so a mailbox cannot be flooded and the answer still
+    does not say whether the account exists)."""
+    settings = context.settings
+    window = timedelta(seconds=settings.reset_throttle_window_seconds)
+    from_address = await session.scalar(
+        sa.select(sa.func.count()).where(
+            AuditEntry.action == "password.reset_requested",
+            AuditEntry.client_address == client_address,
+            AuditEntry.occurred_at > sa.func.now() - window,
+        )
+    )
+    if (from_address or 0) >= settings.reset_max_per_address:
+        return Throttled(settings.reset_throttle_window_seconds, "address")
     user = await user_by_email(session, email)
+    now = context.clock()
+    if user is not None:
+        recent = await session.scalar(
+            sa.select(sa.func.count()).where(
+                PasswordReset.user_id == user.id, PasswordReset.created_at > now - window
+            )
+        )
+        if (recent or 0) >= settings.reset_max_per_account:
+            user = None
     if user is None:
         await audit.record(session, "password.reset_requested", client_address=client_address, known=False)
-        return
-    now = context.clock()
+        return None
     token = new_secret()
     expires_at = now + timedelta(seconds=context.settings.reset_token_seconds)
     session.add(
@@ -40,12 +66,13 @@ async def request_reset(session: AsyncSession, context: AuthContext, email: str,
             id=uuid.uuid4(), user_id=user.id, token_hash=digest(token), created_at=now, expires_at=expires_at
         )
     )
-    link = f"{context.settings.reset_link_base}?{urlencode({'token': token})}"
+    link = reset_link(context.settings.public_base_url, token)
     event = PasswordResetRequested(user_id=user.id, email=user.email, reset_url=link, expires_at=expires_at)
     await add_to_outbox(session, make_envelope(PRODUCER, str(user.id), event))
     await audit.record(
         session, "password.reset_requested", user_id=user.id, client_address=client_address, known=True
     )
+    return None
 
 
 async def reset_password(
@@ -67,3 +94,8 @@ async def reset_password(
         session, "password.reset", user_id=user.id, actor_id=user.id, client_address=client_address
     )
     return True
+
+
+def reset_link(public_base_url: str, token: str) -> str:
+    """The web app's reset page, which reads the token from the query of its hash route."""
+    return f"{public_base_url.rstrip('/')}/#/reset?{urlencode({'token': token})}"

@@ -20,6 +20,7 @@ from chromaline.auth.handlers import (
 from chromaline.auth.settings import AuthSettings
 from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.http import create_app
+from chromaline.common.request_guard import RequestGuard
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 
 SPEC = ServiceSpec(
@@ -50,6 +51,7 @@ def build_app(
     app = create_app(
         NAME, readiness=runtime.readiness(), lifespan=lifespan or runtime.lifespan, title="Chromaline auth"
     )
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes)
     app.include_router(build_router(runtime, AuthContext.from_settings(settings)))
     return app
 

@@ -32,7 +32,7 @@ from chromaline.gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
 
-Permission = Literal["public", "read", "upload", "write", "operate"]
+Permission = Literal["public", "metrics", "read", "upload", "write", "platform"]
 ROLES = ("viewer", "member", "operator", "admin")
 API_KEY_MARK = "clk_"
 ALGORITHM = "EdDSA"
@@ -45,16 +45,16 @@ NEEDS: dict[Permission, tuple[str, frozenset[str]]] = {
     "read": ("viewer", frozenset({"read", "upload", "admin"})),
     "upload": ("member", frozenset({"upload", "admin"})),
     "write": ("member", frozenset({"admin"})),
-    "operate": ("operator", frozenset({"admin"})),
 }
-"""Per permission: the least role, and the API-key scopes that grant it (with that role)."""
+"""Per permission: the least organisation role, and the API-key scopes that grant it (with that role).
+``platform`` is apart: only a platform operator's access token grants it, whatever the role."""
 
 _FORWARDED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 ROUTE_RULES: dict[tuple[str, str], Permission] = {
     ("GET", "/"): "public",
     ("GET", "/healthz"): "public",
     ("GET", "/readyz"): "public",
-    ("GET", "/metrics"): "public",
+    ("GET", "/metrics"): "metrics",
     **{(method, "/api/v1/auth/{path:path}"): "public" for method in _FORWARDED_METHODS},
     ("POST", "/api/v1/jobs"): "upload",
     ("PUT", "/api/v1/uploads/stream"): "upload",
@@ -83,8 +83,8 @@ ROUTE_RULES: dict[tuple[str, str], Permission] = {
     ("DELETE", "/api/v1/webhooks/{webhook_id}"): "write",
     ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): "write",
     ("POST", "/api/v1/webhooks/{webhook_id}/test"): "write",
-    ("GET", "/api/v1/admin/dead-letters"): "operate",
-    ("POST", "/api/v1/admin/dead-letters/{queue}/{letter_id}/replay"): "operate",
+    ("GET", "/api/v1/admin/dead-letters"): "platform",
+    ("POST", "/api/v1/admin/dead-letters/{queue}/{letter_id}/replay"): "platform",
 }
 """(method, route path) → permission; WebSocket routes under the method ``WEBSOCKET``."""
 
@@ -104,10 +104,14 @@ class Principal:
     scopes: frozenset[str] | None = None
     """The API key's scopes; None for a user's access token."""
     api_key_id: str | None = None
+    platform_operator: bool = False
+    """Operates the whole deployment, apart from the organisation role (access tokens only)."""
 
     def may(self, permission: Permission) -> bool:
         if permission == "public":
             return True
+        if permission == "platform":
+            return self.platform_operator and self.scopes is None
         least_role, granting_scopes = NEEDS[permission]
         if self.role not in ROLES or ROLES.index(self.role) < ROLES.index(least_role):
             return False
@@ -196,7 +200,13 @@ class Authenticator:
         if claims.get("typ") != "access":
             raise Unauthenticated("not an access token")
         memberships = {str(org): str(role) for org, role in dict(claims.get("orgs") or {}).items()}
-        return Principal(str(claims["sub"]), str(claims["org"]), str(claims["role"])), memberships
+        principal = Principal(
+            str(claims["sub"]),
+            str(claims["org"]),
+            str(claims["role"]),
+            platform_operator=claims.get("platform") is True,
+        )
+        return principal, memberships
 
     def _switch_organisation(
         self, verified: tuple[Principal, dict[str, str]], connection: HTTPConnection
@@ -208,7 +218,7 @@ class Authenticator:
         role = memberships.get(wanted)
         if role is None:
             raise NotAMember(wanted)
-        return Principal(principal.user_id, wanted, role)
+        return Principal(principal.user_id, wanted, role, platform_operator=principal.platform_operator)
 
     async def _api_key(self, key: str) -> Principal:
         response = await self._client.post(
@@ -247,6 +257,8 @@ class Access:
 
     authenticator: Authenticator
     uploads: TokenBuckets
+    metrics_token: str | None = None
+    """When set, ``/metrics`` answers only ``Authorization: Bearer <metrics_token>``."""
 
 
 def rule_for(connection: HTTPConnection) -> Permission | None:
@@ -269,6 +281,8 @@ async def authorize(connection: HTTPConnection) -> Principal:
     if rule == "public":
         return ANONYMOUS
     access: Access = connection.app.state.access
+    if rule == "metrics":
+        return _metrics_scraper(connection, access.metrics_token)
     try:
         principal = await access.authenticator.authenticate(connection)
     except Unauthenticated as error:
@@ -292,6 +306,15 @@ async def authorize(connection: HTTPConnection) -> Principal:
                 headers={"Retry-After": retry_after_header(wait)},
             )
     return principal
+
+
+def _metrics_scraper(connection: HTTPConnection, token: str | None) -> Principal:
+    """Anyone when no metrics token is configured; otherwise only who presents it."""
+    if token is None or hmac.compare_digest(
+        connection.headers.get("authorization", "").encode(), f"Bearer {token}".encode()
+    ):
+        return ANONYMOUS
+    raise ApiError(401, "unauthenticated", "metrics need the metrics token: Authorization: Bearer <token>")
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authorize)]

@@ -21,14 +21,15 @@ from typing import IO, Annotated, Any
 import httpx
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 from sqlalchemy import func, select
 from starlette.background import BackgroundTask
 
 from chromaline.common import idempotency
 from chromaline.common.blobs import buckets
 from chromaline.common.blobs.base import BlobNotFoundError, BlobTooLargeError
-from chromaline.common.events.contracts import BlobRef, JobOptions
+from chromaline.common.client_models import ClientModel
+from chromaline.common.events.contracts import BlobRef, JobOptions, ProcessingChoices
 from chromaline.common.idempotency import json_part
 from chromaline.common.logging import get_logger
 from chromaline.common.problems import ApiError
@@ -36,7 +37,8 @@ from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs as job_service
 from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.auth_proxy import add_auth_proxy
-from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, PendingUpload, SavedProfile
+from chromaline.gateway.filenames import content_disposition
+from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, JobState, PendingUpload, SavedProfile
 from chromaline.gateway.orphans import original_key
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.uploads import (
@@ -56,19 +58,28 @@ CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter")
 WS_POLL_SECONDS = 0.5
 
 
-class ProfileCreate(BaseModel):
+UPLOAD_ROUTES = frozenset({("POST", "/api/v1/jobs"), ("PUT", "/api/v1/uploads/stream")})
+"""Routes whose bodies are images: they enforce the upload limits instead of the body limit."""
+MAX_PAGE = 100_000
+CORNERS_MAX_CHARS = 512
+
+
+class ProfileCreate(ClientModel):
     job_id: uuid.UUID
     name: str = Field(min_length=1, max_length=120)
 
 
-class ProfileRename(BaseModel):
+class ProfileRename(ClientModel):
     name: str = Field(min_length=1, max_length=120)
 
 
-class PresignRequest(BaseModel):
+class PresignRequest(ClientModel):
     filename: str = Field(min_length=1, max_length=255)
-    options: JobOptions = JobOptions()
-    profile_id: uuid.UUID | None = None
+    options: ProcessingChoices = ProcessingChoices()
+    profile_id: uuid.UUID | None = Field(
+        default=None,
+        description="A saved profile of the caller's organisation to apply instead of detecting.",
+    )
 
 
 def build_router(
@@ -99,7 +110,7 @@ def build_router(
         if corners:
             try:
                 raw["corners"] = json.loads(corners)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise ApiError(422, "invalid_corners", "corners must be JSON: [[x, y], ×4]") from None
         if profile_id is not None:
             raw["profile"] = (await load_profile(profile_id, organisation_id)).blob
@@ -107,7 +118,10 @@ def build_router(
             return JobOptions.model_validate(raw)
         except ValidationError as error:
             raise ApiError(
-                422, "invalid_options", str(error).splitlines()[0], errors=json.loads(error.json())
+                422,
+                "invalid_options",
+                str(error).splitlines()[0],
+                errors=[{"loc": list(item["loc"]), "msg": item["msg"]} for item in error.errors()],
             ) from None
 
     async def store_original(job_key: str, fileobj: IO[bytes], content_type: str) -> BlobRef:
@@ -129,7 +143,7 @@ def build_router(
         output_format: Annotated[str, Form()] = "jpeg",
         bit_depth: Annotated[int, Form()] = 8,
         profile_id: Annotated[uuid.UUID | None, Form()] = None,
-        corners: Annotated[str | None, Form()] = None,
+        corners: Annotated[str | None, Form(max_length=CORNERS_MAX_CHARS)] = None,
         output_space: Annotated[str, Form()] = "srgb",
     ) -> dict[str, Any]:
         options = await resolve_options(
@@ -321,6 +335,19 @@ def build_router(
                 await runtime.blobs.delete(blob.bucket, blob.key)
                 raise
 
+    async def keep_checked_copy(uploaded: BlobRef, name: str) -> tuple[BlobRef, str, int]:
+        """Check a presigned upload and keep the checked bytes under a key no upload URL can write,
+        so the original a job reads is the one checked here (the URL stays valid until it expires).
+        The upload itself is removed either way."""
+        with tempfile.TemporaryFile() as local:
+            size = await runtime.blobs.get_to_file(uploaded.bucket, uploaded.key, local)
+            await runtime.blobs.delete(uploaded.bucket, uploaded.key)
+            content_type = check_image(local, name, settings.max_pixels)
+            if size > settings.max_upload_bytes:
+                raise ApiError(413, "file_too_large", f"{size} bytes exceeds {settings.max_upload_bytes}")
+            kept = await store_original(f"{uuid.uuid4()}/{name}", local, content_type)
+        return kept, content_type, size
+
     async def create_single_job(
         organisation_id: str,
         owner_id: str,
@@ -340,10 +367,12 @@ def build_router(
         idempotent = idempotency.from_request(request, principal.organisation_id, json_part(body))
         await replay_if_known(idempotent)
         name = safe_member_name(body.filename)
-        options = body.options
+        profile = None
         if body.profile_id is not None:
-            profile = await load_profile(body.profile_id, principal.organisation_id)
-            options = options.model_copy(update={"profile": BlobRef.model_validate(profile.blob)})
+            profile = BlobRef.model_validate(
+                (await load_profile(body.profile_id, principal.organisation_id)).blob
+            )
+        options = JobOptions(**body.options.model_dump(), profile=profile)
         upload_id = uuid.uuid4()
         key = f"{upload_id}/{name}"
         expiry = timedelta(seconds=settings.presigned_expiry_seconds)
@@ -401,16 +430,17 @@ def build_router(
         if info.size > settings.max_upload_bytes:
             await runtime.blobs.delete(blob.bucket, blob.key)
             raise ApiError(413, "file_too_large", f"{info.size} bytes exceeds {settings.max_upload_bytes}")
-        content_type = await check_stored_image(blob, pending.filename)
+        original, content_type, size = await keep_checked_copy(blob, pending.filename)
         options = JobOptions.model_validate(pending.options)
         async with runtime.session() as session, session.begin():
             locked = await session.get(PendingUpload, upload_id, with_for_update=True)
             if locked is None or locked.confirmed_job_id is not None:
+                await runtime.blobs.delete(original.bucket, original.key)
                 raise ApiError(409, "upload_already_confirmed", "this upload already started a job")
             batch, created = await job_service.create_batch(
                 session,
                 principal.organisation_id,
-                [(pending.filename, content_type, info.size, blob)],
+                [(pending.filename, content_type, size, original)],
                 options,
             )
             record_owner(created, principal.user_id)
@@ -422,7 +452,7 @@ def build_router(
     @router.get("/jobs", summary="Job history, newest first")
     async def list_jobs(
         principal: CurrentPrincipal,
-        state: str | None = None,
+        state: JobState | None = None,
         batch_id: uuid.UUID | None = None,
         q: Annotated[str | None, Query(max_length=100, description="Part of the file name")] = None,
         since: Annotated[date | None, Query(description="Uploaded on or after this day (UTC)")] = None,
@@ -430,7 +460,7 @@ def build_router(
         stars: Annotated[
             int | None, Query(ge=0, le=4, description="Rated this many stars (0: below 1-star)")
         ] = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
         query = select(Job).where(Job.organisation_id == principal.organisation_id)
@@ -522,12 +552,11 @@ def build_router(
             info = await runtime.blobs.stat(ref.bucket, ref.key)
         except BlobNotFoundError:
             raise ApiError(410, "blob_missing", "the stored file is gone") from None
-        safe = filename.replace('"', "")
         return StreamingResponse(
             runtime.blobs.get_stream(ref.bucket, ref.key),
             media_type=info.content_type or "application/octet-stream",
             headers={
-                "Content-Disposition": f'attachment; filename="{safe}"',
+                "Content-Disposition": content_disposition(filename),
                 "Content-Length": str(info.size),
             },
         )
@@ -710,7 +739,7 @@ def build_router(
             ).scalar_one()
             latency = await stage_latency(session, principal.organisation_id)
         depths: dict[str, int] = {}
-        if principal.may("operate"):
+        if principal.may("platform"):
             try:
                 depths = await runtime.bus.queue_depths(CONSUMING_QUEUES)
             except Exception:

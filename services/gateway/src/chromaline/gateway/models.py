@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -18,7 +18,8 @@ TERMINAL_STATES = (*ENDED_STATES, "expired")
 """No event moves a job out of these."""
 RUNNING_STATES = ("queued", "detecting", "correcting", "reporting")
 """A stage in progress; the watchdog fails a job that stays in one past its deadline."""
-STATES = (*RUNNING_STATES, *TERMINAL_STATES)
+JobState = Literal["queued", "detecting", "correcting", "reporting", "done", "failed", "expired"]
+STATES: tuple[str, ...] = get_args(JobState)
 
 
 class Base(DeclarativeBase):

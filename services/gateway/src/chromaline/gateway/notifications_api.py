@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common import idempotency
+from chromaline.common.client_models import ClientModel
 from chromaline.common.idempotency import json_part
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
@@ -28,7 +29,7 @@ from chromaline.gateway.settings import GatewaySettings
 MAX_WEBHOOKS_PER_ORGANISATION = 20
 
 
-class PreferencesUpdate(BaseModel):
+class PreferencesUpdate(ClientModel):
     """Only the flags sent change."""
 
     in_app: bool | None = None
@@ -38,7 +39,7 @@ class PreferencesUpdate(BaseModel):
     batch_finished: bool | None = None
 
 
-class WebhookCreate(BaseModel):
+class WebhookCreate(ClientModel):
     url: str = Field(min_length=8, max_length=2000)
     events: list[str] = Field(default_factory=lambda: list(webhooks.EVENT_TYPES), min_length=1)
 

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from chromaline.common import tracing
@@ -15,9 +15,10 @@ from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import RetryPolicy
 from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.http import create_app
+from chromaline.common.request_guard import RequestGuard
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
-from chromaline.gateway.access import Access, Authenticator
-from chromaline.gateway.api import build_router
+from chromaline.gateway.access import Access, Authenticator, authorize
+from chromaline.gateway.api import UPLOAD_ROUTES, build_router
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, on_retention_changed, watchdog
 from chromaline.gateway.headers import SecurityHeaders
 from chromaline.gateway.notifications_api import build_notifications_router
@@ -74,11 +75,19 @@ def build_app(
                 if auth_client is None:
                     await client.aclose()
 
-    app = create_app(NAME, readiness=runtime.readiness(), lifespan=with_auth_client, title="Chromaline API")
+    app = create_app(
+        NAME,
+        readiness=runtime.readiness(),
+        lifespan=with_auth_client,
+        title="Chromaline API",
+        metrics_dependencies=[Depends(authorize)],
+    )
     app.state.access = Access(
         Authenticator(settings, client),
         TokenBuckets(settings.upload_rate_per_minute / 60.0, settings.upload_burst),
+        settings.metrics_token.get_secret_value() if settings.metrics_token else None,
     )
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes, unlimited=UPLOAD_ROUTES)
     if settings.security_headers:
         app.add_middleware(SecurityHeaders, settings=settings)
     if settings.cors_origins:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from chromaline.common.settings import ServiceSettings
@@ -43,6 +43,9 @@ class GatewaySettings(ServiceSettings):
     upload_rate_per_minute: float = 120.0
     """Uploads each user or API key may start per minute, sustained; ``upload_burst`` at once."""
     upload_burst: int = 30
+    metrics_token: SecretStr | None = None
+    """When set, ``/metrics`` answers only ``Authorization: Bearer <token>`` (Prometheus'
+    ``authorization`` credentials); unset, anyone reaching the port may read it."""
     security_headers: bool = True
     hsts_seconds: int = 31_536_000
     """Sent as Strict-Transport-Security on requests that arrived over HTTPS (0: never)."""

@@ -17,6 +17,7 @@ import pillow_heif
 from PIL import Image, TiffImagePlugin
 
 from chromaline.common.problems import ApiError
+from chromaline.gateway.filenames import display_name
 
 IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -132,11 +133,12 @@ class ZipLimits:
 
 
 def safe_member_name(name: str) -> str:
-    """The base name of a ZIP member, refusing absolute paths and ``..`` traversal."""
+    """The display name of an uploaded file or ZIP member: its base name, refusing absolute paths
+    and ``..`` traversal, cleaned as :func:`~chromaline.gateway.filenames.display_name` says."""
     normalised = posixpath.normpath(name.replace("\\", "/"))
     if normalised.startswith(("/", "../")) or normalised == ".." or ":" in normalised.split("/")[0]:
-        raise ApiError(422, "unsafe_archive_path", f"archive member {name!r} points outside the archive")
-    return posixpath.basename(normalised)
+        raise ApiError(422, "unsafe_archive_path", f"archive member {name[:80]!r} points outside the archive")
+    return display_name(posixpath.basename(normalised))
 
 
 def _is_hidden(name: str) -> bool:

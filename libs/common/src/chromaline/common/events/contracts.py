@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
@@ -35,7 +35,12 @@ class BlobRef(Contract):
     key: str = Field(min_length=1, max_length=1024)
 
 
-class JobOptions(Contract):
+FinitePixel = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class ProcessingChoices(Contract):
+    """What a client may choose for a job; a saved profile it names by id, resolved by the gateway."""
+
     chart_type: ChartType = "auto"
     method: CorrectionMethod = "auto"
     reference_edition: Literal["2005", "2014"] = "2014"
@@ -44,15 +49,18 @@ class JobOptions(Contract):
     output_space: OutputSpace = Field(
         default="srgb", description="Colour space of the corrected image; its ICC profile is embedded."
     )
-    profile: BlobRef | None = Field(
-        default=None, description="A saved profile to apply instead of detecting."
-    )
-    corners: list[tuple[float, float]] | None = Field(
+    corners: list[tuple[FinitePixel, FinitePixel]] | None = Field(
         default=None,
         min_length=4,
         max_length=4,
         description="Chart corners (x, y) in image pixels, clockwise from the dark-skin patch, used when "
         "detection fails.",
+    )
+
+
+class JobOptions(ProcessingChoices):
+    profile: BlobRef | None = Field(
+        default=None, description="A saved profile to apply instead of detecting."
     )
 
 

@@ -38,9 +38,8 @@ export function savedOrganisation() {
   return sessionStorage.getItem(`${KEY}.organisation`);
 }
 
-/** Operators and administrators see statistics and dead letters; everyone does without accounts. */
+/** Platform operators (a role apart from any organisation's) see queues and dead letters; everyone does without accounts. */
 export function canOperate() {
   if (who.mode === "open") return true;
-  const role = currentMembership()?.role;
-  return role === "admin" || role === "operator";
+  return who.me?.platform_operator === true;
 }

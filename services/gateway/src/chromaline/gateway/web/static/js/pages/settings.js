@@ -205,8 +205,12 @@ async function apiKeys() {
   const status = h("div", { class: "form-status", id: "api-key-status" });
   const list = h("tbody", { id: "api-key-rows" });
 
+  let maxDays = null;
+
   async function load() {
-    const keys = itemsOf(await call("auth/api-keys"), "keys");
+    const answer = await call("auth/api-keys");
+    maxDays = answer.max_expires_in_days ?? maxDays;
+    const keys = itemsOf(answer, "keys");
     clear(list).append(...keys.map(row));
     if (!keys.length) list.append(h("tr", {}, h("td", { colspan: 5, class: "empty" }, "No keys yet.")));
   }
@@ -256,7 +260,11 @@ async function apiKeys() {
     { class: "narrow", id: "api-key-form" },
     field("Name", h("input", { type: "text", name: "name", required: true, maxlength: 120, placeholder: "e.g. studio scanner" })),
     scopes,
-    field("Expires after (days)", h("input", { type: "number", name: "expires_in_days", min: 1, max: 3650, inputmode: "numeric" }), "Leave empty for a key that does not expire."),
+    field(
+      "Expires after (days)",
+      h("input", { type: "number", name: "expires_in_days", min: 1, max: maxDays, inputmode: "numeric" }),
+      `At most ${maxDays} days; leave empty for ${maxDays} days. Every key expires: make a new one before.`,
+    ),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Create key")),
   );
   const created = h("div", { id: "api-key-created" });
