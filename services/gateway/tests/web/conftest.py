@@ -232,7 +232,9 @@ def new_account(base_url: str) -> Callable[[str], Account]:
     return create
 
 
-EXPECTED_CONSOLE = (re.compile(r"Failed to load resource: the server responded with a status of (4\d\d|503)"),)
+EXPECTED_CONSOLE = (
+    re.compile(r"Failed to load resource: the server responded with a status of (4\d\d|503)"),
+)
 """Refusals the app expects and shows itself (probing optional APIs, refused uploads, sign-in), and
 a dependency briefly down (503), which the app sends again."""
 
