@@ -23,6 +23,16 @@ if [[ -z "$sources" ]]; then
     exit 1
 fi
 
+if ! command -v mmdebstrap >/dev/null 2>&1; then
+    echo "build-base: installing mmdebstrap (Debian's package)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+fi
+
+# The root file system goes to a file first: piped straight into `docker import`, a failed
+# bootstrap would still leave an empty image under the tag.
+rootfs=$(mktemp --suffix=.tar)
+trap 'rm -f "$rootfs"' EXIT
+
 echo "build-base: bootstrapping bookworm from $sources into $tag"
 mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
     --include=ca-certificates,python3,python3-pip,python-is-python3,netbase,tzdata \
@@ -36,8 +46,8 @@ mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
     --customize-hook='chroot "$1" update-ca-certificates --fresh >/dev/null' \
     --customize-hook='rm -f "$1"/usr/lib/python3.*/EXTERNALLY-MANAGED' \
     --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/cache/apt/archives/*.deb' \
-    bookworm - "$sources" |
-    docker import \
+    bookworm "$rootfs" "$sources"
+docker import \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' \
         --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
@@ -45,5 +55,5 @@ mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
         --change 'LABEL io.chromaline.stand-in=true' \
         --change 'CMD ["python3"]' \
         --message "python:3.11-slim-bookworm stand-in (Debian bookworm python3)" \
-        - "$tag"
+        "$rootfs" "$tag"
 docker image ls "$tag"
