@@ -8,6 +8,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -76,12 +77,13 @@ class RetentionSystem:
         return httpx.Client(base_url=self.url, timeout=120, headers=headers)
 
 
-@pytest.fixture(scope="module")
-def retention_system(postgres_url: str, s3_url: str) -> Iterator[RetentionSystem]:
+@contextmanager
+def system_in_process(postgres_url: str, s3_url: str, bus_name: str) -> Iterator[RetentionSystem]:
+    """The whole system served in this process, on a database of its own and the bus named."""
     with fresh_database(postgres_url) as database_url:
         standalone = Standalone.build(
             {
-                "bus_url": f"memory://retention-{uuid.uuid4().hex[:8]}",
+                "bus_url": f"memory://{bus_name}-{uuid.uuid4().hex[:8]}",
                 "database_url": database_url,
                 "blob_url": s3_url,
             }
@@ -91,6 +93,12 @@ def retention_system(postgres_url: str, s3_url: str) -> Iterator[RetentionSystem
             url = f"http://127.0.0.1:{port}"
             wait_ready(url)
             yield RetentionSystem(url, standalone, server, database_url, s3_url)
+
+
+@pytest.fixture(scope="module")
+def retention_system(postgres_url: str, s3_url: str) -> Iterator[RetentionSystem]:
+    with system_in_process(postgres_url, s3_url, "retention") as system:
+        yield system
 
 
 def eventually(check: Callable[[], T], what: str, timeout: float = SETTLE_SECONDS) -> T:

@@ -113,6 +113,19 @@ class World:
         )
         return profile_id
 
+    def new_job(self) -> str:
+        """A finished job of organisation A, made in the gateway's table (for probes that delete one)."""
+        job_id = str(uuid.uuid4())
+        self.sql(
+            "INSERT INTO gateway.jobs (id, organisation_id, filename, state, options, original, results, "
+            "warnings, stage_times) VALUES (:id, :org, 'gone.png', 'failed', '{}'::jsonb, CAST(:original AS jsonb), "
+            "'{}'::jsonb, '[]'::jsonb, '{}'::jsonb)",
+            id=job_id,
+            org=self.organisation,
+            original=json.dumps({"bucket": "chromaline-originals", "key": f"nowhere/{job_id}.png"}),
+        )
+        return job_id
+
     def new_webhook(self) -> str:
         """A webhook of organisation A, to a closed port on 127.0.0.1 (deliveries only fail there)."""
         webhook_id = str(uuid.uuid4())

@@ -87,6 +87,10 @@ def _delete_profile(world: World, client: httpx.Client, caller: Caller) -> httpx
     return client.delete(f"/api/v1/profiles/{world.new_profile()}", headers=caller.headers)
 
 
+def _delete_job(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.delete(f"/api/v1/jobs/{world.new_job()}", headers=caller.headers)
+
+
 def _replay(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
     return client.post(
         f"/api/v1/admin/dead-letters/detector/{uuid.uuid4().hex}/replay", headers=caller.headers
@@ -142,6 +146,7 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/api/v1/uploads/{upload_id}/confirm"): Probe(_confirm, 409, outsider=404),
     ("GET", "/api/v1/jobs"): Probe(_get("/api/v1/jobs"), 200),
     ("GET", "/api/v1/jobs/{job_id}"): Probe(_get("/api/v1/jobs/{w.job_id}"), 200, outsider=404),
+    ("DELETE", "/api/v1/jobs/{job_id}"): Probe(_delete_job, 202, outsider=404),
     ("GET", "/api/v1/batches/{batch_id}"): Probe(_get("/api/v1/batches/{w.batch_id}"), 200, outsider=404),
     ("GET", "/api/v1/jobs/{job_id}/files/{name}"): Probe(
         _get("/api/v1/jobs/{w.job_id}/files/original"), 200, outsider=404

@@ -1,5 +1,5 @@
 """What every service does on the retention events: believe them only from our own services,
-and on ``job.expired`` delete what it stored for the job.
+and on ``job.expired`` (after retention, or on request) delete what it stored for the job.
 
 Deleting is idempotent (a blob already gone is fine), so a redelivered event, or one replayed
 from a dead-letter queue, only repeats work already done. A deletion that fails raises, and the
@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Delete
 
-from chromaline.common import inbox
+from chromaline.common import forgotten_jobs, inbox
 from chromaline.common.blobs.base import BlobStore
 from chromaline.common.bus.base import PermanentError, current_publisher
 from chromaline.common.bus.publishers import internal_publishers
@@ -75,14 +75,21 @@ async def forget_expired_job(
     bucket: str | None = None,
     keys: Callable[[uuid.UUID], Iterable[str]] | None = None,
 ) -> JobExpired:
-    """A worker's whole ``job.expired`` handler: delete the blobs it wrote to ``bucket`` for the
-    job (the results the event names there and its own ``keys(job_id)``, less what a saved profile
-    keeps), then its ``rows(job_id)``, claiming the event in the same transaction."""
+    """A worker's whole ``job.expired`` handler: under the job's lock, remember the job as
+    forgotten, delete the blobs it wrote to ``bucket`` for the job (the results the event names
+    there and its own ``keys(job_id)``, less what a saved profile keeps), then its
+    ``rows(job_id)``, claiming the event in the same transaction.
+
+    Work for the job still in flight stores its results only under the same lock, and only when
+    the job is not forgotten (:mod:`chromaline.common.forgotten_jobs`), so nothing it writes
+    outlives the deletion."""
     event = accept_job_expired(envelope, runtime.settings)
-    if bucket is not None:
-        await delete_blobs(runtime.blobs, own_blobs(event, bucket, keys(event.job_id) if keys else ()))
     async with runtime.session() as session, session.begin():
+        await forgotten_jobs.lock_job(session, runtime.name, event.job_id)
+        await forgotten_jobs.remember_forgotten(session, event.job_id, event.reason)
+        if bucket is not None:
+            await delete_blobs(runtime.blobs, own_blobs(event, bucket, keys(event.job_id) if keys else ()))
         if await inbox.claim(session, envelope.event_id, runtime.name):
             await session.execute(rows(event.job_id))
-    log.info("retention.job_forgotten", service=runtime.name, job_id=str(event.job_id))
+    log.info("retention.job_forgotten", service=runtime.name, job_id=str(event.job_id), reason=event.reason)
     return event

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -78,7 +79,8 @@ def _organisation(organisation_id: str | None) -> uuid.UUID | None:
 
 
 async def on_job_expired(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
-    """Audit a job's expiry once: what it deleted, what a saved profile keeps, and why."""
+    """Audit a job's expiry (``job.expired``) or its deletion on request (``job.deleted``, by
+    whom and with which API key) once: what it deleted, what a saved profile keeps, and why."""
     event = accept_job_expired(envelope, runtime.settings)
     kept = {(ref.bucket, ref.key) for ref in event.kept}
     deleted = [
@@ -86,20 +88,33 @@ async def on_job_expired(runtime: ServiceRuntime, envelope: RawEnvelope) -> None
         for ref in ([event.original] if event.original else []) + list(event.results.values())
         if (ref.bucket, ref.key) not in kept
     ]
+    common: dict[str, Any] = {
+        "organisation_id": _organisation(event.organisation_id),
+        "job_id": str(event.job_id),
+        "filename": event.filename,
+        "deleted": sorted(deleted),
+        "kept": sorted(f"{bucket}/{key}" for bucket, key in kept),
+    }
     async with runtime.session() as session, session.begin():
         if not await inbox.claim(session, envelope.event_id, NAME):
+            return
+        if event.reason == "deleted_on_request":
+            await audit.record(
+                session,
+                "job.deleted",
+                actor_id=event.deleted_by,
+                api_key_id=str(event.api_key_id) if event.api_key_id else None,
+                deleted_at=event.expired_at.isoformat(),
+                **common,
+            )
             return
         await audit.record(
             session,
             "job.expired",
-            organisation_id=_organisation(event.organisation_id),
-            job_id=str(event.job_id),
-            filename=event.filename,
             retention_days=event.retention_days,
-            cutoff=event.cutoff.isoformat(),
+            cutoff=event.cutoff.isoformat() if event.cutoff else None,
             expired_at=event.expired_at.isoformat(),
-            deleted=sorted(deleted),
-            kept=sorted(f"{bucket}/{key}" for bucket, key in kept),
+            **common,
         )
 
 

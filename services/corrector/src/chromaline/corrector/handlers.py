@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -31,6 +31,7 @@ from chromaline.common.events.contracts import (
     parse_data,
 )
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
+from chromaline.common.forgotten_jobs import forgotten_now, job_transaction
 from chromaline.common.logging import get_logger
 from chromaline.common.measurements import Measurements, Summary
 from chromaline.common.metrics import observe_stage_times, stage
@@ -167,11 +168,20 @@ async def _store(
 
 
 async def _record(
-    runtime: ServiceRuntime, envelope: RawEnvelope, job_id: uuid.UUID, row: CorrectionRow, event: Contract
+    runtime: ServiceRuntime,
+    envelope: RawEnvelope,
+    job_id: uuid.UUID,
+    outcome: Callable[[], Awaitable[tuple[CorrectionRow, Contract]]],
 ) -> None:
-    async with runtime.session() as session, session.begin():
+    """Store the job's products and announce them (``outcome``) under the job's lock, unless the
+    job was forgotten meanwhile: then nothing is stored."""
+    async with job_transaction(runtime, job_id) as session:
+        if session is None:
+            log.info("corrector.forgotten_job_skipped", job_id=str(job_id))
+            return
         if not await inbox.claim(session, envelope.event_id, NAME):
             return
+        row, event = await outcome()
         await session.merge(row)
         await add_to_outbox(session, make_envelope(NAME, str(job_id), event))
 
@@ -193,11 +203,31 @@ async def _correct_and_announce(
         code = getattr(error, "code", "invalid_profile")
         failed = ProcessingFailed(job_id=job_id, stage="correct", reason=code, message=str(error))
         row = CorrectionRow(job_id=job_id, outcome="failed", reason=code, message=str(error))
-        await _record(runtime, envelope, job_id, row, failed)
+
+        async def refused() -> tuple[CorrectionRow, Contract]:
+            return row, failed
+
+        await _record(runtime, envelope, job_id, refused)
         log.info("corrector.refused", job_id=str(job_id), reason=code)
         return
-    with stage(NAME, "store"):
-        refs = await _store(runtime.blobs, job_id, corrected, settings.cube_size)
+
+    async def stored() -> tuple[CorrectionRow, Contract]:
+        with stage(NAME, "store"):
+            refs = await _store(runtime.blobs, job_id, corrected, settings.cube_size)
+        return _announced(job_id, original, chart_type, corrected, refs)
+
+    await _record(runtime, envelope, job_id, stored)
+    log.info("corrector.corrected", job_id=str(job_id), method=corrected.method)
+
+
+def _announced(
+    job_id: uuid.UUID,
+    original: BlobRef,
+    chart_type: str | None,
+    corrected: Corrected,
+    refs: dict[str, BlobRef],
+) -> tuple[CorrectionRow, Contract]:
+    """The corrector's row and ``image.corrected`` for a correction whose products are stored."""
     document = corrected.measurements
     before = document.before.cie2000 if document.before else None
     after = document.after.cie2000 if document.after else None
@@ -225,8 +255,7 @@ async def _correct_and_announce(
         cross_validated=document.cross_validated_delta_e2000,
         timings_ms=document.timings_ms,
     )
-    await _record(runtime, envelope, job_id, row, event)
-    log.info("corrector.corrected", job_id=str(job_id), method=corrected.method)
+    return row, event
 
 
 async def _original_bytes(runtime: ServiceRuntime, original: BlobRef) -> bytes:
@@ -249,6 +278,8 @@ async def on_chart_detected(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
     assert isinstance(event, ChartDetected)
     settings = runtime.settings
     assert isinstance(settings, CorrectorSettings)
+    if await forgotten_now(runtime, event.job_id):
+        return
     data = await _original_bytes(runtime, event.original)
     await _correct_and_announce(
         runtime,
@@ -272,6 +303,8 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         )
     if event.original is None:
         raise PermanentError("profile jobs need the photo in the blob store (original), not a source_url")
+    if await forgotten_now(runtime, event.job_id):
+        return
     data = await _original_bytes(runtime, event.original)
     try:
         profile_data: bytes | None = await runtime.blobs.get_bytes(profile_ref.bucket, profile_ref.key)

@@ -33,6 +33,7 @@ from chromaline.common.events.contracts import (
     parse_data,
 )
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
+from chromaline.common.forgotten_jobs import forgotten_now, job_transaction
 from chromaline.common.logging import get_logger
 from chromaline.common.metrics import stage
 from chromaline.common.outbox import add_to_outbox
@@ -224,6 +225,9 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
     assert isinstance(event, ImageUploaded)
     if event.options.profile is not None:
         return
+    if await forgotten_now(runtime, event.job_id):
+        log.info("detector.forgotten_job_skipped", job_id=str(event.job_id))
+        return
     if event.original is not None:
         original = event.original
     else:
@@ -244,7 +248,10 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         )
     else:
         result = await asyncio.to_thread(examine, data, event.job_id, original, event.options, settings)
-    async with runtime.session() as session, session.begin():
+    async with job_transaction(runtime, event.job_id) as session:
+        if session is None:
+            log.info("detector.forgotten_job_skipped", job_id=str(event.job_id))
+            return
         if not await inbox.claim(session, envelope.event_id, NAME):
             return
         await session.merge(result.detection)

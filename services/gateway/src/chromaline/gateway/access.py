@@ -62,6 +62,7 @@ ROUTE_RULES: dict[tuple[str, str], Permission] = {
     ("POST", "/api/v1/uploads/{upload_id}/confirm"): "upload",
     ("GET", "/api/v1/jobs"): "read",
     ("GET", "/api/v1/jobs/{job_id}"): "read",
+    ("DELETE", "/api/v1/jobs/{job_id}"): "write",
     ("GET", "/api/v1/batches/{batch_id}"): "read",
     ("GET", "/api/v1/jobs/{job_id}/files/{name}"): "read",
     ("GET", "/api/v1/batches/{batch_id}/archive"): "read",

@@ -22,7 +22,7 @@ import httpx
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import Field, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import and_, delete, func, select
 from starlette.background import BackgroundTask
 
 from chromaline.common import idempotency
@@ -38,8 +38,18 @@ from chromaline.gateway import jobs as job_service
 from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.auth_proxy import add_auth_proxy
 from chromaline.gateway.filenames import content_disposition
-from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, JobState, PendingUpload, SavedProfile
+from chromaline.gateway.models import (
+    DELETED,
+    TERMINAL_STATES,
+    Batch,
+    Job,
+    JobState,
+    Notification,
+    PendingUpload,
+    SavedProfile,
+)
 from chromaline.gateway.orphans import original_key
+from chromaline.gateway.retention import saved_profile_blobs
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.uploads import (
     SNIFF_BYTES,
@@ -463,7 +473,7 @@ def build_router(
         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
-        query = select(Job).where(Job.organisation_id == principal.organisation_id)
+        query = select(Job).where(Job.organisation_id == principal.organisation_id, Job.state != DELETED)
         if since:
             query = query.where(Job.created_at >= datetime.combine(since, time.min, UTC))
         if until:
@@ -499,9 +509,7 @@ def build_router(
     async def load_job(job_id: uuid.UUID, organisation_id: str) -> Job:
         async with runtime.session() as session:
             job = await session.get(Job, job_id)
-        if job is None or job.organisation_id != organisation_id:
-            raise ApiError(404, "job_not_found", f"no job {job_id}")
-        return job
+        return visible_job(job, job_id, organisation_id)
 
     async def load_batch(batch_id: uuid.UUID, organisation_id: str) -> dict[str, Any]:
         async with runtime.session() as session:
@@ -518,6 +526,36 @@ def build_router(
     @router.get("/jobs/{job_id}", summary="One job's state and results")
     async def get_job(job_id: uuid.UUID, principal: CurrentPrincipal) -> dict[str, Any]:
         return job_view(await load_job(job_id, principal.organisation_id))
+
+    @router.delete(
+        "/jobs/{job_id}",
+        status_code=202,
+        summary="Delete a job, its files and everything derived from it, in every service",
+    )
+    async def delete_job(job_id: uuid.UUID, principal: CurrentPrincipal) -> dict[str, Any]:
+        """The gateway deletes the original and keeps a tombstone at once (the job answers 404
+        from now on); the other services delete what they stored on hearing ``job.expired``
+        (``reason: deleted_on_request``), hence 202. A profile saved from the job stays until it
+        is deleted itself."""
+        now = datetime.now(UTC)
+        async with runtime.session() as session, session.begin():
+            job = visible_job(
+                await job_service.get_job(session, job_id, for_update=True), job_id, principal.organisation_id
+            )
+            if job.original:
+                await runtime.blobs.delete(job.original["bucket"], job.original["key"])
+            kept = await saved_profile_blobs(session, [job.id])
+            await job_service.delete_job_on_request(
+                session,
+                job,
+                deleted_by=uuid.UUID(principal.user_id),
+                api_key_id=uuid.UUID(principal.api_key_id) if principal.api_key_id else None,
+                kept=kept.get(job.id, []),
+                now=now,
+            )
+            await session.execute(delete(Notification).where(Notification.job_id == job.id))
+        log.info("job.deleted_on_request", audit=True, job_id=str(job_id), user_id=principal.user_id)
+        return {"id": str(job_id), "state": DELETED, "deleted_at": now.isoformat()}
 
     @router.get("/batches/{batch_id}", summary="A batch with per-file progress")
     async def get_batch(batch_id: uuid.UUID, principal: CurrentPrincipal) -> dict[str, Any]:
@@ -718,7 +756,7 @@ def build_router(
         "/stats", summary="Jobs per state, detection rate, ΔE before/after, stage latency, queue depths"
     )
     async def stats(principal: CurrentPrincipal) -> dict[str, Any]:
-        own = Job.organisation_id == principal.organisation_id
+        own = and_(Job.organisation_id == principal.organisation_id, Job.state != DELETED)
         async with runtime.session() as session:
             counts = await session.execute(select(Job.state, func.count()).where(own).group_by(Job.state))
             states = {state: count for state, count in counts}
@@ -784,6 +822,13 @@ def build_router(
         return {"replayed": letter_id, "queue": queue}
 
     return router
+
+
+def visible_job(job: Job | None, job_id: uuid.UUID, organisation_id: str) -> Job:
+    """The job when the caller's organisation may see it: not another's, not deleted (404 both)."""
+    if job is None or job.organisation_id != organisation_id or job.state == DELETED:
+        raise ApiError(404, "job_not_found", f"no job {job_id}")
+    return job
 
 
 def refuse_expired(job: Job) -> None:

@@ -27,7 +27,7 @@ from chromaline.common.events.contracts import (
 )
 from chromaline.common.events.envelope import make_envelope
 from chromaline.common.outbox import add_to_outbox
-from chromaline.gateway.models import TERMINAL_STATES, Batch, Job
+from chromaline.gateway.models import DELETED, TERMINAL_STATES, Batch, Job
 
 PRODUCER = "gateway"
 _RANK = {"queued": 0, "detecting": 1, "correcting": 2, "reporting": 3, "done": 4, "failed": 4}
@@ -178,22 +178,52 @@ async def expire_job(
     (which the caller has deleted) and its results are forgotten. The services that wrote the
     results delete them on hearing the event.
     """
+    return await _forget(
+        session, job, "expired", kept, now, reason="retention", retention_days=retention_days, cutoff=cutoff
+    )
+
+
+async def delete_job_on_request(
+    session: AsyncSession,
+    job: Job,
+    *,
+    deleted_by: uuid.UUID,
+    api_key_id: uuid.UUID | None,
+    kept: list[BlobRef],
+    now: datetime,
+) -> JobExpired:
+    """Turn a job, ended or still in flight, into a deleted tombstone and announce ``job.expired``
+    (reason ``deleted_on_request``), in the caller's transaction; the caller has deleted the original."""
+    return await _forget(
+        session,
+        job,
+        DELETED,
+        kept,
+        now,
+        reason="deleted_on_request",
+        deleted_by=deleted_by,
+        api_key_id=api_key_id,
+    )
+
+
+async def _forget(
+    session: AsyncSession, job: Job, state: str, kept: list[BlobRef], now: datetime, **why: Any
+) -> JobExpired:
     event = JobExpired(
         job_id=job.id,
         organisation_id=job.organisation_id,
         filename=job.filename,
-        retention_days=retention_days,
-        cutoff=cutoff,
         expired_at=now,
         original=BlobRef.model_validate(job.original) if job.original else None,
         results={name: BlobRef.model_validate(ref) for name, ref in job.results.items()},
         kept=kept,
+        **why,
     )
-    job.state = "expired"
+    job.state = state
     job.expired_at = now
     job.original = {}
     job.results = {}
-    job.stage_times = {**job.stage_times, "expired": now.isoformat()}
+    job.stage_times = {**job.stage_times, state: now.isoformat()}
     await add_to_outbox(session, make_envelope(PRODUCER, str(job.id), event))
     return event
 

@@ -14,12 +14,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ENDED_STATES = ("done", "failed")
 """A job's outcome; after its organisation's retention period an ended job expires."""
-TERMINAL_STATES = (*ENDED_STATES, "expired")
+TERMINAL_STATES = (*ENDED_STATES, "expired", "deleted")
 """No event moves a job out of these."""
+DELETED = "deleted"
+"""A job deleted on request: its files are gone and the API answers 404 for it, as for no job."""
 RUNNING_STATES = ("queued", "detecting", "correcting", "reporting")
 """A stage in progress; the watchdog fails a job that stays in one past its deadline."""
 JobState = Literal["queued", "detecting", "correcting", "reporting", "done", "failed", "expired"]
 STATES: tuple[str, ...] = get_args(JobState)
+"""The states the API shows (a deleted job is shown as no job at all)."""
 
 
 class Base(DeclarativeBase):
@@ -72,7 +75,8 @@ class Job(Base):
     """When the job was created or last moved forward: the watchdog's deadlines count from here."""
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    """When its files were deleted; the row stays as the job's tombstone."""
+    """When its files were deleted (after retention, or on request); the row stays as the job's
+    tombstone, so events still in flight for it change nothing."""
 
 
 class OrganisationRetention(Base):

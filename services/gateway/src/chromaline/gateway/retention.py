@@ -72,7 +72,7 @@ def _settings(runtime: ServiceRuntime) -> GatewaySettings:
     return settings
 
 
-async def _saved_profile_blobs(
+async def saved_profile_blobs(
     session: AsyncSession, job_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[BlobRef]]:
     """Per job, the result blobs a saved profile uses: they outlive the job."""
@@ -113,7 +113,7 @@ async def _expire_batch(
         rows = (await session.execute(due)).all()
         if not rows:
             return None
-        kept = await _saved_profile_blobs(session, [job.id for job, _ in rows])
+        kept = await saved_profile_blobs(session, [job.id for job, _ in rows])
         for job, period in rows:
             try:
                 if job.original:

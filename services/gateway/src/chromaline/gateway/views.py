@@ -30,6 +30,7 @@ PROGRESS = {
     "done": 1.0,
     "failed": 1.0,
     "expired": 1.0,
+    "deleted": 1.0,
 }
 
 

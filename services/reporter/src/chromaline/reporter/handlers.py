@@ -21,6 +21,7 @@ from chromaline.common.events.contracts import (
     parse_data,
 )
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
+from chromaline.common.forgotten_jobs import forgotten_now, job_transaction
 from chromaline.common.logging import get_logger
 from chromaline.common.measurements import Measurements
 from chromaline.common.metrics import stage
@@ -70,6 +71,8 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
     except (UnknownEventError, ValidationError) as error:
         raise PermanentError(f"invalid image.corrected: {error}") from error
     assert isinstance(event, ImageCorrected)
+    if await forgotten_now(runtime, event.job_id):
+        return
     started = time.perf_counter()
     blobs = runtime.blobs
     if event.measurements is not None:
@@ -103,30 +106,37 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
         rendered = await asyncio.to_thread(render_report, measurements, original, corrected)
     prefix = f"{event.job_id}"
     refs = {}
-    with stage(NAME, "store"):
-        for kind, content_type in REPORT_TYPES:
-            key = report_key(event.job_id, kind)
-            await blobs.put_bytes(buckets.REPORTS, key, getattr(rendered, kind), content_type=content_type)
-            refs[kind] = BlobRef(bucket=buckets.REPORTS, key=key)
-        figures = {}
-        for name, svg in rendered.figures.items():
-            key = figure_key(event.job_id, name)
-            await blobs.put_bytes(buckets.REPORTS, key, svg, content_type="image/svg+xml")
-            figures[name] = BlobRef(bucket=buckets.REPORTS, key=key)
-        thumbnail = BlobRef(bucket=buckets.REPORTS, key=thumbnail_key(event.job_id))
-        await blobs.put_bytes(thumbnail.bucket, thumbnail.key, rendered.thumbnail, content_type="image/jpeg")
-    ready = ReportReady(
-        job_id=event.job_id,
-        report_json=refs["json"],
-        report_html=refs["html"],
-        report_pdf=refs["pdf"],
-        rating=event.rating,
-        figures=figures,
-        thumbnail=thumbnail,
-    )
-    async with runtime.session() as session, session.begin():
+    async with job_transaction(runtime, event.job_id) as session:
+        if session is None:
+            log.info("reporter.forgotten_job_skipped", job_id=str(event.job_id))
+            return
         if not await inbox.claim(session, envelope.event_id, NAME):
             return
+        with stage(NAME, "store"):
+            for kind, content_type in REPORT_TYPES:
+                key = report_key(event.job_id, kind)
+                await blobs.put_bytes(
+                    buckets.REPORTS, key, getattr(rendered, kind), content_type=content_type
+                )
+                refs[kind] = BlobRef(bucket=buckets.REPORTS, key=key)
+            figures = {}
+            for name, svg in rendered.figures.items():
+                key = figure_key(event.job_id, name)
+                await blobs.put_bytes(buckets.REPORTS, key, svg, content_type="image/svg+xml")
+                figures[name] = BlobRef(bucket=buckets.REPORTS, key=key)
+            thumbnail = BlobRef(bucket=buckets.REPORTS, key=thumbnail_key(event.job_id))
+            await blobs.put_bytes(
+                thumbnail.bucket, thumbnail.key, rendered.thumbnail, content_type="image/jpeg"
+            )
+        ready = ReportReady(
+            job_id=event.job_id,
+            report_json=refs["json"],
+            report_html=refs["html"],
+            report_pdf=refs["pdf"],
+            rating=event.rating,
+            figures=figures,
+            thumbnail=thumbnail,
+        )
         await session.merge(
             Report(
                 job_id=event.job_id, prefix=prefix, rating=event.rating, seconds=time.perf_counter() - started

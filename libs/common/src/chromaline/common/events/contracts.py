@@ -217,19 +217,36 @@ class OrganisationRetentionChanged(Contract):
     changed_at: datetime = Field(description="When the change was made; consumers keep the latest.")
 
 
-class JobExpired(Contract):
-    """A job outlived its organisation's retention period: its files are deleted, its record stays.
+ForgetReason = Literal["retention", "deleted_on_request"]
 
-    The gateway has deleted the original and keeps the job as a tombstone (state ``expired``);
-    every service that stored something for the job deletes it on hearing this event.
+
+class JobExpired(Contract):
+    """A job's files and derived data are to be deleted in every service; the gateway keeps its record.
+
+    Sent when the job outlived its organisation's retention period (``reason: retention``, state
+    ``expired``) or when a member deleted it (``reason: deleted_on_request``, state ``deleted``,
+    possibly while it was still being processed). The gateway has deleted the original; every
+    service that stored something for the job deletes it on hearing this event, and a worker
+    remembers the job as forgotten so that work still in flight for it stores nothing afterwards.
     """
 
     job_id: uuid.UUID
     organisation_id: str | None = None
     filename: str = Field(max_length=255)
-    retention_days: int = Field(ge=1, le=RETENTION_DAYS_MAX)
-    cutoff: datetime = Field(description="Jobs that ended before this instant expired.")
-    expired_at: datetime
+    reason: ForgetReason = "retention"
+    retention_days: int | None = Field(
+        default=None, ge=1, le=RETENTION_DAYS_MAX, description="With reason retention: the period."
+    )
+    cutoff: datetime | None = Field(
+        default=None, description="With reason retention: jobs that ended before this instant expired."
+    )
+    deleted_by: uuid.UUID | None = Field(
+        default=None, description="With reason deleted_on_request: the user who deleted the job."
+    )
+    api_key_id: uuid.UUID | None = Field(
+        default=None, description="With reason deleted_on_request: the API key used, if one was."
+    )
+    expired_at: datetime = Field(description="When the gateway deleted the job's original.")
     original: BlobRef | None = Field(description="The uploaded photo, deleted by the gateway.")
     results: dict[str, BlobRef] = Field(
         default_factory=dict,
@@ -239,6 +256,14 @@ class JobExpired(Contract):
     kept: list[BlobRef] = Field(
         default_factory=list, description="Results a saved profile still uses; they outlive the job."
     )
+
+    @model_validator(mode="after")
+    def _says_why(self) -> JobExpired:
+        if self.reason == "retention" and (self.retention_days is None or self.cutoff is None):
+            raise ValueError("an expiry after retention names its retention_days and cutoff")
+        if self.reason == "deleted_on_request" and self.deleted_by is None:
+            raise ValueError("a deletion on request names who deleted the job (deleted_by)")
+        return self
 
 
 @dataclass(frozen=True)
@@ -269,7 +294,12 @@ EVENTS: tuple[EventSpec, ...] = (
         OrganisationRetentionChanged,
         "An organisation's retention period changed (internal).",
     ),
-    EventSpec("job.expired", 1, JobExpired, "A job's files are to be deleted; its record stays (internal)."),
+    EventSpec(
+        "job.expired",
+        1,
+        JobExpired,
+        "A job's files are to be deleted, after retention or on request; its record stays (internal).",
+    ),
 )
 _BY_KEY = {spec.routing_key: spec for spec in EVENTS}
 _BY_MODEL = {spec.model: spec for spec in EVENTS}

@@ -1,0 +1,93 @@
+"""``DELETE /api/v1/jobs/{id}``: once deleted a job is no job at all (404 everywhere, a second
+delete included), what the pipeline still sends for it changes nothing, and ``job.expired``
+says who deleted it and why."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from chromaline.common.events.contracts import BlobRef, ReportReady
+from chromaline.common.events.envelope import make_envelope
+from chromaline.gateway.handlers import on_pipeline_event
+
+from .conftest import World
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def _running_job(world: World) -> str:
+    job_id = world.new_job()
+    world.sql("UPDATE gateway.jobs SET state = 'reporting' WHERE id = CAST(:id AS uuid)", id=job_id)
+    world.sql(
+        "INSERT INTO gateway.notifications (id, user_id, organisation_id, kind, job_id, title, body) "
+        "VALUES (:id, 'someone', :org, 'job_finished', CAST(:job AS uuid), 'gone.png', 'gone.png is done')",
+        id=str(uuid.uuid4()),
+        org=world.organisation,
+        job=job_id,
+    )
+    return job_id
+
+
+def test_a_job_deleted_in_flight_stays_deleted_and_is_announced(world: World) -> None:
+    job_id = _running_job(world)
+    member = world.callers["member"]
+    with world.client() as client:
+        deleted = client.delete(f"/api/v1/jobs/{job_id}", headers=member.headers)
+        assert deleted.status_code == 202, deleted.text
+
+        report = BlobRef(bucket="chromaline-reports", key=f"{job_id}/report.pdf")
+        late = ReportReady(
+            job_id=uuid.UUID(job_id), report_json=report, report_html=report, report_pdf=report
+        )
+        world.server.run(
+            on_pipeline_event(world.standalone.runtimes["gateway"], make_envelope("reporter", job_id, late))
+        )
+
+        for method, path in (
+            ("DELETE", f"/api/v1/jobs/{job_id}"),
+            ("GET", f"/api/v1/jobs/{job_id}"),
+            ("GET", f"/api/v1/jobs/{job_id}/files/report.pdf"),
+        ):
+            response = client.request(method, path, headers=member.headers)
+            assert (response.status_code, response.json()["code"]) == (404, "job_not_found"), path
+        listed = client.get("/api/v1/jobs", headers=member.headers).json()["items"]
+        assert job_id not in [item["id"] for item in listed]
+
+    assert world.sql("SELECT state, results FROM gateway.jobs WHERE id = CAST(:id AS uuid)", id=job_id) == [
+        ("deleted", {})
+    ]
+    assert world.sql(
+        "SELECT count(*) FROM gateway.notifications WHERE job_id = CAST(:id AS uuid)", id=job_id
+    ) == [(0,)]
+    [(payload,)] = world.sql(
+        "SELECT payload FROM gateway.outbox WHERE routing_key = 'job.expired' AND payload->>'subject' = :id",
+        id=job_id,
+    )
+    data = payload["data"]
+    member_id = world.sql(
+        "SELECT user_id FROM auth.memberships WHERE organisation_id = CAST(:org AS uuid) AND role = 'member'",
+        org=world.organisation,
+    )[0][0]
+    assert (data["reason"], data["deleted_by"], data["api_key_id"]) == (
+        "deleted_on_request",
+        str(member_id),
+        None,
+    )
+    assert data["original"] == {"bucket": "chromaline-originals", "key": f"nowhere/{job_id}.png"}
+    assert json.dumps(data["results"]) == "{}"
+
+
+def test_an_api_key_deleting_a_job_is_named(world: World) -> None:
+    job_id = world.new_job()
+    with world.client() as client:
+        deleted = client.delete(f"/api/v1/jobs/{job_id}", headers=world.callers["key_admin"].headers)
+        assert deleted.status_code == 202, deleted.text
+    [(payload,)] = world.sql(
+        "SELECT payload FROM gateway.outbox WHERE routing_key = 'job.expired' AND payload->>'subject' = :id",
+        id=job_id,
+    )
+    [(key_id,)] = world.sql("SELECT id FROM auth.api_keys WHERE name = 'admin'")
+    assert payload["data"]["api_key_id"] == str(key_id)
