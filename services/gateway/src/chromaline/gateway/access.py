@@ -27,7 +27,7 @@ from starlette.requests import HTTPConnection
 
 from chromaline.common.logging import get_logger
 from chromaline.common.problems import ApiError
-from chromaline.gateway.rate_limit import TokenBuckets, retry_after_header
+from chromaline.gateway.rate_limit import UploadBuckets, retry_after_header
 from chromaline.gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
@@ -257,7 +257,7 @@ class Access:
     """What :func:`authorize` needs, kept on ``app.state.access``."""
 
     authenticator: Authenticator
-    uploads: TokenBuckets
+    uploads: UploadBuckets
     metrics_token: str | None = None
     """When set, ``/metrics`` answers only ``Authorization: Bearer <metrics_token>``."""
 
@@ -298,7 +298,7 @@ async def authorize(connection: HTTPConnection) -> Principal:
     if not principal.may(rule):
         raise _refuse(connection, 403, "forbidden", f"{rule} access needs another role or key scope")
     if rule == "upload":
-        wait = access.uploads.take(principal.rate_limit_key)
+        wait = await access.uploads.take(principal.rate_limit_key)
         if wait > 0:
             raise ApiError(
                 429,

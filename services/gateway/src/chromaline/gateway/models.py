@@ -188,3 +188,15 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UploadBucket(Base):
+    """One user's or API key's upload token bucket, shared by every replica (see ``rate_limit``)."""
+
+    __tablename__ = "upload_buckets"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    """Whether the last take was granted (read back by the take that wrote it)."""
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

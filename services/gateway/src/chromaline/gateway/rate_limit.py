@@ -1,56 +1,82 @@
-"""Token buckets limiting how fast each user or API key starts uploads.
+"""Token buckets limiting how fast each user or API key starts uploads, kept in the gateway's
+database so that every replica takes from the same bucket.
 
-The buckets live in this process: with several gateway replicas each allows the full rate, so
-the effective limit is the rate times the replicas behind the load balancer. That is accepted
-here because the limit guards against runaway clients, not against a determined attacker, who
-is bounded by the upload size and file-count limits anyway.
+One statement takes a token: an upsert that refills the bucket for the time elapsed since it was
+last touched, by the database's clock (``statement_timestamp()``, the same for every replica and
+for the whole statement), and takes one token when there is one. Concurrent takes of one bucket
+are serialised by the row's lock, so a burst spread over replicas is granted at most ``burst``
+times. A bucket that has refilled completely is as good as none: the pruner deletes those rows.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
-MAX_BUCKETS = 100_000
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from chromaline.common.logging import get_logger
+from chromaline.common.periodic import run_periodically
+from chromaline.common.runtime import ServiceRuntime
+from chromaline.gateway.models import UploadBucket
+from chromaline.gateway.settings import GatewaySettings
+
+log = get_logger(__name__)
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-class TokenBuckets:
-    def __init__(
-        self, rate_per_second: float, burst: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+class UploadBuckets:
+    def __init__(self, runtime: ServiceRuntime, rate_per_second: float, burst: int) -> None:
+        self._runtime = runtime
         self._rate = rate_per_second
         self._burst = float(burst)
-        self._clock = clock
-        self._buckets: dict[str, _Bucket] = {}
 
-    def take(self, key: str) -> float:
+    async def take(self, key: str) -> float:
         """Take one token from ``key``'s bucket: 0 when granted, else the seconds until one is there."""
-        now = self._clock()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) >= MAX_BUCKETS:
-                self._forget_full(now)
-            bucket = self._buckets[key] = _Bucket(self._burst, now)
-        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
-        bucket.updated = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / self._rate
+        now = sa.func.statement_timestamp()
+        table = UploadBucket.__table__
+        elapsed = sa.extract("epoch", now - table.c.updated_at)
+        refilled = sa.func.least(self._burst, table.c.tokens + elapsed * self._rate)
+        first = insert(UploadBucket).values(key=key, tokens=self._burst - 1, granted=True, updated_at=now)
+        statement = first.on_conflict_do_update(
+            index_elements=[UploadBucket.key],
+            set_={
+                "tokens": sa.case((refilled >= 1, refilled - 1), else_=refilled),
+                "granted": refilled >= 1,
+                "updated_at": now,
+            },
+        ).returning(UploadBucket.tokens, UploadBucket.granted)
+        async with self._runtime.session() as session, session.begin():
+            tokens, granted = (await session.execute(statement)).one()
+        return 0.0 if granted else (1 - tokens) / self._rate
 
-    def _forget_full(self, now: float) -> None:
-        """Drop the buckets that have refilled: forgetting them changes nothing."""
-        full_after = self._burst / self._rate
-        for key in [key for key, bucket in self._buckets.items() if now - bucket.updated >= full_after]:
-            del self._buckets[key]
+    async def forget_full(self) -> int:
+        """Delete the buckets that have refilled completely (forgetting them changes nothing)."""
+        full_after = sa.func.make_interval(0, 0, 0, 0, 0, 0, self._burst / self._rate)
+        async with self._runtime.session() as session, session.begin():
+            deleted = await session.execute(
+                sa.delete(UploadBucket).where(
+                    UploadBucket.updated_at < sa.func.statement_timestamp() - full_after
+                )
+            )
+        count = int(getattr(deleted, "rowcount", 0) or 0)
+        if count:
+            log.info("upload_buckets.pruned", count=count)
+        return count
+
+
+def upload_buckets(runtime: ServiceRuntime) -> UploadBuckets:
+    """The runtime's upload buckets, at the rate and burst of its settings."""
+    settings = runtime.settings
+    assert isinstance(settings, GatewaySettings)
+    return UploadBuckets(runtime, settings.upload_rate_per_minute / 60.0, settings.upload_burst)
+
+
+async def upload_bucket_pruner(runtime: ServiceRuntime) -> None:
+    """Delete full upload buckets every ``prune_interval_seconds``."""
+    buckets = upload_buckets(runtime)
+    await run_periodically(
+        "upload_buckets.prune", runtime.settings.prune_interval_seconds, buckets.forget_full
+    )
 
 
 def retry_after_header(seconds: float) -> str:

@@ -23,7 +23,7 @@ from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, on_r
 from chromaline.gateway.headers import SecurityHeaders
 from chromaline.gateway.notifications_api import build_notifications_router
 from chromaline.gateway.orphans import orphan_sweeper
-from chromaline.gateway.rate_limit import TokenBuckets
+from chromaline.gateway.rate_limit import upload_bucket_pruner, upload_buckets
 from chromaline.gateway.retention import retention_sweeper
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.web import mount_web
@@ -40,7 +40,7 @@ SPEC = ServiceSpec(
     },
     retry=RetryPolicy(max_attempts=8),
     prefetch=16,
-    background=(watchdog, deliver_webhooks, retention_sweeper, orphan_sweeper),
+    background=(watchdog, deliver_webhooks, retention_sweeper, orphan_sweeper, upload_bucket_pruner),
     idempotency_keys=True,
 )
 
@@ -84,7 +84,7 @@ def build_app(
     )
     app.state.access = Access(
         Authenticator(settings, client),
-        TokenBuckets(settings.upload_rate_per_minute / 60.0, settings.upload_burst),
+        upload_buckets(runtime),
         settings.metrics_token.get_secret_value() if settings.metrics_token else None,
     )
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes, unlimited=UPLOAD_ROUTES)
