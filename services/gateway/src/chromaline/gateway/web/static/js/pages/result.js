@@ -16,6 +16,7 @@ import {
   stateLabel,
 } from "../options.js";
 import { href, navigate } from "../router.js";
+import { currentMembership } from "../session.js";
 import { chartOverlay, comparison } from "../components/compare.js";
 import { cornerPicker } from "../components/corners.js";
 import { deltaChart, patchTable } from "../components/patches.js";
@@ -401,6 +402,23 @@ function expiredView(job) {
 
 const VIEWS = { done: doneView, failed: failedView, expired: expiredView };
 
+/** "Delete job" for members and above (a viewer may not delete, and does not see it): asks first,
+ * then deletes the job and all its files in every service and goes back to the history. */
+function deleteJobButton(job, status) {
+  if (currentMembership()?.role === "viewer") return null;
+  async function remove() {
+    if (!window.confirm(`Delete “${job.filename}” and all its files, results and reports? This cannot be undone.`)) return;
+    clear(status);
+    try {
+      await call(`jobs/${job.id}`, { method: "DELETE" });
+      navigate("/history");
+    } catch (error) {
+      status.append(notice("error", describe(error)));
+    }
+  }
+  return h("button", { type: "button", class: "danger", id: "delete-job", onclick: remove }, "Delete job");
+}
+
 export async function render(context) {
   const urls = [];
   context.onLeave(() => urls.forEach((url) => URL.revokeObjectURL(url)));
@@ -415,6 +433,8 @@ export async function render(context) {
     job.batch_id ? [" · ", h("a", { href: href(`/batches/${job.batch_id}`) }, "batch")] : null,
   );
   const body = h("div", { class: "result-body", id: "result-body" });
+  const deleteStatus = h("div", { id: "delete-status" });
+  const actions = h("p", { class: "job-actions" }, deleteJobButton(job, deleteStatus));
 
   async function fill(current) {
     clear(body).append(h("p", { class: "loading" }, "Loading the results…"));
@@ -440,5 +460,5 @@ export async function render(context) {
       }, (view) => TERMINAL.has(view.state)),
     );
   }
-  return [heading, meta, body];
+  return [heading, meta, actions, deleteStatus, body];
 }

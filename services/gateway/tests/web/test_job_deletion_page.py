@@ -1,0 +1,91 @@
+"""Deleting a job from its result page: asked first, then gone everywhere; a viewer has no button."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from .conftest import Account, wait_for_job
+
+Browse = Callable[[Account | None], Page]
+Screenshot = Callable[[Page, str], None]
+
+
+def _upload(account: Account, photo: Path) -> str:
+    with account.client() as client:
+        batch = client.post(
+            "/api/v1/jobs", files={"files": ("to-delete.jpg", photo.read_bytes(), "image/jpeg")}
+        )
+        job_id: str = batch.raise_for_status().json()["jobs"][0]["id"]
+        wait_for_job(client, job_id)
+    return job_id
+
+
+def _as_viewer(admin: Account, viewer: Account) -> str:
+    """Make ``viewer`` a viewer in the admin's organisation, with tokens that say so; its id."""
+    with admin.client() as client:
+        organisation = (
+            client.get("/api/v1/auth/me").raise_for_status().json()["memberships"][0]["organisation_id"]
+        )
+        client.post(
+            f"/api/v1/auth/organisations/{organisation}/members",
+            json={"email": viewer.email, "role": "viewer"},
+        ).raise_for_status()
+    assert viewer.tokens is not None
+    refreshed = httpx.post(
+        f"{viewer.base_url}/api/v1/auth/refresh",
+        json={"refresh_token": viewer.tokens["refresh_token"]},
+        timeout=30,
+    ).raise_for_status()
+    viewer.tokens = {key: refreshed.json()[key] for key in ("access_token", "refresh_token")}
+    return str(organisation)
+
+
+def test_a_viewer_sees_no_delete_button(
+    browse: Browse, account: Account, new_account: Callable[[str], Account], blank_photo: Path
+) -> None:
+    job_id = _upload(account, blank_photo)
+    viewer = new_account("vera")
+    organisation = _as_viewer(account, viewer)
+    page = browse(viewer)
+    page.add_init_script(
+        f"sessionStorage.setItem('chromaline.session.organisation', {json.dumps(organisation)});"
+    )
+    page.goto(f"/#/jobs/{job_id}")
+    expect(page.get_by_role("heading", name="to-delete.jpg")).to_be_visible()
+    expect(page.locator("#job-state")).to_have_text(re.compile("Failed|Done"))
+    expect(page.get_by_role("button", name="Delete job")).to_have_count(0)
+
+
+def test_a_member_deletes_a_job_after_confirming(
+    browse: Browse, account: Account, blank_photo: Path, screenshot: Screenshot
+) -> None:
+    job_id = _upload(account, blank_photo)
+    page = browse(account)
+    page.goto(f"/#/jobs/{job_id}")
+    delete = page.get_by_role("button", name="Delete job")
+    expect(delete).to_be_visible()
+    screenshot(page, "result-delete")
+
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    delete.click()
+    expect(page.locator("#job-state")).to_be_visible()
+    [question] = asked
+    assert "to-delete.jpg" in question
+    assert "cannot be undone" in question
+    with account.client() as client:
+        assert client.get(f"/api/v1/jobs/{job_id}").status_code == 200, "dismissing keeps the job"
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    delete.click()
+    page.wait_for_url(re.compile(r"#/history"))
+    with account.client() as client:
+        assert client.get(f"/api/v1/jobs/{job_id}").status_code == 404
+        listed = client.get("/api/v1/jobs").raise_for_status().json()["items"]
+    assert job_id not in [item["id"] for item in listed]
