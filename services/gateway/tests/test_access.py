@@ -28,8 +28,11 @@ from websockets.sync.client import connect
 
 from chromaline.auth.settings import AuthSettings
 from chromaline.cli.processes import free_port
+from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway.access import ROUTE_RULES, Permission
 from chromaline.gateway.rate_limit import UploadBuckets
+from chromaline.gateway.service import SPEC, build_app
+from chromaline.gateway.settings import GatewaySettings
 
 from .conftest import PASSWORD, Caller, World, bearer, png, register
 
@@ -720,3 +723,24 @@ def test_metrics_need_the_metrics_token_once_one_is_set(world: World) -> None:
     finally:
         access.metrics_token = None
     assert answers == {"none": 401, "admin": 401, "wrong": 401, "token": 200}
+
+
+def test_in_production_metrics_are_not_served_without_a_token(world: World) -> None:
+    access = world.app.state.access
+    access.metrics_without_token = False
+    try:
+        with world.client() as client:
+            refused = client.get("/metrics", headers=world.callers["admin"].headers)
+    finally:
+        access.metrics_without_token = True
+    assert (refused.status_code, refused.json()["code"]) == (404, "not_found")
+    assert "# HELP" not in refused.text
+
+
+def test_production_settings_close_metrics_without_a_token() -> None:
+    settings = GatewaySettings(environment="production", signing_secret="a real secret for this test only")
+    assert build_app(ServiceRuntime(SPEC, settings), settings).state.access.metrics_without_token is False
+    development = GatewaySettings()
+    assert (
+        build_app(ServiceRuntime(SPEC, development), development).state.access.metrics_without_token is True
+    )

@@ -260,6 +260,9 @@ class Access:
     uploads: UploadBuckets
     metrics_token: str | None = None
     """When set, ``/metrics`` answers only ``Authorization: Bearer <metrics_token>``."""
+    metrics_without_token: bool = True
+    """Whether ``/metrics`` answers anyone when no token is set (never in production: the public
+    port must not show the metrics of every organisation)."""
 
 
 def rule_for(connection: HTTPConnection) -> Permission | None:
@@ -283,7 +286,7 @@ async def authorize(connection: HTTPConnection) -> Principal:
         return ANONYMOUS
     access: Access = connection.app.state.access
     if rule == "metrics":
-        return _metrics_scraper(connection, access.metrics_token)
+        return _metrics_scraper(connection, access)
     try:
         principal = await access.authenticator.authenticate(connection)
     except Unauthenticated as error:
@@ -309,11 +312,14 @@ async def authorize(connection: HTTPConnection) -> Principal:
     return principal
 
 
-def _metrics_scraper(connection: HTTPConnection, token: str | None) -> Principal:
-    """Anyone when no metrics token is configured; otherwise only who presents it."""
-    if token is None or hmac.compare_digest(
-        connection.headers.get("authorization", "").encode(), f"Bearer {token}".encode()
-    ):
+def _metrics_scraper(connection: HTTPConnection, access: Access) -> Principal:
+    """Only who presents the metrics token; anyone when none is configured, outside production."""
+    token = access.metrics_token
+    if token is None:
+        if access.metrics_without_token:
+            return ANONYMOUS
+        raise ApiError(404, "not_found", "metrics are served only with a metrics token in production")
+    if hmac.compare_digest(connection.headers.get("authorization", "").encode(), f"Bearer {token}".encode()):
         return ANONYMOUS
     raise ApiError(401, "unauthenticated", "metrics need the metrics token: Authorization: Bearer <token>")
 

@@ -86,6 +86,7 @@ def build_app(
         Authenticator(settings, client),
         upload_buckets(runtime),
         settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+        metrics_without_token=settings.environment != "production",
     )
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes, unlimited=UPLOAD_ROUTES)
     if settings.security_headers:
