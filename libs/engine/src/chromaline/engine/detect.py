@@ -29,8 +29,14 @@ GRID_TYPES = frozenset({"digital_sg"})
 """Charts found by their patch lattice (``grid.py``): ``mcc``'s SG140 model misfits about a third of
 SG charts and takes seconds on each photo, the lattice finds them in well under a second."""
 AUTO_ORDER = ("digital_sg", "classic24", "aruco_classic24")
-MIN_PATCH_PX = 6.0
+MIN_PATCH_PX = 5.0
 """A chart whose patches are smaller than this (full resolution) cannot be measured."""
+SMALL_GRID_PX = 60.0
+"""A chart whose patch grid is shorter than this on its short side is refined and scored on an
+enlarged crop: on the 6-pixel patches of the annotated tobacco-leaf card, the edge walks at native
+resolution step over the one-pixel gaps (box error 6 % of the diagonal, grid regularity 0.40);
+enlarged three times, the same search lands within 3 % and finds 0.63 of the edges in place."""
+MAX_ENLARGEMENT = 4
 CLIPPED_LINEAR = 0.85
 """A patch this bright in every sample is washed out; a well exposed chart has only a few."""
 BLACK_LINEAR = 0.002
@@ -685,19 +691,38 @@ class _Search:
             self.best_candidate = detection
 
 
+def _enlargement(corners: NDArray[np.float64]) -> int:
+    """How many times to enlarge the photo around a chart whose grid is under :data:`SMALL_GRID_PX`."""
+    sides = np.linalg.norm(corners - np.roll(corners, -1, axis=0), axis=1)
+    short_side = float(sides.min())
+    if short_side >= SMALL_GRID_PX:
+        return 1
+    return int(min(MAX_ENLARGEMENT, np.ceil(SMALL_GRID_PX / max(short_side, 1.0))))
+
+
 def _examine(rgb: NDArray[np.uint8], chart_type: str, coarse: NDArray[np.float64], search: _Search) -> None:
     """Refine, orient and score one approximate box; report it when it is confidently the chart,
     offer it as a candidate when it only resembles it."""
     if _patch_size_px(chart_type, coarse) < MIN_PATCH_PX:
         search.too_small = True
         return
-    refined = refine_corners(rgb, chart_type, coarse)
-    if not _is_clockwise(refined) or _patch_size_px(chart_type, refined) < MIN_PATCH_PX:
-        refined = coarse
-    oriented, agreement = orient_corners(rgb, chart_type, refined)
+    scale = _enlargement(coarse)
+    if scale > 1:
+        crop, offset = _crop_around(rgb, coarse)
+        view = np.asarray(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC), np.uint8)
+        origin = offset - (scale - 1) / (2 * scale)
+    else:
+        view, origin = rgb, np.zeros(2)
+    local = (coarse - origin) * scale
+    refined = refine_corners(view, chart_type, local)
+    if not _is_clockwise(refined) or _patch_size_px(chart_type, refined) < MIN_PATCH_PX * scale:
+        refined = local
+    oriented, agreement = orient_corners(view, chart_type, refined)
+    regularity = grid_regularity(view, chart_type, oriented)
+    oriented = oriented / scale + origin
     if agreement < MIN_AGREEMENT or _overlaps(oriented, search.found):
         return
-    confidence = detection_confidence(agreement, grid_regularity(rgb, chart_type, oriented))
+    confidence = detection_confidence(agreement, regularity)
     detection = ChartDetection(chart_type, oriented, confidence, orientation_of(oriented))
     if confidence >= MIN_CONFIDENCE:
         search.found.append(detection)
