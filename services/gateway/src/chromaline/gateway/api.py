@@ -733,7 +733,10 @@ def build_router(
             not_found = (
                 await session.execute(
                     select(func.count()).where(
-                        own, Job.reason.in_(("no_chart", "chart_too_small", "overexposed", "underexposed"))
+                        own,
+                        Job.reason.in_(
+                            ("no_chart", "chart_too_small", "overexposed", "underexposed", "unknown_chart")
+                        ),
                     )
                 )
             ).scalar_one()

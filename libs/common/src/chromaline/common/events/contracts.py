@@ -124,7 +124,13 @@ class ChartNotFound(Contract):
     job_id: uuid.UUID
     original: BlobRef
     reason: Literal[
-        "no_chart", "chart_too_small", "overexposed", "underexposed", "unsupported_chart", "low_confidence"
+        "no_chart",
+        "chart_too_small",
+        "overexposed",
+        "underexposed",
+        "unsupported_chart",
+        "low_confidence",
+        "unknown_chart",
     ]
     message: str
     candidate: ChartCandidate | None = Field(

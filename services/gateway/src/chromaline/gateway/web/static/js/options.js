@@ -75,6 +75,7 @@ export const REASONS = {
   overexposed: "The chart is overexposed: its light patches are clipped.",
   underexposed: "The chart is underexposed: its dark patches are lost in noise.",
   unsupported_chart: "This kind of chart is not supported.",
+  unknown_chart: "The card in the photo is not a supported chart: its colours are another card's.",
 };
 
 export const MANUAL_CORNER_REASONS = new Set(["no_chart", "chart_too_small"]);
