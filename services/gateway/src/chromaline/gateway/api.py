@@ -98,6 +98,7 @@ def build_router(
         profile_id: uuid.UUID | None,
         corners: str | None,
         output_space: str = "srgb",
+        guideline: str | None = None,
     ) -> JobOptions:
         raw: dict[str, Any] = {
             "chart_type": chart_type,
@@ -106,6 +107,7 @@ def build_router(
             "output_format": output_format,
             "bit_depth": bit_depth,
             "output_space": output_space,
+            "guideline": guideline,
         }
         if corners:
             try:
@@ -145,6 +147,9 @@ def build_router(
         profile_id: Annotated[uuid.UUID | None, Form()] = None,
         corners: Annotated[str | None, Form(max_length=CORNERS_MAX_CHARS)] = None,
         output_space: Annotated[str, Form()] = "srgb",
+        guideline: Annotated[
+            str | None, Form(description="Rating guideline; left out, the organisation's setting")
+        ] = None,
     ) -> dict[str, Any]:
         options = await resolve_options(
             principal.organisation_id,
@@ -156,6 +161,7 @@ def build_router(
             profile_id,
             corners,
             output_space,
+            guideline,
         )
         if len(files) > settings.max_files_per_batch:
             raise ApiError(
@@ -264,6 +270,7 @@ def build_router(
         bit_depth: int = 8,
         profile_id: uuid.UUID | None = None,
         output_space: str = "srgb",
+        guideline: str | None = None,
     ) -> dict[str, Any]:
         name = safe_member_name(filename)
         options = await resolve_options(
@@ -276,6 +283,7 @@ def build_router(
             profile_id,
             None,
             output_space,
+            guideline,
         )
         declared = int(request.headers.get("content-length") or 0)
         if declared > settings.max_upload_bytes:
