@@ -35,6 +35,12 @@ export const OUTPUT_SPACES = [
   ["prophoto", "ProPhoto RGB (16-bit TIFF or PNG)"],
 ];
 
+/** The rating guidelines the engine rates against (no others: see docs/colour-engine.md). */
+export const GUIDELINES = [
+  ["fadgi2016", "FADGI 2016 (stars)"],
+  ["metamorfoze2", "Metamorfoze 2.0 (Full, Light)"],
+];
+
 export const BIT_DEPTHS = [
   ["8", "8 bits per channel"],
   ["16", "16 bits per channel (PNG or TIFF)"],
