@@ -115,6 +115,12 @@ def _put_preferences(world: World, client: httpx.Client, caller: Caller) -> http
     return client.put("/api/v1/notifications/preferences", json={"in_app": True}, headers=caller.headers)
 
 
+def _put_organisation_settings(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.put(
+        "/api/v1/organisation/settings", json={"guideline": "fadgi2016"}, headers=caller.headers
+    )
+
+
 def _create_webhook(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
     return client.post(
         "/api/v1/webhooks", json={"url": f"http://127.0.0.1:{free_port()}/hook"}, headers=caller.headers
@@ -170,6 +176,8 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/api/v1/notifications/read-all"): Probe(_post("/api/v1/notifications/read-all"), 200),
     ("GET", "/api/v1/notifications/preferences"): Probe(_get("/api/v1/notifications/preferences"), 200),
     ("PUT", "/api/v1/notifications/preferences"): Probe(_put_preferences, 200),
+    ("GET", "/api/v1/organisation/settings"): Probe(_get("/api/v1/organisation/settings"), 200),
+    ("PUT", "/api/v1/organisation/settings"): Probe(_put_organisation_settings, 200),
     ("GET", "/api/v1/webhooks"): Probe(_get("/api/v1/webhooks"), 200),
     ("POST", "/api/v1/webhooks"): Probe(_create_webhook, 201),
     ("DELETE", "/api/v1/webhooks/{webhook_id}"): Probe(_delete_webhook, 204, outsider=404),
@@ -206,6 +214,7 @@ ADMITTED: dict[Permission, frozenset[str]] = {
     "read": frozenset(CALLERS) - {"anonymous"},
     "upload": frozenset({"outsider", "platform", "member", "operator", "admin", "key_upload", "key_admin"}),
     "write": frozenset({"outsider", "platform", "member", "operator", "admin", "key_admin"}),
+    "admin": frozenset({"outsider", "platform", "admin", "key_admin"}),
     "platform": frozenset({"platform"}),
 }
 """The policy, stated apart from the code: who each kind of rule lets in (metrics as the world

@@ -197,7 +197,7 @@ def test_json_round_trips_to_the_same_measurements(
     document = parse_report_json(rendered.json)
     assert document.measurements == measurements
     assert document.report.generated_at == GENERATED_AT
-    assert document.report.rating_guideline == "FADGI"
+    assert document.report.rating_guideline == "FADGI 2016"
     assert document.report.rating_thresholds == {"3 star": 4.0}
     assert document.report.chromaline_version
 
@@ -416,3 +416,20 @@ def test_the_list_thumbnail_is_small(rendered: RenderedReport) -> None:
     thumbnail = cv2.imdecode(np.frombuffer(rendered.thumbnail, dtype=np.uint8), cv2.IMREAD_COLOR)
     assert thumbnail is not None
     assert max(thumbnail.shape[:2]) == 160
+
+
+def test_the_report_leads_with_the_guideline_the_measurements_were_rated_against(
+    measurements: Measurements, photos: tuple[bytes, bytes]
+) -> None:
+    metamorfoze = measurements.model_copy(
+        update={
+            "rating_before": "Metamorfoze 2.0 below Light",
+            "rating_after": "Metamorfoze 2.0 Full",
+            "rating_guideline": "Metamorfoze 2.0",
+        }
+    )
+    rendered = render_report(metamorfoze, *photos, generated_at=GENERATED_AT)
+    html = rendered.html.decode("utf-8")
+    assert parse_report_json(rendered.json).report.rating_guideline == "Metamorfoze 2.0"
+    assert "<dt>Rated against</dt><dd>Metamorfoze 2.0</dd>" in html
+    assert html.index("Metamorfoze 2.0") < html.index("File name")

@@ -89,5 +89,8 @@ class Measurements(Document):
     cross_validated_delta_e2000: float | None
     rating_before: str | None
     rating_after: str | None
+    rating_guideline: str | None = Field(
+        default=None, description="The guideline the ratings are against (e.g. FADGI 2016)."
+    )
     timings_ms: dict[str, float] = {}
     warnings: list[ResultWarning] = []

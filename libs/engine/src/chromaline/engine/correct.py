@@ -733,6 +733,7 @@ def measurements_document(
         cross_validated_delta_e2000=cross_validated_delta_e2000,
         rating_before=str(rate(report.before["CIE 2000"], guideline)) if report else None,
         rating_after=str(rate(report.after["CIE 2000"], guideline)) if report else None,
+        rating_guideline=guideline.name,
         timings_ms=dict(timings or {}),
         warnings=warnings,
     )

@@ -26,6 +26,7 @@ from chromaline.common.events.contracts import (
     DeltaESummary,
     ImageCorrected,
     ImageUploaded,
+    JobOptions,
     ProcessingFailed,
     UnknownEventError,
     parse_data,
@@ -50,6 +51,7 @@ from chromaline.engine.correct import (
 from chromaline.engine.encode import EXTENSIONS, EncodedImage, EncodeError, embedded_profile, encode_image
 from chromaline.engine.image_io import UnsupportedImageError, decode_image
 from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
+from chromaline.engine.rating import DEFAULT_GUIDELINE, Guideline, guideline_named
 
 NAME = "corrector"
 PROFILE_FILE = "profile.json"
@@ -77,6 +79,11 @@ class Corrected:
     profile: Profile
     measurements: Measurements
     method: str
+
+
+def rating_guideline(options: JobOptions) -> Guideline:
+    """The guideline a job's report leads with (the gateway fills in the organisation's choice)."""
+    return DEFAULT_GUIDELINE if options.guideline is None else guideline_named(options.guideline)
 
 
 def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSettings) -> Corrected:
@@ -110,6 +117,7 @@ def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSetti
         corners=event.corners,
         cross_validated_delta_e2000=fit.cross_validation.cross_validated_mean,
         job_id=event.job_id,
+        guideline=rating_guideline(options),
     )
     return Corrected(encoded, fit.profile(filename, image), document, fit.correction.spec.label)
 
@@ -127,6 +135,7 @@ def correct_with_profile(data: bytes, event: ImageUploaded, profile: Profile) ->
         bit_depth=options.bit_depth,
         source_filename=event.filename,
         output_space=options.output_space,
+        guideline=rating_guideline(options),
     )
     observe_stage_times(NAME, result.timings)
     return Corrected(

@@ -32,7 +32,7 @@ from chromaline.gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
 
-Permission = Literal["public", "metrics", "read", "upload", "write", "platform"]
+Permission = Literal["public", "metrics", "read", "upload", "write", "admin", "platform"]
 ROLES = ("viewer", "member", "operator", "admin")
 API_KEY_MARK = "clk_"
 ALGORITHM = "EdDSA"
@@ -45,6 +45,7 @@ NEEDS: dict[Permission, tuple[str, frozenset[str]]] = {
     "read": ("viewer", frozenset({"read", "upload", "admin"})),
     "upload": ("member", frozenset({"upload", "admin"})),
     "write": ("member", frozenset({"admin"})),
+    "admin": ("admin", frozenset({"admin"})),
 }
 """Per permission: the least organisation role, and the API-key scopes that grant it (with that role).
 ``platform`` is apart: only a platform operator's access token grants it, whatever the role."""
@@ -84,6 +85,8 @@ ROUTE_RULES: dict[tuple[str, str], Permission] = {
     ("DELETE", "/api/v1/webhooks/{webhook_id}"): "write",
     ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): "write",
     ("POST", "/api/v1/webhooks/{webhook_id}/test"): "write",
+    ("GET", "/api/v1/organisation/settings"): "read",
+    ("PUT", "/api/v1/organisation/settings"): "admin",
     ("GET", "/api/v1/admin/dead-letters"): "platform",
     ("POST", "/api/v1/admin/dead-letters/{queue}/{letter_id}/replay"): "platform",
 }

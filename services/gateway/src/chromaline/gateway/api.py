@@ -108,6 +108,7 @@ def build_router(
         profile_id: uuid.UUID | None,
         corners: str | None,
         output_space: str = "srgb",
+        guideline: str | None = None,
     ) -> JobOptions:
         raw: dict[str, Any] = {
             "chart_type": chart_type,
@@ -116,6 +117,7 @@ def build_router(
             "output_format": output_format,
             "bit_depth": bit_depth,
             "output_space": output_space,
+            "guideline": guideline,
         }
         if corners:
             try:
@@ -155,6 +157,9 @@ def build_router(
         profile_id: Annotated[uuid.UUID | None, Form()] = None,
         corners: Annotated[str | None, Form(max_length=CORNERS_MAX_CHARS)] = None,
         output_space: Annotated[str, Form()] = "srgb",
+        guideline: Annotated[
+            str | None, Form(description="Rating guideline; left out, the organisation's setting")
+        ] = None,
     ) -> dict[str, Any]:
         options = await resolve_options(
             principal.organisation_id,
@@ -166,6 +171,7 @@ def build_router(
             profile_id,
             corners,
             output_space,
+            guideline,
         )
         if len(files) > settings.max_files_per_batch:
             raise ApiError(
@@ -274,6 +280,7 @@ def build_router(
         bit_depth: int = 8,
         profile_id: uuid.UUID | None = None,
         output_space: str = "srgb",
+        guideline: str | None = None,
     ) -> dict[str, Any]:
         name = safe_member_name(filename)
         options = await resolve_options(
@@ -286,6 +293,7 @@ def build_router(
             profile_id,
             None,
             output_space,
+            guideline,
         )
         declared = int(request.headers.get("content-length") or 0)
         if declared > settings.max_upload_bytes:
@@ -771,7 +779,10 @@ def build_router(
             not_found = (
                 await session.execute(
                     select(func.count()).where(
-                        own, Job.reason.in_(("no_chart", "chart_too_small", "overexposed", "underexposed"))
+                        own,
+                        Job.reason.in_(
+                            ("no_chart", "chart_too_small", "overexposed", "underexposed", "unknown_chart")
+                        ),
                     )
                 )
             ).scalar_one()

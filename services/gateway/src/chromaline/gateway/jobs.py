@@ -28,6 +28,7 @@ from chromaline.common.events.contracts import (
 from chromaline.common.events.envelope import make_envelope
 from chromaline.common.outbox import add_to_outbox
 from chromaline.gateway.models import DELETED, TERMINAL_STATES, Batch, Job
+from chromaline.gateway.organisation_settings import with_organisation_guideline
 
 PRODUCER = "gateway"
 _RANK = {"queued": 0, "detecting": 1, "correcting": 2, "reporting": 3, "done": 4, "failed": 4}
@@ -47,7 +48,9 @@ async def create_batch(
     files: list[tuple[str, str, int, BlobRef]],
     options: JobOptions,
 ) -> tuple[Batch, list[Job]]:
-    """Record a batch of stored uploads and queue an ``image.uploaded`` event for each, in the caller's transaction."""
+    """Record a batch of stored uploads and queue an ``image.uploaded`` event for each, in the caller's
+    transaction; options that name no rating guideline get the organisation's."""
+    options = await with_organisation_guideline(session, organisation_id, options)
     batch = Batch(id=uuid.uuid4(), organisation_id=organisation_id, total=len(files))
     session.add(batch)
     jobs = []

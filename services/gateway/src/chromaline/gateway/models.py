@@ -1,6 +1,6 @@
 """The gateway's tables, in its own schema: jobs, batches, saved profiles, pending uploads,
-notifications, notification preferences, webhooks and their deliveries, and its copy of each
-organisation's retention period."""
+notifications, notification preferences, webhooks and their deliveries, its copy of each
+organisation's retention period, and each organisation's processing settings."""
 
 from __future__ import annotations
 
@@ -90,6 +90,18 @@ class OrganisationRetention(Base):
     """None: the deployment's default (``retention_default_days``)."""
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     """When the change was made at the auth service; an older change arriving late is ignored."""
+
+
+class OrganisationSettings(Base):
+    """An organisation's processing settings, owned by the gateway (its admins change them)."""
+
+    __tablename__ = "organisation_settings"
+
+    organisation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    guideline: Mapped[str] = mapped_column(String(32))
+    """The rating guideline a job's report leads with when the upload names none."""
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_by: Mapped[str] = mapped_column(String(64))
 
 
 class SavedProfile(Base):

@@ -22,6 +22,7 @@ from chromaline.gateway.api import UPLOAD_ROUTES, build_router
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, on_retention_changed, watchdog
 from chromaline.gateway.headers import SecurityHeaders
 from chromaline.gateway.notifications_api import build_notifications_router
+from chromaline.gateway.organisation_settings import build_organisation_router
 from chromaline.gateway.orphans import orphan_sweeper
 from chromaline.gateway.rate_limit import upload_bucket_pruner, upload_buckets
 from chromaline.gateway.retention import retention_sweeper
@@ -107,6 +108,7 @@ def build_app(
         )
     app.include_router(build_router(runtime, settings, client))
     app.include_router(build_notifications_router(runtime, settings))
+    app.include_router(build_organisation_router(runtime))
     mount_web(app)
     return app
 

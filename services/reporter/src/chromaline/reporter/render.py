@@ -47,8 +47,8 @@ from chromaline.reporter.thumbnails import (
     to_rgb,
 )
 
-RATING_GUIDELINE = "FADGI"
-"""The imaging guideline the ratings in the measurements document refer to."""
+RATING_GUIDELINE = "FADGI 2016"
+"""The imaging guideline of a measurements document that does not name its own."""
 
 OUTLINE_BGR = (0, 215, 255)
 USED_PATCH_BGR = (60, 200, 60)
@@ -114,7 +114,7 @@ def render_report(
     header = ReportHeader(
         generated_at=(generated_at or datetime.now(UTC)).astimezone(UTC),
         chromaline_version=chromaline_version(),
-        rating_guideline=RATING_GUIDELINE,
+        rating_guideline=measurements.rating_guideline or RATING_GUIDELINE,
         rating_thresholds=dict(rating_thresholds) if rating_thresholds is not None else None,
     )
     document = ReportDocument(report=header, measurements=measurements)
@@ -390,14 +390,14 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
     figure = new_figure(A4_PORTRAIT)
     figure.text(0.07, 0.955, "Colour report", fontsize=20, weight="bold")
     lines = [
-        f"File: {measurements.filename}",
-        f"Chart: {_chart_label(measurements)}    Reference edition: {_or_missing(measurements.reference_edition)}",
-        f"Method: {method_label(measurements.method, measurements.objective)}",
-        f"Generated: {header.generated_at.isoformat(timespec='seconds')}    Chromaline {header.chromaline_version}",
         (
             f"Rating ({header.rating_guideline}): before {_or_missing(measurements.rating_before)}, "
             f"after {_or_missing(measurements.rating_after)}"
         ),
+        f"File: {measurements.filename}",
+        f"Chart: {_chart_label(measurements)}    Reference edition: {_or_missing(measurements.reference_edition)}",
+        f"Method: {method_label(measurements.method, measurements.objective)}",
+        f"Generated: {header.generated_at.isoformat(timespec='seconds')}    Chromaline {header.chromaline_version}",
     ]
     if measurements.cross_validated_delta_e2000 is not None:
         lines.append(f"Cross-validated ΔE2000: {format_delta_e(measurements.cross_validated_delta_e2000)}")

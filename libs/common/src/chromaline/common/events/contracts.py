@@ -20,6 +20,10 @@ ChartType = Literal["auto", "classic24", "digital_sg", "vinyl", "aruco_classic24
 CorrectionMethod = Literal["auto", "white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial"]
 OutputFormat = Literal["jpeg", "png", "tiff"]
 OutputSpace = Literal["srgb", "display-p3", "adobe-rgb", "prophoto"]
+RatingGuideline = Literal["fadgi2016", "metamorfoze2"]
+"""The imaging guidelines the engine rates against (``chromaline.engine.rating.GUIDELINES``)."""
+DEFAULT_RATING_GUIDELINE: RatingGuideline = "fadgi2016"
+"""An organisation's guideline until an admin chooses one (the engine's default too)."""
 RETENTION_DAYS_MAX = 3650
 """The longest retention period an organisation may choose (ten years)."""
 
@@ -48,6 +52,10 @@ class ProcessingChoices(Contract):
     bit_depth: Literal[8, 16] = 8
     output_space: OutputSpace = Field(
         default="srgb", description="Colour space of the corrected image; its ICC profile is embedded."
+    )
+    guideline: RatingGuideline | None = Field(
+        default=None,
+        description="Rating guideline the report leads with; left out, the organisation's setting.",
     )
     corners: list[tuple[FinitePixel, FinitePixel]] | None = Field(
         default=None,
@@ -124,7 +132,13 @@ class ChartNotFound(Contract):
     job_id: uuid.UUID
     original: BlobRef
     reason: Literal[
-        "no_chart", "chart_too_small", "overexposed", "underexposed", "unsupported_chart", "low_confidence"
+        "no_chart",
+        "chart_too_small",
+        "overexposed",
+        "underexposed",
+        "unsupported_chart",
+        "low_confidence",
+        "unknown_chart",
     ]
     message: str
     candidate: ChartCandidate | None = Field(

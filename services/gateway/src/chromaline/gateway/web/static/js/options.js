@@ -35,6 +35,12 @@ export const OUTPUT_SPACES = [
   ["prophoto", "ProPhoto RGB (16-bit TIFF or PNG)"],
 ];
 
+/** The rating guidelines the engine rates against (no others: see docs/colour-engine.md). */
+export const GUIDELINES = [
+  ["fadgi2016", "FADGI 2016 (stars)"],
+  ["metamorfoze2", "Metamorfoze 2.0 (Full, Light)"],
+];
+
 export const BIT_DEPTHS = [
   ["8", "8 bits per channel"],
   ["16", "16 bits per channel (PNG or TIFF)"],
@@ -75,6 +81,7 @@ export const REASONS = {
   overexposed: "The chart is overexposed: its light patches are clipped.",
   underexposed: "The chart is underexposed: its dark patches are lost in noise.",
   unsupported_chart: "This kind of chart is not supported.",
+  unknown_chart: "The card in the photo is not a supported chart: its colours are another card's.",
 };
 
 export const MANUAL_CORNER_REASONS = new Set(["no_chart", "chart_too_small"]);

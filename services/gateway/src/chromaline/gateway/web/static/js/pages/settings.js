@@ -1,10 +1,12 @@
-// Settings: the account, its password, the organisation's members and retention period, API keys,
+// Settings: the account, its password, the organisation's members, retention period and rating
+// guideline, API keys,
 // notifications, webhooks.
 
 import { ApiProblem, call } from "../api.js";
 import { href } from "../router.js";
 import { cardTable, clear, field, formatDate, h, notice, select } from "../dom.js";
 import { describe, handleSubmit } from "../forms.js";
+import { GUIDELINES } from "../options.js";
 import { currentMembership, setOrganisation, who } from "../session.js";
 
 const ROLES = [
@@ -151,6 +153,42 @@ async function members() {
     parts.push(h("h3", {}, "Add a member"), form, addStatus);
   }
   return section("members", "Organisation members", ...parts);
+}
+
+/** The guideline the organisation's reports are rated against; admins change it. */
+async function guideline() {
+  const membership = currentMembership();
+  if (!membership) return null;
+  const path = "organisation/settings";
+  let current;
+  try {
+    current = await call(path);
+  } catch (error) {
+    return section("guideline", "Rating guideline", notice("error", describe(error)));
+  }
+  const nameOf = (key) => (GUIDELINES.find(([value]) => value === key) || [key, key])[1];
+  const summary = h("p", { id: "guideline-summary" });
+  const show = (view) => {
+    summary.textContent = `Reports are rated against ${nameOf(view.guideline)} unless an upload names another.`;
+  };
+  show(current);
+  const parts = [summary];
+  if (membership.role === "admin") {
+    const status = h("div", { class: "form-status", id: "guideline-status" });
+    const form = h(
+      "form",
+      { class: "inline-form", id: "guideline-form" },
+      field("Guideline", select("guideline", GUIDELINES, current.guideline)),
+      h("button", { type: "submit" }, "Save"),
+    );
+    handleSubmit(form, status, async (values) => {
+      const view = await call(path, { method: "PUT", json: { guideline: values.guideline } });
+      show(view);
+      return `Reports are now rated against ${nameOf(view.guideline)}.`;
+    });
+    parts.push(form, status);
+  }
+  return section("guideline", "Rating guideline", ...parts);
 }
 
 /** How long the organisation keeps a job's files; admins change it. */
@@ -479,7 +517,7 @@ function webhookList(answer, path) {
 /** Settings pages: each a few sections, reached from the tabs at the top of every one. */
 const PAGES = [
   ["account", "Account", (context) => [account(context), password()]],
-  ["organisation", "Organisation", async () => Promise.all([members(), retention()])],
+  ["organisation", "Organisation", async () => Promise.all([members(), retention(), guideline()])],
   ["api-keys", "API keys", async () => [await apiKeys()]],
   [
     "notifications",
