@@ -16,10 +16,12 @@ ENDED_STATES = ("done", "failed")
 """A job's outcome; after its organisation's retention period an ended job expires."""
 TERMINAL_STATES = (*ENDED_STATES, "expired")
 """No event moves a job out of these."""
-RUNNING_STATES = ("queued", "detecting", "correcting", "reporting")
+RUNNING_STATES = ("queued", "detecting", "correcting")
 """A stage in progress; the watchdog fails a job that stays in one past its deadline."""
-JobState = Literal["queued", "detecting", "correcting", "reporting", "done", "failed", "expired"]
+JobState = Literal["queued", "detecting", "correcting", "done", "failed", "expired"]
 STATES: tuple[str, ...] = get_args(JobState)
+ReportState = Literal["pending", "ready", "failed"]
+"""A done job's report, made after the job is done: the corrected image does not wait for it."""
 
 
 class Base(DeclarativeBase):
@@ -62,6 +64,10 @@ class Job(Base):
     warnings: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
     """Doubts about a finished job's result (``code`` and ``message`` each)."""
     stage_times: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    report_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    """None until the corrected image exists (or the reporter answers first), then a ``ReportState``."""
+    report_reason: Mapped[str | None] = mapped_column(String(64))
+    report_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )
