@@ -45,7 +45,6 @@ export const STATES = [
   ["queued", "Queued"],
   ["detecting", "Detecting"],
   ["correcting", "Correcting"],
-  ["reporting", "Reporting"],
   ["done", "Done"],
   ["failed", "Failed"],
   ["expired", "Expired"],
