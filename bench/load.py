@@ -6,8 +6,9 @@ endpoint (moto's threaded server in this process, unless ``--blob-url`` names on
 127.0.0.1. Then it uploads ``--uploads`` photos, one per job, at most ``--concurrency`` in flight,
 and prints:
 
-* throughput (jobs/s from the first upload to the last report) and latency percentiles (upload
-  accepted → report ready);
+* throughput (jobs/s from the first upload to the last job done, and to the last report ready)
+  and latency percentiles from sending the upload to its job being done (the corrected image
+  exists) and to its report being ready;
 * the depth of each worker's queue over time, sampled every ``--sample-seconds``;
 * per service process: resident memory idle (ready, before any upload) and at its peak under load,
   and CPU seconds spent during the load (with the share of one core);
@@ -50,6 +51,7 @@ from chromaline.engine.synthetic import render_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline import authenticated_client, isolated_stores, percentile
+from service_env import service_env
 
 WORKERS = ("detector", "corrector", "reporter")
 CEILING_TARGET = 0.8
@@ -127,17 +129,13 @@ def running_services(
     mix: dict[str, int], amqp_url: str, database_url: str, blob_url: str, logs: Path
 ) -> Iterator[list[ServiceProcess]]:
     """Every service as its own process; the workers with ``mix`` replicas each."""
-    env = {
-        **os.environ,
-        "CHROMALINE_ENVIRONMENT": "test",
-        "CHROMALINE_SIGNING_SECRET": "bench-signing-secret-4d2f9a",
-        "CHROMALINE_BUS_URL": amqp_url,
-        "CHROMALINE_DATABASE_URL": database_url,
-        "CHROMALINE_BLOB_URL": blob_url,
-        "CHROMALINE_LOG_LEVEL": "WARNING",
-        "CHROMALINE_GATEWAY_UPLOAD_RATE_PER_MINUTE": "100000",
-        "CHROMALINE_GATEWAY_UPLOAD_BURST": "10000",
-    }
+    env = service_env(
+        amqp_url,
+        database_url,
+        blob_url,
+        CHROMALINE_GATEWAY_UPLOAD_RATE_PER_MINUTE="100000",
+        CHROMALINE_GATEWAY_UPLOAD_BURST="10000",
+    )
     processes = [
         ServiceProcess(name, free_port(), env, logs / f"{name}-{replica}.log")
         for name in SERVICE_NAMES
@@ -177,37 +175,75 @@ def sample_while(
     asyncio.run(run())
 
 
-def upload_and_wait(client: httpx.Client, photo: bytes, name: str, timeout: float) -> float:
-    """Seconds from sending one photo to its job being done (report ready)."""
-    started = time.perf_counter()
+@dataclass(frozen=True)
+class Timing:
+    """Seconds from the start of the load to sending one upload, to its job being done and to its
+    report being ready."""
+
+    sent: float
+    done: float
+    reported: float
+
+    @property
+    def to_done(self) -> float:
+        return self.done - self.sent
+
+    @property
+    def to_report(self) -> float:
+        return self.reported - self.sent
+
+
+def upload_and_wait(client: httpx.Client, photo: bytes, name: str, timeout: float, origin: float) -> Timing:
+    """Send one photo, then poll its batch until its job is done and until its report is ready."""
+    sent = time.perf_counter() - origin
     response = client.post("/api/v1/jobs", files=[("files", (name, photo, "image/jpeg"))])
     response.raise_for_status()
     batch_id = response.json()["id"]
+    done: float | None = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         batch = client.get(f"/api/v1/batches/{batch_id}").json()
         if batch["done"]:
             if batch["states"].get("done") != batch["total"]:
                 raise RuntimeError(f"{name}: job ended {batch['states']}")
-            return time.perf_counter() - started
+            done = time.perf_counter() - origin if done is None else done
+            if not batch["reports_pending"]:
+                report = batch["jobs"][0]["report"]
+                if report["state"] != "ready":
+                    raise RuntimeError(f"{name}: report {report}")
+                return Timing(sent, done, time.perf_counter() - origin)
         time.sleep(POLL_SECONDS)
     raise TimeoutError(f"{name}: not done within {timeout:.0f} s")
 
 
 @dataclass(frozen=True)
 class LoadResult:
-    seconds: float
-    latencies: list[float]
+    timings: list[Timing]
     usage: list[ProcessUsage]
     samples: Samples
 
     @property
+    def seconds(self) -> float:
+        """From the first upload to the last report."""
+        return max(timing.reported for timing in self.timings)
+
+    @property
+    def seconds_to_done(self) -> float:
+        """From the first upload to the last job done."""
+        return max(timing.done for timing in self.timings)
+
+    @property
     def throughput(self) -> float:
-        return len(self.latencies) / self.seconds
+        """Jobs done (corrected images) per second."""
+        return len(self.timings) / self.seconds_to_done
+
+    @property
+    def report_throughput(self) -> float:
+        return len(self.timings) / self.seconds
 
     @property
     def cpu_seconds_per_photo(self) -> float:
-        return sum(process.cpu_seconds for process in self.usage) / len(self.latencies)
+        return sum(process.cpu_seconds for process in self.usage) / len(self.timings)
 
 
 def drive_load(
@@ -237,19 +273,20 @@ def drive_load(
         started = time.perf_counter()
         try:
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                latencies = list(
+                timings = list(
                     pool.map(
-                        lambda item: upload_and_wait(client, item[1], f"load-{item[0]}.jpg", timeout),
+                        lambda item: upload_and_wait(
+                            client, item[1], f"load-{item[0]}.jpg", timeout, started
+                        ),
                         enumerate(photos),
                     )
                 )
-            seconds = time.perf_counter() - started
         finally:
             stop.set()
             sampler.join()
     for process in usage:
         process.cpu_seconds = cpu_seconds(process.pid) - process.cpu_at_start
-    return LoadResult(seconds, latencies, usage, samples)
+    return LoadResult(timings, usage, samples)
 
 
 def children_cpu_seconds() -> float:
@@ -388,10 +425,18 @@ def main() -> None:
                 )
             print(f"\n== round {round_number}")
             print(
-                f"pipeline: {result.throughput:.2f} jobs/s over {result.seconds:.1f} s; latency p50 "
-                f"{statistics.median(result.latencies):.2f} s, p90 {percentile(result.latencies, 0.9):.2f} s, "
-                f"p99 {percentile(result.latencies, 0.99):.2f} s, max {max(result.latencies):.2f} s"
+                f"pipeline: {result.throughput:.2f} jobs/s done over {result.seconds_to_done:.1f} s, "
+                f"{result.report_throughput:.2f} reports/s over {result.seconds:.1f} s"
             )
+            for label, latencies in (
+                ("to done", [timing.to_done for timing in result.timings]),
+                ("to report ready", [timing.to_report for timing in result.timings]),
+            ):
+                print(
+                    f"latency {label}: p50 {statistics.median(latencies):.2f} s, "
+                    f"p95 {percentile(latencies, 0.95):.2f} s, p99 {percentile(latencies, 0.99):.2f} s, "
+                    f"max {max(latencies):.2f} s"
+                )
             print_queue_depths(result.samples)
             print_usage(result)
             if arguments.skip_ceiling:
@@ -405,7 +450,10 @@ def main() -> None:
                 f"engine only (chromaline correct × {ceiling.processes}): {ceiling.raw:.2f} photos/s raw, "
                 f"{ceiling.warm:.2f} photos/s without start-up ({ceiling.startup_seconds:.1f} s per process)"
             )
-            print(f"pipeline / engine-only ceiling, wall clock: {ratio:.2f}")
+            print(
+                f"pipeline / engine-only ceiling, wall clock: {ratio:.2f} to done, "
+                f"{result.report_throughput / ceiling.warm:.2f} to report ready"
+            )
             print(
                 f"CPU per photo: engine {engine_cpu:.2f} s, pipeline {result.cpu_seconds_per_photo:.2f} s "
                 f"(all services); pipeline / engine-only ceiling on dedicated cores: {cpu_ratio:.2f}   "
