@@ -7,8 +7,9 @@ endpoint (moto's threaded server in this process, unless ``--blob-url`` names on
 and prints:
 
 * throughput (jobs/s from the first upload to the last job done, and to the last report ready)
-  and latency percentiles from sending the upload to its job being done (the corrected image
-  exists) and to its report being ready;
+  and latency percentiles from the upload accepted to its job being done (the corrected image
+  exists) and to its report being ready, from the job's server-side ``stage_times``; a slot of the
+  load frees when its job is done, so the reports queue up behind the image path;
 * the depth of each worker's queue over time, sampled every ``--sample-seconds``;
 * per service process: resident memory idle (ready, before any upload) and at its peak under load,
   and CPU seconds spent during the load (with the share of one core);
@@ -40,6 +41,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -177,43 +179,67 @@ def sample_while(
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds from the start of the load to sending one upload, to its job being done and to its
-    report being ready."""
+    """One job's server-side times, in seconds from the first upload accepted: uploaded, done
+    (corrected image stored) and reported (report ready)."""
 
-    sent: float
+    uploaded: float
     done: float
     reported: float
 
     @property
     def to_done(self) -> float:
-        return self.done - self.sent
+        return self.done - self.uploaded
 
     @property
     def to_report(self) -> float:
-        return self.reported - self.sent
+        return self.reported - self.uploaded
 
 
-def upload_and_wait(client: httpx.Client, photo: bytes, name: str, timeout: float, origin: float) -> Timing:
-    """Send one photo, then poll its batch until its job is done and until its report is ready."""
-    sent = time.perf_counter() - origin
+def upload_until_done(client: httpx.Client, photo: bytes, name: str, timeout: float) -> str:
+    """Send one photo and poll until its job is done (its report may still be pending): a slot of
+    the load frees when the image is ready, so the image path is measured apart from the reports."""
     response = client.post("/api/v1/jobs", files=[("files", (name, photo, "image/jpeg"))])
     response.raise_for_status()
-    batch_id = response.json()["id"]
-    done: float | None = None
+    job_id: str = response.json()["jobs"][0]["id"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        batch = client.get(f"/api/v1/batches/{batch_id}").json()
-        if batch["done"]:
-            if batch["states"].get("done") != batch["total"]:
-                raise RuntimeError(f"{name}: job ended {batch['states']}")
-            done = time.perf_counter() - origin if done is None else done
-            if not batch["reports_pending"]:
-                report = batch["jobs"][0]["report"]
-                if report["state"] != "ready":
-                    raise RuntimeError(f"{name}: report {report}")
-                return Timing(sent, done, time.perf_counter() - origin)
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["state"] == "done":
+            return job_id
+        if job["state"] in ("failed", "expired"):
+            raise RuntimeError(f"{name}: job ended {job['state']} {job['reason']}")
         time.sleep(POLL_SECONDS)
     raise TimeoutError(f"{name}: not done within {timeout:.0f} s")
+
+
+def wait_for_reports(client: httpx.Client, job_ids: list[str], timeout: float) -> list[dict[str, str]]:
+    """Each job's ``stage_times`` once its report is ready."""
+    deadline = time.monotonic() + timeout
+    pending = list(job_ids)
+    times: dict[str, dict[str, str]] = {}
+    while pending and time.monotonic() < deadline:
+        for job_id in list(pending):
+            job = client.get(f"/api/v1/jobs/{job_id}").json()
+            if job["report"]["state"] == "failed":
+                raise RuntimeError(f"job {job_id}: report {job['report']}")
+            if job["report"]["state"] == "ready":
+                times[job_id] = job["stage_times"]
+                pending.remove(job_id)
+        time.sleep(POLL_SECONDS)
+    if pending:
+        raise TimeoutError(f"{len(pending)} reports not ready within {timeout:.0f} s")
+    return [times[job_id] for job_id in job_ids]
+
+
+def timings_of(stage_times: list[dict[str, str]]) -> list[Timing]:
+    def at(times: dict[str, str], stage: str) -> float:
+        return datetime.fromisoformat(times[stage]).timestamp()
+
+    origin = min(at(times, "uploaded") for times in stage_times)
+    return [
+        Timing(at(times, "uploaded") - origin, at(times, "done") - origin, at(times, "reported") - origin)
+        for times in stage_times
+    ]
 
 
 @dataclass(frozen=True)
@@ -224,12 +250,12 @@ class LoadResult:
 
     @property
     def seconds(self) -> float:
-        """From the first upload to the last report."""
+        """From the first upload accepted to the last report ready."""
         return max(timing.reported for timing in self.timings)
 
     @property
     def seconds_to_done(self) -> float:
-        """From the first upload to the last job done."""
+        """From the first upload accepted to the last job done."""
         return max(timing.done for timing in self.timings)
 
     @property
@@ -270,17 +296,15 @@ def drive_load(
         stop = threading.Event()
         sampler = threading.Thread(target=sample_while, args=(stop, amqp_url, usage, samples, every))
         sampler.start()
-        started = time.perf_counter()
         try:
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                timings = list(
+                job_ids = list(
                     pool.map(
-                        lambda item: upload_and_wait(
-                            client, item[1], f"load-{item[0]}.jpg", timeout, started
-                        ),
+                        lambda item: upload_until_done(client, item[1], f"load-{item[0]}.jpg", timeout),
                         enumerate(photos),
                     )
                 )
+            timings = timings_of(wait_for_reports(client, job_ids, timeout))
         finally:
             stop.set()
             sampler.join()
