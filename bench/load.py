@@ -6,8 +6,10 @@ endpoint (moto's threaded server in this process, unless ``--blob-url`` names on
 127.0.0.1. Then it uploads ``--uploads`` photos, one per job, at most ``--concurrency`` in flight,
 and prints:
 
-* throughput (jobs/s from the first upload to the last report) and latency percentiles (upload
-  accepted → report ready);
+* throughput (jobs/s from the first upload to the last job done, and to the last report ready)
+  and latency percentiles from the upload accepted to its job being done (the corrected image
+  exists) and to its report being ready, from the job's server-side ``stage_times``; a slot of the
+  load frees when its job is done, so the reports queue up behind the image path;
 * the depth of each worker's queue over time, sampled every ``--sample-seconds``;
 * per service process: resident memory idle (ready, before any upload) and at its peak under load,
   and CPU seconds spent during the load (with the share of one core);
@@ -39,6 +41,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -50,6 +53,7 @@ from chromaline.engine.synthetic import render_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline import authenticated_client, isolated_stores, percentile
+from service_env import service_env
 
 WORKERS = ("detector", "corrector", "reporter")
 CEILING_TARGET = 0.8
@@ -127,17 +131,13 @@ def running_services(
     mix: dict[str, int], amqp_url: str, database_url: str, blob_url: str, logs: Path
 ) -> Iterator[list[ServiceProcess]]:
     """Every service as its own process; the workers with ``mix`` replicas each."""
-    env = {
-        **os.environ,
-        "CHROMALINE_ENVIRONMENT": "test",
-        "CHROMALINE_SIGNING_SECRET": "bench-signing-secret-4d2f9a",
-        "CHROMALINE_BUS_URL": amqp_url,
-        "CHROMALINE_DATABASE_URL": database_url,
-        "CHROMALINE_BLOB_URL": blob_url,
-        "CHROMALINE_LOG_LEVEL": "WARNING",
-        "CHROMALINE_GATEWAY_UPLOAD_RATE_PER_MINUTE": "100000",
-        "CHROMALINE_GATEWAY_UPLOAD_BURST": "10000",
-    }
+    env = service_env(
+        amqp_url,
+        database_url,
+        blob_url,
+        CHROMALINE_GATEWAY_UPLOAD_RATE_PER_MINUTE="100000",
+        CHROMALINE_GATEWAY_UPLOAD_BURST="10000",
+    )
     processes = [
         ServiceProcess(name, free_port(), env, logs / f"{name}-{replica}.log")
         for name in SERVICE_NAMES
@@ -177,37 +177,99 @@ def sample_while(
     asyncio.run(run())
 
 
-def upload_and_wait(client: httpx.Client, photo: bytes, name: str, timeout: float) -> float:
-    """Seconds from sending one photo to its job being done (report ready)."""
-    started = time.perf_counter()
+@dataclass(frozen=True)
+class Timing:
+    """One job's server-side times, in seconds from the first upload accepted: uploaded, done
+    (corrected image stored) and reported (report ready)."""
+
+    uploaded: float
+    done: float
+    reported: float
+
+    @property
+    def to_done(self) -> float:
+        return self.done - self.uploaded
+
+    @property
+    def to_report(self) -> float:
+        return self.reported - self.uploaded
+
+
+def upload_until_done(client: httpx.Client, photo: bytes, name: str, timeout: float) -> str:
+    """Send one photo and poll until its job is done (its report may still be pending): a slot of
+    the load frees when the image is ready, so the image path is measured apart from the reports."""
     response = client.post("/api/v1/jobs", files=[("files", (name, photo, "image/jpeg"))])
     response.raise_for_status()
-    batch_id = response.json()["id"]
+    job_id: str = response.json()["jobs"][0]["id"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        batch = client.get(f"/api/v1/batches/{batch_id}").json()
-        if batch["done"]:
-            if batch["states"].get("done") != batch["total"]:
-                raise RuntimeError(f"{name}: job ended {batch['states']}")
-            return time.perf_counter() - started
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["state"] == "done":
+            return job_id
+        if job["state"] in ("failed", "expired"):
+            raise RuntimeError(f"{name}: job ended {job['state']} {job['reason']}")
         time.sleep(POLL_SECONDS)
     raise TimeoutError(f"{name}: not done within {timeout:.0f} s")
 
 
+def wait_for_reports(client: httpx.Client, job_ids: list[str], timeout: float) -> list[dict[str, str]]:
+    """Each job's ``stage_times`` once its report is ready."""
+    deadline = time.monotonic() + timeout
+    pending = list(job_ids)
+    times: dict[str, dict[str, str]] = {}
+    while pending and time.monotonic() < deadline:
+        for job_id in list(pending):
+            job = client.get(f"/api/v1/jobs/{job_id}").json()
+            if job["report"]["state"] == "failed":
+                raise RuntimeError(f"job {job_id}: report {job['report']}")
+            if job["report"]["state"] == "ready":
+                times[job_id] = job["stage_times"]
+                pending.remove(job_id)
+        time.sleep(POLL_SECONDS)
+    if pending:
+        raise TimeoutError(f"{len(pending)} reports not ready within {timeout:.0f} s")
+    return [times[job_id] for job_id in job_ids]
+
+
+def timings_of(stage_times: list[dict[str, str]]) -> list[Timing]:
+    def at(times: dict[str, str], stage: str) -> float:
+        return datetime.fromisoformat(times[stage]).timestamp()
+
+    origin = min(at(times, "uploaded") for times in stage_times)
+    return [
+        Timing(at(times, "uploaded") - origin, at(times, "done") - origin, at(times, "reported") - origin)
+        for times in stage_times
+    ]
+
+
 @dataclass(frozen=True)
 class LoadResult:
-    seconds: float
-    latencies: list[float]
+    timings: list[Timing]
     usage: list[ProcessUsage]
     samples: Samples
 
     @property
+    def seconds(self) -> float:
+        """From the first upload accepted to the last report ready."""
+        return max(timing.reported for timing in self.timings)
+
+    @property
+    def seconds_to_done(self) -> float:
+        """From the first upload accepted to the last job done."""
+        return max(timing.done for timing in self.timings)
+
+    @property
     def throughput(self) -> float:
-        return len(self.latencies) / self.seconds
+        """Jobs done (corrected images) per second."""
+        return len(self.timings) / self.seconds_to_done
+
+    @property
+    def report_throughput(self) -> float:
+        return len(self.timings) / self.seconds
 
     @property
     def cpu_seconds_per_photo(self) -> float:
-        return sum(process.cpu_seconds for process in self.usage) / len(self.latencies)
+        return sum(process.cpu_seconds for process in self.usage) / len(self.timings)
 
 
 def drive_load(
@@ -234,22 +296,21 @@ def drive_load(
         stop = threading.Event()
         sampler = threading.Thread(target=sample_while, args=(stop, amqp_url, usage, samples, every))
         sampler.start()
-        started = time.perf_counter()
         try:
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                latencies = list(
+                job_ids = list(
                     pool.map(
-                        lambda item: upload_and_wait(client, item[1], f"load-{item[0]}.jpg", timeout),
+                        lambda item: upload_until_done(client, item[1], f"load-{item[0]}.jpg", timeout),
                         enumerate(photos),
                     )
                 )
-            seconds = time.perf_counter() - started
+            timings = timings_of(wait_for_reports(client, job_ids, timeout))
         finally:
             stop.set()
             sampler.join()
     for process in usage:
         process.cpu_seconds = cpu_seconds(process.pid) - process.cpu_at_start
-    return LoadResult(seconds, latencies, usage, samples)
+    return LoadResult(timings, usage, samples)
 
 
 def children_cpu_seconds() -> float:
@@ -388,10 +449,18 @@ def main() -> None:
                 )
             print(f"\n== round {round_number}")
             print(
-                f"pipeline: {result.throughput:.2f} jobs/s over {result.seconds:.1f} s; latency p50 "
-                f"{statistics.median(result.latencies):.2f} s, p90 {percentile(result.latencies, 0.9):.2f} s, "
-                f"p99 {percentile(result.latencies, 0.99):.2f} s, max {max(result.latencies):.2f} s"
+                f"pipeline: {result.throughput:.2f} jobs/s done over {result.seconds_to_done:.1f} s, "
+                f"{result.report_throughput:.2f} reports/s over {result.seconds:.1f} s"
             )
+            for label, latencies in (
+                ("to done", [timing.to_done for timing in result.timings]),
+                ("to report ready", [timing.to_report for timing in result.timings]),
+            ):
+                print(
+                    f"latency {label}: p50 {statistics.median(latencies):.2f} s, "
+                    f"p95 {percentile(latencies, 0.95):.2f} s, p99 {percentile(latencies, 0.99):.2f} s, "
+                    f"max {max(latencies):.2f} s"
+                )
             print_queue_depths(result.samples)
             print_usage(result)
             if arguments.skip_ceiling:
@@ -405,7 +474,10 @@ def main() -> None:
                 f"engine only (chromaline correct × {ceiling.processes}): {ceiling.raw:.2f} photos/s raw, "
                 f"{ceiling.warm:.2f} photos/s without start-up ({ceiling.startup_seconds:.1f} s per process)"
             )
-            print(f"pipeline / engine-only ceiling, wall clock: {ratio:.2f}")
+            print(
+                f"pipeline / engine-only ceiling, wall clock: {ratio:.2f} to done, "
+                f"{result.report_throughput / ceiling.warm:.2f} to report ready"
+            )
             print(
                 f"CPU per photo: engine {engine_cpu:.2f} s, pipeline {result.cpu_seconds_per_photo:.2f} s "
                 f"(all services); pipeline / engine-only ceiling on dedicated cores: {cpu_ratio:.2f}   "

@@ -19,6 +19,7 @@ import asyncio
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -36,6 +37,9 @@ from chromaline.cli.services import SERVICES
 from chromaline.engine.correct import correct_photo
 from chromaline.engine.synthetic import render_scene
 from chromaline.reporter.render import render_report
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from service_env import service_env
 
 WORKERS = ("detector", "corrector", "reporter")
 LATENCY_TARGET = 1.15
@@ -87,15 +91,7 @@ async def _execute(url: str, statement: str) -> None:
 def running_system(
     replicas: int, amqp_url: str, database_url: str, blob_url: str, logs: Path
 ) -> Iterator[str]:
-    env = {
-        **os.environ,
-        "CHROMALINE_ENVIRONMENT": "test",
-        "CHROMALINE_SIGNING_SECRET": "bench-signing-secret-4d2f9a",
-        "CHROMALINE_BUS_URL": amqp_url,
-        "CHROMALINE_DATABASE_URL": database_url,
-        "CHROMALINE_BLOB_URL": blob_url,
-        "CHROMALINE_LOG_LEVEL": "WARNING",
-    }
+    env = service_env(amqp_url, database_url, blob_url)
     processes = []
     for name in SERVICES:
         for replica in range(replicas if name in WORKERS else 1):
@@ -140,10 +136,11 @@ def send(client: httpx.Client, photos: list[bytes]) -> str:
 
 
 def wait_done(client: httpx.Client, batch_id: str, timeout: float = 900) -> dict[str, Any]:
+    """The batch once its jobs are done and their reports made (the in-process work includes the report)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         batch: dict[str, Any] = client.get(f"/api/v1/batches/{batch_id}").json()
-        if batch["done"]:
+        if batch["done"] and not batch["reports_pending"]:
             if batch["states"].get("done") != batch["total"]:
                 raise RuntimeError(f"jobs failed: {batch['states']}")
             return batch

@@ -20,7 +20,8 @@ def _follow(system: Any, path: str, account: dict[str, Any]) -> str:
     with connect(url, open_timeout=30) as websocket:
         try:
             for message in websocket:
-                if json.loads(message)["state"] in ("done", "failed"):
+                view = json.loads(message)
+                if view["state"] in ("done", "failed") and (view["report"] or {}).get("state") != "pending":
                     return "done"
         except ConnectionClosed as closed:
             return f"closed {closed.rcvd.code if closed.rcvd else None}"

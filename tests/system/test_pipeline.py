@@ -45,10 +45,11 @@ def upload(client: httpx.Client, files: list[tuple[str, bytes]], **options: Any)
 
 
 def wait_batch(client: httpx.Client, batch_id: str, timeout: float = 300) -> dict[str, Any]:
+    """The batch once every job has ended and every report is made or has failed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         batch: dict[str, Any] = client.get(f"/api/v1/batches/{batch_id}").raise_for_status().json()
-        if batch["done"]:
+        if batch["done"] and not batch["reports_pending"]:
             return batch
         time.sleep(0.3)
     raise AssertionError(f"batch {batch_id} unfinished after {timeout} s: {batch['states']}")
@@ -70,6 +71,7 @@ def test_a_chart_photo_is_corrected_and_its_results_can_be_downloaded(system: An
         measurements = client.get(job["files"]["measurements"]).json()
         assert len(measurements["patches"]) == 24
         assert measurements["after"]["cie2000"]["mean"] == pytest.approx(job["delta_e2000_after"])
+        assert job["report"] == {"state": "ready", "reason": None, "message": None}
         assert client.get(job["files"]["report.pdf"]).content.startswith(b"%PDF")
         assert b"<html" in client.get(job["files"]["report.html"]).content
         report = client.get(job["files"]["report.json"]).json()

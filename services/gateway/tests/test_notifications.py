@@ -21,18 +21,13 @@ import pytest
 from fastapi import FastAPI, Request
 from sqlalchemy import update
 
-from chromaline.common.events.contracts import (
-    BlobRef,
-    ImageCorrected,
-)
-from chromaline.common.events.envelope import make_envelope
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway.access import Principal, authorize
-from chromaline.gateway.handlers import fail_stalled_jobs, on_pipeline_event
+from chromaline.gateway.handlers import fail_stalled_jobs
 from chromaline.gateway.models import Job
 from chromaline.gateway.service import SPEC, build_app
 from chromaline.gateway.settings import GatewaySettings
-from chromaline.gateway.testing import create_jobs, fail_job, finish_job
+from chromaline.gateway.testing import create_jobs, fail_job, fail_report, finish_job, finish_report
 
 pytestmark = pytest.mark.integration
 
@@ -130,24 +125,49 @@ async def test_a_failed_job_says_why_and_events_after_the_end_add_nothing(
     assert (notice["title"], notice["body"]) == ("blank.jpg failed", "no chart in the photo")
 
 
-async def test_a_job_still_running_notifies_no_one(
+async def test_a_job_still_running_notifies_no_one_even_when_its_report_comes_first(
     runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
 ) -> None:
     [job_id] = await create_jobs(runtime, ORG_A, "slow.jpg", owner="u-alice")
-    blob = BlobRef(bucket="chromaline-corrected", key=f"{job_id}/c.jpg")
-    event = ImageCorrected(
-        job_id=job_id,
-        original=blob,
-        corrected=blob,
-        profile=blob,
-        method="linear3x3",
-        chart_type=None,
-        delta_e2000_before=None,
-        delta_e2000_after=None,
-    )
-    await on_pipeline_event(runtime, make_envelope("corrector", str(job_id), event))
+    await finish_report(runtime, job_id)
     async with call("alice") as alice:
         assert await _items(alice) == []
+        await finish_job(runtime, job_id)
+        assert [item["kind"] for item in await _items(alice)] == ["job.finished"]
+        job = (await alice.get(f"/api/v1/jobs/{job_id}")).json()
+    assert (job["state"], job["report"]["state"]) == ("done", "ready")
+
+
+async def test_a_done_job_is_told_once_and_a_failed_report_apart(
+    runtime: ServiceRuntime, call: Callable[[str], httpx.AsyncClient]
+) -> None:
+    ready_id, broken_id = await create_jobs(runtime, ORG_A, "fine.jpg", "broken.jpg", owner="u-alice")
+    for job_id in (ready_id, broken_id):
+        await finish_job(runtime, job_id)
+    await finish_report(runtime, ready_id)
+    await fail_report(runtime, broken_id)
+    await fail_report(runtime, broken_id)
+    async with call("alice") as alice:
+        kinds = [(item["kind"], item["job_id"]) for item in await _items(alice)]
+        assert sorted(kinds, key=str) == sorted(
+            [
+                ("job.finished", str(ready_id)),
+                ("job.finished", str(broken_id)),
+                ("job.report_failed", str(broken_id)),
+                ("batch.finished", None),
+            ],
+            key=str,
+        )
+        broken = (await alice.get(f"/api/v1/jobs/{broken_id}")).json()
+        ready = (await alice.get(f"/api/v1/jobs/{ready_id}")).json()
+    assert broken["state"] == "done"
+    assert broken["report"] == {
+        "state": "failed",
+        "reason": "render_error",
+        "message": "the report could not be drawn",
+    }
+    assert ready["report"] == {"state": "ready", "reason": None, "message": None}
+    assert "report.pdf" in ready["files"]
 
 
 async def test_a_job_the_watchdog_fails_notifies_too(

@@ -18,7 +18,7 @@ from chromaline.common.events.contracts import BlobRef, ChartDetected, JobOption
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs
-from chromaline.gateway.handlers import fail_stalled_jobs
+from chromaline.gateway.handlers import fail_stalled_jobs, fail_stalled_reports
 from chromaline.gateway.models import Job
 from chromaline.gateway.service import SPEC
 from chromaline.gateway.settings import GatewaySettings
@@ -121,7 +121,7 @@ async def test_a_job_that_still_progresses_is_not_failed_however_old(runtime: Se
 async def test_each_stage_has_its_own_deadline(runtime: ServiceRuntime) -> None:
     deadlines = _settings(runtime).stage_deadlines()
     assert deadlines["correcting"] == timedelta(hours=3)
-    assert deadlines["detecting"] == deadlines["reporting"] == timedelta(seconds=900)
+    assert deadlines["detecting"] == _settings(runtime).report_deadline() == timedelta(seconds=900)
     [job] = await _create(runtime, "long-fit.jpg")
     async with runtime.session() as session, session.begin():
         await session.execute(update(Job).where(Job.id == job.id).values(state="correcting"))
@@ -130,3 +130,38 @@ async def test_each_stage_has_its_own_deadline(runtime: ServiceRuntime) -> None:
     assert await fail_stalled_jobs(runtime, deadlines) == 0
     assert await fail_stalled_jobs(runtime, {**deadlines, "correcting": timedelta(minutes=30)}) == 1
     assert "the correcting stage stalled" in ((await _reload(runtime, job)).message or "")
+
+
+async def test_a_report_stalled_past_its_deadline_fails_and_the_job_stays_done(
+    runtime: ServiceRuntime,
+) -> None:
+    heard: list[RawEnvelope] = []
+
+    async def observe(envelope: RawEnvelope) -> None:
+        heard.append(envelope)
+
+    await runtime.bus.subscribe("observer", ["image.uploaded", "processing.failed"], observe)
+    stalled, fresh = await _create(runtime, "old.jpg", "new.jpg")
+    async with runtime.session() as session, session.begin():
+        await session.execute(
+            update(Job).where(Job.id.in_((stalled.id, fresh.id))).values(state="done", report_state="pending")
+        )
+    await _age(runtime, stalled, created=AN_HOUR_AGO, progressed=AN_HOUR_AGO)
+    deadline = _settings(runtime).report_deadline()
+
+    assert await fail_stalled_jobs(runtime, _settings(runtime).stage_deadlines()) == 0
+    assert await fail_stalled_reports(runtime, deadline) == 1
+    assert await fail_stalled_reports(runtime, deadline) == 0
+    failed, waiting = await _reload(runtime, stalled), await _reload(runtime, fresh)
+    assert (failed.state, failed.report_state, failed.report_reason) == ("done", "failed", "timeout")
+    assert failed.message is None
+    assert (failed.report_message or "").startswith("the report was not made: still pending")
+    assert (waiting.state, waiting.report_state) == ("done", "pending")
+    for _ in range(200):
+        failures = [event for event in heard if event.type == "processing.failed"]
+        if failures:
+            break
+        await asyncio.sleep(0.05)
+    assert [(event.subject, event.data["stage"], event.data["reason"]) for event in failures] == [
+        (str(stalled.id), "report", "timeout")
+    ]

@@ -281,10 +281,11 @@ def blank_photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120.0) -> dict[str, Any]:
+    """The job once it has ended and its report, if one is coming, is made or has failed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
-        if job["state"] in ("done", "failed"):
+        if job["state"] in ("done", "failed") and (job["report"] or {}).get("state") != "pending":
             return job
         time.sleep(0.3)
     raise TimeoutError(f"job {job_id} not finished within {timeout:.0f} s")

@@ -85,6 +85,9 @@ def test_upload_progress_and_result_match_the_api(
     expect(page.locator(".compare-after")).to_have_attribute("style", re.compile(r"inset\(0px 0px 0px 40%\)"))
     screenshot(page, "result")
 
+    report_button = page.locator("button[data-file='report.pdf']")
+    expect(report_button).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
+    expect(page.locator("#report-status")).to_have_count(0)
     with page.expect_download() as report:
         page.locator("button[data-file='report.pdf']").click()
     saved = tmp_path / report.value.suggested_filename

@@ -752,12 +752,14 @@ def build_router(
         async def snapshot() -> dict[str, Any]:
             return job_view(await load_job(job_id, principal.organisation_id))
 
-        await follow(websocket, snapshot, lambda view: view["state"] in TERMINAL_STATES)
+        await follow(websocket, snapshot, job_settled)
 
     @router.websocket("/batches/{batch_id}/events")
     async def batch_events(websocket: WebSocket, batch_id: uuid.UUID, principal: CurrentPrincipal) -> None:
         await follow(
-            websocket, lambda: load_batch(batch_id, principal.organisation_id), lambda view: view["done"]
+            websocket,
+            lambda: load_batch(batch_id, principal.organisation_id),
+            lambda view: view["done"] and not view["reports_pending"],
         )
 
     @router.get(
@@ -842,6 +844,12 @@ def visible_job(job: Job | None, job_id: uuid.UUID, organisation_id: str) -> Job
     return job
 
 
+def job_settled(view: dict[str, Any]) -> bool:
+    """Nothing more will change: the job has ended and its report, if one is coming, is settled."""
+    report = view.get("report")
+    return view["state"] in TERMINAL_STATES and not (report and report["state"] == "pending")
+
+
 def refuse_expired(job: Job) -> None:
     """An expired job's files are deleted for good: 410 Gone, saying why."""
     if job.state == "expired":
@@ -860,7 +868,13 @@ def record_owner(created: list[Job], user_id: str) -> None:
         job.owner_id = user_id
 
 
-STAGES = (("uploaded", "detected"), ("detected", "corrected"), ("corrected", "done"), ("uploaded", "done"))
+STAGES = (
+    ("uploaded", "detected"),
+    ("detected", "corrected"),
+    ("corrected", "reported"),
+    ("uploaded", "done"),
+    ("uploaded", "reported"),
+)
 
 
 async def stage_latency(session: Any, organisation_id: str) -> dict[str, float | None]:

@@ -13,9 +13,15 @@ from sqlalchemy import and_, or_, select
 
 from chromaline.common import inbox
 from chromaline.common.bus.base import PermanentError
-from chromaline.common.events.contracts import OrganisationRetentionChanged, UnknownEventError, parse_data
-from chromaline.common.events.envelope import RawEnvelope
+from chromaline.common.events.contracts import (
+    OrganisationRetentionChanged,
+    ProcessingFailed,
+    UnknownEventError,
+    parse_data,
+)
+from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.logging import get_logger
+from chromaline.common.outbox import add_to_outbox
 from chromaline.common.retention import accept_internal_event
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs, notifications, retention
@@ -47,9 +53,11 @@ async def on_pipeline_event(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
             log.info("job.unknown", job_id=str(job_id), event_type=envelope.type)
             return
         was_running = job.state not in TERMINAL_STATES
-        jobs.apply_event(job, event)
+        settled_report = jobs.apply_event(job, event)
         if was_running and job.state in TERMINAL_STATES:
             await notifications.announce_job_end(session, job)
+        if settled_report is not None:
+            await notifications.announce_report(session, job)
     log.info("job.progressed", job_id=str(job_id), event_type=envelope.type)
 
 
@@ -72,6 +80,7 @@ async def watchdog(runtime: ServiceRuntime) -> None:
         await asyncio.sleep(settings.watchdog_interval_seconds)
         try:
             await fail_stalled_jobs(runtime, settings.stage_deadlines())
+            await fail_stalled_reports(runtime, settings.report_deadline())
         except Exception:
             log.exception("watchdog.failed")
 
@@ -107,4 +116,35 @@ async def fail_stalled_jobs(runtime: ServiceRuntime, deadlines: Mapping[str, tim
             count += 1
     if count:
         log.warning("watchdog.failed_jobs", count=count)
+    return count
+
+
+async def fail_stalled_reports(runtime: ServiceRuntime, deadline: timedelta) -> int:
+    """Mark failed the reports still pending ``deadline`` after their job was done (the job stays
+    done: its corrected image is there) and say so with ``processing.failed`` at stage ``report``."""
+    now = datetime.now(UTC)
+    async with runtime.session() as session, session.begin():
+        overdue = (
+            await session.execute(
+                select(Job)
+                .where(Job.state == "done", Job.report_state == "pending", Job.progressed_at < now - deadline)
+                .with_for_update(skip_locked=True)
+                .limit(100)
+            )
+        ).scalars()
+        count = 0
+        for job in overdue:
+            idle = (now - job.progressed_at).total_seconds()
+            message = (
+                f"the report was not made: still pending {idle:.0f} s after the job was done, "
+                f"past its {deadline.total_seconds():.0f} s deadline"
+            )
+            jobs.fail_report(job, "timeout", message)
+            event = ProcessingFailed(
+                job_id=job.id, stage=jobs.REPORT_STAGE, reason="timeout", message=message
+            )
+            await add_to_outbox(session, make_envelope(jobs.PRODUCER, str(job.id), event))
+            await notifications.announce_report(session, job)
+            log.warning("watchdog.report_stalled", job_id=str(job.id), idle_seconds=round(idle))
+            count += 1
     return count

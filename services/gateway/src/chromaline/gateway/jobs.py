@@ -1,15 +1,19 @@
 """Jobs and their state: created from uploads, moved forward by the pipeline's events.
 
-A job only moves forward (queued → detecting → correcting → reporting → done) or ends failed;
-events arriving late or twice never move it back, and a finished job stays finished until its
+A job only moves forward (queued → detecting → correcting → done) or ends failed; events
+arriving late or twice never move it back, and a finished job stays finished until its
 organisation's retention period is over, when it expires: its files go, its record stays.
+
+A job is done as soon as its corrected image exists. Its report is made afterwards and tracked
+beside the job's state (``report_state``: pending → ready or failed), so a slow or failed report
+never holds back or fails the image it describes.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,11 +31,13 @@ from chromaline.common.events.contracts import (
 )
 from chromaline.common.events.envelope import make_envelope
 from chromaline.common.outbox import add_to_outbox
-from chromaline.gateway.models import DELETED, TERMINAL_STATES, Batch, Job
+from chromaline.gateway.models import DELETED, TERMINAL_STATES, Batch, Job, ReportState
 from chromaline.gateway.organisation_settings import with_organisation_guideline
 
 PRODUCER = "gateway"
-_RANK = {"queued": 0, "detecting": 1, "correcting": 2, "reporting": 3, "done": 4, "failed": 4}
+_RANK = {"queued": 0, "detecting": 1, "correcting": 2, "done": 3, "failed": 3}
+REPORT_STAGE = "report"
+"""The reporter's stage in ``processing.failed``: it fails a job's report, not the job."""
 
 
 def _now() -> str:
@@ -128,10 +134,21 @@ def _finish(job: Job, state: str, *, reason: str | None = None, message: str | N
     job.stage_times = {**job.stage_times, state: _now()}
 
 
-def apply_event(job: Job, event: Any) -> None:
-    """Move ``job`` according to one pipeline event."""
+def apply_event(job: Job, event: Any) -> ReportState | None:
+    """Move ``job`` according to one pipeline event.
+
+    Returns the report's state when this event settled the report of a done job (what to
+    announce), else None. The reporter may answer before the gateway hears of the corrected image:
+    the report is then recorded, and announced when the job is done.
+    """
+    if job.state in ("failed", "expired"):
+        return None
+    if isinstance(event, ReportReady):
+        return _report_ready(job, event)
+    if isinstance(event, ProcessingFailed) and event.stage == REPORT_STAGE:
+        return fail_report(job, event.reason, event.message)
     if job.state in TERMINAL_STATES:
-        return
+        return None
     if isinstance(event, ChartDetected):
         if _advance(job, "correcting", "detected"):
             job.chart_type = event.chart_type
@@ -139,31 +156,54 @@ def apply_event(job: Job, event: Any) -> None:
         job.candidate = event.candidate.model_dump(mode="json") if event.candidate else None
         _finish(job, "failed", reason=event.reason, message=event.message)
     elif isinstance(event, ImageCorrected):
-        if _advance(job, "reporting", "corrected"):
-            job.method = event.method
-            job.chart_type = event.chart_type or job.chart_type
-            job.delta_e_before = event.delta_e2000_before.mean if event.delta_e2000_before else None
-            job.delta_e_after = event.delta_e2000_after.mean if event.delta_e2000_after else None
-            job.rating = event.rating
-            job.warnings = [warning.model_dump(mode="json") for warning in event.warnings]
-            results = {"corrected": _ref(event.corrected), "profile": _ref(event.profile)}
-            if event.profile_cube is not None:
-                results["profile_cube"] = _ref(event.profile_cube)
-            if event.measurements is not None:
-                results["measurements"] = _ref(event.measurements)
-            job.results = {**job.results, **results}
-    elif isinstance(event, ReportReady):
-        job.results = {
-            **job.results,
-            "report_json": _ref(event.report_json),
-            "report_html": _ref(event.report_html),
-            "report_pdf": _ref(event.report_pdf),
-            **{f"figure_{name}": _ref(ref) for name, ref in event.figures.items()},
-            **({"thumbnail": _ref(event.thumbnail)} if event.thumbnail else {}),
-        }
+        job.method = event.method
+        job.chart_type = event.chart_type or job.chart_type
+        job.delta_e_before = event.delta_e2000_before.mean if event.delta_e2000_before else None
+        job.delta_e_after = event.delta_e2000_after.mean if event.delta_e2000_after else None
+        job.rating = event.rating
+        job.warnings = [warning.model_dump(mode="json") for warning in event.warnings]
+        results = {"corrected": _ref(event.corrected), "profile": _ref(event.profile)}
+        if event.profile_cube is not None:
+            results["profile_cube"] = _ref(event.profile_cube)
+        if event.measurements is not None:
+            results["measurements"] = _ref(event.measurements)
+        job.results = {**job.results, **results}
+        job.stage_times = {**job.stage_times, "corrected": _now()}
         _finish(job, "done")
+        if job.report_state is not None:
+            return cast(ReportState, job.report_state)
+        job.report_state = "pending"
     elif isinstance(event, ProcessingFailed):
         _finish(job, "failed", reason=event.reason, message=event.message)
+    return None
+
+
+def _report_ready(job: Job, event: ReportReady) -> ReportState | None:
+    job.results = {
+        **job.results,
+        "report_json": _ref(event.report_json),
+        "report_html": _ref(event.report_html),
+        "report_pdf": _ref(event.report_pdf),
+        **{f"figure_{name}": _ref(ref) for name, ref in event.figures.items()},
+        **({"thumbnail": _ref(event.thumbnail)} if event.thumbnail else {}),
+    }
+    if job.report_state == "ready":
+        return None
+    job.report_state = "ready"
+    job.report_reason = job.report_message = None
+    job.stage_times = {**job.stage_times, "reported": _now()}
+    return "ready" if job.state == "done" else None
+
+
+def fail_report(job: Job, reason: str, message: str) -> ReportState | None:
+    """Mark the report of ``job`` failed unless it was already settled; the job keeps its state."""
+    if job.report_state in ("ready", "failed"):
+        return None
+    job.report_state = "failed"
+    job.report_reason = reason
+    job.report_message = message
+    job.stage_times = {**job.stage_times, "report_failed": _now()}
+    return "failed" if job.state == "done" else None
 
 
 async def expire_job(

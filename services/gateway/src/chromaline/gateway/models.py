@@ -18,11 +18,13 @@ TERMINAL_STATES = (*ENDED_STATES, "expired", "deleted")
 """No event moves a job out of these."""
 DELETED = "deleted"
 """A job deleted on request: its files are gone and the API answers 404 for it, as for no job."""
-RUNNING_STATES = ("queued", "detecting", "correcting", "reporting")
+RUNNING_STATES = ("queued", "detecting", "correcting")
 """A stage in progress; the watchdog fails a job that stays in one past its deadline."""
-JobState = Literal["queued", "detecting", "correcting", "reporting", "done", "failed", "expired"]
+JobState = Literal["queued", "detecting", "correcting", "done", "failed", "expired"]
 STATES: tuple[str, ...] = get_args(JobState)
 """The states the API shows (a deleted job is shown as no job at all)."""
+ReportState = Literal["pending", "ready", "failed"]
+"""A done job's report, made after the job is done: the corrected image does not wait for it."""
 
 
 class Base(DeclarativeBase):
@@ -65,6 +67,10 @@ class Job(Base):
     warnings: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
     """Doubts about a finished job's result (``code`` and ``message`` each)."""
     stage_times: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    report_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    """None until the corrected image exists (or the reporter answers first), then a ``ReportState``."""
+    report_reason: Mapped[str | None] = mapped_column(String(64))
+    report_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )

@@ -6,6 +6,10 @@ of (``job_finished``, ``job_failed``, ``batch_finished``) and through which chan
 the kind). Without saved preferences every kind and channel is on. A batch of two or more images
 also ends with one ``batch.finished``; a single upload is told by its job's event alone.
 
+A done job's report comes later: ``job.report_ready`` (heard with ``job_finished``, webhooks only:
+the job's own notice already told the user) or ``job.report_failed`` (heard with ``job_failed``,
+in the app too).
+
 Everything here runs in the transaction that moves the job to its end, so a notification or a
 delivery exists exactly when the job's end was committed.
 """
@@ -22,9 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.gateway import webhooks
 from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, Notification, NotificationPreferences
+from chromaline.gateway.views import report_view
 
 PREFERENCE_FLAGS = ("in_app", "webhooks", "job_finished", "job_failed", "batch_finished")
-KIND_FLAGS = {"job.finished": "job_finished", "job.failed": "job_failed", "batch.finished": "batch_finished"}
+KIND_FLAGS = {
+    "job.finished": "job_finished",
+    "job.failed": "job_failed",
+    "job.report_ready": "job_finished",
+    "job.report_failed": "job_failed",
+    "batch.finished": "batch_finished",
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ def job_data(job: Job) -> dict[str, Any]:
             "delta_e2000_before": job.delta_e_before,
             "delta_e2000_after": job.delta_e_after,
             "rating": job.rating,
+            "report": report_view(job),
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
             "url": f"/api/v1/jobs/{job.id}",
         }
@@ -93,7 +105,7 @@ def _job_text(job: Job) -> tuple[str, str]:
         if job.delta_e_before is not None and job.delta_e_after is not None:
             detail = f"Mean ΔE2000 {job.delta_e_before:.2f} → {job.delta_e_after:.2f}."
         else:
-            detail = "The corrected image and its report are ready."
+            detail = "The corrected image is ready; its report follows."
         return f"{job.filename} is ready", detail
     return f"{job.filename} failed", job.message or job.reason or "The job failed."
 
@@ -108,6 +120,24 @@ async def announce_job_end(session: AsyncSession, job: Job) -> None:
         await _announce_batch_end(session, preferences, job)
 
 
+async def announce_report(session: AsyncSession, job: Job) -> None:
+    """Queue webhook deliveries (and, for a failure, a notification) for the report of ``job``,
+    which has just become ready or failed."""
+    preferences = await preferences_of(session, job.owner_id)
+    if job.report_state == "ready":
+        title, body = (
+            f"The report on {job.filename} is ready",
+            "Its PDF, HTML and JSON reports can be downloaded.",
+        )
+        await _announce(
+            session, preferences, job, "job.report_ready", title, body, job_data(job), in_app=False
+        )
+    else:
+        title = f"The report on {job.filename} failed"
+        body = f"The corrected image is ready; the report is not. {job.report_message or job.report_reason or ''}"
+        await _announce(session, preferences, job, "job.report_failed", title, body.strip(), job_data(job))
+
+
 async def _announce(
     session: AsyncSession,
     preferences: Preferences,
@@ -116,10 +146,12 @@ async def _announce(
     title: str,
     body: str,
     data: dict[str, Any],
+    *,
+    in_app: bool = True,
 ) -> None:
     if not preferences.wants(kind):
         return
-    if preferences.in_app and job.owner_id:
+    if in_app and preferences.in_app and job.owner_id:
         session.add(
             Notification(
                 id=uuid.uuid4(),

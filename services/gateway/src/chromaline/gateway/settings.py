@@ -26,7 +26,8 @@ class GatewaySettings(ServiceSettings):
     """How long a job may stay in one stage without progress before the watchdog fails it, for
     the stages ``stage_deadline_seconds`` does not name."""
     stage_deadline_seconds: dict[str, float] = Field(default_factory=dict)
-    """Deadlines of particular stages (``detecting``, ``correcting``, ``reporting``), e.g.
+    """Deadlines of particular stages (``detecting``, ``correcting``, and ``report``: how long a
+    done job's report may stay pending), e.g.
     ``CHROMALINE_GATEWAY_STAGE_DEADLINE_SECONDS='{"correcting": 1800}'``."""
     watchdog_interval_seconds: float = 15.0
     presigned_expiry_seconds: int = 900
@@ -79,3 +80,7 @@ class GatewaySettings(ServiceSettings):
             state: timedelta(seconds=self.stage_deadline_seconds.get(state, self.job_deadline_seconds))
             for state in RUNNING_STATES
         }
+
+    def report_deadline(self) -> timedelta:
+        """How long a done job's report may stay pending before the watchdog marks it failed."""
+        return timedelta(seconds=self.stage_deadline_seconds.get("report", self.job_deadline_seconds))

@@ -13,7 +13,13 @@ from collections.abc import Callable
 import httpx
 from PIL import Image
 
-from chromaline.common.events.contracts import BlobRef, JobOptions, ProcessingFailed, ReportReady
+from chromaline.common.events.contracts import (
+    BlobRef,
+    ImageCorrected,
+    JobOptions,
+    ProcessingFailed,
+    ReportReady,
+)
 from chromaline.common.events.envelope import make_envelope
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs
@@ -35,9 +41,33 @@ async def create_jobs(
 
 
 async def finish_job(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
-    """The reporter's ``report.ready``: the job succeeds."""
+    """The corrector's ``image.corrected``: the job is done, its report pending."""
+    image = BlobRef(bucket="chromaline-corrected", key=f"{job_id}/corrected.jpg")
+    event = ImageCorrected(
+        job_id=job_id,
+        original=BlobRef(bucket="chromaline-originals", key="x/a.jpg"),
+        corrected=image,
+        profile=image,
+        method="linear3x3",
+        chart_type="classic24",
+        delta_e2000_before=None,
+        delta_e2000_after=None,
+    )
+    await on_pipeline_event(runtime, make_envelope("corrector", str(job_id), event))
+
+
+async def finish_report(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
+    """The reporter's ``report.ready``: the job's report is ready."""
     report = BlobRef(bucket="chromaline-reports", key=f"{job_id}/report")
     event = ReportReady(job_id=job_id, report_json=report, report_html=report, report_pdf=report)
+    await on_pipeline_event(runtime, make_envelope("reporter", str(job_id), event))
+
+
+async def fail_report(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
+    """The reporter's ``processing.failed``: the report failed, the job stays done."""
+    event = ProcessingFailed(
+        job_id=job_id, stage="report", reason="render_error", message="the report could not be drawn"
+    )
     await on_pipeline_event(runtime, make_envelope("reporter", str(job_id), event))
 
 

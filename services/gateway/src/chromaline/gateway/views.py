@@ -26,7 +26,6 @@ PROGRESS = {
     "queued": 0.0,
     "detecting": 0.25,
     "correcting": 0.5,
-    "reporting": 0.75,
     "done": 1.0,
     "failed": 1.0,
     "expired": 1.0,
@@ -67,6 +66,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "rating": job.rating,
         "warnings": job.warnings or [],
         "candidate": job.candidate,
+        "report": report_view(job),
         "stage_times": job.stage_times,
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
@@ -77,6 +77,14 @@ def job_view(job: Job) -> dict[str, Any]:
             if result in available
         },
     }
+
+
+def report_view(job: Job) -> dict[str, Any] | None:
+    """The report of a done job: ``pending`` while the reporter works, then ``ready`` or ``failed``
+    (with a reason); None before the job is done or when it failed."""
+    if job.report_state is None or job.state == "failed":
+        return None
+    return {"state": job.report_state, "reason": job.report_reason, "message": job.report_message}
 
 
 def batch_view(batch: Batch, jobs: list[Job]) -> dict[str, Any]:
@@ -91,6 +99,7 @@ def batch_view(batch: Batch, jobs: list[Job]) -> dict[str, Any]:
         "states": counts,
         "progress": sum(PROGRESS[job.state] for job in jobs) / max(len(jobs), 1),
         "done": finished == batch.total,
+        "reports_pending": sum(1 for job in jobs if job.state == "done" and job.report_state == "pending"),
         "jobs": [job_view(job) for job in jobs],
         "archive": f"/api/v1/batches/{batch.id}/archive",
     }

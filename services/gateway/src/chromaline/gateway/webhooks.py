@@ -43,7 +43,7 @@ from chromaline.gateway.webhook_signatures import DELIVERY_HEADER, EVENT_HEADER,
 
 log = get_logger(__name__)
 
-EVENT_TYPES = ("job.finished", "job.failed", "batch.finished")
+EVENT_TYPES = ("job.finished", "job.failed", "job.report_ready", "job.report_failed", "batch.finished")
 PING = "ping"
 LEASE_MARGIN_SECONDS = 30.0
 ERROR_LIMIT = 500

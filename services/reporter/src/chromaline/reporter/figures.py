@@ -35,11 +35,21 @@ WIDE = (11.69, 8.27)
 PAIRS_PER_ROW = 8
 
 
-def new_figure(size: tuple[float, float]) -> Figure:
-    """A figure on its own Agg canvas (no pyplot, no global state)."""
-    figure = Figure(figsize=size, layout="constrained")
+def new_figure(size: tuple[float, float], *, constrained: bool = True) -> Figure:
+    """A figure on its own Agg canvas (no pyplot, no global state).
+
+    ``constrained`` lays its subplots out around their labels; a page whose axes are placed at
+    fixed positions needs no layout engine.
+    """
+    figure = Figure(figsize=size, layout="constrained" if constrained else None)
     FigureCanvasAgg(figure)
     return figure
+
+
+def freeze_layout(figure: Figure) -> None:
+    """Keep the positions the last draw computed: later saves skip the layout solver (about a
+    third of each save's cost)."""
+    figure.set_layout_engine("none")
 
 
 def _unit(rgb: tuple[int, int, int]) -> tuple[float, float, float]:

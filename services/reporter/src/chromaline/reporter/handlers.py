@@ -16,6 +16,7 @@ from chromaline.common.bus.base import PermanentError
 from chromaline.common.events.contracts import (
     BlobRef,
     ImageCorrected,
+    ProcessingFailed,
     ReportReady,
     UnknownEventError,
     parse_data,
@@ -80,7 +81,9 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
         try:
             measurements = Measurements.model_validate_json(raw)
         except ValidationError as error:
-            raise PermanentError(f"unreadable measurements for job {event.job_id}: {error}") from error
+            message = f"the measurements could not be read: {error.error_count()} invalid fields"
+            await _report_failed(runtime, envelope, event.job_id, "unreadable_measurements", message)
+            return
     else:
         measurements = Measurements(
             job_id=event.job_id,
@@ -102,8 +105,13 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
         corrected = await blobs.get_bytes(event.corrected.bucket, event.corrected.key)
     with stage(NAME, "render"):
         from chromaline.reporter.render import render_report  # matplotlib loads with the first report
+        from chromaline.reporter.thumbnails import ThumbnailError
 
-        rendered = await asyncio.to_thread(render_report, measurements, original, corrected)
+        try:
+            rendered = await asyncio.to_thread(render_report, measurements, original, corrected)
+        except ThumbnailError as error:
+            await _report_failed(runtime, envelope, event.job_id, "decode_error", str(error))
+            return
     prefix = f"{event.job_id}"
     refs = {}
     async with job_transaction(runtime, event.job_id) as session:
@@ -144,6 +152,19 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
         )
         await add_to_outbox(session, make_envelope(NAME, str(event.job_id), ready))
     log.info("reporter.report_written", job_id=str(event.job_id))
+
+
+async def _report_failed(
+    runtime: ServiceRuntime, envelope: RawEnvelope, job_id: uuid.UUID, reason: str, message: str
+) -> None:
+    """A report that can never be made: say so at stage ``report`` (the job keeps its corrected
+    image) rather than retrying it into the dead-letter queue."""
+    failed = ProcessingFailed(job_id=job_id, stage="report", reason=reason, message=message)
+    async with runtime.session() as session, session.begin():
+        if not await inbox.claim(session, envelope.event_id, NAME):
+            return
+        await add_to_outbox(session, make_envelope(NAME, str(job_id), failed))
+    log.warning("reporter.report_failed", job_id=str(job_id), reason=reason)
 
 
 def _report_row(job_id: uuid.UUID) -> Delete:

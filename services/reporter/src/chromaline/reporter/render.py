@@ -30,10 +30,10 @@ from chromaline.engine.charts import chart_spec
 from chromaline.reporter.figures import (
     chromaticity_figure,
     delta_e_figure,
+    freeze_layout,
     neutral_patches,
     new_figure,
     patch_pairs_figure,
-    png_bytes,
     svg_bytes,
     tone_response_figure,
 )
@@ -44,6 +44,7 @@ from chromaline.reporter.thumbnails import (
     line_thickness,
     make_thumbnail,
     scale_points,
+    shrink,
     to_rgb,
 )
 
@@ -118,14 +119,16 @@ def render_report(
         rating_thresholds=dict(rating_thresholds) if rating_thresholds is not None else None,
     )
     document = ReportDocument(report=header, measurements=measurements)
-    before, after = annotated_thumbnails(measurements, original, corrected)
+    corrected_preview = make_thumbnail(corrected)
+    before, after = annotated_thumbnails(measurements, make_thumbnail(original), corrected_preview.copy())
     figures = ReportFigures.of(measurements.patches)
+    svgs = figures.svgs() if figures else {}
     return RenderedReport(
         json=render_json(document),
-        html=render_html(document, before, after, figures),
+        html=render_html(document, before, after, svgs),
         pdf=render_pdf(document, before, after, figures),
-        figures=figures.svgs() if figures else {},
-        thumbnail=encode_jpeg(make_thumbnail(corrected, LIST_THUMBNAIL_SIDE)),
+        figures=svgs,
+        thumbnail=encode_jpeg(shrink(corrected_preview, LIST_THUMBNAIL_SIDE)),
     )
 
 
@@ -143,11 +146,9 @@ def parse_report_json(data: bytes) -> ReportDocument:
 
 
 def annotated_thumbnails(
-    measurements: Measurements, original: bytes, corrected: bytes
+    measurements: Measurements, before: BgrImage, after: BgrImage
 ) -> tuple[BgrImage, BgrImage]:
-    """Previews of both photos with the chart outlined; the before one also shows the sampled quads."""
-    before = make_thumbnail(original)
-    after = make_thumbnail(corrected)
+    """Draw the chart's outline on both previews and the sampled quads on the before one, in place."""
     size = measurements.image_size
     thickness = line_thickness(before)
     for patch in measurements.patches:
@@ -185,13 +186,20 @@ class ReportFigures:
         )
 
     def svgs(self) -> dict[str, bytes]:
+        """Each figure as SVG, laid out once: the layout is then frozen for the PDF's pages, and
+        the HTML report embeds these same SVGs rather than drawing the figures again."""
         named = {
             "chromaticity": self.chromaticity,
             "tone_response": self.tone_response,
             "patch_pairs": self.patch_pairs,
             "delta_e": self.delta_e,
         }
-        return {name: svg_bytes(figure) for name, figure in named.items() if figure is not None}
+        svgs = {}
+        for name, figure in named.items():
+            if figure is not None:
+                svgs[name] = svg_bytes(figure)
+                freeze_layout(figure)
+        return svgs
 
     def in_order(self) -> list[Figure]:
         return [
@@ -314,9 +322,15 @@ def _base64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _embedded(figures: Mapping[str, bytes], name: str) -> str | None:
+    svg = figures.get(name)
+    return _base64(svg) if svg is not None else None
+
+
 def render_html(
-    document: ReportDocument, before: BgrImage, after: BgrImage, figures: ReportFigures | None
+    document: ReportDocument, before: BgrImage, after: BgrImage, figures: Mapping[str, bytes]
 ) -> bytes:
+    """The report as one HTML file; ``figures`` are the SVGs by name (none without a chart)."""
     measurements = document.measurements
     header = document.report
     has_chart = bool(measurements.patches)
@@ -349,13 +363,11 @@ def render_html(
         "after_image": _base64(encode_jpeg(after)),
         "before_alt": f"Photo {measurements.filename} before correction, {chart_note}",
         "after_alt": f"Photo {measurements.filename} after correction",
-        "chromaticity": _base64(png_bytes(figures.chromaticity)) if figures else None,
-        "tone_response": (
-            _base64(png_bytes(figures.tone_response)) if figures and figures.tone_response else None
-        ),
+        "chromaticity": _embedded(figures, "chromaticity"),
+        "tone_response": _embedded(figures, "tone_response"),
         "neutral_count": len(neutral_patches(measurements.patches)),
-        "patch_pairs": _base64(png_bytes(figures.patch_pairs)) if figures else None,
-        "bar_chart": _base64(png_bytes(figures.delta_e)) if figures else None,
+        "patch_pairs": _embedded(figures, "patch_pairs"),
+        "bar_chart": _embedded(figures, "delta_e"),
         "patches": [PatchRow.of(patch) for patch in measurements.patches],
         "timings": [(stage, f"{ms:.0f}") for stage, ms in measurements.timings_ms.items()],
         "warnings": [warning.message for warning in measurements.warnings],
@@ -387,7 +399,7 @@ def render_pdf(
 def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) -> Figure:
     measurements = document.measurements
     header = document.report
-    figure = new_figure(A4_PORTRAIT)
+    figure = new_figure(A4_PORTRAIT, constrained=False)
     figure.text(0.07, 0.955, "Colour report", fontsize=20, weight="bold")
     lines = [
         (
@@ -444,7 +456,7 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
 
 
 def _patch_table_page(patches: Sequence[PatchResult], start: int, total: int) -> Figure:
-    figure = new_figure(A4_PORTRAIT)
+    figure = new_figure(A4_PORTRAIT, constrained=False)
     end = start + len(patches)
     figure.text(0.05, 0.965, f"Patches {start + 1}–{end} of {total}", fontsize=14, weight="bold")
     axes = figure.add_axes((0.05, 0.04, 0.9, 0.9))

@@ -109,6 +109,11 @@ def make_thumbnail(data: bytes, longest_side: int = THUMBNAIL_LONGEST_SIDE) -> B
     return np.asarray(_reduced(_to_8bit(decoded), longest_side), dtype=np.uint8)
 
 
+def shrink(thumbnail: BgrImage, longest_side: int) -> BgrImage:
+    """A smaller copy of a preview (area-averaged), so a second size needs no second decode."""
+    return np.asarray(_reduced(thumbnail, longest_side), dtype=np.uint8)
+
+
 def scale_points(points: Sequence[Point], image_size: tuple[int, int], thumbnail: BgrImage) -> list[Point]:
     """Map points from the full image (``image_size`` = width, height) onto ``thumbnail``."""
     width, height = image_size

@@ -9,7 +9,7 @@ from alembic import op
 from chromaline.common.db.migrations import migration_schema
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 
 
 def upgrade() -> None:

@@ -51,7 +51,6 @@ export const STATES = [
   ["queued", "Queued"],
   ["detecting", "Detecting"],
   ["correcting", "Correcting"],
-  ["reporting", "Reporting"],
   ["done", "Done"],
   ["failed", "Failed"],
   ["expired", "Expired"],

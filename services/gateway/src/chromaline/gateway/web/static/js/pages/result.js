@@ -325,6 +325,7 @@ async function doneView(job, urls) {
   const measured = measurements.patches.length > 0;
   return [
     verdict(job, measurements, profile),
+    reportStatus(job),
     measured ? details(measurements) : null,
     h("section", { class: "card", "aria-labelledby": "compare-title" }, h("h2", { id: "compare-title" }, "Before and after"), picture),
     pictures,
@@ -419,6 +420,23 @@ function deleteJobButton(job, status) {
   return h("button", { type: "button", class: "danger", id: "delete-job", onclick: remove }, "Delete job");
 }
 
+/** Nothing more will change: the job has ended, and its report, if one is coming, is made or has failed. */
+function settled(view) {
+  return TERMINAL.has(view.state) && view.report?.state !== "pending";
+}
+
+/** Where a done job's report stands: made after the corrected image, so it may still be on its way. */
+function reportStatus(job) {
+  const report = job.report;
+  if (report?.state === "pending") {
+    return h("p", { class: "card report-status", id: "report-status", role: "status", "aria-live": "polite" }, "The corrected image is ready. The report (PDF, HTML and the figures) is being made and appears here when it is done.");
+  }
+  if (report?.state === "failed") {
+    return h("div", { id: "report-status" }, notice("error", h("strong", {}, "The report could not be made."), ` ${report.message || report.reason || ""} The corrected image and its profile are unaffected.`));
+  }
+  return null;
+}
+
 export async function render(context) {
   const urls = [];
   context.onLeave(() => urls.forEach((url) => URL.revokeObjectURL(url)));
@@ -446,18 +464,25 @@ export async function render(context) {
     }
   }
 
+  let shown = job;
+  let progress = null;
   if (TERMINAL.has(job.state)) {
     await fill(job);
   } else {
-    const progress = h("progress", { max: 1, value: job.progress, "aria-label": "Progress" });
+    progress = h("progress", { max: 1, value: job.progress, "aria-label": "Progress" });
     body.append(h("div", { class: "card", "aria-live": "polite" }, h("p", {}, "Working on it…"), progress));
+  }
+  if (!settled(job)) {
     context.onLeave(
       follow(`jobs/${job.id}`, (view) => {
-        progress.value = view.progress;
+        if (progress) progress.value = view.progress;
         state.className = `badge badge-${view.state}`;
         state.textContent = stateLabel(view.state);
-        if (TERMINAL.has(view.state)) fill(view);
-      }, (view) => TERMINAL.has(view.state)),
+        const ended = TERMINAL.has(view.state) && !TERMINAL.has(shown.state);
+        const reported = TERMINAL.has(view.state) && view.report?.state !== shown.report?.state;
+        shown = view;
+        if (ended || reported) fill(view);
+      }, settled),
     );
   }
   return [heading, meta, actions, deleteStatus, body];
