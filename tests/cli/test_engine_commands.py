@@ -213,3 +213,33 @@ def test_an_unknown_output_space_is_refused(photos: dict[str, Path], tmp_path: P
     refused = runner.invoke(app, ["correct", str(photos["chart"]), "--out", str(tmp_path), "--space", "cmyk"])
     assert refused.exit_code != 0
     assert "--space" in refused.output
+
+
+def test_a_raw_chart_shot_makes_a_dng_camera_profile(raw_photos: dict[str, Path], tmp_path: Path) -> None:
+    """Whatever method the profile chose, the DCP holds a 3×3 fit of the same patches."""
+    dcp = tmp_path / "nikon.dcp"
+    result = runner.invoke(
+        app,
+        [
+            *("profile", "create", str(raw_photos["nikon_chart"]), "--out", str(tmp_path / "p.json")),
+            *("--dcp", str(dcp), "--dcp-light", "D50", "--method", "root_polynomial"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "linear3x3 fit for the DCP" in result.output
+    data = dcp.read_bytes()
+    assert data[:4] == b"IIRC"
+    assert b"Chromaline Synthetic Nikon 5100 (NPL)\0" in data
+
+
+def test_an_encoded_photo_makes_no_dng_camera_profile(photos: dict[str, Path], tmp_path: Path) -> None:
+    refused = runner.invoke(
+        app,
+        [
+            *("profile", "create", str(photos["chart"]), "--out", str(tmp_path / "p.json")),
+            *("--dcp", str(tmp_path / "p.dcp"), "--method", "linear3x3"),
+        ],
+    )
+    assert refused.exit_code == 1
+    assert "RAW" in refused.output
+    assert not (tmp_path / "p.dcp").exists()

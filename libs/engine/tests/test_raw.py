@@ -175,3 +175,20 @@ def test_a_tiff_with_a_camera_make_and_sub_ifds_that_libraw_refuses_is_read_as_a
     image = decode_image(data)
     assert image.format == "tiff"
     assert image.pixels.shape == (16, 24, 3)
+
+
+def test_noise_below_the_black_level_makes_a_patch_dark_not_clipped() -> None:
+    """In a very dark RAW shot the sensor's noise reaches below black and LibRaw clamps it to
+    zero: those patches have too little light to fit on, none has too much."""
+    measurement = measure(decode_image(_scene(exposure=0.15, noise=0.004).dng_bytes), chart_type="classic24")
+    flags = {patch.index: patch.flags for patch in measurement.patches}
+    assert not [index for index, patch_flags in flags.items() if "clipped" in patch_flags]
+    assert "dark" in flags[23]
+    assert "dark" not in flags[18]
+
+
+def test_an_overexposed_raw_patch_is_still_clipped() -> None:
+    measurement = measure(decode_image(_scene(exposure=1.6).dng_bytes), chart_type="classic24")
+    flags = {patch.index: patch.flags for patch in measurement.patches}
+    assert "clipped" in flags[18]
+    assert "clipped" not in flags[23]

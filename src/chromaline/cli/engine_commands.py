@@ -15,6 +15,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 if TYPE_CHECKING:
+    from chromaline.engine.charts import Edition
+    from chromaline.engine.correct import CorrectionResult
+    from chromaline.engine.dcp import CalibrationLight
     from chromaline.engine.fit import ObjectiveChoice
     from chromaline.engine.icc import OutputSpace
     from chromaline.engine.profile import Profile
@@ -200,6 +203,17 @@ def profile_create(
             help="Also write an ICC input profile (matrix/shaper; needs a 3×3 method, e.g. linear3x3)."
         ),
     ] = None,
+    dcp: Annotated[
+        Path | None,
+        typer.Option(
+            help="RAW chart shots: also write a DNG Camera Profile (3×3; a linear3x3 fit is made for it "
+            "when the chosen method is not one)."
+        ),
+    ] = None,
+    dcp_light: Annotated[
+        str,
+        typer.Option(help="The light the chart was shot under, for the DCP: A, D50, D55, D65, D75 or F2."),
+    ] = "D50",
     method: MethodOption = "auto",
     objective: ObjectiveOption = "auto",
     chart: ChartOption = "auto",
@@ -207,6 +221,18 @@ def profile_create(
     camera_white_balance: CameraWhiteBalanceOption = False,
 ) -> None:
     """Fit a correction on one chart photo (a RAW file makes a camera profile) and save it."""
+    from chromaline.engine.dcp import CALIBRATION_LIGHTS
+
+    if dcp is not None and dcp_light not in CALIBRATION_LIGHTS:
+        err_console.print(
+            f"[red]--dcp-light[/red]: {dcp_light!r} is not one of {', '.join(CALIBRATION_LIGHTS)}"
+        )
+        raise typer.Exit(2)
+    if dcp is not None and camera_white_balance:
+        err_console.print(
+            "[red]--dcp[/red]: a DCP is made from the camera's own RGB, without its white balance"
+        )
+        raise typer.Exit(2)
     from chromaline.engine.correct import EngineError, correct_photo
     from chromaline.engine.image_io import UnsupportedImageError
     from chromaline.engine.profile import ProfileError, dump_profile, to_cube, to_icc
@@ -245,6 +271,41 @@ def profile_create(
             "linear camera RGB" if result.profile.input_encoding == "linear-camera" else "sRGB-encoded RGB"
         )
         console.print(f"{icc}: ICC input profile, {encoding} in")
+    if dcp is not None:
+        _write_dcp(result, dcp, cast("CalibrationLight", dcp_light), edition=_edition(edition))
+
+
+def _write_dcp(result: CorrectionResult, target: Path, light: CalibrationLight, *, edition: Edition) -> None:
+    """The DCP of a RAW chart fit: the fit itself when it is 3×3, else a linear3x3 fit of the same patches."""
+    from chromaline.engine.correct import EngineError, fit_from_measurements
+    from chromaline.engine.profile import ProfileError, to_dcp
+
+    profile = result.profile
+    if profile.method not in ("white_balance", "linear3x3") and result.measurement is not None:
+        try:
+            matrix_fit = fit_from_measurements(
+                result.measurement.patches, result.measurement.detection.chart_type, edition, "linear3x3"
+            )
+        except EngineError as error:
+            err_console.print(f"[red]{target}: not written[/red]: {error.message}")
+            raise typer.Exit(1) from None
+        profile = profile.model_copy(
+            update={
+                "method": "linear3x3",
+                "degree": 1,
+                "coefficients": matrix_fit.correction.coefficients.tolist(),
+            }
+        )
+        console.print(
+            f"{target}: linear3x3 fit for the DCP, cross-validated ΔE2000 "
+            f"{matrix_fit.cross_validation.cross_validated_mean:.2f}"
+        )
+    try:
+        target.write_bytes(to_dcp(profile, light))
+    except ProfileError as error:
+        err_console.print(f"[red]{target}: not written[/red]: {error.message}")
+        raise typer.Exit(1) from None
+    console.print(f"{target}: DNG Camera Profile for {profile.camera_model}, calibrated under {light}")
 
 
 def inspect(

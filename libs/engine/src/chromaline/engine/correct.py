@@ -297,8 +297,10 @@ def _decode(
             raise EngineError(error.code, error.message) from None
 
 
-def _search_preview(data: bytes, chart_type: str) -> Iterator[CandidateSet] | None:
-    preview = decode_preview(data, PREVIEW_MIN_SIDE)
+def _search_preview(
+    data: bytes, chart_type: str, white_balance: WhiteBalance
+) -> Iterator[CandidateSet] | None:
+    preview = decode_preview(data, PREVIEW_MIN_SIDE, white_balance)
     if preview is None:
         return None
     pixels, reduction = preview
@@ -318,15 +320,16 @@ def _decoding(
 ) -> Iterator[tuple[DecodedImage, ChartSearch | None]]:
     """Decode the photo while a worker thread looks for the chart on a reduced preview of it.
 
-    OpenCV releases the GIL while it decodes and searches, so on two cores the search costs
-    little more than the decode. Only JPEGs have a cheap preview; other sources get no search.
+    OpenCV and LibRaw release the GIL while they decode and search, so on two cores the search
+    costs little more than the decode. Only JPEGs and RAW files have a cheap preview; other
+    sources get no search.
     """
     if isinstance(source, DecodedImage) or corners is not None:
         yield _decode(source, timings, white_balance), None
         return
     data = source
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chart-search") as pool:
-        search = pool.submit(_search_preview, data, chart_type)
+        search = pool.submit(_search_preview, data, chart_type, white_balance)
         yield _decode(data, timings, white_balance), search
 
 

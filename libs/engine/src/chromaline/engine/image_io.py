@@ -24,7 +24,14 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from chromaline.engine.icc import output_icc_profile
-from chromaline.engine.raw import RawDecodeError, WhiteBalance, demosaic_linear, is_raw_signature, tiff_is_raw
+from chromaline.engine.raw import (
+    RawDecodeError,
+    WhiteBalance,
+    demosaic_linear,
+    is_raw_signature,
+    linear_preview,
+    tiff_is_raw,
+)
 
 pillow_heif.register_heif_opener()
 
@@ -505,13 +512,19 @@ _REDUCED_JPEG_READS = (
 )
 
 
-def decode_preview(data: bytes, min_side: int) -> tuple[NDArray[np.uint8], int] | None:
-    """A JPEG decoded at 1/8, 1/4 or 1/2 scale, upright 8-bit RGB, and that reduction.
+def decode_preview(
+    data: bytes, min_side: int, white_balance: WhiteBalance = "none"
+) -> tuple[NDArray[np.uint8], int] | None:
+    """A JPEG or a RAW file decoded at 1/8, 1/4 or 1/2 scale, upright 8-bit RGB as chart
+    detection sees the full decode, and that reduction.
 
     The largest reduction whose long side keeps at least ``min_side`` pixels is used: libjpeg
-    scales in the DCT, so this takes about half a full decode and can run beside it. None when
-    the data is not a JPEG, is too small to reduce, or cannot be read; the full decode reports why.
+    scales in the DCT, so this takes about half a full decode and can run beside it (RAW files:
+    :func:`~chromaline.engine.raw.linear_preview`). None for other formats, when the image is too
+    small to reduce, or cannot be read; the full decode reports why.
     """
+    if _is_raw_container(data):
+        return linear_preview(data, min_side, white_balance)
     if data[:3] != b"\xff\xd8\xff":
         return None
     try:
@@ -532,14 +545,29 @@ def decode_preview(data: bytes, min_side: int) -> tuple[NDArray[np.uint8], int] 
     return None
 
 
+def _is_raw_container(data: bytes) -> bool:
+    try:
+        return sniff_format(data) == "raw"
+    except UnsupportedImageError:
+        return False
+
+
 def reduced(image: DecodedImage, long_side: int) -> DecodedImage:
     """The image area-averaged down so its long side is at most ``long_side`` (codes, not light:
     for previews and overlays, never for measuring)."""
-    scale = long_side / max(image.width, image.height)
-    if scale >= 1.0:
+    factor = max(image.width, image.height) / long_side
+    if factor <= 1.0:
         return image
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    pixels = cv2.resize(image.pixels, size, interpolation=cv2.INTER_AREA)
+    if factor > 2.0:
+        # Whole blocks: OpenCV averages them several times faster than fractional areas, and
+        # the long side only gets shorter.
+        blocks = int(np.ceil(factor))
+        size = (max(1, image.width // blocks), max(1, image.height // blocks))
+        whole = image.pixels[: size[1] * blocks, : size[0] * blocks]
+        pixels = cv2.resize(whole, size, interpolation=cv2.INTER_AREA)
+    else:
+        size = (max(1, round(image.width / factor)), max(1, round(image.height / factor)))
+        pixels = cv2.resize(image.pixels, size, interpolation=cv2.INTER_AREA)
     if image.bit_depth == 8:
         return replace(image, pixels=np.asarray(pixels, dtype=np.uint8))
     return replace(image, pixels=np.asarray(pixels, dtype=np.uint16))

@@ -1,8 +1,9 @@
 """Saved correction profiles: a fitted correction plus where it came from and how good it was.
 
 A profile is JSON so people can read and diff it. It can be exported as a .cube 3D LUT (sRGB in,
-sRGB out) for editing and grading software, for matrix methods as the bare matrix, and for 3×3
-methods as an ICC input profile (matrix/shaper) that colour-managed software applies itself.
+sRGB out) for editing and grading software, for matrix methods as the bare matrix, for 3×3
+methods as an ICC input profile (matrix/shaper) that colour-managed software applies itself, and
+for 3×3 RAW profiles as a DNG Camera Profile (.dcp) for raw converters.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from chromaline.engine.dcp import CalibrationLight, DcpError, camera_profile_dcp
 from chromaline.engine.fit import WORKING_SPACE_NAME, Correction, Method, MethodSpec, Objective
 from chromaline.engine.icc import (
     D50_XYZ,
@@ -185,3 +187,22 @@ def to_icc(profile: Profile) -> bytes:
         adaptation=bradford(D65_XYZ, D50_XYZ),
         profile_class="input",
     )
+
+
+def to_dcp(profile: Profile, light: CalibrationLight) -> bytes:
+    """A DNG Camera Profile of a 3×3 RAW profile; ``light`` is the one the chart was shot under."""
+    if profile.input_encoding != "linear-camera":
+        raise ProfileError("a DCP describes a camera's RAW data; this profile was fitted on an encoded photo")
+    correction = profile.correction()
+    if correction.method not in ("white_balance", "linear3x3"):
+        raise ProfileError(f"a DCP holds a 3×3 matrix; {profile.method} is not one (fit with linear3x3)")
+    camera = profile.camera_model or "unknown camera"
+    try:
+        return camera_profile_dcp(
+            correction.coefficients,
+            camera_model=camera,
+            profile_name=f"Chromaline {camera} {profile.chart_type} {light}",
+            light=light,
+        )
+    except DcpError as error:
+        raise ProfileError(error.message) from None

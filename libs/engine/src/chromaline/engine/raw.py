@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+import cv2
 import numpy as np
 import rawpy
 import tifffile
@@ -104,22 +105,59 @@ def demosaic_linear(data: bytes, *, max_pixels: int, white_balance: WhiteBalance
                 "unsupported_format", f"RAW files with {raw.num_colors} colours are not supported"
             )
         try:
-            pixels = raw.postprocess(
-                gamma=(1.0, 1.0),
-                no_auto_bright=True,
-                bright=1.0,
-                output_bps=16,
-                output_color=rawpy.ColorSpace.raw,
-                use_camera_wb=white_balance == "camera",
-                user_wb=None if white_balance == "camera" else [1.0, 1.0, 1.0, 1.0],
-                adjust_maximum_thr=0.0,
-                highlight_mode=rawpy.HighlightMode.Clip,
-            )
+            pixels = raw.postprocess(**_linear_settings(white_balance))
         except (rawpy.LibRawError, OSError, ValueError) as error:
             raise RawDecodeError("decode_error", f"the RAW file could not be demosaiced: {error}") from None
         camera = _camera_model(raw, data)
     kind = "dng" if _has_dng_version(data) else "raw"
     return LinearRaw(np.ascontiguousarray(pixels, dtype=np.uint16), camera, kind)
+
+
+def _linear_settings(white_balance: WhiteBalance) -> dict[str, Any]:
+    """LibRaw's settings for linear camera RGB at the file's levels (see the module's docstring)."""
+    return {
+        "gamma": (1.0, 1.0),
+        "no_auto_bright": True,
+        "bright": 1.0,
+        "output_bps": 16,
+        "output_color": rawpy.ColorSpace.raw,
+        "use_camera_wb": white_balance == "camera",
+        "user_wb": None if white_balance == "camera" else [1.0, 1.0, 1.0, 1.0],
+        "adjust_maximum_thr": 0.0,
+        "highlight_mode": rawpy.HighlightMode.Clip,
+    }
+
+
+RAW_PREVIEW_REDUCTIONS = (8, 4, 2)
+
+
+def linear_preview(
+    data: bytes, min_side: int, white_balance: WhiteBalance = "none"
+) -> tuple[NDArray[np.uint8], int] | None:
+    """A RAW file at 1/8, 1/4 or 1/2 scale, upright, as the high byte of the linear camera RGB that
+    :func:`demosaic_linear` gives (what chart detection looks at), and that reduction.
+
+    LibRaw's half-size mode takes one pixel per 2×2 Bayer block instead of demosaicing, about a
+    seventh of a full decode, and releases the GIL: it runs beside the full decode, as the JPEG
+    preview does. The largest reduction whose long side keeps at least ``min_side`` pixels is
+    used. None when the file cannot be read this way; the full decode reports why.
+    """
+    try:
+        with rawpy.imread(io.BytesIO(data)) as raw:
+            if raw.num_colors != 3:
+                return None
+            half = raw.postprocess(half_size=True, **_linear_settings(white_balance))
+    except (rawpy.LibRawError, OSError, ValueError):
+        return None
+    long_side = max(half.shape[:2])
+    for reduction in RAW_PREVIEW_REDUCTIONS:
+        block = reduction // 2
+        if long_side // block >= min_side:
+            height, width = half.shape[0] // block, half.shape[1] // block
+            whole = half[: height * block, : width * block]
+            small = cv2.resize(whole, (width, height), interpolation=cv2.INTER_AREA) if block > 1 else whole
+            return np.asarray(np.asarray(small, dtype=np.uint16) >> 8, dtype=np.uint8), reduction
+    return None
 
 
 def _has_dng_version(data: bytes) -> bool:

@@ -32,6 +32,11 @@ the clipped values are among those left out and the mean is unbiased; above it t
 mean towards the limit, and the patch says less than its true colour."""
 DARK_LEVEL = 0.003
 """Linear level under which a patch carries too little signal to fit on."""
+BELOW_BLACK_FRACTION = TRIM
+"""A RAW patch is dark when, in one of its channels, more than this share of its pixels sit at
+black: the sensor's noise reaches below the black level there and LibRaw clamps it to zero, so
+that channel's mean is noise, not light. It is not clipping: the light is not too strong, it is
+too weak to tell from the noise."""
 UNIFORMITY_GRID = 3
 MIN_CELL_PIXELS = 16
 SHADING_TOLERANCE = 0.06
@@ -404,6 +409,8 @@ class _Statistics:
     channels: _ChannelStatistics
     clip_fraction: float
     linear: NDArray[np.float32]
+    below_black_fraction: float = 0.0
+    """Share of pixels at black in the patch's darkest channel: linear camera RGB (RAW) only."""
 
 
 def _patch_statistics(
@@ -428,6 +435,17 @@ def _patch_statistics(
     if tables is None:
         return [
             _Statistics(_channel_statistics(values), _clip_fraction(codes, low, high), values)
+            for codes, values in zip(sampled, linear, strict=True)
+        ]
+    if image.linear_camera:
+        # RAW codes at the bottom are sensor noise clamped at the black level, not clipped light.
+        return [
+            _Statistics(
+                _channel_statistics_of_codes(codes, tables),
+                _clip_fraction(codes, -1.0, high),
+                values,
+                _clip_fraction(codes, low, top_code + 1.0),
+            )
             for codes, values in zip(sampled, linear, strict=True)
         ]
     if image.pixels.dtype != np.uint8:
@@ -457,7 +475,7 @@ def _measurement(patch: _Gathered, statistics: _Statistics | None) -> PatchMeasu
         flags.append("clipped")
     if _is_non_uniform(statistics.linear, patch.mask):
         flags.append("non_uniform")
-    if float(mean.max()) < DARK_LEVEL:
+    if float(mean.max()) < DARK_LEVEL or statistics.below_black_fraction > BELOW_BLACK_FRACTION:
         flags.append("dark")
     return PatchMeasurement(patch.index, patch.name, mean, statistics.channels.spread, flags, patch.quad)
 
