@@ -18,14 +18,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 MAX_BYTES = 192 * 1024
 """Largest file accepted (UTF-8 bytes): a 2000-patch table with spectra fits in well under this."""
 MAX_PATCHES = 2000
 MAX_FIELDS = 256
-ILLUMINANTS = ("A", "C", "D50", "D55", "D65", "D75", "E", "F2", "F7", "F11")
+Illuminant = Literal["A", "C", "D50", "D55", "D65", "D75", "E", "F2", "F7", "F11"]
 """Illuminants a file may name (CIE 1931 2° observer white points are known for each)."""
+ILLUMINANTS: tuple[Illuminant, ...] = get_args(Illuminant)
 ColourSpace = Literal["LAB", "XYZ"]
 _FIELDS: dict[ColourSpace, tuple[str, str, str]] = {
     "LAB": ("LAB_L", "LAB_A", "LAB_B"),
@@ -56,8 +57,8 @@ class ReferenceTable:
 
     colour_space: ColourSpace
     """``LAB`` (CIE Lab, L 0..100) or ``XYZ`` (the white's Y at 100)."""
-    illuminant: str | None
-    """One of :data:`ILLUMINANTS`, or None when the file names none."""
+    illuminant: Illuminant | None
+    """None when the file names none."""
     sample_ids: tuple[str, ...]
     values: tuple[tuple[float, float, float], ...]
     descriptor: str | None = None
@@ -180,13 +181,17 @@ def _read(lines: list[str]) -> _Reading:
     return reading
 
 
-def _illuminant(keywords: dict[str, tuple[str, int]]) -> str | None:
+def _known_illuminant(name: str) -> Illuminant | None:
+    return next((known for known in ILLUMINANTS if known == name), None)
+
+
+def _illuminant(keywords: dict[str, tuple[str, int]]) -> Illuminant | None:
     if "ILLUMINANT" in keywords:
         value, number = keywords["ILLUMINANT"]
-        name = value.strip().upper().removeprefix("CIE ").strip()
-        if name not in ILLUMINANTS:
+        known = _known_illuminant(value.strip().upper().removeprefix("CIE ").strip())
+        if known is None:
             raise CgatsError(f"unknown illuminant {value!r} (known: {', '.join(ILLUMINANTS)})", number)
-        return name
+        return known
     descriptor = keywords.get("DESCRIPTOR", ("", 0))[0]
     found = {match.upper() for match in _ILLUMINANT_WORD.findall(descriptor)}
     if len(found) > 1:
@@ -194,7 +199,7 @@ def _illuminant(keywords: dict[str, tuple[str, int]]) -> str | None:
             f"DESCRIPTOR names several illuminants ({', '.join(sorted(found))}): add an ILLUMINANT keyword",
             keywords["DESCRIPTOR"][1],
         )
-    return found.pop() if found else None
+    return _known_illuminant(found.pop()) if found else None
 
 
 def _colour_space(fields: list[str], number: int) -> ColourSpace:
