@@ -65,7 +65,7 @@ from chromaline.engine.fit import (
     method_spec,
     validated_fit,
 )
-from chromaline.engine.geometry import patch_side_px
+from chromaline.engine.geometry import chart_layout, layout_patch_side_px
 from chromaline.engine.icc import OutputSpace
 from chromaline.engine.image_io import (
     DecodedImage,
@@ -459,6 +459,8 @@ class CorrectionResult:
     """The rating guideline the report leads with."""
     preview: EncodedImage | None = None
     """A small 8-bit sRGB JPEG of the corrected photo, when asked for (RAW input by default)."""
+    chart: ChartDefinition | None = None
+    """The custom chart measured, when it was one."""
 
     @property
     def method(self) -> str:
@@ -483,6 +485,7 @@ class CorrectionResult:
             timings=self.timings,
             job_id=job_id,
             guideline=self.guideline,
+            chart=self.chart,
         )
 
 
@@ -583,6 +586,7 @@ def correct_photo(
         notes=notes,
         guideline=guideline,
         preview=small,
+        chart=chart,
     )
 
 
@@ -754,14 +758,17 @@ def measurements_document(
     timings: Timings | None = None,
     job_id: uuid.UUID | None = None,
     guideline: Guideline = DEFAULT_GUIDELINE,
+    chart: ChartDefinition | None = None,
 ) -> Measurements:
-    """The measurements document (see :mod:`chromaline.common.measurements`) for corrected patches."""
+    """The measurements document (see :mod:`chromaline.common.measurements`) for corrected patches;
+    ``chart`` is the custom chart measured, if it was one."""
     results: list[PatchResult] = []
     report: DeltaEReport | None = None
     warnings: list[ResultWarning] = []
     if reference is not None and patches:
         results, report = _patch_results(correction, reference, patches)
-        side = None if corners is None else patch_side_px(reference.chart_type, np.asarray(corners))
+        layout = chart.layout if chart is not None else chart_layout(reference.chart_type)
+        side = None if corners is None else layout_patch_side_px(layout, np.asarray(corners))
         warnings = result_warnings(results, cross_validated_delta_e2000, side, guideline)
     return Measurements(
         job_id=job_id,

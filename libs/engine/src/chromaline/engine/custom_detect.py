@@ -31,11 +31,12 @@ from chromaline.engine.detect import (
     DetectionOutcome,
     NotAChartError,
     colour_agreement,
+    layout_patch_means,
     orientation_of,
 )
 from chromaline.engine.geometry import ChartLayout, layout_patch_quads
 from chromaline.engine.grid import grid_boxes
-from chromaline.engine.image_io import DecodedImage, srgb_decode
+from chromaline.engine.image_io import DecodedImage
 from chromaline.engine.sample import PatchMeasurement, sample_quads
 
 WORKING_SIDE = 1600
@@ -68,20 +69,6 @@ def _to_full(box: NDArray[np.float64], factor: float, offset: NDArray[np.float64
     return box * factor + (factor - 1) / 2 + offset
 
 
-def patch_means(
-    rgb: NDArray[np.uint8], layout: ChartLayout, corners: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Mean linear colour of each patch's centre (its centre point and four points around it)."""
-    quads = layout_patch_quads(layout, corners, margin=0.3)
-    centres = quads.mean(axis=1)
-    points = np.concatenate([centres[:, None, :], 0.5 * (quads + centres[:, None, :])], axis=1).reshape(-1, 2)
-    height, width = rgb.shape[:2]
-    xs = np.clip(np.round(points[:, 0]).astype(int), 0, width - 1)
-    ys = np.clip(np.round(points[:, 1]).astype(int), 0, height - 1)
-    codes = rgb[ys, xs].astype(np.float64) / 255.0
-    return np.asarray(srgb_decode(codes).reshape(len(quads), 5, 3).mean(axis=1), dtype=np.float64)
-
-
 @dataclass(frozen=True)
 class _Scored:
     corners: NDArray[np.float64]
@@ -100,7 +87,7 @@ def _best_orientation(
         for turn in turns:
             corners = np.roll(box, -turn, axis=0)
             agreement = colour_agreement(
-                patch_means(rgb, definition.layout, corners), np.asarray(definition.reference.rgb)
+                layout_patch_means(rgb, definition.layout, corners), np.asarray(definition.reference.rgb)
             )
             if best is None or agreement > best.agreement:
                 best = _Scored(corners, agreement)

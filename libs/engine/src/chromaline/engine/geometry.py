@@ -146,7 +146,12 @@ def patch_centres(chart_key: str, corners: NDArray[np.floating]) -> NDArray[np.f
 
 def patch_side_px(chart_key: str, corners: NDArray[np.floating]) -> float:
     """Median side of the chart's patches in the image, in pixels (square root of each area)."""
-    quads = patch_quads(chart_key, corners, margin=0.0)
+    return layout_patch_side_px(chart_layout(chart_key), corners)
+
+
+def layout_patch_side_px(layout: ChartLayout, corners: NDArray[np.floating]) -> float:
+    """Median side of the layout's patches in the image, in pixels (square root of each area)."""
+    quads = layout_patch_quads(layout, corners, margin=0.0)
     x, y = quads[..., 0], quads[..., 1]
     areas = 0.5 * np.abs(np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1))
     return float(np.median(np.sqrt(areas)))

@@ -26,6 +26,7 @@ from chromaline.common.events.contracts import (
     DeltaESummary,
     ImageCorrected,
     ImageUploaded,
+    JobOptions,
     ProcessingFailed,
     UnknownEventError,
     parse_data,
@@ -46,6 +47,7 @@ from chromaline.engine.correct import (
     fit_from_measurements,
     measurements_document,
 )
+from chromaline.engine.custom_chart import ChartDefinition
 from chromaline.engine.encode import EXTENSIONS, EncodedImage, EncodeError, embedded_profile, encode_image
 from chromaline.engine.image_io import UnsupportedImageError, decode_image
 from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
@@ -78,6 +80,10 @@ class Corrected:
     method: str
 
 
+def _custom_chart(options: JobOptions) -> ChartDefinition | None:
+    return ChartDefinition.from_contract(options.custom_chart) if options.custom_chart is not None else None
+
+
 def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSettings) -> Corrected:
     """Fit to the detector's patch measurements and apply to the whole photo (CPU-bound)."""
     options = event.options
@@ -89,6 +95,7 @@ def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSetti
             event.chart_type,
             event.reference_edition,
             options.method,
+            chart=_custom_chart(options),
         )
     bit_depth = 8 if options.output_format == "jpeg" else options.bit_depth
     with stage(NAME, "apply"):
@@ -109,6 +116,7 @@ def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSetti
         corners=event.corners,
         cross_validated_delta_e2000=fit.cross_validation.cross_validated_mean,
         job_id=event.job_id,
+        chart=_custom_chart(options),
     )
     return Corrected(encoded, fit.profile(filename, image), document, fit.correction.spec.label)
 
@@ -126,6 +134,7 @@ def correct_with_profile(data: bytes, event: ImageUploaded, profile: Profile) ->
         bit_depth=options.bit_depth,
         source_filename=event.filename,
         output_space=options.output_space,
+        chart=_custom_chart(options),
     )
     observe_stage_times(NAME, result.timings)
     return Corrected(
