@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from chromaline.engine.charts import Edition
     from chromaline.engine.correct import CorrectionResult
     from chromaline.engine.dcp import CalibrationLight
+    from chromaline.engine.custom_chart import ChartDefinition
     from chromaline.engine.fit import ObjectiveChoice
     from chromaline.engine.icc import OutputSpace
     from chromaline.engine.profile import Profile
@@ -28,7 +29,22 @@ profile_app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-ChartOption = Annotated[str, typer.Option(help="auto, classic24, digital_sg or aruco_classic24.")]
+ChartOption = Annotated[
+    str,
+    typer.Option(
+        help="auto, classic24, digital_sg or aruco_classic24; with --layout, a CGATS.17 file of the chart's values."
+    ),
+]
+LayoutOption = Annotated[
+    str | None,
+    typer.Option(help="Rows×columns of a custom chart (e.g. 5x7): --chart is then its CGATS file."),
+]
+GapOption = Annotated[
+    float, typer.Option(help="Custom chart: body between patches, share of the patch side.")
+]
+MarginOption = Annotated[
+    float, typer.Option(help="Custom chart: body around the grid, share of the patch side.")
+]
 MethodOption = Annotated[
     str, typer.Option(help="auto, white_balance, linear3x3, affine3x4, root_polynomial or polynomial.")
 ]
@@ -80,6 +96,34 @@ def _load_profile(path: Path | None) -> Profile | None:
         raise typer.Exit(2) from None
 
 
+def _custom_chart(chart: str, layout: str | None, gap: float, margin: float) -> ChartDefinition | None:
+    """The custom chart that ``--chart FILE --layout RxC`` describe, or None without ``--layout``."""
+    if layout is None:
+        return None
+    from pydantic import ValidationError
+
+    from chromaline.common.cgats import CgatsError, parse_cgats
+    from chromaline.common.events.contracts import CustomChart
+    from chromaline.engine.custom_chart import ChartDefinition
+
+    rows, _, columns = layout.lower().partition("x")
+    if not (rows.isdigit() and columns.isdigit()):
+        raise typer.BadParameter(f"--layout is rows×columns, e.g. 5x7, not {layout!r}")
+    path = Path(chart)
+    try:
+        table = parse_cgats(_read(path).decode("utf-8"))
+        checked = CustomChart.from_reference(
+            table, name=path.stem or "custom", rows=int(rows), columns=int(columns), gap=gap, margin=margin
+        )
+    except UnicodeDecodeError:
+        raise typer.BadParameter(f"{path}: not UTF-8 text") from None
+    except CgatsError as error:
+        raise typer.BadParameter(f"{path}: {error}") from None
+    except ValidationError as error:
+        raise typer.BadParameter(f"{path}: {error.errors()[0]['msg']}") from None
+    return ChartDefinition.from_contract(checked)
+
+
 def _objective(value: str) -> ObjectiveChoice:
     from chromaline.engine.fit import OBJECTIVES
 
@@ -117,6 +161,9 @@ def correct(
         bool | None, typer.Option(help="Also write a small sRGB JPEG preview (default: for RAW files).")
     ] = None,
     camera_white_balance: CameraWhiteBalanceOption = False,
+    layout: LayoutOption = None,
+    gap: GapOption = 0.1,
+    margin: MarginOption = 0.5,
 ) -> None:
     """Detect, fit, apply and measure each photo locally; print ΔE2000 before and after.
 
@@ -134,6 +181,7 @@ def correct(
     if output_format not in EXTENSIONS or bit_depth not in (8, 16):
         raise typer.BadParameter("--format is jpeg, png or tiff and --bit-depth 8 or 16")
     saved = _load_profile(profile)
+    custom = _custom_chart(chart, layout, gap, margin)
     out.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     failures = 0
@@ -143,7 +191,7 @@ def correct(
             try:
                 result = correct_photo(
                     _read(photo),
-                    chart_type=chart,
+                    chart_type="auto" if custom else chart,
                     method=method,  # type: ignore[arg-type]
                     objective=_objective(objective),
                     edition=_edition(edition),
@@ -155,6 +203,7 @@ def correct(
                     output_space=_space(space),
                     preview=preview,
                     white_balance="camera" if camera_white_balance else "none",
+                    chart=custom,
                 )
             except (EngineError, UnsupportedImageError) as error:
                 failures += 1
@@ -219,6 +268,9 @@ def profile_create(
     chart: ChartOption = "auto",
     edition: EditionOption = "2014",
     camera_white_balance: CameraWhiteBalanceOption = False,
+    layout: LayoutOption = None,
+    gap: GapOption = 0.1,
+    margin: MarginOption = 0.5,
 ) -> None:
     """Fit a correction on one chart photo (a RAW file makes a camera profile) and save it."""
     from chromaline.engine.dcp import CALIBRATION_LIGHTS
@@ -237,16 +289,18 @@ def profile_create(
     from chromaline.engine.image_io import UnsupportedImageError
     from chromaline.engine.profile import ProfileError, dump_profile, to_cube, to_icc
 
+    custom = _custom_chart(chart, layout, gap, margin)
     try:
         result = correct_photo(
             _read(chart_photo),
-            chart_type=chart,
+            chart_type="auto" if custom else chart,
             method=method,  # type: ignore[arg-type]
             objective=_objective(objective),
             edition=_edition(edition),
             source_filename=chart_photo.name,
             preview=False,
             white_balance="camera" if camera_white_balance else "none",
+            chart=custom,
         )
     except (EngineError, UnsupportedImageError) as error:
         err_console.print(f"[red]{chart_photo}: {error.code}[/red]: {error}")

@@ -30,6 +30,12 @@ from chromaline.common.measurements import (
 from chromaline.common.measurements import Summary as SummaryDocument
 from chromaline.engine.apply import apply_correction
 from chromaline.engine.charts import Edition, chart_spec
+from chromaline.engine.custom_chart import CUSTOM_CHART_TYPE, ChartDefinition
+from chromaline.engine.custom_detect import (
+    custom_detection_from_corners,
+    detect_custom_chart,
+    sample_custom_chart,
+)
 from chromaline.engine.detect import (
     CandidateSet,
     ChartDetection,
@@ -59,7 +65,7 @@ from chromaline.engine.fit import (
     method_spec,
     validated_fit,
 )
-from chromaline.engine.geometry import patch_side_px
+from chromaline.engine.geometry import chart_layout, layout_patch_side_px
 from chromaline.engine.icc import OutputSpace
 from chromaline.engine.image_io import (
     DecodedImage,
@@ -221,10 +227,11 @@ def fit_from_measurements(
     method: Method | Literal["auto"] = "auto",
     *,
     objective: ObjectiveChoice = "auto",
+    chart: ChartDefinition | None = None,
 ) -> FitResult:
     """Fit a correction to sampled patches; ``auto`` picks the method, and the objective, by
-    leave-one-out cross-validated ΔE2000."""
-    reference = chart_reference(chart_type, edition)
+    leave-one-out cross-validated ΔE2000. A custom ``chart`` brings its own reference values."""
+    reference = chart.reference if chart is not None else chart_reference(chart_type, edition)
     selection = select_patches(patches, reference)
     measured, used = selection.measured, selection.used
     choice: MethodChoice | None = None
@@ -324,7 +331,7 @@ def _decoding(
     costs little more than the decode. Only JPEGs and RAW files have a cheap preview; other
     sources get no search.
     """
-    if isinstance(source, DecodedImage) or corners is not None:
+    if isinstance(source, DecodedImage) or corners is not None or chart_type == CUSTOM_CHART_TYPE:
         yield _decode(source, timings, white_balance), None
         return
     data = source
@@ -340,12 +347,16 @@ def _detect(
     search: ChartSearch | None,
     timings: Timings,
     small_charts: bool = True,
+    chart: ChartDefinition | None = None,
 ) -> tuple[ChartDetection, int]:
+    if chart is not None:
+        with _timed(timings, "detect"):
+            return _detect_custom(image, chart, corners)
     with _timed(timings, "detect"):
         if corners is not None:
-            chart = DEFAULT_CORNER_CHART if chart_type == "auto" else chart_type
+            known = DEFAULT_CORNER_CHART if chart_type == "auto" else chart_type
             try:
-                return checked_detection_from_corners(image, chart, list(corners)), 1
+                return checked_detection_from_corners(image, known, list(corners)), 1
             except NotAChartError as error:
                 raise EngineError(error.code, str(error)) from None
             except ValueError as error:
@@ -360,6 +371,20 @@ def _detect(
     return outcome.detections[0], len(outcome.detections)
 
 
+def _detect_custom(
+    image: DecodedImage, chart: ChartDefinition, corners: Sequence[tuple[float, float]] | None
+) -> tuple[ChartDetection, int]:
+    if corners is not None:
+        try:
+            return custom_detection_from_corners(image, chart, corners), 1
+        except NotAChartError as error:
+            raise EngineError(error.code, str(error)) from None
+    outcome = detect_custom_chart(image, chart)
+    if not outcome.detections:
+        raise EngineError(outcome.reason or "no_chart", outcome.message)
+    return outcome.detections[0], len(outcome.detections)
+
+
 def measure(
     source: bytes | DecodedImage,
     *,
@@ -367,12 +392,16 @@ def measure(
     edition: Edition = "2014",
     corners: Sequence[tuple[float, float]] | None = None,
     white_balance: WhiteBalance = "none",
+    chart: ChartDefinition | None = None,
 ) -> Measurement:
     """Find the chart, sample its patches and score the photo as it is against the reference
-    (``white_balance`` applies to RAW files: whether the camera's is applied when decoding)."""
+    (``white_balance`` applies to RAW files: whether the camera's is applied when decoding).
+    A custom ``chart`` is found by its layout and scored against its own values."""
     timings: Timings = {}
+    if chart is not None:
+        chart_type = CUSTOM_CHART_TYPE
     with _decoding(source, chart_type, corners, timings, white_balance) as (image, search):
-        measurement = _measure_decoded(image, search, chart_type, edition, corners)
+        measurement = _measure_decoded(image, search, chart_type, edition, corners, chart=chart)
     measurement.timings = timings | measurement.timings
     return measurement
 
@@ -384,12 +413,17 @@ def _measure_decoded(
     edition: Edition,
     corners: Sequence[tuple[float, float]] | None,
     small_charts: bool = True,
+    chart: ChartDefinition | None = None,
 ) -> Measurement:
     timings: Timings = {}
-    detection, charts_found = _detect(image, chart_type, corners, search, timings, small_charts)
-    reference = chart_reference(detection.chart_type, edition)
+    detection, charts_found = _detect(image, chart_type, corners, search, timings, small_charts, chart)
     with _timed(timings, "sample"):
-        patches = sample_patches(image, detection, edition=edition)
+        if chart is not None:
+            reference = chart.reference
+            patches = sample_custom_chart(image, detection, chart)
+        else:
+            reference = chart_reference(detection.chart_type, edition)
+            patches = sample_patches(image, detection, edition=edition)
     selection = select_patches(patches, reference)
     measured, used = selection.measured, selection.used
     if not used.any():
@@ -428,6 +462,8 @@ class CorrectionResult:
     """The rating guideline the report leads with."""
     preview: EncodedImage | None = None
     """A small 8-bit sRGB JPEG of the corrected photo, when asked for (RAW input by default)."""
+    chart: ChartDefinition | None = None
+    """The custom chart measured, when it was one."""
 
     @property
     def method(self) -> str:
@@ -452,6 +488,7 @@ class CorrectionResult:
             timings=self.timings,
             job_id=job_id,
             guideline=self.guideline,
+            chart=self.chart,
         )
 
 
@@ -471,20 +508,26 @@ def correct_photo(
     output_space: OutputSpace = "srgb",
     preview: bool | None = None,
     white_balance: WhiteBalance = "none",
+    chart: ChartDefinition | None = None,
 ) -> CorrectionResult:
     """Correct one photo: from its own chart, or with a saved ``profile`` (the chart then optional).
 
     The output is encoded in ``output_space`` with its ICC profile; ``preview`` (by default only
     for RAW input) adds a small sRGB JPEG of the result. ``white_balance`` says whether a RAW
-    file's own white balance is applied when decoding (the fit absorbs it either way).
+    file's own white balance is applied when decoding (the fit absorbs it either way). A custom
+    ``chart`` is found by its layout and fitted to its own values.
     """
     timings: Timings = {}
     notes: list[str] = []
     measurement: Measurement | None
+    if chart is not None:
+        chart_type = CUSTOM_CHART_TYPE
     with _decoding(source, chart_type, corners, timings, white_balance) as (image, search):
         try:
             # With a saved profile the chart only checks it: no slow search for a small one.
-            measurement = _measure_decoded(image, search, chart_type, edition, corners, profile is None)
+            measurement = _measure_decoded(
+                image, search, chart_type, edition, corners, profile is None, chart=chart
+            )
         except EngineError as error:
             if profile is None:
                 raise
@@ -501,7 +544,12 @@ def correct_photo(
         else:
             assert measurement is not None
             fit = fit_from_measurements(
-                measurement.patches, measurement.detection.chart_type, edition, method, objective=objective
+                measurement.patches,
+                measurement.detection.chart_type,
+                edition,
+                method,
+                objective=objective,
+                chart=chart,
             )
             correction = fit.correction
             profile = fit.profile(source_filename, image)
@@ -541,6 +589,7 @@ def correct_photo(
         notes=notes,
         guideline=guideline,
         preview=small,
+        chart=chart,
     )
 
 
@@ -712,14 +761,17 @@ def measurements_document(
     timings: Timings | None = None,
     job_id: uuid.UUID | None = None,
     guideline: Guideline = DEFAULT_GUIDELINE,
+    chart: ChartDefinition | None = None,
 ) -> Measurements:
-    """The measurements document (see :mod:`chromaline.common.measurements`) for corrected patches."""
+    """The measurements document (see :mod:`chromaline.common.measurements`) for corrected patches;
+    ``chart`` is the custom chart measured, if it was one."""
     results: list[PatchResult] = []
     report: DeltaEReport | None = None
     warnings: list[ResultWarning] = []
     if reference is not None and patches:
         results, report = _patch_results(correction, reference, patches)
-        side = None if corners is None else patch_side_px(reference.chart_type, np.asarray(corners))
+        layout = chart.layout if chart is not None else chart_layout(reference.chart_type)
+        side = None if corners is None else layout_patch_side_px(layout, np.asarray(corners))
         warnings = result_warnings(results, cross_validated_delta_e2000, side, guideline)
     return Measurements(
         job_id=job_id,

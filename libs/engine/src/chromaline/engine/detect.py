@@ -20,7 +20,15 @@ from numpy.typing import NDArray
 
 from chromaline.engine.charts import reference_linear_rgb
 from chromaline.engine.frame import FrameSpec
-from chromaline.engine.geometry import UNIT_SQUARE, chart_homography, chart_layout, map_points, patch_quads
+from chromaline.engine.geometry import (
+    UNIT_SQUARE,
+    ChartLayout,
+    chart_homography,
+    chart_layout,
+    layout_patch_quads,
+    map_points,
+    patch_quads,
+)
 from chromaline.engine.grid import grid_boxes
 from chromaline.engine.image_io import DecodedImage, srgb_decode
 
@@ -387,8 +395,14 @@ def grid_regularity(rgb: NDArray[np.uint8], chart_type: str, corners: NDArray[np
 def _patch_means(
     rgb: NDArray[np.uint8], chart_type: str, corners: NDArray[np.float64]
 ) -> NDArray[np.float64]:
+    return layout_patch_means(rgb, chart_layout(chart_type), corners)
+
+
+def layout_patch_means(
+    rgb: NDArray[np.uint8], layout: ChartLayout, corners: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Mean linear colour of each patch's centre, sampled at its centre point and four neighbours."""
-    quads = patch_quads(chart_type, corners, margin=0.3)
+    quads = layout_patch_quads(layout, corners, margin=0.3)
     centres = quads.mean(axis=1)
     points = np.concatenate([centres[:, None, :], 0.5 * (quads + centres[:, None, :])], axis=1).reshape(-1, 2)
     height, width = rgb.shape[:2]

@@ -121,14 +121,20 @@ def map_points(homography: NDArray[np.float64], points: NDArray[np.floating]) ->
     return np.asarray(mapped.reshape(array.shape), dtype=np.float64)
 
 
-def patch_quads(chart_key: str, corners: NDArray[np.floating], margin: float = 0.25) -> NDArray[np.float64]:
+def layout_patch_quads(
+    layout: ChartLayout, corners: NDArray[np.floating], margin: float = 0.25
+) -> NDArray[np.float64]:
     """(N, 4, 2) image quads of each patch's central region, each clockwise from its top-left."""
-    rects = chart_layout(chart_key).patch_rects(margin)
-    u0, v0, u1, v1 = rects.T
+    u0, v0, u1, v1 = layout.patch_rects(margin).T
     normalised = np.stack(
         [np.stack([u0, v0], 1), np.stack([u1, v0], 1), np.stack([u1, v1], 1), np.stack([u0, v1], 1)], axis=1
     )
     return map_points(chart_homography(corners), normalised)
+
+
+def patch_quads(chart_key: str, corners: NDArray[np.floating], margin: float = 0.25) -> NDArray[np.float64]:
+    """(N, 4, 2) image quads of each patch's central region of a known chart type."""
+    return layout_patch_quads(chart_layout(chart_key), corners, margin)
 
 
 def patch_centres(chart_key: str, corners: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -140,7 +146,12 @@ def patch_centres(chart_key: str, corners: NDArray[np.floating]) -> NDArray[np.f
 
 def patch_side_px(chart_key: str, corners: NDArray[np.floating]) -> float:
     """Median side of the chart's patches in the image, in pixels (square root of each area)."""
-    quads = patch_quads(chart_key, corners, margin=0.0)
+    return layout_patch_side_px(chart_layout(chart_key), corners)
+
+
+def layout_patch_side_px(layout: ChartLayout, corners: NDArray[np.floating]) -> float:
+    """Median side of the layout's patches in the image, in pixels (square root of each area)."""
+    quads = layout_patch_quads(layout, corners, margin=0.0)
     x, y = quads[..., 0], quads[..., 1]
     areas = 0.5 * np.abs(np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1))
     return float(np.median(np.sqrt(areas)))

@@ -6,6 +6,7 @@ tables), never the whole image.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, pairwise
 from typing import Any, Literal
@@ -493,7 +494,13 @@ def sample_patches(
     already linear float image. ``margin`` is the share of each patch side left out on each side.
     """
     names = reference_names(detection.chart_type, edition)
-    quads = patch_quads(detection.chart_type, detection.corners, margin)
+    return sample_quads(image, names, patch_quads(detection.chart_type, detection.corners, margin))
+
+
+def sample_quads(
+    image: DecodedImage | NDArray[np.floating], names: Sequence[str], quads: NDArray[np.float64]
+) -> list[PatchMeasurement]:
+    """Measure the patches in ``quads`` (image pixels), one per name, in order."""
     patches = [_gather(image, i, name, quad) for i, (name, quad) in enumerate(zip(names, quads, strict=True))]
     statistics = iter(_patch_statistics(image, patches))
     return [_measurement(patch, next(statistics) if patch.values is not None else None) for patch in patches]

@@ -48,6 +48,7 @@ from chromaline.engine.correct import (
     fit_from_measurements,
     measurements_document,
 )
+from chromaline.engine.custom_chart import ChartDefinition
 from chromaline.engine.encode import EXTENSIONS, EncodedImage, EncodeError, embedded_profile, encode_image
 from chromaline.engine.image_io import UnsupportedImageError, decode_image
 from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
@@ -86,6 +87,10 @@ def rating_guideline(options: JobOptions) -> Guideline:
     return DEFAULT_GUIDELINE if options.guideline is None else guideline_named(options.guideline)
 
 
+def _custom_chart(options: JobOptions) -> ChartDefinition | None:
+    return ChartDefinition.from_contract(options.custom_chart) if options.custom_chart is not None else None
+
+
 def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSettings) -> Corrected:
     """Fit to the detector's patch measurements and apply to the whole photo (CPU-bound)."""
     options = event.options
@@ -97,6 +102,7 @@ def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSetti
             event.chart_type,
             event.reference_edition,
             options.method,
+            chart=_custom_chart(options),
         )
     bit_depth = 8 if options.output_format == "jpeg" else options.bit_depth
     with stage(NAME, "apply"):
@@ -118,6 +124,7 @@ def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSetti
         cross_validated_delta_e2000=fit.cross_validation.cross_validated_mean,
         job_id=event.job_id,
         guideline=rating_guideline(options),
+        chart=_custom_chart(options),
     )
     return Corrected(encoded, fit.profile(filename, image), document, fit.correction.spec.label)
 
@@ -136,6 +143,7 @@ def correct_with_profile(data: bytes, event: ImageUploaded, profile: Profile) ->
         source_filename=event.filename,
         output_space=options.output_space,
         guideline=rating_guideline(options),
+        chart=_custom_chart(options),
     )
     observe_stage_times(NAME, result.timings)
     return Corrected(

@@ -41,6 +41,12 @@ from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.detector.models import Detection
 from chromaline.detector.settings import DetectorSettings
+from chromaline.engine.custom_chart import ChartDefinition
+from chromaline.engine.custom_detect import (
+    custom_detection_from_corners,
+    detect_custom_chart,
+    sample_custom_chart,
+)
 from chromaline.engine.detect import (
     ChartDetection,
     NotAChartError,
@@ -87,7 +93,16 @@ def examine(
             failed, Detection(job_id=job_id, outcome="failed", reason=error.code, message=str(error))
         )
     detections: list[ChartDetection]
-    if options.corners is not None:
+    custom = ChartDefinition.from_contract(options.custom_chart) if options.custom_chart is not None else None
+    if custom is not None and options.corners is not None:
+        try:
+            detections = [custom_detection_from_corners(image, custom, options.corners)]
+        except NotAChartError as error:
+            refused = ProcessingFailed(job_id=job_id, stage="detect", reason=error.code, message=str(error))
+            return Examination(
+                refused, Detection(job_id=job_id, outcome="failed", reason=error.code, message=str(error))
+            )
+    elif options.corners is not None:
         chart = "classic24" if options.chart_type == "auto" else options.chart_type
         try:
             detections = [checked_detection_from_corners(image, chart, options.corners)]
@@ -105,7 +120,11 @@ def examine(
             )
     else:
         with stage(NAME, "detect"):
-            outcome = detect_charts(image, options.chart_type)
+            outcome = (
+                detect_custom_chart(image, custom)
+                if custom is not None
+                else detect_charts(image, options.chart_type)
+            )
         detections = outcome.detections
         if not detections:
             reason = outcome.reason or "no_chart"
@@ -128,8 +147,10 @@ def examine(
             )
     best = detections[0]
     with stage(NAME, "sample"):
-        patches = sample_patches(
-            image, best, margin=settings.sample_margin, edition=options.reference_edition
+        patches = (
+            sample_custom_chart(image, best, custom, margin=settings.sample_margin)
+            if custom is not None
+            else sample_patches(image, best, margin=settings.sample_margin, edition=options.reference_edition)
         )
     corners = [(float(x), float(y)) for x, y in best.corners]
     detected = ChartDetected(

@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
+from chromaline.common.cgats import MAX_PATCHES, Illuminant, ReferenceTable
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.measurements import ResultWarning
 
-ChartType = Literal["auto", "classic24", "digital_sg", "vinyl", "aruco_classic24"]
+ChartType = Literal["auto", "classic24", "digital_sg", "vinyl", "aruco_classic24", "custom"]
 CorrectionMethod = Literal["auto", "white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial"]
 OutputFormat = Literal["jpeg", "png", "tiff"]
 OutputSpace = Literal["srgb", "display-p3", "adobe-rgb", "prophoto"]
@@ -24,6 +25,9 @@ RatingGuideline = Literal["fadgi2016", "metamorfoze2"]
 """The imaging guidelines the engine rates against (``chromaline.engine.rating.GUIDELINES``)."""
 DEFAULT_RATING_GUIDELINE: RatingGuideline = "fadgi2016"
 """An organisation's guideline until an admin chooses one (the engine's default too)."""
+MIN_CUSTOM_PATCHES = 6
+"""Fewest patches a custom chart may have: the 3×4 affine fit needs more than its 4 terms per channel
+and every cross-validation fold one patch fewer."""
 RETENTION_DAYS_MAX = 3650
 """The longest retention period an organisation may choose (ten years)."""
 
@@ -66,10 +70,90 @@ class ProcessingChoices(Contract):
     )
 
 
+CUSTOM_CHART_MAX_SIDE = 100
+"""Most rows or columns a custom chart may have (and at most ``cgats.MAX_PATCHES`` patches)."""
+
+
+class CustomChart(Contract):
+    """A chart an organisation defined: layout and reference values, carried whole so that the
+    workers need nothing but the event. Patches are row-major from patch 0 (top-left of the chart
+    upright), in the order of the reference file."""
+
+    chart_id: uuid.UUID | None = None
+    name: str = Field(min_length=1, max_length=100)
+    rows: int = Field(ge=1, le=CUSTOM_CHART_MAX_SIDE)
+    columns: int = Field(ge=1, le=CUSTOM_CHART_MAX_SIDE)
+    gap: float = Field(
+        ge=0,
+        le=2,
+        allow_inf_nan=False,
+        description="Chart body between patches, as a share of the patch side.",
+    )
+    margin: float = Field(
+        ge=0,
+        le=10,
+        allow_inf_nan=False,
+        description="Chart body around the grid, as a share of the patch side.",
+    )
+    colour_space: Literal["LAB", "XYZ"] = Field(description="LAB: CIE Lab; XYZ: the white's Y at 100.")
+    illuminant: Illuminant | None = Field(
+        default=None, description="The values' illuminant (CIE 1931 2°); D50 when not given."
+    )
+    sample_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(max_length=MAX_PATCHES)
+    values: list[tuple[FinitePixel, FinitePixel, FinitePixel]] = Field(max_length=MAX_PATCHES)
+
+    @classmethod
+    def from_reference(
+        cls,
+        table: ReferenceTable,
+        *,
+        name: str,
+        rows: int,
+        columns: int,
+        gap: float,
+        margin: float,
+        chart_id: uuid.UUID | None = None,
+    ) -> CustomChart:
+        """The chart whose values a parsed CGATS file holds (raises ``ValidationError`` on a mismatch)."""
+        return cls(
+            chart_id=chart_id,
+            name=name,
+            rows=rows,
+            columns=columns,
+            gap=gap,
+            margin=margin,
+            colour_space=table.colour_space,
+            illuminant=table.illuminant,
+            sample_ids=list(table.sample_ids),
+            values=list(table.values),
+        )
+
+    @model_validator(mode="after")
+    def _one_value_per_patch(self) -> CustomChart:
+        patches = self.rows * self.columns
+        if patches < MIN_CUSTOM_PATCHES:
+            raise ValueError(f"a chart needs at least {MIN_CUSTOM_PATCHES} patches")
+        if len(self.values) != patches or len(self.sample_ids) != patches:
+            raise ValueError(
+                f"{self.rows}×{self.columns} patches but {len(self.values)} reference values "
+                f"and {len(self.sample_ids)} sample ids"
+            )
+        return self
+
+
 class JobOptions(ProcessingChoices):
     profile: BlobRef | None = Field(
         default=None, description="A saved profile to apply instead of detecting."
     )
+    custom_chart: CustomChart | None = Field(
+        default=None, description="With chart_type custom: the chart's definition."
+    )
+
+    @model_validator(mode="after")
+    def _custom_chart_with_its_type(self) -> JobOptions:
+        if (self.custom_chart is not None) != (self.chart_type == "custom"):
+            raise ValueError("chart_type custom goes with a custom_chart, and only it")
+        return self
 
 
 class ImageUploaded(Contract):
