@@ -17,8 +17,8 @@ from rich.progress import Progress
 if TYPE_CHECKING:
     from chromaline.engine.charts import Edition
     from chromaline.engine.correct import CorrectionResult
-    from chromaline.engine.dcp import CalibrationLight
     from chromaline.engine.custom_chart import ChartDefinition
+    from chromaline.engine.dcp import CalibrationLight
     from chromaline.engine.fit import ObjectiveChoice
     from chromaline.engine.icc import OutputSpace
     from chromaline.engine.profile import Profile
