@@ -141,7 +141,7 @@ def apply_event(job: Job, event: Any) -> ReportState | None:
     announce), else None. The reporter may answer before the gateway hears of the corrected image:
     the report is then recorded, and announced when the job is done.
     """
-    if job.state in ("failed", "expired"):
+    if job.state in ("failed", "expired", DELETED):
         return None
     if isinstance(event, ReportReady):
         return _report_ready(job, event)
