@@ -34,6 +34,7 @@ from chromaline.engine.correct import (
 from chromaline.engine.encode import encode_image, srgb_icc_profile
 from chromaline.engine.image_io import decode_image, decode_preview
 from chromaline.engine.profile import dump_profile, load_profile
+from chromaline.engine.raw import WhiteBalance
 from chromaline.engine.synthetic import CAMERAS, ILLUMINANTS, SyntheticScene, render_scene
 
 SCENE_SIZE = (1200, 900)
@@ -97,8 +98,10 @@ def test_chart_found_on_a_jpeg_preview_matches_the_full_image_search(monkeypatch
     scene = render_scene(7, size=(2000, 1500))
     previews: list[int] = []
 
-    def counted_preview(data: bytes, min_side: int) -> tuple[NDArray[np.uint8], int] | None:
-        preview = decode_preview(data, min_side)
+    def counted_preview(
+        data: bytes, min_side: int, white_balance: WhiteBalance = "none"
+    ) -> tuple[NDArray[np.uint8], int] | None:
+        preview = decode_preview(data, min_side, white_balance)
         previews.append(0 if preview is None else preview[1])
         return preview
 
