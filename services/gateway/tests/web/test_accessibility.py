@@ -165,6 +165,8 @@ def test_the_main_flow_works_from_the_keyboard_alone(page: Page, chart_photo: Pa
 
     page.wait_for_url(re.compile(r"#/jobs/"))
     expect(page.locator("#verdict")).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
+    # The report follows the corrected image; the page fills in its downloads when it is made.
+    expect(page.locator("button[data-file='report.pdf']")).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
     _tab_to(page, "#result-details summary")
     page.keyboard.press("Enter")
     expect(page.locator("#result-details")).to_have_attribute("open", "")
