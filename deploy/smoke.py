@@ -135,7 +135,7 @@ def signed_in_client(base_url: str) -> httpx.Client:
 
 
 def correct_one_photo(client: httpx.Client) -> dict[str, Any]:
-    """Upload a chart photo, wait for its job to finish and fetch the corrected image and the report."""
+    """Upload a chart photo, wait for its job and its report (made after the job is done) and fetch both."""
     photo = render_scene(1, chart="classic24", size=PHOTO_SIZE).image_bytes
     response = client.post("/api/v1/jobs", files=[("files", ("smoke.jpg", photo, "image/jpeg"))])
     response.raise_for_status()
@@ -143,13 +143,16 @@ def correct_one_photo(client: httpx.Client) -> dict[str, Any]:
     deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
     while True:
         job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
-        if job["state"] in ("done", "failed"):
+        report_pending = (job.get("report") or {}).get("state") == "pending"
+        if job["state"] == "failed" or (job["state"] == "done" and not report_pending):
             break
         if time.monotonic() > deadline:
             raise RuntimeError(f"job {job_id} still {job['state']} after {JOB_TIMEOUT_SECONDS} s")
         time.sleep(0.5)
     if job["state"] != "done":
         raise RuntimeError(f"job {job_id} failed: {job}")
+    if job["report"]["state"] != "ready":
+        raise RuntimeError(f"job {job_id} is done but its report failed: {job['report']}")
     corrected = client.get(job["files"]["corrected"]).raise_for_status()
     report = client.get(job["files"]["report.pdf"]).raise_for_status()
     if not report.content.startswith(b"%PDF"):
