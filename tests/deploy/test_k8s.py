@@ -597,6 +597,23 @@ def test_secrets_and_config_reach_the_containers_under_their_rendered_names(
             assert sources == expected, workload["metadata"]["name"]
 
 
+def test_the_gateway_gets_a_metrics_token_from_the_credentials(
+    manifests: list[Manifest], overlay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A production gateway without a token serves no /metrics, so Prometheus could not scrape it."""
+    variables = defined_variables(manifests, overlay)
+    gateway = main_container(ours(manifests, "Deployment")["gateway"])
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    for entry in gateway["env"]:
+        monkeypatch.setenv(entry["name"], expanded(entry["value"], variables))
+
+    settings = GatewaySettings.for_service("gateway")
+
+    assert settings.metrics_token is not None
+    assert settings.metrics_token.get_secret_value()
+
+
 def test_prod_uses_managed_services_over_tls(rendered: dict[str, list[Manifest]]) -> None:
     [config] = of_kind(rendered["prod"], "ConfigMap").values()
     hosts = [config["data"][key] for key in ("RABBITMQ_HOST", "POSTGRES_HOST", "S3_ENDPOINT")]
