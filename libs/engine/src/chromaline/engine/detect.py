@@ -113,17 +113,17 @@ class DetectionOutcome:
 # Image preparation
 
 
-def _rgb8(image: DecodedImage | NDArray[np.generic]) -> NDArray[np.uint8]:
-    """8-bit RGB view of the input (16-bit data keeps its high byte)."""
+def encoded_rgb8(image: DecodedImage | NDArray[np.generic]) -> NDArray[np.uint8]:
+    """8-bit RGB view of encoded pixels or a decoded image (16-bit data keeps its high byte)."""
     pixels = image.pixels if isinstance(image, DecodedImage) else np.asarray(image)
     if pixels.dtype == np.uint16:
         return np.asarray(pixels >> 8, dtype=np.uint8)
     if pixels.dtype != np.uint8:
-        raise TypeError("detect_charts needs encoded 8- or 16-bit RGB pixels")
+        raise TypeError("chart detection needs encoded 8- or 16-bit RGB pixels")
     return np.asarray(pixels, dtype=np.uint8)
 
 
-def _downscale(rgb: NDArray[np.uint8], max_side: int) -> tuple[NDArray[np.uint8], float]:
+def downscale(rgb: NDArray[np.uint8], max_side: int) -> tuple[NDArray[np.uint8], float]:
     """A copy whose long side is at most ``max_side``, and the factor from it to full resolution.
 
     Large photos shrink by a whole number (from 3 up): OpenCV averages whole blocks of pixels
@@ -574,7 +574,7 @@ def _largest_clipped_share(small: NDArray[np.uint8]) -> float:
 
 
 def _exposure_problem(rgb: NDArray[np.uint8]) -> tuple[str, str] | None:
-    small, _ = _downscale(rgb, 400)
+    small, _ = downscale(rgb, 400)
     luma = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     if np.mean(luma >= 250) > 0.4 or np.median(luma) >= 240:
         return "overexposed", "no chart found and the photo is overexposed (most pixels are at full scale)"
@@ -660,7 +660,7 @@ def finer_sets(
         for top in _tile_origins(height, tile):
             for left in _tile_origins(width, tile):
                 crop = np.ascontiguousarray(rgb[top : top + tile, left : left + tile])
-                small, factor = _downscale(crop, max_side)
+                small, factor = downscale(crop, max_side)
                 for candidate_type in _chart_types(chart_type):
                     for boxes in _tile_boxes(small, candidate_type, max_charts):
                         found = _full_resolution(candidate_type, boxes, factor)
@@ -828,10 +828,10 @@ def detect_charts(
     (:func:`finer_sets`): seconds more on a photo without a chart, so callers for whom the chart
     is optional leave it out.
     """
-    rgb = _rgb8(image)
+    rgb = encoded_rgb8(image)
 
     def downscaled_sets() -> Iterator[CandidateSet]:
-        small, factor = _downscale(rgb, max_side)
+        small, factor = downscale(rgb, max_side)
         yield from candidate_sets(small, factor, chart_type, max_charts=max_charts)
         if small_charts:
             yield from finer_sets(rgb, max_side, chart_type, max_charts=max_charts)
@@ -893,7 +893,7 @@ def checked_detection_from_corners(
     the whole photo's colours.
     """
     detection = detection_from_corners(chart_type, corners)
-    _, agreement = orient_corners(_rgb8(image), detection.chart_type, detection.corners)
+    _, agreement = orient_corners(encoded_rgb8(image), detection.chart_type, detection.corners)
     if agreement < MANUAL_MIN_AGREEMENT:
         raise NotAChartError(
             f"the corners given do not enclose a {chart_type} chart in any orientation "
