@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from chromaline.engine.charts import reference_names
-from chromaline.engine.geometry import chart_layout, patch_centres, patch_quads
+from chromaline.engine.geometry import (
+    NANO_LAYOUT,
+    chart_layout,
+    layout_patch_quads,
+    patch_centres,
+    patch_quads,
+)
 
 
 def test_axis_aligned_chart_maps_patches_to_their_grid_cells() -> None:
@@ -58,3 +64,26 @@ def test_digital_sg_layout_matches_reference_order() -> None:
     assert centres[13, 0] > centres[0, 0]
     assert abs(centres[13, 1] - centres[0, 1]) < 1e-9
     assert centres[14, 1] > centres[0, 1]
+
+
+NANO_GRID_PX = np.array([[0, 0], [300, 0], [300, 165], [0, 165]], dtype=float)
+"""The Nano's patch grid as photographed frontally: 37.5 × 30 px patches, 15 px gaps."""
+
+
+def test_nano_patches_are_wider_than_tall_with_wide_gaps() -> None:
+    quads = layout_patch_quads(NANO_LAYOUT, NANO_GRID_PX, margin=0.0)
+    np.testing.assert_allclose(quads[0], np.array([[0, 0], [37.5, 0], [37.5, 30], [0, 30]]))
+    np.testing.assert_allclose(quads[1, 0], [52.5, 0])
+    np.testing.assert_allclose(quads[6, 0], [0, 45])
+    np.testing.assert_allclose(quads[23, 2], [300, 165])
+    central = layout_patch_quads(NANO_LAYOUT, NANO_GRID_PX, margin=0.25)
+    np.testing.assert_allclose(central[0, 2] - central[0, 0], [37.5 / 2, 15])
+
+
+def test_classic_sampling_quads_on_a_nano_grid_stay_inside_its_patches() -> None:
+    """A Nano is reported with the Classic 24's chart type and sampled with its layout."""
+    nano = layout_patch_quads(NANO_LAYOUT, NANO_GRID_PX, margin=0.0)
+    sampled = patch_quads("classic24", NANO_GRID_PX, margin=0.25)
+    low, high = nano.min(axis=1), nano.max(axis=1)
+    assert np.all(sampled >= low[:, None, :])
+    assert np.all(sampled <= high[:, None, :])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chromaline.engine.detect import _downscale, _rgb8
+from chromaline.engine.detect import downscale, encoded_rgb8
 from chromaline.engine.geometry import chart_layout, patch_centres
 from chromaline.engine.grid import (
     CLOSING_SIZES,
@@ -31,7 +31,7 @@ def _lattice_squares(cells: list[tuple[int, int]], pitch: float, angle: float) -
 
 def test_squares_are_found_on_the_patches_of_a_rendered_chart() -> None:
     scene = render_scene(3, chart="digital_sg", size=(1600, 1200), blur_sigma=0.0, tilt_degrees=5.0)
-    value = brightness(_rgb8(decode_image(scene.image_bytes)))
+    value = brightness(encoded_rgb8(decode_image(scene.image_bytes)))
     squares = max((find_squares(value, size) for size in CLOSING_SIZES), key=lambda found: len(found.sides))
     truth = patch_centres("digital_sg", scene.corners)
     distances = np.linalg.norm(squares.centres[:, None, :] - truth[None, :, :], axis=2)
@@ -71,6 +71,6 @@ def test_a_full_lattice_has_one_placement_and_a_partial_one_several() -> None:
 
 def test_a_photo_without_a_chart_has_no_lattice() -> None:
     scene = render_scene(9, chart=None, size=(1600, 1200))
-    small, _ = _downscale(_rgb8(decode_image(scene.image_bytes)), 1600)
+    small, _ = downscale(encoded_rgb8(decode_image(scene.image_bytes)), 1600)
     for size in CLOSING_SIZES:
         assert fit_lattice(find_squares(brightness(small), size), PITCH_RATIO) is None

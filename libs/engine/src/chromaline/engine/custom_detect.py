@@ -31,6 +31,8 @@ from chromaline.engine.detect import (
     DetectionOutcome,
     NotAChartError,
     colour_agreement,
+    downscale,
+    encoded_rgb8,
     layout_patch_means,
     orientation_of,
 )
@@ -43,25 +45,6 @@ WORKING_SIDE = 1600
 """Long side of the reduced copy searched for the lattice (as for the built-in charts)."""
 CROP_BORDER = 0.15
 """Share of the chart's span kept around a found box when looking at it again more closely."""
-
-
-def _encoded_rgb8(image: DecodedImage | NDArray[np.generic]) -> NDArray[np.uint8]:
-    pixels = image.pixels if isinstance(image, DecodedImage) else np.asarray(image)
-    if pixels.dtype == np.uint16:
-        return np.asarray(pixels >> 8, dtype=np.uint8)
-    if pixels.dtype != np.uint8:
-        raise TypeError("custom chart detection needs encoded 8- or 16-bit RGB pixels")
-    return np.asarray(pixels, dtype=np.uint8)
-
-
-def _reduced(rgb: NDArray[np.uint8], max_side: int) -> tuple[NDArray[np.uint8], float]:
-    """``rgb`` scaled so its long side is at most ``max_side``, and the factor back to it."""
-    factor = max(rgb.shape[:2]) / max_side
-    if factor <= 1.0:
-        return rgb, 1.0
-    size = (round(rgb.shape[1] / factor), round(rgb.shape[0] / factor))
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    return np.asarray(small, dtype=np.uint8), rgb.shape[1] / size[0]
 
 
 def _to_full(box: NDArray[np.float64], factor: float, offset: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -109,7 +92,7 @@ def _closer_look(
     low = np.maximum(np.floor(corners.min(axis=0) - CROP_BORDER * span), 0).astype(int)
     high = np.minimum(np.ceil(corners.max(axis=0) + CROP_BORDER * span), [width, height]).astype(int)
     crop = np.ascontiguousarray(rgb[low[1] : high[1], low[0] : high[0]])
-    small, factor = _reduced(crop, WORKING_SIDE)
+    small, factor = downscale(crop, WORKING_SIDE)
     patch_px = _patch_side_px(definition.layout, corners)
     best, best_distance = corners, 0.25 * patch_px
     for placements in grid_boxes(small, definition.layout, 1):
@@ -131,8 +114,8 @@ def detect_custom_chart(
     max_charts: int = 4,
 ) -> DetectionOutcome:
     """Find a custom chart by its layout, best first (same outcome codes as ``detect_charts``)."""
-    rgb = _encoded_rgb8(image)
-    small, factor = _reduced(rgb, max_side)
+    rgb = encoded_rgb8(image)
+    small, factor = downscale(rgb, max_side)
     origin = np.zeros(2)
     found: list[ChartDetection] = []
     candidate: ChartDetection | None = None
@@ -184,7 +167,7 @@ def custom_detection_from_corners(
     orientation whose colours agree best; :class:`NotAChartError` when none agrees well enough."""
     array = np.asarray(corners, dtype=np.float64).reshape(4, 2)
     turns = (0, 1, 2, 3) if definition.rows == definition.columns else (0, 2)
-    scored = _best_orientation(_encoded_rgb8(image), definition, [array], turns)
+    scored = _best_orientation(encoded_rgb8(image), definition, [array], turns)
     assert scored is not None
     if scored.agreement < MANUAL_MIN_AGREEMENT:
         raise NotAChartError(

@@ -19,23 +19,37 @@ from chromaline.engine.charts import chart_spec
 
 @dataclass(frozen=True)
 class ChartLayout:
-    """Physical layout of a chart: a grid of square patches on a dark chart body."""
+    """Physical layout of a chart: a grid of patches (square unless given a height) on a dark
+    chart body."""
 
     key: str
     rows: int
     columns: int
     patch_mm: float
+    """Width of a patch, along its row."""
     gap_mm: float
     outer_mm: tuple[float, float]
     """Width and height of the whole chart body, landscape with patch 0 top-left."""
+    patch_height_mm: float | None = None
+    """Height of a patch that is not square."""
+
+    @property
+    def patch_size_mm(self) -> tuple[float, float]:
+        """Width and height of a patch."""
+        return (self.patch_mm, self.patch_mm if self.patch_height_mm is None else self.patch_height_mm)
 
     @property
     def pitch_mm(self) -> float:
+        """Distance between the left edges of neighbouring patches in a row."""
         return self.patch_mm + self.gap_mm
 
     @property
     def grid_mm(self) -> tuple[float, float]:
-        return (self.columns * self.pitch_mm - self.gap_mm, self.rows * self.pitch_mm - self.gap_mm)
+        width, height = self.patch_size_mm
+        return (
+            self.columns * (width + self.gap_mm) - self.gap_mm,
+            self.rows * (height + self.gap_mm) - self.gap_mm,
+        )
 
     @property
     def grid_origin_mm(self) -> tuple[float, float]:
@@ -56,12 +70,13 @@ class ChartLayout:
         if not 0.0 <= margin < 0.5:
             raise ValueError("margin must be in [0, 0.5)")
         width, height = self.grid_mm
+        patch_width, patch_height = self.patch_size_mm
         rows, columns = np.divmod(np.arange(self.patch_count), self.columns)
-        inset = margin * self.patch_mm
-        u0 = (columns * self.pitch_mm + inset) / width
-        v0 = (rows * self.pitch_mm + inset) / height
-        u1 = (columns * self.pitch_mm + self.patch_mm - inset) / width
-        v1 = (rows * self.pitch_mm + self.patch_mm - inset) / height
+        inset_u, inset_v = margin * patch_width, margin * patch_height
+        u0 = (columns * (patch_width + self.gap_mm) + inset_u) / width
+        v0 = (rows * (patch_height + self.gap_mm) + inset_v) / height
+        u1 = (columns * (patch_width + self.gap_mm) + patch_width - inset_u) / width
+        v1 = (rows * (patch_height + self.gap_mm) + patch_height - inset_v) / height
         return np.stack([u0, v0, u1, v1], axis=1)
 
     def grid_corners_mm(self) -> NDArray[np.float64]:
@@ -82,6 +97,16 @@ chart"; MacDonald, "An Introduction to Colour Measurement", tutorial notes, p. 1
 patches as about 1.5 cm square; the 2 mm of dark body between them is an estimate from photographs
 of the chart, and the grid is taken as centred on the card (236 × 168 mm, leaving the printed row and
 column labels room on every side)."""
+NANO_LAYOUT = ChartLayout(
+    "classic24_nano", 4, 6, patch_mm=2.5, gap_mm=1.0, outer_mm=(23.7, 14.7), patch_height_mm=2.0
+)
+"""The ColorChecker Nano: the Classic 24's colours on a small card, its patches wider than tall with
+gaps nearly half a patch wide. No drawing of the card is published, so the proportions are measured
+on a frontal photograph of one (patches 37.5 × 30 px, gaps 15 px both ways, card 355 × 220 px) and
+given in units of the gap: only the proportions matter for finding the grid."""
+LAYOUT_VARIANTS: dict[str, tuple[ChartLayout, ...]] = {"classic24": (NANO_LAYOUT,)}
+"""Other physical layouts of a chart type's patches, same colours in the same order: a box that does
+not fit the chart type's own layout well is fitted again with each of these."""
 UNIT_SQUARE = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
 
 
