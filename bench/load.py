@@ -52,15 +52,13 @@ from chromaline.common.bus.factory import create_bus
 from chromaline.engine.synthetic import render_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline import authenticated_client, isolated_stores, percentile
+from pipeline import READY_SECONDS, authenticated_client, isolated_stores, percentile
 from service_env import service_env
 
 WORKERS = ("detector", "corrector", "reporter")
 CEILING_TARGET = 0.8
 DEFAULT_MIX = "detector=2,corrector=2,reporter=1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-READY_SECONDS = 300.0
-"""Seven processes importing at once on a busy 2-core machine can take minutes to answer."""
 POLL_SECONDS = 0.25
 """How often each upload's batch is polled: latency is known to this much; more often and the
 gateway's CPU goes to answering the bench."""
