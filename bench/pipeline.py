@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import httpx
 
-from chromaline.cli.processes import ServiceProcess, free_port
+from chromaline.cli.processes import ServiceProcess, free_port, wait_ready
 from chromaline.cli.services import SERVICES
 from chromaline.engine.correct import correct_photo
 from chromaline.engine.synthetic import render_scene
@@ -42,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from service_env import service_env
 
 WORKERS = ("detector", "corrector", "reporter")
+READY_SECONDS = 300.0
+"""Seven processes importing at once on a busy 2-core machine can take minutes to answer."""
 LATENCY_TARGET = 1.15
 SCALING_TARGET = 1.8
 
@@ -103,7 +105,7 @@ def running_system(
         for process in processes:
             process.start()
         for process in processes:
-            process.wait_ready()
+            wait_ready(process.url, timeout=READY_SECONDS, process=process.process)
         yield next(process.url for process in processes if process.name == "gateway")
     finally:
         for process in processes:

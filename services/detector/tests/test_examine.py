@@ -1,14 +1,17 @@
-"""What the detector concludes about one photo when the uploader gave the chart's corners."""
+"""What the detector concludes about one photo: found on its own, or at the corners the uploader gave."""
 
 from __future__ import annotations
 
 import uuid
 
 import numpy as np
+import pytest
 
 from chromaline.common.events.contracts import BlobRef, ChartDetected, JobOptions, ProcessingFailed
+from chromaline.detector import handlers
 from chromaline.detector.handlers import examine
 from chromaline.detector.settings import DetectorSettings
+from chromaline.engine.detect import DetectionOutcome, detect_charts
 from chromaline.engine.synthetic import render_scene
 
 SIZE = (1200, 900)
@@ -38,3 +41,21 @@ def test_corners_on_the_chart_are_measured_and_corners_elsewhere_refused() -> No
     assert isinstance(refused.event, ProcessingFailed)
     assert refused.event.reason == "not_a_chart"
     assert refused.detection.outcome == "failed"
+
+
+def test_a_jpeg_is_searched_on_its_reduced_preview(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in the engine, the chart is looked for on the JPEG decoded at a reduced scale, not on a
+    downscale of the full decode (which cost the detector twice the CPU of the engine's search)."""
+    searched_with: list[object] = []
+
+    def detect_and_note(image: object, chart_type: str, **options: object) -> DetectionOutcome:
+        searched_with.append(options.get("candidates"))
+        return detect_charts(image, chart_type, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(handlers, "detect_charts", detect_and_note)
+    scene = render_scene(7, size=SIZE)
+    examined = examine(scene.image_bytes, uuid.uuid4(), ORIGINAL, JobOptions(), DetectorSettings())
+    assert isinstance(examined.event, ChartDetected)
+    assert np.abs(np.array(examined.event.corners) - scene.corners).max() < 3.0
+    [candidates] = searched_with
+    assert candidates is not None

@@ -12,6 +12,7 @@ import colour
 import cv2
 import numpy as np
 import pytest
+from matplotlib.quiver import Quiver
 from numpy.typing import NDArray
 from PIL import Image
 
@@ -25,7 +26,7 @@ from chromaline.reporter.figures import (
     svg_bytes,
     tone_response_figure,
 )
-from chromaline.reporter.render import RenderedReport, parse_report_json, render_report
+from chromaline.reporter.render import RenderedReport, parse_report_json, patch_table_page, render_report
 from chromaline.reporter.thumbnails import THUMBNAIL_LONGEST_SIDE, ThumbnailError, make_thumbnail
 
 IMAGE_SIZE = (3600, 2400)
@@ -124,23 +125,6 @@ def build_measurements(chart_type: str = "classic24", filename: str = HOSTILE_FI
         rating_before="FADGI 1 star",
         rating_after="FADGI 3 star",
         timings_ms={"detect": 812.0, "correct": 301.5},
-    )
-
-
-def chartless_measurements() -> Measurements:
-    return Measurements(
-        filename="no-chart.png",
-        chart_type=None,
-        reference_edition=None,
-        method="profile",
-        corners=None,
-        image_size=(640, 480),
-        patches=[],
-        before=None,
-        after=None,
-        cross_validated_delta_e2000=None,
-        rating_before=None,
-        rating_after=None,
     )
 
 
@@ -298,8 +282,8 @@ def test_large_chart_table_spans_pages() -> None:
     assert parse_report_json(report.json).measurements == measurements
 
 
-def test_chartless_document_renders() -> None:
-    measurements = chartless_measurements()
+def test_chartless_document_renders(chartless_measurements: Measurements) -> None:
+    measurements = chartless_measurements
     photo = np.full((480, 640, 3), 128, dtype=np.uint8)
     report = render_report(measurements, encode(photo, ".png"), encode(photo, ".jpg"))
     html = report.html.decode("utf-8")
@@ -348,25 +332,27 @@ def test_thumbnail_rejects_bytes_that_are_no_image() -> None:
 
 
 def test_the_report_says_what_the_fit_minimised(
-    measurements: Measurements, photos: tuple[bytes, bytes]
+    measurements: Measurements, photos: tuple[bytes, bytes], chartless_measurements: Measurements
 ) -> None:
     least_squares = measurements.model_copy(update={"objective": "least_squares"})
     assert (
         "linear3x3, fitted by least squares in linear RGB"
         in render_report(least_squares, *photos).html.decode()
     )
-    assert "<dd>profile</dd>" in render_report(chartless_measurements(), *photos).html.decode()
+    assert "<dd>profile</dd>" in render_report(chartless_measurements, *photos).html.decode()
 
 
 def test_the_chromaticity_plot_has_an_arrow_per_patch_before_and_after(measurements: Measurements) -> None:
     figure = chromaticity_figure(measurements.patches)
     before, after = figure.axes
     for axes, measured in ((before, "before_lab"), (after, "after_lab")):
-        arrows = [child for child in axes.texts if getattr(child, "arrow_patch", None) is not None]
-        assert len(arrows) == len(measurements.patches)
-        first = measurements.patches[0]
-        assert arrows[0].xy == pytest.approx(first.reference_lab[1:])
-        assert arrows[0].xyann == pytest.approx(getattr(first, measured)[1:])
+        [arrows] = [child for child in axes.collections if isinstance(child, Quiver)]
+        starts = np.column_stack([np.asarray(arrows.X), np.asarray(arrows.Y)])
+        ends = starts + np.column_stack([np.asarray(arrows.U), np.asarray(arrows.V)])
+        assert len(ends) == len(measurements.patches)
+        for patch, start, end in zip(measurements.patches, starts, ends, strict=True):
+            assert start == pytest.approx(getattr(patch, measured)[1:])
+            assert end == pytest.approx(patch.reference_lab[1:])
     assert before.get_xlabel().startswith("a*")
     assert before.get_ylabel().startswith("b*")
 
@@ -417,9 +403,9 @@ def test_the_figures_come_as_svg_for_the_result_page(rendered: RenderedReport) -
     assert all(b"<svg" in svg for svg in rendered.figures.values())
 
 
-def test_a_chartless_report_has_no_figures() -> None:
+def test_a_chartless_report_has_no_figures(chartless_measurements: Measurements) -> None:
     photo = encode(np.full((48, 64, 3), 128, dtype=np.uint8), ".png")
-    assert render_report(chartless_measurements(), photo, photo).figures == {}
+    assert render_report(chartless_measurements, photo, photo).figures == {}
 
 
 def test_the_list_thumbnail_is_small(rendered: RenderedReport) -> None:
@@ -450,3 +436,30 @@ def test_rendering_warns_of_nothing(measurements: Measurements, photos: tuple[by
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         render_report(measurements, *photos, generated_at=GENERATED_AT)
+
+
+def test_the_patch_table_has_a_row_per_patch_with_its_three_colours(measurements: Measurements) -> None:
+    figure = patch_table_page(measurements.patches, 0, len(measurements.patches))
+    [axes] = figure.axes
+    lines = [text.get_text() for text in axes.texts]
+    assert lines[:3] == ["Ref.", "Before", "After"]
+    names_and_numbers, differences = lines[3::2], lines[4::2]
+    assert names_and_numbers[0].split() == ["#", "Patch"]
+    for patch, left, right in zip(measurements.patches, names_and_numbers[1:], differences[1:], strict=True):
+        assert left.split(maxsplit=1) == [str(patch.index + 1), patch.name]
+        fit = "used" if patch.used_in_fit else "left out"
+        assert right.split()[:2] == [f"{patch.delta_e2000[0]:.2f}", f"{patch.delta_e2000[1]:.2f}"]
+        assert fit in right
+    [cells] = axes.collections
+    facecolors = np.asarray(cells.get_facecolor(), dtype=np.float64)
+    colours = {tuple(int(value) for value in np.round(colour[:3] * 255)) for colour in facecolors}
+    for patch in measurements.patches:
+        for rgb in (patch.reference_srgb, patch.before_srgb, patch.after_srgb):
+            assert tuple(rgb) in colours
+
+
+def test_the_svg_figures_keep_their_words_as_text(measurements: Measurements) -> None:
+    """Searchable and half the size: text as text, not as the outlines of its glyphs."""
+    figure = tone_response_figure(measurements.patches)
+    assert figure is not None
+    assert b">Reference lightness L*</text>" in svg_bytes(figure)

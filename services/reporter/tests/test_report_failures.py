@@ -78,23 +78,11 @@ async def test_unreadable_measurements_fail_the_report(runtime: ServiceRuntime) 
     assert (failed.data["stage"], failed.data["reason"]) == ("report", "unreadable_measurements")
 
 
-async def test_a_photo_that_cannot_be_decoded_fails_the_report(runtime: ServiceRuntime) -> None:
-    measurements = Measurements(
-        filename="broken.jpg",
-        chart_type=None,
-        reference_edition=None,
-        method="profile",
-        corners=None,
-        image_size=(640, 480),
-        patches=[],
-        before=None,
-        after=None,
-        cross_validated_delta_e2000=None,
-        rating_before=None,
-        rating_after=None,
-    )
+async def test_a_photo_that_cannot_be_decoded_fails_the_report(
+    runtime: ServiceRuntime, chartless_measurements: Measurements
+) -> None:
     event = await _corrected(
-        runtime, measurements=measurements.model_dump_json().encode(), photo=b"\xff\xd8 no jpeg"
+        runtime, measurements=chartless_measurements.model_dump_json().encode(), photo=b"\xff\xd8 no jpeg"
     )
     [failed] = await _failures_for(runtime, event)
     assert (failed.data["stage"], failed.data["reason"]) == ("report", "decode_error")

@@ -304,9 +304,12 @@ def _decode(
             raise EngineError(error.code, error.message) from None
 
 
-def _search_preview(
-    data: bytes, chart_type: str, white_balance: WhiteBalance
+def search_preview(
+    data: bytes, chart_type: str, white_balance: WhiteBalance = "none"
 ) -> Iterator[CandidateSet] | None:
+    """Chart candidates found on a reduced decode of a JPEG or RAW file (None for other formats),
+    for :func:`~chromaline.engine.detect.detect_charts`: searching the DCT-scaled preview costs
+    far less than downscaling the full decode and searching that."""
     preview = decode_preview(data, PREVIEW_MIN_SIDE, white_balance)
     if preview is None:
         return None
@@ -336,7 +339,7 @@ def _decoding(
         return
     data = source
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chart-search") as pool:
-        search = pool.submit(_search_preview, data, chart_type, white_balance)
+        search = pool.submit(search_preview, data, chart_type, white_balance)
         yield _decode(data, timings, white_balance), search
 
 

@@ -41,6 +41,7 @@ from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.detector.models import Detection
 from chromaline.detector.settings import DetectorSettings
+from chromaline.engine.correct import search_preview
 from chromaline.engine.custom_chart import ChartDefinition
 from chromaline.engine.custom_detect import (
     custom_detection_from_corners,
@@ -123,7 +124,9 @@ def examine(
             outcome = (
                 detect_custom_chart(image, custom)
                 if custom is not None
-                else detect_charts(image, options.chart_type)
+                else detect_charts(
+                    image, options.chart_type, candidates=search_preview(data, options.chart_type)
+                )
             )
         detections = outcome.detections
         if not detections:

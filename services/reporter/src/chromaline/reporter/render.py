@@ -21,8 +21,11 @@ from functools import cache
 from importlib import metadata
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from pydantic import BaseModel, ConfigDict
 
 from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary, method_label
@@ -392,7 +395,7 @@ def render_pdf(
         patches = document.measurements.patches
         for start in range(0, len(patches), PATCH_ROWS_PER_PAGE):
             chunk = patches[start : start + PATCH_ROWS_PER_PAGE]
-            pdf.savefig(_patch_table_page(chunk, start, len(patches)))
+            pdf.savefig(patch_table_page(chunk, start, len(patches)))
     return buffer.getvalue()
 
 
@@ -455,58 +458,86 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
     return figure
 
 
-def _patch_table_page(patches: Sequence[PatchResult], start: int, total: int) -> Figure:
+TABLE_FONT_SIZE = 7.5
+TABLE_ROW_HEIGHT = 0.021
+"""Of the table's axes (0.9 of an A4 page): 41 rows of 7.5 pt text with room between them."""
+MONOSPACE_ADVANCE = 1233 / 2048
+"""The advance of every glyph of DejaVu Sans Mono, in ems (a renderer that hints may draw them
+narrower, never wider)."""
+SWATCH_WIDTH = 0.07
+LEFT_OUT_BACKGROUND = (0.98, 0.94, 0.86)
+
+
+def patch_table_page(patches: Sequence[PatchResult], start: int, total: int) -> Figure:
+    """A page of the patch table: per row, two runs of monospaced text (number and name; ΔE, fit
+    and flags) either side of three colour swatches (reference, before, after), over a
+    background that marks the patches left out of the fit. About two text objects a row instead
+    of matplotlib's table with a text per cell, which cost more than all the figures' pages."""
     figure = new_figure(A4_PORTRAIT, constrained=False)
     end = start + len(patches)
     figure.text(0.05, 0.965, f"Patches {start + 1}–{end} of {total}", fontsize=14, weight="bold")
     axes = figure.add_axes((0.05, 0.04, 0.9, 0.9))
+    axes.set_xlim(0.0, 1.0)
+    axes.set_ylim(1.0, 0.0)
     axes.axis("off")
-    columns = ["#", "Patch", "Ref.", "Before", "After", "ΔE00 before", "ΔE00 after", "Fit", "Flags"]
-    text: list[list[str]] = []
-    colours: list[list[tuple[float, float, float]]] = []
-    white = (1.0, 1.0, 1.0)
-    left_out = (0.98, 0.94, 0.86)
-    for patch in patches:
-        row = PatchRow.of(patch)
-        background = white if patch.used_in_fit else left_out
-        text.append(
-            [
-                str(row.number),
-                row.name,
-                "",
-                "",
-                "",
-                row.de2000_before,
-                row.de2000_after,
-                "used" if row.used else "left out",
-                row.flags,
-            ]
-        )
-        colours.append(
-            [
-                background,
-                background,
-                _unit_rgb(patch.reference_srgb),
-                _unit_rgb(patch.before_srgb),
-                _unit_rgb(patch.after_srgb),
-                background,
-                background,
-                background,
-                background,
-            ]
-        )
-    table = axes.table(
-        cellText=text,
-        cellColours=colours,
-        colLabels=columns,
-        colWidths=[0.05, 0.22, 0.07, 0.07, 0.07, 0.11, 0.11, 0.09, 0.21],
-        loc="upper center",
-        cellLoc="left",
+    rows = [PatchRow.of(patch) for patch in patches]
+    leading = _monospaced_columns(
+        {"#": [str(row.number) for row in rows], "Patch": [row.name for row in rows]}
     )
-    table.auto_set_font_size(False)
-    table.set_fontsize(7.5)
-    table.scale(1.0, 1.35)
+    trailing = _monospaced_columns(
+        {
+            "ΔE00 before": [row.de2000_before for row in rows],
+            "ΔE00 after": [row.de2000_after for row in rows],
+            "Fit": ["used" if row.used else "left out" for row in rows],
+            "Flags": [row.flags for row in rows],
+        }
+    )
+    char_width = MONOSPACE_ADVANCE * TABLE_FONT_SIZE / (0.9 * A4_PORTRAIT[0] * 72.0)
+    swatches_left = len(leading[0]) * char_width
+    trailing_left = swatches_left + 3 * SWATCH_WIDTH + char_width
+    cells: list[Rectangle] = []
+    colours: list[tuple[float, float, float]] = []
+    for number, patch in enumerate(patches, start=1):
+        top = number * TABLE_ROW_HEIGHT
+        cells.append(Rectangle((0.0, top), 1.0, TABLE_ROW_HEIGHT))
+        colours.append((1.0, 1.0, 1.0) if patch.used_in_fit else LEFT_OUT_BACKGROUND)
+        for column, rgb in enumerate((patch.reference_srgb, patch.before_srgb, patch.after_srgb)):
+            left = swatches_left + column * SWATCH_WIDTH
+            cells.append(
+                Rectangle((left, top + 0.15 * TABLE_ROW_HEIGHT), 0.85 * SWATCH_WIDTH, 0.7 * TABLE_ROW_HEIGHT)
+            )
+            colours.append(_unit_rgb(rgb))
+    axes.add_collection(PatchCollection(cells, facecolors=colours, edgecolors="#999999", linewidths=0.3))
+    for column, label in enumerate(("Ref.", "Before", "After")):
+        _table_text(axes, swatches_left + column * SWATCH_WIDTH, 0, label, bold=True)
+    for number, (left_text, right_text) in enumerate(zip(leading, trailing, strict=True)):
+        _table_text(axes, 0.0, number, left_text, bold=number == 0)
+        _table_text(axes, trailing_left, number, right_text, bold=number == 0)
     return figure
+
+
+def _monospaced_columns(columns: Mapping[str, Sequence[str]]) -> list[str]:
+    """The header line, then a line per row, each column padded to its widest value."""
+    widths = {name: max(len(name), *(len(value) for value in values)) + 2 for name, values in columns.items()}
+    count = len(next(iter(columns.values())))
+    header = "".join(name.ljust(widths[name]) for name in columns)
+    lines = [
+        "".join(values[index].ljust(widths[name]) for name, values in columns.items())
+        for index in range(count)
+    ]
+    return [header, *lines]
+
+
+def _table_text(axes: Axes, left: float, row: int, text: str, *, bold: bool = False) -> None:
+    axes.text(
+        left,
+        (row + 0.5) * TABLE_ROW_HEIGHT,
+        text.rstrip(),
+        family="DejaVu Sans Mono",
+        fontsize=TABLE_FONT_SIZE,
+        weight="bold" if bold else "normal",
+        va="center",
+    )
 
 
 def _unit_rgb(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
