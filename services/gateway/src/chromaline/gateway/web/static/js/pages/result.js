@@ -347,6 +347,8 @@ async function resubmit(job, corners, original, status) {
     for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth", "output_space"]) {
       if (job.options?.[name] !== undefined) form.append(name, String(job.options[name]));
     }
+    const chartId = job.options?.custom_chart?.chart_id;
+    if (chartId) form.append("chart_id", chartId);
     form.append("corners", JSON.stringify(corners));
     const batch = await upload("jobs", form);
     navigate(resultPath(batch));
@@ -403,6 +405,25 @@ function expiredView(job) {
 
 const VIEWS = { done: doneView, failed: failedView, expired: expiredView };
 
+/** How to find a control again once the results are drawn anew: its id, or the file it downloads. */
+function focusKey(element) {
+  if (element.id) return `#${CSS.escape(element.id)}`;
+  if (element.tagName === "SUMMARY" && element.parentElement?.id) return `#${CSS.escape(element.parentElement.id)} > summary`;
+  if (element.dataset?.file) return `[data-file="${CSS.escape(element.dataset.file)}"]`;
+  return null;
+}
+
+/** Focus the control `key` names in `container`; the container itself when it is gone. */
+function restoreFocus(container, key) {
+  const target = key ? container.querySelector(key) : null;
+  if (target) {
+    target.focus({ preventScroll: true });
+    return;
+  }
+  container.setAttribute("tabindex", "-1");
+  container.focus({ preventScroll: true });
+}
+
 /** "Delete job" for members and above (a viewer may not delete, and does not see it): asks first,
  * then deletes the job and all its files in every service and goes back to the history. */
 function deleteJobButton(job, status) {
@@ -454,14 +475,22 @@ export async function render(context) {
   const deleteStatus = h("div", { id: "delete-status" });
   const actions = h("p", { class: "job-actions" }, deleteJobButton(job, deleteStatus));
 
-  async function fill(current) {
-    clear(body).append(h("p", { class: "loading" }, "Loading the results…"));
+  /** Draw the results of `current`. `inPlace`: the old results stay until the new ones are ready,
+   * and whoever had focus in them keeps it on the same control (a report arriving must not send a
+   * keyboard user back to the top of the page). */
+  async function fill(current, { inPlace = false } = {}) {
+    if (!inPlace) clear(body).append(h("p", { class: "loading" }, "Loading the results…"));
+    let nodes;
     try {
-      const nodes = await VIEWS[current.state](current, urls);
-      clear(body).append(...nodes);
+      nodes = await VIEWS[current.state](current, urls);
     } catch (error) {
-      clear(body).append(notice("error", describe(error)));
+      nodes = [notice("error", describe(error))];
     }
+    const focused = body.contains(document.activeElement) ? focusKey(document.activeElement) : undefined;
+    const opened = [...body.querySelectorAll("details[open][id]")].map((details) => details.id);
+    clear(body).append(...nodes);
+    for (const id of opened) body.querySelector(`#${CSS.escape(id)}`)?.setAttribute("open", "");
+    if (focused !== undefined) restoreFocus(body, focused);
   }
 
   let shown = job;
@@ -481,7 +510,7 @@ export async function render(context) {
         const ended = TERMINAL.has(view.state) && !TERMINAL.has(shown.state);
         const reported = TERMINAL.has(view.state) && view.report?.state !== shown.report?.state;
         shown = view;
-        if (ended || reported) fill(view);
+        if (ended || reported) fill(view, { inPlace: !ended });
       }, settled),
     );
   }
