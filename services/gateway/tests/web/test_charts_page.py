@@ -59,10 +59,11 @@ def test_a_chart_defined_on_the_page_corrects_a_photo_of_it(
     item = page.locator("#chart-list li").first
     expect(item).to_contain_text("5 × 7 patches · Lab, D50")
     screenshot(page, "charts")
+    chart_id = item.get_attribute("data-chart-id")
 
     item.get_by_role("link", name="Use for new uploads").click()
     page.wait_for_url(re.compile(r"#/upload\?chart="))
-    expect(page.get_by_label("Custom chart")).to_have_value(str(item.get_attribute("data-chart-id")))
+    expect(page.get_by_label("Custom chart")).to_have_value(str(chart_id))
     page.set_input_files("#file-picker", photo)
     page.get_by_role("button", name="Upload and correct").click()
     page.wait_for_url(re.compile(r"#/jobs/"))
