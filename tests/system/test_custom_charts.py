@@ -3,8 +3,9 @@ defined from a CGATS.17 file, named by a photo's upload, found by its layout and
 values; another organisation's chart and a broken file refused with their codes.
 
 The chart is 5 × 7: the ColorChecker Classic's 24 published Lab values (colour-science's
-"ColorChecker24 - After November 2014", D50), then a neutral ramp of 11 patches, so its patch
-count (35) is no built-in chart's.
+"ColorChecker24 - After November 2014", D50), then a neutral ramp of 11 patches from L* 35 to 95,
+so its patch count (35) is no built-in chart's. The ramp starts no darker: a neutral patch about
+as dark as the chart body hides the lattice of gaps the chart is found by.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .test_pipeline import upload, wait_batch
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
 ROWS, COLUMNS, GAP, MARGIN = 5, 7, 0.25, 0.5
-NEUTRAL_RAMP = [(lightness, 0.0, 0.0) for lightness in np.linspace(15.0, 95.0, 11)]
+NEUTRAL_RAMP = [(lightness, 0.0, 0.0) for lightness in np.linspace(35.0, 95.0, 11)]
 
 
 @cache
@@ -71,8 +72,8 @@ def test_a_photo_of_an_organisations_own_chart_is_corrected_with_it(system: Any)
         # Deleting the chart while its job runs changes nothing for the job: it carries the definition.
         assert client.delete(f"/api/v1/charts/{chart['id']}").status_code == 204
         job = wait_batch(client, batch["id"])["jobs"][0]
+        assert job["state"] == "done", job
         measurements = client.get(job["files"]["measurements"]).raise_for_status().json()
-    assert job["state"] == "done", job
     assert job["chart_type"] == "custom"
     assert job["options"]["custom_chart"]["chart_id"] == chart["id"]
     assert measurements["chart_type"] == "custom"

@@ -78,7 +78,7 @@ def test_a_chart_defined_on_the_page_corrects_a_photo_of_it(
     assert job["options"]["custom_chart"]["name"] == "Studio card"
     assert job["delta_e2000_after"] < 3.0 < job["delta_e2000_before"]
     page.locator("#result-details summary").click()
-    expect(page.locator("#chart-type")).to_have_text("Custom chart")
+    expect(page.locator("#chart-type")).to_have_text("Custom chart “Studio card” (5 × 7)")
 
 
 def test_a_refused_file_is_explained_with_its_line_and_a_delete_is_asked_first(

@@ -196,7 +196,13 @@ function detail(term, value, explanation, id) {
 }
 
 /** How the figures were made, one click away: chart, method, cross-validation, percentiles. */
-function details(measurements) {
+/** The chart a job was measured with: a custom chart by the name its organisation gave it. */
+function jobChartName(job, chartType) {
+  const custom = job.options?.custom_chart;
+  return chartType === "custom" && custom?.name ? `${chartName(chartType)} “${custom.name}” (${custom.rows} × ${custom.columns})` : chartName(chartType);
+}
+
+function details(job, measurements) {
   const after = measurements.after?.cie2000;
   const before = measurements.before?.cie2000;
   return h(
@@ -206,7 +212,7 @@ function details(measurements) {
     h(
       "dl",
       { class: "details-list" },
-      detail("Chart", chartName(measurements.chart_type), measurements.reference_edition ? `(${measurements.reference_edition} edition). Its patches' true colours are published by the maker; the photo's are measured against them.` : null, "chart-type"),
+      detail("Chart", jobChartName(job, measurements.chart_type), measurements.reference_edition ? `(${measurements.reference_edition} edition). Its patches' true colours are published by the maker; the photo's are measured against them.` : null, "chart-type"),
       detail("Correction method", methodName(measurements.method), "The kind of mapping from the camera's colours to the chart's true ones. Simpler methods follow the chart less closely but behave better on other colours.", "method"),
       measurements.objective ? detail("Fitted to", OBJECTIVES[measurements.objective] || measurements.objective, "What the fit made as small as it could.", "objective") : null,
       measurements.cross_validated_delta_e2000 !== null
@@ -326,7 +332,7 @@ async function doneView(job, urls) {
   return [
     verdict(job, measurements, profile),
     reportStatus(job),
-    measured ? details(measurements) : null,
+    measured ? details(job, measurements) : null,
     h("section", { class: "card", "aria-labelledby": "compare-title" }, h("h2", { id: "compare-title" }, "Before and after"), picture),
     pictures,
     measured
@@ -396,7 +402,7 @@ function expiredView(job) {
     ),
     verdict(job, null, null),
     summaryCard(
-      stat("Chart", chartName(job.chart_type), "chart-type"),
+      stat("Chart", jobChartName(job, job.chart_type), "chart-type"),
       stat("Method", methodName(job.method), "method"),
       stat("Finished", formatDate(job.finished_at), "finished-at"),
     ),
