@@ -36,7 +36,10 @@ from chromaline.cli.processes import free_port, wait_ready
 from chromaline.cli.standalone import BackgroundServer, Standalone
 from chromaline.common.blobs.base import BlobStore
 from chromaline.common.blobs.filesystem import METADATA_DIR
+from chromaline.common.cgats import parse_cgats
+from chromaline.common.events.contracts import CustomChart
 from chromaline.common.runtime import ServiceRuntime
+from chromaline.common.testing.cgats import cgats_text
 from chromaline.common.testing.postgres import fresh_database
 from chromaline.gateway.access import Principal, authorize
 from chromaline.gateway.service import SPEC, build_app
@@ -84,6 +87,7 @@ class World:
     server: BackgroundServer
     blob_root: Path
     webhook_id: str = ""
+    chart_id: str = ""
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
@@ -125,6 +129,23 @@ class World:
             original=json.dumps({"bucket": "chromaline-originals", "key": f"nowhere/{job_id}.png"}),
         )
         return job_id
+
+    def new_chart(self) -> str:
+        """A custom chart of organisation A, made in the gateway's table."""
+        chart_id = uuid.uuid4()
+        text = cgats_text([(20.0 + 2 * index, index - 6.0, 6.0 - index) for index in range(12)])
+        definition = CustomChart.from_reference(
+            parse_cgats(text), name="c", rows=3, columns=4, gap=0.1, margin=0.5, chart_id=chart_id
+        )
+        self.sql(
+            "INSERT INTO gateway.custom_charts (id, organisation_id, name, definition, filename, source, "
+            "created_by) VALUES (:id, :org, 'c', CAST(:definition AS jsonb), 'c.txt', :source, 'someone')",
+            id=str(chart_id),
+            org=self.organisation,
+            definition=definition.model_dump_json(),
+            source=text,
+        )
+        return str(chart_id)
 
     def new_webhook(self) -> str:
         """A webhook of organisation A, to a closed port on 127.0.0.1 (deliveries only fail there)."""
@@ -262,6 +283,7 @@ def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             )
             world.profile_id = world.new_profile()
             world.webhook_id = world.new_webhook()
+            world.chart_id = world.new_chart()
             world.sql(
                 "INSERT INTO gateway.pending_uploads (id, organisation_id, filename, blob, options, expires_at) "
                 "VALUES (:id, :org, 'late.png', CAST(:blob AS jsonb), '{}'::jsonb, now() + interval '1 hour')",

@@ -29,6 +29,7 @@ from websockets.sync.client import connect
 from chromaline.auth.settings import AuthSettings
 from chromaline.cli.processes import free_port
 from chromaline.common.runtime import ServiceRuntime
+from chromaline.common.testing.cgats import cgats_text
 from chromaline.gateway.access import ROUTE_RULES, Permission
 from chromaline.gateway.rate_limit import UploadBuckets
 from chromaline.gateway.service import SPEC, build_app
@@ -88,6 +89,20 @@ def _rename_profile(world: World, client: httpx.Client, caller: Caller) -> httpx
 
 def _delete_profile(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
     return client.delete(f"/api/v1/profiles/{world.new_profile()}", headers=caller.headers)
+
+
+def _create_chart(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    text = cgats_text([(30.0 + index, index - 3.0, 3.0 - index) for index in range(6)])
+    return client.post(
+        "/api/v1/charts",
+        files={"file": ("c.txt", text.encode(), "text/plain")},
+        data={"name": "c", "rows": "2", "columns": "3"},
+        headers=caller.headers,
+    )
+
+
+def _delete_chart(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
+    return client.delete(f"/api/v1/charts/{world.new_chart()}", headers=caller.headers)
 
 
 def _delete_job(world: World, client: httpx.Client, caller: Caller) -> httpx.Response:
@@ -170,6 +185,13 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("GET", "/api/v1/profiles/{profile_id}/{name}"): Probe(
         _get("/api/v1/profiles/{w.profile_id}/profile.json"), 200, outsider=404
     ),
+    ("POST", "/api/v1/charts"): Probe(_create_chart, 201),
+    ("GET", "/api/v1/charts"): Probe(_get("/api/v1/charts"), 200),
+    ("GET", "/api/v1/charts/{chart_id}"): Probe(_get("/api/v1/charts/{w.chart_id}"), 200, outsider=404),
+    ("GET", "/api/v1/charts/{chart_id}/cgats"): Probe(
+        _get("/api/v1/charts/{w.chart_id}/cgats"), 200, outsider=404
+    ),
+    ("DELETE", "/api/v1/charts/{chart_id}"): Probe(_delete_chart, 204, outsider=404),
     ("GET", "/api/v1/stats"): Probe(_get("/api/v1/stats"), 200),
     ("GET", "/api/v1/notifications"): Probe(_get("/api/v1/notifications"), 200),
     ("POST", "/api/v1/notifications/{notification_id}/read"): Probe(_mark_read, 404),
@@ -276,7 +298,11 @@ def test_the_route_matrix(world: World, caller: str) -> None:
 
 def test_lists_show_only_the_callers_organisation(world: World) -> None:
     with world.client() as client:
-        for path, known in (("/api/v1/jobs", world.job_id), ("/api/v1/profiles", world.profile_id)):
+        for path, known in (
+            ("/api/v1/jobs", world.job_id),
+            ("/api/v1/profiles", world.profile_id),
+            ("/api/v1/charts", world.chart_id),
+        ):
             own = {
                 item["id"]
                 for item in client.get(path, headers=world.callers["viewer"].headers).json()["items"]

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
+from chromaline.common.testing.cgats import cgats_text, made_up_lab
 from chromaline.common.testing.services import missing_service
 
 from .conftest import Account, wait_for_job
@@ -61,10 +62,24 @@ def failed_job(account: Account, blank_photo: Path) -> dict[str, Any]:
     return job
 
 
+@pytest.fixture(scope="module")
+def custom_chart(account: Account) -> dict[str, Any]:
+    """A chart of the account's organisation: listed on the Charts page, offered on the upload page."""
+    with account.client() as client:
+        created = client.post(
+            "/api/v1/charts",
+            files={"file": ("card.txt", cgats_text(made_up_lab(12)).encode(), "text/plain")},
+            data={"name": "Axe card", "rows": "3", "columns": "4"},
+        )
+    chart: dict[str, Any] = created.raise_for_status().json()
+    return chart
+
+
 SIGNED_IN_PAGES: dict[str, tuple[str, str]] = {
     "upload": ("/#/upload", "h1"),
     "history": ("/#/history", "#history-count"),
     "profiles": ("/#/profiles", "h1"),
+    "charts": ("/#/charts", "#chart-form"),
     "settings-account": ("/#/settings/account", "#account-email"),
     "settings-organisation": ("/#/settings/organisation", "#members"),
     "settings-api-keys": ("/#/settings/api-keys", "h1"),
@@ -90,6 +105,7 @@ def test_signed_in_pages_have_no_serious_axe_violations(
     axe_source: str,
     finished_job: dict[str, Any],
     failed_job: dict[str, Any],
+    custom_chart: dict[str, Any],
     name: str,
     size: str,
 ) -> None:
@@ -181,3 +197,32 @@ def test_the_main_flow_works_from_the_keyboard_alone(page: Page, chart_photo: Pa
     with page.expect_download() as report:
         page.keyboard.press("Enter")
     assert report.value.suggested_filename.endswith(".report.pdf")
+
+
+def test_a_chart_is_added_and_deleted_from_the_keyboard_alone(
+    browse: Callable[[Account | None], Page], new_account: Callable[[str], Account], tmp_path: Path
+) -> None:
+    reference = tmp_path / "keyboard-card.txt"
+    reference.write_text(cgats_text(made_up_lab(12)))
+    page = browse(new_account("kay"))
+    page.goto("/#/charts")
+    expect(page.get_by_role("heading", name="Charts", level=1)).to_be_visible()
+    _tab_to(page, "#chart-name")
+    page.keyboard.type("Keyboard card")
+    page.keyboard.press("Tab")
+    expect(page.locator("#chart-file")).to_be_focused()
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(reference)
+    for name, value in (("#chart-rows", "3"), ("#chart-columns", "4")):
+        _tab_to(page, name, limit=3)
+        page.keyboard.press("Control+A")
+        page.keyboard.type(value)
+    page.keyboard.press("Enter")
+    expect(page.locator("#chart-form-status [role=status]")).to_contain_text(
+        "Added “Keyboard card” (12 patches)."
+    )
+    page.once("dialog", lambda dialog: dialog.accept())
+    _tab_to(page, "button.danger")
+    page.keyboard.press("Enter")
+    expect(page.locator("#charts-status [role=status]")).to_contain_text("Deleted “Keyboard card”.")

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
+
+from .conftest import Account
 
 Screenshot = Callable[[Page, str], None]
 PIPELINE_TIMEOUT_MS = 120_000
@@ -202,3 +204,52 @@ def test_keyboard_users_skip_to_the_content_and_land_on_headings(page: Page) -> 
     expect(page.get_by_role("link", name="Earlier results")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="History")).to_be_focused()
+
+
+REPORT_FILES = (
+    "report.pdf",
+    "report.html",
+    "report.json",
+    "chromaticity.svg",
+    "tone-response.svg",
+    "patch-pairs.svg",
+)
+
+
+def test_focus_stays_on_its_control_when_the_report_arrives(
+    browse: Callable[[Account | None], Page], account: Account, finished_job: dict[str, Any]
+) -> None:
+    """The job is shown done with its report still pending (the API's answer held back, WebSockets
+    refused so the page polls); a keyboard user moves to a download, then the report arrives."""
+    page = browse(account)
+    page.add_init_script("window.WebSocket = function () { throw new Error('no sockets in this test'); };")
+    holding = {"report": True}
+
+    def report_pending(route: Route) -> None:
+        if not holding["report"]:
+            route.continue_()
+            return
+        view = route.fetch().json()
+        view["report"] = {"state": "pending", "reason": None, "message": None}
+        view["files"] = {name: path for name, path in view["files"].items() if name not in REPORT_FILES}
+        route.fulfill(json=view)
+
+    page.route(f"**/api/v1/jobs/{finished_job['id']}", report_pending)
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    expect(page.locator("#report-status")).to_be_visible()
+    expect(page.locator("button[data-file='report.pdf']")).to_have_count(0)
+    page.locator("#result-details summary").focus()
+    page.keyboard.press("Enter")
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement?.dataset.file === 'corrected'"):
+            break
+    expect(page.locator("button[data-file='corrected']")).to_be_focused()
+
+    holding["report"] = False
+    expect(page.locator("button[data-file='report.pdf']")).to_be_visible(timeout=10_000)
+    expect(page.locator("#report-status")).to_have_count(0)
+    expect(page.locator("button[data-file='corrected']")).to_be_focused()
+    expect(page.locator("#result-details")).to_have_attribute("open", "")
+    page.keyboard.press("Tab")
+    expect(page.locator("button[data-file='report.pdf']")).to_be_focused()

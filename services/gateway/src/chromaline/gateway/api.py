@@ -37,6 +37,7 @@ from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs as job_service
 from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.auth_proxy import add_auth_proxy
+from chromaline.gateway.charts import custom_chart_options
 from chromaline.gateway.filenames import content_disposition
 from chromaline.gateway.models import (
     DELETED,
@@ -90,6 +91,9 @@ class PresignRequest(ClientModel):
         default=None,
         description="A saved profile of the caller's organisation to apply instead of detecting.",
     )
+    chart_id: uuid.UUID | None = Field(
+        default=None, description="A custom chart of the caller's organisation to detect and fit with."
+    )
 
 
 def build_router(
@@ -109,6 +113,7 @@ def build_router(
         corners: str | None,
         output_space: str = "srgb",
         guideline: str | None = None,
+        chart_id: uuid.UUID | None = None,
     ) -> JobOptions:
         raw: dict[str, Any] = {
             "chart_type": chart_type,
@@ -126,6 +131,17 @@ def build_router(
                 raise ApiError(422, "invalid_corners", "corners must be JSON: [[x, y], ×4]") from None
         if profile_id is not None:
             raw["profile"] = (await load_profile(profile_id, organisation_id)).blob
+        return await checked_options(raw, organisation_id, chart_id)
+
+    async def checked_options(
+        raw: dict[str, Any], organisation_id: str, chart_id: uuid.UUID | None
+    ) -> JobOptions:
+        """``raw`` as job options, with ``chart_id``'s definition when one is named (422 or 404 if
+        they do not fit together or the chart is not the organisation's)."""
+        if chart_id is not None:
+            raw.update(await custom_chart_options(runtime, chart_id, organisation_id, raw["chart_type"]))
+        elif raw["chart_type"] == "custom":
+            raise ApiError(422, "chart_id_required", "chart_type custom needs the chart_id of a custom chart")
         try:
             return JobOptions.model_validate(raw)
         except ValidationError as error:
@@ -160,6 +176,9 @@ def build_router(
         guideline: Annotated[
             str | None, Form(description="Rating guideline; left out, the organisation's setting")
         ] = None,
+        chart_id: Annotated[
+            uuid.UUID | None, Form(description="A custom chart of your organisation (GET /api/v1/charts)")
+        ] = None,
     ) -> dict[str, Any]:
         options = await resolve_options(
             principal.organisation_id,
@@ -172,6 +191,7 @@ def build_router(
             corners,
             output_space,
             guideline,
+            chart_id,
         )
         if len(files) > settings.max_files_per_batch:
             raise ApiError(
@@ -281,6 +301,7 @@ def build_router(
         profile_id: uuid.UUID | None = None,
         output_space: str = "srgb",
         guideline: str | None = None,
+        chart_id: uuid.UUID | None = None,
     ) -> dict[str, Any]:
         name = safe_member_name(filename)
         options = await resolve_options(
@@ -294,6 +315,7 @@ def build_router(
             None,
             output_space,
             guideline,
+            chart_id,
         )
         declared = int(request.headers.get("content-length") or 0)
         if declared > settings.max_upload_bytes:
@@ -385,12 +407,10 @@ def build_router(
         idempotent = idempotency.from_request(request, principal.organisation_id, json_part(body))
         await replay_if_known(idempotent)
         name = safe_member_name(body.filename)
-        profile = None
+        raw = body.options.model_dump()
         if body.profile_id is not None:
-            profile = BlobRef.model_validate(
-                (await load_profile(body.profile_id, principal.organisation_id)).blob
-            )
-        options = JobOptions(**body.options.model_dump(), profile=profile)
+            raw["profile"] = (await load_profile(body.profile_id, principal.organisation_id)).blob
+        options = await checked_options(raw, principal.organisation_id, body.chart_id)
         upload_id = uuid.uuid4()
         key = f"{upload_id}/{name}"
         expiry = timedelta(seconds=settings.presigned_expiry_seconds)

@@ -1,6 +1,7 @@
-"""The gateway's tables, in its own schema: jobs, batches, saved profiles, pending uploads,
-notifications, notification preferences, webhooks and their deliveries, its copy of each
-organisation's retention period, and each organisation's processing settings."""
+"""The gateway's tables, in its own schema: jobs, batches, saved profiles, custom chart
+definitions, pending uploads, notifications, notification preferences, webhooks and their
+deliveries, its copy of each organisation's retention period, and each organisation's processing
+settings."""
 
 from __future__ import annotations
 
@@ -120,6 +121,27 @@ class SavedProfile(Base):
     blob: Mapped[dict[str, str]] = mapped_column(JSONB)
     cube: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     method: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ChartRecord(Base):
+    """A custom chart an organisation uploaded: its checked definition and the CGATS text it came from.
+
+    Both live in the row (the text is at most ``cgats.MAX_BYTES``), so a chart is stored and
+    deleted in one transaction. Jobs carry the definition in their options, so deleting a chart
+    changes no job."""
+
+    __tablename__ = "custom_charts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    organisation_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    """The ``CustomChart`` contract, as the jobs' options carry it."""
+    filename: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(Text)
+    """The CGATS.17 text as uploaded."""
+    created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -19,6 +19,7 @@ from chromaline.common.request_guard import RequestGuard
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.gateway.access import Access, Authenticator, authorize
 from chromaline.gateway.api import UPLOAD_ROUTES, build_router
+from chromaline.gateway.charts import build_charts_router
 from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, on_retention_changed, watchdog
 from chromaline.gateway.headers import SecurityHeaders
 from chromaline.gateway.notifications_api import build_notifications_router
@@ -109,6 +110,7 @@ def build_app(
     app.include_router(build_router(runtime, settings, client))
     app.include_router(build_notifications_router(runtime, settings))
     app.include_router(build_organisation_router(runtime))
+    app.include_router(build_charts_router(runtime))
     mount_web(app)
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from chromaline.gateway.charts import chart_summary
 from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, SavedProfile
 
 RESULT_FILES = {
@@ -46,6 +47,12 @@ def profile_source_job_id(options: dict[str, Any] | None) -> str | None:
         return None
 
 
+def shown_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A job's options as the API shows them: a custom chart as its summary, not its values."""
+    custom = options.get("custom_chart")
+    return {**options, "custom_chart": chart_summary(custom)} if isinstance(custom, dict) else options
+
+
 def job_view(job: Job) -> dict[str, Any]:
     """A job; an expired one is its tombstone: no files, the summary kept."""
     available = set(job.results) | ({"original"} if job.original else set())
@@ -57,7 +64,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "progress": PROGRESS[job.state],
         "reason": job.reason,
         "message": job.message,
-        "options": job.options,
+        "options": shown_options(job.options),
         "profile_source_job_id": profile_source_job_id(job.options),
         "chart_type": job.chart_type,
         "method": job.method,

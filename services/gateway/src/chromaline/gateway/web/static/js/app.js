@@ -7,6 +7,7 @@ import { href, match, navigate, parseHash } from "./router.js";
 import { canOperate, clearTokens, loadTokens, savedOrganisation, setOrganisation, who } from "./session.js";
 import * as auth from "./pages/auth.js";
 import * as batch from "./pages/batch.js";
+import * as charts from "./pages/charts.js";
 import * as history from "./pages/history.js";
 import * as operator from "./pages/operator.js";
 import * as profiles from "./pages/profiles.js";
@@ -25,6 +26,7 @@ const routes = [
   { path: "/jobs/:id", title: "Result", render: result.render },
   { path: "/history", title: "History", render: history.render },
   { path: "/profiles", title: "Profiles", render: profiles.render },
+  { path: "/charts", title: "Charts", render: charts.render },
   { path: "/settings", title: "Settings", render: settings.render },
   { path: "/settings/:section", title: "Settings", render: settings.render },
   { path: "/operator", title: "Operator", render: operator.render },
@@ -34,6 +36,7 @@ const NAV = [
   ["/upload", "Upload"],
   ["/history", "History"],
   ["/profiles", "Profiles"],
+  ["/charts", "Charts"],
   ["/settings", "Settings", () => who.mode === "account"],
   ["/operator", "Operator", () => canOperate()],
 ];

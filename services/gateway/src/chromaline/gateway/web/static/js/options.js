@@ -91,6 +91,7 @@ function nameIn(list, value) {
 
 /** A chart type as people call it: "ColorChecker Classic (24 patches)", never `classic24`. */
 export function chartName(chartType) {
+  if (chartType === "custom") return "Custom chart";
   return chartType ? nameIn(CHART_TYPES, chartType) : "No chart";
 }
 
@@ -154,6 +155,12 @@ export const PROBLEM_MESSAGES = {
   invalid_options: "One of the options was refused. Check the options under Advanced and try again.",
   invalid_corners: "The corners could not be read. Mark all four corners of the chart and try again.",
   profile_not_found: "That profile no longer exists. Choose another one, or none.",
+  chart_not_found: "That chart no longer exists, or it belongs to another organisation. Choose another one, or none.",
+  chart_id_required: "A custom chart has to be chosen by name. Pick it under “Custom chart”.",
+  invalid_cgats: "The reference file could not be read as CGATS.17. Correct the line named here and add the chart again.",
+  chart_patch_count_mismatch: "The rows and columns do not match the number of patches in the file. Check the layout.",
+  invalid_chart_layout: "The layout was refused. Check the rows, columns, gap and margin.",
+  chart_file_too_large: "This reference file is larger than the server accepts. A chart file needs only the sample ids and their values.",
   profile_not_ready: "This job has no correction to save yet. Wait until it has finished.",
   result_not_ready: "This result is not ready yet. Wait until the job has finished.",
   job_expired: "This job's files were deleted at the end of the retention period. Upload the photo again to correct it.",

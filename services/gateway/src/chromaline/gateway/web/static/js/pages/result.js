@@ -196,7 +196,13 @@ function detail(term, value, explanation, id) {
 }
 
 /** How the figures were made, one click away: chart, method, cross-validation, percentiles. */
-function details(measurements) {
+/** The chart a job was measured with: a custom chart by the name its organisation gave it. */
+function jobChartName(job, chartType) {
+  const custom = job.options?.custom_chart;
+  return chartType === "custom" && custom?.name ? `${chartName(chartType)} “${custom.name}” (${custom.rows} × ${custom.columns})` : chartName(chartType);
+}
+
+function details(job, measurements) {
   const after = measurements.after?.cie2000;
   const before = measurements.before?.cie2000;
   return h(
@@ -206,7 +212,7 @@ function details(measurements) {
     h(
       "dl",
       { class: "details-list" },
-      detail("Chart", chartName(measurements.chart_type), measurements.reference_edition ? `(${measurements.reference_edition} edition). Its patches' true colours are published by the maker; the photo's are measured against them.` : null, "chart-type"),
+      detail("Chart", jobChartName(job, measurements.chart_type), measurements.reference_edition ? `(${measurements.reference_edition} edition). Its patches' true colours are published by the maker; the photo's are measured against them.` : null, "chart-type"),
       detail("Correction method", methodName(measurements.method), "The kind of mapping from the camera's colours to the chart's true ones. Simpler methods follow the chart less closely but behave better on other colours.", "method"),
       measurements.objective ? detail("Fitted to", OBJECTIVES[measurements.objective] || measurements.objective, "What the fit made as small as it could.", "objective") : null,
       measurements.cross_validated_delta_e2000 !== null
@@ -326,7 +332,7 @@ async function doneView(job, urls) {
   return [
     verdict(job, measurements, profile),
     reportStatus(job),
-    measured ? details(measurements) : null,
+    measured ? details(job, measurements) : null,
     h("section", { class: "card", "aria-labelledby": "compare-title" }, h("h2", { id: "compare-title" }, "Before and after"), picture),
     pictures,
     measured
@@ -347,6 +353,8 @@ async function resubmit(job, corners, original, status) {
     for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth", "output_space"]) {
       if (job.options?.[name] !== undefined) form.append(name, String(job.options[name]));
     }
+    const chartId = job.options?.custom_chart?.chart_id;
+    if (chartId) form.append("chart_id", chartId);
     form.append("corners", JSON.stringify(corners));
     const batch = await upload("jobs", form);
     navigate(resultPath(batch));
@@ -394,7 +402,7 @@ function expiredView(job) {
     ),
     verdict(job, null, null),
     summaryCard(
-      stat("Chart", chartName(job.chart_type), "chart-type"),
+      stat("Chart", jobChartName(job, job.chart_type), "chart-type"),
       stat("Method", methodName(job.method), "method"),
       stat("Finished", formatDate(job.finished_at), "finished-at"),
     ),
@@ -402,6 +410,25 @@ function expiredView(job) {
 }
 
 const VIEWS = { done: doneView, failed: failedView, expired: expiredView };
+
+/** How to find a control again once the results are drawn anew: its id, or the file it downloads. */
+function focusKey(element) {
+  if (element.id) return `#${CSS.escape(element.id)}`;
+  if (element.tagName === "SUMMARY" && element.parentElement?.id) return `#${CSS.escape(element.parentElement.id)} > summary`;
+  if (element.dataset?.file) return `[data-file="${CSS.escape(element.dataset.file)}"]`;
+  return null;
+}
+
+/** Focus the control `key` names in `container`; the container itself when it is gone. */
+function restoreFocus(container, key) {
+  const target = key ? container.querySelector(key) : null;
+  if (target) {
+    target.focus({ preventScroll: true });
+    return;
+  }
+  container.setAttribute("tabindex", "-1");
+  container.focus({ preventScroll: true });
+}
 
 /** "Delete job" for members and above (a viewer may not delete, and does not see it): asks first,
  * then deletes the job and all its files in every service and goes back to the history. */
@@ -454,14 +481,22 @@ export async function render(context) {
   const deleteStatus = h("div", { id: "delete-status" });
   const actions = h("p", { class: "job-actions" }, deleteJobButton(job, deleteStatus));
 
-  async function fill(current) {
-    clear(body).append(h("p", { class: "loading" }, "Loading the results…"));
+  /** Draw the results of `current`. `inPlace`: the old results stay until the new ones are ready,
+   * and whoever had focus in them keeps it on the same control (a report arriving must not send a
+   * keyboard user back to the top of the page). */
+  async function fill(current, { inPlace = false } = {}) {
+    if (!inPlace) clear(body).append(h("p", { class: "loading" }, "Loading the results…"));
+    let nodes;
     try {
-      const nodes = await VIEWS[current.state](current, urls);
-      clear(body).append(...nodes);
+      nodes = await VIEWS[current.state](current, urls);
     } catch (error) {
-      clear(body).append(notice("error", describe(error)));
+      nodes = [notice("error", describe(error))];
     }
+    const focused = body.contains(document.activeElement) ? focusKey(document.activeElement) : undefined;
+    const opened = [...body.querySelectorAll("details[open][id]")].map((details) => details.id);
+    clear(body).append(...nodes);
+    for (const id of opened) body.querySelector(`#${CSS.escape(id)}`)?.setAttribute("open", "");
+    if (focused !== undefined) restoreFocus(body, focused);
   }
 
   let shown = job;
@@ -481,7 +516,7 @@ export async function render(context) {
         const ended = TERMINAL.has(view.state) && !TERMINAL.has(shown.state);
         const reported = TERMINAL.has(view.state) && view.report?.state !== shown.report?.state;
         shown = view;
-        if (ended || reported) fill(view);
+        if (ended || reported) fill(view, { inPlace: !ended });
       }, settled),
     );
   }

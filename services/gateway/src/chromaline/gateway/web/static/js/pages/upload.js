@@ -25,14 +25,20 @@ export function resultPath(batch) {
   return batch.total === 1 && batch.jobs?.length === 1 ? `/jobs/${batch.jobs[0].id}` : `/batches/${batch.id}`;
 }
 
-export async function render(context) {
-  let profiles = [];
-  let profilesError = null;
+/** A list the upload form offers (profiles, charts): its items, or why it could not be loaded. */
+async function choices(path) {
   try {
-    profiles = (await call("profiles")).items;
+    return { items: (await call(path)).items, error: null };
   } catch (error) {
-    profilesError = describe(error);
+    return { items: [], error: describe(error) };
   }
+}
+
+export async function render(context) {
+  const [{ items: profiles, error: profilesError }, { items: charts, error: chartsError }] = await Promise.all([
+    choices("profiles"),
+    choices("charts"),
+  ]);
   const chosen = [];
   /** Files not sent, each with the sentence saying why: refused by name here or by the server. */
   const refused = [];
@@ -156,6 +162,16 @@ export async function render(context) {
     ? `Saved profiles could not be loaded: ${profilesError}`
     : "A saved profile corrects photos without a chart, e.g. a series under the same light.";
 
+  const chartSelect = select(
+    "chart_id",
+    [["", "None (a ColorChecker, found automatically)"], ...charts.map((c) => [c.id, `${c.name} (${c.rows} × ${c.columns})`])],
+    context.query.get("chart") || "",
+  );
+  chartSelect.id = "chart-select";
+  const chartHint = chartsError
+    ? `Custom charts could not be loaded: ${chartsError}`
+    : h("span", {}, "A chart your organisation defined. ", h("a", { href: href("/charts") }, "Manage charts"), ".");
+
   const progress = h("progress", { max: 1, value: 0, class: "upload-progress", hidden: true, "aria-label": "Upload progress" });
   const form = h(
     "form",
@@ -166,6 +182,7 @@ export async function render(context) {
     progress,
     h("div", { class: "actions" }, submit),
     profiles.length || profilesError ? field("Saved profile", profileSelect, profileHint) : null,
+    charts.length || chartsError ? field("Custom chart", chartSelect, chartHint) : null,
     h(
       "details",
       { class: "options", id: "advanced-options" },
@@ -212,7 +229,7 @@ export async function render(context) {
     if (!chosen.length) return;
     clear(status);
     const options = [];
-    for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth", "output_space", "profile_id"]) {
+    for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth", "output_space", "profile_id", "chart_id"]) {
       const value = form.elements[name]?.value;
       if (value) options.push([name, value]);
     }
