@@ -11,6 +11,7 @@ import tifffile
 from PIL import Image
 
 from chromaline.engine.correct import correct_photo, measure
+from chromaline.engine.detect import checked_detection_from_corners, detect_charts
 from chromaline.engine.icc import output_icc_profile
 from chromaline.engine.image_io import UnsupportedImageError, decode_image, sniff_format, to_linear
 from chromaline.engine.synthetic import (
@@ -24,6 +25,7 @@ from chromaline.engine.synthetic import (
 
 SIZE = (1200, 900)
 NIKON = "Nikon 5100 (NPL)"
+SIGMA = "Sigma SDMerill (NPL)"
 
 
 def _scene(seed: int = 2, **options: object) -> SyntheticRaw:
@@ -64,6 +66,30 @@ def test_a_synthetic_dng_demosaics_to_the_cameras_raw_rgb() -> None:
     measurement = measure(image, chart_type="classic24")
     assert np.abs(measurement.detection.corners - scene.corners).max() < 4
     np.testing.assert_allclose(measurement.measured, scene.truth_raw, rtol=0.05, atol=0.004)
+
+
+@pytest.mark.parametrize("illuminant", ["A", "D65", "FL11"])
+def test_a_foveon_cameras_chart_is_found_by_its_colours_as_the_camera_shows_them(illuminant: str) -> None:
+    """The Sigma's raw channels overlap so much that its raw colours correlate poorly with the
+    chart's: detection judges them through the file's colour matrix and as-shot white balance,
+    while the corners still come from the raw codes."""
+    scene = _scene(camera=SIGMA, illuminant=illuminant)
+    image = decode_image(scene.dng_bytes)
+    outcome = detect_charts(image, "classic24")
+    assert outcome.reason is None
+    assert np.abs(outcome.detections[0].corners - scene.corners).max() < 4
+    assert checked_detection_from_corners(image, "classic24", scene.corners).confidence > 0.75
+
+
+def test_the_display_matrix_shows_a_raw_neutral_as_neutral() -> None:
+    """The as-shot white balance then the file's camera-to-sRGB matrix: the chart's white patch
+    comes out grey at the level of the raw's strongest channel."""
+    scene = _scene(camera=SIGMA, illuminant="A")
+    image = decode_image(scene.dng_bytes)
+    assert image.display_matrix is not None
+    white = scene.truth_raw[18]
+    shown = image.display_matrix @ white
+    np.testing.assert_allclose(shown, np.full(3, white.max()), rtol=0.03)
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])

@@ -30,7 +30,7 @@ from chromaline.engine.geometry import (
     patch_quads,
 )
 from chromaline.engine.grid import grid_boxes
-from chromaline.engine.image_io import DecodedImage, srgb_decode
+from chromaline.engine.image_io import DecodedImage, shown_pixels, srgb_decode
 
 MCC_TYPES = {"classic24": cv2.mcc.MCC24}
 GRID_TYPES = frozenset({"digital_sg"})
@@ -121,6 +121,15 @@ def _rgb8(image: DecodedImage | NDArray[np.generic]) -> NDArray[np.uint8]:
     if pixels.dtype != np.uint8:
         raise TypeError("detect_charts needs encoded 8- or 16-bit RGB pixels")
     return np.asarray(pixels, dtype=np.uint8)
+
+
+def _shown_rgb8(image: DecodedImage | NDArray[np.generic], rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """The 8-bit view whose colours are compared with the chart's: ``rgb`` itself, except for a RAW
+    file, whose camera RGB is shown as the camera would show it (:func:`shown_pixels`). Edges and
+    grids are found on ``rgb``: the raw codes are less noisy."""
+    if not isinstance(image, DecodedImage) or image.display_matrix is None:
+        return rgb
+    return _rgb8(shown_pixels(image))
 
 
 def _downscale(rgb: NDArray[np.uint8], max_side: int) -> tuple[NDArray[np.uint8], float]:
@@ -778,9 +787,16 @@ def _enlargement(corners: NDArray[np.float64]) -> int:
     return int(min(MAX_ENLARGEMENT, np.ceil(SMALL_GRID_PX / max(short_side, 1.0))))
 
 
-def _examine(rgb: NDArray[np.uint8], chart_type: str, coarse: NDArray[np.float64], search: _Search) -> None:
-    """Refine, orient and score one approximate box; report it when it is confidently the chart,
-    offer it as a candidate when it only resembles it."""
+def _examine(
+    rgb: NDArray[np.uint8],
+    shown: NDArray[np.uint8],
+    chart_type: str,
+    coarse: NDArray[np.float64],
+    search: _Search,
+) -> None:
+    """Refine, orient and score one approximate box (edges on ``rgb``, colours on ``shown``, see
+    :func:`_shown_rgb8`); report it when it is confidently the chart, offer it as a candidate when it
+    only resembles it."""
     if _patch_size_px(chart_type, coarse) < MIN_PATCH_PX:
         search.too_small = True
         return
@@ -788,19 +804,23 @@ def _examine(rgb: NDArray[np.uint8], chart_type: str, coarse: NDArray[np.float64
     if scale > 1:
         crop, offset = _crop_around(rgb, coarse)
         view = np.asarray(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC), np.uint8)
+        shown_crop, _ = _crop_around(shown, coarse)
+        shown_view = np.asarray(
+            cv2.resize(shown_crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC), np.uint8
+        )
         origin = offset - (scale - 1) / (2 * scale)
     else:
-        view, origin = rgb, np.zeros(2)
+        view, shown_view, origin = rgb, shown, np.zeros(2)
     local = (coarse - origin) * scale
     refined = refine_corners(view, chart_type, local)
     if not _is_clockwise(refined) or _patch_size_px(chart_type, refined) < MIN_PATCH_PX * scale:
         refined = local
-    local_oriented, agreement = orient_corners(view, chart_type, refined)
+    local_oriented, agreement = orient_corners(shown_view, chart_type, refined)
     regularity = grid_regularity(view, chart_type, local_oriented)
     oriented = local_oriented / scale + origin
     if _overlaps(oriented, search.found):
         return
-    if _other_colours(view, chart_type, local_oriented, agreement):
+    if _other_colours(shown_view, chart_type, local_oriented, agreement):
         search.unknown_card = search.unknown_card or regularity >= MIN_CONFIDENCE
         return
     confidence = detection_confidence(agreement, regularity)
@@ -829,6 +849,7 @@ def detect_charts(
     is optional leave it out.
     """
     rgb = _rgb8(image)
+    shown = _shown_rgb8(image, rgb)
 
     def downscaled_sets() -> Iterator[CandidateSet]:
         small, factor = _downscale(rgb, max_side)
@@ -839,7 +860,7 @@ def detect_charts(
     search = _Search([])
     for candidate in itertools.chain(candidates or (), downscaled_sets()):
         for box in candidate.boxes:
-            _examine(rgb, candidate.chart_type, box, search)
+            _examine(rgb, shown, candidate.chart_type, box, search)
         if search.found:
             break
     found = search.found
@@ -893,7 +914,7 @@ def checked_detection_from_corners(
     the whole photo's colours.
     """
     detection = detection_from_corners(chart_type, corners)
-    _, agreement = orient_corners(_rgb8(image), detection.chart_type, detection.corners)
+    _, agreement = orient_corners(_shown_rgb8(image, _rgb8(image)), detection.chart_type, detection.corners)
     if agreement < MANUAL_MIN_AGREEMENT:
         raise NotAChartError(
             f"the corners given do not enclose a {chart_type} chart in any orientation "
