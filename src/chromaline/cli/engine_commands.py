@@ -366,7 +366,12 @@ def _second_calibration(
     try:
         measurement = measure(_read(photo), chart_type=chart_type, edition=edition, chart=custom)
         fit = fit_from_measurements(
-            measurement.patches, measurement.detection.chart_type, edition, "linear3x3", chart=custom
+            measurement.patches,
+            measurement.detection.chart_type,
+            edition,
+            "linear3x3",
+            chart=custom,
+            linear_camera=measurement.image.linear_camera,
         )
     except (EngineError, UnsupportedImageError) as error:
         err_console.print(f"[red]{target}: not written[/red]: {photo}: {error.code}: {error}")
@@ -395,7 +400,11 @@ def _write_dcp(
     if profile.method not in ("white_balance", "linear3x3") and result.measurement is not None:
         try:
             matrix_fit = fit_from_measurements(
-                result.measurement.patches, result.measurement.detection.chart_type, edition, "linear3x3"
+                result.measurement.patches,
+                result.measurement.detection.chart_type,
+                edition,
+                "linear3x3",
+                linear_camera=result.measurement.image.linear_camera,
             )
         except EngineError as error:
             err_console.print(f"[red]{target}: not written[/red]: {error.message}")
