@@ -139,9 +139,12 @@ def display_matrix(raw: rawpy.RawPy, white_balance: WhiteBalance) -> NDArray[np.
     return np.asarray(matrix * gains[None, :], dtype=np.float64)
 
 
-def displayed(pixels: NDArray[np.uint16], matrix: NDArray[np.float64]) -> NDArray[np.uint16]:
-    """Linear camera RGB through a :func:`display_matrix`, clipped to the 16-bit range."""
-    return np.asarray(cv2.transform(pixels, matrix), dtype=np.uint16)
+def displayed(pixels: NDArray[np.uint16], matrix: NDArray[np.float64]) -> NDArray[np.uint8]:
+    """Linear camera RGB through a :func:`display_matrix`, as 8-bit codes (the 16-bit result's
+    high byte, rounded): the matrix applied to the 16-bit codes, since applying it to their high
+    byte multiplies the dark patches' rounding several times for a Foveon, and the scaling down in
+    the same pass as the clipping (less than half the time of a shift and a copy at 24 MP)."""
+    return np.asarray(cv2.convertScaleAbs(cv2.transform(pixels, matrix), alpha=1 / 256), dtype=np.uint8)
 
 
 def _linear_settings(white_balance: WhiteBalance) -> dict[str, Any]:
