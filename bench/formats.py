@@ -48,7 +48,13 @@ import colour
 import numpy as np
 from PIL import Image
 
-from chromaline.engine.correct import chart_reference, correct_photo, fit_from_measurements, measure
+from chromaline.engine.correct import (
+    chart_reference,
+    correct_photo,
+    fit_from_measurements,
+    measure,
+    refinement_steps,
+)
 from chromaline.engine.encode import encode_image
 from chromaline.engine.fit import DEFAULT_CANDIDATES, choose_method, validated_fit
 from chromaline.engine.icc import output_icc_profile
@@ -95,11 +101,18 @@ def rendered_chart_reference(chart: str) -> ChartReference:
     return ChartReference(chart, "2014", published.names, np.asarray(rgb), np.asarray(lab), white_xy)
 
 
-def _held_out(measured: np.ndarray, reference: ChartReference) -> float:
+def _held_out(measured: np.ndarray, reference: ChartReference, *, raw_steps: bool = True) -> float:
+    """The automatic fit's leave-one-out mean, refined as a RAW file's chart is (``raw_steps``) or
+    with the refinement's default steps (what encoded photos get, and RAW files got before)."""
     mask = np.ones(len(measured), dtype=bool)
     choice = choose_method(measured, reference, DEFAULT_CANDIDATES, mask=mask)
     validation = validated_fit(
-        measured, reference, choice.chosen, mask=mask, least_squares=choice.score_of(choice.chosen)
+        measured,
+        reference,
+        choice.chosen,
+        mask=mask,
+        least_squares=choice.score_of(choice.chosen),
+        refinement_steps=refinement_steps(raw_steps, len(measured)),
     )
     return float(validation.cross_validated_mean)
 
@@ -123,7 +136,8 @@ def _accuracy(vignetting: float | None, noise: float | None) -> None:
     """``vignetting`` and ``noise`` as :func:`render_dng_scene` takes them (None: drawn from the seed)."""
     for chart in ("classic24", "digital_sg"):
         published, rendered = chart_reference(chart, "2014"), rendered_chart_reference(chart)
-        pipeline, exact, exact_rendered, failures = [], [], [], []
+        pipeline, exact, exact_default_steps, exact_rendered, failures = [], [], [], [], []
+        per_scene: list[dict[str, object]] = []
         seed = 100
         for camera in CAMERAS:
             for illuminant in ILLUMINANTS:
@@ -137,15 +151,27 @@ def _accuracy(vignetting: float | None, noise: float | None) -> None:
                     vignetting=vignetting,
                     noise=noise,
                 )
+                scene_pipeline: float | None = None
                 try:
                     measurement = measure(scene.dng_bytes, chart_type=chart)
-                    fit = fit_from_measurements(measurement.patches, chart)
-                    pipeline.append(fit.cross_validation.cross_validated_mean)
+                    fit = fit_from_measurements(measurement.patches, chart, linear_camera=True)
+                    scene_pipeline = fit.cross_validation.cross_validated_mean
+                    pipeline.append(scene_pipeline)
                 except Exception as error:  # a scene the engine cannot do is counted, not fatal
                     failures.append(f"{camera}/{illuminant}: {error}")
                 truth = camera_raw(chart, illuminant, camera)
                 exact.append(_held_out(truth, published))
+                exact_default_steps.append(_held_out(truth, published, raw_steps=False))
                 exact_rendered.append(_held_out(truth, rendered))
+                per_scene.append(
+                    {
+                        "camera": camera,
+                        "illuminant": illuminant,
+                        "pipeline": None if scene_pipeline is None else round(scene_pipeline, 3),
+                        "exact": round(exact[-1], 3),
+                        "exact_default_steps": round(exact_default_steps[-1], 3),
+                    }
+                )
         colorimetric = [
             _held_out(camera_raw(chart, illuminant, COLORIMETRIC_CAMERA), published)
             for illuminant in ILLUMINANTS
@@ -161,10 +187,12 @@ def _accuracy(vignetting: float | None, noise: float | None) -> None:
                 "pipeline_loo_de2000_mean": round(float(np.mean(pipeline)), 3) if pipeline else None,
                 "pipeline_loo_de2000_max": round(float(np.max(pipeline)), 3) if pipeline else None,
                 "floor_exact_patches": round(float(np.mean(exact)), 3),
+                "floor_exact_patches_default_steps": round(float(np.mean(exact_default_steps)), 3),
                 "floor_exact_patches_vs_rendered_chart": round(float(np.mean(exact_rendered)), 3),
                 "floor_colorimetric_camera": round(float(np.mean(colorimetric)), 3),
                 "floor_reference_spectra": round(colorimetric[ILLUMINANTS.index("D50")], 3),
                 "failures": failures,
+                "per_scene": per_scene,
             }
         )
 

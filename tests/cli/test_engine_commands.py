@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import cv2
 import pytest
+import tifffile
 from typer.testing import CliRunner
 
 from chromaline.cli.main import app
@@ -148,6 +150,9 @@ def raw_photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             44, chart=None, size=SIZE, camera="Nikon 5100 (NPL)", illuminant="D50"
         ),
         "sigma_chart": render_dng_scene(45, size=SIZE, camera="Sigma SDMerill (NPL)", illuminant="D50"),
+        "nikon_chart_a": render_dng_scene(
+            46, size=SIZE, camera="Nikon 5100 (NPL)", illuminant="A", exposure=0.9
+        ),
     }
     paths = {}
     for name, shot in shots.items():
@@ -230,6 +235,67 @@ def test_a_raw_chart_shot_makes_a_dng_camera_profile(raw_photos: dict[str, Path]
     data = dcp.read_bytes()
     assert data[:4] == b"IIRC"
     assert b"Chromaline Synthetic Nikon 5100 (NPL)\0" in data
+
+
+def test_two_raw_chart_shots_under_two_lights_make_a_two_illuminant_dcp(
+    raw_photos: dict[str, Path], tmp_path: Path
+) -> None:
+    dcp = tmp_path / "nikon.dcp"
+    result = runner.invoke(
+        app,
+        [
+            *("profile", "create", str(raw_photos["nikon_chart"]), "--out", str(tmp_path / "p.json")),
+            *("--dcp", str(dcp), "--dcp-light", "D50", "--method", "linear3x3"),
+            *("--dcp-second-chart", str(raw_photos["nikon_chart_a"]), "--dcp-second-light", "A"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "calibrated under D50 and A" in " ".join(result.output.split())
+    data = dcp.read_bytes()
+    with tifffile.TiffFile(io.BytesIO(b"II*\x00" + data[4:])) as tiff:
+        tags = {tag.code: tag.value for tag in tiff.pages.first.tags}
+    # The warmer light is calibration 1.
+    assert (tags[50778], tags[50779]) == (17, 23)
+    assert all(code in tags for code in (50721, 50722, 50964, 50965))
+
+
+@pytest.mark.parametrize(
+    ("options", "code", "message"),
+    [
+        (("--dcp-second-light", "D50"), 2, "both chart shots are under D50"),
+        (("--dcp-second-light", "D93"), 2, "is not one of"),
+    ],
+)
+def test_a_second_dcp_calibration_needs_another_known_light(
+    raw_photos: dict[str, Path], tmp_path: Path, options: tuple[str, ...], code: int, message: str
+) -> None:
+    refused = runner.invoke(
+        app,
+        [
+            *("profile", "create", str(raw_photos["nikon_chart"]), "--out", str(tmp_path / "p.json")),
+            *("--dcp", str(tmp_path / "p.dcp"), "--dcp-light", "D50"),
+            *("--dcp-second-chart", str(raw_photos["nikon_chart_a"]), *options),
+        ],
+    )
+    assert refused.exit_code == code
+    assert message in refused.output
+    assert not (tmp_path / "p.dcp").exists()
+
+
+def test_a_second_dcp_calibration_from_another_camera_is_refused(
+    raw_photos: dict[str, Path], tmp_path: Path
+) -> None:
+    refused = runner.invoke(
+        app,
+        [
+            *("profile", "create", str(raw_photos["nikon_chart"]), "--out", str(tmp_path / "p.json")),
+            *("--dcp", str(tmp_path / "p.dcp"), "--dcp-light", "D50", "--method", "linear3x3"),
+            *("--dcp-second-chart", str(raw_photos["sigma_chart"]), "--dcp-second-light", "A"),
+        ],
+    )
+    assert refused.exit_code == 1
+    assert "different cameras" in refused.output
+    assert not (tmp_path / "p.dcp").exists()
 
 
 def test_an_encoded_photo_makes_no_dng_camera_profile(photos: dict[str, Path], tmp_path: Path) -> None:

@@ -10,13 +10,22 @@ import pytest
 import tifffile
 from PIL import Image
 
-from chromaline.engine.correct import correct_photo, measure
+from chromaline.engine.correct import (
+    RAW_REFINEMENT_STEPS,
+    chart_reference,
+    correct_photo,
+    measure,
+    refinement_steps,
+)
+from chromaline.engine.detect import checked_detection_from_corners, detect_charts
+from chromaline.engine.fit import MethodSpec, correction_delta_e2000, cross_validate, fit_correction
 from chromaline.engine.icc import output_icc_profile
 from chromaline.engine.image_io import UnsupportedImageError, decode_image, sniff_format, to_linear
 from chromaline.engine.synthetic import (
     DNG_BLACK_LEVEL,
     DNG_WHITE_LEVEL,
     SyntheticRaw,
+    camera_raw,
     render_dng_scene,
     render_scene,
     write_dng,
@@ -24,6 +33,7 @@ from chromaline.engine.synthetic import (
 
 SIZE = (1200, 900)
 NIKON = "Nikon 5100 (NPL)"
+SIGMA = "Sigma SDMerill (NPL)"
 
 
 def _scene(seed: int = 2, **options: object) -> SyntheticRaw:
@@ -64,6 +74,30 @@ def test_a_synthetic_dng_demosaics_to_the_cameras_raw_rgb() -> None:
     measurement = measure(image, chart_type="classic24")
     assert np.abs(measurement.detection.corners - scene.corners).max() < 4
     np.testing.assert_allclose(measurement.measured, scene.truth_raw, rtol=0.05, atol=0.004)
+
+
+@pytest.mark.parametrize("illuminant", ["A", "D65", "FL11"])
+def test_a_foveon_cameras_chart_is_found_by_its_colours_as_the_camera_shows_them(illuminant: str) -> None:
+    """The Sigma's raw channels overlap so much that its raw colours correlate poorly with the
+    chart's: detection judges them through the file's colour matrix and as-shot white balance,
+    while the corners still come from the raw codes."""
+    scene = _scene(camera=SIGMA, illuminant=illuminant)
+    image = decode_image(scene.dng_bytes)
+    outcome = detect_charts(image, "classic24")
+    assert outcome.reason is None
+    assert np.abs(outcome.detections[0].corners - scene.corners).max() < 4
+    assert checked_detection_from_corners(image, "classic24", scene.corners).confidence > 0.75
+
+
+def test_the_display_matrix_shows_a_raw_neutral_as_neutral() -> None:
+    """The as-shot white balance then the file's camera-to-sRGB matrix: the chart's white patch
+    comes out grey at the level of the raw's strongest channel."""
+    scene = _scene(camera=SIGMA, illuminant="A")
+    image = decode_image(scene.dng_bytes)
+    assert image.display_matrix is not None
+    white = scene.truth_raw[18]
+    shown = image.display_matrix @ white
+    np.testing.assert_allclose(shown, np.full(3, white.max()), rtol=0.03)
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
@@ -192,3 +226,27 @@ def test_an_overexposed_raw_patch_is_still_clipped() -> None:
     flags = {patch.index: patch.flags for patch in measurement.patches}
     assert "clipped" in flags[18]
     assert "clipped" not in flags[23]
+
+
+def test_a_raw_charts_fit_refines_longer_and_stays_leave_one_out() -> None:
+    """A RAW file's Classic 24 gets more ΔE2000 refinement steps than an encoded photo's: on the
+    renderer's exact raw patches of the Nikon under A its leave-one-out mean drops by more than
+    0.1, and each held-out patch is still predicted by a fit refined without it."""
+    reference = chart_reference("classic24", "2014")
+    raw = camera_raw("classic24", "A", NIKON)
+    spec = MethodSpec("root_polynomial", 2)
+    steps = refinement_steps(True, reference.patch_count)
+    assert steps == RAW_REFINEMENT_STEPS
+    assert refinement_steps(False, reference.patch_count) is None
+    assert refinement_steps(True, 140) is None
+    default = cross_validate(raw, reference, spec, objective="delta_e2000")
+    longer = cross_validate(raw, reference, spec, objective="delta_e2000", refinement_steps=steps)
+    assert longer.cross_validated_mean < default.cross_validated_mean - 0.1
+    for held_out in (0, 11, 18):
+        fold = np.ones(reference.patch_count, dtype=bool)
+        fold[held_out] = False
+        alone = fit_correction(
+            raw, reference, spec, mask=fold, objective="delta_e2000", refinement_steps=steps
+        )
+        error = correction_delta_e2000(alone, raw, reference)[held_out]
+        assert error == pytest.approx(longer.per_patch[held_out], abs=1e-3)

@@ -263,6 +263,16 @@ def profile_create(
         str,
         typer.Option(help="The light the chart was shot under, for the DCP: A, D50, D55, D65, D75 or F2."),
     ] = "D50",
+    dcp_second_chart: Annotated[
+        Path | None,
+        typer.Option(
+            help="A second RAW chart shot, same camera, under another light (--dcp-second-light): the DCP "
+            "gets both calibrations, which raw converters interpolate between by the photo's white balance."
+        ),
+    ] = None,
+    dcp_second_light: Annotated[
+        str, typer.Option(help="The light of --dcp-second-chart: A, D50, D55, D65, D75 or F2.")
+    ] = "D65",
     method: MethodOption = "auto",
     objective: ObjectiveOption = "auto",
     chart: ChartOption = "auto",
@@ -273,13 +283,7 @@ def profile_create(
     margin: MarginOption = 0.5,
 ) -> None:
     """Fit a correction on one chart photo (a RAW file makes a camera profile) and save it."""
-    from chromaline.engine.dcp import CALIBRATION_LIGHTS
-
-    if dcp is not None and dcp_light not in CALIBRATION_LIGHTS:
-        err_console.print(
-            f"[red]--dcp-light[/red]: {dcp_light!r} is not one of {', '.join(CALIBRATION_LIGHTS)}"
-        )
-        raise typer.Exit(2)
+    _check_dcp_options(dcp, dcp_light, dcp_second_chart, dcp_second_light)
     if dcp is not None and camera_white_balance:
         err_console.print(
             "[red]--dcp[/red]: a DCP is made from the camera's own RGB, without its white balance"
@@ -326,11 +330,69 @@ def profile_create(
         )
         console.print(f"{icc}: ICC input profile, {encoding} in")
     if dcp is not None:
-        _write_dcp(result, dcp, cast("CalibrationLight", dcp_light), edition=_edition(edition))
+        second = None
+        if dcp_second_chart is not None:
+            light = cast("CalibrationLight", dcp_second_light)
+            second = (_second_calibration(result, dcp_second_chart, dcp, _edition(edition), custom), light)
+        _write_dcp(result, dcp, cast("CalibrationLight", dcp_light), edition=_edition(edition), second=second)
 
 
-def _write_dcp(result: CorrectionResult, target: Path, light: CalibrationLight, *, edition: Edition) -> None:
-    """The DCP of a RAW chart fit: the fit itself when it is 3×3, else a linear3x3 fit of the same patches."""
+def _check_dcp_options(dcp: Path | None, light: str, second_chart: Path | None, second_light: str) -> None:
+    from chromaline.engine.dcp import CALIBRATION_LIGHTS
+
+    if second_chart is not None and dcp is None:
+        err_console.print("[red]--dcp-second-chart[/red]: only with --dcp")
+        raise typer.Exit(2)
+    chosen = [("--dcp-light", light)] + ([("--dcp-second-light", second_light)] if second_chart else [])
+    for option, value in chosen if dcp is not None else []:
+        if value not in CALIBRATION_LIGHTS:
+            err_console.print(f"[red]{option}[/red]: {value!r} is not one of {', '.join(CALIBRATION_LIGHTS)}")
+            raise typer.Exit(2)
+    if second_chart is not None and second_light == light:
+        err_console.print(
+            f"[red]--dcp-second-light[/red]: both chart shots are under {light}: use another light"
+        )
+        raise typer.Exit(2)
+
+
+def _second_calibration(
+    result: CorrectionResult, photo: Path, target: Path, edition: Edition, custom: ChartDefinition | None
+) -> Profile:
+    """The 3×3 RAW profile of the second chart shot of a two-illuminant DCP (same chart as the first)."""
+    from chromaline.engine.correct import EngineError, fit_from_measurements, measure
+    from chromaline.engine.image_io import UnsupportedImageError
+
+    chart_type = result.measurement.detection.chart_type if result.measurement else "auto"
+    try:
+        measurement = measure(_read(photo), chart_type=chart_type, edition=edition, chart=custom)
+        fit = fit_from_measurements(
+            measurement.patches,
+            measurement.detection.chart_type,
+            edition,
+            "linear3x3",
+            chart=custom,
+            linear_camera=measurement.image.linear_camera,
+        )
+    except (EngineError, UnsupportedImageError) as error:
+        err_console.print(f"[red]{target}: not written[/red]: {photo}: {error.code}: {error}")
+        raise typer.Exit(1) from None
+    console.print(
+        f"{photo}: linear3x3 fit for the DCP's second calibration, cross-validated ΔE2000 "
+        f"{fit.cross_validation.cross_validated_mean:.2f}"
+    )
+    return fit.profile(source_filename=photo.name, image=measurement.image)
+
+
+def _write_dcp(
+    result: CorrectionResult,
+    target: Path,
+    light: CalibrationLight,
+    *,
+    edition: Edition,
+    second: tuple[Profile, CalibrationLight] | None = None,
+) -> None:
+    """The DCP of a RAW chart fit: the fit itself when it is 3×3, else a linear3x3 fit of the same
+    patches; with ``second``, a second calibration from another chart shot."""
     from chromaline.engine.correct import EngineError, fit_from_measurements
     from chromaline.engine.profile import ProfileError, to_dcp
 
@@ -338,7 +400,11 @@ def _write_dcp(result: CorrectionResult, target: Path, light: CalibrationLight, 
     if profile.method not in ("white_balance", "linear3x3") and result.measurement is not None:
         try:
             matrix_fit = fit_from_measurements(
-                result.measurement.patches, result.measurement.detection.chart_type, edition, "linear3x3"
+                result.measurement.patches,
+                result.measurement.detection.chart_type,
+                edition,
+                "linear3x3",
+                linear_camera=result.measurement.image.linear_camera,
             )
         except EngineError as error:
             err_console.print(f"[red]{target}: not written[/red]: {error.message}")
@@ -355,11 +421,12 @@ def _write_dcp(result: CorrectionResult, target: Path, light: CalibrationLight, 
             f"{matrix_fit.cross_validation.cross_validated_mean:.2f}"
         )
     try:
-        target.write_bytes(to_dcp(profile, light))
+        target.write_bytes(to_dcp(profile, light, second))
     except ProfileError as error:
         err_console.print(f"[red]{target}: not written[/red]: {error.message}")
         raise typer.Exit(1) from None
-    console.print(f"{target}: DNG Camera Profile for {profile.camera_model}, calibrated under {light}")
+    lights = light if second is None else f"{light} and {second[1]}"
+    console.print(f"{target}: DNG Camera Profile for {profile.camera_model}, calibrated under {lights}")
 
 
 def inspect(

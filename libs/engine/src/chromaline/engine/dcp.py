@@ -1,10 +1,10 @@
 """DNG Camera Profiles (.dcp) of RAW chart fits, for raw converters that read Adobe's format.
 
 A DCP is one TIFF image file directory without an image, behind the header ``IIRC`` (little-endian,
-magic 0x4352), holding the DNG specification's camera-profile tags. We write one calibration: the
-light the chart was shot under, its ColorMatrix1 (XYZ under that light to camera RGB) and its
-ForwardMatrix1 (white-balanced camera RGB to XYZ D50), both from the chart fit, which maps linear
-camera RGB to linear working RGB (sRGB primaries, D65):
+magic 0x4352), holding the DNG specification's camera-profile tags. Each calibration is a chart
+fit under one light: the light (CalibrationIlluminant), its ColorMatrix (XYZ under that light to
+camera RGB) and its ForwardMatrix (white-balanced camera RGB to XYZ D50), both from the fit, which
+maps linear camera RGB to linear working RGB (sRGB primaries, D65):
 
 - camera RGB → PCS XYZ D50 is ``F = working_to_pcs() @ M`` (as in the ICC input profile);
 - the camera neutral ``n`` (camera RGB of a neutral under the chart's light) solves ``F n = D50``;
@@ -14,11 +14,18 @@ camera RGB to linear working RGB (sRGB primaries, D65):
   a camera neutral into a white balance. Its scale only sets exposure, which readers normalise
   themselves (Adobe's DNG SDK scales it so that D50 XYZ gives 1 in the strongest camera channel);
   it is written already so scaled.
+
+A profile holds one calibration or two under different lights. With two, the warmer light is
+calibration 1 (as Adobe's profiles have it: A then D65); a raw converter finds the shot's white
+balance from the camera neutral and interpolates both matrices between the two calibrations
+linearly in inverse colour temperature (DNG specification 1.6, "Mapping Camera Color Space to
+CIE XYZ Space").
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,24 +43,26 @@ class LightSource:
     """The EXIF LightSource value DNG's CalibrationIlluminant tags take."""
     xy: tuple[float, float]
     """CIE 1931 2° chromaticity (CIE 15:2004 Table T.3 and T.8)."""
+    cct: float
+    """Correlated colour temperature in kelvin (CIE 15:2004), which orders two calibrations."""
 
 
 CALIBRATION_LIGHTS: dict[CalibrationLight, LightSource] = {
-    "A": LightSource(17, (0.44757, 0.40745)),
-    "D50": LightSource(23, (0.34567, 0.35850)),
-    "D55": LightSource(20, (0.33242, 0.34743)),
-    "D65": LightSource(21, (0.31270, 0.32900)),
-    "D75": LightSource(22, (0.29902, 0.31485)),
-    "F2": LightSource(14, (0.37208, 0.37529)),
+    "A": LightSource(17, (0.44757, 0.40745), 2856.0),
+    "D50": LightSource(23, (0.34567, 0.35850), 5003.0),
+    "D55": LightSource(20, (0.33242, 0.34743), 5503.0),
+    "D65": LightSource(21, (0.31270, 0.32900), 6504.0),
+    "D75": LightSource(22, (0.29902, 0.31485), 7504.0),
+    "F2": LightSource(14, (0.37208, 0.37529), 4230.0),
 }
 
 DCP_HEADER = b"IIRC" + struct.pack("<I", 8)
 UNIQUE_CAMERA_MODEL = 50708
-COLOR_MATRIX_1 = 50721
-CALIBRATION_ILLUMINANT_1 = 50778
+COLOR_MATRIX_TAGS = (50721, 50722)
+CALIBRATION_ILLUMINANT_TAGS = (50778, 50779)
+FORWARD_MATRIX_TAGS = (50964, 50965)
 PROFILE_NAME = 50936
 PROFILE_EMBED_POLICY = 50941
-FORWARD_MATRIX_1 = 50964
 EMBED_WITHOUT_RESTRICTIONS = 3
 RATIONAL_DENOMINATOR = 1_000_000
 _ASCII, _SHORT, _LONG, _SRATIONAL = 2, 3, 4, 10
@@ -65,6 +74,14 @@ class DcpError(ValueError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+@dataclass(frozen=True)
+class Calibration:
+    camera_to_working: NDArray[np.float64]
+    """The chart fit's 3×3 from linear camera RGB to linear working RGB."""
+    light: CalibrationLight
+    """The light the chart was shot under."""
 
 
 @dataclass(frozen=True)
@@ -136,24 +153,30 @@ def _write_ifd(entries: list[tuple[int, int, int, bytes]]) -> bytes:
     return DCP_HEADER + bytes(table) + bytes(data)
 
 
-def camera_profile_dcp(
-    camera_to_working: NDArray[np.float64],
-    *,
-    camera_model: str,
-    profile_name: str,
-    light: CalibrationLight,
-) -> bytes:
+def ordered_calibrations(calibrations: Sequence[Calibration]) -> list[Calibration]:
+    """One calibration, or two under different lights with the warmer first."""
+    if len(calibrations) not in (1, 2):
+        raise DcpError(f"a DCP holds one or two calibrations, not {len(calibrations)}")
+    if len(calibrations) == 2 and calibrations[0].light == calibrations[1].light:
+        raise DcpError(
+            f"both calibrations are under {calibrations[0].light}: a second one needs another light"
+        )
+    return sorted(calibrations, key=lambda calibration: CALIBRATION_LIGHTS[calibration.light].cct)
+
+
+def camera_profile_dcp(calibrations: Sequence[Calibration], *, camera_model: str, profile_name: str) -> bytes:
     """A DCP for ``camera_model`` (the DNG UniqueCameraModel raw converters match profiles by)."""
-    matrices = dcp_matrices(camera_to_working, light)
-    return _write_ifd(
-        [
-            _ascii(UNIQUE_CAMERA_MODEL, camera_model),
-            _srationals(COLOR_MATRIX_1, matrices.color_matrix),
-            _entry(
-                CALIBRATION_ILLUMINANT_1, _SHORT, 1, struct.pack("<H", CALIBRATION_LIGHTS[light].exif_code)
-            ),
-            _ascii(PROFILE_NAME, profile_name),
-            _entry(PROFILE_EMBED_POLICY, _LONG, 1, struct.pack("<I", EMBED_WITHOUT_RESTRICTIONS)),
-            _srationals(FORWARD_MATRIX_1, matrices.forward_matrix),
+    entries = [
+        _ascii(UNIQUE_CAMERA_MODEL, camera_model),
+        _ascii(PROFILE_NAME, profile_name),
+        _entry(PROFILE_EMBED_POLICY, _LONG, 1, struct.pack("<I", EMBED_WITHOUT_RESTRICTIONS)),
+    ]
+    for index, calibration in enumerate(ordered_calibrations(calibrations)):
+        matrices = dcp_matrices(calibration.camera_to_working, calibration.light)
+        code = CALIBRATION_LIGHTS[calibration.light].exif_code
+        entries += [
+            _srationals(COLOR_MATRIX_TAGS[index], matrices.color_matrix),
+            _entry(CALIBRATION_ILLUMINANT_TAGS[index], _SHORT, 1, struct.pack("<H", code)),
+            _srationals(FORWARD_MATRIX_TAGS[index], matrices.forward_matrix),
         ]
-    )
+    return _write_ifd(entries)

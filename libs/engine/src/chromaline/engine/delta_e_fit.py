@@ -136,14 +136,19 @@ def _evaluate(params: FloatArray, design: FloatArray, reference: ChartReference)
 
 
 def minimise_mean_delta_e2000(
-    design: FloatArray, starts: FloatArray, weights: FloatArray, reference: ChartReference
+    design: FloatArray,
+    starts: FloatArray,
+    weights: FloatArray,
+    reference: ChartReference,
+    steps: int | None = None,
 ) -> FloatArray:
     """Parameters ``(B, P)`` minimising ``Σₙ weights[b, n] · ΔE2000ₙ`` for each problem ``b``.
 
     ``design`` ``(N, 3, P)`` maps parameters to each patch's linear RGB; ``starts`` ``(B, P)``
     are the starting points (the least-squares fits); ``weights`` ``(B, N)`` are zero for the
     patches a problem leaves out. A problem never ends worse than it started, and each one
-    ends as it would if solved alone (a problem that has converged stops moving).
+    ends as it would if solved alone (a problem that has converged stops moving). ``steps``
+    bounds the steps (:data:`MAX_ITERATIONS` by default).
     """
     params = np.array(starts, dtype=np.float64)
     problems, size = params.shape
@@ -153,7 +158,7 @@ def minimise_mean_delta_e2000(
     cost = np.sum(weights * state.delta_e, axis=1)
     damping = np.full(problems, INITIAL_DAMPING)
     active = np.ones(problems, dtype=bool)
-    for _ in range(MAX_ITERATIONS):
+    for _ in range(MAX_ITERATIONS if steps is None else steps):
         lab_jacobian = np.matmul(state.jacobian_rgb, design)  # (B, N, 3, P)
         stacked = lab_jacobian.reshape(problems, count * 3, size)
         gradient = np.matmul((weights[..., None] * state.gradient_lab).reshape(problems, 1, -1), stacked)[

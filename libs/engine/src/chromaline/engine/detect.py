@@ -30,7 +30,7 @@ from chromaline.engine.geometry import (
     map_points,
 )
 from chromaline.engine.grid import grid_boxes
-from chromaline.engine.image_io import DecodedImage, srgb_decode
+from chromaline.engine.image_io import DecodedImage, shown_pixels, srgb_decode
 
 MCC_TYPES = {"classic24": cv2.mcc.MCC24}
 GRID_TYPES = frozenset({"digital_sg"})
@@ -128,6 +128,15 @@ def encoded_rgb8(image: DecodedImage | NDArray[np.generic]) -> NDArray[np.uint8]
     if pixels.dtype != np.uint8:
         raise TypeError("chart detection needs encoded 8- or 16-bit RGB pixels")
     return np.asarray(pixels, dtype=np.uint8)
+
+
+def _shown_rgb8(image: DecodedImage | NDArray[np.generic], rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """The 8-bit view whose colours are compared with the chart's: ``rgb`` itself, except for a RAW
+    file, whose camera RGB is shown as the camera would show it (:func:`shown_pixels`). Edges and
+    grids are found on ``rgb``: the raw codes are less noisy."""
+    if not isinstance(image, DecodedImage) or image.display_matrix is None:
+        return rgb
+    return encoded_rgb8(shown_pixels(image))
 
 
 def downscale(rgb: NDArray[np.uint8], max_side: int) -> tuple[NDArray[np.uint8], float]:
@@ -818,12 +827,18 @@ class _LayoutFit:
 
 
 def _fit_layout(
-    view: NDArray[np.uint8], chart_type: str, layout: ChartLayout, local: NDArray[np.float64], scale: int
+    view: NDArray[np.uint8],
+    shown_view: NDArray[np.uint8],
+    chart_type: str,
+    layout: ChartLayout,
+    local: NDArray[np.float64],
+    scale: int,
 ) -> _LayoutFit:
+    """Edges and grid found on ``view``, colours compared on ``shown_view`` (:func:`_shown_rgb8`)."""
     refined = refine_corners(view, chart_type, local, layout=layout)
     if not _is_clockwise(refined) or _patch_size_px(layout, refined) < MIN_PATCH_PX * scale:
         refined = local
-    oriented, agreement = orient_corners(view, chart_type, refined, layout=layout)
+    oriented, agreement = orient_corners(shown_view, chart_type, refined, layout=layout)
     regularity = grid_regularity(
         view, chart_type, oriented, layout=layout, min_tolerance_px=MIN_EDGE_TOLERANCE_PX * scale
     )
@@ -831,7 +846,11 @@ def _fit_layout(
 
 
 def _best_layout_fit(
-    view: NDArray[np.uint8], chart_type: str, local: NDArray[np.float64], scale: int
+    view: NDArray[np.uint8],
+    shown_view: NDArray[np.uint8],
+    chart_type: str,
+    local: NDArray[np.float64],
+    scale: int,
 ) -> _LayoutFit:
     """The box fitted with the chart type's layout, or, when that fit is not confident, with the
     variant layout (:data:`LAYOUT_VARIANTS`) that fits best.
@@ -842,19 +861,26 @@ def _best_layout_fit(
     box a few pixels off (on the annotated tobacco-leaf card, boxes 5 % off scored 0.86 with the
     Nano layout, 0.70 with the Classic's)."""
     layout = chart_layout(chart_type)
-    best = _fit_layout(view, chart_type, layout, local, scale)
+    best = _fit_layout(view, shown_view, chart_type, layout, local, scale)
     for variant in LAYOUT_VARIANTS.get(chart_type, ()) if scale == 1 else ():
         if best.confidence >= MIN_CONFIDENCE:
             break
-        fit = _fit_layout(view, chart_type, variant, local, scale)
+        fit = _fit_layout(view, shown_view, chart_type, variant, local, scale)
         if fit.confidence > best.confidence:
             best = fit
     return best
 
 
-def _examine(rgb: NDArray[np.uint8], chart_type: str, coarse: NDArray[np.float64], search: _Search) -> None:
-    """Refine, orient and score one approximate box; report it when it is confidently the chart,
-    offer it as a candidate when it only resembles it."""
+def _examine(
+    rgb: NDArray[np.uint8],
+    shown: NDArray[np.uint8],
+    chart_type: str,
+    coarse: NDArray[np.float64],
+    search: _Search,
+) -> None:
+    """Refine, orient and score one approximate box (edges on ``rgb``, colours on ``shown``, see
+    :func:`_shown_rgb8`); report it when it is confidently the chart, offer it as a candidate when it
+    only resembles it."""
     if _patch_size_px(chart_layout(chart_type), coarse) < MIN_PATCH_PX:
         search.too_small = True
         return
@@ -862,14 +888,18 @@ def _examine(rgb: NDArray[np.uint8], chart_type: str, coarse: NDArray[np.float64
     if scale > 1:
         crop, offset = _crop_around(rgb, coarse)
         view = np.asarray(cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC), np.uint8)
+        shown_crop, _ = _crop_around(shown, coarse)
+        shown_view = np.asarray(
+            cv2.resize(shown_crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC), np.uint8
+        )
         origin = offset - (scale - 1) / (2 * scale)
     else:
-        view, origin = rgb, np.zeros(2)
-    fit = _best_layout_fit(view, chart_type, (coarse - origin) * scale, scale)
+        view, shown_view, origin = rgb, shown, np.zeros(2)
+    fit = _best_layout_fit(view, shown_view, chart_type, (coarse - origin) * scale, scale)
     oriented = fit.corners / scale + origin
     if _overlaps(oriented, search.found):
         return
-    if _other_colours(view, chart_type, fit):
+    if _other_colours(shown_view, chart_type, fit):
         search.unknown_card = search.unknown_card or fit.regularity >= MIN_CONFIDENCE
         return
     confidence = fit.confidence
@@ -898,6 +928,7 @@ def detect_charts(
     is optional leave it out.
     """
     rgb = encoded_rgb8(image)
+    shown = _shown_rgb8(image, rgb)
 
     def downscaled_sets() -> Iterator[CandidateSet]:
         small, factor = downscale(rgb, max_side)
@@ -908,7 +939,7 @@ def detect_charts(
     search = _Search([])
     for candidate in itertools.chain(candidates or (), downscaled_sets()):
         for box in candidate.boxes:
-            _examine(rgb, candidate.chart_type, box, search)
+            _examine(rgb, shown, candidate.chart_type, box, search)
         if search.found:
             break
     found = search.found
@@ -962,7 +993,9 @@ def checked_detection_from_corners(
     the whole photo's colours.
     """
     detection = detection_from_corners(chart_type, corners)
-    _, agreement = orient_corners(encoded_rgb8(image), detection.chart_type, detection.corners)
+    _, agreement = orient_corners(
+        _shown_rgb8(image, encoded_rgb8(image)), detection.chart_type, detection.corners
+    )
     if agreement < MANUAL_MIN_AGREEMENT:
         raise NotAChartError(
             f"the corners given do not enclose a {chart_type} chart in any orientation "

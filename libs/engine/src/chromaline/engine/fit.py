@@ -231,14 +231,19 @@ def _weighted_least_squares_batch(terms: FloatArray, target: FloatArray, weights
 
 
 def _refine_delta_e2000(
-    starts: FloatArray, measured: FloatArray, reference: ChartReference, weights: FloatArray, spec: MethodSpec
+    starts: FloatArray,
+    measured: FloatArray,
+    reference: ChartReference,
+    weights: FloatArray,
+    spec: MethodSpec,
+    steps: int | None = None,
 ) -> FloatArray:
     """Coefficients ``(B, 3, K)`` minimising each problem's weighted mean ΔE2000, from the
     least-squares ``starts``; ``weights`` ``(B, N)`` are zero where a problem leaves a patch out."""
     diagonal = spec.method == "white_balance"
     design = design_matrix(measured if diagonal else expand(measured, spec), diagonal)
     params = np.stack([np.diag(start) for start in starts]) if diagonal else starts.reshape(len(starts), -1)
-    refined = minimise_mean_delta_e2000(design, params, weights, reference)
+    refined = minimise_mean_delta_e2000(design, params, weights, reference, steps)
     if diagonal:
         return np.stack([np.diag(gains) for gains in refined])
     return refined.reshape(starts.shape)
@@ -253,11 +258,13 @@ def fit_correction(
     mask: NDArray[np.bool_] | Sequence[bool] | None = None,
     weights: NDArray[np.floating] | Sequence[float] | None = None,
     objective: Objective = "least_squares",
+    refinement_steps: int | None = None,
 ) -> Correction:
     """Fit ``method`` mapping measured linear RGB (N, 3) onto the chart reference.
 
     ``mask`` excludes patches (e.g. flagged clipped by the detector); ``weights`` weight the
     remaining ones. White balance only uses the neutral patches among those kept.
+    ``refinement_steps`` bounds the ΔE2000 refinement's steps (its default when None).
     """
     spec = method_spec(method, degree)
     measured64 = np.asarray(measured, dtype=np.float64)
@@ -279,7 +286,9 @@ def fit_correction(
     kept = reference.subset(used)
     coefficients = _least_squares(measured64[used], kept.rgb, w[used], spec)
     if objective == "delta_e2000":
-        coefficients = _refine_delta_e2000(coefficients[None], measured64[used], kept, w[used][None], spec)[0]
+        coefficients = _refine_delta_e2000(
+            coefficients[None], measured64[used], kept, w[used][None], spec, refinement_steps
+        )[0]
     return Correction(spec.method, coefficients, degree=spec.degree, objective=objective)
 
 
@@ -394,9 +403,10 @@ def _predictions(
     used: NDArray[np.bool_],
     weights: NDArray[np.floating] | Sequence[float] | None,
     objective: Objective,
+    refinement_steps: int | None = None,
 ) -> _Predictions:
     if objective == "delta_e2000":
-        return _predictions_delta_e2000(measured, reference, spec, used, weights)
+        return _predictions_delta_e2000(measured, reference, spec, used, weights, refinement_steps)
     training = fit_correction(measured, reference, spec, mask=used, weights=weights)
     training_rgb = np.asarray(training.apply_to_pixels(measured), dtype=np.float64)
     if used.sum() > 3:
@@ -415,6 +425,7 @@ def _predictions_delta_e2000(
     spec: MethodSpec,
     used: NDArray[np.bool_],
     weights: NDArray[np.floating] | Sequence[float] | None,
+    refinement_steps: int | None,
 ) -> _Predictions:
     """The ΔE2000 fit on every used patch and one per leave-one-out fold, refined as one batch.
 
@@ -440,7 +451,7 @@ def _predictions_delta_e2000(
         if np.any(np.sum(problems > 0, axis=1) < 3):
             raise FitError("too_few_patches", f"{spec.label} needs at least 3 weighted patches in every fold")
         starts = _weighted_least_squares_batch(expand(rows, spec), kept.rgb, problems)
-    refined = _refine_delta_e2000(starts, rows, kept, problems, spec)
+    refined = _refine_delta_e2000(starts, rows, kept, problems, spec, refinement_steps)
     training = Correction(spec.method, refined[0], degree=spec.degree, objective="delta_e2000")
     held_out = np.zeros_like(measured)
     terms = expand(rows, spec)
@@ -486,6 +497,7 @@ def cross_validate(
     mask: NDArray[np.bool_] | Sequence[bool] | None = None,
     weights: NDArray[np.floating] | Sequence[float] | None = None,
     objective: Objective = "least_squares",
+    refinement_steps: int | None = None,
 ) -> CrossValidation:
     """Leave-one-patch-out ΔE2000: each used patch is predicted by a fit that never saw it.
 
@@ -497,7 +509,8 @@ def cross_validate(
     spec = method_spec(method, degree)
     measured64 = np.asarray(measured, dtype=np.float64)
     used = _used_mask(reference.patch_count, mask)
-    return _scores([_predictions(measured64, reference, spec, used, weights, objective)], reference, used)[0]
+    predictions = _predictions(measured64, reference, spec, used, weights, objective, refinement_steps)
+    return _scores([predictions], reference, used)[0]
 
 
 @dataclass(frozen=True)
@@ -549,21 +562,27 @@ def validated_fit(
     mask: NDArray[np.bool_] | Sequence[bool] | None = None,
     objective: ObjectiveChoice = "auto",
     least_squares: CrossValidation | None = None,
+    refinement_steps: int | None = None,
 ) -> CrossValidation:
     """The fit of ``spec`` on every used patch with its leave-one-out score.
 
     ``auto`` cross-validates both objectives and keeps ΔE2000 minimisation when its held-out mean
     ΔE2000 is lower by more than ``OBJECTIVE_MARGIN``, least squares otherwise (and when a fold is
     too small to refine). ``least_squares`` is
-    that objective's score when the caller has it already (from :func:`choose_method`).
+    that objective's score when the caller has it already (from :func:`choose_method`);
+    ``refinement_steps`` bounds the ΔE2000 refinement's steps (:mod:`chromaline.engine.delta_e_fit`).
     """
     if objective == "delta_e2000":
-        return cross_validate(measured, reference, spec, mask=mask, objective="delta_e2000")
+        return cross_validate(
+            measured, reference, spec, mask=mask, objective="delta_e2000", refinement_steps=refinement_steps
+        )
     plain = least_squares or cross_validate(measured, reference, spec, mask=mask)
     if objective == "least_squares":
         return plain
     try:
-        refined = cross_validate(measured, reference, spec, mask=mask, objective="delta_e2000")
+        refined = cross_validate(
+            measured, reference, spec, mask=mask, objective="delta_e2000", refinement_steps=refinement_steps
+        )
     except FitError:
         return plain
     return refined if refined.cross_validated_mean < plain.cross_validated_mean - OBJECTIVE_MARGIN else plain

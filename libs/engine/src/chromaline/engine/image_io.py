@@ -28,6 +28,7 @@ from chromaline.engine.raw import (
     RawDecodeError,
     WhiteBalance,
     demosaic_linear,
+    displayed,
     is_raw_signature,
     linear_preview,
     tiff_is_raw,
@@ -77,6 +78,9 @@ class DecodedImage:
     """True for demosaiced RAW: the codes are linear camera RGB (no curve, no matrix)."""
     camera_model: str | None = None
     """Make and model, when the file says (RAW files always do)."""
+    display_matrix: NDArray[np.float64] | None = None
+    """RAW files: linear camera RGB to linear sRGB as the camera would show it
+    (:func:`~chromaline.engine.raw.display_matrix`), for chart detection's colour checks only."""
 
     @property
     def height(self) -> int:
@@ -502,7 +506,16 @@ def _decode_raw(data: bytes, max_pixels: int, white_balance: WhiteBalance) -> De
         format=raw.kind,
         linear_camera=True,
         camera_model=raw.camera_model,
+        display_matrix=raw.display_matrix,
     )
+
+
+def shown_pixels(image: DecodedImage) -> NDArray[np.uint8] | NDArray[np.uint16]:
+    """The codes whose colours chart detection compares with the chart's: the image's own, or for a
+    RAW file its camera RGB as the camera would show it (:func:`~chromaline.engine.raw.displayed`)."""
+    if image.display_matrix is None or image.pixels.dtype != np.uint16:
+        return image.pixels
+    return displayed(np.asarray(image.pixels, dtype=np.uint16), image.display_matrix)
 
 
 _REDUCED_JPEG_READS = (

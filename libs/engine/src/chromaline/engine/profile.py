@@ -14,9 +14,16 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from chromaline.engine.dcp import CalibrationLight, DcpError, camera_profile_dcp
+from chromaline.engine.dcp import (
+    Calibration,
+    CalibrationLight,
+    DcpError,
+    camera_profile_dcp,
+    ordered_calibrations,
+)
 from chromaline.engine.fit import WORKING_SPACE_NAME, Correction, Method, MethodSpec, Objective
 from chromaline.engine.icc import (
     D50_XYZ,
@@ -189,20 +196,35 @@ def to_icc(profile: Profile) -> bytes:
     )
 
 
-def to_dcp(profile: Profile, light: CalibrationLight) -> bytes:
-    """A DNG Camera Profile of a 3×3 RAW profile; ``light`` is the one the chart was shot under."""
+def to_dcp(
+    profile: Profile, light: CalibrationLight, second: tuple[Profile, CalibrationLight] | None = None
+) -> bytes:
+    """A DNG Camera Profile of a 3×3 RAW profile; ``light`` is the one the chart was shot under.
+    ``second`` is a profile of the same camera from a chart shot under another light, for a
+    two-illuminant DCP."""
+    shots = [(profile, light)] if second is None else [(profile, light), second]
+    calibrations = [Calibration(_dcp_matrix(shot), shot_light) for shot, shot_light in shots]
+    cameras = {shot.camera_model for shot, _ in shots}
+    if len(cameras) > 1:
+        raise ProfileError(
+            f"the two chart shots come from different cameras ({' and '.join(sorted(map(str, cameras)))})"
+        )
+    camera = profile.camera_model or "unknown camera"
+    try:
+        lights = "+".join(calibration.light for calibration in ordered_calibrations(calibrations))
+        return camera_profile_dcp(
+            calibrations,
+            camera_model=camera,
+            profile_name=f"Chromaline {camera} {profile.chart_type} {lights}",
+        )
+    except DcpError as error:
+        raise ProfileError(error.message) from None
+
+
+def _dcp_matrix(profile: Profile) -> NDArray[np.float64]:
     if profile.input_encoding != "linear-camera":
         raise ProfileError("a DCP describes a camera's RAW data; this profile was fitted on an encoded photo")
     correction = profile.correction()
     if correction.method not in ("white_balance", "linear3x3"):
         raise ProfileError(f"a DCP holds a 3×3 matrix; {profile.method} is not one (fit with linear3x3)")
-    camera = profile.camera_model or "unknown camera"
-    try:
-        return camera_profile_dcp(
-            correction.coefficients,
-            camera_model=camera,
-            profile_name=f"Chromaline {camera} {profile.chart_type} {light}",
-            light=light,
-        )
-    except DcpError as error:
-        raise ProfileError(error.message) from None
+    return correction.coefficients

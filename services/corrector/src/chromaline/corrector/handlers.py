@@ -103,6 +103,7 @@ def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSetti
             event.reference_edition,
             options.method,
             chart=_custom_chart(options),
+            linear_camera=image.linear_camera,
         )
     bit_depth = 8 if options.output_format == "jpeg" else options.bit_depth
     with stage(NAME, "apply"):
