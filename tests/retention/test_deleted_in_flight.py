@@ -192,3 +192,40 @@ async def test_a_job_deleted_while_in_flight_stores_nothing_afterwards(
     assert await _count(runtime, table, table.c.job_id == job_id) == 0
     outbox = outbox_table(None)
     assert await _count(runtime, outbox, outbox.c.payload["subject"].astext == str(job_id)) == 0
+
+
+FAILURE_REASONS = {
+    "detector": ("detect", "original_missing"),
+    "corrector": ("correct", "original_missing"),
+    "reporter": ("report", "blob_missing"),
+}
+
+
+async def test_work_whose_photo_was_deleted_first_fails_the_job_instead_of_dead_lettering(
+    worker: tuple[Worker, ServiceRuntime],
+) -> None:
+    """The gateway deletes a job's photo before the worker has seen ``job.expired``: the worker
+    announces a failure the gateway can ignore, instead of raising until the message is dead
+    lettered, and stores nothing for the job."""
+    chosen, runtime = worker
+    job_id = uuid.uuid4()
+    await runtime.blobs.ensure_buckets([buckets.ORIGINALS, buckets.CORRECTED, buckets.REPORTS])
+    await runtime.blobs.put_bytes(PROFILE.bucket, PROFILE.key, _identity_profile())
+    routing_key, data = chosen.work(job_id)
+
+    with delivered_by(LOCAL_USER):
+        await chosen.spec.handlers[routing_key](runtime, make_envelope("gateway", str(job_id), data))
+
+    assert await _stored_for(runtime, chosen.bucket, job_id) == []
+    outbox = outbox_table(None)
+    async with runtime.session() as session:
+        payloads = (
+            await session.execute(
+                sa.select(outbox.c.payload).where(outbox.c.payload["subject"].astext == str(job_id))
+            )
+        ).scalars()
+        announced = [
+            (payload["type"], payload["data"]["stage"], payload["data"]["reason"]) for payload in payloads
+        ]
+    stage, reason = FAILURE_REASONS[chosen.spec.name]
+    assert announced == [("processing.failed", stage, reason)]

@@ -217,7 +217,7 @@ async def _correct_and_announce(
     assert isinstance(settings, CorrectorSettings)
     try:
         corrected = await asyncio.to_thread(compute)
-    except (EngineError, UnsupportedImageError, EncodeError, ProfileError) as error:
+    except (EngineError, UnsupportedImageError, EncodeError, ProfileError, OriginalMissingError) as error:
         code = getattr(error, "code", "invalid_profile")
         failed = ProcessingFailed(job_id=job_id, stage="correct", reason=code, message=str(error))
         row = CorrectionRow(job_id=job_id, outcome="failed", reason=code, message=str(error))
@@ -276,12 +276,25 @@ def _announced(
     return row, event
 
 
-async def _original_bytes(runtime: ServiceRuntime, original: BlobRef) -> bytes:
+class OriginalMissingError(Exception):
+    """The job's photo is no longer in the blob store: the job was deleted after it was announced
+    (its ``job.expired`` has not arrived yet), or a partner named a blob that never existed."""
+
+    code = "original_missing"
+
+
+async def _original_bytes(runtime: ServiceRuntime, original: BlobRef) -> bytes | None:
     try:
         with stage(NAME, "load"):
             return await runtime.blobs.get_bytes(original.bucket, original.key)
-    except BlobNotFoundError as error:
-        raise PermanentError(f"original {original.bucket}/{original.key} is missing") from error
+    except BlobNotFoundError:
+        return None
+
+
+def _present(data: bytes | None, original: BlobRef) -> bytes:
+    if data is None:
+        raise OriginalMissingError(f"no object {original.bucket}/{original.key}")
+    return data
 
 
 def _parse(envelope: RawEnvelope) -> object:
@@ -305,7 +318,7 @@ async def on_chart_detected(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         event.job_id,
         event.original,
         event.chart_type,
-        lambda: correct_detected(data, event, settings),
+        lambda: correct_detected(_present(data, event.original), event, settings),
     )
 
 
@@ -319,11 +332,12 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         raise PermanentError(
             f"image.uploaded from unknown publisher {current_publisher()!r}; the detector audits it"
         )
-    if event.original is None:
+    original = event.original
+    if original is None:
         raise PermanentError("profile jobs need the photo in the blob store (original), not a source_url")
     if await forgotten_now(runtime, event.job_id):
         return
-    data = await _original_bytes(runtime, event.original)
+    data = await _original_bytes(runtime, original)
     try:
         profile_data: bytes | None = await runtime.blobs.get_bytes(profile_ref.bucket, profile_ref.key)
     except BlobNotFoundError:
@@ -332,9 +346,9 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
     def compute() -> Corrected:
         if profile_data is None:
             raise ProfileError(f"profile {profile_ref.bucket}/{profile_ref.key} no longer exists")
-        return correct_with_profile(data, event, load_profile(profile_data))
+        return correct_with_profile(_present(data, original), event, load_profile(profile_data))
 
-    await _correct_and_announce(runtime, envelope, event.job_id, event.original, None, compute)
+    await _correct_and_announce(runtime, envelope, event.job_id, original, None, compute)
 
 
 def _correction_row(job_id: uuid.UUID) -> Delete:

@@ -12,6 +12,7 @@ from sqlalchemy import Delete, delete
 
 from chromaline.common import inbox
 from chromaline.common.blobs import buckets
+from chromaline.common.blobs.base import BlobNotFoundError
 from chromaline.common.bus.base import PermanentError
 from chromaline.common.events.contracts import (
     BlobRef,
@@ -76,8 +77,20 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
         return
     started = time.perf_counter()
     blobs = runtime.blobs
-    if event.measurements is not None:
-        raw = await blobs.get_bytes(event.measurements.bucket, event.measurements.key)
+    try:
+        with stage(NAME, "load"):
+            original = await blobs.get_bytes(event.original.bucket, event.original.key)
+            corrected = await blobs.get_bytes(event.corrected.bucket, event.corrected.key)
+            raw = (
+                await blobs.get_bytes(event.measurements.bucket, event.measurements.key)
+                if event.measurements is not None
+                else None
+            )
+    except BlobNotFoundError as error:
+        message = f"no object {error.args[0]}: the job was deleted, or its files expired"
+        await _report_failed(runtime, envelope, event.job_id, "blob_missing", message)
+        return
+    if raw is not None:
         try:
             measurements = Measurements.model_validate_json(raw)
         except ValidationError as error:
@@ -100,9 +113,6 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
             rating_before=None,
             rating_after=None,
         )
-    with stage(NAME, "load"):
-        original = await blobs.get_bytes(event.original.bucket, event.original.key)
-        corrected = await blobs.get_bytes(event.corrected.bucket, event.corrected.key)
     with stage(NAME, "render"):
         from chromaline.reporter.render import render_report  # matplotlib loads with the first report
         from chromaline.reporter.thumbnails import ThumbnailError
@@ -160,7 +170,10 @@ async def _report_failed(
     """A report that can never be made: say so at stage ``report`` (the job keeps its corrected
     image) rather than retrying it into the dead-letter queue."""
     failed = ProcessingFailed(job_id=job_id, stage="report", reason=reason, message=message)
-    async with runtime.session() as session, session.begin():
+    async with job_transaction(runtime, job_id) as session:
+        if session is None:
+            log.info("reporter.forgotten_job_skipped", job_id=str(job_id))
+            return
         if not await inbox.claim(session, envelope.event_id, NAME):
             return
         await add_to_outbox(session, make_envelope(NAME, str(job_id), failed))
