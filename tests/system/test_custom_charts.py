@@ -1,6 +1,7 @@
 """An organisation's own chart, through the public API on the distributed and the one-process system:
 defined from a CGATS.17 file, named by a photo's upload, found by its layout and fitted to its
-values; another organisation's chart and a broken file refused with their codes.
+values, and its creation and deletion in the organisation's audit log; another organisation's chart
+and a broken file refused with their codes.
 
 The chart is 5 × 7: the ColorChecker Classic's 24 published Lab values (colour-science's
 "ColorChecker24 - After November 2014", D50), then a neutral ramp of 11 patches from L* 35 to 95,
@@ -24,6 +25,7 @@ from chromaline.engine.custom_chart import ChartDefinition
 from chromaline.engine.custom_render import render_custom_chart
 
 from .test_pipeline import upload, wait_batch
+from .test_retention import eventually
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
@@ -61,6 +63,13 @@ def define(client: httpx.Client, text: str, rows: int = ROWS, columns: int = COL
     )
 
 
+def chart_audit(client: httpx.Client) -> list[dict[str, Any]]:
+    """The organisation's chart entries in its audit log, oldest first, once both are there."""
+    items = client.get("/api/v1/auth/audit").raise_for_status().json()["items"]
+    entries = [item for item in reversed(items) if item["action"] in ("chart.created", "chart.deleted")]
+    return entries if len(entries) == 2 else []
+
+
 def test_a_photo_of_an_organisations_own_chart_is_corrected_with_it(system: Any) -> None:
     account = system.sign_up("Custom chart studio")
     with system.client(account) as client:
@@ -74,6 +83,12 @@ def test_a_photo_of_an_organisations_own_chart_is_corrected_with_it(system: Any)
         job = wait_batch(client, batch["id"])["jobs"][0]
         assert job["state"] == "done", job
         measurements = client.get(job["files"]["measurements"]).raise_for_status().json()
+        audited = eventually(lambda: chart_audit(client), "auth audits the chart's creation and deletion")
+    assert [(entry["action"], entry["actor_id"], entry["details"]["chart_id"]) for entry in audited] == [
+        ("chart.created", account["user"]["id"], chart["id"]),
+        ("chart.deleted", account["user"]["id"], chart["id"]),
+    ]
+    assert {entry["organisation_id"] for entry in audited} == {account["organisation"]["id"]}
     assert job["chart_type"] == "custom"
     assert job["options"]["custom_chart"]["chart_id"] == chart["id"]
     assert measurements["chart_type"] == "custom"

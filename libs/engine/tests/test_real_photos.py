@@ -27,6 +27,7 @@ from chromaline.engine.geometry import (
     patch_centres,
 )
 from chromaline.engine.image_io import decode_image, srgb_encode
+from chromaline.engine.sample import sample_patches
 
 REAL_PHOTOS = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "real"
 pytestmark = pytest.mark.skipif(
@@ -90,6 +91,26 @@ def test_a_small_or_nano_card_is_found_in_place_with_patch_one_where_the_annotat
     assert best.confidence >= MIN_CONFIDENCE
     assert _corner_error(name, best.corners) < 0.05
     assert _first_patch_in_place(name, best.corners)
+
+
+def test_a_nano_is_measured_inside_its_own_patches() -> None:
+    """The Nano's patches are narrower and its gaps wider than a Classic's: sampled at a Classic's
+    patch positions, 22 of its 24 quads reached into a gap and were flagged uneven. Found with the
+    Nano layout, it is sampled with it too: every quad lies inside its patch in that layout."""
+    name = "plantcv-nano.jpeg"
+    image = decode_image((REAL_PHOTOS / name).read_bytes())
+    [best] = detect_charts(image).detections
+    assert best.layout == NANO_LAYOUT
+    patches = sample_patches(image, best)
+    whole = layout_patch_quads(NANO_LAYOUT, best.corners, margin=0.0)
+    for patch, square in zip(patches, whole, strict=True):
+        inside = [
+            cv2.pointPolygonTest(square.astype(np.float32), (float(x), float(y)), False) >= 0
+            for x, y in patch.quad
+        ]
+        assert all(inside), patch.name
+    uneven = [patch.name for patch in patches if "non_uniform" in patch.flags]
+    assert len(uneven) <= 2, uneven
 
 
 @pytest.mark.slow

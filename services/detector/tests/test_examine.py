@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import numpy as np
@@ -59,3 +60,27 @@ def test_a_jpeg_is_searched_on_its_reduced_preview(monkeypatch: pytest.MonkeyPat
     assert np.abs(np.array(examined.event.corners) - scene.corners).max() < 3.0
     [candidates] = searched_with
     assert candidates is not None
+
+
+def test_the_preview_is_searched_while_the_photo_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full decode does not wait for the preview search, nor the search for the decode: the
+    decode here only returns once the search has started."""
+    searching = threading.Event()
+    search = handlers.search_preview
+    decode = handlers.decode_image
+    overlapped: list[bool] = []
+
+    def noted_search(data: bytes, chart_type: str) -> object:
+        searching.set()
+        return search(data, chart_type)
+
+    def decode_during_the_search(data: bytes, **options: object) -> object:
+        overlapped.append(searching.wait(timeout=10))
+        return decode(data, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(handlers, "search_preview", noted_search)
+    monkeypatch.setattr(handlers, "decode_image", decode_during_the_search)
+    scene = render_scene(7, size=SIZE)
+    examined = examine(scene.image_bytes, uuid.uuid4(), ORIGINAL, JobOptions(), DetectorSettings())
+    assert isinstance(examined.event, ChartDetected)
+    assert overlapped == [True]

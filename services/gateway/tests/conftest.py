@@ -312,8 +312,19 @@ async def _started_elsewhere(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
+def caller_user_id(organisation: str) -> str:
+    """The id of the admin ``api_client(organisation)`` calls as (auth's user ids are UUIDs)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"chromaline-test-user:{organisation}"))
+
+
 def _caller(request: Request) -> Principal:
-    return Principal(f"u-{request.headers['X-Test-Org']}", request.headers["X-Test-Org"], "admin")
+    organisation = request.headers["X-Test-Org"]
+    return Principal(
+        caller_user_id(organisation),
+        organisation,
+        "admin",
+        api_key_id=request.headers.get("X-Test-Api-Key"),
+    )
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ from chromaline.common.testing.cgats import cgats_text, made_up_lab
 from chromaline.gateway.models import Job
 from chromaline.gateway.testing import ApiClient, small_photo
 
+from .conftest import caller_user_id
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 CHARTS = "/api/v1/charts"
 
@@ -242,3 +244,56 @@ async def test_a_chart_type_that_contradicts_the_chart_or_custom_without_one_is_
     assert (without.status_code, without.json()["code"]) == (422, "chart_id_required")
     assert (presigned_without.status_code, presigned_without.json()["code"]) == (422, "chart_id_required")
     assert named.status_code == 202, named.text
+
+
+async def chart_events(runtime: ServiceRuntime) -> list[tuple[str, dict[str, Any]]]:
+    """The ``chart.created`` and ``chart.deleted`` envelopes in the gateway's outbox, oldest first."""
+    async with runtime.session() as session:
+        rows = await session.execute(
+            sa.text(
+                "SELECT routing_key, payload FROM outbox "
+                "WHERE routing_key IN ('chart.created', 'chart.deleted') ORDER BY id"
+            )
+        )
+    return [(routing_key, payload) for routing_key, payload in rows]
+
+
+async def test_creating_and_deleting_a_chart_is_announced_for_the_audit_log(
+    api_runtime: ServiceRuntime, api_client: ApiClient
+) -> None:
+    key_id = str(uuid.uuid4())
+    async with api_client("org-a") as alice:
+        refused = await define(alice, cgats_text(made_up_lab(35)), rows=6)
+        created = await define(alice, cgats_text(made_up_lab(35)))
+        missing = await alice.delete(f"{CHARTS}/{uuid.uuid4()}")
+        deleted = await alice.delete(f"{CHARTS}/{created.json()['id']}", headers={"X-Test-Api-Key": key_id})
+    assert (refused.status_code, created.status_code, missing.status_code, deleted.status_code) == (
+        422,
+        201,
+        404,
+        204,
+    )
+    chart_id = created.json()["id"]
+    [(created_key, created_event), (deleted_key, deleted_event)] = await chart_events(api_runtime)
+    assert (created_key, deleted_key) == ("chart.created", "chart.deleted")
+    assert created_event["subject"] == deleted_event["subject"] == chart_id
+    shared = {
+        "chart_id": chart_id,
+        "organisation_id": "org-a",
+        "name": "Studio card",
+        "rows": 5,
+        "columns": 7,
+        "patch_count": 35,
+        "actor_id": caller_user_id("org-a"),
+    }
+    assert created_event["data"] == {
+        **shared,
+        "api_key_id": None,
+        "created_at": created_event["data"]["created_at"],
+    }
+    assert created_event["data"]["created_at"].startswith(created.json()["created_at"][:19])
+    assert deleted_event["data"] == {
+        **shared,
+        "api_key_id": key_id,
+        "deleted_at": deleted_event["data"]["deleted_at"],
+    }

@@ -16,6 +16,8 @@ from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway.models import Job
 from chromaline.gateway.testing import ApiClient, small_photo
 
+from .conftest import caller_user_id
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 SETTINGS = "/api/v1/organisation/settings"
 
@@ -43,7 +45,7 @@ async def test_an_organisation_starts_on_fadgi_2016_and_its_admin_changes_it(api
     assert before.json()["guideline"] == "fadgi2016"
     assert changed.status_code == 200, changed.text
     assert after.json()["guideline"] == "metamorfoze2"
-    assert after.json()["changed_by"] == "u-org-a"
+    assert after.json()["changed_by"] == caller_user_id("org-a")
     assert elsewhere.json()["guideline"] == "fadgi2016"
 
 

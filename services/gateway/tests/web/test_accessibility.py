@@ -91,6 +91,8 @@ SIGNED_IN_PAGES: dict[str, tuple[str, str]] = {
     "batch": ("/#/batches/{batch}", "#batch-jobs .job-row"),
     "not-found": ("/#/no-such-page", "h1"),
 }
+SHOWN_MISSING_VALUE = re.compile(r"null|undefined|NaN")
+"""What a page shows when it prints a value it does not have (text runs together, so no word boundaries)."""
 SIGNED_OUT_PAGES: dict[str, tuple[str, str]] = {
     "signin": ("/#/signin", "h1"),
     "signup": ("/#/signup", "h1"),
@@ -115,6 +117,7 @@ def test_signed_in_pages_have_no_serious_axe_violations(
     expect(page.locator(ready).first).to_be_visible()
     if name == "result":
         page.locator("#result-details summary").click()
+    expect(page.locator("main")).not_to_contain_text(SHOWN_MISSING_VALUE)
     assert serious_violations(page, axe_source) == []
     sideways = page.evaluate(
         """() => [document.documentElement, ...document.querySelectorAll('.table-scroll')]

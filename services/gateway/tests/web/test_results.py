@@ -90,6 +90,8 @@ def test_upload_progress_and_result_match_the_api(
     report_button = page.locator("button[data-file='report.pdf']")
     expect(report_button).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
     expect(page.locator("#report-status")).to_have_count(0)
+    print("BODYTEXT", page.locator("#result-body").inner_text()[:600])
+    expect(page.locator("#result-body")).not_to_contain_text(re.compile(r"null|undefined"))
     with page.expect_download() as report:
         page.locator("button[data-file='report.pdf']").click()
     saved = tmp_path / report.value.suggested_filename

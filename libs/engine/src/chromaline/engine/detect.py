@@ -102,6 +102,9 @@ class ChartDetection:
     confidence: float
     orientation_degrees: int
     """Clockwise rotation of the chart in the image: 0 when patch 0 is top-left, 180 upside down."""
+    layout: ChartLayout | None = None
+    """Where the patches sit inside the corners when it is not the chart type's own layout (a
+    ColorChecker Nano found as a Classic 24, :data:`LAYOUT_VARIANTS`); sampling follows it."""
 
 
 @dataclass(frozen=True)
@@ -903,7 +906,8 @@ def _examine(
         search.unknown_card = search.unknown_card or fit.regularity >= MIN_CONFIDENCE
         return
     confidence = fit.confidence
-    detection = ChartDetection(chart_type, oriented, confidence, orientation_of(oriented))
+    variant = fit.layout if fit.layout != chart_layout(chart_type) else None
+    detection = ChartDetection(chart_type, oriented, confidence, orientation_of(oriented), variant)
     if confidence >= MIN_CONFIDENCE:
         search.found.append(detection)
     else:

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from chromaline.common.events.contracts import PatchSample
 from chromaline.engine.charts import Edition, reference_names
 from chromaline.engine.detect import ChartDetection
-from chromaline.engine.geometry import patch_quads
+from chromaline.engine.geometry import chart_layout, layout_patch_quads
 from chromaline.engine.image_io import DecodedImage, channel_tables, linearise_pixels
 
 PatchFlag = Literal["clipped", "non_uniform", "outside_frame", "dark"]
@@ -494,7 +494,8 @@ def sample_patches(
     already linear float image. ``margin`` is the share of each patch side left out on each side.
     """
     names = reference_names(detection.chart_type, edition)
-    return sample_quads(image, names, patch_quads(detection.chart_type, detection.corners, margin))
+    layout = detection.layout or chart_layout(detection.chart_type)
+    return sample_quads(image, names, layout_patch_quads(layout, detection.corners, margin))
 
 
 def sample_quads(

@@ -1,5 +1,5 @@
-"""The auth service's event handlers: deliver reset links, audit refused bus messages and
-expired jobs."""
+"""The auth service's event handlers: deliver reset links, audit refused bus messages, expired
+jobs and custom charts created or deleted."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from chromaline.auth.sinks import sink_named
 from chromaline.common import inbox
 from chromaline.common.bus.base import PermanentError
 from chromaline.common.events.contracts import (
+    ChartCreated,
+    ChartDeleted,
     PartnerRejected,
     PasswordResetRequested,
     UnknownEventError,
@@ -25,7 +27,7 @@ from chromaline.common.events.contracts import (
 )
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.logging import get_logger
-from chromaline.common.retention import accept_job_expired
+from chromaline.common.retention import accept_internal_event, accept_job_expired
 from chromaline.common.runtime import ServiceRuntime
 
 NAME = "auth"
@@ -115,6 +117,36 @@ async def on_job_expired(runtime: ServiceRuntime, envelope: RawEnvelope) -> None
             cutoff=event.cutoff.isoformat() if event.cutoff else None,
             expired_at=event.expired_at.isoformat(),
             **common,
+        )
+
+
+async def on_chart_changed(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    """Audit a custom chart's creation (``chart.created``) or deletion (``chart.deleted``) once,
+    for the chart's organisation: who did it, with which API key, and which chart. Only our own
+    services may say so; a partner's or stranger's message is dead-lettered."""
+    event = accept_internal_event(envelope, runtime.settings)
+    if not isinstance(event, ChartCreated | ChartDeleted):
+        raise PermanentError(f"{envelope.type} is not chart.created or chart.deleted")
+    when: dict[str, Any] = (
+        {"created_at": event.created_at.isoformat()}
+        if isinstance(event, ChartCreated)
+        else {"deleted_at": event.deleted_at.isoformat()}
+    )
+    async with runtime.session() as session, session.begin():
+        if not await inbox.claim(session, envelope.event_id, NAME):
+            return
+        await audit.record(
+            session,
+            envelope.type,
+            organisation_id=_organisation(event.organisation_id),
+            actor_id=event.actor_id,
+            api_key_id=str(event.api_key_id) if event.api_key_id else None,
+            chart_id=str(event.chart_id),
+            name=event.name,
+            rows=event.rows,
+            columns=event.columns,
+            patch_count=event.patch_count,
+            **when,
         )
 
 

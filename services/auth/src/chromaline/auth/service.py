@@ -13,6 +13,7 @@ from chromaline.auth.context import AuthContext
 from chromaline.auth.handlers import (
     NAME,
     maintenance,
+    on_chart_changed,
     on_job_expired,
     on_partner_rejected,
     on_password_reset_requested,
@@ -30,6 +31,8 @@ SPEC = ServiceSpec(
         "user.password_reset_requested": on_password_reset_requested,
         "partner.rejected": on_partner_rejected,
         "job.expired": on_job_expired,
+        "chart.created": on_chart_changed,
+        "chart.deleted": on_chart_changed,
     },
     background=(maintenance,),
     idempotency_keys=True,

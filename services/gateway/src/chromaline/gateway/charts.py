@@ -6,27 +6,38 @@ with :mod:`chromaline.common.cgats` and the whole checked with the ``CustomChart
 anything is stored; an upload names a chart by id (``chart_id``) and the gateway puts its
 definition into the job's options, so the workers need nothing but the event. Like profiles,
 every member reads them and members (or admin keys) create and delete them; another
-organisation's chart answers 404.
+organisation's chart answers 404. Creating and deleting one writes ``chart.created`` or
+``chart.deleted`` to the outbox in the same transaction, and the auth service audits it.
 """
 
 from __future__ import annotations
 
 import posixpath
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common import cgats
-from chromaline.common.events.contracts import CUSTOM_CHART_MAX_SIDE, CustomChart
+from chromaline.common.events.contracts import (
+    CUSTOM_CHART_MAX_SIDE,
+    ChartCreated,
+    ChartDeleted,
+    CustomChart,
+)
+from chromaline.common.events.envelope import make_envelope
 from chromaline.common.logging import get_logger
+from chromaline.common.outbox import add_to_outbox
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway.access import CurrentPrincipal, Principal, authorize
 from chromaline.gateway.filenames import content_disposition, display_name
+from chromaline.gateway.jobs import PRODUCER
 from chromaline.gateway.models import ChartRecord
 
 log = get_logger(__name__)
@@ -121,16 +132,24 @@ async def custom_chart_options(
     return {"chart_type": "custom", "custom_chart": record.definition}
 
 
-def audit(action: str, chart_id: uuid.UUID, principal: Principal) -> None:
-    """An audit line in the gateway's log (as ``job.deleted_on_request``): who made or deleted which chart."""
-    log.info(
-        action,
-        audit=True,
-        chart_id=str(chart_id),
-        organisation_id=principal.organisation_id,
-        user_id=principal.user_id,
-        api_key_id=principal.api_key_id,
-    )
+def chart_change(record: ChartRecord, principal: Principal) -> dict[str, Any]:
+    """What ``chart.created`` and ``chart.deleted`` say of the chart and of who changed it."""
+    definition = CustomChart.model_validate(record.definition)
+    return {
+        "chart_id": record.id,
+        "organisation_id": record.organisation_id,
+        "name": record.name,
+        "rows": definition.rows,
+        "columns": definition.columns,
+        "patch_count": len(definition.values),
+        "actor_id": uuid.UUID(principal.user_id),
+        "api_key_id": uuid.UUID(principal.api_key_id) if principal.api_key_id else None,
+    }
+
+
+async def announce(session: AsyncSession, event: ChartCreated | ChartDeleted) -> None:
+    """Write the event to the outbox in the caller's transaction; auth writes it into the audit log."""
+    await add_to_outbox(session, make_envelope(PRODUCER, str(event.chart_id), event))
 
 
 def build_charts_router(runtime: ServiceRuntime) -> APIRouter:
@@ -176,8 +195,11 @@ def build_charts_router(runtime: ServiceRuntime) -> APIRouter:
             session.add(record)
             await session.flush()
             await session.refresh(record)
+            await announce(
+                session, ChartCreated(**chart_change(record, principal), created_at=record.created_at)
+            )
             view = chart_view(record)
-        audit("chart.created", chart_id, principal)
+        log.info("chart.created", chart_id=str(chart_id), organisation_id=principal.organisation_id)
         return view
 
     @router.get("/charts", summary="Your organisation's custom charts, newest first")
@@ -216,7 +238,9 @@ def build_charts_router(runtime: ServiceRuntime) -> APIRouter:
             record = await session.get(ChartRecord, chart_id, with_for_update=True)
             if record is None or record.organisation_id != principal.organisation_id:
                 raise ApiError(404, "chart_not_found", f"no chart {chart_id}")
+            deleted = ChartDeleted(**chart_change(record, principal), deleted_at=datetime.now(UTC))
             await session.delete(record)
-        audit("chart.deleted", chart_id, principal)
+            await announce(session, deleted)
+        log.info("chart.deleted", chart_id=str(chart_id), organisation_id=principal.organisation_id)
 
     return router

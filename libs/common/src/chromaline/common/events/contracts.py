@@ -141,6 +141,34 @@ class CustomChart(Contract):
         return self
 
 
+class ChartChange(Contract):
+    """Which custom chart changed, in which organisation, and who changed it."""
+
+    chart_id: uuid.UUID
+    organisation_id: str = Field(max_length=64, description="The organisation the chart belongs to.")
+    name: str = Field(min_length=1, max_length=100)
+    rows: int = Field(ge=1, le=CUSTOM_CHART_MAX_SIDE)
+    columns: int = Field(ge=1, le=CUSTOM_CHART_MAX_SIDE)
+    patch_count: int = Field(ge=MIN_CUSTOM_PATCHES, le=MAX_PATCHES)
+    actor_id: uuid.UUID = Field(description="The user who made the change (an API key's owner).")
+    api_key_id: uuid.UUID | None = Field(default=None, description="The API key used, if one was.")
+
+
+class ChartCreated(ChartChange):
+    """A member (or an admin key) defined a custom chart for the organisation; the gateway
+    stored it in the transaction that wrote this event. For the audit log (internal)."""
+
+    created_at: datetime
+
+
+class ChartDeleted(ChartChange):
+    """A member (or an admin key) deleted a custom chart; the gateway deleted it in the
+    transaction that wrote this event. Jobs uploaded with the chart carry their own copy of its
+    definition and finish unaffected. For the audit log (internal)."""
+
+    deleted_at: datetime
+
+
 class JobOptions(ProcessingChoices):
     profile: BlobRef | None = Field(
         default=None, description="A saved profile to apply instead of detecting."
@@ -400,6 +428,8 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("image.uploaded", 1, ImageUploaded, "A photo waits to be processed."),
     EventSpec("chart.detected", 1, ChartDetected, "A chart was found and its patches measured."),
     EventSpec("chart.not_found", 1, ChartNotFound, "No usable chart in the photo."),
+    EventSpec("chart.created", 1, ChartCreated, "An organisation defined a custom chart (internal)."),
+    EventSpec("chart.deleted", 1, ChartDeleted, "An organisation deleted a custom chart (internal)."),
     EventSpec("image.corrected", 1, ImageCorrected, "The corrected image and its profile are stored."),
     EventSpec(
         "report.ready",

@@ -1,7 +1,7 @@
 // The app shell: finds out whether the gateway has accounts, draws the navigation, runs pages.
 
 import { ApiProblem, call, onSessionEnded } from "./api.js";
-import { clear, h, notice } from "./dom.js";
+import { clear, fill, h, notice } from "./dom.js";
 import { describe } from "./forms.js";
 import { href, match, navigate, parseHash } from "./router.js";
 import { canOperate, clearTokens, loadTokens, savedOrganisation, setOrganisation, who } from "./session.js";
@@ -175,7 +175,7 @@ async function show() {
   try {
     const nodes = await found.route.render(context);
     if (current !== showing || parseHash().path !== path) return;
-    clear(main).append(...[nodes].flat().filter((node) => node !== null && node !== undefined));
+    fill(main, nodes);
   } catch (error) {
     showError(main, error);
   }

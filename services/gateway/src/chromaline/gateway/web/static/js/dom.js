@@ -50,6 +50,12 @@ export function clear(node) {
   return node;
 }
 
+/** Replace what `node` holds with `children`, as `h` adds them (nested lists flattened; null,
+ * undefined and false left out, never shown as text). */
+export function fill(node, ...children) {
+  return append(clear(node), children);
+}
+
 export function rgb([r, g, b]) {
   return `rgb(${r}, ${g}, ${b})`;
 }

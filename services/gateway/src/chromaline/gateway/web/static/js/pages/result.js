@@ -1,7 +1,7 @@
 // One job's result: the comparison, the chart found, ΔE per patch, rating, downloads, profile.
 
 import { call, download, fetchBlob, upload } from "../api.js";
-import { clear, formatDate, formatNumber, h, notice } from "../dom.js";
+import { clear, fill, formatDate, formatNumber, h, notice } from "../dom.js";
 import { describe, handleSubmit } from "../forms.js";
 import { follow } from "../live.js";
 import {
@@ -195,13 +195,13 @@ function detail(term, value, explanation, id) {
   return [h("dt", {}, term), h("dd", {}, h("strong", { id }, value), explanation ? h("span", { class: "explain" }, ` ${explanation}`) : null)];
 }
 
-/** How the figures were made, one click away: chart, method, cross-validation, percentiles. */
 /** The chart a job was measured with: a custom chart by the name its organisation gave it. */
 function jobChartName(job, chartType) {
   const custom = job.options?.custom_chart;
   return chartType === "custom" && custom?.name ? `${chartName(chartType)} “${custom.name}” (${custom.rows} × ${custom.columns})` : chartName(chartType);
 }
 
+/** How the figures were made, one click away: chart, method, cross-validation, percentiles. */
 function details(job, measurements) {
   const after = measurements.after?.cie2000;
   const before = measurements.before?.cie2000;
@@ -491,7 +491,7 @@ export async function render(context) {
   /** Draw the results of `current`. `inPlace`: the old results stay until the new ones are ready,
    * and whoever had focus in them keeps it on the same control (a report arriving must not send a
    * keyboard user back to the top of the page). */
-  async function fill(current, { inPlace = false } = {}) {
+  async function show(current, { inPlace = false } = {}) {
     if (!inPlace) clear(body).append(h("p", { class: "loading" }, "Loading the results…"));
     let nodes;
     try {
@@ -501,7 +501,7 @@ export async function render(context) {
     }
     const focused = body.contains(document.activeElement) ? focusKey(document.activeElement) : undefined;
     const opened = [...body.querySelectorAll("details[open][id]")].map((details) => details.id);
-    clear(body).append(...nodes);
+    fill(body, nodes);
     for (const id of opened) body.querySelector(`#${CSS.escape(id)}`)?.setAttribute("open", "");
     if (focused !== undefined) restoreFocus(body, focused);
   }
@@ -509,7 +509,7 @@ export async function render(context) {
   let shown = job;
   let progress = null;
   if (TERMINAL.has(job.state)) {
-    await fill(job);
+    await show(job);
   } else {
     progress = h("progress", { max: 1, value: job.progress, "aria-label": "Progress" });
     body.append(h("div", { class: "card", "aria-live": "polite" }, h("p", {}, "Working on it…"), progress));
@@ -523,7 +523,7 @@ export async function render(context) {
         const ended = TERMINAL.has(view.state) && !TERMINAL.has(shown.state);
         const reported = TERMINAL.has(view.state) && view.report?.state !== shown.report?.state;
         shown = view;
-        if (ended || reported) fill(view, { inPlace: !ended });
+        if (ended || reported) show(view, { inPlace: !ended });
       }, settled),
     );
   }
