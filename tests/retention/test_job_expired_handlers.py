@@ -60,7 +60,7 @@ WORKERS = {
         reporter.SPEC,
         buckets.REPORTS,
         ("report.pdf", "report.html"),
-        ("report.json", "figure-chromaticity.svg", "thumbnail.jpg"),
+        ("report.json", "figure-chromaticity.svg", "thumbnail.jpg", "preview-before.jpg"),
         (),
         Report,
         {"prefix": "x", "seconds": 1.0},

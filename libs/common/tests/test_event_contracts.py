@@ -15,6 +15,7 @@ from chromaline.common.events.contracts import (
     BlobRef,
     ImageUploaded,
     ProcessingFailed,
+    ReportReady,
     UnknownEventError,
     parse_data,
 )
@@ -74,6 +75,21 @@ def test_unknown_type_and_version_are_refused() -> None:
         parse_data(envelope.model_copy(update={"type": "image.exploded"}))
     with pytest.raises(UnknownEventError):
         parse_data(envelope.model_copy(update={"schema_version": 99}))
+
+
+def test_a_report_ready_of_the_version_before_the_pdf_was_made_on_request_is_still_read() -> None:
+    report = BlobRef(bucket="reports", key="j/report.pdf")
+    job_id = uuid.uuid4()
+    current = make_envelope(
+        "reporter", str(job_id), ReportReady(job_id=job_id, report_json=report, report_html=report)
+    )
+    assert current.schema_version == 2
+    earlier = current.model_copy(
+        update={"schema_version": 1, "data": {**current.data, "report_pdf": report.model_dump()}}
+    )
+    assert parse_data(earlier).report_pdf == report
+    with pytest.raises(UnknownEventError):
+        parse_data(current.model_copy(update={"schema_version": 3}))
 
 
 def test_data_that_does_not_match_its_type_is_refused() -> None:

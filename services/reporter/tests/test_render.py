@@ -26,7 +26,13 @@ from chromaline.reporter.figures import (
     svg_bytes,
     tone_response_figure,
 )
-from chromaline.reporter.render import RenderedReport, parse_report_json, patch_table_page, render_report
+from chromaline.reporter.render import (
+    RenderedReport,
+    parse_report_json,
+    patch_table_page,
+    render_report,
+    render_stored_pdf,
+)
 from chromaline.reporter.thumbnails import THUMBNAIL_LONGEST_SIDE, ThumbnailError, make_thumbnail
 
 IMAGE_SIZE = (3600, 2400)
@@ -176,6 +182,11 @@ def pdf_page_count(pdf: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf))
 
 
+def pdf_of(report: RenderedReport) -> bytes:
+    """The PDF made later, on request, from what the report stored."""
+    return render_stored_pdf(report.json, report.before, report.after)
+
+
 def test_json_round_trips_to_the_same_measurements(
     rendered: RenderedReport, measurements: Measurements
 ) -> None:
@@ -268,8 +279,17 @@ def test_before_thumbnail_outlines_the_chart(rendered: RenderedReport) -> None:
 
 
 def test_pdf_has_overview_chart_and_table_pages(rendered: RenderedReport) -> None:
-    assert rendered.pdf.startswith(b"%PDF")
-    assert pdf_page_count(rendered.pdf) == 1 + 4 + 1
+    pdf = pdf_of(rendered)
+    assert pdf.startswith(b"%PDF")
+    assert pdf_page_count(pdf) == 1 + 4 + 1
+
+
+def test_the_stored_previews_are_the_annotated_ones_the_html_embeds(rendered: RenderedReport) -> None:
+    stored = [make_thumbnail(rendered.before), make_thumbnail(rendered.after)]
+    embedded = embedded_images(rendered.html.decode("utf-8"))[:2]
+    for preview, shown in zip(stored, embedded, strict=True):
+        assert preview.shape == shown.shape
+        assert np.abs(preview.astype(int) - shown.astype(int)).mean() < 3
 
 
 def test_large_chart_table_spans_pages() -> None:
@@ -277,7 +297,7 @@ def test_large_chart_table_spans_pages() -> None:
     original = encode(synthetic_photo(measurements, after=False), ".tif")
     corrected = encode(synthetic_photo(measurements, after=True), ".jpg")
     report = render_report(measurements, original, corrected)
-    assert pdf_page_count(report.pdf) == 1 + 4 + 4
+    assert pdf_page_count(pdf_of(report)) == 1 + 4 + 4
     assert report.html.decode("utf-8").count("<tr") > 140
     assert parse_report_json(report.json).measurements == measurements
 
@@ -290,8 +310,9 @@ def test_chartless_document_renders(chartless_measurements: Measurements) -> Non
     assert "No colour chart was measured" in html
     assert "profile" in html
     assert len(embedded_images(html)) == 2
-    assert report.pdf.startswith(b"%PDF")
-    assert pdf_page_count(report.pdf) == 1
+    pdf = pdf_of(report)
+    assert pdf.startswith(b"%PDF")
+    assert pdf_page_count(pdf) == 1
     document = parse_report_json(report.json)
     assert document.measurements == measurements
     assert document.report.rating_thresholds is None

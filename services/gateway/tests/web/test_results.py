@@ -255,3 +255,27 @@ def test_focus_stays_on_its_control_when_the_report_arrives(
     expect(page.locator("#result-details")).to_have_attribute("open", "")
     page.keyboard.press("Tab")
     expect(page.locator("button[data-file='report.pdf']")).to_be_focused()
+
+
+def test_a_pdf_report_still_being_made_is_announced_as_a_status(
+    browse: Callable[[Account | None], Page], account: Account, finished_job: dict[str, Any]
+) -> None:
+    """The PDF report is made on first download; when the gateway gave up waiting (202), the page
+    says to try again in a status message, not an alert, and saves nothing."""
+    page = browse(account)
+    downloads: list[Any] = []
+    page.on("download", lambda download: downloads.append(download))
+    page.route(
+        "**/files/report.pdf",
+        lambda route: route.fulfill(
+            status=202,
+            headers={"Retry-After": "10"},
+            content_type="application/problem+json",
+            body='{"status": 202, "code": "report_pdf_rendering", "detail": "being made"}',
+        ),
+    )
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    page.locator("button[data-file='report.pdf']").click(timeout=PIPELINE_TIMEOUT_MS)
+    expect(page.get_by_role("status").filter(has_text="still being made")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_count(0)
+    assert downloads == []

@@ -35,6 +35,7 @@ from chromaline.common.logging import get_logger
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs as job_service
+from chromaline.gateway import report_pdf
 from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.auth_proxy import add_auth_proxy
 from chromaline.gateway.charts import custom_chart_options
@@ -596,6 +597,10 @@ def build_router(
             raise ApiError(404, "unknown_file", f"no file {name!r}; one of {', '.join(RESULT_FILES)}")
         refuse_expired(job)
         ref = job.original if name == "original" else job.results.get(RESULT_FILES[name])
+        if ref is None and name == "report.pdf" and report_pdf.pdf_to_make(job):
+            ref = (await report_pdf.fetch_pdfs(runtime, settings, [job])).get(job.id)
+            if ref is None:
+                raise report_pdf.still_rendering(job)
         if ref is None:
             raise ApiError(409, "result_not_ready", f"{name} is not available while the job is {job.state}")
         return await stream_blob(BlobRef.model_validate(ref), download_name(job, name))
@@ -644,6 +649,8 @@ def build_router(
                 .scalars()
                 .all()
             )
+        pdfs = await report_pdf.fetch_pdfs(runtime, settings, rows)
+        missing = []
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as bundle:
             for job in rows:
                 for name in (
@@ -655,12 +662,16 @@ def build_router(
                     "profile.cube",
                 ):
                     ref = job.results.get(RESULT_FILES[name])
+                    if name == "report.pdf" and report_pdf.pdf_to_make(job):
+                        ref = pdfs.get(job.id)
+                        if ref is None:
+                            missing.append(missing_pdf(job, download_name(job, name)))
                     if ref is None:
                         continue
                     with bundle.open(f"{job.id}/{download_name(job, name)}", "w", force_zip64=True) as member:
                         async for chunk in runtime.blobs.get_stream(ref["bucket"], ref["key"]):
                             member.write(chunk)
-            manifest = json.dumps(view, indent=2, sort_keys=True)
+            manifest = json.dumps({**view, "missing_files": missing}, indent=2, sort_keys=True)
             bundle.writestr("manifest.json", manifest)
         return FileResponse(
             path,
@@ -868,6 +879,16 @@ def job_settled(view: dict[str, Any]) -> bool:
     """Nothing more will change: the job has ended and its report, if one is coming, is settled."""
     report = view.get("report")
     return view["state"] in TERMINAL_STATES and not (report and report["state"] == "pending")
+
+
+def missing_pdf(job: Job, filename: str) -> dict[str, str]:
+    """The archive manifest's note of a PDF report that was not made in time to be included."""
+    return {
+        "job_id": str(job.id),
+        "file": f"{job.id}/{filename}",
+        "code": "report_pdf_rendering",
+        "detail": "the PDF report was still being made; download it from the job, or the archive again",
+    }
 
 
 def refuse_expired(job: Job) -> None:

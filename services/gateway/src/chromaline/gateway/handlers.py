@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import and_, or_, select
@@ -14,21 +15,25 @@ from sqlalchemy import and_, or_, select
 from chromaline.common import inbox
 from chromaline.common.bus.base import PermanentError
 from chromaline.common.events.contracts import (
+    Contract,
     OrganisationRetentionChanged,
     ProcessingFailed,
+    ReportPdfReady,
     UnknownEventError,
     parse_data,
+    spec_for_model,
 )
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.logging import get_logger
 from chromaline.common.outbox import add_to_outbox
 from chromaline.common.retention import accept_internal_event
 from chromaline.common.runtime import ServiceRuntime
-from chromaline.gateway import jobs, notifications, retention
+from chromaline.gateway import jobs, notifications, report_pdf, retention
 from chromaline.gateway.models import TERMINAL_STATES, Job
 from chromaline.gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
+Event = TypeVar("Event", bound=Contract)
 
 FOLLOWED_EVENTS = (
     "chart.detected",
@@ -61,10 +66,30 @@ async def on_pipeline_event(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
     log.info("job.progressed", job_id=str(job_id), event_type=envelope.type)
 
 
-async def on_retention_changed(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+def _internal_event(envelope: RawEnvelope, runtime: ServiceRuntime, model: type[Event]) -> Event:
+    """The data of an event only our services may send, of the type the handler expects."""
     event = accept_internal_event(envelope, runtime.settings)
-    if not isinstance(event, OrganisationRetentionChanged):
-        raise PermanentError(f"{envelope.type} is not organisation.retention_changed")
+    if not isinstance(event, model):
+        raise PermanentError(f"{envelope.type} is not {spec_for_model(model).routing_key}")
+    return event
+
+
+async def on_report_pdf_ready(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    """Record the PDF report the reporter made on request; a download waiting for it sees it."""
+    event = _internal_event(envelope, runtime, ReportPdfReady)
+    async with runtime.session() as session, session.begin():
+        if not await inbox.claim(session, envelope.event_id, "gateway"):
+            return
+        job = await jobs.get_job(session, event.job_id, for_update=True)
+        if job is None:
+            log.info("job.unknown", job_id=str(event.job_id), event_type=envelope.type)
+            return
+        report_pdf.record_pdf(job, event)
+    log.info("job.report_pdf_ready", job_id=str(event.job_id))
+
+
+async def on_retention_changed(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    event = _internal_event(envelope, runtime, OrganisationRetentionChanged)
     async with runtime.session() as session, session.begin():
         if not await inbox.claim(session, envelope.event_id, "gateway"):
             return

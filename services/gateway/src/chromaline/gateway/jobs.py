@@ -183,7 +183,7 @@ def _report_ready(job: Job, event: ReportReady) -> ReportState | None:
         **job.results,
         "report_json": _ref(event.report_json),
         "report_html": _ref(event.report_html),
-        "report_pdf": _ref(event.report_pdf),
+        **({"report_pdf": _ref(event.report_pdf)} if event.report_pdf is not None else {}),
         **{f"figure_{name}": _ref(ref) for name, ref in event.figures.items()},
         **({"thumbnail": _ref(event.thumbnail)} if event.thumbnail else {}),
     }

@@ -72,6 +72,8 @@ class Job(Base):
     """None until the corrected image exists (or the reporter answers first), then a ``ReportState``."""
     report_reason: Mapped[str | None] = mapped_column(String(64))
     report_message: Mapped[str | None] = mapped_column(Text)
+    report_pdf_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the gateway last asked the reporter for the PDF report, which is made on first request."""
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )

@@ -20,7 +20,13 @@ from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.gateway.access import Access, Authenticator, authorize
 from chromaline.gateway.api import UPLOAD_ROUTES, build_router
 from chromaline.gateway.charts import build_charts_router
-from chromaline.gateway.handlers import FOLLOWED_EVENTS, on_pipeline_event, on_retention_changed, watchdog
+from chromaline.gateway.handlers import (
+    FOLLOWED_EVENTS,
+    on_pipeline_event,
+    on_report_pdf_ready,
+    on_retention_changed,
+    watchdog,
+)
 from chromaline.gateway.headers import SecurityHeaders
 from chromaline.gateway.notifications_api import build_notifications_router
 from chromaline.gateway.organisation_settings import build_organisation_router
@@ -38,6 +44,7 @@ SPEC = ServiceSpec(
     buckets=(buckets.ORIGINALS, buckets.CORRECTED, buckets.REPORTS),
     handlers={
         **dict.fromkeys(FOLLOWED_EVENTS, on_pipeline_event),
+        "report.pdf_ready": on_report_pdf_ready,
         "organisation.retention_changed": on_retention_changed,
     },
     retry=RetryPolicy(max_attempts=8),

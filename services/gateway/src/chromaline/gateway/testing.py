@@ -57,9 +57,9 @@ async def finish_job(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
 
 
 async def finish_report(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
-    """The reporter's ``report.ready``: the job's report is ready."""
+    """The reporter's ``report.ready``: the job's report is ready (its PDF made on request)."""
     report = BlobRef(bucket="chromaline-reports", key=f"{job_id}/report")
-    event = ReportReady(job_id=job_id, report_json=report, report_html=report, report_pdf=report)
+    event = ReportReady(job_id=job_id, report_json=report, report_html=report)
     await on_pipeline_event(runtime, make_envelope("reporter", str(job_id), event))
 
 

@@ -53,9 +53,16 @@ def shown_options(options: dict[str, Any]) -> dict[str, Any]:
     return {**options, "custom_chart": chart_summary(custom)} if isinstance(custom, dict) else options
 
 
+def available_results(job: Job) -> set[str]:
+    """The job's results one may download; the PDF report counts once the report is ready, as
+    it is made when it is first downloaded."""
+    available = set(job.results) | ({"original"} if job.original else set())
+    return available | ({"report_pdf"} if "report_json" in job.results else set())
+
+
 def job_view(job: Job) -> dict[str, Any]:
     """A job; an expired one is its tombstone: no files, the summary kept."""
-    available = set(job.results) | ({"original"} if job.original else set())
+    available = available_results(job)
     return {
         "id": str(job.id),
         "batch_id": str(job.batch_id) if job.batch_id else None,

@@ -4,8 +4,10 @@ Plain library: it takes the measurements document and the two photographs as byt
 returns bytes; storing them and announcing them is the service's business. Figures are drawn
 on ``matplotlib.figure.Figure`` objects with the Agg canvas (never pyplot), so rendering keeps
 no global state and is safe in worker threads. The PDF is made with matplotlib's PdfPages so
-no other PDF library is needed. The reporter's handler imports this module when it first renders
-a report, so matplotlib is not loaded when the reporter starts.
+no other PDF library is needed. The PDF is not made with the other forms: most reports are never
+downloaded as PDF, so it is rendered on request from the stored JSON and previews. The reporter's
+handler imports this module when it first renders a report, so matplotlib is not loaded when the
+reporter starts.
 """
 
 from __future__ import annotations
@@ -88,7 +90,10 @@ class ReportDocument(BaseModel):
 class RenderedReport:
     json: bytes
     html: bytes
-    pdf: bytes
+    before: bytes
+    after: bytes
+    """The annotated previews as JPEG: what the PDF shows, kept so that it is made without decoding
+    the photographs again (see :func:`render_stored_pdf`)."""
     figures: dict[str, bytes]
     """The figures as SVG by name, for pages that show them apart from the report."""
     thumbnail: bytes
@@ -111,7 +116,8 @@ def render_report(
     rating_thresholds: Mapping[str, float] | None = None,
     generated_at: datetime | None = None,
 ) -> RenderedReport:
-    """Render the JSON, HTML and PDF reports for one corrected photograph.
+    """Render the JSON and HTML reports, the figures and the previews for one corrected
+    photograph; the PDF is made from them on request (:func:`render_stored_pdf`).
 
     ``original`` and ``corrected`` are the encoded photographs (JPEG, PNG or TIFF).
     """
@@ -129,7 +135,8 @@ def render_report(
     return RenderedReport(
         json=render_json(document),
         html=render_html(document, before, after, svgs),
-        pdf=render_pdf(document, before, after, figures),
+        before=encode_jpeg(before),
+        after=encode_jpeg(after),
         figures=svgs,
         thumbnail=encode_jpeg(shrink(corrected_preview, LIST_THUMBNAIL_SIDE)),
     )
@@ -380,6 +387,13 @@ def render_html(
 
 # ---------------------------------------------------------------------------------------------
 # PDF
+
+
+def render_stored_pdf(report_json: bytes, before: bytes, after: bytes) -> bytes:
+    """The PDF of a report rendered earlier, from its JSON and its two preview JPEGs."""
+    document = parse_report_json(report_json)
+    figures = ReportFigures.of(document.measurements.patches)
+    return render_pdf(document, make_thumbnail(before), make_thumbnail(after), figures)
 
 
 def render_pdf(

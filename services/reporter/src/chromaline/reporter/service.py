@@ -7,14 +7,18 @@ from pathlib import Path
 from chromaline.common.blobs import buckets
 from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.runtime import ServiceSpec
-from chromaline.reporter.handlers import NAME, on_image_corrected, on_job_expired
+from chromaline.reporter.handlers import NAME, on_image_corrected, on_job_expired, on_pdf_requested
 from chromaline.reporter.settings import ReporterSettings
 
 SPEC = ServiceSpec(
     name=NAME,
     migrations=Path(__file__).parent / "migrations",
     buckets=(buckets.REPORTS,),
-    handlers={"image.corrected": on_image_corrected, "job.expired": on_job_expired},
+    handlers={
+        "image.corrected": on_image_corrected,
+        "report.pdf_requested": on_pdf_requested,
+        "job.expired": on_job_expired,
+    },
     prefetch=1,
 )
 

@@ -285,10 +285,17 @@ class ImageCorrected(Contract):
 
 
 class ReportReady(Contract):
+    """The report is stored. Version 2: the PDF is left out (made on first request, see
+    ``report.pdf_requested``); version 1 always named it."""
+
     job_id: uuid.UUID
     report_json: BlobRef
     report_html: BlobRef
-    report_pdf: BlobRef
+    report_pdf: BlobRef | None = Field(
+        default=None,
+        description="The PDF, when it was made with the report; left out, it is made on request "
+        "(report.pdf_requested, answered by report.pdf_ready).",
+    )
     rating: str | None = None
     figures: dict[str, BlobRef] = Field(
         default_factory=dict,
@@ -298,6 +305,20 @@ class ReportReady(Contract):
     thumbnail: BlobRef | None = Field(
         default=None, description="A small JPEG of the corrected photo, for lists."
     )
+
+
+class ReportPdfRequested(Contract):
+    """Someone wants a job's PDF report, which is made on first request rather than with every
+    report (internal: the gateway asks the reporter)."""
+
+    job_id: uuid.UUID
+
+
+class ReportPdfReady(Contract):
+    """A job's PDF report is stored (internal: the reporter answers ``report.pdf_requested``)."""
+
+    job_id: uuid.UUID
+    report_pdf: BlobRef
 
 
 class ProcessingFailed(Contract):
@@ -398,6 +419,9 @@ class EventSpec:
     version: int
     model: type[Contract]
     summary: str
+    also_reads: tuple[int, ...] = ()
+    """Earlier versions whose data the current model still validates: consumers accept them, so
+    that messages of producers not yet upgraded are not refused during a rollout."""
 
 
 EVENTS: tuple[EventSpec, ...] = (
@@ -407,7 +431,20 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("chart.created", 1, ChartCreated, "An organisation defined a custom chart (internal)."),
     EventSpec("chart.deleted", 1, ChartDeleted, "An organisation deleted a custom chart (internal)."),
     EventSpec("image.corrected", 1, ImageCorrected, "The corrected image and its profile are stored."),
-    EventSpec("report.ready", 1, ReportReady, "The colour report is stored."),
+    EventSpec(
+        "report.ready",
+        2,
+        ReportReady,
+        "The colour report is stored; its PDF is made on first request.",
+        also_reads=(1,),
+    ),
+    EventSpec(
+        "report.pdf_requested",
+        1,
+        ReportPdfRequested,
+        "A job's PDF report is wanted and not yet made (internal).",
+    ),
+    EventSpec("report.pdf_ready", 1, ReportPdfReady, "A job's PDF report is stored (internal)."),
     EventSpec("processing.failed", 1, ProcessingFailed, "A step failed for good; the job ends failed."),
     EventSpec(
         "user.password_reset_requested",
@@ -451,7 +488,7 @@ def spec_for_key(routing_key: str) -> EventSpec:
 def parse_data(envelope: RawEnvelope) -> Any:
     """Validate an envelope's data against its type's model and version."""
     spec = spec_for_key(envelope.type)
-    if envelope.schema_version != spec.version:
+    if envelope.schema_version != spec.version and envelope.schema_version not in spec.also_reads:
         raise UnknownEventError(
             f"{envelope.type} schema version {envelope.schema_version} not supported (expected {spec.version})"
         )

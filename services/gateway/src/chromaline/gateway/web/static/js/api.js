@@ -177,6 +177,8 @@ export async function call(path, options) {
 /** The answer as a Blob, with the file name from Content-Disposition. */
 export async function fetchBlob(path) {
   const response = await raw(path);
+  // 202: the file is still being made (a PDF report is made on first download); the body says so.
+  if (response.status === 202) throw await problemOf(response);
   const disposition = response.headers.get("Content-Disposition") || "";
   const match = /filename="?([^";]+)"?/.exec(disposition);
   const name = match ? match[1] : path.split("/").pop();

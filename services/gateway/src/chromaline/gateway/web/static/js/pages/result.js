@@ -275,10 +275,17 @@ function downloads(job, errors) {
   }
   async function save(path) {
     clear(errors);
+    // The PDF report and the batch archive may be made on request: say so while the server works.
+    const preparing = setTimeout(() => errors.append(notice("info", "Preparing the download…")), 1000);
     try {
       await download(path);
+      clear(errors);
     } catch (error) {
-      errors.append(notice("error", describe(error)));
+      clear(errors);
+      const later = error?.code === "report_pdf_rendering";
+      errors.append(notice(later ? "info" : "error", describe(error)));
+    } finally {
+      clearTimeout(preparing);
     }
   }
   return h("section", { class: "card", "aria-labelledby": "downloads-title" }, h("h2", { id: "downloads-title" }, "Downloads"), h("ul", { class: "download-list" }, buttons), errors);
