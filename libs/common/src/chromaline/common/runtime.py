@@ -53,7 +53,11 @@ class ServiceSpec:
     migrations: Path
     buckets: Sequence[str] = ()
     handlers: Mapping[str, RuntimeHandler] = field(default_factory=dict)
-    """Routing key → handler; all of them are consumed from the service's one queue."""
+    """Routing key → handler; all of them are consumed from the service's queue (named after it)."""
+    requests: Mapping[str, RuntimeHandler] = field(default_factory=dict)
+    """Routing key → handler for what someone is waiting for (a report asked for on download):
+    consumed from a queue of their own, ``<name>.requests``, one at a time, so that they are
+    served beside the backlog of the service's queue instead of behind it."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     prefetch: int = 2
     background: Sequence[Callable[[ServiceRuntime], Coroutine[None, None, None]]] = field(
@@ -61,6 +65,11 @@ class ServiceSpec:
     )
     idempotency_keys: bool = False
     """Whether its schema keeps ``Idempotency-Key`` responses, pruned with the outbox and inbox."""
+
+
+def requests_queue(service: str) -> str:
+    """The queue of a service's :attr:`ServiceSpec.requests`."""
+    return f"{service}.requests"
 
 
 class ServiceRuntime:
@@ -182,19 +191,26 @@ class ServiceRuntime:
         return self._started
 
     async def start_consuming(self) -> None:
-        if not self.spec.handlers:
-            return
-        await self.bus.subscribe(
-            self.spec.name,
-            tuple(self.spec.handlers),
-            self._dispatch,
-            retry=self.spec.retry,
-            prefetch=self.spec.prefetch,
-        )
+        if self.spec.handlers:
+            await self.bus.subscribe(
+                self.spec.name,
+                tuple(self.spec.handlers),
+                self._dispatch,
+                retry=self.spec.retry,
+                prefetch=self.spec.prefetch,
+            )
+        if self.spec.requests:
+            await self.bus.subscribe(
+                requests_queue(self.spec.name),
+                tuple(self.spec.requests),
+                self._dispatch,
+                retry=self.spec.retry,
+                prefetch=1,
+            )
 
     async def _dispatch(self, envelope: RawEnvelope) -> None:
         with tracing.consuming(self.name, envelope), metrics.consuming(self.name, envelope):
-            handler = self.spec.handlers.get(envelope.type)
+            handler = self.spec.handlers.get(envelope.type) or self.spec.requests.get(envelope.type)
             if handler is None:
                 raise PermanentError(f"{self.name} does not handle {envelope.type}")
             await handler(self, envelope)

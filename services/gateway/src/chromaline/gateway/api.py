@@ -66,7 +66,7 @@ from chromaline.gateway.views import RESULT_FILES, batch_view, job_view, profile
 
 log = get_logger(__name__)
 
-CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter")
+CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter", "reporter.requests")
 WS_POLL_SECONDS = 0.5
 
 

@@ -14,11 +14,8 @@ SPEC = ServiceSpec(
     name=NAME,
     migrations=Path(__file__).parent / "migrations",
     buckets=(buckets.REPORTS,),
-    handlers={
-        "image.corrected": on_image_corrected,
-        "report.pdf_requested": on_pdf_requested,
-        "job.expired": on_job_expired,
-    },
+    handlers={"image.corrected": on_image_corrected, "job.expired": on_job_expired},
+    requests={"report.pdf_requested": on_pdf_requested},
     prefetch=1,
 )
 
