@@ -18,21 +18,11 @@ from chromaline.common.bus.base import DeadLetter, EventBus, PermanentError, Pub
 from chromaline.common.bus.memory import InMemoryBroker, MemoryBus
 from chromaline.common.bus.rabbitmq import RabbitMqBus
 from chromaline.common.events.envelope import RawEnvelope
+from chromaline.common.testing.events import bare_envelope as envelope
 from chromaline.common.testing.waiting import wait_until
 
 FAST_RETRY = RetryPolicy(max_attempts=3, delays=(0.05, 0.1))
 WAIT = 20.0
-
-
-def envelope(event_type: str = "image.uploaded", **data: object) -> RawEnvelope:
-    return RawEnvelope(
-        type=event_type,
-        schema_version=1,
-        producer="tests",
-        subject=uuid.uuid4().hex,
-        correlation_id=uuid.uuid4().hex,
-        data=dict(data),
-    )
 
 
 @dataclass

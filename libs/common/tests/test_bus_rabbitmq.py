@@ -15,6 +15,7 @@ import pytest
 from chromaline.common.bus import codec
 from chromaline.common.bus.base import PublishError, RetryPolicy
 from chromaline.common.events.envelope import RawEnvelope
+from chromaline.common.testing.events import bare_envelope
 from chromaline.common.testing.rabbitmq import RabbitAdmin, RabbitBusFactory, vhost_of
 from chromaline.common.testing.waiting import wait_until
 
@@ -22,14 +23,7 @@ WAIT = 30.0
 
 
 def envelope(event_type: str = "image.uploaded") -> RawEnvelope:
-    return RawEnvelope(
-        type=event_type,
-        schema_version=3,
-        producer="tests",
-        subject=uuid.uuid4().hex,
-        correlation_id=uuid.uuid4().hex,
-        data={"n": 1},
-    )
+    return bare_envelope(event_type, schema_version=3, n=1)
 
 
 async def test_published_message_carries_the_envelope_and_its_properties(

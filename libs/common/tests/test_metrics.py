@@ -23,6 +23,7 @@ from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.outbox import OutboxRelay, add_to_outbox
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.common.settings import ServiceSettings
+from chromaline.common.testing.events import bare_envelope as envelope
 from chromaline.common.testing.spans import service_of, span_recorder, spans_named
 from chromaline.common.testing.waiting import wait_until
 
@@ -32,18 +33,6 @@ FAST_RETRY = RetryPolicy(max_attempts=2, delays=(0.05,))
 
 def value(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def envelope(event_type: str, occurred_at: datetime | None = None) -> RawEnvelope:
-    return RawEnvelope(
-        type=event_type,
-        schema_version=1,
-        producer="tests",
-        subject=uuid.uuid4().hex,
-        correlation_id=uuid.uuid4().hex,
-        occurred_at=occurred_at or datetime.now(UTC),
-        data={},
-    )
 
 
 async def succeed(runtime: ServiceRuntime, event: RawEnvelope) -> None:

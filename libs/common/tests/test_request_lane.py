@@ -15,19 +15,9 @@ from chromaline.common.bus.rabbitmq import RabbitMqBus
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec, requests_queue
 from chromaline.common.settings import ServiceSettings
+from chromaline.common.testing.events import bare_envelope
 
 EXAMPLE_MIGRATIONS = Path(__file__).parent / "example_migrations"
-
-
-def _envelope(event_type: str) -> RawEnvelope:
-    return RawEnvelope(
-        type=event_type,
-        schema_version=1,
-        producer="tests",
-        subject=uuid.uuid4().hex,
-        correlation_id=uuid.uuid4().hex,
-        data={},
-    )
 
 
 @pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.integration)])
@@ -73,8 +63,8 @@ async def test_a_request_is_served_while_the_backlog_is_busy(bus: EventBus) -> N
     runtime = ServiceRuntime(spec, ServiceSettings(), bus=bus)
     await runtime.start_consuming()
     for _ in range(3):
-        await bus.publish(_envelope("image.corrected"))
-    await bus.publish(_envelope("report.pdf_requested"))
+        await bus.publish(bare_envelope("image.corrected"))
+    await bus.publish(bare_envelope("report.pdf_requested"))
     try:
         await asyncio.wait_for(answered.wait(), 15)
         assert len(started) == 1, "the backlog was not held"
