@@ -501,8 +501,16 @@ def custom_chart_patches(rows: int = 5, columns: int = 7) -> list[PatchResult]:
     ]
 
 
+def patches_reaching_a_round_extent() -> list[PatchResult]:
+    """Classic 24 patches with one so far out that the a*b* planes end on a labelled tick (±100)."""
+    patches = list(build_measurements("classic24").patches)
+    patches[0] = patches[0].model_copy(update={"reference_lab": (50.0, 100.0 / 1.1, 0.0)})
+    return patches
+
+
 FIGURES_OF_CHARTS: dict[str, Callable[[], Sequence[PatchResult]]] = {
     "classic24": lambda: build_measurements("classic24").patches,
+    "classic24 to ±100": patches_reaching_a_round_extent,
     "digital_sg": lambda: build_measurements("digital_sg").patches,
     "custom 5x7": custom_chart_patches,
 }

@@ -90,9 +90,14 @@ def _line(points: float) -> float:
     return LINE_HEIGHT * points
 
 
-def label_margin(tick_label_points: float) -> float:
-    """The room beside an axis for its tick labels, ``tick_label_points`` deep, and its axis label."""
-    return _inches(TICK_SPACE + tick_label_points + LABEL_PAD + _line(FONT_POINTS) + EDGE)
+def label_margin(tick_label_depth: float) -> float:
+    """The room beside an axis for its tick labels, ``tick_label_depth`` points deep, and its axis label."""
+    return _inches(TICK_SPACE + tick_label_depth + LABEL_PAD + _line(FONT_POINTS) + EDGE)
+
+
+def overhang_margin(characters: int) -> float:
+    """The room right of an axes for half of a number centred on its last tick."""
+    return _inches(number_width(characters) / 2 + EDGE)
 
 
 def number_width(characters: int) -> float:
@@ -159,7 +164,7 @@ def chromaticity_figure(patches: Sequence[PatchResult]) -> Figure:
     margins = Margins(
         left=label_margin(number_width(4)),
         bottom=label_margin(_line(FONT_POINTS)),
-        right=_inches(EDGE),
+        right=overhang_margin(3),
         top=title_margin(2),
     )
     for axes, (title, points) in zip(place_axes(figure, margins, columns=2), measured.items(), strict=True):
@@ -223,7 +228,7 @@ def tone_response_figure(patches: Sequence[PatchResult]) -> Figure | None:
     margins = Margins(
         left=label_margin(number_width(3)),
         bottom=label_margin(_line(FONT_POINTS)),
-        right=_inches(EDGE),
+        right=overhang_margin(3),
         top=title_margin(1),
     )
     [axes] = place_axes(figure, margins)
