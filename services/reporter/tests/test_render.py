@@ -6,13 +6,19 @@ import json
 import re
 import uuid
 import warnings
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import colour
 import cv2
 import numpy as np
 import pytest
+from matplotlib.axis import Axis
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.figure import Figure
 from matplotlib.quiver import Quiver
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox, BboxBase
 from numpy.typing import NDArray
 from PIL import Image
 
@@ -484,3 +490,125 @@ def test_the_svg_figures_keep_their_words_as_text(measurements: Measurements) ->
     figure = tone_response_figure(measurements.patches)
     assert figure is not None
     assert b">Reference lightness L*</text>" in svg_bytes(figure)
+
+
+def custom_chart_patches(rows: int = 5, columns: int = 7) -> list[PatchResult]:
+    """A custom chart's patches, named by their CGATS sample ids (A1, A2, …)."""
+    source = build_measurements("digital_sg").patches[: rows * columns]
+    return [
+        patch.model_copy(update={"name": f"{chr(ord('A') + position // columns)}{position % columns + 1}"})
+        for position, patch in enumerate(source)
+    ]
+
+
+def patches_reaching_a_round_extent() -> list[PatchResult]:
+    """Classic 24 patches with one so far out that the a*b* planes end on a labelled tick (±100)."""
+    patches = list(build_measurements("classic24").patches)
+    patches[0] = patches[0].model_copy(update={"reference_lab": (50.0, 100.0 / 1.1, 0.0)})
+    return patches
+
+
+FIGURES_OF_CHARTS: dict[str, Callable[[], Sequence[PatchResult]]] = {
+    "classic24": lambda: build_measurements("classic24").patches,
+    "classic24 to ±100": patches_reaching_a_round_extent,
+    "digital_sg": lambda: build_measurements("digital_sg").patches,
+    "custom 5x7": custom_chart_patches,
+}
+
+
+def drawn_figures(patches: Sequence[PatchResult]) -> list[Figure]:
+    figures = [
+        chromaticity_figure(patches),
+        tone_response_figure(patches),
+        patch_pairs_figure(patches),
+        delta_e_figure(patches),
+    ]
+    drawn = [figure for figure in figures if figure is not None]
+    for figure in drawn:
+        figure.canvas.draw()
+    return drawn
+
+
+def tick_labels(axis: Axis) -> list[Text]:
+    """The labels of the ticks drawn: those inside the axis's view."""
+    locations = axis.get_majorticklocs()
+    low, high = sorted(axis.get_view_interval())
+    margin = 1e-9 * (high - low)
+    return [
+        tick.label1
+        for tick, location in zip(axis.get_major_ticks(len(locations)), locations, strict=True)
+        if low - margin <= location <= high + margin and tick.label1.get_visible() and tick.label1.get_text()
+    ]
+
+
+def drawn_texts(figure: Figure) -> list[Text]:
+    """The figure's words as drawn: titles, axis and tick labels, legends, notes."""
+    texts = list(figure.texts)
+    for axes in figure.axes:
+        texts += [axes.title, *axes.texts]
+        if axes.axison:
+            texts += [axes.xaxis.label, axes.yaxis.label, *tick_labels(axes.xaxis), *tick_labels(axes.yaxis)]
+        legend = axes.get_legend()
+        if legend is not None:
+            texts += legend.get_texts()
+    return [text for text in texts if text.get_visible() and text.get_text()]
+
+
+def renderer_of(figure: Figure) -> RendererAgg:
+    canvas = figure.canvas
+    assert isinstance(canvas, FigureCanvasAgg)
+    return canvas.get_renderer()
+
+
+def extent(artist: Text, figure: Figure) -> Bbox:
+    return artist.get_window_extent(renderer_of(figure))
+
+
+def within(box: BboxBase, bounds: BboxBase, tolerance: float = 0.5) -> bool:
+    return bool(
+        bounds.x0 - tolerance <= box.x0
+        and box.x1 <= bounds.x1 + tolerance
+        and bounds.y0 - tolerance <= box.y0
+        and box.y1 <= bounds.y1 + tolerance
+    )
+
+
+@pytest.mark.parametrize("chart", FIGURES_OF_CHARTS)
+def test_every_word_of_the_figures_lies_inside_them(chart: str) -> None:
+    for figure in drawn_figures(FIGURES_OF_CHARTS[chart]()):
+        texts = drawn_texts(figure)
+        assert len(texts) > 3
+        outside = [text.get_text() for text in texts if not within(extent(text, figure), figure.bbox)]
+        assert outside == []
+
+
+@pytest.mark.parametrize("chart", FIGURES_OF_CHARTS)
+def test_labels_overlap_neither_other_plots_nor_their_tick_labels(chart: str) -> None:
+    for figure in drawn_figures(FIGURES_OF_CHARTS[chart]()):
+        renderer = renderer_of(figure)
+        for axes in figure.axes:
+            others = [other.get_window_extent(renderer) for other in figure.axes if other is not axes]
+            texts = [axes.title, *figure.texts]
+            if axes.axison:
+                texts += [
+                    axes.xaxis.label,
+                    axes.yaxis.label,
+                    *tick_labels(axes.xaxis),
+                    *tick_labels(axes.yaxis),
+                ]
+                for axis in (axes.xaxis, axes.yaxis):
+                    label = extent(axis.label, figure)
+                    assert not any(label.overlaps(extent(tick, figure)) for tick in tick_labels(axis))
+            for text in texts:
+                assert not any(extent(text, figure).overlaps(other) for other in others), text.get_text()
+        titles = [extent(axes.title, figure) for axes in figure.axes] + [
+            extent(text, figure) for text in figure.texts
+        ]
+        for index, title in enumerate(titles):
+            assert not any(title.overlaps(other) for other in titles[index + 1 :])
+
+
+def test_the_figures_are_placed_without_a_layout_solver(measurements: Measurements) -> None:
+    figures = drawn_figures(measurements.patches)
+    assert len(figures) == 4
+    assert all(figure.get_layout_engine() is None for figure in figures)

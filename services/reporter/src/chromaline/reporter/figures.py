@@ -15,9 +15,11 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import rc_context
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -33,24 +35,116 @@ NEUTRAL_CHROMA = 6.0
 NAMED_TICKS_UP_TO = 40
 """Charts with more patches than this are labelled by patch number instead of name."""
 WIDE = (11.69, 8.27)
+NAME_TICK_POINTS = 8.0
+"""The size of the ΔE chart's patch names, set upright under their bars."""
 PAIRS_PER_ROW = 8
 
 
-def new_figure(size: tuple[float, float], *, constrained: bool = True) -> Figure:
-    """A figure on its own Agg canvas (no pyplot, no global state).
-
-    ``constrained`` lays its subplots out around their labels; a page whose axes are placed at
-    fixed positions needs no layout engine.
-    """
-    figure = Figure(figsize=size, layout="constrained" if constrained else None)
+def new_figure(size: tuple[float, float]) -> Figure:
+    """A figure on its own Agg canvas (no pyplot, no global state), without a layout engine: its
+    axes are placed at fixed positions (:func:`place_axes`), so drawing it never measures text."""
+    figure = Figure(figsize=size, layout=None)
     FigureCanvasAgg(figure)
     return figure
 
 
-def freeze_layout(figure: Figure) -> None:
-    """Keep the positions the last draw computed: later saves skip the layout solver (about a
-    third of each save's cost)."""
-    figure.set_layout_engine("none")
+# Room for text round the axes, from matplotlib's default sizes (in points) rather than measured at
+# draw time: solving the constrained layout was about a third of a report's CPU.
+POINTS_PER_INCH = 72.0
+FONT_POINTS = 10.0
+"""Tick labels and axis labels ("medium")."""
+TITLE_POINTS = 12.0
+"""Axes titles and the figure's suptitle ("large")."""
+LINE_HEIGHT = 1.25
+"""A line of DejaVu Sans, ascent and descent, in ems."""
+NUMBER_ADVANCE = 0.7
+"""Room per character of a number, in ems: DejaVu Sans's digits are 0.64 em, its minus sign 0.84."""
+UPPER_CASE_ADVANCE = 0.8
+LOWER_CASE_ADVANCE = 0.6
+DIGIT_ADVANCE = 0.64
+OTHER_ADVANCE = 0.4
+"""Spaces and punctuation, most of them narrower."""
+TICK_SPACE = 7.0
+"""Tick length (3.5 pt) and the pad between tick and label (3.5 pt)."""
+LABEL_PAD = 4.0
+TITLE_PAD = 6.0
+EDGE = 6.0
+"""Blank space kept between any text and the figure's edge."""
+
+
+@dataclass(frozen=True)
+class Margins:
+    """The blank space round an axes, in inches: where its ticks, labels and titles go."""
+
+    left: float
+    bottom: float
+    right: float
+    top: float
+
+
+def _inches(points: float) -> float:
+    return points / POINTS_PER_INCH
+
+
+def _line(points: float) -> float:
+    return LINE_HEIGHT * points
+
+
+def label_margin(tick_label_depth: float) -> float:
+    """The room beside an axis for its tick labels, ``tick_label_depth`` points deep, and its axis label."""
+    return _inches(TICK_SPACE + tick_label_depth + LABEL_PAD + _line(FONT_POINTS) + EDGE)
+
+
+def overhang_margin(characters: int) -> float:
+    """The room right of an axes for half of a number centred on its last tick."""
+    return _inches(number_width(characters) / 2 + EDGE)
+
+
+def number_width(characters: int) -> float:
+    """The room, in points, for a number of ``characters`` characters as a tick label."""
+    return characters * NUMBER_ADVANCE * FONT_POINTS
+
+
+def text_width(text: str, points: float) -> float:
+    """A generous estimate of the width, in points, of ``text`` set in DejaVu Sans."""
+    ems = sum(
+        UPPER_CASE_ADVANCE
+        if character.isupper()
+        else LOWER_CASE_ADVANCE
+        if character.islower()
+        else DIGIT_ADVANCE
+        if character.isdigit()
+        else OTHER_ADVANCE
+        for character in text
+    )
+    return ems * points
+
+
+def title_margin(titles: int) -> float:
+    """The room above an axes for ``titles`` lines of title (its own, and the figure's)."""
+    return _inches(titles * (_line(TITLE_POINTS) + TITLE_PAD) + EDGE)
+
+
+def place_axes(figure: Figure, margins: Margins, columns: int = 1) -> list[Axes]:
+    """Axes side by side in ``columns`` equal columns of the figure, each inset by ``margins``.
+
+    An axes with an equal aspect shrinks to fit and stays centred in its box, so its labels keep
+    their room."""
+    width, height = figure.get_size_inches()
+    column_width = width / columns
+    axes_width = column_width - margins.left - margins.right
+    axes_height = height - margins.bottom - margins.top
+    return [
+        figure.add_axes(
+            (
+                (column * column_width + margins.left) / width,
+                margins.bottom / height,
+                axes_width / width,
+                axes_height / height,
+            )
+        )
+        for column in range(columns)
+    ]
 
 
 def _unit(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
@@ -67,8 +161,13 @@ def chromaticity_figure(patches: Sequence[PatchResult]) -> Figure:
     }
     extent = max(20.0, float(np.abs(np.concatenate([reference, *measured.values()])[:, 1:]).max()) * 1.1)
     colours = [_unit(patch.reference_srgb) for patch in patches]
-    for index, (title, points) in enumerate(measured.items()):
-        axes = figure.add_subplot(1, 2, index + 1)
+    margins = Margins(
+        left=label_margin(number_width(4)),
+        bottom=label_margin(_line(FONT_POINTS)),
+        right=overhang_margin(3),
+        top=title_margin(2),
+    )
+    for axes, (title, points) in zip(place_axes(figure, margins, columns=2), measured.items(), strict=True):
         axes.axhline(0, color="#cccccc", linewidth=0.8)
         axes.axvline(0, color="#cccccc", linewidth=0.8)
         axes.quiver(
@@ -105,7 +204,8 @@ def chromaticity_figure(patches: Sequence[PatchResult]) -> Figure:
         axes.set_title(title)
         axes.legend(loc="lower right", fontsize=8)
     figure.suptitle(
-        "Chart colours in the a*b* plane: each arrow goes from the measured colour to the reference"
+        "Chart colours in the a*b* plane: each arrow goes from the measured colour to the reference",
+        y=1.0 - _inches(EDGE) / figure.get_figheight(),
     )
     return figure
 
@@ -125,7 +225,13 @@ def tone_response_figure(patches: Sequence[PatchResult]) -> Figure | None:
     if len(neutrals) < 2:
         return None
     figure = new_figure((7.0, 6.5))
-    axes = figure.add_subplot()
+    margins = Margins(
+        left=label_margin(number_width(3)),
+        bottom=label_margin(_line(FONT_POINTS)),
+        right=overhang_margin(3),
+        top=title_margin(1),
+    )
+    [axes] = place_axes(figure, margins)
     reference = [patch.reference_lab[0] for patch in neutrals]
     axes.plot(
         [0, 100], [0, 100], color="#999999", linestyle="--", linewidth=1, label="Ideal (measured = reference)"
@@ -151,7 +257,8 @@ def patch_pairs_figure(patches: Sequence[PatchResult]) -> Figure:
     """Each patch as a pair of squares: its reference colour on the left, the corrected one on the right."""
     rows = math.ceil(len(patches) / PAIRS_PER_ROW)
     figure = new_figure((11.69, max(2.5, 1.05 * rows + 0.8)))
-    axes = figure.add_subplot()
+    edge = _inches(EDGE)
+    [axes] = place_axes(figure, Margins(left=edge, bottom=edge, right=edge, top=title_margin(1)))
     for position, patch in enumerate(patches):
         row, column = divmod(position, PAIRS_PER_ROW)
         x = column * 2.4
@@ -176,7 +283,17 @@ def patch_pairs_figure(patches: Sequence[PatchResult]) -> Figure:
 def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
     """Grouped bars of ΔE2000 per patch, before and after; patches left out of the fit stand out."""
     figure = new_figure(WIDE)
-    axes = figure.add_subplot()
+    named = len(patches) <= NAMED_TICKS_UP_TO
+    tick_depth = (
+        max(text_width(patch.name, NAME_TICK_POINTS) for patch in patches) if named else _line(FONT_POINTS)
+    )
+    margins = Margins(
+        left=label_margin(number_width(4)),
+        bottom=label_margin(tick_depth),
+        right=_inches(EDGE),
+        top=title_margin(1),
+    )
+    [axes] = place_axes(figure, margins)
     positions = np.arange(len(patches), dtype=np.float64)
     width = 0.4
     before = [patch.delta_e2000[0] for patch in patches]
@@ -194,8 +311,8 @@ def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
     axes.yaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
     axes.set_ylim(bottom=0)
     axes.set_title("ΔE2000 per patch, before and after correction")
-    if len(patches) <= NAMED_TICKS_UP_TO:
-        axes.set_xticks(positions, [patch.name for patch in patches], rotation=90, fontsize=8)
+    if named:
+        axes.set_xticks(positions, [patch.name for patch in patches], rotation=90, fontsize=NAME_TICK_POINTS)
         axes.set_xlabel("Patch")
     else:
         step = 10

@@ -35,7 +35,6 @@ from chromaline.engine.charts import chart_spec
 from chromaline.reporter.figures import (
     chromaticity_figure,
     delta_e_figure,
-    freeze_layout,
     neutral_patches,
     new_figure,
     patch_pairs_figure,
@@ -196,20 +195,15 @@ class ReportFigures:
         )
 
     def svgs(self) -> dict[str, bytes]:
-        """Each figure as SVG, laid out once: the layout is then frozen for the PDF's pages, and
-        the HTML report embeds these same SVGs rather than drawing the figures again."""
+        """Each figure as SVG: the HTML report embeds these same SVGs rather than drawing the
+        figures again."""
         named = {
             "chromaticity": self.chromaticity,
             "tone_response": self.tone_response,
             "patch_pairs": self.patch_pairs,
             "delta_e": self.delta_e,
         }
-        svgs = {}
-        for name, figure in named.items():
-            if figure is not None:
-                svgs[name] = svg_bytes(figure)
-                freeze_layout(figure)
-        return svgs
+        return {name: svg_bytes(figure) for name, figure in named.items() if figure is not None}
 
     def in_order(self) -> list[Figure]:
         return [
@@ -416,7 +410,7 @@ def render_pdf(
 def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) -> Figure:
     measurements = document.measurements
     header = document.report
-    figure = new_figure(A4_PORTRAIT, constrained=False)
+    figure = new_figure(A4_PORTRAIT)
     figure.text(0.07, 0.955, "Colour report", fontsize=20, weight="bold")
     lines = [
         (
@@ -487,7 +481,7 @@ def patch_table_page(patches: Sequence[PatchResult], start: int, total: int) -> 
     and flags) either side of three colour swatches (reference, before, after), over a
     background that marks the patches left out of the fit. About two text objects a row instead
     of matplotlib's table with a text per cell, which cost more than all the figures' pages."""
-    figure = new_figure(A4_PORTRAIT, constrained=False)
+    figure = new_figure(A4_PORTRAIT)
     end = start + len(patches)
     figure.text(0.05, 0.965, f"Patches {start + 1}–{end} of {total}", fontsize=14, weight="bold")
     axes = figure.add_axes((0.05, 0.04, 0.9, 0.9))
