@@ -222,7 +222,8 @@ def test_focus_stays_on_its_control_when_the_report_arrives(
     browse: Callable[[Account | None], Page], account: Account, finished_job: dict[str, Any]
 ) -> None:
     """The job is shown done with its report still pending (the API's answer held back, WebSockets
-    refused so the page polls); a keyboard user moves to a download, then the report arrives."""
+    refused so the page polls); a keyboard user moves the before/after line and then to a
+    download, then the report arrives: focus and the line stay where they were."""
     page = browse(account)
     page.add_init_script("window.WebSocket = function () { throw new Error('no sockets in this test'); };")
     holding = {"report": True}
@@ -240,6 +241,10 @@ def test_focus_stays_on_its_control_when_the_report_arrives(
     page.goto(f"/#/jobs/{finished_job['id']}")
     expect(page.locator("#report-status")).to_be_visible()
     expect(page.locator("button[data-file='report.pdf']")).to_have_count(0)
+    page.locator("#compare-slider").focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowLeft")
+    expect(page.locator("#compare-slider")).to_have_value("40")
     page.locator("#result-details summary").focus()
     page.keyboard.press("Enter")
     for _ in range(60):
@@ -253,6 +258,8 @@ def test_focus_stays_on_its_control_when_the_report_arrives(
     expect(page.locator("#report-status")).to_have_count(0)
     expect(page.locator("button[data-file='corrected']")).to_be_focused()
     expect(page.locator("#result-details")).to_have_attribute("open", "")
+    expect(page.locator("#compare-slider")).to_have_value("40")
+    expect(page.locator(".compare-after")).to_have_attribute("style", re.compile(r"inset\(0px 0px 0px 40%\)"))
     page.keyboard.press("Tab")
     expect(page.locator("button[data-file='report.pdf']")).to_be_focused()
 

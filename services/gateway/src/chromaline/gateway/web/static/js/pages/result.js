@@ -454,6 +454,14 @@ function deleteJobButton(job, status) {
   return h("button", { type: "button", class: "danger", id: "delete-job", onclick: remove }, "Delete job");
 }
 
+/** The before/after line stays where the user left it when the results are drawn again. */
+function keepComparison(body, value) {
+  const slider = body.querySelector("#compare-slider");
+  if (value === undefined || !slider) return;
+  slider.value = value;
+  slider.dispatchEvent(new Event("input"));
+}
+
 /** Nothing more will change: the job has ended, and its report, if one is coming, is made or has failed. */
 function settled(view) {
   return TERMINAL.has(view.state) && view.report?.state !== "pending";
@@ -501,8 +509,10 @@ export async function render(context) {
     }
     const focused = body.contains(document.activeElement) ? focusKey(document.activeElement) : undefined;
     const opened = [...body.querySelectorAll("details[open][id]")].map((details) => details.id);
+    const compared = body.querySelector("#compare-slider")?.value;
     fill(body, nodes);
     for (const id of opened) body.querySelector(`#${CSS.escape(id)}`)?.setAttribute("open", "");
+    keepComparison(body, compared);
     if (focused !== undefined) restoreFocus(body, focused);
   }
 
