@@ -9,7 +9,7 @@ setup:
 	$(UV) sync --frozen --all-groups
 
 test: setup
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest --durations=25
 
 test-unit: setup
 	$(UV) run --frozen pytest -m "not integration and not system"
