@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from chromaline.cli.downloads import made_on_request
 from chromaline.engine.synthetic import render_scene
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,16 +117,6 @@ def running_stack(env_file: Path, stand_ins: bool) -> Iterator[tuple[Stack, floa
         stack.down()
 
 
-def pdf_report(client: httpx.Client, path: str) -> httpx.Response:
-    """The PDF report, made on its first download: asked again while the gateway answers 202."""
-    deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
-    while (response := client.get(path).raise_for_status()).status_code == 202:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the PDF report was still being made after {JOB_TIMEOUT_SECONDS} s")
-        time.sleep(float(response.headers.get("Retry-After", "5")))
-    return response
-
-
 def signed_in_client(base_url: str) -> httpx.Client:
     """Register a user (admin of a new organisation), sign in as them, return a client holding the token."""
     email = f"smoke-{uuid.uuid4().hex[:10]}@example.org"
@@ -164,7 +155,7 @@ def correct_one_photo(client: httpx.Client) -> dict[str, Any]:
     if job["report"]["state"] != "ready":
         raise RuntimeError(f"job {job_id} is done but its report failed: {job['report']}")
     corrected = client.get(job["files"]["corrected"]).raise_for_status()
-    report = pdf_report(client, job["files"]["report.pdf"])
+    report = made_on_request(client, job["files"]["report.pdf"], JOB_TIMEOUT_SECONDS)
     if not report.content.startswith(b"%PDF"):
         raise RuntimeError("the report is not a PDF")
     print(

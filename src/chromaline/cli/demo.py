@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from chromaline.cli.downloads import made_on_request
 from chromaline.cli.standalone import BackgroundServer, Standalone
 from chromaline.common.logging import configure_logging
 from chromaline.engine.synthetic import render_scene
@@ -31,10 +32,12 @@ def wait_ready(client: httpx.Client, timeout: float) -> None:
 
 
 def wait_finished(client: httpx.Client, batch_id: str, timeout: float) -> dict[str, Any]:
+    """The batch once its jobs have ended and their reports are made or have failed (a job is
+    done with its corrected image; its report follows)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         batch: dict[str, Any] = client.get(f"/api/v1/batches/{batch_id}").raise_for_status().json()
-        if batch["done"]:
+        if batch["done"] and batch["reports_pending"] == 0:
             return batch
         time.sleep(0.5)
     raise TimeoutError(f"batch {batch_id} did not finish within {timeout:.0f} s")
@@ -87,7 +90,7 @@ def run_demo(out: Path, port: int = 8080, timeout: float = 300.0) -> int:
         saved = {}
         for name in ("corrected", "report.html", "report.pdf", "profile.json", "profile.cube"):
             target = out / client_name(name)
-            target.write_bytes(client.get(job["files"][name]).raise_for_status().content)
+            target.write_bytes(made_on_request(client, job["files"][name], timeout).content)
             saved[name] = target
     console.print(f"chart: {job['chart_type']}, method: {job['method']}, rating: {job['rating']}")
     console.print(
