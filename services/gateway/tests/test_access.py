@@ -326,7 +326,13 @@ def test_lists_show_only_the_callers_organisation(world: World) -> None:
     assert own_stats["queue_depths"] == {}, "queue depths are for platform operators"
     with world.client() as client:
         platform_stats = client.get("/api/v1/stats", headers=world.callers["platform"].headers).json()
-    assert set(platform_stats["queue_depths"]) == {"gateway", "detector", "corrector", "reporter"}
+    assert set(platform_stats["queue_depths"]) == {
+        "gateway",
+        "detector",
+        "corrector",
+        "reporter",
+        "reporter.requests",
+    }
 
 
 def test_webhooks_and_notifications_stay_in_their_organisation(world: World) -> None:
