@@ -508,11 +508,20 @@ def patches_reaching_a_round_extent() -> list[PatchResult]:
     return patches
 
 
+def patches_with_the_longest_names() -> list[PatchResult]:
+    """A custom chart whose CGATS sample ids are as long as allowed (64 characters), of wide letters."""
+    return [
+        patch.model_copy(update={"name": f"{position:02d}".ljust(64, "W")})
+        for position, patch in enumerate(custom_chart_patches())
+    ]
+
+
 FIGURES_OF_CHARTS: dict[str, Callable[[], Sequence[PatchResult]]] = {
     "classic24": lambda: build_measurements("classic24").patches,
     "classic24 to ±100": patches_reaching_a_round_extent,
     "digital_sg": lambda: build_measurements("digital_sg").patches,
     "custom 5x7": custom_chart_patches,
+    "custom, longest names": patches_with_the_longest_names,
 }
 
 

@@ -38,6 +38,12 @@ WIDE = (11.69, 8.27)
 NAME_TICK_POINTS = 8.0
 """The size of the ΔE chart's patch names, set upright under their bars."""
 PAIRS_PER_ROW = 8
+PAIR_POINTS = 6.5
+"""The size of the name and ΔE written under each pair."""
+PAIR_NAME_POINTS = 72.0
+"""The widest a name under a pair may be: the Classic 24's longest ("neutral 3.5 (1.05 D)")."""
+NAME_TICK_WIDEST_POINTS = 110.0
+"""The widest a name under a bar of the ΔE chart may be, so that the bars keep most of its height."""
 
 
 def new_figure(size: tuple[float, float]) -> Figure:
@@ -64,6 +70,10 @@ LOWER_CASE_ADVANCE = 0.6
 DIGIT_ADVANCE = 0.64
 OTHER_ADVANCE = 0.4
 """Spaces and punctuation, most of them narrower."""
+WIDE_ADVANCE = 1.05
+"""The widest Latin letters (W is 1.03 em) and any character outside ASCII that is not a cased
+letter (CJK ideographs are a full em)."""
+WIDE_LETTERS = frozenset("WMmw@%")
 TICK_SPACE = 7.0
 """Tick length (3.5 pt) and the pad between tick and label (3.5 pt)."""
 LABEL_PAD = 4.0
@@ -107,17 +117,30 @@ def number_width(characters: int) -> float:
 
 def text_width(text: str, points: float) -> float:
     """A generous estimate of the width, in points, of ``text`` set in DejaVu Sans."""
-    ems = sum(
-        UPPER_CASE_ADVANCE
-        if character.isupper()
-        else LOWER_CASE_ADVANCE
-        if character.islower()
-        else DIGIT_ADVANCE
-        if character.isdigit()
-        else OTHER_ADVANCE
-        for character in text
-    )
-    return ems * points
+    return sum(_advance(character) for character in text) * points
+
+
+def _advance(character: str) -> float:
+    """A generous estimate of one character's advance in DejaVu Sans, in ems."""
+    if character in WIDE_LETTERS or not (character.isascii() or character.isupper() or character.islower()):
+        return WIDE_ADVANCE
+    if character.isupper():
+        return UPPER_CASE_ADVANCE
+    if character.islower():
+        return LOWER_CASE_ADVANCE
+    if character.isdigit():
+        return DIGIT_ADVANCE
+    return OTHER_ADVANCE
+
+
+def shortened(name: str, points: float, widest: float) -> str:
+    """``name`` as written in a figure: cut short with an ellipsis when, set at ``points``, it would
+    be wider than ``widest`` points (a custom chart's sample ids run to 64 characters)."""
+    if text_width(name, points) <= widest:
+        return name
+    while name and text_width(name + "…", points) > widest:
+        name = name[:-1]
+    return name + "…"
 
 
 def title_margin(titles: int) -> float:
@@ -266,9 +289,18 @@ def patch_pairs_figure(patches: Sequence[PatchResult]) -> Figure:
         axes.add_patch(Rectangle((x, y), 1, 1, color=_unit(patch.reference_srgb)))
         axes.add_patch(Rectangle((x + 1, y), 1, 1, color=_unit(patch.after_srgb)))
         axes.add_patch(Rectangle((x, y), 2, 1, fill=False, edgecolor="#555555", linewidth=0.6))
-        label = patch.name if len(patches) <= NAMED_TICKS_UP_TO else str(patch.index + 1)
+        label = (
+            shortened(patch.name, PAIR_POINTS, PAIR_NAME_POINTS)
+            if len(patches) <= NAMED_TICKS_UP_TO
+            else str(patch.index + 1)
+        )
         axes.text(
-            x + 1, y - 0.08, f"{label}  ΔE {patch.delta_e2000[1]:.1f}", ha="center", va="top", fontsize=6.5
+            x + 1,
+            y - 0.08,
+            f"{label}  ΔE {patch.delta_e2000[1]:.1f}",
+            ha="center",
+            va="top",
+            fontsize=PAIR_POINTS,
         )
     axes.set_xlim(-0.2, PAIRS_PER_ROW * 2.4)
     axes.set_ylim(-(rows - 1) * 1.3 - 0.4, 1.1)
@@ -284,9 +316,8 @@ def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
     """Grouped bars of ΔE2000 per patch, before and after; patches left out of the fit stand out."""
     figure = new_figure(WIDE)
     named = len(patches) <= NAMED_TICKS_UP_TO
-    tick_depth = (
-        max(text_width(patch.name, NAME_TICK_POINTS) for patch in patches) if named else _line(FONT_POINTS)
-    )
+    names = [shortened(patch.name, NAME_TICK_POINTS, NAME_TICK_WIDEST_POINTS) for patch in patches]
+    tick_depth = max(text_width(name, NAME_TICK_POINTS) for name in names) if named else _line(FONT_POINTS)
     margins = Margins(
         left=label_margin(number_width(4)),
         bottom=label_margin(tick_depth),
@@ -312,7 +343,7 @@ def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
     axes.set_ylim(bottom=0)
     axes.set_title("ΔE2000 per patch, before and after correction")
     if named:
-        axes.set_xticks(positions, [patch.name for patch in patches], rotation=90, fontsize=NAME_TICK_POINTS)
+        axes.set_xticks(positions, names, rotation=90, fontsize=NAME_TICK_POINTS)
         axes.set_xlabel("Patch")
     else:
         step = 10
