@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from chromaline.cli.downloads import made_on_request
 from chromaline.cli.processes import free_port, wait_ready
 from chromaline.cli.standalone import BackgroundServer, Standalone
 from chromaline.common.blobs.factory import create_blob_store
@@ -134,6 +135,15 @@ def test_a_job_past_its_organisations_period_keeps_its_record_and_loses_its_file
         kept = finished_job(other, "long.jpg", 52)
         saved = client.post("/api/v1/profiles", json={"job_id": job["id"], "name": "studio"})
         assert saved.status_code == 201, saved.text
+        job = eventually(
+            lambda: (
+                (view := client.get(f"/api/v1/jobs/{job['id']}").json())["report"]["state"] == "ready"
+                and view
+            ),
+            "the report is made",
+        )
+        pdf = made_on_request(client, job["files"]["report.pdf"], SETTLE_SECONDS)
+        assert pdf.content.startswith(b"%PDF"), "the PDF, made on its first download, expires too"
         [(original, results)] = system.sql(
             "SELECT original, results FROM gateway.jobs WHERE id = CAST(:id AS uuid)", id=job["id"]
         )
