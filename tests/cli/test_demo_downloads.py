@@ -24,7 +24,9 @@ def _still_making() -> httpx.Response:
 def test_a_file_still_being_made_is_asked_for_again_until_it_comes() -> None:
     answers = iter([_still_making(), _still_making(), httpx.Response(200, content=b"%PDF-1.4 ...")])
     with _client(answers) as client:
-        assert made_on_request(client, "/api/v1/jobs/j/files/report.pdf", timeout=5).content.startswith(b"%PDF")
+        assert made_on_request(client, "/api/v1/jobs/j/files/report.pdf", timeout=5).content.startswith(
+            b"%PDF"
+        )
 
 
 def test_a_file_never_made_ends_in_a_timeout_not_in_a_saved_error() -> None:
