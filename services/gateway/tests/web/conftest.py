@@ -18,7 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    FileChooser,
+    Page,
+    Playwright,
+    ViewportSize,
+    sync_playwright,
+)
 
 from chromaline.auth.accounts import user_by_email
 from chromaline.auth.platform import set_platform_operator
@@ -193,6 +201,13 @@ def _watch(opened: Page) -> PageErrors:
     return errors
 
 
+def _chosen_by_the_test(chooser: FileChooser) -> None:
+    """Listening from the start has Playwright intercept the page's file choosers before any test
+    opens one: it starts intercepting with its first listener, asynchronously, so a chooser opened
+    by a key press right after ``expect_file_chooser`` could otherwise open unseen on a busy machine.
+    The test that opens it sets its files."""
+
+
 @pytest.fixture
 def browse(browser: Browser, base_url: str) -> Iterator[Callable[[Account | None], Page]]:
     """``browse(account)``: a new page in a browser profile of its own, signed in as ``account``
@@ -203,6 +218,7 @@ def browse(browser: Browser, base_url: str) -> Iterator[Callable[[Account | None
         context = open_context(browser, base_url, account)
         context.set_default_timeout(20_000)
         page = context.new_page()
+        page.on("filechooser", _chosen_by_the_test)
         opened.append((context, _watch(page)))
         return page
 
