@@ -4,9 +4,12 @@ SOURCES := src deploy libs/common/src libs/engine/src services/gateway/src servi
 
 .PHONY: setup test test-unit lint format run demo up down bench contracts stand-ins images smoke test-containers
 
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, Python never caches it,
+# and every process (each service the tests start) would compile colour-science, SciPy and
+# matplotlib again, several CPU seconds each.
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen --all-groups
+	$(UV) sync --frozen --all-groups --compile-bytecode
 
 test: setup
 	$(UV) run --frozen pytest --durations=25

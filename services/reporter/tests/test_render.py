@@ -4,6 +4,8 @@ import base64
 import io
 import json
 import re
+import subprocess
+import sys
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
@@ -621,3 +623,15 @@ def test_the_figures_are_placed_without_a_layout_solver(measurements: Measuremen
     figures = drawn_figures(measurements.patches)
     assert len(figures) == 4
     assert all(figure.get_layout_engine() is None for figure in figures)
+
+
+def test_the_pdf_backend_loads_only_when_a_pdf_is_made() -> None:
+    """Most reports are never asked for as PDF; its backend (and fontTools with it) is left out of
+    the reporter's memory until one is."""
+    probe = (
+        "import sys; from chromaline.reporter.render import render_report; "
+        "print('matplotlib.backends.backend_pdf' in sys.modules)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+
+    assert loaded.stdout.strip() == "False"

@@ -24,7 +24,6 @@ from importlib import metadata
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.collections import PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -394,6 +393,8 @@ def render_pdf(
     document: ReportDocument, before: BgrImage, after: BgrImage, figures: ReportFigures | None
 ) -> bytes:
     """Page 1: overview, summary and previews; then a page per figure; then the patch table."""
+    from matplotlib.backends.backend_pdf import PdfPages  # with fontTools: only where PDFs are made
+
     buffer = io.BytesIO()
     info = {"Title": f"Colour report — {document.measurements.filename}", "Creator": "Chromaline"}
     with PdfPages(buffer, metadata=info) as pdf:
