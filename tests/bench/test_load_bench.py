@@ -47,6 +47,8 @@ def test_two_uploads_go_through_every_service_and_are_measured(
         "800x600",
         "--sample-seconds",
         "0.5",
+        "--warm-up",
+        "1",
     ]
 
     load.main()
