@@ -14,6 +14,7 @@ from chromaline.engine.detect import (
     MIN_CONFIDENCE,
     CandidateSet,
     DetectionOutcome,
+    checked_detection_from_corners,
     detect_charts,
     encoded_rgb8,
     layout_patch_means,
@@ -111,6 +112,57 @@ def test_a_nano_is_measured_inside_its_own_patches() -> None:
         assert all(inside), patch.name
     uneven = [patch.name for patch in patches if "non_uniform" in patch.flags]
     assert len(uneven) <= 2, uneven
+
+
+@pytest.mark.parametrize("nudge", [0.0, 0.015])
+def test_corners_marked_by_hand_on_a_nano_are_measured_with_its_layout(nudge: float) -> None:
+    """Hand-marked corners used to be sampled with a Classic's layout whatever the card: on the
+    Nano, its quads reached into the gaps and most patches were flagged uneven. The corners are
+    taken as annotated, and also moved by up to 1.5 % of the diagonal as a hand would."""
+    name = "plantcv-nano.jpeg"
+    image = decode_image((REAL_PHOTOS / name).read_bytes())
+    truth = _truth(name)
+    moved = truth + np.random.default_rng(3).uniform(-1, 1, truth.shape) * nudge * np.linalg.norm(
+        truth[2] - truth[0]
+    )
+
+    detection = checked_detection_from_corners(image, "classic24", moved)
+
+    assert detection.layout == NANO_LAYOUT
+    uneven = [patch.name for patch in sample_patches(image, detection) if "non_uniform" in patch.flags]
+    assert len(uneven) <= 3, uneven
+
+
+@pytest.mark.parametrize(
+    "name", ["arcu-mini-02.jpg", "ccd-passport-dark-chair.png", "darsia-fluidflower-baseline.jpg"]
+)
+def test_corners_marked_by_hand_on_a_classic_keep_its_layout(name: str) -> None:
+    """The Classic-type cards whose grids come closest to a Nano's (the Mini, the Passport, a card
+    105 px tall) keep the Classic layout."""
+    image = decode_image((REAL_PHOTOS / name).read_bytes())
+
+    assert checked_detection_from_corners(image, "classic24", _truth(name)).layout is None
+
+
+@pytest.mark.parametrize(
+    "name", ["hdri-passport-closeup.png", "jarrelscy-203451.jpg", "ccd-passport-dark-chair.png"]
+)
+def test_corners_marked_a_little_off_are_fitted_to_the_patch_edges(name: str) -> None:
+    """Corners 2 % of the diagonal off, as a hand marks them, were used as given: quads reached over
+    patch edges and 10 to 14 patches were flagged unevenly lit. Fitted to the edges, they are back
+    within 5 % of the annotation and few patches are flagged."""
+    image = decode_image((REAL_PHOTOS / name).read_bytes())
+    truth = _truth(name)
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        moved = truth + rng.uniform(-1, 1, truth.shape) * 0.02 * np.linalg.norm(truth[2] - truth[0])
+
+        detection = checked_detection_from_corners(image, "classic24", moved)
+
+        assert _corner_error(name, detection.corners) < 0.05
+        assert _first_patch_in_place(name, detection.corners)
+        uneven = [patch.name for patch in sample_patches(image, detection) if "non_uniform" in patch.flags]
+        assert len(uneven) <= 3, uneven
 
 
 @pytest.mark.slow
