@@ -84,12 +84,16 @@ def test_mismatched_patch_count_is_refused() -> None:
         definition(classic24_as_lab_d50(), rows=5, columns=6)
 
 
-def random_chart(rows: int = 5, columns: int = 7, seed: int = 3) -> ChartDefinition:
+def random_chart(
+    rows: int = 5, columns: int = 7, seed: int = 3, body_dark: tuple[int, ...] = ()
+) -> ChartDefinition:
+    """Random colours from L* 15 up; the patches ``body_dark`` are a neutral as dark as the body."""
     rng = np.random.default_rng(seed)
     count = rows * columns
     lab = np.column_stack(
         [rng.uniform(15, 95, count), rng.uniform(-55, 55, count), rng.uniform(-55, 55, count)]
     )
+    lab[list(body_dark)] = (12.0, 0.0, 0.0)
     text = cgats(
         "LAB_L LAB_A LAB_B", [(f"P{i}", *row) for i, row in enumerate(lab)], 'DESCRIPTOR "studio D50"\n'
     )
@@ -115,6 +119,20 @@ def test_rendered_custom_chart_is_found_and_corrected(upside_down: bool) -> None
     assert result.profile.chart_type == "custom"
     assert result.measurement is not None
     assert [patch.name for patch in result.measurement.patches][:2] == ["P0", "P1"]
+
+
+@pytest.mark.parametrize(("seed", "body_dark"), [(0, ()), (3, (8,)), (4, (17,)), (6, (3,)), (1, (0, 34))])
+def test_a_chart_with_dark_patches_is_found(seed: int, body_dark: tuple[int, ...]) -> None:
+    """Dark patches merged their neighbours into one region, so charts with a few of them (or one
+    neutral as dark as the body) were not found at all: ``no_chart``."""
+    chart = random_chart(seed=seed, body_dark=body_dark)
+    photo = render_custom_chart(chart, seed=seed)
+
+    outcome = detect_custom_chart(decode_image(photo.image_bytes), chart)
+
+    assert outcome.detections, outcome.message
+    patch_px = float(np.linalg.norm(photo.corners[1] - photo.corners[0])) / (chart.columns * 1.2)
+    assert float(np.linalg.norm(outcome.detections[0].corners - photo.corners, axis=1).max()) < 0.1 * patch_px
 
 
 def test_a_photo_of_another_layout_has_no_custom_chart() -> None:

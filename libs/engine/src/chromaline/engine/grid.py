@@ -4,8 +4,10 @@ A chart of many small patches (the ColorChecker Digital SG) is hard for ``mcc``'
 its patches are easy to see one by one: the chart body shows as thin dark lines between them.
 Those lines are what a morphological closing fills in, so every pixel much darker than its closing
 belongs to a line, and the regions between lines that look like squares are candidate patches.
-Patches as dark as the body (the SG's black ring patches) are lost, which does not matter: a few
-dozen patches fix the lattice.
+Where dark patches stop the lines from standing out against the closing, the patches are found
+instead as the pixels brighter than the darkest ones near them (the body). Patches as dark as the
+body (the SG's black ring patches) are lost, which does not matter: a few dozen patches fix the
+lattice.
 
 The lattice is grown from a seed patch: its neighbours give two axis vectors, every square is
 given lattice coordinates through the current lattice-to-image homography, the ones close to a
@@ -32,6 +34,10 @@ ENOUGH_PATCHES = 60
 """Once lattices this large are found, wider kernels are not tried."""
 LINE_CONTRAST = 0.08
 """A pixel this much darker (relative) than its closing is part of a dark line."""
+FLOOR_MARGIN = 8.0
+"""A pixel this much brighter (8-bit codes) than the darkest one near it is part of a patch: above
+the noise of a flat patch in a JPEG (its darkest pixel sits some 5 codes below its mean), below
+the step from a black body to a patch of L* 20."""
 MIN_SQUARE_AREA = 30.0
 SQUARE_FILL = 0.8
 """A square's area over its bounding rectangle's; a perspective patch stays well above."""
@@ -77,8 +83,27 @@ def find_squares(value: NDArray[np.float32], closing_size: int) -> Squares:
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (closing_size, closing_size))
     closed = cv2.morphologyEx(value, cv2.MORPH_CLOSE, kernel)
     open_area = ((closed - value) < LINE_CONTRAST * closed + 3.0).astype(np.uint8)
+    return _squares(open_area, value.shape)
+
+
+def find_squares_above_floor(value: NDArray[np.float32], floor_size: int) -> Squares:
+    """Square regions of a ``brightness`` image brighter than the darkest pixel within
+    ``floor_size`` by :data:`FLOOR_MARGIN`.
+
+    The closing of :func:`find_squares` fills a line between a bright patch and a dark one up to
+    the dark patch's level, so the line stops separating them and one dark patch merges its
+    neighbours into one region; a chart with many dark patches lost most of its squares. Measured
+    against the body around it (the darkest pixels near a patch are the lines beside it), a dark
+    patch stays apart from its neighbours as long as it is brighter than the body at all."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (floor_size, floor_size))
+    floor = cv2.erode(value, kernel)
+    return _squares((value > floor + FLOOR_MARGIN).astype(np.uint8), value.shape)
+
+
+def _squares(open_area: NDArray[np.uint8], shape: tuple[int, ...]) -> Squares:
+    """The regions of ``open_area`` (non-zero) shaped like squares, of a plausible patch size."""
     contours, hierarchy = cv2.findContours(open_area, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    max_area = (max(value.shape) / 8.0) ** 2
+    max_area = (max(shape) / 8.0) ** 2
     centres, sides, angles = [], [], []
     for contour, links in zip(contours, hierarchy[0] if hierarchy is not None else [], strict=True):
         if links[3] != -1:
@@ -245,10 +270,11 @@ def grid_boxes(
     value = brightness(rgb)
     best: list[list[NDArray[np.float64]]] = []
     best_patches = 0
-    for closing_size in CLOSING_SIZES:
-        lattices, patches = _lattices(find_squares(value, closing_size), layout, max_charts)
-        if patches > best_patches:
-            best, best_patches = lattices, patches
-        if best_patches >= ENOUGH_PATCHES:
-            break
+    for size in CLOSING_SIZES:
+        for find in (find_squares, find_squares_above_floor):
+            lattices, patches = _lattices(find(value, size), layout, max_charts)
+            if patches > best_patches:
+                best, best_patches = lattices, patches
+            if best_patches >= ENOUGH_PATCHES:
+                return best
     return best
