@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ from chromaline.auth.api import INTERNAL_TOKEN_HEADER, internal_token
 from chromaline.auth.models import ApiKey, AuditEntry, SigningKey
 from chromaline.auth.signing_keys import CLOCK_SKEW, published_keys, rotate_signing_keys
 
-from .conftest import AuthService
+from .conftest import PASSWORD, AuthService
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +197,55 @@ async def test_an_api_key_lives_at_most_the_stated_maximum(auth_service: AuthSer
         assert abs(lifetime - timedelta(days=most)) < timedelta(minutes=5)
     assert (too_long["status"], too_long["code"], too_long["max_days"]) == (422, "expiry_too_long", most)
     assert listed["max_expires_in_days"] == most
+
+
+async def test_the_audit_log_shows_nothing_a_member_did_in_another_organisation(
+    auth_service: AuthService,
+) -> None:
+    admin = await auth_service.register()
+    other = await auth_service.register(organisation="Elsewhere")
+    added = await auth_service.client.post(
+        f"/api/v1/auth/organisations/{admin['organisation']['id']}/members",
+        json={"email": other["user"]["email"], "role": "viewer"},
+        headers=bearer(admin["access_token"]),
+    )
+    assert added.status_code == 201, added.text
+    elsewhere_key = await auth_service.client.post(
+        "/api/v1/auth/api-keys",
+        json={"name": "elsewhere", "scopes": ["admin"]},
+        headers=bearer(other["access_token"]),
+    )
+    assert elsewhere_key.status_code == 201, elsewhere_key.text
+    changed = await auth_service.client.post(
+        "/api/v1/auth/password/change",
+        json={"current_password": PASSWORD, "new_password": "another long password"},
+        headers=bearer(other["access_token"]),
+    )
+    assert changed.status_code == 204, changed.text
+
+    audit = await auth_service.client.get("/api/v1/auth/audit", headers=bearer(admin["access_token"]))
+    assert audit.status_code == 200
+    items = audit.json()["items"]
+    assert {entry["organisation_id"] for entry in items} <= {admin["organisation"]["id"], None}
+    assert "api_key.created" not in {entry["action"] for entry in items}
+    assert "password.changed" in {entry["action"] for entry in items}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"page": 10**18},
+        {"since": "9999-12-31T23:59:59-23:59"},
+        {"since": "0001-01-01T00:00:00+14:00"},
+    ],
+    ids=["page", "since after year 9999 in UTC", "since before year 1 in UTC"],
+)
+async def test_an_audit_query_past_any_range_is_refused(
+    auth_service: AuthService, query: dict[str, Any]
+) -> None:
+    admin = await auth_service.register()
+    answer = await auth_service.client.get(
+        "/api/v1/auth/audit", params=query, headers=bearer(admin["access_token"])
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] in ("invalid_request", "invalid_since")

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -101,6 +101,18 @@ class NewPlatformOperator(ClientModel):
 
 class KeyCheck(ClientModel):
     key: str = Field(max_length=256)
+
+
+MAX_AUDIT_PAGE = 100_000
+"""Past this page the offset would overflow the database's integers long before any log is that long."""
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (a naive one taken as UTC); 422 when that falls outside the years 1 to 9999."""
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ApiError(422, "invalid_since", "since falls outside the years 1 to 9999 in UTC") from None
 
 
 @dataclass(frozen=True)
@@ -397,11 +409,12 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
         action: Annotated[str | None, Query(max_length=64)] = None,
         user_id: uuid.UUID | None = None,
         since: datetime | None = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 1,
         page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
         if who.role != "admin":
             raise ApiError(403, "forbidden", "only an admin may read the audit log")
+        since = _in_utc(since) if since is not None else None
         query = audit.AuditQuery(who.organisation_id, action, user_id, since, page, page_size)
         async with session() as db:
             total, entries = await audit.search(db, query)
