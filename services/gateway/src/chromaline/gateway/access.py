@@ -235,7 +235,7 @@ class Authenticator:
             json={"key": key},
             headers={INTERNAL_TOKEN_HEADER: self._internal_token},
         )
-        if response.status_code == 401:
+        if response.status_code in (401, 422):  # 422: no key could look like this one (e.g. too long)
             raise Unauthenticated("invalid API key")
         response.raise_for_status()
         body = response.json()
