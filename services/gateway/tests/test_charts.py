@@ -112,11 +112,16 @@ async def test_xyz_values_keep_their_illuminant(api_client: ApiClient) -> None:
     [
         (cgats_text(made_up_lab(35)).replace("P4\t", "P4\t1O", 1), "invalid_cgats", 13),
         (cgats_text(made_up_lab(35)).replace("NUMBER_OF_SETS 35", "NUMBER_OF_SETS 36"), "invalid_cgats", 8),
+        (
+            cgats_text(made_up_lab(35)).replace("NUMBER_OF_SETS 35", "NUMBER_OF_SETS \u00b3"),
+            "invalid_cgats",
+            8,
+        ),
         (cgats_text(made_up_lab(35)).replace("LAB_B", "LAB_Q"), "invalid_cgats", 5),
         ("not a chart at all\n", "invalid_cgats", None),
         (cgats_text(made_up_lab(34)), "chart_patch_count_mismatch", None),
     ],
-    ids=["bad-number", "set-count", "no-lab", "not-cgats", "count-mismatch"],
+    ids=["bad-number", "set-count", "superscript-count", "no-lab", "not-cgats", "count-mismatch"],
 )
 async def test_a_bad_file_or_a_layout_that_does_not_fit_is_refused_with_a_code(
     api_client: ApiClient, text: str, code: str, line: int | None
