@@ -158,6 +158,15 @@ async def test_a_file_that_is_not_utf8_or_too_small_a_chart_is_refused(api_clien
     assert (huge_gap.status_code, huge_gap.json()["code"]) == (422, "invalid_chart_layout")
 
 
+@pytest.mark.parametrize("name", ["Studio\x00card", "Studio\r\ncard"], ids=["nul", "line-break"])
+async def test_a_chart_name_with_control_characters_is_refused(api_client: ApiClient, name: str) -> None:
+    async with api_client("org-a") as alice:
+        refused = await define(alice, cgats_text(made_up_lab(35)), name=name)
+        listed = await alice.get(CHARTS)
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_chart_name")
+    assert listed.json()["items"] == []
+
+
 async def test_a_file_over_the_cgats_limit_is_refused_with_413(api_client: ApiClient) -> None:
     padding = "# " + "x" * 1000 + "\n"
     text = cgats_text(made_up_lab(35)).replace("BEGIN_DATA\n", "BEGIN_DATA\n" + padding * 200, 1)
