@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -49,6 +50,22 @@ async def test_a_new_user_is_the_admin_of_a_new_organisation(auth_service: AuthS
         },
     )
     assert again.status_code == 409
+
+
+async def test_one_email_registered_at_once_several_times_makes_one_account(
+    auth_service: AuthService,
+) -> None:
+    body = {
+        "email": "twice@example.org",
+        "password": PASSWORD,
+        "display_name": "Twin",
+        "organisation_name": "Race",
+    }
+    answers = await asyncio.gather(
+        *(auth_service.client.post("/api/v1/auth/register", json=body) for _ in range(4))
+    )
+    assert sorted(answer.status_code for answer in answers) == [201, 409, 409, 409], [a.text for a in answers]
+    assert {answer.json()["code"] for answer in answers if answer.status_code == 409} == {"email_taken"}
 
 
 async def test_sign_in_checks_the_password(auth_service: AuthService) -> None:

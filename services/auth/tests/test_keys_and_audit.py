@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -249,3 +250,20 @@ async def test_an_audit_query_past_any_range_is_refused(
     )
     assert answer.status_code == 422, answer.text
     assert answer.json()["code"] in ("invalid_request", "invalid_since")
+
+
+async def test_one_person_added_at_once_several_times_is_added_once(auth_service: AuthService) -> None:
+    admin = await auth_service.register()
+    newcomer = await auth_service.register()
+    answers = await asyncio.gather(
+        *(
+            auth_service.client.post(
+                f"/api/v1/auth/organisations/{admin['organisation']['id']}/members",
+                json={"email": newcomer["user"]["email"], "role": "viewer"},
+                headers=bearer(admin["access_token"]),
+            )
+            for _ in range(4)
+        )
+    )
+    assert sorted(answer.status_code for answer in answers) == [201, 409, 409, 409], [a.text for a in answers]
+    assert {answer.json()["code"] for answer in answers if answer.status_code == 409} == {"already_member"}

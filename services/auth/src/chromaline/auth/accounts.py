@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.auth import audit, throttle
@@ -110,14 +111,23 @@ async def register(
     email = normalise_email(email)
     if (await session.execute(sa.select(User.id).where(User.email == email))).first() is not None:
         raise ApiError(409, "email_taken", "an account with this email exists")
-    user = User(
-        id=uuid.uuid4(),
-        email=email,
-        display_name=display_name,
-        password_hash=context.passwords.hash(password),
+    user_id = uuid.uuid4()
+    claimed = await session.execute(
+        insert(User)
+        .values(
+            id=user_id,
+            email=email,
+            display_name=display_name,
+            password_hash=context.passwords.hash(password),
+        )
+        .on_conflict_do_nothing(index_elements=[User.email])
+        .returning(User.id)
     )
+    if claimed.first() is None:  # registered by a request running alongside this one
+        raise ApiError(409, "email_taken", "an account with this email exists")
+    user = await session.get_one(User, user_id)
     organisation = Organisation(id=uuid.uuid4(), name=organisation_name)
-    session.add_all([user, organisation])
+    session.add(organisation)
     await session.flush()
     session.add(Membership(user_id=user.id, organisation_id=organisation.id, role="admin"))
     await session.flush()

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.auth import audit
@@ -73,9 +74,14 @@ async def add_member(
     user = await user_by_email(session, email)
     if user is None:
         raise ApiError(404, "user_not_found", "no account with this email; the person must register first")
-    if await role_in(session, user.id, organisation_id) is not None:
+    added = await session.execute(
+        insert(Membership)
+        .values(user_id=user.id, organisation_id=organisation_id, role=role)
+        .on_conflict_do_nothing(index_elements=[Membership.user_id, Membership.organisation_id])
+        .returning(Membership.user_id)
+    )
+    if added.first() is None:  # also when a request running alongside this one added them
         raise ApiError(409, "already_member", "this user is already a member")
-    session.add(Membership(user_id=user.id, organisation_id=organisation_id, role=role))
     await audit.record(
         session,
         "member.added",
