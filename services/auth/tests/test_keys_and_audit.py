@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,10 +11,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from chromaline.auth import members
 from chromaline.auth.access_tokens import verify_access_token
 from chromaline.auth.api import INTERNAL_TOKEN_HEADER, internal_token
-from chromaline.auth.models import ApiKey, AuditEntry, SigningKey
+from chromaline.auth.models import ApiKey, AuditEntry, Membership, SigningKey
 from chromaline.auth.signing_keys import CLOCK_SKEW, published_keys, rotate_signing_keys
+from chromaline.common.problems import ApiError
 
 from .conftest import PASSWORD, AuthService
 
@@ -267,3 +270,36 @@ async def test_one_person_added_at_once_several_times_is_added_once(auth_service
     )
     assert sorted(answer.status_code for answer in answers) == [201, 409, 409, 409], [a.text for a in answers]
     assert {answer.json()["code"] for answer in answers if answer.status_code == 409} == {"already_member"}
+
+
+async def test_two_admins_demoting_and_removing_each_other_at_once_leave_one_admin(
+    auth_service: AuthService,
+) -> None:
+    first = await auth_service.register()
+    second = await auth_service.register()
+    organisation = uuid.UUID(first["organisation"]["id"])
+    first_id, second_id = uuid.UUID(first["user"]["id"]), uuid.UUID(second["user"]["id"])
+    async with auth_service.runtime.session() as session, session.begin():
+        session.add(Membership(user_id=second_id, organisation_id=organisation, role="admin"))
+
+    async def second_removes_first() -> None:
+        async with auth_service.runtime.session() as session, session.begin():
+            await members.require_admin(session, second_id, organisation)
+            await members.remove_member(session, organisation, first_id, second_id, "test")
+
+    async with auth_service.runtime.session() as session, session.begin():
+        await members.require_admin(session, first_id, organisation)
+        await members.change_role(session, organisation, second_id, "viewer", first_id, "test")
+        removal = asyncio.create_task(second_removes_first())
+        await asyncio.sleep(0.5)  # the removal runs while the demotion is not yet committed
+    with pytest.raises(ApiError):
+        await removal
+    async with auth_service.runtime.session() as session:
+        admins = (
+            await session.execute(
+                sa.select(Membership.user_id).where(
+                    Membership.organisation_id == organisation, Membership.role == "admin"
+                )
+            )
+        ).scalars()
+        assert list(admins) == [first_id]

@@ -21,6 +21,10 @@ async def role_in(session: AsyncSession, user_id: uuid.UUID, organisation_id: uu
 
 
 async def require_admin(session: AsyncSession, user_id: uuid.UUID, organisation_id: uuid.UUID) -> None:
+    """Lock the organisation until the caller's transaction ends, then check the user is its admin:
+    admins' changes to one organisation run one after another, so two admins demoting or removing
+    each other at once cannot both pass the last-admin check."""
+    await session.get(Organisation, organisation_id, with_for_update=True)
     role = await role_in(session, user_id, organisation_id)
     if role is None:
         raise ApiError(404, "organisation_not_found", f"no organisation {organisation_id}")
