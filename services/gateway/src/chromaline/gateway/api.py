@@ -72,6 +72,8 @@ WS_POLL_SECONDS = 0.5
 
 UPLOAD_ROUTES = frozenset({("POST", "/api/v1/jobs"), ("PUT", "/api/v1/uploads/stream")})
 """Routes whose bodies are images: they enforce the upload limits instead of the body limit."""
+MULTIPART_UPLOAD_ROUTES = frozenset({("POST", "/api/v1/jobs")})
+"""Upload routes whose bodies FastAPI reads before it authorizes the caller (see ``AdmitUploadersFirst``)."""
 MAX_PAGE = 100_000
 CORNERS_MAX_CHARS = 512
 
