@@ -203,6 +203,38 @@ async def test_an_api_key_lives_at_most_the_stated_maximum(auth_service: AuthSer
     assert listed["max_expires_in_days"] == most
 
 
+async def test_another_members_api_key_request_with_the_same_idempotency_key_makes_their_own_key(
+    auth_service: AuthService,
+) -> None:
+    admin = await auth_service.register()
+    member = await auth_service.register()
+    organisation = admin["organisation"]["id"]
+    added = await auth_service.client.post(
+        f"/api/v1/auth/organisations/{organisation}/members",
+        json={"email": member["user"]["email"], "role": "member"},
+        headers=bearer(admin["access_token"]),
+    )
+    assert added.status_code == 201, added.text
+    refreshed = await auth_service.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": member["refresh_token"]}
+    )
+    as_member = {**bearer(refreshed.json()["access_token"]), "X-Organisation-ID": organisation}
+    body = {"name": "scanner", "scopes": ["upload"]}
+    first = await auth_service.client.post(
+        "/api/v1/auth/api-keys",
+        json=body,
+        headers={**bearer(admin["access_token"]), "Idempotency-Key": "k-1"},
+    )
+    second = await auth_service.client.post(
+        "/api/v1/auth/api-keys", json=body, headers={**as_member, "Idempotency-Key": "k-1"}
+    )
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert "Idempotent-Replayed" not in second.headers
+    assert second.json()["key"] != first.json()["key"]
+    listed = (await auth_service.client.get("/api/v1/auth/api-keys", headers=as_member)).json()["items"]
+    assert [item["id"] for item in listed] == [second.json()["id"]]
+
+
 async def test_the_audit_log_shows_nothing_a_member_did_in_another_organisation(
     auth_service: AuthService,
 ) -> None:

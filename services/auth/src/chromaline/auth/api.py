@@ -359,7 +359,10 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
 
     @auth.post("/api-keys", status_code=201)
     async def create_key(body: NewApiKey, who: CallerDep, request: Request) -> dict[str, Any]:
-        idempotent = idempotency.from_request(request, str(who.organisation_id), json_part(body))
+        # per user: a key is its user's, so another member's request with the same key is another request
+        idempotent = idempotency.from_request(
+            request, f"{who.organisation_id}/{who.user_id}", json_part(body)
+        )
         async with session() as db:
             await idempotency.replay_if_known(db, idempotent)
         days = body.expires_in_days or settings.api_key_days_max
