@@ -203,18 +203,23 @@ async def test_an_api_key_lives_at_most_the_stated_maximum(auth_service: AuthSer
     assert listed["max_expires_in_days"] == most
 
 
+async def _add_member(auth: AuthService, admin: dict[str, Any], newcomer: dict[str, Any], role: str) -> None:
+    """Add ``newcomer`` to the organisation ``admin`` registered with."""
+    added = await auth.client.post(
+        f"/api/v1/auth/organisations/{admin['organisation']['id']}/members",
+        json={"email": newcomer["user"]["email"], "role": role},
+        headers=bearer(admin["access_token"]),
+    )
+    assert added.status_code == 201, added.text
+
+
 async def test_another_members_api_key_request_with_the_same_idempotency_key_makes_their_own_key(
     auth_service: AuthService,
 ) -> None:
     admin = await auth_service.register()
     member = await auth_service.register()
     organisation = admin["organisation"]["id"]
-    added = await auth_service.client.post(
-        f"/api/v1/auth/organisations/{organisation}/members",
-        json={"email": member["user"]["email"], "role": "member"},
-        headers=bearer(admin["access_token"]),
-    )
-    assert added.status_code == 201, added.text
+    await _add_member(auth_service, admin, member, "member")
     refreshed = await auth_service.client.post(
         "/api/v1/auth/refresh", json={"refresh_token": member["refresh_token"]}
     )
@@ -240,12 +245,7 @@ async def test_the_audit_log_shows_nothing_a_member_did_in_another_organisation(
 ) -> None:
     admin = await auth_service.register()
     other = await auth_service.register(organisation="Elsewhere")
-    added = await auth_service.client.post(
-        f"/api/v1/auth/organisations/{admin['organisation']['id']}/members",
-        json={"email": other["user"]["email"], "role": "viewer"},
-        headers=bearer(admin["access_token"]),
-    )
-    assert added.status_code == 201, added.text
+    await _add_member(auth_service, admin, other, "viewer")
     elsewhere_key = await auth_service.client.post(
         "/api/v1/auth/api-keys",
         json={"name": "elsewhere", "scopes": ["admin"]},
