@@ -207,3 +207,21 @@ async def test_password_reset_requests_are_throttled(auth_service: AuthService) 
     held = await ask("one-more@example.org")
     assert (held.status_code, held.json()["code"]) == (429, "too_many_reset_requests")
     assert int(held.headers["Retry-After"]) > 0
+
+
+async def test_guessing_the_current_password_is_throttled_like_sign_in(auth_service: AuthService) -> None:
+    registered = await auth_service.register()
+    headers = bearer(registered["access_token"])
+
+    async def change(current: str) -> httpx.Response:
+        return await auth_service.client.post(
+            "/api/v1/auth/password/change",
+            json={"current_password": current, "new_password": "a new long password"},
+            headers={**headers, "X-Forwarded-For": "198.51.100.20"},
+        )
+
+    assert [(await change(f"guess {n}")).status_code for n in range(3)] == [401] * 3
+    held = await change(PASSWORD)
+    assert (held.status_code, held.json()["code"]) == (429, "too_many_attempts")
+    assert 0 < int(held.headers["Retry-After"]) <= auth_service.settings.throttle_window_seconds
+    assert (await login(auth_service, registered["user"]["email"])).status_code == 429

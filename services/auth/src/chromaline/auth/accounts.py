@@ -263,15 +263,23 @@ async def change_password(
     current_password: str,
     new_password: str,
     client_address: str,
-) -> bool:
-    """False when ``current_password`` is wrong; otherwise the password changes and every refresh
-    token of the user is revoked."""
+) -> bool | throttle.Throttled:
+    """False when ``current_password`` is wrong, counted as a failed sign-in (so a stolen session
+    cannot guess it faster than sign-in could), or the throttle's verdict; otherwise the password
+    changes and every refresh token of the user is revoked."""
     check_password_policy(context, new_password)
     user = await session.get(User, user_id, with_for_update=True)
-    if user is None or not context.passwords.verify(user.password_hash, current_password):
+    if user is None:
+        return False
+    now = context.clock()
+    held = await throttle.check(session, context.settings, user.email, client_address, now)
+    if held is not None:
+        return held
+    if not context.passwords.verify(user.password_hash, current_password):
+        throttle.note_failure(session, user.email, client_address, now)
         return False
     user.password_hash = context.passwords.hash(new_password)
-    await revoke_all_sessions(session, user.id, context.clock())
+    await revoke_all_sessions(session, user.id, now)
     await audit.record(
         session, "password.changed", user_id=user.id, actor_id=user.id, client_address=client_address
     )

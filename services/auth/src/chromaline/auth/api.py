@@ -115,6 +115,16 @@ def _in_utc(moment: datetime) -> datetime:
         raise ApiError(422, "invalid_since", "since falls outside the years 1 to 9999 in UTC") from None
 
 
+def _held_back(verdict: Throttled) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_attempts",
+        f"too many failed sign-ins for this {verdict.by}; try again later",
+        headers={"Retry-After": str(verdict.retry_after_seconds)},
+        retry_after=verdict.retry_after_seconds,
+    )
+
+
 @dataclass(frozen=True)
 class Caller:
     user_id: uuid.UUID
@@ -180,13 +190,7 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
         async with session() as db, db.begin():
             outcome = await accounts.sign_in(db, context, body.email, body.password, client_address(request))
         if isinstance(outcome, Throttled):
-            raise ApiError(
-                429,
-                "too_many_attempts",
-                f"too many failed sign-ins for this {outcome.by}; try again later",
-                headers={"Retry-After": str(outcome.retry_after_seconds)},
-                retry_after=outcome.retry_after_seconds,
-            )
+            raise _held_back(outcome)
         if outcome is None:
             raise ApiError(401, "invalid_credentials", "wrong email or password")
         return outcome.view()
@@ -216,6 +220,8 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
             changed = await accounts.change_password(
                 db, context, who.user_id, body.current_password, body.new_password, client_address(request)
             )
+        if isinstance(changed, Throttled):
+            raise _held_back(changed)
         if not changed:
             raise ApiError(401, "invalid_credentials", "the current password is wrong")
         return Response(status_code=204)
