@@ -126,17 +126,27 @@ async def test_changing_the_password_needs_the_current_one_and_ends_other_sessio
     assert (await login(auth_service, email, "a brand new secret")).status_code == 200
 
 
-async def _reset_link(auth: AuthService) -> str:
+async def _reset_links(auth: AuthService) -> list[str]:
     table = outbox_table(auth.runtime.name)
     async with auth.runtime.session() as session:
         rows = (
             await session.execute(
-                sa.select(table.c.payload).where(table.c.routing_key == "user.password_reset_requested")
+                sa.select(table.c.payload)
+                .where(table.c.routing_key == "user.password_reset_requested")
+                .order_by(table.c.id)
             )
         ).scalars()
-        links = [str(row["data"]["reset_url"]) for row in rows]
+        return [str(row["data"]["reset_url"]) for row in rows]
+
+
+async def _reset_link(auth: AuthService) -> str:
+    links = await _reset_links(auth)
     assert len(links) == 1
     return links[0]
+
+
+def _token_of(link: str) -> str:
+    return parse_qs(urlsplit(urlsplit(link).fragment).query)["token"][0]
 
 
 async def test_a_password_reset_token_works_once(auth_service: AuthService) -> None:
@@ -149,7 +159,7 @@ async def test_a_password_reset_token_works_once(auth_service: AuthService) -> N
     assert known.status_code == 202
     link = await _reset_link(auth_service)
     assert link.startswith(f"{auth_service.settings.public_base_url}/#/reset?token=")
-    token = parse_qs(urlsplit(urlsplit(link).fragment).query)["token"][0]
+    token = _token_of(link)
     reset = await auth_service.client.post(
         "/api/v1/auth/password/reset", json={"token": token, "new_password": "reset to this one"}
     )
@@ -225,3 +235,32 @@ async def test_guessing_the_current_password_is_throttled_like_sign_in(auth_serv
     assert (held.status_code, held.json()["code"]) == (429, "too_many_attempts")
     assert 0 < int(held.headers["Retry-After"]) <= auth_service.settings.throttle_window_seconds
     assert (await login(auth_service, registered["user"]["email"])).status_code == 429
+
+
+async def test_a_new_password_spends_every_reset_link_sent_before(auth_service: AuthService) -> None:
+    email = (await auth_service.register())["user"]["email"]
+
+    async def ask() -> str:
+        asked = await auth_service.client.post("/api/v1/auth/password/reset-request", json={"email": email})
+        assert asked.status_code == 202
+        return _token_of((await _reset_links(auth_service))[-1])
+
+    async def reset(token: str) -> httpx.Response:
+        return await auth_service.client.post(
+            "/api/v1/auth/password/reset", json={"token": token, "new_password": "an attacker's choice"}
+        )
+
+    first = await ask()
+    second = await ask()
+    assert (await reset(second)).status_code == 204
+    assert (await reset(first)).json()["code"] == "invalid_reset_token"
+
+    third = await ask()
+    signed_in = (await login(auth_service, email, "an attacker's choice")).json()
+    changed = await auth_service.client.post(
+        "/api/v1/auth/password/change",
+        json={"current_password": "an attacker's choice", "new_password": "changed to this one"},
+        headers=bearer(signed_in["access_token"]),
+    )
+    assert changed.status_code == 204, changed.text
+    assert (await reset(third)).json()["code"] == "invalid_reset_token"

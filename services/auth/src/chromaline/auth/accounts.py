@@ -19,7 +19,7 @@ from chromaline.auth import audit, throttle
 from chromaline.auth.access_tokens import AccessGrant, issue_access_token
 from chromaline.auth.context import AuthContext
 from chromaline.auth.digests import digest, new_secret
-from chromaline.auth.models import Membership, Organisation, RefreshToken, User
+from chromaline.auth.models import Membership, Organisation, PasswordReset, RefreshToken, User
 from chromaline.auth.signing_keys import key_to_sign_with
 from chromaline.common.problems import ApiError
 
@@ -203,10 +203,17 @@ async def _revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datet
 
 
 async def revoke_all_sessions(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
+    """End every session of the user and spend every reset link sent before: a new password
+    leaves nothing that opened the account with the old one."""
     await session.execute(
         sa.update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
+    )
+    await session.execute(
+        sa.update(PasswordReset)
+        .where(PasswordReset.user_id == user_id, PasswordReset.used_at.is_(None))
+        .values(used_at=now)
     )
 
 
