@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -49,6 +50,22 @@ async def test_a_new_user_is_the_admin_of_a_new_organisation(auth_service: AuthS
         },
     )
     assert again.status_code == 409
+
+
+async def test_one_email_registered_at_once_several_times_makes_one_account(
+    auth_service: AuthService,
+) -> None:
+    body = {
+        "email": "twice@example.org",
+        "password": PASSWORD,
+        "display_name": "Twin",
+        "organisation_name": "Race",
+    }
+    answers = await asyncio.gather(
+        *(auth_service.client.post("/api/v1/auth/register", json=body) for _ in range(4))
+    )
+    assert sorted(answer.status_code for answer in answers) == [201, 409, 409, 409], [a.text for a in answers]
+    assert {answer.json()["code"] for answer in answers if answer.status_code == 409} == {"email_taken"}
 
 
 async def test_sign_in_checks_the_password(auth_service: AuthService) -> None:
@@ -109,17 +126,27 @@ async def test_changing_the_password_needs_the_current_one_and_ends_other_sessio
     assert (await login(auth_service, email, "a brand new secret")).status_code == 200
 
 
-async def _reset_link(auth: AuthService) -> str:
+async def _reset_links(auth: AuthService) -> list[str]:
     table = outbox_table(auth.runtime.name)
     async with auth.runtime.session() as session:
         rows = (
             await session.execute(
-                sa.select(table.c.payload).where(table.c.routing_key == "user.password_reset_requested")
+                sa.select(table.c.payload)
+                .where(table.c.routing_key == "user.password_reset_requested")
+                .order_by(table.c.id)
             )
         ).scalars()
-        links = [str(row["data"]["reset_url"]) for row in rows]
+        return [str(row["data"]["reset_url"]) for row in rows]
+
+
+async def _reset_link(auth: AuthService) -> str:
+    links = await _reset_links(auth)
     assert len(links) == 1
     return links[0]
+
+
+def _token_of(link: str) -> str:
+    return parse_qs(urlsplit(urlsplit(link).fragment).query)["token"][0]
 
 
 async def test_a_password_reset_token_works_once(auth_service: AuthService) -> None:
@@ -132,7 +159,7 @@ async def test_a_password_reset_token_works_once(auth_service: AuthService) -> N
     assert known.status_code == 202
     link = await _reset_link(auth_service)
     assert link.startswith(f"{auth_service.settings.public_base_url}/#/reset?token=")
-    token = parse_qs(urlsplit(urlsplit(link).fragment).query)["token"][0]
+    token = _token_of(link)
     reset = await auth_service.client.post(
         "/api/v1/auth/password/reset", json={"token": token, "new_password": "reset to this one"}
     )
@@ -190,3 +217,50 @@ async def test_password_reset_requests_are_throttled(auth_service: AuthService) 
     held = await ask("one-more@example.org")
     assert (held.status_code, held.json()["code"]) == (429, "too_many_reset_requests")
     assert int(held.headers["Retry-After"]) > 0
+
+
+async def test_guessing_the_current_password_is_throttled_like_sign_in(auth_service: AuthService) -> None:
+    registered = await auth_service.register()
+    headers = bearer(registered["access_token"])
+
+    async def change(current: str) -> httpx.Response:
+        return await auth_service.client.post(
+            "/api/v1/auth/password/change",
+            json={"current_password": current, "new_password": "a new long password"},
+            headers={**headers, "X-Forwarded-For": "198.51.100.20"},
+        )
+
+    assert [(await change(f"guess {n}")).status_code for n in range(3)] == [401] * 3
+    held = await change(PASSWORD)
+    assert (held.status_code, held.json()["code"]) == (429, "too_many_attempts")
+    assert 0 < int(held.headers["Retry-After"]) <= auth_service.settings.throttle_window_seconds
+    assert (await login(auth_service, registered["user"]["email"])).status_code == 429
+
+
+async def test_a_new_password_spends_every_reset_link_sent_before(auth_service: AuthService) -> None:
+    email = (await auth_service.register())["user"]["email"]
+
+    async def ask() -> str:
+        asked = await auth_service.client.post("/api/v1/auth/password/reset-request", json={"email": email})
+        assert asked.status_code == 202
+        return _token_of((await _reset_links(auth_service))[-1])
+
+    async def reset(token: str) -> httpx.Response:
+        return await auth_service.client.post(
+            "/api/v1/auth/password/reset", json={"token": token, "new_password": "an attacker's choice"}
+        )
+
+    first = await ask()
+    second = await ask()
+    assert (await reset(second)).status_code == 204
+    assert (await reset(first)).json()["code"] == "invalid_reset_token"
+
+    third = await ask()
+    signed_in = (await login(auth_service, email, "an attacker's choice")).json()
+    changed = await auth_service.client.post(
+        "/api/v1/auth/password/change",
+        json={"current_password": "an attacker's choice", "new_password": "changed to this one"},
+        headers=bearer(signed_in["access_token"]),
+    )
+    assert changed.status_code == 204, changed.text
+    assert (await reset(third)).json()["code"] == "invalid_reset_token"

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from chromaline.auth import members
 from chromaline.auth.access_tokens import verify_access_token
 from chromaline.auth.api import INTERNAL_TOKEN_HEADER, internal_token
-from chromaline.auth.models import ApiKey, AuditEntry, SigningKey
+from chromaline.auth.models import ApiKey, AuditEntry, Membership, SigningKey
 from chromaline.auth.signing_keys import CLOCK_SKEW, published_keys, rotate_signing_keys
+from chromaline.common.problems import ApiError
 
-from .conftest import AuthService
+from .conftest import PASSWORD, AuthService
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +201,137 @@ async def test_an_api_key_lives_at_most_the_stated_maximum(auth_service: AuthSer
         assert abs(lifetime - timedelta(days=most)) < timedelta(minutes=5)
     assert (too_long["status"], too_long["code"], too_long["max_days"]) == (422, "expiry_too_long", most)
     assert listed["max_expires_in_days"] == most
+
+
+async def _add_member(auth: AuthService, admin: dict[str, Any], newcomer: dict[str, Any], role: str) -> None:
+    """Add ``newcomer`` to the organisation ``admin`` registered with."""
+    added = await auth.client.post(
+        f"/api/v1/auth/organisations/{admin['organisation']['id']}/members",
+        json={"email": newcomer["user"]["email"], "role": role},
+        headers=bearer(admin["access_token"]),
+    )
+    assert added.status_code == 201, added.text
+
+
+async def test_another_members_api_key_request_with_the_same_idempotency_key_makes_their_own_key(
+    auth_service: AuthService,
+) -> None:
+    admin = await auth_service.register()
+    member = await auth_service.register()
+    organisation = admin["organisation"]["id"]
+    await _add_member(auth_service, admin, member, "member")
+    refreshed = await auth_service.client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": member["refresh_token"]}
+    )
+    as_member = {**bearer(refreshed.json()["access_token"]), "X-Organisation-ID": organisation}
+    body = {"name": "scanner", "scopes": ["upload"]}
+    first = await auth_service.client.post(
+        "/api/v1/auth/api-keys",
+        json=body,
+        headers={**bearer(admin["access_token"]), "Idempotency-Key": "k-1"},
+    )
+    second = await auth_service.client.post(
+        "/api/v1/auth/api-keys", json=body, headers={**as_member, "Idempotency-Key": "k-1"}
+    )
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert "Idempotent-Replayed" not in second.headers
+    assert second.json()["key"] != first.json()["key"]
+    listed = (await auth_service.client.get("/api/v1/auth/api-keys", headers=as_member)).json()["items"]
+    assert [item["id"] for item in listed] == [second.json()["id"]]
+
+
+async def test_the_audit_log_shows_nothing_a_member_did_in_another_organisation(
+    auth_service: AuthService,
+) -> None:
+    admin = await auth_service.register()
+    other = await auth_service.register(organisation="Elsewhere")
+    await _add_member(auth_service, admin, other, "viewer")
+    elsewhere_key = await auth_service.client.post(
+        "/api/v1/auth/api-keys",
+        json={"name": "elsewhere", "scopes": ["admin"]},
+        headers=bearer(other["access_token"]),
+    )
+    assert elsewhere_key.status_code == 201, elsewhere_key.text
+    changed = await auth_service.client.post(
+        "/api/v1/auth/password/change",
+        json={"current_password": PASSWORD, "new_password": "another long password"},
+        headers=bearer(other["access_token"]),
+    )
+    assert changed.status_code == 204, changed.text
+
+    audit = await auth_service.client.get("/api/v1/auth/audit", headers=bearer(admin["access_token"]))
+    assert audit.status_code == 200
+    items = audit.json()["items"]
+    assert {entry["organisation_id"] for entry in items} <= {admin["organisation"]["id"], None}
+    assert "api_key.created" not in {entry["action"] for entry in items}
+    assert "password.changed" in {entry["action"] for entry in items}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"page": 10**18},
+        {"since": "9999-12-31T23:59:59-23:59"},
+        {"since": "0001-01-01T00:00:00+14:00"},
+    ],
+    ids=["page", "since after year 9999 in UTC", "since before year 1 in UTC"],
+)
+async def test_an_audit_query_past_any_range_is_refused(
+    auth_service: AuthService, query: dict[str, Any]
+) -> None:
+    admin = await auth_service.register()
+    answer = await auth_service.client.get(
+        "/api/v1/auth/audit", params=query, headers=bearer(admin["access_token"])
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] in ("invalid_request", "invalid_since")
+
+
+async def test_one_person_added_at_once_several_times_is_added_once(auth_service: AuthService) -> None:
+    admin = await auth_service.register()
+    newcomer = await auth_service.register()
+    answers = await asyncio.gather(
+        *(
+            auth_service.client.post(
+                f"/api/v1/auth/organisations/{admin['organisation']['id']}/members",
+                json={"email": newcomer["user"]["email"], "role": "viewer"},
+                headers=bearer(admin["access_token"]),
+            )
+            for _ in range(4)
+        )
+    )
+    assert sorted(answer.status_code for answer in answers) == [201, 409, 409, 409], [a.text for a in answers]
+    assert {answer.json()["code"] for answer in answers if answer.status_code == 409} == {"already_member"}
+
+
+async def test_two_admins_demoting_and_removing_each_other_at_once_leave_one_admin(
+    auth_service: AuthService,
+) -> None:
+    first = await auth_service.register()
+    second = await auth_service.register()
+    organisation = uuid.UUID(first["organisation"]["id"])
+    first_id, second_id = uuid.UUID(first["user"]["id"]), uuid.UUID(second["user"]["id"])
+    async with auth_service.runtime.session() as session, session.begin():
+        session.add(Membership(user_id=second_id, organisation_id=organisation, role="admin"))
+
+    async def second_removes_first() -> None:
+        async with auth_service.runtime.session() as session, session.begin():
+            await members.require_admin(session, second_id, organisation)
+            await members.remove_member(session, organisation, first_id, second_id, "test")
+
+    async with auth_service.runtime.session() as session, session.begin():
+        await members.require_admin(session, first_id, organisation)
+        await members.change_role(session, organisation, second_id, "viewer", first_id, "test")
+        removal = asyncio.create_task(second_removes_first())
+        await asyncio.sleep(0.5)  # the removal runs while the demotion is not yet committed
+    with pytest.raises(ApiError):
+        await removal
+    async with auth_service.runtime.session() as session:
+        admins = (
+            await session.execute(
+                sa.select(Membership.user_id).where(
+                    Membership.organisation_id == organisation, Membership.role == "admin"
+                )
+            )
+        ).scalars()
+        assert list(admins) == [first_id]

@@ -495,6 +495,7 @@ def _forged_credentials(world: World) -> tuple[str, dict[str, dict[str, str]]]:
     }
     forged = {name: bearer(token) for name, token in tokens.items()}
     forged["made-up API key"] = {"X-API-Key": f"clk_{uuid.uuid4().hex}"}
+    forged["API key longer than any"] = {"X-API-Key": f"clk_{'a' * 300}"}
     return genuine, forged
 
 

@@ -112,11 +112,16 @@ async def test_xyz_values_keep_their_illuminant(api_client: ApiClient) -> None:
     [
         (cgats_text(made_up_lab(35)).replace("P4\t", "P4\t1O", 1), "invalid_cgats", 13),
         (cgats_text(made_up_lab(35)).replace("NUMBER_OF_SETS 35", "NUMBER_OF_SETS 36"), "invalid_cgats", 8),
+        (
+            cgats_text(made_up_lab(35)).replace("NUMBER_OF_SETS 35", "NUMBER_OF_SETS \u00b3"),
+            "invalid_cgats",
+            8,
+        ),
         (cgats_text(made_up_lab(35)).replace("LAB_B", "LAB_Q"), "invalid_cgats", 5),
         ("not a chart at all\n", "invalid_cgats", None),
         (cgats_text(made_up_lab(34)), "chart_patch_count_mismatch", None),
     ],
-    ids=["bad-number", "set-count", "no-lab", "not-cgats", "count-mismatch"],
+    ids=["bad-number", "set-count", "superscript-count", "no-lab", "not-cgats", "count-mismatch"],
 )
 async def test_a_bad_file_or_a_layout_that_does_not_fit_is_refused_with_a_code(
     api_client: ApiClient, text: str, code: str, line: int | None
@@ -151,6 +156,15 @@ async def test_a_file_that_is_not_utf8_or_too_small_a_chart_is_refused(api_clien
     assert (tiny.status_code, tiny.json()["code"]) == (422, "invalid_chart_layout")
     assert "at least 6 patches" in tiny.json()["detail"]
     assert (huge_gap.status_code, huge_gap.json()["code"]) == (422, "invalid_chart_layout")
+
+
+@pytest.mark.parametrize("name", ["Studio\x00card", "Studio\r\ncard"], ids=["nul", "line-break"])
+async def test_a_chart_name_with_control_characters_is_refused(api_client: ApiClient, name: str) -> None:
+    async with api_client("org-a") as alice:
+        refused = await define(alice, cgats_text(made_up_lab(35)), name=name)
+        listed = await alice.get(CHARTS)
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_chart_name")
+    assert listed.json()["items"] == []
 
 
 async def test_a_file_over_the_cgats_limit_is_refused_with_413(api_client: ApiClient) -> None:

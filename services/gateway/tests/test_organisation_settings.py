@@ -7,6 +7,7 @@ route matrix's business (test_access.py).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -47,6 +48,18 @@ async def test_an_organisation_starts_on_fadgi_2016_and_its_admin_changes_it(api
     assert after.json()["guideline"] == "metamorfoze2"
     assert after.json()["changed_by"] == caller_user_id("org-a")
     assert elsewhere.json()["guideline"] == "fadgi2016"
+
+
+async def test_an_organisations_first_settings_saved_at_once_several_times_are_saved(
+    api_client: ApiClient,
+) -> None:
+    async with api_client("org-a") as alice:
+        answers = await asyncio.gather(
+            *(alice.put(SETTINGS, json={"guideline": "metamorfoze2"}) for _ in range(4))
+        )
+        after = await alice.get(SETTINGS)
+    assert [answer.status_code for answer in answers] == [200] * 4, [answer.text for answer in answers]
+    assert after.json()["guideline"] == "metamorfoze2"
 
 
 @pytest.mark.parametrize(

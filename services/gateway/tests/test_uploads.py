@@ -82,6 +82,13 @@ def test_an_unreadable_header_is_a_corrupt_image() -> None:
     assert refused.value.code == "corrupt_image"
 
 
+@pytest.mark.parametrize("head", [b"II*\x00", b"MM\x00*\x00\x00", b"II*\x00\x08\x00\x00\x00\x01"])
+def test_a_tiff_cut_short_in_its_header_is_a_corrupt_image(head: bytes) -> None:
+    with pytest.raises(ApiError) as refused:
+        check_image(io.BytesIO(head), "cut.tif", 10_000)
+    assert (refused.value.status, refused.value.code) == (422, "corrupt_image")
+
+
 def _phone_image(image_format: str, size: tuple[int, int] = (64, 48)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (90, 120, 150)).save(buffer, image_format)
@@ -117,6 +124,14 @@ def test_a_truncated_phone_image_is_a_corrupt_image(image_format: str) -> None:
     with pytest.raises(ApiError) as refused:
         check_image(io.BytesIO(data[:20]), "IMG_0003.bin", max_pixels=10_000)
     assert refused.value.code == "corrupt_image"
+
+
+def test_an_avif_without_its_primary_item_is_a_corrupt_image() -> None:
+    data = _phone_image("AVIF")
+    assert b"pitm" in data
+    with pytest.raises(ApiError) as refused:
+        check_image(io.BytesIO(data.replace(b"pitm", b"xitm", 1)), "IMG_0004.avif", max_pixels=10_000)
+    assert (refused.value.status, refused.value.code) == (422, "corrupt_image")
 
 
 def test_a_dng_is_told_apart_from_a_tiff() -> None:

@@ -29,6 +29,7 @@ from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import webhooks
 from chromaline.gateway.access import Principal, authorize
 from chromaline.gateway.models import Webhook, WebhookDelivery
+from chromaline.gateway.notifications_api import MAX_WEBHOOKS_PER_ORGANISATION
 from chromaline.gateway.service import SPEC, build_app
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.testing import create_jobs, fail_job, finish_job
@@ -449,6 +450,24 @@ async def test_webhooks_through_the_api(api: FastAPI, runtime: ServiceRuntime, r
         assert (await alice.delete(f"/api/v1/webhooks/{hook['id']}")).status_code == 204
         assert (await alice.get(f"/api/v1/webhooks/{hook['id']}/deliveries")).status_code == 404
         assert (await alice.get("/api/v1/webhooks")).json()["items"] == []
+
+
+@pytest.mark.integration
+async def test_webhooks_added_at_once_stay_within_the_limit(api: FastAPI, receiver: Receiver) -> None:
+    async with _client(api, "alice") as alice:
+        answers = await asyncio.gather(
+            *(
+                alice.post(
+                    "/api/v1/webhooks", json={"url": receiver.url(f"/{index}"), "events": ["job.failed"]}
+                )
+                for index in range(MAX_WEBHOOKS_PER_ORGANISATION + 6)
+            )
+        )
+        listed = (await alice.get("/api/v1/webhooks")).json()["items"]
+    assert (
+        sorted(answer.status_code for answer in answers) == [201] * MAX_WEBHOOKS_PER_ORGANISATION + [409] * 6
+    )
+    assert len(listed) == MAX_WEBHOOKS_PER_ORGANISATION
 
 
 @pytest.mark.integration

@@ -99,7 +99,7 @@ def _strip_comment(line: str, number: int) -> str:
 
 
 def _count(value: str, keyword: str, number: int) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # "³" is a digit to isdigit() but no number to int()
         raise CgatsError(f"{keyword} must be a whole number, not {value!r}", number)
     return int(value)
 

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.auth import audit, throttle
 from chromaline.auth.access_tokens import AccessGrant, issue_access_token
 from chromaline.auth.context import AuthContext
 from chromaline.auth.digests import digest, new_secret
-from chromaline.auth.models import Membership, Organisation, RefreshToken, User
+from chromaline.auth.models import Membership, Organisation, PasswordReset, RefreshToken, User
 from chromaline.auth.signing_keys import key_to_sign_with
 from chromaline.common.problems import ApiError
 
@@ -110,14 +111,23 @@ async def register(
     email = normalise_email(email)
     if (await session.execute(sa.select(User.id).where(User.email == email))).first() is not None:
         raise ApiError(409, "email_taken", "an account with this email exists")
-    user = User(
-        id=uuid.uuid4(),
-        email=email,
-        display_name=display_name,
-        password_hash=context.passwords.hash(password),
+    user_id = uuid.uuid4()
+    claimed = await session.execute(
+        insert(User)
+        .values(
+            id=user_id,
+            email=email,
+            display_name=display_name,
+            password_hash=context.passwords.hash(password),
+        )
+        .on_conflict_do_nothing(index_elements=[User.email])
+        .returning(User.id)
     )
+    if claimed.first() is None:  # registered by a request running alongside this one
+        raise ApiError(409, "email_taken", "an account with this email exists")
+    user = await session.get_one(User, user_id)
     organisation = Organisation(id=uuid.uuid4(), name=organisation_name)
-    session.add_all([user, organisation])
+    session.add(organisation)
     await session.flush()
     session.add(Membership(user_id=user.id, organisation_id=organisation.id, role="admin"))
     await session.flush()
@@ -193,10 +203,17 @@ async def _revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datet
 
 
 async def revoke_all_sessions(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
+    """End every session of the user and spend every reset link sent before: a new password
+    leaves nothing that opened the account with the old one."""
     await session.execute(
         sa.update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
+    )
+    await session.execute(
+        sa.update(PasswordReset)
+        .where(PasswordReset.user_id == user_id, PasswordReset.used_at.is_(None))
+        .values(used_at=now)
     )
 
 
@@ -253,15 +270,23 @@ async def change_password(
     current_password: str,
     new_password: str,
     client_address: str,
-) -> bool:
-    """False when ``current_password`` is wrong; otherwise the password changes and every refresh
-    token of the user is revoked."""
+) -> bool | throttle.Throttled:
+    """False when ``current_password`` is wrong, counted as a failed sign-in (so a stolen session
+    cannot guess it faster than sign-in could), or the throttle's verdict; otherwise the password
+    changes and every refresh token of the user is revoked."""
     check_password_policy(context, new_password)
     user = await session.get(User, user_id, with_for_update=True)
-    if user is None or not context.passwords.verify(user.password_hash, current_password):
+    if user is None:
+        return False
+    now = context.clock()
+    held = await throttle.check(session, context.settings, user.email, client_address, now)
+    if held is not None:
+        return held
+    if not context.passwords.verify(user.password_hash, current_password):
+        throttle.note_failure(session, user.email, client_address, now)
         return False
     user.password_hash = context.passwords.hash(new_password)
-    await revoke_all_sessions(session, user.id, context.clock())
+    await revoke_all_sessions(session, user.id, now)
     await audit.record(
         session, "password.changed", user_id=user.id, actor_id=user.id, client_address=client_address
     )

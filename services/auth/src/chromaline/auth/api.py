@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -103,6 +103,28 @@ class KeyCheck(ClientModel):
     key: str = Field(max_length=256)
 
 
+MAX_AUDIT_PAGE = 100_000
+"""Past this page the offset would overflow the database's integers long before any log is that long."""
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC (a naive one taken as UTC); 422 when that falls outside the years 1 to 9999."""
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ApiError(422, "invalid_since", "since falls outside the years 1 to 9999 in UTC") from None
+
+
+def _held_back(verdict: Throttled) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_attempts",
+        f"too many failed sign-ins for this {verdict.by}; try again later",
+        headers={"Retry-After": str(verdict.retry_after_seconds)},
+        retry_after=verdict.retry_after_seconds,
+    )
+
+
 @dataclass(frozen=True)
 class Caller:
     user_id: uuid.UUID
@@ -168,13 +190,7 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
         async with session() as db, db.begin():
             outcome = await accounts.sign_in(db, context, body.email, body.password, client_address(request))
         if isinstance(outcome, Throttled):
-            raise ApiError(
-                429,
-                "too_many_attempts",
-                f"too many failed sign-ins for this {outcome.by}; try again later",
-                headers={"Retry-After": str(outcome.retry_after_seconds)},
-                retry_after=outcome.retry_after_seconds,
-            )
+            raise _held_back(outcome)
         if outcome is None:
             raise ApiError(401, "invalid_credentials", "wrong email or password")
         return outcome.view()
@@ -204,6 +220,8 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
             changed = await accounts.change_password(
                 db, context, who.user_id, body.current_password, body.new_password, client_address(request)
             )
+        if isinstance(changed, Throttled):
+            raise _held_back(changed)
         if not changed:
             raise ApiError(401, "invalid_credentials", "the current password is wrong")
         return Response(status_code=204)
@@ -347,7 +365,10 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
 
     @auth.post("/api-keys", status_code=201)
     async def create_key(body: NewApiKey, who: CallerDep, request: Request) -> dict[str, Any]:
-        idempotent = idempotency.from_request(request, str(who.organisation_id), json_part(body))
+        # per user: a key is its user's, so another member's request with the same key is another request
+        idempotent = idempotency.from_request(
+            request, f"{who.organisation_id}/{who.user_id}", json_part(body)
+        )
         async with session() as db:
             await idempotency.replay_if_known(db, idempotent)
         days = body.expires_in_days or settings.api_key_days_max
@@ -397,11 +418,12 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
         action: Annotated[str | None, Query(max_length=64)] = None,
         user_id: uuid.UUID | None = None,
         since: datetime | None = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 1,
         page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
         if who.role != "admin":
             raise ApiError(403, "forbidden", "only an admin may read the audit log")
+        since = _in_utc(since) if since is not None else None
         query = audit.AuditQuery(who.organisation_id, action, user_id, since, page, page_size)
         async with session() as db:
             total, entries = await audit.search(db, query)

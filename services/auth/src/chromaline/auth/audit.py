@@ -57,10 +57,14 @@ class AuditQuery:
 
 
 async def search(session: AsyncSession, query: AuditQuery) -> tuple[int, list[AuditEntry]]:
-    """An organisation's entries, newest first: those about it and those about its members."""
+    """An organisation's entries, newest first: those about it and those about its members'
+    accounts (sign-in failures, password changes), never what a member did in another organisation."""
     members = sa.select(Membership.user_id).where(Membership.organisation_id == query.organisation_id)
     statement = sa.select(AuditEntry).where(
-        sa.or_(AuditEntry.organisation_id == query.organisation_id, AuditEntry.user_id.in_(members))
+        sa.or_(
+            AuditEntry.organisation_id == query.organisation_id,
+            sa.and_(AuditEntry.organisation_id.is_(None), AuditEntry.user_id.in_(members)),
+        )
     )
     if query.action:
         statement = statement.where(AuditEntry.action == query.action)

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.auth import audit
@@ -20,6 +21,10 @@ async def role_in(session: AsyncSession, user_id: uuid.UUID, organisation_id: uu
 
 
 async def require_admin(session: AsyncSession, user_id: uuid.UUID, organisation_id: uuid.UUID) -> None:
+    """Lock the organisation until the caller's transaction ends, then check the user is its admin:
+    admins' changes to one organisation run one after another, so two admins demoting or removing
+    each other at once cannot both pass the last-admin check."""
+    await session.get(Organisation, organisation_id, with_for_update=True)
     role = await role_in(session, user_id, organisation_id)
     if role is None:
         raise ApiError(404, "organisation_not_found", f"no organisation {organisation_id}")
@@ -73,9 +78,14 @@ async def add_member(
     user = await user_by_email(session, email)
     if user is None:
         raise ApiError(404, "user_not_found", "no account with this email; the person must register first")
-    if await role_in(session, user.id, organisation_id) is not None:
+    added = await session.execute(
+        insert(Membership)
+        .values(user_id=user.id, organisation_id=organisation_id, role=role)
+        .on_conflict_do_nothing(index_elements=[Membership.user_id, Membership.organisation_id])
+        .returning(Membership.user_id)
+    )
+    if added.first() is None:  # also when a request running alongside this one added them
         raise ApiError(409, "already_member", "this user is already a member")
-    session.add(Membership(user_id=user.id, organisation_id=organisation_id, role=role))
     await audit.record(
         session,
         "member.added",

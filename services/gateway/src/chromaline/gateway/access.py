@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import hmac
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -24,9 +25,10 @@ import jwt
 from fastapi import Depends, WebSocketException
 from jwt import PyJWK
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chromaline.common.logging import get_logger
-from chromaline.common.problems import ApiError
+from chromaline.common.problems import ApiError, problem
 from chromaline.gateway.rate_limit import UploadBuckets, retry_after_header
 from chromaline.gateway.settings import GatewaySettings
 
@@ -235,7 +237,7 @@ class Authenticator:
             json={"key": key},
             headers={INTERNAL_TOKEN_HEADER: self._internal_token},
         )
-        if response.status_code == 401:
+        if response.status_code in (401, 422):  # 422: no key could look like this one (e.g. too long)
             raise Unauthenticated("invalid API key")
         response.raise_for_status()
         body = response.json()
@@ -290,6 +292,14 @@ async def authorize(connection: HTTPConnection) -> Principal:
     rule = rule_for(connection)
     if rule is None:
         raise _refuse(connection, 403, "forbidden", "this route has no access rule")
+    if rule == "upload" and ADMITTED_UPLOADER in connection.scope:
+        admitted: Principal = connection.scope[ADMITTED_UPLOADER]
+        return admitted
+    return await admit(connection, rule)
+
+
+async def admit(connection: HTTPConnection, rule: Permission) -> Principal:
+    """The caller when ``rule`` admits them (see :func:`authorize`)."""
     if rule == "public":
         return ANONYMOUS
     access: Access = connection.app.state.access
@@ -330,6 +340,36 @@ def _metrics_scraper(connection: HTTPConnection, access: Access) -> Principal:
     if hmac.compare_digest(connection.headers.get("authorization", "").encode(), f"Bearer {token}".encode()):
         return ANONYMOUS
     raise ApiError(401, "unauthenticated", "metrics need the metrics token: Authorization: Bearer <token>")
+
+
+ADMITTED_UPLOADER = "chromaline.admitted_uploader"
+"""Scope key: the caller :class:`AdmitUploadersFirst` admitted before the body was read."""
+
+
+class AdmitUploadersFirst:
+    """ASGI middleware admitting the caller of the multipart upload routes from the headers alone.
+
+    FastAPI reads a route's form body before it resolves the route's dependencies, so without this
+    anyone could make the gateway spool a body of any size to disk before being told 401. An app
+    whose ``authorize`` dependency is replaced (tests naming their callers) is left to the route.
+    """
+
+    def __init__(self, app: ASGIApp, *, routes: Iterable[tuple[str, str]]) -> None:
+        self._app = app
+        self._routes = frozenset(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        replaced = authorize in getattr(scope.get("app"), "dependency_overrides", {})
+        if scope["type"] == "http" and (scope["method"], scope["path"]) in self._routes and not replaced:
+            try:
+                scope[ADMITTED_UPLOADER] = await admit(HTTPConnection(scope), "upload")
+            except ApiError as refused:
+                response = problem(
+                    refused.status, refused.code, refused.detail, headers=refused.headers, **refused.extra
+                )
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authorize)]

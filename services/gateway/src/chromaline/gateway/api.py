@@ -72,6 +72,8 @@ WS_POLL_SECONDS = 0.5
 
 UPLOAD_ROUTES = frozenset({("POST", "/api/v1/jobs"), ("PUT", "/api/v1/uploads/stream")})
 """Routes whose bodies are images: they enforce the upload limits instead of the body limit."""
+MULTIPART_UPLOAD_ROUTES = frozenset({("POST", "/api/v1/jobs")})
+"""Upload routes whose bodies FastAPI reads before it authorizes the caller (see ``AdmitUploadersFirst``)."""
 MAX_PAGE = 100_000
 CORNERS_MAX_CHARS = 512
 
@@ -505,7 +507,7 @@ def build_router(
         query = select(Job).where(Job.organisation_id == principal.organisation_id, Job.state != DELETED)
         if since:
             query = query.where(Job.created_at >= datetime.combine(since, time.min, UTC))
-        if until:
+        if until and until < date.max:  # nothing is uploaded after the last day a date can name
             query = query.where(Job.created_at < datetime.combine(until + timedelta(days=1), time.min, UTC))
         if stars is not None:
             query = query.where(Job.rating.like(f"% {stars}-star" if stars else "% below 1-star"))

@@ -13,6 +13,7 @@ organisation's chart answers 404. Creating and deleting one writes ``chart.creat
 from __future__ import annotations
 
 import posixpath
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -176,6 +177,8 @@ def build_charts_router(runtime: ServiceRuntime) -> APIRouter:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError(422, "invalid_cgats", "the file is not UTF-8 text", line=None) from None
+        if any(unicodedata.category(char) == "Cc" for char in name):
+            raise ApiError(422, "invalid_chart_name", "a chart name may not hold control characters")
         chart_id = uuid.uuid4()
         definition = checked_definition(
             text, chart_id=chart_id, name=name, rows=rows, columns=columns, gap=gap, margin=margin

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field, field_validator
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common import idempotency
@@ -160,6 +160,10 @@ def build_notifications_router(runtime: ServiceRuntime, settings: GatewaySetting
             created_at=datetime.now(UTC),
         )
         async with runtime.session() as session, session.begin():
+            await session.execute(  # webhooks added at once are counted one after another
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": f"chromaline.webhooks.{principal.organisation_id}"},
+            )
             count = (
                 await session.execute(
                     select(func.count()).where(Webhook.organisation_id == principal.organisation_id)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common.client_models import ClientModel
@@ -58,14 +59,20 @@ def build_organisation_router(runtime: ServiceRuntime) -> APIRouter:
 
     @router.put("/organisation/settings", summary="Change your organisation's processing settings (admins)")
     async def put_settings(body: SettingsUpdate, principal: CurrentPrincipal) -> dict[str, Any]:
+        change = {
+            "guideline": body.guideline,
+            "changed_at": datetime.now(UTC),
+            "changed_by": principal.user_id,
+        }
         async with runtime.session() as session, session.begin():
-            row = await session.get(OrganisationSettings, principal.organisation_id, with_for_update=True)
-            if row is None:
-                row = OrganisationSettings(organisation_id=principal.organisation_id)
-                session.add(row)
-            row.guideline = body.guideline
-            row.changed_at = datetime.now(UTC)
-            row.changed_by = principal.user_id
+            row = (
+                await session.execute(
+                    insert(OrganisationSettings)
+                    .values(organisation_id=principal.organisation_id, **change)
+                    .on_conflict_do_update(index_elements=[OrganisationSettings.organisation_id], set_=change)
+                    .returning(OrganisationSettings)
+                )
+            ).scalar_one()
             view = _view(row)
         return view
 

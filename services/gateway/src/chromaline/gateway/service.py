@@ -17,8 +17,8 @@ from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.http import create_app
 from chromaline.common.request_guard import RequestGuard
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
-from chromaline.gateway.access import Access, Authenticator, authorize
-from chromaline.gateway.api import UPLOAD_ROUTES, build_router
+from chromaline.gateway.access import Access, AdmitUploadersFirst, Authenticator, authorize
+from chromaline.gateway.api import MULTIPART_UPLOAD_ROUTES, UPLOAD_ROUTES, build_router
 from chromaline.gateway.charts import build_charts_router
 from chromaline.gateway.handlers import (
     FOLLOWED_EVENTS,
@@ -97,6 +97,7 @@ def build_app(
         settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         metrics_without_token=settings.environment != "production",
     )
+    app.add_middleware(AdmitUploadersFirst, routes=MULTIPART_UPLOAD_ROUTES)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes, unlimited=UPLOAD_ROUTES)
     if settings.security_headers:
         app.add_middleware(SecurityHeaders, settings=settings)

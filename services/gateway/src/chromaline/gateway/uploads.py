@@ -7,6 +7,7 @@ batch refuses the batch with a specific error instead of leaving half of it behi
 from __future__ import annotations
 
 import posixpath
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -79,7 +80,7 @@ def _tiff_raw_type(fileobj: IO[bytes]) -> str | None:
         directory = TiffImagePlugin.ImageFileDirectory_v2(ifh=head[:8])
         fileobj.seek(directory.next)
         directory.load(fileobj)
-    except (OSError, SyntaxError, ValueError, EOFError):
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error):
         return None
     if 50706 in directory:
         return "image/x-adobe-dng"
@@ -108,7 +109,7 @@ def check_image(fileobj: IO[bytes], filename: str, max_pixels: int) -> str:
     try:
         with Image.open(fileobj) as image:
             width, height = image.size
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, RuntimeError) as error:  # RuntimeError: the AVIF decoder's
         raise ApiError(
             422, "corrupt_image", f"{filename}: cannot read the image header ({error})", filename=filename
         ) from None
