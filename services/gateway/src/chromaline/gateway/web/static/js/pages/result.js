@@ -370,27 +370,37 @@ async function resubmit(job, corners, original, status) {
   }
 }
 
+/** The pipeline's own words as a sentence: capital first letter, full stop at the end. */
+function sentence(text) {
+  const trimmed = text.trim();
+  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?)]$/.test(capital) ? capital : `${capital}.`;
+}
+
 async function failedView(job, urls) {
   const reason = REASONS[job.reason] || "The photo could not be processed.";
   const plain = (text) => (text || "").toLowerCase().replace(/[.\s]+$/, "");
-  const detail = job.message && plain(job.message) !== plain(reason) ? ` ${job.message}` : "";
+  const detail = job.message && plain(job.message) !== plain(reason) ? ` ${sentence(job.message)}` : "";
   const parts = [notice("error", h("strong", {}, reason), detail)];
   if (MANUAL_CORNER_REASONS.has(job.reason)) {
     const original = viewable(job, "original") ? await loadFile(job, "original", urls) : null;
     const imageUrl = original ? original.url : null;
     const status = h("div", { class: "form-status" });
+    const offered = job.candidate?.corners || null;
     parts.push(
       h(
         "section",
         { class: "card", "aria-labelledby": "corners-title" },
-        h("h2", { id: "corners-title" }, "Show where the chart is"),
+        h("h2", { id: "corners-title" }, offered ? "Is this your chart?" : "Show where the chart is"),
         h(
           "p",
           {},
-          "If the chart is in the photo, mark its four outer corners: start at the corner next to the dark-skin (brown) patch and go clockwise. The photo is then corrected from the chart you marked.",
+          offered
+            ? "The four numbered corners show where Chromaline thinks the chart's patches are. If they sit on the chart's outer corners, correct with them; otherwise move them: start again and mark the corners yourself, from the corner next to the dark-skin (brown) patch, clockwise."
+            : "If the chart is in the photo, mark its four outer corners: start at the corner next to the dark-skin (brown) patch and go clockwise. The photo is then corrected from the chart you marked.",
         ),
         imageUrl ? null : notice("info", "This photo is not shown here (only JPEG and PNG are): type the corners in pixels instead."),
-        cornerPicker({ imageUrl, onSubmit: (corners) => resubmit(job, corners, original?.blob, status) }),
+        cornerPicker({ imageUrl, offered, onSubmit: (corners) => resubmit(job, corners, original?.blob, status) }),
         status,
       ),
     );
