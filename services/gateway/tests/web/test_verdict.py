@@ -214,3 +214,39 @@ def test_the_report_figures_are_on_the_result_page(page: Page, finished_job: dic
         page.wait_for_function(
             "image => image.complete && image.naturalWidth > 0", arg=image.element_handle()
         )
+
+
+def test_the_corrector_s_doubts_are_worth_knowing(page: Page, finished_job: dict[str, Any]) -> None:
+    """Warnings the corrector gives a finished job (a patch made worse, patches a few pixels wide,
+    colours away from the chart off by more than the guideline allows) are in the verdict."""
+    job_id = finished_job["id"]
+    cross_validated = finished_job["delta_e2000_after"] + 0.5
+
+    def doubtful(route: Any) -> None:
+        view = route.fetch().json()
+        view["warnings"] = [
+            {
+                "code": "patch_worse_after",
+                "message": "1 patch(es) worse after correction by more than 2 ΔE2000",
+            },
+            {"code": "small_patches", "message": "the chart's patches are about 6 px across (under 12 px)"},
+            {
+                "code": "cross_validated_above_limit",
+                "message": "cross-validated ΔE2000 6.10 is above the limit",
+            },
+        ]
+        route.fulfill(json=view)
+
+    def one_patch_worse(route: Any) -> None:
+        measurements = route.fetch().json()
+        measurements["patches"][18]["delta_e2000"] = [1.5, 6.5]
+        measurements["cross_validated_delta_e2000"] = cross_validated
+        route.fulfill(json=measurements)
+
+    page.route(f"**/api/v1/jobs/{job_id}", doubtful)
+    page.route(f"**/api/v1/jobs/{job_id}/files/measurements", one_patch_worse)
+    page.goto(f"/#/jobs/{job_id}")
+    doubts = page.locator("#verdict-warnings li")
+    expect(doubts.filter(has_text="clearly worse")).to_contain_text("“white 9.5 (.05 D)”")
+    expect(doubts.filter(has_text="only a few pixels across")).to_have_count(1)
+    expect(doubts.filter(has_text=f"about {cross_validated:.1f} ΔE₀₀, more than")).to_have_count(1)

@@ -69,6 +69,9 @@ const FLAG_WARNINGS = {
   outside_frame: (n) => `${n} of the chart's patches ${n === 1 ? "falls" : "fall"} outside the photo. Keep the whole chart in the picture.`,
 };
 
+/** A patch this much worse after correction (ΔE₀₀) is named: the corrector's own limit for its warning. */
+const WORSE_AFTER = 2;
+
 /** Cross-validation this much worse than the fit (and at least 1 ΔE₀₀ worse) means over-fitting. */
 const OVERFIT_RATIO = 2;
 
@@ -85,8 +88,21 @@ function warnings(job, measurements) {
     found.push("The correction made the chart's colours worse. Try another method under Advanced, or check the chart's edition.");
   }
   const crossValidated = measurements.cross_validated_delta_e2000;
-  if (crossValidated !== null && after !== null && crossValidated > OVERFIT_RATIO * after && crossValidated - after > 1) {
+  const overfit = crossValidated !== null && after !== null && crossValidated > OVERFIT_RATIO * after && crossValidated - after > 1;
+  if (overfit) {
     found.push(`Colours that are not on the chart may be off by more (about ${formatNumber(crossValidated, 1)} ΔE₀₀): the correction follows this chart more closely than it is likely to follow the rest of the photo. A simpler method is safer.`);
+  }
+  const doubts = new Set((job.warnings || []).map((warning) => warning.code));
+  if (doubts.has("patch_worse_after")) {
+    const worse = measurements.patches.filter(({ delta_e2000: [was, now] }) => now - was > WORSE_AFTER).map((patch) => patch.name);
+    const named = worse.map((name) => `“${name}”`).join(", ");
+    found.push(`The correction made ${worse.length === 1 ? "a patch" : "some patches"} clearly worse${named ? `: ${named}` : ""}. Check ${worse.length === 1 ? "that colour" : "those colours"} in the corrected photo.`);
+  }
+  if (doubts.has("cross_validated_above_limit") && !overfit && crossValidated !== null) {
+    found.push(`Colours that are not on the chart may be off by about ${formatNumber(crossValidated, 1)} ΔE₀₀, more than the guideline's lowest level allows.`);
+  }
+  if (doubts.has("small_patches")) {
+    found.push("The chart's patches are only a few pixels across in this photo, so each colour is measured on few pixels. Move closer, or let the chart fill more of the frame.");
   }
   return found;
 }
