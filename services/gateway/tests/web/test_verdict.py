@@ -163,9 +163,20 @@ def test_a_profile_job_names_its_profile_and_shows_the_profile_figures(
     assert "—" not in page.locator("#verdict").inner_text()
     expect(page.locator("#delta-chart")).to_have_count(0)
     expect(page.locator("#patch-table")).to_have_count(0)
+    expect(page.locator(".compare")).to_be_visible()
+    expect(page.locator(".outline-legend")).to_have_count(0)
     screenshot(page, "result-profile")
     page.locator("#profile-link").click()
     page.wait_for_url(re.compile(r"#/profiles"))
+
+
+def test_a_profile_job_in_its_batch_says_it_used_a_profile(
+    page: Page, profile_job: tuple[dict[str, Any], str]
+) -> None:
+    job, _ = profile_job
+    page.goto(f"/#/batches/{job['batch_id']}")
+    row = page.locator(f"#batch-jobs li[data-job-id='{job['id']}']")
+    expect(row.locator(".job-outcome")).to_have_text("Corrected with a saved profile")
 
 
 def test_a_refused_batch_link_says_so_and_stops_polling(page: Page) -> None:

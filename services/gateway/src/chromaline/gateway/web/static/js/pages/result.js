@@ -348,10 +348,11 @@ async function doneView(job, urls) {
   const corners = measurements.corners;
   const focus = corners ? [corners.reduce((sum, [x]) => sum + x, 0) / 4, corners.reduce((sum, [, y]) => sum + y, 0) / 4] : null;
   const excluded = measurements.patches.some((patch) => !patch.used_in_fit);
-  const picture = before && after
-    ? comparison({ beforeUrl: before, afterUrl: after, size, overlay: chartOverlay(measurements), focus, excluded })
-    : notice("info", "Only JPEG and PNG photos are shown side by side here (not TIFF, WebP, HEIC, AVIF or RAW). Download the images below, or the report, which has previews.");
   const measured = measurements.patches.length > 0;
+  const overlay = measured ? chartOverlay(measurements) : null;
+  const picture = before && after
+    ? comparison({ beforeUrl: before, afterUrl: after, size, overlay, focus, excluded })
+    : notice("info", "Only JPEG and PNG photos are shown side by side here (not TIFF, WebP, HEIC, AVIF or RAW). Download the images below, or the report, which has previews.");
   return [
     verdict(job, measurements, profile),
     reportStatus(job),
