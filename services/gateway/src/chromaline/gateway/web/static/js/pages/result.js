@@ -2,7 +2,7 @@
 
 import { call, download, fetchBlob, upload } from "../api.js";
 import { clear, fill, formatDate, formatNumber, h, notice } from "../dom.js";
-import { describe, handleSubmit } from "../forms.js";
+import { asSentence, describe, handleSubmit } from "../forms.js";
 import { follow } from "../live.js";
 import {
   MANUAL_CORNER_REASONS,
@@ -387,17 +387,10 @@ async function resubmit(job, corners, original, status) {
   }
 }
 
-/** The pipeline's own words as a sentence: capital first letter, full stop at the end. */
-function sentence(text) {
-  const trimmed = text.trim();
-  const capital = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
-  return /[.!?)]$/.test(capital) ? capital : `${capital}.`;
-}
-
 async function failedView(job, urls) {
   const reason = REASONS[job.reason] || "The photo could not be processed.";
   const plain = (text) => (text || "").toLowerCase().replace(/[.\s]+$/, "");
-  const detail = job.message && plain(job.message) !== plain(reason) ? ` ${sentence(job.message)}` : "";
+  const detail = job.message && plain(job.message) !== plain(reason) ? ` ${asSentence(job.message)}` : "";
   const parts = [notice("error", h("strong", {}, reason), detail)];
   if (MANUAL_CORNER_REASONS.has(job.reason)) {
     const original = viewable(job, "original") ? await loadFile(job, "original", urls) : null;
