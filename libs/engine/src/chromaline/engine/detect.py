@@ -998,13 +998,16 @@ def checked_detection_from_corners(
 ) -> ChartDetection:
     """A detection from corners given by hand, once the quad's colours agree with the chart's in
     one of its four orientations (:data:`MANUAL_MIN_AGREEMENT`); its confidence is that agreement.
-    The corners are taken in that orientation: a hand that starts at another corner than the first
-    patch's still measures each patch against its own reference.
+    The corners are taken clockwise and in that orientation: a hand that goes round the other way,
+    or starts at another corner than the first patch's, still measures each patch against its own
+    reference.
 
     Raises :class:`NotAChartError` otherwise: correcting towards a chart that is not there shifts
     the whole photo's colours.
     """
     given = detection_from_corners(chart_type, corners)
+    if not _is_clockwise(given.corners):
+        given = detection_from_corners(chart_type, given.corners[::-1])
     rgb = encoded_rgb8(image)
     oriented, agreement = orient_corners(_shown_rgb8(image, rgb), given.chart_type, given.corners)
     if agreement < MANUAL_MIN_AGREEMENT:
