@@ -88,6 +88,12 @@ def test_crlf_line_ends_are_read() -> None:
     assert parse_cgats(ARGYLL_XYZ.replace("\n", "\r\n")).patch_count == 3
 
 
+def test_a_byte_order_mark_before_the_identifier_is_read_past() -> None:
+    """Windows editors save UTF-8 with a byte order mark; the identifier after it is still line 1."""
+    with_mark = "\ufeff" + I1PROFILER_STYLE.replace("\n", "\r\n")
+    assert parse_cgats(with_mark).patch_count == 6
+
+
 def _broken(old: str, new: str, source: str = ARGYLL_XYZ) -> str:
     assert old in source
     return source.replace(old, new, 1)

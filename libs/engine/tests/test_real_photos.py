@@ -165,6 +165,23 @@ def test_corners_marked_a_little_off_are_fitted_to_the_patch_edges(name: str) ->
         assert len(uneven) <= 3, uneven
 
 
+@pytest.mark.parametrize("shift", [1, 2, 3])
+@pytest.mark.parametrize("direction", [1, -1], ids=["clockwise", "anticlockwise"])
+def test_corners_marked_from_another_corner_are_turned_to_the_first_patch(shift: int, direction: int) -> None:
+    """A hand that starts at the wrong corner (clockwise still) used to have its order kept once the
+    quad passed the colour check in its best orientation: every patch was compared with another
+    patch's reference and the photo corrected towards the wrong colours (mean ΔE₀₀ 24 after). One
+    that went round anticlockwise was refused as not the chart."""
+    name = "ccd-classic-chair-window.png"
+    image = decode_image((REAL_PHOTOS / name).read_bytes())
+    marked = np.roll(_truth(name), -shift, axis=0)[::direction]
+
+    detection = checked_detection_from_corners(image, "classic24", marked)
+
+    assert _corner_error(name, detection.corners) < 0.05
+    assert _first_patch_in_place(name, detection.corners)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "boxes"), [("plantcv-nano.jpeg", 20), ("plantcv-tobacco_leaves.jpg", 30)])
 def test_finder_boxes_a_few_pixels_off_never_come_back_as_a_wrong_box(name: str, boxes: int) -> None:

@@ -107,6 +107,16 @@ async def test_xyz_values_keep_their_illuminant(api_client: ApiClient) -> None:
     assert (created.json()["colour_space"], created.json()["illuminant"]) == ("XYZ", "D65")
 
 
+async def test_a_file_saved_with_a_byte_order_mark_is_accepted(api_client: ApiClient) -> None:
+    """Windows editors save UTF-8 with a byte order mark before the CGATS.17 identifier."""
+    async with api_client("org-a") as alice:
+        created = await define(
+            alice, "\ufeff" + cgats_text(made_up_lab(12)).replace("\n", "\r\n"), rows=3, columns=4
+        )
+    assert created.status_code == 201, created.text
+    assert created.json()["patch_count"] == 12
+
+
 @pytest.mark.parametrize(
     ("text", "code", "line"),
     [

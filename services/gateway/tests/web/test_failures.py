@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Route, expect
 
+from .conftest import wait_for_job
+
 Screenshot = Callable[[Page, str], None]
 PIPELINE_TIMEOUT_MS = 120_000
 
@@ -154,3 +156,81 @@ def test_an_upload_answered_503_is_sent_again_with_its_key_and_makes_one_job(
     assert len(sent_keys[0]) == 32
     with account.client() as client:
         assert client.get("/api/v1/jobs").raise_for_status().json()["total"] == jobs_before + 1
+
+
+def _failed_blank_job(account: Any, blank_photo: Path) -> dict[str, Any]:
+    """A photo with no chart, sent through the API and refused by the detector."""
+    with account.client() as client:
+        batch = client.post(
+            "/api/v1/jobs", files={"files": ("no-chart.jpg", blank_photo.read_bytes(), "image/jpeg")}
+        ).raise_for_status()
+        job = wait_for_job(client, batch.json()["jobs"][0]["id"])
+    assert job["state"] == "failed", job
+    return job
+
+
+def test_a_box_found_with_low_confidence_is_offered_to_confirm(
+    page: Page, account: Any, blank_photo: Path, screenshot: Screenshot
+) -> None:
+    """The detector's ``low_confidence`` answer asks the person to confirm the box it offers or to
+    give the corners; the page shows that box on the photo, ready to send as it is."""
+    job = _failed_blank_job(account, blank_photo)
+    offered = [[240.0, 225.0], [720.0, 225.0], [720.0, 675.0], [240.0, 675.0]]
+
+    def unsure(route: Route) -> None:
+        view = route.fetch().json()
+        view["reason"] = "low_confidence"
+        view["message"] = (
+            "a box that resembles the chart was found, but with confidence 0.68 (below 0.75): "
+            "confirm it or give the corners"
+        )
+        view["candidate"] = {"chart_type": "classic24", "corners": offered, "confidence": 0.68}
+        route.fulfill(json=view)
+
+    page.route(f"**/api/v1/jobs/{job['id']}", unsure)
+    page.goto(f"/#/jobs/{job['id']}")
+    expect(page.get_by_role("alert")).to_contain_text("not sure it is the chart")
+    expect(page.get_by_role("heading", name="Is this your chart?")).to_be_visible()
+    expect(page.locator(".corner-dot")).to_have_count(4)
+    screenshot(page, "result-low-confidence")
+
+    first = page.url
+    page.get_by_role("button", name="Correct with these corners").click()
+    page.wait_for_url(lambda url: "#/jobs/" in url and url != first)
+    with account.client() as client:
+        resent = client.get(f"/api/v1/jobs/{page.url.rsplit('/', 1)[-1]}").raise_for_status().json()
+    assert resent["options"]["corners"] == offered
+
+
+def test_corners_refused_as_not_a_chart_can_be_marked_again(
+    page: Page, account: Any, blank_photo: Path
+) -> None:
+    with account.client() as client:
+        batch = client.post(
+            "/api/v1/jobs",
+            files={"files": ("no-chart.jpg", blank_photo.read_bytes(), "image/jpeg")},
+            data={"corners": "[[100, 100], [500, 100], [500, 400], [100, 400]]"},
+        ).raise_for_status()
+        job = wait_for_job(client, batch.json()["jobs"][0]["id"])
+    assert job["reason"] == "not_a_chart", job
+    page.goto(f"/#/jobs/{job['id']}")
+    expect(page.get_by_role("alert")).to_contain_text("The corners given do not enclose the chart's patches.")
+    expect(page.get_by_role("heading", name="Show where the chart is")).to_be_visible()
+    expect(page.locator("#corner-picture img")).to_be_visible()
+
+
+def test_the_pipeline_s_words_are_shown_as_a_sentence(page: Page, account: Any, blank_photo: Path) -> None:
+    job = _failed_blank_job(account, blank_photo)
+
+    def overexposed(route: Route) -> None:
+        view = route.fetch().json()
+        view["reason"] = "overexposed"
+        view["message"] = "no chart found, and 6% of the photo is one area clipped to white"
+        route.fulfill(json=view)
+
+    page.route(f"**/api/v1/jobs/{job['id']}", overexposed)
+    page.goto(f"/#/jobs/{job['id']}")
+    expect(page.get_by_role("alert")).to_have_text(
+        "The chart is overexposed: its light patches are clipped. "
+        "No chart found, and 6% of the photo is one area clipped to white."
+    )

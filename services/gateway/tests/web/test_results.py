@@ -144,6 +144,8 @@ def test_profiles_are_renamed_and_deleted(
     page.goto("/#/profiles")
     item = page.locator(f"li[data-profile-id='{profile_id}']")
     expect(item.get_by_role("heading")).to_have_text("Tungsten bench")
+    expect(item.locator("p.muted")).not_to_have_text(re.compile(r"^[a-z]"))
+    expect(item).not_to_contain_text(finished_job["method"])
     screenshot(page, "profiles")
 
     item.get_by_role("button", name="Rename").click()

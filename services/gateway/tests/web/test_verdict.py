@@ -163,9 +163,20 @@ def test_a_profile_job_names_its_profile_and_shows_the_profile_figures(
     assert "—" not in page.locator("#verdict").inner_text()
     expect(page.locator("#delta-chart")).to_have_count(0)
     expect(page.locator("#patch-table")).to_have_count(0)
+    expect(page.locator(".compare")).to_be_visible()
+    expect(page.locator(".outline-legend")).to_have_count(0)
     screenshot(page, "result-profile")
     page.locator("#profile-link").click()
     page.wait_for_url(re.compile(r"#/profiles"))
+
+
+def test_a_profile_job_in_its_batch_says_it_used_a_profile(
+    page: Page, profile_job: tuple[dict[str, Any], str]
+) -> None:
+    job, _ = profile_job
+    page.goto(f"/#/batches/{job['batch_id']}")
+    row = page.locator(f"#batch-jobs li[data-job-id='{job['id']}']")
+    expect(row.locator(".job-outcome")).to_have_text("Corrected with a saved profile")
 
 
 def test_a_refused_batch_link_says_so_and_stops_polling(page: Page) -> None:
@@ -214,3 +225,39 @@ def test_the_report_figures_are_on_the_result_page(page: Page, finished_job: dic
         page.wait_for_function(
             "image => image.complete && image.naturalWidth > 0", arg=image.element_handle()
         )
+
+
+def test_the_corrector_s_doubts_are_worth_knowing(page: Page, finished_job: dict[str, Any]) -> None:
+    """Warnings the corrector gives a finished job (a patch made worse, patches a few pixels wide,
+    colours away from the chart off by more than the guideline allows) are in the verdict."""
+    job_id = finished_job["id"]
+    cross_validated = finished_job["delta_e2000_after"] + 0.5
+
+    def doubtful(route: Any) -> None:
+        view = route.fetch().json()
+        view["warnings"] = [
+            {
+                "code": "patch_worse_after",
+                "message": "1 patch(es) worse after correction by more than 2 ΔE2000",
+            },
+            {"code": "small_patches", "message": "the chart's patches are about 6 px across (under 12 px)"},
+            {
+                "code": "cross_validated_above_limit",
+                "message": "cross-validated ΔE2000 6.10 is above the limit",
+            },
+        ]
+        route.fulfill(json=view)
+
+    def one_patch_worse(route: Any) -> None:
+        measurements = route.fetch().json()
+        measurements["patches"][18]["delta_e2000"] = [1.5, 6.5]
+        measurements["cross_validated_delta_e2000"] = cross_validated
+        route.fulfill(json=measurements)
+
+    page.route(f"**/api/v1/jobs/{job_id}", doubtful)
+    page.route(f"**/api/v1/jobs/{job_id}/files/measurements", one_patch_worse)
+    page.goto(f"/#/jobs/{job_id}")
+    doubts = page.locator("#verdict-warnings li")
+    expect(doubts.filter(has_text="clearly worse")).to_contain_text("“white 9.5 (.05 D)”")
+    expect(doubts.filter(has_text="only a few pixels across")).to_have_count(1)
+    expect(doubts.filter(has_text=f"about {cross_validated:.1f} ΔE₀₀, more than")).to_have_count(1)

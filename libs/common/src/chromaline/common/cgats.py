@@ -38,6 +38,8 @@ _RANGES: dict[ColourSpace, tuple[tuple[float, float], ...]] = {
 }
 """Plausible value ranges: XYZ with the white's Y at 100 (a few fluorescent patches exceed it)."""
 _STRUCTURE = frozenset({"BEGIN_DATA_FORMAT", "END_DATA_FORMAT", "BEGIN_DATA", "END_DATA"})
+BYTE_ORDER_MARK = "\ufeff"
+"""What Windows editors put before UTF-8 text; read past, so the identifier stays line 1."""
 _TOKEN = re.compile(r'"([^"]*)"|(\S+)')
 _ILLUMINANT_WORD = re.compile(r"\b(D50|D55|D65|D75|F11|F2|F7)\b", re.IGNORECASE)
 
@@ -213,7 +215,7 @@ def parse_cgats(text: str) -> ReferenceTable:
     """The reference table in a CGATS.17 file; :class:`CgatsError` says what is wrong and where."""
     if len(text.encode("utf-8")) > MAX_BYTES:
         raise CgatsError(f"the file is larger than {MAX_BYTES // 1024} KiB")
-    lines = text.splitlines()
+    lines = text.removeprefix(BYTE_ORDER_MARK).splitlines()
     reading = _read(lines)
     keywords = reading.keywords
     if reading.fields is None or reading.rows is None:

@@ -998,18 +998,24 @@ def checked_detection_from_corners(
 ) -> ChartDetection:
     """A detection from corners given by hand, once the quad's colours agree with the chart's in
     one of its four orientations (:data:`MANUAL_MIN_AGREEMENT`); its confidence is that agreement.
+    The corners are taken clockwise and in that orientation: a hand that goes round the other way,
+    or starts at another corner than the first patch's, still measures each patch against its own
+    reference.
 
     Raises :class:`NotAChartError` otherwise: correcting towards a chart that is not there shifts
     the whole photo's colours.
     """
-    detection = detection_from_corners(chart_type, corners)
+    given = detection_from_corners(chart_type, corners)
+    if not _is_clockwise(given.corners):
+        given = detection_from_corners(chart_type, given.corners[::-1])
     rgb = encoded_rgb8(image)
-    _, agreement = orient_corners(_shown_rgb8(image, rgb), detection.chart_type, detection.corners)
+    oriented, agreement = orient_corners(_shown_rgb8(image, rgb), given.chart_type, given.corners)
     if agreement < MANUAL_MIN_AGREEMENT:
         raise NotAChartError(
             f"the corners given do not enclose a {chart_type} chart in any orientation "
             f"(colour agreement {agreement:.2f}, below {MANUAL_MIN_AGREEMENT})"
         )
+    detection = detection_from_corners(given.chart_type, oriented)
     layout, fitted = _fitted_hand_marked(rgb, detection.chart_type, detection.corners)
     return ChartDetection(
         detection.chart_type,

@@ -6,7 +6,7 @@ import { PROBLEM_MESSAGES } from "./options.js";
 const TOO_MANY = "Too many attempts in a short time. Wait a minute and try again.";
 
 /** "the link expired" → "The link expired." */
-function asSentence(text) {
+export function asSentence(text) {
   const trimmed = String(text).trim();
   if (!trimmed) return trimmed;
   const capital = trimmed[0].toUpperCase() + trimmed.slice(1);

@@ -81,9 +81,12 @@ export const REASONS = {
   underexposed: "The chart is underexposed: its dark patches are lost in noise.",
   unsupported_chart: "This kind of chart is not supported.",
   unknown_chart: "The card in the photo is not a supported chart: its colours are another card's.",
+  low_confidence: "Chromaline may have found the chart, but is not sure it is the chart.",
+  not_a_chart: "The corners given do not enclose the chart's patches.",
 };
 
-export const MANUAL_CORNER_REASONS = new Set(["no_chart", "chart_too_small"]);
+/** Failures a person can put right by showing where the chart is. */
+export const MANUAL_CORNER_REASONS = new Set(["no_chart", "chart_too_small", "low_confidence", "not_a_chart"]);
 
 function nameIn(list, value) {
   return (list.find(([id]) => id === value) || [value, value])[1];

@@ -66,6 +66,7 @@ const GRAB_DISTANCE_PX = 24;
  * the handle (drag it, or the photo when it fits the screen); the range input carries the
  * keyboard. "Actual size" shows one image pixel per screen pixel, scrolling inside the viewer.
  */
+/** `overlay` (null when the photo has no chart of its own) outlines what was measured, with a legend. */
 export function comparison({ beforeUrl, afterUrl, size, overlay, focus, excluded = false }) {
   const [width, height] = size;
   const afterLayer = h("div", { class: "compare-after" }, h("img", { src: afterUrl, alt: "Corrected photo", draggable: "false" }));
@@ -148,6 +149,6 @@ export function comparison({ beforeUrl, afterUrl, size, overlay, focus, excluded
     viewport,
     h("div", { class: "compare-controls" }, slider, zoom),
     h("figcaption", { class: "muted" }, "Left of the line: the original. Right: corrected. Drag the line, or use the slider."),
-    outlineLegend(excluded),
+    overlay ? outlineLegend(excluded) : null,
   );
 }

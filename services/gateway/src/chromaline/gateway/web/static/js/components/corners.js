@@ -6,10 +6,11 @@ const ORDER = ["first (by the dark-skin patch)", "second", "third", "fourth"];
 
 /**
  * `imageUrl` may be null when the browser cannot show the photo (TIFF); the number fields still
- * work. `onSubmit(corners)` receives [[x, y], ×4] in image pixels.
+ * work. `offered` ([[x, y], ×4], optional) places the corners already, to confirm or move.
+ * `onSubmit(corners)` receives [[x, y], ×4] in image pixels.
  */
-export function cornerPicker({ imageUrl, onSubmit }) {
-  const points = [];
+export function cornerPicker({ imageUrl, onSubmit, offered = null }) {
+  const points = offered ? offered.map(([x, y]) => [x, y]) : [];
   let size = null;
   const inputs = ORDER.map((_, i) => [
     h("input", { type: "number", step: "any", min: 0, name: `x${i}`, inputmode: "decimal", required: true, class: "corner-input" }),
@@ -91,6 +92,7 @@ export function cornerPicker({ imageUrl, onSubmit }) {
     h("details", { class: "corner-numbers", open: !imageUrl }, h("summary", {}, "Corner positions in pixels"), grid),
     h("div", { class: "actions" }, submit),
   );
+  fillInputs();
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     readInputs();

@@ -13,9 +13,11 @@ function jobRow(job) {
     : job.filename;
   const outcome = job.state === "failed"
     ? h("span", { class: "error-text" }, REASONS[job.reason] || job.message || job.reason || "Failed")
-    : job.state === "done" || (job.state === "expired" && job.delta_e2000_after !== null)
+    : job.delta_e2000_after !== null && (job.state === "done" || job.state === "expired")
       ? `ΔE₀₀ ${formatNumber(job.delta_e2000_before)} → ${formatNumber(job.delta_e2000_after)}`
-      : "";
+      : job.state === "done" && job.options?.profile
+        ? "Corrected with a saved profile"
+        : "";
   return h(
     "li",
     { class: `job-row state-${job.state}`, dataset: { jobId: job.id, state: job.state } },

@@ -3,6 +3,7 @@
 import { call, download } from "../api.js";
 import { clear, formatDate, h, notice } from "../dom.js";
 import { describe, handleSubmit } from "../forms.js";
+import { methodName } from "../options.js";
 import { href } from "../router.js";
 
 function profileItem(profile, status) {
@@ -49,7 +50,7 @@ function profileItem(profile, status) {
     h(
       "p",
       { class: "muted" },
-      `${profile.method || "—"} · saved ${formatDate(profile.created_at)} · from `,
+      `${methodName(profile.method)} · saved ${formatDate(profile.created_at)} · from `,
       h("a", { href: href(`/jobs/${profile.source_job_id}`) }, "this job"),
     ),
     rename,

@@ -2,7 +2,7 @@
 
 import { call, download, fetchBlob, upload } from "../api.js";
 import { clear, fill, formatDate, formatNumber, h, notice } from "../dom.js";
-import { describe, handleSubmit } from "../forms.js";
+import { asSentence, describe, handleSubmit } from "../forms.js";
 import { follow } from "../live.js";
 import {
   MANUAL_CORNER_REASONS,
@@ -69,6 +69,9 @@ const FLAG_WARNINGS = {
   outside_frame: (n) => `${n} of the chart's patches ${n === 1 ? "falls" : "fall"} outside the photo. Keep the whole chart in the picture.`,
 };
 
+/** A patch this much worse after correction (ΔE₀₀) is named: the corrector's own limit for its warning. */
+const WORSE_AFTER = 2;
+
 /** Cross-validation this much worse than the fit (and at least 1 ΔE₀₀ worse) means over-fitting. */
 const OVERFIT_RATIO = 2;
 
@@ -85,8 +88,21 @@ function warnings(job, measurements) {
     found.push("The correction made the chart's colours worse. Try another method under Advanced, or check the chart's edition.");
   }
   const crossValidated = measurements.cross_validated_delta_e2000;
-  if (crossValidated !== null && after !== null && crossValidated > OVERFIT_RATIO * after && crossValidated - after > 1) {
+  const overfit = crossValidated !== null && after !== null && crossValidated > OVERFIT_RATIO * after && crossValidated - after > 1;
+  if (overfit) {
     found.push(`Colours that are not on the chart may be off by more (about ${formatNumber(crossValidated, 1)} ΔE₀₀): the correction follows this chart more closely than it is likely to follow the rest of the photo. A simpler method is safer.`);
+  }
+  const doubts = new Set((job.warnings || []).map((warning) => warning.code));
+  if (doubts.has("patch_worse_after")) {
+    const worse = measurements.patches.filter(({ delta_e2000: [was, now] }) => now - was > WORSE_AFTER).map((patch) => patch.name);
+    const named = worse.map((name) => `“${name}”`).join(", ");
+    found.push(`The correction made ${worse.length === 1 ? "a patch" : "some patches"} clearly worse${named ? `: ${named}` : ""}. Check ${worse.length === 1 ? "that colour" : "those colours"} in the corrected photo.`);
+  }
+  if (doubts.has("cross_validated_above_limit") && !overfit && crossValidated !== null) {
+    found.push(`Colours that are not on the chart may be off by about ${formatNumber(crossValidated, 1)} ΔE₀₀, more than the guideline's lowest level allows.`);
+  }
+  if (doubts.has("small_patches")) {
+    found.push("The chart's patches are only a few pixels across in this photo, so each colour is measured on few pixels. Move closer, or let the chart fill more of the frame.");
   }
   return found;
 }
@@ -332,10 +348,11 @@ async function doneView(job, urls) {
   const corners = measurements.corners;
   const focus = corners ? [corners.reduce((sum, [x]) => sum + x, 0) / 4, corners.reduce((sum, [, y]) => sum + y, 0) / 4] : null;
   const excluded = measurements.patches.some((patch) => !patch.used_in_fit);
-  const picture = before && after
-    ? comparison({ beforeUrl: before, afterUrl: after, size, overlay: chartOverlay(measurements), focus, excluded })
-    : notice("info", "Only JPEG and PNG photos are shown side by side here (not TIFF, WebP, HEIC, AVIF or RAW). Download the images below, or the report, which has previews.");
   const measured = measurements.patches.length > 0;
+  const overlay = measured ? chartOverlay(measurements) : null;
+  const picture = before && after
+    ? comparison({ beforeUrl: before, afterUrl: after, size, overlay, focus, excluded })
+    : notice("info", "Only JPEG and PNG photos are shown side by side here (not TIFF, WebP, HEIC, AVIF or RAW). Download the images below, or the report, which has previews.");
   return [
     verdict(job, measurements, profile),
     reportStatus(job),
@@ -373,24 +390,27 @@ async function resubmit(job, corners, original, status) {
 async function failedView(job, urls) {
   const reason = REASONS[job.reason] || "The photo could not be processed.";
   const plain = (text) => (text || "").toLowerCase().replace(/[.\s]+$/, "");
-  const detail = job.message && plain(job.message) !== plain(reason) ? ` ${job.message}` : "";
+  const detail = job.message && plain(job.message) !== plain(reason) ? ` ${asSentence(job.message)}` : "";
   const parts = [notice("error", h("strong", {}, reason), detail)];
   if (MANUAL_CORNER_REASONS.has(job.reason)) {
     const original = viewable(job, "original") ? await loadFile(job, "original", urls) : null;
     const imageUrl = original ? original.url : null;
     const status = h("div", { class: "form-status" });
+    const offered = job.candidate?.corners || null;
     parts.push(
       h(
         "section",
         { class: "card", "aria-labelledby": "corners-title" },
-        h("h2", { id: "corners-title" }, "Show where the chart is"),
+        h("h2", { id: "corners-title" }, offered ? "Is this your chart?" : "Show where the chart is"),
         h(
           "p",
           {},
-          "If the chart is in the photo, mark its four outer corners: start at the corner next to the dark-skin (brown) patch and go clockwise. The photo is then corrected from the chart you marked.",
+          offered
+            ? "The four numbered corners show where Chromaline thinks the chart's patches are. If they sit on the chart's outer corners, correct with them; otherwise move them: start again and mark the corners yourself, from the corner next to the dark-skin (brown) patch, clockwise."
+            : "If the chart is in the photo, mark its four outer corners: start at the corner next to the dark-skin (brown) patch and go clockwise. The photo is then corrected from the chart you marked.",
         ),
         imageUrl ? null : notice("info", "This photo is not shown here (only JPEG and PNG are): type the corners in pixels instead."),
-        cornerPicker({ imageUrl, onSubmit: (corners) => resubmit(job, corners, original?.blob, status) }),
+        cornerPicker({ imageUrl, offered, onSubmit: (corners) => resubmit(job, corners, original?.blob, status) }),
         status,
       ),
     );
