@@ -264,3 +264,19 @@ async def test_a_new_password_spends_every_reset_link_sent_before(auth_service: 
     )
     assert changed.status_code == 204, changed.text
     assert (await reset(third)).json()["code"] == "invalid_reset_token"
+
+
+async def test_an_email_that_only_looks_like_a_registered_one_is_refused(auth_service: AuthService) -> None:
+    await auth_service.register("jos\u00e9@example.org")
+
+    async def register(email: str) -> httpx.Response:
+        return await auth_service.client.post(
+            "/api/v1/auth/register",
+            json={"email": email, "password": PASSWORD, "display_name": "Twin", "organisation_name": "Other"},
+        )
+
+    decomposed = await register("jose\u0301@example.org")
+    invisible = await register("jos\u00e9\u200b@example.org")
+    assert (decomposed.status_code, decomposed.json()["code"]) == (409, "email_taken")
+    assert (invisible.status_code, invisible.json()["code"]) == (422, "invalid_request")
+    assert (await login(auth_service, "jose\u0301@example.org")).status_code == 200

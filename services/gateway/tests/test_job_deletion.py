@@ -4,14 +4,20 @@ says who deleted it and why."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from chromaline.common.events.contracts import BlobRef, ReportReady
 from chromaline.common.events.envelope import make_envelope
+from chromaline.common.runtime import ServiceRuntime
+from chromaline.gateway import jobs as job_service
 from chromaline.gateway.handlers import on_pipeline_event
+from chromaline.gateway.retention import saved_profile_blobs
+from chromaline.gateway.testing import ApiClient, create_jobs, finish_job
 
 from .conftest import World
 
@@ -91,3 +97,29 @@ def test_an_api_key_deleting_a_job_is_named(world: World) -> None:
     )
     [(key_id,)] = world.sql("SELECT id FROM auth.api_keys WHERE name = 'admin'")
     assert payload["data"]["api_key_id"] == str(key_id)
+
+
+async def test_a_profile_saved_while_its_job_is_being_deleted_is_not_saved(
+    api_runtime: ServiceRuntime, api_client: ApiClient
+) -> None:
+    [job_id] = await create_jobs(api_runtime, "org-a", "chart.jpg", owner="someone")
+    await finish_job(api_runtime, job_id)
+    async with api_client("org-a") as alice:
+        async with api_runtime.session() as session, session.begin():
+            job = await job_service.get_job(session, job_id, for_update=True)
+            assert job is not None
+            saving = asyncio.create_task(
+                alice.post("/api/v1/profiles", json={"job_id": str(job_id), "name": "p"})
+            )
+            await asyncio.sleep(0.5)  # the profile is asked for while the deletion holds the job
+            kept = await saved_profile_blobs(session, [job_id])
+            await job_service.delete_job_on_request(
+                session,
+                job,
+                deleted_by=uuid.uuid4(),
+                api_key_id=None,
+                kept=kept.get(job_id, []),
+                now=datetime.now(UTC),
+            )
+        saved = await saving
+    assert (saved.status_code, saved.json()["code"]) == (404, "job_not_found"), saved.text

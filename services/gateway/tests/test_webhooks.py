@@ -471,6 +471,22 @@ async def test_webhooks_added_at_once_stay_within_the_limit(api: FastAPI, receiv
 
 
 @pytest.mark.integration
+async def test_pings_racing_the_webhooks_deletion_are_sent_or_not_found(
+    api: FastAPI, receiver: Receiver
+) -> None:
+    async with _client(api, "alice") as alice:
+        for _ in range(3):
+            created = await alice.post(
+                "/api/v1/webhooks", json={"url": receiver.url("/ok"), "events": ["job.failed"]}
+            )
+            hook = f"/api/v1/webhooks/{created.json()['id']}"
+            answers = await asyncio.gather(
+                alice.delete(hook), *(alice.post(f"{hook}/test") for _ in range(4))
+            )
+            assert {answer.status_code for answer in answers} <= {202, 204, 404}, [a.text for a in answers]
+
+
+@pytest.mark.integration
 async def test_private_urls_are_refused_unless_allowed(runtime: ServiceRuntime) -> None:
     strict = _app(runtime, _settings_of(runtime).model_copy(update={"webhook_allow_private_urls": False}))
     async with _client(strict, "alice") as alice:

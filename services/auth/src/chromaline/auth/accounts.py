@@ -7,6 +7,7 @@ means it was copied: the whole family is revoked and the caller has to sign in a
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,7 +41,8 @@ class TokenPair:
 
 
 def normalise_email(email: str) -> str:
-    return email.strip().lower()
+    """One spelling per address: ``é`` typed as one character or as ``e`` and an accent is one."""
+    return unicodedata.normalize("NFC", email).strip().lower()
 
 
 def check_password_policy(context: AuthContext, password: str) -> None:

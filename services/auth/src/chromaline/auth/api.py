@@ -5,13 +5,14 @@ API-key check under ``/internal/v1`` (reached by the gateway only)."""
 # build_router when it reads the endpoints' annotations.
 import hashlib
 import hmac
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.auth import accounts, api_keys, audit, members, platform, resets, retention
@@ -44,6 +45,15 @@ class Registration(ClientModel):
     password: str = Field(max_length=1024)
     display_name: str = Field(min_length=1, max_length=120)
     organisation_name: str = Field(min_length=1, max_length=120)
+
+    @field_validator("email")
+    @classmethod
+    def _visible(cls, email: str) -> str:
+        """No invisible characters (zero-width spaces, direction marks): an address that only
+        looks like another's would be taken for it when members are added by email."""
+        if any(unicodedata.category(char) in ("Cc", "Cf") for char in email):
+            raise ValueError("an email address holds no control or invisible characters")
+        return email
 
 
 class Credentials(ClientModel):

@@ -688,20 +688,26 @@ def build_router(
     ) -> dict[str, Any]:
         idempotent = idempotency.from_request(request, principal.organisation_id, json_part(body))
         await replay_if_known(idempotent)
-        job = await load_job(body.job_id, principal.organisation_id)
-        refuse_expired(job)
-        if "profile" not in job.results:
-            raise ApiError(409, "profile_not_ready", f"job {job.id} has no profile while {job.state}")
-        profile = SavedProfile(
-            id=uuid.uuid4(),
-            organisation_id=job.organisation_id,
-            name=body.name,
-            source_job_id=job.id,
-            blob=job.results["profile"],
-            cube=job.results.get("profile_cube"),
-            method=job.method,
-        )
         async with runtime.session() as session, session.begin():
+            # the job stays as it is until the profile is saved: a deletion or expiry waits, and
+            # keeps the profile's files, or goes first and the job is gone
+            job = visible_job(
+                await job_service.get_job(session, body.job_id, for_update=True),
+                body.job_id,
+                principal.organisation_id,
+            )
+            refuse_expired(job)
+            if "profile" not in job.results:
+                raise ApiError(409, "profile_not_ready", f"job {job.id} has no profile while {job.state}")
+            profile = SavedProfile(
+                id=uuid.uuid4(),
+                organisation_id=job.organisation_id,
+                name=body.name,
+                source_job_id=job.id,
+                blob=job.results["profile"],
+                cube=job.results.get("profile_cube"),
+                method=job.method,
+            )
             session.add(profile)
             await session.flush()
             view = profile_view(profile)

@@ -117,8 +117,13 @@ def build_notifications_router(runtime: ServiceRuntime, settings: GatewaySetting
             saved = await notifications.save_preferences(session, principal.user_id, changes)
         return saved.as_dict()
 
-    async def load_webhook(session: AsyncSession, webhook_id: uuid.UUID, organisation_id: str) -> Webhook:
-        webhook = await session.get(Webhook, webhook_id)
+    async def load_webhook(
+        session: AsyncSession, webhook_id: uuid.UUID, organisation_id: str, *, kept: bool = False
+    ) -> Webhook:
+        """The organisation's webhook (404 otherwise); ``kept``: not deleted until the transaction ends."""
+        webhook = await session.get(
+            Webhook, webhook_id, with_for_update={"read": True, "key_share": True} if kept else None
+        )
         if webhook is None or webhook.organisation_id != organisation_id:
             raise ApiError(404, "webhook_not_found", f"no webhook {webhook_id}")
         return webhook
@@ -207,7 +212,7 @@ def build_notifications_router(runtime: ServiceRuntime, settings: GatewaySetting
     async def test_webhook(webhook_id: uuid.UUID, principal: CurrentPrincipal) -> dict[str, Any]:
         event_id = uuid.uuid4()
         async with runtime.session() as session, session.begin():
-            webhook = await load_webhook(session, webhook_id, principal.organisation_id)
+            webhook = await load_webhook(session, webhook_id, principal.organisation_id, kept=True)
             payload = webhooks.event_payload(
                 webhooks.PING, event_id, principal.organisation_id, {"webhook_id": str(webhook.id)}
             )
