@@ -17,7 +17,12 @@ LIMIT = 1024
 def _app() -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
-    app.add_middleware(RequestGuard, max_body_bytes=LIMIT, unlimited=[("POST", "/upload")])
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=LIMIT,
+        unlimited=[("POST", "/upload")],
+        route_limits={("POST", "/batch"): 4 * LIMIT},
+    )
 
     @app.post("/echo")
     async def echo(request: Request) -> dict[str, int]:
@@ -25,6 +30,10 @@ def _app() -> FastAPI:
 
     @app.post("/upload")
     async def upload(request: Request) -> dict[str, int]:
+        return {"read": len(await request.body())}
+
+    @app.post("/batch")
+    async def batch(request: Request) -> dict[str, int]:
         return {"read": len(await request.body())}
 
     @app.get("/find")
@@ -64,6 +73,19 @@ async def test_a_declared_or_streamed_body_past_the_limit_answers_413(client: ht
 async def test_unlimited_routes_read_larger_bodies(client: httpx.AsyncClient) -> None:
     answer = await client.post("/upload", content=_chunks(8))
     assert answer.json() == {"read": 8 * 512}
+
+
+async def test_a_route_with_a_limit_of_its_own_reads_up_to_it_and_no_further(
+    client: httpx.AsyncClient,
+) -> None:
+    within = await client.post("/batch", content=_chunks(8))
+    declared = await client.post("/batch", content=b"x" * (4 * LIMIT + 1))
+    streamed = await client.post("/batch", content=_chunks(9))
+    assert within.json() == {"read": 8 * 512}
+    for answer in (declared, streamed):
+        assert answer.status_code == 413
+        assert answer.json()["code"] == "body_too_large"
+        assert answer.json()["max_bytes"] == 4 * LIMIT
 
 
 @pytest.mark.parametrize("target", ["/find?q=%00", "/find?q=a%0d%0ab", "/fi%0And", "/find?q=%7F"])

@@ -296,15 +296,16 @@ def test_a_reset_link_opens_the_web_apps_reset_page(world: World) -> None:
     assert page.headers["content-type"].startswith("text/html")
 
 
-def _answer_to_an_unsent_upload(world: World, headers: dict[str, str]) -> bytes:
-    """POST /api/v1/jobs declaring a 10 GB multipart body and sending only its first bytes: the
-    answer, or b"" when none came within 10 s (the gateway waiting for the body)."""
+def _answer_to_an_unsent_upload(world: World, headers: dict[str, str], declared: int = 2 * 1024**3) -> bytes:
+    """POST /api/v1/jobs declaring a ``declared``-byte multipart body (by default, within what a
+    batch may send) and sending only its first bytes: the answer, or b"" when none came within
+    10 s (the gateway waiting for the body)."""
     host, port = world.url.removeprefix("http://").split(":")
     head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.sendall(
             f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\n{head}"
-            "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 10000000000\r\n\r\n"
+            f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {declared}\r\n\r\n"
             '--b\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n\r\n'.encode()
             + b"\0" * 65536
         )
@@ -312,6 +313,14 @@ def _answer_to_an_unsent_upload(world: World, headers: dict[str, str]) -> bytes:
             return connection.recv(65536)
         except TimeoutError:
             return b""
+
+
+def test_an_upload_larger_than_any_batch_is_refused_before_its_body_is_read(world: World) -> None:
+    """A member could make the gateway spool a body of any size to disk: the per-file limits were
+    checked once the whole form had been read. 10 GB declared is past the 4 GiB a batch may send."""
+    answer = _answer_to_an_unsent_upload(world, world.callers["member"].headers, declared=10**10)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
+    assert b'"code":"body_too_large"' in answer
 
 
 def test_an_upload_is_refused_before_its_body_is_read_when_the_caller_may_not_upload(world: World) -> None:

@@ -2,8 +2,9 @@
 
 * A body larger than the service's limit answers 413 ``body_too_large``: at once when
   ``Content-Length`` declares it, and as soon as the limit is crossed when the body is streamed
-  (chunked), so a client cannot make the service hold a large body in memory. Upload routes name
-  themselves as ``unlimited`` and enforce their own, larger limits.
+  (chunked), so a client cannot make the service hold a large body in memory. Routes may have a
+  larger limit of their own (``route_limits``), or none here (``unlimited``) when they enforce it
+  while they read.
 * A path or query string holding control characters (NUL, CR, LF, …), percent-encoded or not,
   answers 400 ``invalid_characters``: no route has a use for them and they break headers, URLs
   and PostgreSQL text further in.
@@ -11,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,11 +30,17 @@ class RequestGuard:
     """ASGI middleware enforcing the body limit and refusing control characters (see the module)."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, unlimited: Iterable[tuple[str, str]] = ()
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        unlimited: Iterable[tuple[str, str]] = (),
+        route_limits: Mapping[tuple[str, str], int] | None = None,
     ) -> None:
         self._app = app
         self._max_body_bytes = max_body_bytes
         self._unlimited = frozenset(unlimited)
+        self._route_limits = dict(route_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -48,16 +55,18 @@ class RequestGuard:
                 scope, receive, send
             )
             return
-        if scope["type"] == "websocket" or (scope["method"], scope["path"]) in self._unlimited:
+        route = (scope.get("method", ""), scope["path"])
+        if scope["type"] == "websocket" or route in self._unlimited:
             await self._app(scope, receive, send)
             return
+        limit = self._route_limits.get(route, self._max_body_bytes)
         declared = _content_length(scope)
-        if declared is not None and declared > self._max_body_bytes:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared > limit:
+            await self._too_large(limit, scope, receive, send)
             return
-        await self._guarded(scope, receive, send)
+        await self._guarded(limit, scope, receive, send)
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _guarded(self, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
         """Count the body as the app reads it; past the limit, answer 413 at once and tell the app
         the client went away (so it stops reading), dropping whatever it sends afterwards."""
         received = 0
@@ -69,9 +78,9 @@ class RequestGuard:
             message = await receive()
             if message["type"] == "http.request" and not refused:
                 received += len(message.get("body", b""))
-                if received > self._max_body_bytes and not started:
+                if received > limit and not started:
                     refused = True
-                    await self._too_large(scope, receive, send)
+                    await self._too_large(limit, scope, receive, send)
             return {"type": "http.disconnect"} if refused else message
 
         async def watching_send(message: Message) -> None:
@@ -87,12 +96,12 @@ class RequestGuard:
             if not refused:
                 raise
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
         await problem(
             413,
             "body_too_large",
-            f"the request body exceeds {self._max_body_bytes} bytes",
-            max_bytes=self._max_body_bytes,
+            f"the request body exceeds {limit} bytes",
+            max_bytes=limit,
             headers={"Connection": "close"},
         )(scope, receive, send)
 

@@ -70,8 +70,8 @@ CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter", "reporter.re
 WS_POLL_SECONDS = 0.5
 
 
-UPLOAD_ROUTES = frozenset({("POST", "/api/v1/jobs"), ("PUT", "/api/v1/uploads/stream")})
-"""Routes whose bodies are images: they enforce the upload limits instead of the body limit."""
+STREAMED_UPLOAD_ROUTES = frozenset({("PUT", "/api/v1/uploads/stream")})
+"""Routes that count an image's bytes as they store it: they enforce the upload limit themselves."""
 MULTIPART_UPLOAD_ROUTES = frozenset({("POST", "/api/v1/jobs")})
 """Upload routes whose bodies FastAPI reads before it authorizes the caller (see ``AdmitUploadersFirst``)."""
 MAX_PAGE = 100_000

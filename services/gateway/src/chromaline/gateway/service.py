@@ -18,7 +18,7 @@ from chromaline.common.http import create_app
 from chromaline.common.request_guard import RequestGuard
 from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.gateway.access import Access, AdmitUploadersFirst, Authenticator, authorize
-from chromaline.gateway.api import MULTIPART_UPLOAD_ROUTES, UPLOAD_ROUTES, build_router
+from chromaline.gateway.api import MULTIPART_UPLOAD_ROUTES, STREAMED_UPLOAD_ROUTES, build_router
 from chromaline.gateway.charts import build_charts_router
 from chromaline.gateway.handlers import (
     FOLLOWED_EVENTS,
@@ -98,7 +98,12 @@ def build_app(
         metrics_without_token=settings.environment != "production",
     )
     app.add_middleware(AdmitUploadersFirst, routes=MULTIPART_UPLOAD_ROUTES)
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_request_body_bytes, unlimited=UPLOAD_ROUTES)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_request_body_bytes,
+        unlimited=STREAMED_UPLOAD_ROUTES,
+        route_limits=dict.fromkeys(MULTIPART_UPLOAD_ROUTES, settings.max_batch_upload_bytes),
+    )
     if settings.security_headers:
         app.add_middleware(SecurityHeaders, settings=settings)
     if settings.cors_origins:

@@ -18,6 +18,9 @@ class GatewaySettings(ServiceSettings):
     port: int = 8080
     max_upload_bytes: int = 200 * 1024 * 1024
     max_files_per_batch: int = 200
+    max_batch_upload_bytes: int = 4 * 1024**3
+    """The most one multipart upload may send in all: past it the upload is refused (413) as the
+    bytes arrive, rather than spooled to disk whole before the per-file limits are checked."""
     max_pixels: int = 150_000_000
     max_zip_entries: int = 500
     max_zip_uncompressed_bytes: int = 4 * 1024**3
