@@ -126,6 +126,39 @@ def test_retry_delays_follow_the_settings_and_repeat_the_last() -> None:
     ]
 
 
+async def test_a_call_goes_to_the_address_that_was_checked_not_to_a_second_dns_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name was resolved once for the check and again by the HTTP client, so a DNS server
+    answering a public address first and 127.0.0.1 next (rebinding) reached inside. The call now
+    goes to the checked address, with the name kept in the Host header and the TLS server name."""
+    answers = iter(["93.184.216.34", "127.0.0.1", "127.0.0.1"])
+
+    async def rebinding(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", rebinding)
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(204)
+
+    settings = _settings("postgresql+asyncpg://unused/unused", tmp_path, webhook_allow_private_urls=False)
+    claimed = webhooks.ClaimedDelivery(
+        uuid.uuid4(), uuid.uuid4(), "https://hooks.example.com/chromaline", SECRET, "ping", BODY
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        worker = webhooks.DeliveryWorker(lambda: pytest.fail("no database call"), settings, client)
+        outcome = await worker._call(claimed)
+
+    assert outcome.delivered
+    [request] = sent
+    assert request.url.host == "93.184.216.34"
+    assert request.headers["host"] == "hooks.example.com"
+    assert request.extensions["sni_hostname"] == "hooks.example.com"
+
+
 @dataclass
 class Received:
     path: str

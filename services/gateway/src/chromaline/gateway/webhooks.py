@@ -9,8 +9,10 @@ by ``webhook_timeout_seconds``: a slow or dead endpoint holds one slot, never th
 
 SSRF: a webhook URL must be http(s) and, unless ``webhook_allow_private_urls`` is set, neither
 name a loopback, private, link-local or otherwise non-global address nor resolve to one at
-delivery time. The name is resolved again by the HTTP client, so a DNS answer changed between
-the check and the call (rebinding) is not caught; egress rules are the stronger fence.
+delivery time. The call then goes to the very address that was checked (the URL's name kept in
+the Host header and, over TLS, in the server name the certificate is checked against), so a DNS
+answer changed between the check and the call (rebinding) cannot point it inside. Egress rules
+remain the stronger fence.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import hmac
 import ipaddress
 import json
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -88,21 +91,45 @@ def check_url(url: str, *, allow_private: bool) -> None:
         raise UnsafeUrlError(f"{host} is not a public address")
 
 
-async def check_resolved(url: str, *, allow_private: bool) -> None:
-    """Refuse a URL whose host resolves to a non-public address (checked before every call)."""
+async def checked_address(url: str, *, allow_private: bool) -> str | None:
+    """The public address a URL's host resolves to, to call it at (checked before every call);
+    None when private URLs are allowed (the call then resolves the name itself). Refuses a host
+    that resolves to any non-public address."""
     check_url(url, allow_private=allow_private)
     if allow_private:
-        return
+        return None
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        answers = await asyncio.get_running_loop().getaddrinfo(host, port)
+        answers = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as error:
         raise UnsafeUrlError(f"{host} does not resolve: {error}") from None
-    for *_, sockaddr in answers:
-        if not ipaddress.ip_address(str(sockaddr[0]).split("%")[0]).is_global:
-            raise UnsafeUrlError(f"{host} resolves to the non-public address {sockaddr[0]}")
+    addresses = [str(sockaddr[0]).split("%")[0] for *_, sockaddr in answers]
+    for address in addresses:
+        if not ipaddress.ip_address(address).is_global:
+            raise UnsafeUrlError(f"{host} resolves to the non-public address {address}")
+    if not addresses:
+        raise UnsafeUrlError(f"{host} does not resolve")
+    return addresses[0]
+
+
+async def post_to_checked_address(
+    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], *, allow_private: bool
+) -> httpx.Response:
+    """POST ``body`` to ``url`` at the address :func:`checked_address` approved: the URL names
+    that address, its host goes in the Host header and, over TLS, in the server name."""
+    address = await checked_address(url, allow_private=allow_private)
+    if address is None:
+        return await client.post(url, content=body, headers=headers)
+    target = httpx.URL(url)
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    return await client.post(
+        target.copy_with(host=address),
+        content=body,
+        headers={**headers, "Host": target.netloc.decode("ascii")},
+        extensions=extensions,
+    )
 
 
 async def enqueue(
@@ -319,8 +346,13 @@ class DeliveryWorker:
         }
         try:
             async with asyncio.timeout(self._settings.webhook_timeout_seconds):
-                await check_resolved(claimed.url, allow_private=self._settings.webhook_allow_private_urls)
-                response = await self._client.post(claimed.url, content=claimed.body, headers=headers)
+                response = await post_to_checked_address(
+                    self._client,
+                    claimed.url,
+                    claimed.body,
+                    headers,
+                    allow_private=self._settings.webhook_allow_private_urls,
+                )
         except TimeoutError:
             late = f"no answer within {self._settings.webhook_timeout_seconds:g} s"
             return Outcome(None, late, time.monotonic() - started)
