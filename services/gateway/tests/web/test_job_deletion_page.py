@@ -89,3 +89,23 @@ def test_a_member_deletes_a_job_after_confirming(
         assert client.get(f"/api/v1/jobs/{job_id}").status_code == 404
         listed = client.get("/api/v1/jobs").raise_for_status().json()["items"]
     assert job_id not in [item["id"] for item in listed]
+
+
+def test_a_batch_counts_its_deleted_job_apart(
+    page: Page, account: Account, blank_photo: Path, chart_photo: Path
+) -> None:
+    with account.client() as client:
+        batch = client.post(
+            "/api/v1/jobs",
+            files=[
+                ("files", ("kept.jpg", chart_photo.read_bytes(), "image/jpeg")),
+                ("files", ("to-delete.jpg", blank_photo.read_bytes(), "image/jpeg")),
+            ],
+        ).raise_for_status()
+        kept, deleted = (job["id"] for job in batch.json()["jobs"])
+        assert wait_for_job(client, kept)["state"] == "done"
+        wait_for_job(client, deleted)
+        client.delete(f"/api/v1/jobs/{deleted}").raise_for_status()
+    page.goto(f"/#/batches/{batch.json()['id']}")
+    expect(page.locator("#batch-summary")).to_have_text("All 2 finished: 1 corrected, 1 deleted.")
+    expect(page.locator(f"#batch-jobs li[data-job-id='{deleted}'] .badge")).to_have_text("Deleted")

@@ -69,8 +69,11 @@ export function accepted(name) {
   return ACCEPTED.some((extension) => lower.endsWith(extension));
 }
 
+/** A job deleted on request stays in its batch's list, but no filter offers it. */
+const UNFILTERED_STATES = [["deleted", "Deleted"]];
+
 export function stateLabel(state) {
-  return (STATES.find(([value]) => value === state) || [state, state])[1];
+  return ([...STATES, ...UNFILTERED_STATES].find(([value]) => value === state) || [state, state])[1];
 }
 
 /** Why a job failed, in words; `message` from the pipeline adds the specifics. */
