@@ -118,6 +118,12 @@ def test_save_a_profile_and_correct_another_photo_with_it(
         profiles = client.get("/api/v1/profiles").raise_for_status().json()["items"]
     saved = next(p for p in profiles if p["name"] == "North window, overcast")
     expect(page.get_by_label("Saved profile")).to_have_value(saved["id"])
+    expect(page.locator("#drop-zone .drop-title")).to_have_text(
+        "Add photos taken under the profile's light: they need no chart"
+    )
+    page.get_by_label("Saved profile").select_option("")
+    expect(page.locator("#drop-zone .drop-title")).to_have_text("Add photos with a colour chart in view")
+    page.get_by_label("Saved profile").select_option(saved["id"])
     page.set_input_files("#file-picker", chart_photo)
     page.get_by_role("button", name="Upload and correct").click()
     page.wait_for_url(re.compile(r"#/jobs/"))

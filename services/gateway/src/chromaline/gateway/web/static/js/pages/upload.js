@@ -124,10 +124,11 @@ export async function render(context) {
     });
   }
 
+  const dropTitle = h("p", { class: "drop-title" }, "Add photos with a colour chart in view");
   const dropZone = h(
     "div",
     { class: "drop-zone", id: "drop-zone" },
-    h("p", { class: "drop-title" }, "Add photos with a colour chart in view"),
+    dropTitle,
     h("p", { class: "muted drop-hint" }, "JPEG, PNG or TIFF, or ZIP archives of them. You can also drop them here."),
     h(
       "div",
@@ -158,6 +159,14 @@ export async function render(context) {
     [["", "None (use each photo's chart)"], ...profiles.map((p) => [p.id, p.name])],
     preset,
   );
+  /** With a saved profile the photos need no chart: the drop zone says so. */
+  function askForPhotos() {
+    dropTitle.textContent = profileSelect.value
+      ? "Add photos taken under the profile's light: they need no chart"
+      : "Add photos with a colour chart in view";
+  }
+  profileSelect.addEventListener("change", askForPhotos);
+  askForPhotos();
   const profileHint = profilesError
     ? `Saved profiles could not be loaded: ${profilesError}`
     : "A saved profile corrects photos without a chart, e.g. a series under the same light.";
