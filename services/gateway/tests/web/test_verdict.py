@@ -227,6 +227,22 @@ def test_the_report_figures_are_on_the_result_page(page: Page, finished_job: dic
         )
 
 
+def test_the_report_figures_letter_at_one_size(page: Page, finished_job: dict[str, Any]) -> None:
+    """The tone response is drawn 7 in wide, the a*b* planes a page (11.69 in): shown at the same
+    scale, not each stretched to the page's width (the tone response's words came out 1.7× larger)."""
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    scales = []
+    for name in ("chromaticity.svg", "tone-response.svg"):
+        image = page.locator(f"#report-figures figure[data-figure='{name}'] img")
+        image.scroll_into_view_if_needed()
+        page.wait_for_function(
+            "image => image.complete && image.naturalWidth > 0", arg=image.element_handle()
+        )
+        page.wait_for_timeout(100)
+        scales.append(image.evaluate("image => image.getBoundingClientRect().width / image.naturalWidth"))
+    assert scales[1] == pytest.approx(scales[0], rel=0.02)
+
+
 def test_the_corrector_s_doubts_are_worth_knowing(page: Page, finished_job: dict[str, Any]) -> None:
     """Warnings the corrector gives a finished job (a patch made worse, patches a few pixels wide,
     colours away from the chart off by more than the guideline allows) are in the verdict."""

@@ -249,6 +249,20 @@ const FIGURES = [
 ];
 
 /** The figures this job has, as images fetched with the session's headers; null when it has none. */
+/** The reporter's widest figures are an A4 page wide (11.69 in, in CSS pixels): shown at most 60rem wide. */
+const PAGE_WIDE_FIGURE_PX = 11.69 * 96;
+const PAGE_WIDE_FIGURE_REM = 60;
+
+/** A figure as an image, no wider than its share of a page-wide figure's room: every figure's
+ * lettering is then shown at one size (the square tone response was blown up to a page's width). */
+function figureImage(url, alt) {
+  const image = h("img", { src: url, alt, loading: "lazy" });
+  image.addEventListener("load", () => {
+    image.style.maxWidth = `${(PAGE_WIDE_FIGURE_REM * image.naturalWidth) / PAGE_WIDE_FIGURE_PX}rem`;
+  });
+  return image;
+}
+
 async function figures(job, urls) {
   const present = FIGURES.filter(([name]) => job.files[name]);
   if (!present.length) return null;
@@ -259,7 +273,7 @@ async function figures(job, urls) {
         ? h(
             "figure",
             { class: "report-figure", dataset: { figure: name } },
-            h("img", { src: loaded[index].url, alt: `${title}. ${text} The values are in the table below.`, loading: "lazy" }),
+            figureImage(loaded[index].url, `${title}. ${text} The values are in the table below.`),
             h("figcaption", {}, h("strong", {}, title), ` ${text}`),
           )
         : null,
