@@ -377,7 +377,7 @@ async function doneView(job, urls) {
       ? h("section", { class: "card", "aria-labelledby": "chart-title" }, h("h2", { id: "chart-title" }, "Colour error per patch"), deltaChart(measurements), patchTable(measurements))
       : null,
     downloads(job, h("div", {})),
-    profile ? null : profileForm(job),
+    profile || !mayChange() ? null : profileForm(job),
   ];
 }
 
@@ -406,7 +406,7 @@ async function failedView(job, urls) {
   const plain = (text) => (text || "").toLowerCase().replace(/[.\s]+$/, "");
   const detail = job.message && plain(job.message) !== plain(reason) ? ` ${asSentence(job.message)}` : "";
   const parts = [notice("error", h("strong", {}, reason), detail)];
-  if (MANUAL_CORNER_REASONS.has(job.reason)) {
+  if (MANUAL_CORNER_REASONS.has(job.reason) && mayChange()) {
     const original = viewable(job, "original") ? await loadFile(job, "original", urls) : null;
     const imageUrl = original ? original.url : null;
     const status = h("div", { class: "form-status" });
@@ -471,10 +471,16 @@ function restoreFocus(container, key) {
   container.focus({ preventScroll: true });
 }
 
+/** Members and above change an organisation's jobs (delete, save a profile, send corners); a viewer
+ * only looks, and is shown none of these controls. */
+function mayChange() {
+  return currentMembership()?.role !== "viewer";
+}
+
 /** "Delete job" for members and above (a viewer may not delete, and does not see it): asks first,
  * then deletes the job and all its files in every service and goes back to the history. */
 function deleteJobButton(job, status) {
-  if (currentMembership()?.role === "viewer") return null;
+  if (!mayChange()) return null;
   async function remove() {
     if (!window.confirm(`Delete “${job.filename}” and all its files, results and reports? This cannot be undone.`)) return;
     clear(status);

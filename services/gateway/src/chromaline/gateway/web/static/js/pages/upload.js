@@ -14,6 +14,7 @@ import {
   accepted,
 } from "../options.js";
 import { href, navigate } from "../router.js";
+import { currentMembership } from "../session.js";
 
 function sizeText(bytes) {
   if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
@@ -35,6 +36,19 @@ async function choices(path) {
 }
 
 export async function render(context) {
+  if (currentMembership()?.role === "viewer") {
+    return [
+      h("h1", {}, "Correct photos"),
+      notice(
+        "info",
+        "A viewer sees the organisation's results but does not send photos. Ask an administrator for the member role, or choose another organisation in ",
+        h("a", { href: href("/settings") }, "Settings"),
+        ". Results are in the ",
+        h("a", { href: href("/history") }, "history"),
+        ".",
+      ),
+    ];
+  }
   const [{ items: profiles, error: profilesError }, { items: charts, error: chartsError }] = await Promise.all([
     choices("profiles"),
     choices("charts"),
