@@ -78,6 +78,16 @@ def test_a_viewer_is_offered_no_upload_and_no_profile_to_save(
     expect(page.locator("#verdict")).to_be_visible()
     expect(page.locator("#downloads-title")).to_be_visible()
     expect(page.get_by_role("button", name="Save as profile")).to_have_count(0)
+    with account.client() as client:
+        profile = client.post(
+            "/api/v1/profiles", json={"job_id": finished_job["id"], "name": "Seen by a viewer"}
+        )
+        profile_id = profile.raise_for_status().json()["id"]
+    page.goto("/#/profiles")
+    item = page.locator(f"li[data-profile-id='{profile_id}']")
+    expect(item.get_by_role("button", name="JSON")).to_be_visible()
+    expect(item.get_by_role("button", name="Rename")).to_have_count(0)
+    expect(item.get_by_role("button", name="Delete")).to_have_count(0)
     page.goto("/#/upload")
     expect(page.get_by_role("status")).to_contain_text("A viewer sees the organisation's results")
     expect(page.get_by_role("button", name="Upload and correct")).to_have_count(0)
