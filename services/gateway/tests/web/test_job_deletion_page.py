@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, expect
 
-from .conftest import Account, wait_for_job
+from .conftest import Account, save_profile, wait_for_job
 
 Browse = Callable[[Account | None], Page]
 Screenshot = Callable[[Page, str], None]
@@ -78,11 +78,7 @@ def test_a_viewer_is_offered_no_upload_and_no_profile_to_save(
     expect(page.locator("#verdict")).to_be_visible()
     expect(page.locator("#downloads-title")).to_be_visible()
     expect(page.get_by_role("button", name="Save as profile")).to_have_count(0)
-    with account.client() as client:
-        profile = client.post(
-            "/api/v1/profiles", json={"job_id": finished_job["id"], "name": "Seen by a viewer"}
-        )
-        profile_id = profile.raise_for_status().json()["id"]
+    profile_id = save_profile(account, finished_job["id"], "Seen by a viewer")
     page.goto("/#/profiles")
     item = page.locator(f"li[data-profile-id='{profile_id}']")
     expect(item.get_by_role("button", name="JSON")).to_be_visible()

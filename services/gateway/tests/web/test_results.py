@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.sync_api import Page, Route, expect
 
-from .conftest import Account
+from .conftest import Account, save_profile
 
 Screenshot = Callable[[Page, str], None]
 PIPELINE_TIMEOUT_MS = 120_000
@@ -142,11 +142,7 @@ def test_save_a_profile_and_correct_another_photo_with_it(
 def test_profiles_are_renamed_and_deleted(
     page: Page, account: Any, finished_job: dict[str, Any], screenshot: Screenshot
 ) -> None:
-    with account.client() as client:
-        profile = client.post(
-            "/api/v1/profiles", json={"job_id": finished_job["id"], "name": "Tungsten bench"}
-        )
-        profile_id = profile.raise_for_status().json()["id"]
+    profile_id = save_profile(account, finished_job["id"], "Tungsten bench")
     page.goto("/#/profiles")
     item = page.locator(f"li[data-profile-id='{profile_id}']")
     expect(item.get_by_role("heading")).to_have_text("Tungsten bench")
