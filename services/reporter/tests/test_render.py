@@ -411,6 +411,18 @@ def test_patch_pairs_show_reference_beside_corrected(measurements: Measurements)
     assert filled[1].get_facecolor()[:3] == pytest.approx([value / 255 for value in first.after_srgb])
 
 
+@pytest.mark.parametrize("chart", ["classic24", "digital_sg", "custom 5x7"])
+def test_patch_pairs_fill_their_figure_without_blank_bands(chart: str) -> None:
+    """The squares keep their shape, so the figure is as tall as its rows: a Digital SG's 18 rows
+    sat in a figure 40 % taller, between blank bands above and below."""
+    figure = patch_pairs_figure(FIGURES_OF_CHARTS[chart]())
+    figure.canvas.draw()
+    [axes] = figure.axes
+    drawn = axes.get_position(original=False)
+    placed = axes.get_position(original=True)
+    assert drawn.height == pytest.approx(placed.height, rel=0.02)
+
+
 def test_delta_e_ticks_are_printed_exactly(measurements: Measurements) -> None:
     figure = delta_e_figure(measurements.patches)
     [axes] = figure.axes

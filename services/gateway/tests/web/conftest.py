@@ -307,6 +307,14 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120.0) -> d
     raise TimeoutError(f"job {job_id} not finished within {timeout:.0f} s")
 
 
+def save_profile(account: Account, job_id: str, name: str) -> str:
+    """A profile saved through the API from a finished job; its id."""
+    with account.client() as client:
+        saved = client.post("/api/v1/profiles", json={"job_id": job_id, "name": name})
+        profile_id: str = saved.raise_for_status().json()["id"]
+    return profile_id
+
+
 @pytest.fixture(scope="session")
 def finished_job(account: Account, chart_photo: Path) -> dict[str, Any]:
     """A job uploaded through the API and corrected, for pages that list or reuse results."""

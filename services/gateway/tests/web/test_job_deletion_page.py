@@ -6,11 +6,12 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from playwright.sync_api import Page, expect
 
-from .conftest import Account, wait_for_job
+from .conftest import Account, save_profile, wait_for_job
 
 Browse = Callable[[Account | None], Page]
 Screenshot = Callable[[Page, str], None]
@@ -46,20 +47,46 @@ def _as_viewer(admin: Account, viewer: Account) -> str:
     return str(organisation)
 
 
-def test_a_viewer_sees_no_delete_button(
-    browse: Browse, account: Account, new_account: Callable[[str], Account], blank_photo: Path
-) -> None:
-    job_id = _upload(account, blank_photo)
-    viewer = new_account("vera")
-    organisation = _as_viewer(account, viewer)
+def _viewer_page(browse: Browse, admin: Account, viewer: Account) -> Page:
+    """A page signed in as ``viewer``, made a viewer in the admin's organisation and working in it."""
+    organisation = _as_viewer(admin, viewer)
     page = browse(viewer)
     page.add_init_script(
         f"sessionStorage.setItem('chromaline.session.organisation', {json.dumps(organisation)});"
     )
+    return page
+
+
+def test_a_viewer_sees_no_delete_button(
+    browse: Browse, account: Account, new_account: Callable[[str], Account], blank_photo: Path
+) -> None:
+    job_id = _upload(account, blank_photo)
+    page = _viewer_page(browse, account, new_account("vera"))
     page.goto(f"/#/jobs/{job_id}")
     expect(page.get_by_role("heading", name="to-delete.jpg")).to_be_visible()
     expect(page.locator("#job-state")).to_have_text(re.compile("Failed|Done"))
     expect(page.get_by_role("button", name="Delete job")).to_have_count(0)
+    expect(page.locator("#corner-form")).to_have_count(0)
+
+
+def test_a_viewer_is_offered_no_upload_and_no_profile_to_save(
+    browse: Browse, account: Account, new_account: Callable[[str], Account], finished_job: dict[str, Any]
+) -> None:
+    """A viewer may not upload or save profiles: the pages say so instead of offering forms the API refuses."""
+    page = _viewer_page(browse, account, new_account("vince"))
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    expect(page.locator("#verdict")).to_be_visible()
+    expect(page.locator("#downloads-title")).to_be_visible()
+    expect(page.get_by_role("button", name="Save as profile")).to_have_count(0)
+    profile_id = save_profile(account, finished_job["id"], "Seen by a viewer")
+    page.goto("/#/profiles")
+    item = page.locator(f"li[data-profile-id='{profile_id}']")
+    expect(item.get_by_role("button", name="JSON")).to_be_visible()
+    expect(item.get_by_role("button", name="Rename")).to_have_count(0)
+    expect(item.get_by_role("button", name="Delete")).to_have_count(0)
+    page.goto("/#/upload")
+    expect(page.get_by_role("status")).to_contain_text("A viewer sees the organisation's results")
+    expect(page.get_by_role("button", name="Upload and correct")).to_have_count(0)
 
 
 def test_a_member_deletes_a_job_after_confirming(
@@ -89,3 +116,23 @@ def test_a_member_deletes_a_job_after_confirming(
         assert client.get(f"/api/v1/jobs/{job_id}").status_code == 404
         listed = client.get("/api/v1/jobs").raise_for_status().json()["items"]
     assert job_id not in [item["id"] for item in listed]
+
+
+def test_a_batch_counts_its_deleted_job_apart(
+    page: Page, account: Account, blank_photo: Path, chart_photo: Path
+) -> None:
+    with account.client() as client:
+        batch = client.post(
+            "/api/v1/jobs",
+            files=[
+                ("files", ("kept.jpg", chart_photo.read_bytes(), "image/jpeg")),
+                ("files", ("to-delete.jpg", blank_photo.read_bytes(), "image/jpeg")),
+            ],
+        ).raise_for_status()
+        kept, deleted = (job["id"] for job in batch.json()["jobs"])
+        assert wait_for_job(client, kept)["state"] == "done"
+        wait_for_job(client, deleted)
+        client.delete(f"/api/v1/jobs/{deleted}").raise_for_status()
+    page.goto(f"/#/batches/{batch.json()['id']}")
+    expect(page.locator("#batch-summary")).to_have_text("All 2 finished: 1 corrected, 1 deleted.")
+    expect(page.locator(f"#batch-jobs li[data-job-id='{deleted}'] .badge")).to_have_text("Deleted")

@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.sync_api import Page, Route, expect
 
-from .conftest import Account
+from .conftest import Account, save_profile
 
 Screenshot = Callable[[Page, str], None]
 PIPELINE_TIMEOUT_MS = 120_000
@@ -118,6 +118,12 @@ def test_save_a_profile_and_correct_another_photo_with_it(
         profiles = client.get("/api/v1/profiles").raise_for_status().json()["items"]
     saved = next(p for p in profiles if p["name"] == "North window, overcast")
     expect(page.get_by_label("Saved profile")).to_have_value(saved["id"])
+    expect(page.locator("#drop-zone .drop-title")).to_have_text(
+        "Add photos taken under the profile's light: they need no chart"
+    )
+    page.get_by_label("Saved profile").select_option("")
+    expect(page.locator("#drop-zone .drop-title")).to_have_text("Add photos with a colour chart in view")
+    page.get_by_label("Saved profile").select_option(saved["id"])
     page.set_input_files("#file-picker", chart_photo)
     page.get_by_role("button", name="Upload and correct").click()
     page.wait_for_url(re.compile(r"#/jobs/"))
@@ -136,11 +142,7 @@ def test_save_a_profile_and_correct_another_photo_with_it(
 def test_profiles_are_renamed_and_deleted(
     page: Page, account: Any, finished_job: dict[str, Any], screenshot: Screenshot
 ) -> None:
-    with account.client() as client:
-        profile = client.post(
-            "/api/v1/profiles", json={"job_id": finished_job["id"], "name": "Tungsten bench"}
-        )
-        profile_id = profile.raise_for_status().json()["id"]
+    profile_id = save_profile(account, finished_job["id"], "Tungsten bench")
     page.goto("/#/profiles")
     item = page.locator(f"li[data-profile-id='{profile_id}']")
     expect(item.get_by_role("heading")).to_have_text("Tungsten bench")

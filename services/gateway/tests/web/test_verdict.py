@@ -227,6 +227,38 @@ def test_the_report_figures_are_on_the_result_page(page: Page, finished_job: dic
         )
 
 
+def test_the_report_figures_letter_at_one_size(page: Page, finished_job: dict[str, Any]) -> None:
+    """The tone response is drawn 7 in wide, the a*b* planes a page (11.69 in): shown at the same
+    scale, not each stretched to the page's width (the tone response's words came out 1.7× larger)."""
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    scales = []
+    for name in ("chromaticity.svg", "tone-response.svg"):
+        image = page.locator(f"#report-figures figure[data-figure='{name}'] img")
+        image.scroll_into_view_if_needed()
+        page.wait_for_function(
+            "image => image.complete && image.naturalWidth > 0", arg=image.element_handle()
+        )
+        page.wait_for_timeout(100)
+        scales.append(image.evaluate("image => image.getBoundingClientRect().width / image.naturalWidth"))
+    assert scales[1] == pytest.approx(scales[0], rel=0.02)
+
+
+def test_a_metamorfoze_rating_is_shown_with_its_level(
+    page: Page, account: Account, chart_photo: Path
+) -> None:
+    """Organisations may rate against Metamorfoze 2.0 (Full, Light): its ratings were shown as
+    "Not rated" on the result page and "—" in the history."""
+    job = upload(account, "metamorfoze.jpg", chart_photo.read_bytes(), guideline="metamorfoze2")
+    assert job["rating"].startswith("Metamorfoze 2.0 "), job["rating"]
+    level = job["rating"].removeprefix("Metamorfoze 2.0 ")
+    page.goto(f"/#/jobs/{job['id']}")
+    expect(page.locator("#rating")).to_have_text(job["rating"])
+    expect(page.locator("#rating-words")).not_to_be_empty()
+    page.goto("/#/history?q=metamorfoze")
+    row = page.locator(f"#history-table tr[data-job-id='{job['id']}']")
+    expect(row.locator(".rating-badge")).to_have_text(level)
+
+
 def test_the_corrector_s_doubts_are_worth_knowing(page: Page, finished_job: dict[str, Any]) -> None:
     """Warnings the corrector gives a finished job (a patch made worse, patches a few pixels wide,
     colours away from the chart off by more than the guideline allows) are in the verdict."""

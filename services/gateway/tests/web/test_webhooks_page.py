@@ -32,7 +32,8 @@ def test_preferences_notifications_and_a_webhook(
         batch = client.post(
             "/api/v1/jobs", files={"files": ("no-chart.jpg", blank_photo.read_bytes(), "image/jpeg")}
         ).raise_for_status()
-        assert _ended_state(client, batch.json()["jobs"][0]["id"]) == "failed"
+        job_id = batch.json()["jobs"][0]["id"]
+        assert _ended_state(client, job_id) == "failed"
 
     page = browse(frank)
     page.goto("/#/upload")
@@ -43,6 +44,9 @@ def test_preferences_notifications_and_a_webhook(
     recent = page.locator("#recent-notifications")
     expect(recent.locator("#notification-list")).to_contain_text("no-chart.jpg failed")
     expect(recent.locator("#notification-list")).to_contain_text("new")
+    expect(recent.locator("#notification-list")).to_contain_text("No colour chart was found in the photo.")
+    failed = recent.get_by_role("link", name="no-chart.jpg failed")
+    expect(failed).to_have_attribute("href", f"#/jobs/{job_id}")
     recent.get_by_role("button", name="Mark all read").click()
     expect(recent).to_contain_text("All notifications marked read.")
     expect(recent.get_by_role("button", name="Mark all read")).to_be_hidden()

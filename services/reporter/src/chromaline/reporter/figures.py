@@ -277,11 +277,19 @@ def tone_response_figure(patches: Sequence[PatchResult]) -> Figure | None:
 
 
 def patch_pairs_figure(patches: Sequence[PatchResult]) -> Figure:
-    """Each patch as a pair of squares: its reference colour on the left, the corrected one on the right."""
+    """Each patch as a pair of squares: its reference colour on the left, the corrected one on the right.
+
+    The figure is as tall as its rows at the width's scale, so the squares fill it without blank bands."""
     rows = math.ceil(len(patches) / PAIRS_PER_ROW)
-    figure = new_figure((11.69, max(2.5, 1.05 * rows + 0.8)))
     edge = _inches(EDGE)
-    [axes] = place_axes(figure, Margins(left=edge, bottom=edge, right=edge, top=title_margin(1)))
+    margins = Margins(left=edge, bottom=edge, right=edge, top=title_margin(1))
+    x_limits = (-0.2, PAIRS_PER_ROW * 2.4)
+    y_limits = (-(rows - 1) * 1.3 - 0.4, 1.1)
+    width = 11.69
+    inches_per_unit = (width - margins.left - margins.right) / (x_limits[1] - x_limits[0])
+    height = (y_limits[1] - y_limits[0]) * inches_per_unit + margins.bottom + margins.top
+    figure = new_figure((width, height))
+    [axes] = place_axes(figure, margins)
     for position, patch in enumerate(patches):
         row, column = divmod(position, PAIRS_PER_ROW)
         x = column * 2.4
@@ -302,8 +310,8 @@ def patch_pairs_figure(patches: Sequence[PatchResult]) -> Figure:
             va="top",
             fontsize=PAIR_POINTS,
         )
-    axes.set_xlim(-0.2, PAIRS_PER_ROW * 2.4)
-    axes.set_ylim(-(rows - 1) * 1.3 - 0.4, 1.1)
+    axes.set_xlim(*x_limits)
+    axes.set_ylim(*y_limits)
     axes.set_aspect("equal")
     axes.axis("off")
     axes.set_title(

@@ -69,8 +69,11 @@ export function accepted(name) {
   return ACCEPTED.some((extension) => lower.endsWith(extension));
 }
 
+/** A job deleted on request stays in its batch's list, but no filter offers it. */
+const UNFILTERED_STATES = [["deleted", "Deleted"]];
+
 export function stateLabel(state) {
-  return (STATES.find(([value]) => value === state) || [state, state])[1];
+  return ([...STATES, ...UNFILTERED_STATES].find(([value]) => value === state) || [state, state])[1];
 }
 
 /** Why a job failed, in words; `message` from the pipeline adds the specifics. */
@@ -123,14 +126,26 @@ export const RATING_LEVELS = [
   { stars: 0, limit: null, tone: "bad", words: "Below every level of the guideline: colours are visibly off." },
 ];
 
-/** A job's rating ("FADGI 2016 3-star") as its level, guideline and label; null when not rated. */
+/** Metamorfoze 2.0 levels as the guideline names them, best first (`stars`: its rank), and below them. */
+const METAMORFOZE_LEVELS = [
+  { label: "Full", stars: 2, tone: "best", words: "Meets Full, the guideline's strictest level." },
+  { label: "Light", stars: 1, tone: "fair", words: "Meets Light, not Full: for originals whose colour matters less." },
+  { label: "below Light", stars: 0, tone: "bad", words: "Below every level of the guideline: colours are visibly off." },
+];
+
+/** A job's rating ("FADGI 2016 3-star", "Metamorfoze 2.0 Full") as its level, guideline and label;
+ * null when not rated. */
 export function ratingOf(rating) {
   if (!rating) return null;
-  const match = /^(.*?)\s*(below 1-star|(\d)-star)$/.exec(rating);
-  if (!match) return null;
-  const stars = match[3] ? Number(match[3]) : 0;
-  const level = RATING_LEVELS.find((candidate) => candidate.stars === stars);
-  return { ...level, guideline: match[1] || "FADGI", label: stars ? `${stars}-star` : "below 1-star" };
+  const starred = /^(.*?)\s*(below 1-star|(\d)-star)$/.exec(rating);
+  if (starred) {
+    const stars = starred[3] ? Number(starred[3]) : 0;
+    const level = RATING_LEVELS.find((candidate) => candidate.stars === stars);
+    return { ...level, guideline: starred[1] || "FADGI", label: stars ? `${stars}-star` : "below 1-star" };
+  }
+  const named = /^(Metamorfoze.*?)\s+(below Light|Full|Light)$/.exec(rating);
+  if (!named) return null;
+  return { ...METAMORFOZE_LEVELS.find((level) => level.label === named[2]), guideline: named[1] };
 }
 
 /** What a mean ΔE₀₀ looks like to a person, as the end of a sentence. */

@@ -40,8 +40,10 @@ export function render(context) {
   function draw(view) {
     overall.value = view.progress;
     const failed = view.states.failed || 0;
+    const deleted = view.states.deleted || 0;
+    const apart = [failed ? `${failed} failed` : "", deleted ? `${deleted} deleted` : ""].filter(Boolean);
     summary.textContent = view.done
-      ? `All ${view.total} finished: ${view.total - failed} corrected${failed ? `, ${failed} failed` : ""}.`
+      ? `All ${view.total} finished: ${[`${view.total - failed - deleted} corrected`, ...apart].join(", ")}.`
       : `${view.finished} of ${view.total} finished`;
     clear(list).append(...view.jobs.map(jobRow));
     for (const job of view.jobs) {

@@ -5,8 +5,9 @@ import { clear, formatDate, h, notice } from "../dom.js";
 import { describe, handleSubmit } from "../forms.js";
 import { methodName } from "../options.js";
 import { href } from "../router.js";
+import { currentMembership } from "../session.js";
 
-function profileItem(profile, status) {
+function profileItem(profile, status, mayChange) {
   const nameInput = h("input", { type: "text", name: "name", value: profile.name, required: true, maxlength: 120, id: `rename-${profile.id}` });
   const title = h("h2", { class: "profile-name" }, profile.name);
   const rename = h(
@@ -57,11 +58,11 @@ function profileItem(profile, status) {
     h(
       "div",
       { class: "actions" },
-      h("a", { class: "button primary", href: href("/upload", { profile: profile.id }) }, "Use for new uploads"),
-      h("button", { type: "button", onclick: () => { rename.hidden = false; nameInput.focus(); } }, "Rename"),
+      mayChange ? h("a", { class: "button primary", href: href("/upload", { profile: profile.id }) }, "Use for new uploads") : null,
+      mayChange ? h("button", { type: "button", onclick: () => { rename.hidden = false; nameInput.focus(); } }, "Rename") : null,
       h("button", { type: "button", onclick: () => save(profile.files.json) }, "JSON"),
       profile.files.cube ? h("button", { type: "button", onclick: () => save(profile.files.cube) }, ".cube") : null,
-      h("button", { type: "button", class: "danger", onclick: remove }, "Delete"),
+      mayChange ? h("button", { type: "button", class: "danger", onclick: remove }, "Delete") : null,
     ),
   );
   return item;
@@ -69,13 +70,14 @@ function profileItem(profile, status) {
 
 export async function render() {
   const { items } = await call("profiles");
+  const mayChange = currentMembership()?.role !== "viewer";
   const status = h("div", { class: "form-status", id: "profiles-status" });
   return [
     h("h1", {}, "Profiles"),
     h("p", { class: "lead" }, "A profile is the correction measured from one photo's chart, kept to correct others taken under the same light. Save one from a result page."),
     status,
     items.length
-      ? h("ul", { class: "profile-list", id: "profile-list" }, items.map((profile) => profileItem(profile, status)))
+      ? h("ul", { class: "profile-list", id: "profile-list" }, items.map((profile) => profileItem(profile, status, mayChange)))
       : h("p", { class: "empty" }, "No profiles yet. Open a ", h("a", { href: href("/history", { state: "done" }) }, "finished job"), " and save its correction."),
   ];
 }

@@ -249,6 +249,20 @@ const FIGURES = [
 ];
 
 /** The figures this job has, as images fetched with the session's headers; null when it has none. */
+/** The reporter's widest figures are an A4 page wide (11.69 in, in CSS pixels): shown at most 60rem wide. */
+const PAGE_WIDE_FIGURE_PX = 11.69 * 96;
+const PAGE_WIDE_FIGURE_REM = 60;
+
+/** A figure as an image, no wider than its share of a page-wide figure's room: every figure's
+ * lettering is then shown at one size (the square tone response was blown up to a page's width). */
+function figureImage(url, alt) {
+  const image = h("img", { src: url, alt, loading: "lazy" });
+  image.addEventListener("load", () => {
+    image.style.maxWidth = `${(PAGE_WIDE_FIGURE_REM * image.naturalWidth) / PAGE_WIDE_FIGURE_PX}rem`;
+  });
+  return image;
+}
+
 async function figures(job, urls) {
   const present = FIGURES.filter(([name]) => job.files[name]);
   if (!present.length) return null;
@@ -259,7 +273,7 @@ async function figures(job, urls) {
         ? h(
             "figure",
             { class: "report-figure", dataset: { figure: name } },
-            h("img", { src: loaded[index].url, alt: `${title}. ${text} The values are in the table below.`, loading: "lazy" }),
+            figureImage(loaded[index].url, `${title}. ${text} The values are in the table below.`),
             h("figcaption", {}, h("strong", {}, title), ` ${text}`),
           )
         : null,
@@ -363,7 +377,7 @@ async function doneView(job, urls) {
       ? h("section", { class: "card", "aria-labelledby": "chart-title" }, h("h2", { id: "chart-title" }, "Colour error per patch"), deltaChart(measurements), patchTable(measurements))
       : null,
     downloads(job, h("div", {})),
-    profile ? null : profileForm(job),
+    profile || !mayChange() ? null : profileForm(job),
   ];
 }
 
@@ -392,7 +406,7 @@ async function failedView(job, urls) {
   const plain = (text) => (text || "").toLowerCase().replace(/[.\s]+$/, "");
   const detail = job.message && plain(job.message) !== plain(reason) ? ` ${asSentence(job.message)}` : "";
   const parts = [notice("error", h("strong", {}, reason), detail)];
-  if (MANUAL_CORNER_REASONS.has(job.reason)) {
+  if (MANUAL_CORNER_REASONS.has(job.reason) && mayChange()) {
     const original = viewable(job, "original") ? await loadFile(job, "original", urls) : null;
     const imageUrl = original ? original.url : null;
     const status = h("div", { class: "form-status" });
@@ -457,10 +471,16 @@ function restoreFocus(container, key) {
   container.focus({ preventScroll: true });
 }
 
+/** Members and above change an organisation's jobs (delete, save a profile, send corners); a viewer
+ * only looks, and is shown none of these controls. */
+function mayChange() {
+  return currentMembership()?.role !== "viewer";
+}
+
 /** "Delete job" for members and above (a viewer may not delete, and does not see it): asks first,
  * then deletes the job and all its files in every service and goes back to the history. */
 function deleteJobButton(job, status) {
-  if (currentMembership()?.role === "viewer") return null;
+  if (!mayChange()) return null;
   async function remove() {
     if (!window.confirm(`Delete “${job.filename}” and all its files, results and reports? This cannot be undone.`)) return;
     clear(status);

@@ -5,7 +5,7 @@
 import { ApiProblem, call } from "../api.js";
 import { href } from "../router.js";
 import { cardTable, clear, field, formatDate, h, notice, select } from "../dom.js";
-import { describe, handleSubmit } from "../forms.js";
+import { asSentence, describe, handleSubmit } from "../forms.js";
 import { GUIDELINES } from "../options.js";
 import { currentMembership, setOrganisation, who } from "../session.js";
 
@@ -401,6 +401,12 @@ function preferencesForm(preferences, path) {
   return h("div", {}, form, status);
 }
 
+/** A notification's title, linked to the job or the batch it is about. */
+function noticeTitle(item) {
+  const target = item.job_id ? `/jobs/${item.job_id}` : item.batch_id ? `/batches/${item.batch_id}` : null;
+  return target ? h("a", { href: href(target) }, item.title) : item.title;
+}
+
 /** Your recent notifications, newest first, with a way to mark them all read. */
 function noticesList(answer) {
   const list = h("ul", { class: "plain-list", id: "notification-list" });
@@ -412,7 +418,7 @@ function noticesList(answer) {
     clear(list).append(
       ...items.map((item) =>
         h("li", {},
-          h("strong", {}, item.title), " ", item.body, " ", h("span", { class: "muted" }, formatDate(item.created_at)),
+          h("strong", {}, noticeTitle(item)), " ", asSentence(item.body), " ", h("span", { class: "muted" }, formatDate(item.created_at)),
           item.read_at ? "" : h("span", { class: "badge" }, "new")),
       ),
     );

@@ -14,6 +14,7 @@ import {
   accepted,
 } from "../options.js";
 import { href, navigate } from "../router.js";
+import { currentMembership } from "../session.js";
 
 function sizeText(bytes) {
   if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
@@ -35,6 +36,19 @@ async function choices(path) {
 }
 
 export async function render(context) {
+  if (currentMembership()?.role === "viewer") {
+    return [
+      h("h1", {}, "Correct photos"),
+      notice(
+        "info",
+        "A viewer sees the organisation's results but does not send photos. Ask an administrator for the member role, or choose another organisation in ",
+        h("a", { href: href("/settings") }, "Settings"),
+        ". Results are in the ",
+        h("a", { href: href("/history") }, "history"),
+        ".",
+      ),
+    ];
+  }
   const [{ items: profiles, error: profilesError }, { items: charts, error: chartsError }] = await Promise.all([
     choices("profiles"),
     choices("charts"),
@@ -124,10 +138,11 @@ export async function render(context) {
     });
   }
 
+  const dropTitle = h("p", { class: "drop-title" }, "Add photos with a colour chart in view");
   const dropZone = h(
     "div",
     { class: "drop-zone", id: "drop-zone" },
-    h("p", { class: "drop-title" }, "Add photos with a colour chart in view"),
+    dropTitle,
     h("p", { class: "muted drop-hint" }, "JPEG, PNG or TIFF, or ZIP archives of them. You can also drop them here."),
     h(
       "div",
@@ -158,6 +173,14 @@ export async function render(context) {
     [["", "None (use each photo's chart)"], ...profiles.map((p) => [p.id, p.name])],
     preset,
   );
+  /** With a saved profile the photos need no chart: the drop zone says so. */
+  function askForPhotos() {
+    dropTitle.textContent = profileSelect.value
+      ? "Add photos taken under the profile's light: they need no chart"
+      : "Add photos with a colour chart in view";
+  }
+  profileSelect.addEventListener("change", askForPhotos);
+  askForPhotos();
   const profileHint = profilesError
     ? `Saved profiles could not be loaded: ${profilesError}`
     : "A saved profile corrects photos without a chart, e.g. a series under the same light.";
