@@ -298,8 +298,9 @@ def test_a_reset_link_opens_the_web_apps_reset_page(world: World) -> None:
 
 def _answer_to_an_unsent_upload(world: World, headers: dict[str, str], declared: int = 2 * 1024**3) -> bytes:
     """POST /api/v1/jobs declaring a ``declared``-byte multipart body (by default, within what a
-    batch may send) and sending only its first bytes: the answer, or b"" when none came within
-    10 s (the gateway waiting for the body)."""
+    batch may send) and sending only its first bytes: the answer up to its problem's code (it may
+    come in more than one segment), or b"" when none came within 10 s (the gateway waiting for
+    the body)."""
     host, port = world.url.removeprefix("http://").split(":")
     head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     with socket.create_connection((host, int(port)), timeout=10) as connection:
@@ -309,10 +310,13 @@ def _answer_to_an_unsent_upload(world: World, headers: dict[str, str], declared:
             '--b\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n\r\n'.encode()
             + b"\0" * 65536
         )
+        answer = b""
         try:
-            return connection.recv(65536)
+            while b'"code"' not in answer and (chunk := connection.recv(65536)):
+                answer += chunk
         except TimeoutError:
-            return b""
+            pass
+        return answer
 
 
 def test_an_upload_larger_than_any_batch_is_refused_before_its_body_is_read(world: World) -> None:
