@@ -219,6 +219,24 @@ def test_directories_and_hidden_files_are_skipped() -> None:
     assert [info.filename for info in members] == ["photos/a.jpg"]
 
 
+def test_sidecar_files_beside_the_photos_are_skipped() -> None:
+    """A folder of photos zipped as it is holds the XMP files and notes written beside them, and
+    the whole archive was refused for them (415)."""
+    members = zip_image_members(
+        _zip(
+            {
+                "shoot/IMG_1.CR3": b"x" * 10,
+                "shoot/IMG_1.xmp": b"<x:xmpmeta/>",
+                "shoot/IMG_1.pp3": b"[Version]",
+                "shoot/README.txt": b"studio 3",
+                "shoot/Thumbs.db": b"\0",
+            }
+        ),
+        LIMITS,
+    )
+    assert [info.filename for info in members] == ["shoot/IMG_1.CR3"]
+
+
 def test_a_corrupt_archive_is_refused() -> None:
     with pytest.raises(ApiError) as refused:
         zip_image_members(io.BytesIO(b"PK\x03\x04 broken"), LIMITS)

@@ -142,10 +142,32 @@ def safe_member_name(name: str) -> str:
     return display_name(posixpath.basename(normalised))
 
 
+SIDECAR_SUFFIXES = (
+    ".xmp",
+    ".thm",
+    ".pp3",
+    ".dop",
+    ".cos",
+    ".txt",
+    ".md",
+    ".json",
+    ".csv",
+    ".xml",
+    ".ini",
+    ".db",
+)
+"""What cameras, raw editors and file systems write beside photos (XMP metadata, camera thumbnails,
+RawTherapee, DxO and Capture One settings, notes, ``Thumbs.db``, ``desktop.ini``): a folder of
+photos zipped as it is holds them, and they are no photos."""
+
+
 def _is_hidden(name: str) -> bool:
-    """Dot files and the resource forks some archivers add (``__MACOSX/``) are not photos."""
+    """Dot files, the resource forks some archivers add (``__MACOSX/``) and the sidecar files
+    beside photos (:data:`SIDECAR_SUFFIXES`) are not photos: left out, not refused."""
     parts = name.replace("\\", "/").split("/")
-    return any(part.startswith(".") or part == "__MACOSX" for part in parts if part)
+    if any(part.startswith(".") or part == "__MACOSX" for part in parts if part):
+        return True
+    return name.lower().endswith(SIDECAR_SUFFIXES)
 
 
 def zip_image_members(archive: IO[bytes], limits: ZipLimits) -> list[zipfile.ZipInfo]:
@@ -178,7 +200,9 @@ def zip_image_members(archive: IO[bytes], limits: ZipLimits) -> list[zipfile.Zip
         raise ApiError(413, "archive_too_large", f"the archive expands to {total} bytes, over the limit")
     images = [info for info in members if not _is_hidden(info.filename)]
     if not images:
-        raise ApiError(422, "empty_archive", "the archive holds no files")
+        raise ApiError(
+            422, "empty_archive", "the archive holds no photos, only folders, hidden and sidecar files"
+        )
     return images
 
 
