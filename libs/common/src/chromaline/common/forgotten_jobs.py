@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chromaline.common.db.locks import hold_transaction_lock
 from chromaline.common.db.migrations import SchemaOperations
 from chromaline.common.runtime import ServiceRuntime
 
@@ -59,10 +60,7 @@ def drop_forgotten_jobs(op: SchemaOperations, schema: str) -> None:
 
 async def lock_job(session: AsyncSession, service: str, job_id: uuid.UUID) -> None:
     """Hold the job's lock for ``service`` until the session's transaction ends."""
-    await session.execute(
-        sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-        {"key": f"chromaline.job.{service}.{job_id}"},
-    )
+    await hold_transaction_lock(session, f"chromaline.job.{service}.{job_id}")
 
 
 async def is_forgotten(session: AsyncSession, job_id: uuid.UUID) -> bool:

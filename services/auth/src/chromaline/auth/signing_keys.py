@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.auth.models import SigningKey
 from chromaline.auth.settings import AuthSettings
+from chromaline.common.db.locks import hold_transaction_lock
 
 ALGORITHM = "EdDSA"
 CLOCK_SKEW = timedelta(seconds=60)
@@ -76,7 +77,7 @@ async def rotate_signing_keys(
 ) -> SigningKey | None:
     """Make a new signing key when there is none, the current one is too old, or ``force``; drop the
     keys retired long enough ago that no token they signed is still valid. Returns the new key."""
-    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("chromaline.auth.keys"))))
+    await hold_transaction_lock(session, "chromaline.auth.keys")
     current = await signing_key(session)
     made = None
     if current is None or force or current.created_at <= now - timedelta(days=settings.signing_key_days):

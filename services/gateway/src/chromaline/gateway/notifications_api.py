@@ -13,11 +13,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field, field_validator
-from sqlalchemy import ColumnElement, func, select, text, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common import idempotency
 from chromaline.common.client_models import ClientModel
+from chromaline.common.db.locks import hold_transaction_lock
 from chromaline.common.idempotency import json_part
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
@@ -165,10 +166,8 @@ def build_notifications_router(runtime: ServiceRuntime, settings: GatewaySetting
             created_at=datetime.now(UTC),
         )
         async with runtime.session() as session, session.begin():
-            await session.execute(  # webhooks added at once are counted one after another
-                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                {"key": f"chromaline.webhooks.{principal.organisation_id}"},
-            )
+            # webhooks added at once are counted one after another
+            await hold_transaction_lock(session, f"chromaline.webhooks.{principal.organisation_id}")
             count = (
                 await session.execute(
                     select(func.count()).where(Webhook.organisation_id == principal.organisation_id)

@@ -161,7 +161,7 @@ RawTherapee, DxO and Capture One settings, notes, ``Thumbs.db``, ``desktop.ini``
 photos zipped as it is holds them, and they are no photos."""
 
 
-def _is_hidden(name: str) -> bool:
+def _is_not_a_photo(name: str) -> bool:
     """Dot files, the resource forks some archivers add (``__MACOSX/``) and the sidecar files
     beside photos (:data:`SIDECAR_SUFFIXES`) are not photos: left out, not refused."""
     parts = name.replace("\\", "/").split("/")
@@ -198,7 +198,7 @@ def zip_image_members(archive: IO[bytes], limits: ZipLimits) -> list[zipfile.Zip
             )
     if total > limits.max_uncompressed_bytes:
         raise ApiError(413, "archive_too_large", f"the archive expands to {total} bytes, over the limit")
-    images = [info for info in members if not _is_hidden(info.filename)]
+    images = [info for info in members if not _is_not_a_photo(info.filename)]
     if not images:
         raise ApiError(
             422, "empty_archive", "the archive holds no photos, only folders, hidden and sidecar files"

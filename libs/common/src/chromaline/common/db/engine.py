@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from chromaline.common.db.embedded import EMBEDDED_SCHEME, data_dir_from_url, start_embedded_postgres
+from chromaline.common.db.locks import hold_transaction_lock
 
 ASYNCPG_SCHEME = "postgresql+asyncpg://"
 
@@ -49,9 +50,7 @@ async def create_engine_for(url: str, *, schema: str, **engine_options: Any) -> 
     try:
         async with engine.begin() as connection:
             # Serialised, as two replicas creating the schema at once would collide in the catalog.
-            await connection.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"chromaline.schema.{schema}"}
-            )
+            await hold_transaction_lock(connection, f"chromaline.schema.{schema}")
             await connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
     except BaseException:
         await engine.dispose()

@@ -29,6 +29,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import SchemaItem
 
 from chromaline.common.db.engine import check_schema_name, create_engine_for
+from chromaline.common.db.locks import hold_transaction_lock
 
 _CONNECTION_KEY = "chromaline.connection"
 _SCHEMA_KEY = "chromaline.schema"
@@ -64,10 +65,7 @@ async def _run_locked(
     engine = await create_engine_for(url, schema=schema, poolclass=NullPool)
     try:
         async with process_lock, engine.connect() as connection, connection.begin():
-            await connection.execute(
-                sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                {"key": f"chromaline.migrations.{schema}"},
-            )
+            await hold_transaction_lock(connection, f"chromaline.migrations.{schema}")
             await connection.run_sync(_run_with_connection, config, action)
     finally:
         await engine.dispose()
