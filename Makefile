@@ -6,10 +6,13 @@ SOURCES := src deploy libs/common/src libs/engine/src services/gateway/src servi
 
 # Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set, Python never caches it,
 # and every process (each service the tests start) would compile colour-science, SciPy and
-# matplotlib again, several CPU seconds each.
+# matplotlib again, several CPU seconds each. The workspace's own packages are installed editable,
+# so uv leaves them out: compileall writes theirs (a quarter of a CPU second per service start).
+# Python checks each cached file against its source, so an edited module is never run stale.
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --all-groups --compile-bytecode
+	$(UV) run --frozen python -m compileall -q $(SOURCES)
 
 test: setup
 	$(UV) run --frozen pytest --durations=25
