@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from chromaline.cli.main import app
 from chromaline.engine.profile import load_profile
-from chromaline.engine.synthetic import render_dng_scene, render_scene
+from chromaline.engine.synthetic import render_dng_scene, render_scene, side_by_side_scene
 
 SIZE = (1600, 1200)
 runner = CliRunner()
@@ -130,6 +130,23 @@ def test_inspect_draws_the_chart_and_reports_the_detection(photos: dict[str, Pat
     no_chart = runner.invoke(app, ["inspect", str(photos["scene"]), "--out", str(overlay)])
     assert no_chart.exit_code == 1
     assert "no_chart" in no_chart.output
+
+
+def test_a_second_chart_is_listed_by_inspect_and_checked_by_correct(tmp_path: Path) -> None:
+    photo = tmp_path / "two-charts.jpg"
+    photo.write_bytes(side_by_side_scene(4, "digital_sg", "classic24").image_bytes)
+    inspected = runner.invoke(app, ["inspect", str(photo), "--out", str(tmp_path / "overlay.png")])
+    assert inspected.exit_code == 0, inspected.output
+    report = json.loads(inspected.output)
+    assert report["charts_found"] == 2
+    [other] = report["other_charts"]
+    assert {report["chart_type"], other["chart_type"]} == {"digital_sg", "classic24"}
+    corrected = runner.invoke(app, ["correct", str(photo), "--out", str(tmp_path / "out")])
+    assert corrected.exit_code == 0, corrected.output
+    assert f"also in the photo: {other['chart_type']}" in corrected.output
+    measurements = json.loads((tmp_path / "out" / "two-charts.measurements.json").read_text())
+    [checked] = measurements["other_charts"]
+    assert checked["delta_e2000_after"]["mean"] < checked["delta_e2000_before"]["mean"]
 
 
 def test_chart_frame_writes_a_printable_pdf(tmp_path: Path) -> None:

@@ -10,12 +10,13 @@ from functools import cache
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import tifffile
 from PIL import Image
 
 from chromaline.engine.icc import output_icc_profile
-from chromaline.engine.synthetic import render_dng_scene, render_scene
+from chromaline.engine.synthetic import render_dng_scene, render_scene, side_by_side_scene
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
 
@@ -79,6 +80,23 @@ def test_a_chart_photo_is_corrected_and_its_results_can_be_downloaded(system: An
         profile = client.get(job["files"]["profile.json"]).json()
         assert profile["method"] == job["method"]
         assert b"LUT_3D_SIZE" in client.get(job["files"]["profile.cube"]).content
+
+
+def test_a_photo_with_two_charts_is_corrected_with_one_and_checked_on_the_other(system: Any) -> None:
+    scene = side_by_side_scene(4, "digital_sg", "classic24")
+    with system.client() as client:
+        job = wait_batch(client, upload(client, [("two-charts.jpg", scene.image_bytes)])["id"])["jobs"][0]
+        assert job["state"] == "done", job
+        measurements = client.get(job["files"]["measurements"]).json()
+        report = client.get(job["files"]["report.html"]).text
+    [other] = job["other_charts"]
+    assert {job["chart_type"], other["chart_type"]} == {"digital_sg", "classic24"}
+    found = np.asarray(other["corners"])
+    assert np.abs(found - scene.corners[other["chart_type"]]).max() < 6
+    [checked] = measurements["other_charts"]
+    assert checked["corners"] == other["corners"]
+    assert checked["delta_e2000_after"]["mean"] < 0.6 * checked["delta_e2000_before"]["mean"]
+    assert "Also in the photo" in report
 
 
 def test_a_batch_of_twenty_finishes_with_per_file_progress(system: Any) -> None:

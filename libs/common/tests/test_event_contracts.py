@@ -13,6 +13,8 @@ from chromaline.common import correlation
 from chromaline.common.events.contracts import (
     EVENTS,
     BlobRef,
+    ChartBox,
+    ChartDetected,
     ImageUploaded,
     ProcessingFailed,
     ReportReady,
@@ -90,6 +92,32 @@ def test_a_report_ready_of_the_version_before_the_pdf_was_made_on_request_is_sti
     assert parse_data(earlier).report_pdf == report
     with pytest.raises(UnknownEventError):
         parse_data(current.model_copy(update={"schema_version": 3}))
+
+
+FIRST_VERSION_DETECTED = {
+    "job_id": str(uuid.uuid4()),
+    "original": {"bucket": "originals", "key": "a"},
+    "chart_type": "digital_sg",
+    "reference_edition": "2014",
+    "corners": [[0, 0], [60, 0], [60, 40], [0, 40]],
+    "confidence": 0.9,
+    "image_size": [100, 50],
+    "patches": [],
+    "charts_found": 1,
+    "options": {},
+}
+"""A ``chart.detected`` as its first version's producers send it: no ``other_charts``."""
+
+
+def test_a_chart_detected_lists_the_other_charts_and_its_first_version_is_still_read() -> None:
+    envelope = make_envelope("detector", "job", ChartDetected.model_validate(FIRST_VERSION_DETECTED))
+    assert envelope.schema_version == 2
+    first = envelope.model_copy(update={"schema_version": 1, "data": FIRST_VERSION_DETECTED})
+    assert parse_data(first).other_charts == []
+    other = {"chart_type": "classic24", "corners": [[70, 0], [95, 0], [95, 20], [70, 20]], "confidence": 0.8}
+    two_charts = {**FIRST_VERSION_DETECTED, "charts_found": 2, "other_charts": [other]}
+    [listed] = parse_data(envelope.model_copy(update={"data": two_charts})).other_charts
+    assert listed == ChartBox.model_validate(other)
 
 
 def test_data_that_does_not_match_its_type_is_refused() -> None:

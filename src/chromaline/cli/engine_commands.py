@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 if TYPE_CHECKING:
+    from chromaline.common.measurements import OtherChart
     from chromaline.engine.charts import Edition
     from chromaline.engine.correct import CorrectionResult
     from chromaline.engine.custom_chart import ChartDefinition
@@ -228,6 +229,9 @@ def correct(
             )
             lines.append(f"{photo.name}: {chart_found}, {result.method_label}, {delta_e} → {target}")
             lines += [f"  [yellow]warning[/yellow] {w.code}: {w.message}" for w in measurements.warnings]
+            lines += [
+                f"  also in the photo: {_checked_chart_line(other)}" for other in measurements.other_charts
+            ]
             lines.extend(f"  [yellow]note[/yellow]: {note}" for note in result.notes)
             progress.advance(task)
     for line in lines:
@@ -484,6 +488,14 @@ def inspect(
                 "confidence": round(float(detection.confidence), 3),
                 "orientation_degrees": detection.orientation_degrees,
                 "charts_found": measurement.charts_found,
+                "other_charts": [
+                    {
+                        "chart_type": other.chart_type,
+                        "confidence": round(float(other.confidence), 3),
+                        "corners": [[round(float(x), 1), round(float(y), 1)] for x, y in other.corners],
+                    }
+                    for other in measurement.other_charts
+                ],
                 "corners": [[round(float(x), 1), round(float(y), 1)] for x, y in detection.corners],
                 "delta_e2000_as_shot": round(measurement.delta_e2000.mean, 2),
                 "flagged_patches": flagged,
@@ -492,6 +504,17 @@ def inspect(
             indent=2,
             ensure_ascii=False,
         )
+    )
+
+
+def _checked_chart_line(other: OtherChart) -> str:
+    """A chart found beside the fitted one, with the correction's check on it."""
+    found = f"{other.chart_type} (confidence {other.confidence:.2f})"
+    if other.delta_e2000_before is None or other.delta_e2000_after is None:
+        return f"{found}, no usable patch to check"
+    return (
+        f"{found}, ΔE2000 {other.delta_e2000_before.mean:.2f} → {other.delta_e2000_after.mean:.2f} "
+        f"over its {other.patches_compared} patches, none of them fitted"
     )
 
 

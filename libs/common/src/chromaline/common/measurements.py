@@ -70,6 +70,23 @@ class ResultWarning(Document):
     message: str
 
 
+class OtherChart(Document):
+    """A chart found in the photo besides the one fitted. The correction is checked on it: none of
+    its patches was fitted, so its ΔE2000 after correction is an independent estimate of how the
+    photo's other colours fare."""
+
+    chart_type: str
+    corners: list[tuple[float, float]] = Field(
+        min_length=4, max_length=4, description="Patch grid corners, clockwise from patch 1's."
+    )
+    confidence: float = Field(ge=0, le=1)
+    patches_compared: int = Field(default=0, ge=0, description="Its patches usable for the check.")
+    delta_e2000_before: Summary | None = None
+    delta_e2000_after: Summary | None = Field(
+        default=None, description="ΔE2000 of its patches with the correction fitted to the other chart."
+    )
+
+
 class Measurements(Document):
     version: int = MEASUREMENTS_VERSION
     job_id: uuid.UUID | None = None
@@ -94,3 +111,6 @@ class Measurements(Document):
     )
     timings_ms: dict[str, float] = {}
     warnings: list[ResultWarning] = []
+    other_charts: list[OtherChart] = Field(
+        default=[], description="Other charts found in the photo, most confident first; checked, not fitted."
+    )

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from chromaline.common.measurements import (
     DeltaESummaries,
     Measurements,
+    OtherChart,
     PatchResult,
     ResultWarning,
     method_label,
@@ -42,6 +43,7 @@ from chromaline.engine.detect import (
     NotAChartError,
     checked_detection_from_corners,
     detect_charts,
+    detection_from_corners,
     preview_candidates,
 )
 from chromaline.engine.doubts import result_warnings
@@ -294,7 +296,8 @@ def fit_from_measurements(
 class Measurement:
     image: DecodedImage
     detection: ChartDetection
-    charts_found: int
+    other_charts: list[ChartDetection]
+    """The other charts found in the photo, most confident first (checked, not fitted)."""
     patches: list[PatchMeasurement]
     reference: ChartReference
     used: NDArray[np.bool_]
@@ -302,6 +305,10 @@ class Measurement:
     """(N, 3) measured linear RGB in reference order."""
     timings: Timings = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def charts_found(self) -> int:
+        return 1 + len(self.other_charts)
 
     @cached_property
     def report(self) -> DeltaEReport:
@@ -377,7 +384,8 @@ def _detect(
     timings: Timings,
     small_charts: bool = True,
     chart: ChartDefinition | None = None,
-) -> tuple[ChartDetection, int]:
+) -> tuple[ChartDetection, list[ChartDetection]]:
+    """The chart to measure and the other charts found beside it."""
     if chart is not None:
         with _timed(timings, "detect"):
             return _detect_custom(image, chart, corners)
@@ -385,7 +393,7 @@ def _detect(
         if corners is not None:
             known = DEFAULT_CORNER_CHART if chart_type == "auto" else chart_type
             try:
-                return checked_detection_from_corners(image, known, list(corners)), 1
+                return checked_detection_from_corners(image, known, list(corners)), []
             except NotAChartError as error:
                 raise EngineError(error.code, str(error)) from None
             except ValueError as error:
@@ -397,21 +405,21 @@ def _detect(
             raise EngineError("unsupported_chart", str(error)) from None
     if not outcome.detections:
         raise EngineError(outcome.reason or "no_chart", outcome.message)
-    return outcome.detections[0], len(outcome.detections)
+    return outcome.detections[0], outcome.detections[1:]
 
 
 def _detect_custom(
     image: DecodedImage, chart: ChartDefinition, corners: Sequence[tuple[float, float]] | None
-) -> tuple[ChartDetection, int]:
+) -> tuple[ChartDetection, list[ChartDetection]]:
     if corners is not None:
         try:
-            return custom_detection_from_corners(image, chart, corners), 1
+            return custom_detection_from_corners(image, chart, corners), []
         except NotAChartError as error:
             raise EngineError(error.code, str(error)) from None
     outcome = detect_custom_chart(image, chart)
     if not outcome.detections:
         raise EngineError(outcome.reason or "no_chart", outcome.message)
-    return outcome.detections[0], len(outcome.detections)
+    return outcome.detections[0], outcome.detections[1:]
 
 
 def measure(
@@ -445,7 +453,7 @@ def _measure_decoded(
     chart: ChartDefinition | None = None,
 ) -> Measurement:
     timings: Timings = {}
-    detection, charts_found = _detect(image, chart_type, corners, search, timings, small_charts, chart)
+    detection, other_charts = _detect(image, chart_type, corners, search, timings, small_charts, chart)
     with _timed(timings, "sample"):
         if chart is not None:
             reference = chart.reference
@@ -460,7 +468,7 @@ def _measure_decoded(
     return Measurement(
         image=image,
         detection=detection,
-        charts_found=charts_found,
+        other_charts=other_charts,
         patches=patches,
         reference=reference,
         used=used,
@@ -493,6 +501,8 @@ class CorrectionResult:
     """A small 8-bit sRGB JPEG of the corrected photo, when asked for (RAW input by default)."""
     chart: ChartDefinition | None = None
     """The custom chart measured, when it was one."""
+    other_charts: list[OtherChart] = field(default_factory=list)
+    """The charts found beside the one fitted, with the correction checked on each."""
 
     @property
     def method(self) -> str:
@@ -518,6 +528,7 @@ class CorrectionResult:
             job_id=job_id,
             guideline=self.guideline,
             chart=self.chart,
+            other_charts=self.other_charts,
         )
 
 
@@ -584,6 +595,12 @@ def correct_photo(
             correction = fit.correction
             profile = fit.profile(source_filename, image)
     report = _report(measurement, correction, fit)
+    checked: list[OtherChart] = []
+    if measurement is not None and measurement.other_charts:
+        with _timed(timings, "check"):
+            checked = [
+                checked_other_chart(image, other, correction, edition) for other in measurement.other_charts
+            ]
     if output_format == "jpeg" and bit_depth == 16:
         bit_depth = 8
         notes.append("JPEG holds 8 bits per channel: the image was written at 8 bits")
@@ -620,6 +637,7 @@ def correct_photo(
         guideline=guideline,
         preview=small,
         chart=chart,
+        other_charts=checked,
     )
 
 
@@ -779,6 +797,46 @@ def _patch_results(
     return results, report
 
 
+def checked_other_chart(
+    image: DecodedImage, detection: ChartDetection, correction: Correction, edition: Edition = "2014"
+) -> OtherChart:
+    """A chart found beside the fitted one, its patches measured and compared with its reference
+    before and after ``correction`` (no ΔE when none of its patches is usable)."""
+    found = OtherChart(
+        chart_type=detection.chart_type,
+        corners=[(float(x), float(y)) for x, y in detection.corners],
+        confidence=float(np.clip(detection.confidence, 0.0, 1.0)),
+    )
+    reference = chart_reference(detection.chart_type, edition)
+    selection = select_patches(sample_patches(image, detection, edition=edition), reference)
+    if not selection.used.any():
+        return found
+    after = np.asarray(correction.apply_to_pixels(selection.measured), dtype=np.float64)
+    report = compare(selection.measured, after, reference, selection.used)
+    return found.model_copy(
+        update={
+            "patches_compared": int(selection.used.sum()),
+            "delta_e2000_before": SummaryDocument(**vars(report.before["CIE 2000"])),
+            "delta_e2000_after": SummaryDocument(**vars(report.after["CIE 2000"])),
+        }
+    )
+
+
+def check_found_charts(
+    image: DecodedImage, charts: Sequence[OtherChart], correction: Correction, edition: Edition = "2014"
+) -> list[OtherChart]:
+    """Charts another process found (type, corners and confidence), each checked with ``correction``."""
+    return [
+        checked_other_chart(
+            image,
+            replace(detection_from_corners(chart.chart_type, chart.corners), confidence=chart.confidence),
+            correction,
+            edition,
+        )
+        for chart in charts
+    ]
+
+
 def measurements_document(
     *,
     filename: str,
@@ -792,9 +850,10 @@ def measurements_document(
     job_id: uuid.UUID | None = None,
     guideline: Guideline = DEFAULT_GUIDELINE,
     chart: ChartDefinition | None = None,
+    other_charts: Sequence[OtherChart] = (),
 ) -> Measurements:
     """The measurements document (see :mod:`chromaline.common.measurements`) for corrected patches;
-    ``chart`` is the custom chart measured, if it was one."""
+    ``chart`` is the custom chart measured, if it was one, ``other_charts`` those found beside it."""
     results: list[PatchResult] = []
     report: DeltaEReport | None = None
     warnings: list[ResultWarning] = []
@@ -821,4 +880,5 @@ def measurements_document(
         rating_guideline=guideline.name,
         timings_ms=dict(timings or {}),
         warnings=warnings,
+        other_charts=list(other_charts),
     )

@@ -920,6 +920,37 @@ def _examine(
         search.offer(detection)
 
 
+OTHER_CHART_PREVIEW_SIDE = 800
+"""Long side of the copy searched for charts of other types once one chart is found in a photo
+with no JPEG or RAW preview: within the 480 to 960 pixels of a JPEG's reduced decode."""
+
+
+def _other_type_sets(
+    rgb: NDArray[np.uint8],
+    preview_sets: Iterator[CandidateSet],
+    found: list[ChartDetection],
+    had_preview: bool,
+    max_charts: int,
+) -> Iterator[CandidateSet]:
+    """Boxes of the chart types not found yet, once one chart is: a photo may hold a Digital SG
+    beside a Classic 24, and each is reported. Only the quick finders look, on the preview (its
+    sets not yet examined) or on a preview-sized copy, so a few milliseconds are added and the
+    other chart is found when it spans about a third of the photo or more; the slow search for
+    small charts is not run again for it."""
+    found_types = {detection.chart_type for detection in found}
+    if had_preview:
+        sets: Iterator[CandidateSet] = preview_sets
+    else:
+        preview, factor = downscale(rgb, OTHER_CHART_PREVIEW_SIDE)
+        sets = (
+            candidate
+            for chart_type in AUTO_ORDER
+            if chart_type not in found_types
+            for candidate in quick_candidate_sets(preview, factor, chart_type, max_charts=max_charts)
+        )
+    return (candidate for candidate in sets if candidate.chart_type not in found_types)
+
+
 def detect_charts(
     image: DecodedImage | NDArray[np.generic],
     chart_type: str = "auto",
@@ -947,11 +978,18 @@ def detect_charts(
             yield from finer_sets(rgb, max_side, chart_type, max_charts=max_charts)
 
     search = _Search([])
-    for candidate in itertools.chain(candidates or (), downscaled_sets()):
+    preview_sets = iter(candidates or ())
+    for candidate in itertools.chain(preview_sets, downscaled_sets()):
         for box in candidate.boxes:
             _examine(rgb, shown, candidate.chart_type, box, search)
         if search.found:
             break
+    if search.found and chart_type == "auto":
+        for candidate in _other_type_sets(
+            rgb, preview_sets, search.found, candidates is not None, max_charts
+        ):
+            for box in candidate.boxes:
+                _examine(rgb, shown, candidate.chart_type, box, search)
     found = search.found
     too_small = search.too_small
     found.sort(key=lambda detection: detection.confidence, reverse=True)

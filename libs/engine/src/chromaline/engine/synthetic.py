@@ -460,6 +460,33 @@ def with_other_chart(scene: SyntheticScene, chart: str) -> SyntheticScene:
     return render_scene(scene.seed, chart=chart, **asdict(scene.options))
 
 
+@dataclass(frozen=True)
+class SideBySideScene:
+    """One photo holding two charts under the same light, one in each half."""
+
+    image_bytes: bytes
+    """The photo as a JPEG file (quality 92)."""
+    corners: dict[str, NDArray[np.float64]]
+    """True patch-grid corners of each chart in the photo, by chart type."""
+
+
+def side_by_side_scene(
+    seed: int, left_chart: str, right_chart: str, half_size: tuple[int, int] = (1500, 2000)
+) -> SideBySideScene:
+    """Two renders of one scene (:func:`with_other_chart`), each with its chart at 0.6 of the
+    half's short side, joined left to right."""
+    right = render_scene(seed, chart=right_chart, size=half_size, chart_scale=0.6)
+    left = with_other_chart(right, left_chart)
+    pixels = np.concatenate([left.pixels, right.pixels], axis=1)
+    ok, encoded = cv2.imencode(
+        ".jpg", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
+    if not ok:
+        raise RuntimeError("OpenCV could not encode the side-by-side scene")
+    offset = np.array([float(half_size[0]), 0.0])
+    return SideBySideScene(encoded.tobytes(), {left_chart: left.corners, right_chart: right.corners + offset})
+
+
 def scene_set(
     n: int, *, size: tuple[int, int] = (4000, 3000), chart: str = "classic24", first_seed: int = 0
 ) -> Iterator[SyntheticScene]:

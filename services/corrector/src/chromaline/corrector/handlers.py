@@ -34,7 +34,7 @@ from chromaline.common.events.contracts import (
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.forgotten_jobs import forgotten_now, job_transaction
 from chromaline.common.logging import get_logger
-from chromaline.common.measurements import Measurements, Summary
+from chromaline.common.measurements import Measurements, OtherChart, Summary
 from chromaline.common.metrics import observe_stage_times, stage
 from chromaline.common.outbox import add_to_outbox
 from chromaline.common.retention import forget_expired_job
@@ -44,6 +44,7 @@ from chromaline.corrector.settings import CorrectorSettings
 from chromaline.engine.apply import apply_correction
 from chromaline.engine.correct import (
     EngineError,
+    check_found_charts,
     correct_photo,
     fit_from_measurements,
     measurements_document,
@@ -126,6 +127,12 @@ def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSetti
         job_id=event.job_id,
         guideline=rating_guideline(options),
         chart=_custom_chart(options),
+        other_charts=check_found_charts(
+            image,
+            [OtherChart.model_validate(box.model_dump()) for box in event.other_charts],
+            fit.correction,
+            event.reference_edition,
+        ),
     )
     return Corrected(encoded, fit.profile(filename, image), document, fit.correction.spec.label)
 

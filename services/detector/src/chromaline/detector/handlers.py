@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 import numpy as np
@@ -21,7 +22,9 @@ from chromaline.common.blobs.base import BlobNotFoundError
 from chromaline.common.bus.base import PermanentError, current_publisher
 from chromaline.common.bus.publishers import is_known_publisher
 from chromaline.common.events.contracts import (
+    MAX_OTHER_CHARTS,
     BlobRef,
+    ChartBox,
     ChartCandidate,
     ChartDetected,
     ChartNotFound,
@@ -70,15 +73,20 @@ class Examination:
     detection: Detection
 
 
-def _candidate(detection: ChartDetection | None) -> ChartCandidate | None:
-    """The box offered for confirmation when the detection was not confident enough."""
-    if detection is None:
-        return None
-    return ChartCandidate(
+Box = TypeVar("Box", bound=ChartBox)
+
+
+def _box(detection: ChartDetection, box: type[Box]) -> Box:
+    return box(
         chart_type=detection.chart_type,
         corners=[(float(x), float(y)) for x, y in detection.corners],
         confidence=float(np.clip(detection.confidence, 0.0, 1.0)),
     )
+
+
+def _candidate(detection: ChartDetection | None) -> ChartCandidate | None:
+    """The box offered for confirmation when the detection was not confident enough."""
+    return None if detection is None else _box(detection, ChartCandidate)
 
 
 def examine(
@@ -187,6 +195,7 @@ def _examined(
         image_size=(image.width, image.height),
         patches=[patch.as_sample() for patch in patches],
         charts_found=len(detections),
+        other_charts=[_box(other, ChartBox) for other in detections[1 : 1 + MAX_OTHER_CHARTS]],
         options=options,
     )
     record = Detection(

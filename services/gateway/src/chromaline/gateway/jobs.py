@@ -152,6 +152,7 @@ def apply_event(job: Job, event: Any) -> ReportState | None:
     if isinstance(event, ChartDetected):
         if _advance(job, "correcting", "detected"):
             job.chart_type = event.chart_type
+            job.other_charts = [chart.model_dump(mode="json") for chart in event.other_charts]
     elif isinstance(event, ChartNotFound):
         job.candidate = event.candidate.model_dump(mode="json") if event.candidate else None
         _finish(job, "failed", reason=event.reason, message=event.message)

@@ -65,6 +65,8 @@ class Job(Base):
     rating: Mapped[str | None] = mapped_column(String(64))
     candidate: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     """With reason ``low_confidence``: the box the detector offers for confirmation."""
+    other_charts: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    """The charts found in the photo besides the one it was corrected with (``chart.detected``)."""
     warnings: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
     """Doubts about a finished job's result (``code`` and ``message`` each)."""
     stage_times: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)

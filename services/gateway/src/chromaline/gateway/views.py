@@ -80,6 +80,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "rating": job.rating,
         "warnings": job.warnings or [],
         "candidate": job.candidate,
+        "other_charts": job.other_charts or [],
         "report": report_view(job),
         "stage_times": job.stage_times,
         "created_at": job.created_at.isoformat() if job.created_at else None,

@@ -29,7 +29,14 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from pydantic import BaseModel, ConfigDict
 
-from chromaline.common.measurements import DeltaESummaries, Measurements, PatchResult, Summary, method_label
+from chromaline.common.measurements import (
+    DeltaESummaries,
+    Measurements,
+    OtherChart,
+    PatchResult,
+    Summary,
+    method_label,
+)
 from chromaline.engine.charts import chart_spec
 from chromaline.reporter.figures import (
     chromaticity_figure,
@@ -57,6 +64,8 @@ RATING_GUIDELINE = "FADGI 2016"
 OUTLINE_BGR = (0, 215, 255)
 USED_PATCH_BGR = (60, 200, 60)
 EXCLUDED_PATCH_BGR = (40, 40, 230)
+OTHER_CHART_BGR = (230, 130, 30)
+"""Blue: the outlines of charts found beside the measured one."""
 
 A4_PORTRAIT = (8.27, 11.69)
 LIST_THUMBNAIL_SIDE = 160
@@ -162,8 +171,11 @@ def annotated_thumbnails(
     for patch in measurements.patches:
         colour = USED_PATCH_BGR if patch.used_in_fit else EXCLUDED_PATCH_BGR
         draw_polygon(before, scale_points(patch.quad, size, before), colour, max(1, thickness - 1))
-    if measurements.corners is not None:
-        for thumbnail in (before, after):
+    for thumbnail in (before, after):
+        for other in measurements.other_charts:
+            outline = scale_points(other.corners, size, thumbnail)
+            draw_polygon(thumbnail, outline, OTHER_CHART_BGR, line_thickness(thumbnail) + 1)
+        if measurements.corners is not None:
             outline = scale_points(measurements.corners, size, thumbnail)
             draw_polygon(thumbnail, outline, OUTLINE_BGR, line_thickness(thumbnail) + 1)
     return before, after
@@ -298,12 +310,31 @@ class PatchRow:
 
 
 def _chart_label(measurements: Measurements) -> str:
-    if measurements.chart_type is None:
-        return MISSING
+    return MISSING if measurements.chart_type is None else _chart_type_label(measurements.chart_type)
+
+
+def _chart_type_label(chart_type: str) -> str:
     try:
-        return f"{chart_spec(measurements.chart_type).title} ({measurements.chart_type})"
+        return f"{chart_spec(chart_type).title} ({chart_type})"
     except ValueError:
-        return measurements.chart_type
+        return chart_type
+
+
+def other_charts_label(measurements: Measurements) -> str | None:
+    """The charts found beside the measured one, for people; None when there were none."""
+    if not measurements.other_charts:
+        return None
+    return "; ".join(_other_chart_label(other) for other in measurements.other_charts)
+
+
+def _other_chart_label(other: OtherChart) -> str:
+    found = f"{_chart_type_label(other.chart_type)}, confidence {other.confidence:.2f}"
+    if other.delta_e2000_before is None or other.delta_e2000_after is None:
+        return found
+    return (
+        f"{found}: ΔE2000 over its {other.patches_compared} patches {format_delta_e(other.delta_e2000_before.mean)} "
+        f"before, {format_delta_e(other.delta_e2000_after.mean)} after (none of them fitted)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,6 +376,7 @@ def render_html(
         "filename": measurements.filename,
         "job_id": str(measurements.job_id) if measurements.job_id else None,
         "chart_type": _chart_label(measurements),
+        "other_charts": other_charts_label(measurements),
         "reference_edition": _or_missing(measurements.reference_edition),
         "method": method_label(measurements.method, measurements.objective),
         "image_size": f"{width} × {height} px",
@@ -423,6 +455,9 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
         f"Method: {method_label(measurements.method, measurements.objective)}",
         f"Generated: {header.generated_at.isoformat(timespec='seconds')}    Chromaline {header.chromaline_version}",
     ]
+    others = other_charts_label(measurements)
+    if others is not None:
+        lines.append(f"Also in the photo (outlined in blue, not fitted): {others}")
     if measurements.cross_validated_delta_e2000 is not None:
         lines.append(f"Cross-validated ΔE2000: {format_delta_e(measurements.cross_validated_delta_e2000)}")
     lines += [f"Warning: {warning.message}" for warning in measurements.warnings]

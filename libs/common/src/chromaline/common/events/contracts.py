@@ -215,7 +215,25 @@ class PatchSample(Contract):
     quad: list[tuple[float, float]] = Field(min_length=4, max_length=4, description="Sampled region corners.")
 
 
+class ChartBox(Contract):
+    """Where a chart lies in the photo, and how sure the detector is that it is that chart."""
+
+    chart_type: ChartType
+    corners: list[tuple[float, float]] = Field(
+        min_length=4,
+        max_length=4,
+        description="Patch grid corners, clockwise from the corner next to patch 1.",
+    )
+    confidence: float = Field(ge=0, le=1)
+
+
+MAX_OTHER_CHARTS = 8
+"""Most other charts one ``chart.detected`` lists (the detector looks for four of each type)."""
+
+
 class ChartDetected(Contract):
+    """Version 2 adds ``other_charts``; version 1 data is read as a photo with one chart."""
+
     job_id: uuid.UUID
     original: BlobRef
     chart_type: ChartType
@@ -225,19 +243,17 @@ class ChartDetected(Contract):
     image_size: tuple[int, int] = Field(description="Width and height in pixels.")
     patches: list[PatchSample]
     charts_found: int = Field(ge=1)
+    other_charts: list[ChartBox] = Field(
+        default=[],
+        max_length=MAX_OTHER_CHARTS,
+        description="The other charts found in the photo, most confident first: reported, not "
+        "used (the photo is corrected with the chart at corners).",
+    )
     options: JobOptions
 
 
-class ChartCandidate(Contract):
+class ChartCandidate(ChartBox):
     """A box that resembles the chart but was not confident enough to correct with."""
-
-    chart_type: ChartType
-    corners: list[tuple[float, float]] = Field(
-        min_length=4,
-        max_length=4,
-        description="Patch grid corners, clockwise from the corner next to patch 1.",
-    )
-    confidence: float = Field(ge=0, le=1)
 
 
 class ChartNotFound(Contract):
@@ -426,7 +442,13 @@ class EventSpec:
 
 EVENTS: tuple[EventSpec, ...] = (
     EventSpec("image.uploaded", 1, ImageUploaded, "A photo waits to be processed."),
-    EventSpec("chart.detected", 1, ChartDetected, "A chart was found and its patches measured."),
+    EventSpec(
+        "chart.detected",
+        2,
+        ChartDetected,
+        "A chart was found and its patches measured; any other charts in the photo are listed.",
+        also_reads=(1,),
+    ),
     EventSpec("chart.not_found", 1, ChartNotFound, "No usable chart in the photo."),
     EventSpec("chart.created", 1, ChartCreated, "An organisation defined a custom chart (internal)."),
     EventSpec("chart.deleted", 1, ChartDeleted, "An organisation deleted a custom chart (internal)."),

@@ -217,6 +217,25 @@ function jobChartName(job, chartType) {
   return chartType === "custom" && custom?.name ? `${chartName(chartType)} “${custom.name}” (${custom.rows} × ${custom.columns})` : chartName(chartType);
 }
 
+/** The charts found in the photo besides the one it was corrected with, with the correction's
+ * held-out check on each when the measurements carry it; null when there were none. */
+function otherCharts(job, measurements) {
+  const others = measurements.other_charts?.length ? measurements.other_charts : job.other_charts || [];
+  if (!others.length) return null;
+  const described = others.map((chart) => {
+    const found = `${chartName(chart.chart_type)}, confidence ${formatNumber(chart.confidence, 2)}`;
+    const before = chart.delta_e2000_before?.mean;
+    const after = chart.delta_e2000_after?.mean;
+    return after === undefined || after === null ? found : `${found}: ${formatNumber(before, 1)} → ${formatNumber(after, 1)} ΔE₀₀ on its ${chart.patches_compared} patches`;
+  });
+  return detail(
+    "Also in the photo",
+    described.join("; "),
+    "Found, not fitted: the photo was corrected with the most confident chart, named above. None of another chart's patches was fitted, so its ΔE₀₀ after correction is an independent check of the colours off the chart. Give a chart's corners to correct with it instead.",
+    "other-charts",
+  );
+}
+
 /** How the figures were made, one click away: chart, method, cross-validation, percentiles. */
 function details(job, measurements) {
   const after = measurements.after?.cie2000;
@@ -229,6 +248,7 @@ function details(job, measurements) {
       "dl",
       { class: "details-list" },
       detail("Chart", jobChartName(job, measurements.chart_type), measurements.reference_edition ? `(${measurements.reference_edition} edition). Its patches' true colours are published by the maker; the photo's are measured against them.` : null, "chart-type"),
+      otherCharts(job, measurements),
       detail("Correction method", methodName(measurements.method), "The kind of mapping from the camera's colours to the chart's true ones. Simpler methods follow the chart less closely but behave better on other colours.", "method"),
       measurements.objective ? detail("Fitted to", OBJECTIVES[measurements.objective] || measurements.objective, "What the fit made as small as it could.", "objective") : null,
       measurements.cross_validated_delta_e2000 !== null

@@ -1,0 +1,63 @@
+"""The result page of a photo that held other charts besides the one it was corrected with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from playwright.sync_api import Page, Route, expect
+
+from .conftest import Account
+
+CLASSIC = {"chart_type": "classic24", "corners": [[1, 1], [9, 1], [9, 6], [1, 6]], "confidence": 0.871}
+
+
+def test_the_other_charts_are_listed_under_how_it_was_measured(
+    browse: Callable[[Account | None], Page], account: Account, finished_job: dict[str, Any]
+) -> None:
+    page = browse(account)
+
+    def with_another_chart(route: Route) -> None:
+        view = route.fetch().json()
+        view["other_charts"] = [CLASSIC]
+        route.fulfill(json=view)
+
+    page.route(f"**/api/v1/jobs/{finished_job['id']}", with_another_chart)
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    page.locator("#result-details summary").click()
+    expect(page.locator("#other-charts")).to_have_text("ColorChecker Classic (24 patches), confidence 0.87")
+
+
+def test_the_check_on_another_chart_from_the_measurements_is_shown(
+    browse: Callable[[Account | None], Page], account: Account, finished_job: dict[str, Any]
+) -> None:
+    page = browse(account)
+    summary = {"median": 1.0, "p95": 2.0, "max": 3.0}
+    checked = {
+        **CLASSIC,
+        "patches_compared": 22,
+        "delta_e2000_before": {**summary, "mean": 6.04},
+        "delta_e2000_after": {**summary, "mean": 1.88},
+    }
+
+    def with_a_checked_chart(route: Route) -> None:
+        document = route.fetch().json()
+        document["other_charts"] = [checked]
+        route.fulfill(json=document)
+
+    page.route("**/files/measurements*", with_a_checked_chart)
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    page.locator("#result-details summary").click()
+    expect(page.locator("#other-charts")).to_have_text(
+        "ColorChecker Classic (24 patches), confidence 0.87: 6.0 → 1.9 ΔE₀₀ on its 22 patches"
+    )
+
+
+def test_a_photo_with_one_chart_lists_no_others(
+    browse: Callable[[Account | None], Page], account: Account, finished_job: dict[str, Any]
+) -> None:
+    page = browse(account)
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    page.locator("#result-details summary").click()
+    expect(page.locator("#chart-type")).to_be_visible()
+    expect(page.locator("#other-charts")).to_have_count(0)

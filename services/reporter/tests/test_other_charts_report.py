@@ -1,0 +1,49 @@
+"""A report of a photo that held another chart besides the one measured: named and outlined."""
+
+from __future__ import annotations
+
+import html
+
+from chromaline.common.measurements import OtherChart, Summary
+from chromaline.reporter.render import render_report, render_stored_pdf
+
+from .test_render import IMAGE_SIZE, build_measurements, embedded_images, encode, synthetic_photo
+
+OTHER_CORNERS = [(3100.0, 2000.0), (3500.0, 2000.0), (3500.0, 2300.0), (3100.0, 2300.0)]
+
+
+def test_the_other_chart_is_named_and_outlined_in_blue_on_both_previews() -> None:
+    measurements = build_measurements("digital_sg").model_copy(
+        update={
+            "other_charts": [
+                OtherChart(
+                    chart_type="classic24",
+                    corners=OTHER_CORNERS,
+                    confidence=0.874,
+                    patches_compared=22,
+                    delta_e2000_before=Summary(mean=6.04, median=5.5, p95=11.0, max=12.5),
+                    delta_e2000_after=Summary(mean=1.88, median=1.8, p95=3.5, max=3.6),
+                )
+            ]
+        }
+    )
+    original = encode(synthetic_photo(measurements, after=False), ".jpg")
+    corrected = encode(synthetic_photo(measurements, after=True), ".jpg")
+    rendered = render_report(measurements, original, corrected)
+    page = html.unescape(rendered.html.decode("utf-8"))
+    assert "Also in the photo" in page
+    assert "(classic24), confidence 0.87: ΔE2000 over its 22 patches 6.04 before, 1.88 after" in page
+    for preview in embedded_images(rendered.html.decode("utf-8"))[:2]:
+        scale = preview.shape[1] / IMAGE_SIZE[0]
+        (x0, y0), (x1, _) = OTHER_CORNERS[0], OTHER_CORNERS[1]
+        top_edge = preview[round(y0 * scale) - 1 : round(y0 * scale) + 2, round((x0 + x1) / 2 * scale)]
+        blue, _, red = (int(channel) for channel in top_edge.max(axis=0))
+        assert blue > 180
+        assert red < 120
+    assert render_stored_pdf(rendered.json, rendered.before, rendered.after).startswith(b"%PDF")
+
+
+def test_a_report_of_a_photo_with_one_chart_names_no_other() -> None:
+    measurements = build_measurements()
+    photo = encode(synthetic_photo(measurements, after=False), ".jpg")
+    assert "Also in the photo" not in render_report(measurements, photo, photo).html.decode("utf-8")
