@@ -27,6 +27,7 @@ from bench.compare import PipelineScores, compare_on_photos, compare_on_scenes, 
 from bench.oracle_corners import OracleScores, score_oracle_corners
 from bench.peers import CHROMALINE
 from bench.real_photos import ANNOTATIONS, DETECTORS, DetectionScores, score_detector
+from bench.several_charts import SeveralChartScores, score_several_charts
 from bench.timing import (
     STAGES,
     BenchImage,
@@ -150,6 +151,15 @@ def scores_table(title: str, scores: dict[str, PipelineScores], *, ground_truth:
         row.append(_optional(score.median_seconds))
         table.add_row(*row)
     return table
+
+
+def several_charts_line(scores: SeveralChartScores) -> str:
+    return (
+        f"Two charts side by side (Digital SG and Classic 24, 3000×2000, {scores.photos} photos): "
+        f"{scores.found}/{scores.charts} charts found in place; the correction fitted to one, on the "
+        f"other's patches (held out): ΔE2000 {_optional(scores.mean_held_out_before)} before, "
+        f"{_optional(scores.mean_held_out_after)} after"
+    )
 
 
 def _common_photos(scores: dict[str, PipelineScores]) -> set[int]:
@@ -364,6 +374,7 @@ def main(argv: list[str]) -> int:
         )
         for line in notes_lines(scores):
             console.print(line, markup=False, highlight=False)
+        console.print(several_charts_line(score_several_charts(range(max(1, scene_count // 4)))))
 
     if arguments.datasets.is_dir():
         photos = dataset_photos(arguments.datasets, arguments.dataset_limit)

@@ -21,7 +21,7 @@ def bench() -> dict[str, ModuleType]:
     try:
         return {
             name: importlib.import_module(f"bench.{name}")
-            for name in ("engine", "timing", "compare", "accuracy")
+            for name in ("engine", "timing", "compare", "accuracy", "several_charts")
         }
     finally:
         sys.path.remove(str(ROOT))
@@ -101,3 +101,12 @@ def test_only_readable_photos_in_a_dataset_are_compared(bench: dict[str, ModuleT
     assert [path.name for path in compare.dataset_photos(tmp_path)] == ["a.JPG", "b.png"]
     scores = compare.compare_on_photos(compare.dataset_photos(tmp_path))
     assert all(score.photos == 0 for score in scores.values())
+
+
+def test_two_charts_side_by_side_are_scored_with_the_held_out_check(bench: dict[str, ModuleType]) -> None:
+    scores = bench["several_charts"].score_several_charts(range(1))
+    assert scores.photos == 2
+    assert scores.charts == 4
+    assert scores.found == 4
+    assert scores.mean_held_out_after < scores.mean_held_out_before
+    assert "4/4 charts found in place" in bench["engine"].several_charts_line(scores)
