@@ -118,6 +118,8 @@ def test_a_chart_detected_lists_the_other_charts_and_its_first_version_is_still_
     two_charts = {**FIRST_VERSION_DETECTED, "charts_found": 2, "other_charts": [other]}
     [listed] = parse_data(envelope.model_copy(update={"data": two_charts})).other_charts
     assert listed == ChartBox.model_validate(other)
+    with pytest.raises(ValidationError):
+        ChartBox.model_validate({**other, "corners": [[float("nan"), 0], [95, 0], [95, 20], [70, 20]]})
 
 
 def test_data_that_does_not_match_its_type_is_refused() -> None:

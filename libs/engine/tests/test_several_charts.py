@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from chromaline.common.measurements import OtherChart
 from chromaline.engine.correct import check_found_charts, correct_photo, measure, search_preview
 from chromaline.engine.detect import ChartDetection, detect_charts
 from chromaline.engine.image_io import decode_image
@@ -84,3 +85,27 @@ def test_charts_found_by_another_process_are_checked_alike() -> None:
     assert again.delta_e2000_after is not None
     assert other.delta_e2000_after is not None
     assert again.delta_e2000_after.mean == pytest.approx(other.delta_e2000_after.mean, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    "corners",
+    [
+        [(10.0, 10.0)] * 4,
+        [(1e9, 1e9), (2e9, 1e9), (2e9, 2e9), (1e9, 2e9)],
+    ],
+    ids=["one point", "far outside the photo"],
+)
+def test_corners_that_cannot_be_sampled_leave_the_check_out_and_the_job_standing(
+    corners: list[tuple[float, float]],
+) -> None:
+    """Corners come from another process's event: four times one point made the sampling raise
+    (a singular homography) and failed the whole correction."""
+    scene = render_scene(3, size=(1200, 900))
+    result = correct_photo(scene.image_bytes)
+    [checked] = check_found_charts(
+        decode_image(scene.image_bytes),
+        [OtherChart(chart_type="classic24", corners=corners, confidence=0.9)],
+        result.correction,
+    )
+    assert checked.delta_e2000_after is None
+    assert checked.patches_compared == 0

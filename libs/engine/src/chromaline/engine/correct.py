@@ -801,14 +801,19 @@ def checked_other_chart(
     image: DecodedImage, detection: ChartDetection, correction: Correction, edition: Edition = "2014"
 ) -> OtherChart:
     """A chart found beside the fitted one, its patches measured and compared with its reference
-    before and after ``correction`` (no ΔE when none of its patches is usable)."""
+    before and after ``correction``. No ΔE when none of its patches is usable, or when its corners
+    make no quadrilateral to sample (corners another process sent): the check never fails the job."""
     found = OtherChart(
         chart_type=detection.chart_type,
         corners=[(float(x), float(y)) for x, y in detection.corners],
         confidence=float(np.clip(detection.confidence, 0.0, 1.0)),
     )
     reference = chart_reference(detection.chart_type, edition)
-    selection = select_patches(sample_patches(image, detection, edition=edition), reference)
+    try:
+        patches = sample_patches(image, detection, edition=edition)
+    except (ValueError, np.linalg.LinAlgError):
+        return found
+    selection = select_patches(patches, reference)
     if not selection.used.any():
         return found
     after = np.asarray(correction.apply_to_pixels(selection.measured), dtype=np.float64)

@@ -219,7 +219,7 @@ class ChartBox(Contract):
     """Where a chart lies in the photo, and how sure the detector is that it is that chart."""
 
     chart_type: ChartType
-    corners: list[tuple[float, float]] = Field(
+    corners: list[tuple[FinitePixel, FinitePixel]] = Field(
         min_length=4,
         max_length=4,
         description="Patch grid corners, clockwise from the corner next to patch 1.",
