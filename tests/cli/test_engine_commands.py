@@ -141,6 +141,11 @@ def test_a_second_chart_is_listed_by_inspect_and_checked_by_correct(tmp_path: Pa
     assert report["charts_found"] == 2
     [other] = report["other_charts"]
     assert {report["chart_type"], other["chart_type"]} == {"digital_sg", "classic24"}
+    overlay = cv2.imread(str(tmp_path / "overlay.png"))
+    scale = overlay.shape[1] / 3000
+    (x0, y0), (x1, y1) = other["corners"][0], other["corners"][1]
+    edge = overlay[round(scale * (y0 + y1) / 2), round(scale * (x0 + x1) / 2)]
+    assert tuple(int(value) for value in edge) == (230, 130, 30)
     corrected = runner.invoke(app, ["correct", str(photo), "--out", str(tmp_path / "out")])
     assert corrected.exit_code == 0, corrected.output
     assert f"also in the photo: {other['chart_type']}" in corrected.output

@@ -440,7 +440,8 @@ def inspect(
     edition: EditionOption = "2014",
     max_side: Annotated[int, typer.Option(help="Longest side of the overlay image.")] = 2000,
 ) -> None:
-    """Draw what was measured: the chart outline and each patch's sampled region, numbered."""
+    """Draw what was measured: the chart outline and each patch's sampled region, numbered; any
+    other chart found is outlined in blue."""
     import cv2
     import numpy as np
 
@@ -460,6 +461,9 @@ def inspect(
     shown = np.asarray(apply_to_linear(to_linear(small), Correction.identity()), dtype=np.uint8)
     canvas = np.ascontiguousarray(shown[:, :, ::-1])
     thickness = max(1, round(2 * max(canvas.shape[:2]) / 1000))
+    for other in measurement.other_charts:  # blue, as in the report: found, not fitted
+        outline = np.round(np.asarray(other.corners) * scale).astype(np.int32)
+        cv2.polylines(canvas, [outline], isClosed=True, color=(230, 130, 30), thickness=thickness * 2)
     outline = np.round(np.asarray(measurement.detection.corners) * scale).astype(np.int32)
     cv2.polylines(canvas, [outline], isClosed=True, color=(0, 220, 255), thickness=thickness * 2)
     for patch, used in zip(measurement.patches, measurement.used, strict=True):
