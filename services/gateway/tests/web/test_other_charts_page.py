@@ -25,7 +25,9 @@ def test_the_other_charts_are_listed_under_how_it_was_measured(
     page.route(f"**/api/v1/jobs/{finished_job['id']}", with_another_chart)
     page.goto(f"/#/jobs/{finished_job['id']}")
     page.locator("#result-details summary").click()
-    expect(page.locator("#other-charts")).to_have_text("ColorChecker Classic (24 patches), confidence 0.87")
+    expect(page.locator("#other-charts .other-chart")).to_have_text(
+        "ColorChecker Classic (24 patches), confidence 0.87"
+    )
 
 
 def test_the_check_on_another_chart_from_the_measurements_is_shown(
@@ -48,7 +50,7 @@ def test_the_check_on_another_chart_from_the_measurements_is_shown(
     page.route("**/files/measurements*", with_a_checked_chart)
     page.goto(f"/#/jobs/{finished_job['id']}")
     page.locator("#result-details summary").click()
-    expect(page.locator("#other-charts")).to_have_text(
+    expect(page.locator("#other-charts .other-chart")).to_have_text(
         "ColorChecker Classic (24 patches), confidence 0.87: 6.0 → 1.9 ΔE₀₀ on its 22 patches"
     )
 
@@ -61,3 +63,38 @@ def test_a_photo_with_one_chart_lists_no_others(
     page.locator("#result-details summary").click()
     expect(page.locator("#chart-type")).to_be_visible()
     expect(page.locator("#other-charts")).to_have_count(0)
+
+
+def test_correcting_with_the_other_chart_sends_the_photo_again_with_its_corners_and_type(
+    browse: Callable[[Account | None], Page], account: Account, finished_job: dict[str, Any]
+) -> None:
+    page = browse(account)
+    sent: list[dict[str, str]] = []
+
+    def with_another_chart(route: Route) -> None:
+        view = route.fetch().json()
+        view["other_charts"] = [CLASSIC]
+        route.fulfill(json=view)
+
+    def uploaded(route: Route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        body = route.request.post_data_buffer or b""
+        sent.append({name: _form_field(body, name) for name in ("chart_type", "corners")})
+        route.fulfill(status=429, json={"code": "rate_limited", "detail": "held back by this test"})
+
+    page.route(f"**/api/v1/jobs/{finished_job['id']}", with_another_chart)
+    page.route("**/api/v1/jobs", uploaded)
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    page.locator("#result-details summary").click()
+    page.get_by_role("button", name="Correct with this chart").click()
+    expect(page.locator("#result-details [role=status]")).not_to_be_empty()
+    assert sent == [{"chart_type": "classic24", "corners": "[[1,1],[9,1],[9,6],[1,6]]"}]
+
+
+def _form_field(body: bytes, name: str) -> str:
+    """The value of one text field of a multipart body."""
+    marker = f'name="{name}"\r\n\r\n'.encode()
+    start = body.index(marker) + len(marker)
+    return body[start : body.index(b"\r\n", start)].decode()

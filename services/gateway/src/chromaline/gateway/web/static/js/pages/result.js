@@ -218,22 +218,36 @@ function jobChartName(job, chartType) {
 }
 
 /** The charts found in the photo besides the one it was corrected with, with the correction's
- * held-out check on each when the measurements carry it; null when there were none. */
+ * held-out check on each when the measurements carry it, and a button to correct with one of them
+ * instead (its corners sent again); null when there were none. */
 function otherCharts(job, measurements) {
   const others = measurements.other_charts?.length ? measurements.other_charts : job.other_charts || [];
   if (!others.length) return null;
-  const described = others.map((chart) => {
+  const status = h("div", { role: "status" });
+  const described = (chart) => {
     const found = `${chartName(chart.chart_type)}, confidence ${formatNumber(chart.confidence, 2)}`;
-    const before = chart.delta_e2000_before?.mean;
     const after = chart.delta_e2000_after?.mean;
-    return after === undefined || after === null ? found : `${found}: ${formatNumber(before, 1)} → ${formatNumber(after, 1)} ΔE₀₀ on its ${chart.patches_compared} patches`;
-  });
-  return detail(
-    "Also in the photo",
-    described.join("; "),
-    "Found, not fitted: the photo was corrected with the most confident chart, named above. None of another chart's patches was fitted, so its ΔE₀₀ after correction is an independent check of the colours off the chart. Give a chart's corners to correct with it instead.",
-    "other-charts",
+    if (after === undefined || after === null) return found;
+    return `${found}: ${formatNumber(chart.delta_e2000_before?.mean, 1)} → ${formatNumber(after, 1)} ΔE₀₀ on its ${chart.patches_compared} patches`;
+  };
+  const items = others.map((chart) =>
+    h(
+      "li",
+      {},
+      h("span", { class: "other-chart" }, described(chart)),
+      mayChange() ? [" ", h("button", { type: "button", onclick: () => resubmit(job, chart.corners, null, status, chart.chart_type) }, "Correct with this chart")] : null,
+    ),
   );
+  return [
+    h("dt", {}, "Also in the photo"),
+    h(
+      "dd",
+      {},
+      h("ul", { id: "other-charts", class: "plain-list" }, items),
+      h("span", { class: "explain" }, "Found, not fitted: the photo was corrected with the most confident chart, named above. None of another chart's patches was fitted, so its ΔE₀₀ after correction is an independent check of the colours off the chart."),
+      status,
+    ),
+  ];
 }
 
 /** How the figures were made, one click away: chart, method, cross-validation, percentiles. */
@@ -402,14 +416,16 @@ async function doneView(job, urls) {
 }
 
 /** Upload the original again with the same options and the corners marked by hand. */
-async function resubmit(job, corners, original, status) {
+/** The job's photo sent again with `corners` (and, for another chart found in it, that chart's type). */
+async function resubmit(job, corners, original, status, chartType = null) {
   clear(status);
   try {
     const blob = original || (await fetchBlob(job.files.original)).blob;
     const form = new FormData();
     form.append("files", new File([blob], job.filename, { type: blob.type }));
+    const options = chartType ? { ...job.options, chart_type: chartType } : job.options;
     for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth", "output_space"]) {
-      if (job.options?.[name] !== undefined) form.append(name, String(job.options[name]));
+      if (options?.[name] !== undefined) form.append(name, String(options[name]));
     }
     const chartId = job.options?.custom_chart?.chart_id;
     if (chartId) form.append("chart_id", chartId);
