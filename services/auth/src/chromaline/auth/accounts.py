@@ -108,9 +108,15 @@ async def register(
     organisation_name: str,
     client_address: str,
 ) -> tuple[User, Organisation, TokenPair]:
-    """A new user and a new organisation of which the user is the admin."""
+    """A new user and a new organisation of which the user is the admin; 429 once the client
+    address has registered ``sign_up_max_per_address`` accounts in the window."""
     check_password_policy(context, password)
     email = normalise_email(email)
+    held = await throttle.check_sign_up(session, context.settings, client_address)
+    if held is not None:
+        raise held.refusal(
+            "too_many_sign_ups", "too many accounts registered from this address; try again later"
+        )
     if (await session.execute(sa.select(User.id).where(User.email == email))).first() is not None:
         raise ApiError(409, "email_taken", "an account with this email exists")
     user_id = uuid.uuid4()

@@ -126,12 +126,8 @@ def _in_utc(moment: datetime) -> datetime:
 
 
 def _held_back(verdict: Throttled) -> ApiError:
-    return ApiError(
-        429,
-        "too_many_attempts",
-        f"too many failed sign-ins for this {verdict.by}; try again later",
-        headers={"Retry-After": str(verdict.retry_after_seconds)},
-        retry_after=verdict.retry_after_seconds,
+    return verdict.refusal(
+        "too_many_attempts", f"too many failed sign-ins for this {verdict.by}; try again later"
     )
 
 
@@ -241,12 +237,9 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
         async with session() as db, db.begin():
             throttled = await resets.request_reset(db, context, body.email, client_address(request))
         if throttled is not None:
-            raise ApiError(
-                429,
+            raise throttled.refusal(
                 "too_many_reset_requests",
                 "too many password reset requests from this address; try again later",
-                headers={"Retry-After": str(throttled.retry_after_seconds)},
-                retry_after=throttled.retry_after_seconds,
             )
         return {"status": "accepted"}
 
