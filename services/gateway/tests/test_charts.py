@@ -8,6 +8,7 @@ route matrix's business (test_access.py).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from chromaline.common import cgats
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.common.testing.cgats import cgats_text, made_up_lab
+from chromaline.gateway.charts import MAX_CHARTS_PER_ORGANISATION
 from chromaline.gateway.models import Job
 from chromaline.gateway.testing import ApiClient, small_photo
 
@@ -184,6 +186,20 @@ async def test_a_file_over_the_cgats_limit_is_refused_with_413(api_client: ApiCl
     async with api_client("org-a") as alice:
         refused = await define(alice, text)
     assert (refused.status_code, refused.json()["code"]) == (413, "chart_file_too_large")
+
+
+async def test_charts_defined_at_once_stay_within_the_organisations_limit(api_client: ApiClient) -> None:
+    text = cgats_text(made_up_lab(6))
+    async with api_client("org-a") as alice, api_client("org-b") as bob:
+        answers = await asyncio.gather(
+            *(define(alice, text, rows=2, columns=3) for _ in range(MAX_CHARTS_PER_ORGANISATION + 4))
+        )
+        listed = (await alice.get(CHARTS)).json()["items"]
+        elsewhere = await define(bob, text, rows=2, columns=3)
+    codes = sorted((answer.status_code, answer.json().get("code")) for answer in answers)
+    assert codes == [(201, None)] * MAX_CHARTS_PER_ORGANISATION + [(409, "too_many_charts")] * 4
+    assert len(listed) == MAX_CHARTS_PER_ORGANISATION
+    assert elsewhere.status_code == 201, "the limit is each organisation's own"
 
 
 async def test_another_organisations_chart_is_not_found_anywhere(api_client: ApiClient) -> None:

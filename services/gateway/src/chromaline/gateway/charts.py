@@ -21,10 +21,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common import cgats
+from chromaline.common.db.locks import hold_transaction_lock
 from chromaline.common.events.contracts import (
     CUSTOM_CHART_MAX_SIDE,
     ChartCreated,
@@ -46,6 +47,8 @@ log = get_logger(__name__)
 DEFAULT_GAP = 0.1
 DEFAULT_MARGIN = 0.5
 """The CLI's defaults for ``--gap`` and ``--margin``."""
+MAX_CHARTS_PER_ORGANISATION = 50
+"""Charts are listed whole and each holds up to 2000 patches, so an organisation keeps this many."""
 
 
 def chart_summary(definition: dict[str, Any]) -> dict[str, Any]:
@@ -195,6 +198,18 @@ def build_charts_router(runtime: ServiceRuntime) -> APIRouter:
             created_by=principal.user_id,
         )
         async with runtime.session() as session, session.begin():
+            # charts defined at once are counted one after another
+            await hold_transaction_lock(session, f"chromaline.charts.{principal.organisation_id}")
+            count = await session.scalar(
+                select(func.count()).where(ChartRecord.organisation_id == principal.organisation_id)
+            )
+            if (count or 0) >= MAX_CHARTS_PER_ORGANISATION:
+                raise ApiError(
+                    409,
+                    "too_many_charts",
+                    f"an organisation has at most {MAX_CHARTS_PER_ORGANISATION} charts; delete one first",
+                    limit=MAX_CHARTS_PER_ORGANISATION,
+                )
             session.add(record)
             await session.flush()
             await session.refresh(record)
