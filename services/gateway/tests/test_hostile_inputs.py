@@ -7,17 +7,22 @@ from __future__ import annotations
 import io
 import json
 import socket
+import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from PIL import Image
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 from chromaline.common.blobs import buckets
 from chromaline.common.blobs.base import BlobStore
 from chromaline.gateway.auth_proxy import PUBLIC_AUTH_ROUTES
+from chromaline.gateway.settings import GatewaySettings
 
 from .conftest import World, png
 
@@ -335,3 +340,40 @@ def test_an_upload_is_refused_before_its_body_is_read_when_the_caller_may_not_up
     assert forged.startswith(b"HTTP/1.1 401 "), forged[:300]
     assert viewer.startswith(b"HTTP/1.1 403 "), viewer[:300]
     assert b'"code":"unauthenticated"' in anonymous
+
+
+@contextmanager
+def _follow(world: World, job_id: str, caller: str) -> Iterator[ClientConnection]:
+    """A progress socket on ``job_id`` as ``caller``, once its first view has come."""
+    url = world.url.replace("http://", "ws://") + f"/api/v1/jobs/{job_id}/events"
+    with connect(url + world.callers[caller].ws_query, open_timeout=10) as socket_:
+        assert json.loads(socket_.recv(timeout=10))["id"] == job_id
+        yield socket_
+
+
+def test_one_user_holds_a_bounded_number_of_progress_sockets(world: World) -> None:
+    """One user could open progress sockets on a job that does not end until the gateway ran out of
+    connections, each polling the database twice a second; a socket the client left stays counted
+    no longer than it takes the gateway to notice."""
+    job_id = world.new_job(state="queued")
+    settings = world.standalone.runtimes["gateway"].settings
+    assert isinstance(settings, GatewaySettings)
+    limit = settings.max_progress_sockets_per_user
+    with ExitStack() as held:
+        for _ in range(limit):
+            held.enter_context(_follow(world, job_id, "viewer"))
+        with pytest.raises(ConnectionClosed) as refused, _follow(world, job_id, "viewer"):
+            pass
+        assert refused.value.rcvd is not None
+        assert (refused.value.rcvd.code, refused.value.rcvd.reason) == (4429, "too_many_connections")
+        held.enter_context(_follow(world, job_id, "member"))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with ExitStack() as again:
+                for _ in range(limit):
+                    again.enter_context(_follow(world, job_id, "viewer"))
+            break
+        except ConnectionClosed:
+            assert time.monotonic() < deadline, "the sockets the client closed stay counted"
+            time.sleep(0.2)

@@ -39,6 +39,7 @@ from chromaline.gateway import report_pdf
 from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.auth_proxy import add_auth_proxy
 from chromaline.gateway.charts import custom_chart_options
+from chromaline.gateway.concurrency import SlotsTaken, UserSlots
 from chromaline.gateway.filenames import content_disposition
 from chromaline.gateway.models import (
     DELETED,
@@ -68,6 +69,7 @@ log = get_logger(__name__)
 
 CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter", "reporter.requests")
 WS_POLL_SECONDS = 0.5
+WS_TOO_MANY_CONNECTIONS = 4429
 
 
 STREAMED_UPLOAD_ROUTES = frozenset({("PUT", "/api/v1/uploads/stream")})
@@ -104,6 +106,7 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
     add_auth_proxy(router, auth_client)
+    progress_sockets = UserSlots(settings.max_progress_sockets_per_user)
 
     async def resolve_options(
         organisation_id: str,
@@ -636,16 +639,17 @@ def build_router(
 
     @router.get("/batches/{batch_id}/archive", summary="A ZIP of a batch's corrected images and reports")
     async def batch_archive(batch_id: uuid.UUID, principal: CurrentPrincipal) -> FileResponse:
-        view = await load_batch(batch_id, principal.organisation_id)
+        return await build_archive(batch_id, principal.organisation_id)
+
+    async def build_archive(batch_id: uuid.UUID, organisation_id: str) -> FileResponse:
+        view = await load_batch(batch_id, organisation_id)
         handle, path = tempfile.mkstemp(prefix="chromaline-batch-", suffix=".zip")
         os.close(handle)
         async with runtime.session() as session:
             rows = (
                 (
                     await session.execute(
-                        select(Job).where(
-                            Job.batch_id == batch_id, Job.organisation_id == principal.organisation_id
-                        )
+                        select(Job).where(Job.batch_id == batch_id, Job.organisation_id == organisation_id)
                     )
                 )
                 .scalars()
@@ -767,9 +771,18 @@ def build_router(
             return await stream_blob(BlobRef.model_validate(profile.cube), f"{profile.name}.cube")
         raise ApiError(404, "unknown_file", f"no file {name!r} for this profile")
 
-    async def follow(websocket: WebSocket, snapshot: Any, finished: Any) -> None:
-        """Push a view whenever it changes until it is finished (DB-polled, so any replica can serve it)."""
+    async def follow(websocket: WebSocket, user_id: str, snapshot: Any, finished: Any) -> None:
+        """Push a view whenever it changes until it is finished (DB-polled, so any replica can serve
+        it); a user holding ``max_progress_sockets_per_user`` sockets already is closed at once."""
         await websocket.accept()
+        try:
+            with progress_sockets.hold(user_id):
+                await push_changes(websocket, snapshot, finished)
+        except SlotsTaken:
+            await websocket.close(code=WS_TOO_MANY_CONNECTIONS, reason="too_many_connections")
+
+    async def push_changes(websocket: WebSocket, snapshot: Any, finished: Any) -> None:
+        client_gone = asyncio.ensure_future(until_closed_by_client(websocket))
         last: Any = None
         try:
             while True:
@@ -779,24 +792,29 @@ def build_router(
                     last = view
                 if finished(view):
                     break
-                await asyncio.sleep(WS_POLL_SECONDS)
+                await asyncio.wait([client_gone], timeout=WS_POLL_SECONDS)
+                if client_gone.done():
+                    return
             await websocket.close()
         except WebSocketDisconnect:
             return
         except ApiError as error:
             await websocket.close(code=4404, reason=error.code)
+        finally:
+            client_gone.cancel()
 
     @router.websocket("/jobs/{job_id}/events")
     async def job_events(websocket: WebSocket, job_id: uuid.UUID, principal: CurrentPrincipal) -> None:
         async def snapshot() -> dict[str, Any]:
             return job_view(await load_job(job_id, principal.organisation_id))
 
-        await follow(websocket, snapshot, job_settled)
+        await follow(websocket, principal.user_id, snapshot, job_settled)
 
     @router.websocket("/batches/{batch_id}/events")
     async def batch_events(websocket: WebSocket, batch_id: uuid.UUID, principal: CurrentPrincipal) -> None:
         await follow(
             websocket,
+            principal.user_id,
             lambda: load_batch(batch_id, principal.organisation_id),
             lambda view: view["done"] and not view["reports_pending"],
         )
@@ -874,6 +892,13 @@ def build_router(
         return {"replayed": letter_id, "queue": queue}
 
     return router
+
+
+async def until_closed_by_client(websocket: WebSocket) -> None:
+    """Return once the client has gone (what it sends is not read): a socket left behind stops
+    being polled at once rather than when its job ends."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        continue
 
 
 def visible_job(job: Job | None, job_id: uuid.UUID, organisation_id: str) -> Job:

@@ -47,6 +47,9 @@ class GatewaySettings(ServiceSettings):
     upload_rate_per_minute: float = 120.0
     """Uploads each user or API key may start per minute, sustained; ``upload_burst`` at once."""
     upload_burst: int = 30
+    max_progress_sockets_per_user: int = Field(default=20, ge=1)
+    """Progress WebSockets one user (with any of their tokens and keys) may hold open at once in
+    one replica; one more is closed with 4429 ``too_many_connections``."""
     metrics_token: SecretStr | None = None
     """When set, ``/metrics`` answers only ``Authorization: Bearer <token>`` (Prometheus'
     ``authorization`` credentials); unset, anyone reaching the port may read it."""
