@@ -70,6 +70,7 @@ log = get_logger(__name__)
 CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter", "reporter.requests")
 WS_POLL_SECONDS = 0.5
 WS_TOO_MANY_CONNECTIONS = 4429
+ARCHIVE_RETRY_AFTER_SECONDS = 5
 
 
 STREAMED_UPLOAD_ROUTES = frozenset({("PUT", "/api/v1/uploads/stream")})
@@ -107,6 +108,7 @@ def build_router(
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
     add_auth_proxy(router, auth_client)
     progress_sockets = UserSlots(settings.max_progress_sockets_per_user)
+    archive_builds = UserSlots(settings.max_archive_builds_per_user)
 
     async def resolve_options(
         organisation_id: str,
@@ -639,7 +641,17 @@ def build_router(
 
     @router.get("/batches/{batch_id}/archive", summary="A ZIP of a batch's corrected images and reports")
     async def batch_archive(batch_id: uuid.UUID, principal: CurrentPrincipal) -> FileResponse:
-        return await build_archive(batch_id, principal.organisation_id)
+        try:
+            with archive_builds.hold(principal.user_id):
+                return await build_archive(batch_id, principal.organisation_id)
+        except SlotsTaken:
+            raise ApiError(
+                429,
+                "too_many_archives",
+                f"you are already downloading {archive_builds.limit} archives; wait for one to finish",
+                headers={"Retry-After": str(ARCHIVE_RETRY_AFTER_SECONDS)},
+                limit=archive_builds.limit,
+            ) from None
 
     async def build_archive(batch_id: uuid.UUID, organisation_id: str) -> FileResponse:
         view = await load_batch(batch_id, organisation_id)

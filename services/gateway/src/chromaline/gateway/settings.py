@@ -50,6 +50,8 @@ class GatewaySettings(ServiceSettings):
     max_progress_sockets_per_user: int = Field(default=20, ge=1)
     """Progress WebSockets one user (with any of their tokens and keys) may hold open at once in
     one replica; one more is closed with 4429 ``too_many_connections``."""
+    max_archive_builds_per_user: int = Field(default=2, ge=1)
+    """Batch archives one user may have built at once in one replica; one more answers 429."""
     metrics_token: SecretStr | None = None
     """When set, ``/metrics`` answers only ``Authorization: Bearer <token>`` (Prometheus'
     ``authorization`` credentials); unset, anyone reaching the port may read it."""
