@@ -45,7 +45,8 @@ class GatewaySettings(ServiceSettings):
     jwks_refetch_seconds: float = 5.0
     """A token signed by an unknown key fetches the keys again, at most this often."""
     upload_rate_per_minute: float = 120.0
-    """Uploads each user or API key may start per minute, sustained; ``upload_burst`` at once."""
+    """Uploads each user (with all their tokens and API keys) may start per minute, sustained;
+    ``upload_burst`` at once."""
     upload_burst: int = 30
     max_progress_sockets_per_user: int = Field(default=20, ge=1)
     """Progress WebSockets one user (with any of their tokens and keys) may hold open at once in
