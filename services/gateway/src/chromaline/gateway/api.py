@@ -69,6 +69,8 @@ log = get_logger(__name__)
 
 CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter", "reporter.requests")
 WS_POLL_SECONDS = 0.5
+StagedFile = tuple[str, IO[bytes], str, int]
+"""An image of an upload ready to store: its name, its bytes, its content type and its size."""
 WS_TOO_MANY_CONNECTIONS = 4429
 ARCHIVE_RETRY_AFTER_SECONDS = 5
 
@@ -209,16 +211,8 @@ def build_router(
         if idempotent is not None:
             await asyncio.to_thread(fold_files, idempotent, files)
             await replay_if_known(idempotent)
-        staged: list[tuple[str, IO[bytes], str, int]] = []
         with tempfile.TemporaryDirectory(prefix="chromaline-upload-") as scratch:
-            for upload_file in files:
-                staged.extend(stage_upload(upload_file, scratch))
-            if len(staged) > settings.max_files_per_batch:
-                raise ApiError(
-                    413,
-                    "too_many_files",
-                    f"{len(staged)} images, over the limit of {settings.max_files_per_batch}",
-                )
+            staged = await asyncio.to_thread(stage_batch, files, scratch)
             stored = []
             for filename, fileobj, content_type, size in staged:
                 key = original_key(filename)
@@ -254,8 +248,9 @@ def build_router(
                     log.warning("upload.original_not_discarded", bucket=blob.bucket, key=blob.key)
             raise
 
-    def stage_upload(upload_file: UploadFile, scratch: str) -> list[tuple[str, IO[bytes], str, int]]:
-        """Check one uploaded part; a ZIP expands into its images, each written to scratch space."""
+    def checked_part(upload_file: UploadFile) -> StagedFile | list[zipfile.ZipInfo]:
+        """Check one uploaded part: an image is checked whole, a ZIP's directory is checked and
+        its image members returned, to be expanded once the whole batch is known to fit."""
         name = safe_member_name(upload_file.filename or "upload")
         size = upload_file.size or 0
         if size > settings.max_upload_bytes:
@@ -270,16 +265,21 @@ def build_router(
         kind = sniff_content_type(fileobj.read(SNIFF_BYTES))
         fileobj.seek(0)
         if kind != "application/zip":
-            return [(name, fileobj, check_image(fileobj, name, settings.max_pixels), size)]
+            return (name, fileobj, check_image(fileobj, name, settings.max_pixels), size)
         limits = ZipLimits(
             max_entries=settings.max_zip_entries,
             max_uncompressed_bytes=settings.max_zip_uncompressed_bytes,
             max_ratio=settings.max_zip_ratio,
             max_entry_bytes=settings.max_upload_bytes,
         )
-        members = zip_image_members(fileobj, limits)
-        staged = []
-        with zipfile.ZipFile(fileobj) as bundle:
+        return zip_image_members(fileobj, limits)
+
+    def expanded_members(
+        archive: IO[bytes], members: list[zipfile.ZipInfo], scratch: str
+    ) -> list[StagedFile]:
+        """Write a checked ZIP's image members to scratch space, each checked as an image."""
+        staged: list[StagedFile] = []
+        with zipfile.ZipFile(archive) as bundle:
             for info in members:
                 member_name = safe_member_name(info.filename)
                 target: IO[bytes] = tempfile.NamedTemporaryFile(dir=scratch, delete=False)  # noqa: SIM115
@@ -294,6 +294,31 @@ def build_router(
                         info.file_size,
                     )
                 )
+        return staged
+
+    def stage_batch(files: list[UploadFile], scratch: str) -> list[StagedFile]:
+        """Every part checked, then the ZIPs among them expanded into scratch space (run in a worker
+        thread: expanding gigabytes must not stall the gateway's other requests). The batch's image
+        count and what its archives expand to, together, are read from the archives' directories
+        first, so a batch over either limit is refused before anything is expanded."""
+        parts = [(upload_file, checked_part(upload_file)) for upload_file in files]
+        archives = [members for _, members in parts if isinstance(members, list)]
+        images = sum(len(members) if isinstance(members, list) else 1 for _, members in parts)
+        if images > settings.max_files_per_batch:
+            raise ApiError(
+                413, "too_many_files", f"{images} images, over the limit of {settings.max_files_per_batch}"
+            )
+        expanded = sum(info.file_size for members in archives for info in members)
+        if expanded > settings.max_zip_uncompressed_bytes:
+            raise ApiError(
+                413, "archive_too_large", f"the batch's archives expand to {expanded} bytes, over the limit"
+            )
+        staged: list[StagedFile] = []
+        for upload_file, part in parts:
+            if isinstance(part, list):
+                staged.extend(expanded_members(upload_file.file, part, scratch))
+            else:
+                staged.append(part)
         return staged
 
     @router.put("/uploads/stream", status_code=202, summary="Stream one large image as the request body")
