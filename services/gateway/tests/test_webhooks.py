@@ -25,6 +25,7 @@ import pytest
 from fastapi import FastAPI, Request
 from sqlalchemy import select
 
+from chromaline.common import public_urls
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import webhooks
 from chromaline.gateway.access import Principal, authorize
@@ -98,14 +99,14 @@ def test_a_second_v1_value_is_accepted() -> None:
     ],
 )
 def test_urls_to_private_places_are_refused(url: str) -> None:
-    with pytest.raises(webhooks.UnsafeUrlError):
-        webhooks.check_url(url, allow_private=False)
+    with pytest.raises(public_urls.UnsafeUrlError):
+        public_urls.check_url(url, allow_private=False)
 
 
 def test_public_urls_pass_and_private_ones_pass_when_allowed() -> None:
-    webhooks.check_url("https://93.184.216.34/hook", allow_private=False)
-    webhooks.check_url("https://hooks.example.com/chromaline", allow_private=False)
-    webhooks.check_url("http://127.0.0.1:9/hook", allow_private=True)
+    public_urls.check_url("https://93.184.216.34/hook", allow_private=False)
+    public_urls.check_url("https://hooks.example.com/chromaline", allow_private=False)
+    public_urls.check_url("http://127.0.0.1:9/hook", allow_private=True)
 
 
 def test_secrets_are_derived_per_webhook_and_per_gateway_secret() -> None:

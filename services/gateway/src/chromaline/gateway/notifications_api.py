@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chromaline.common import idempotency
+from chromaline.common import idempotency, public_urls
 from chromaline.common.client_models import ClientModel
 from chromaline.common.db.locks import hold_transaction_lock
 from chromaline.common.idempotency import json_part
@@ -153,8 +153,8 @@ def build_notifications_router(runtime: ServiceRuntime, settings: GatewaySetting
         async with runtime.session() as session:
             await idempotency.replay_if_known(session, idempotent)
         try:
-            webhooks.check_url(body.url, allow_private=settings.webhook_allow_private_urls)
-        except webhooks.UnsafeUrlError as error:
+            public_urls.check_url(body.url, allow_private=settings.webhook_allow_private_urls)
+        except public_urls.UnsafeUrlError as error:
             raise ApiError(422, "webhook_url_refused", str(error)) from None
         webhook = Webhook(
             id=uuid.uuid4(),
