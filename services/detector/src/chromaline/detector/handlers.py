@@ -17,7 +17,7 @@ from sqlalchemy import Delete, delete
 
 from chromaline.common import inbox
 from chromaline.common.blobs import buckets
-from chromaline.common.blobs.base import BlobNotFoundError
+from chromaline.common.blobs.base import BlobNotFoundError, BlobStore
 from chromaline.common.bus.base import PermanentError, current_publisher
 from chromaline.common.bus.publishers import is_known_publisher
 from chromaline.common.events.contracts import (
@@ -38,6 +38,7 @@ from chromaline.common.forgotten_jobs import forgotten_now, job_transaction
 from chromaline.common.logging import get_logger
 from chromaline.common.metrics import stage
 from chromaline.common.outbox import add_to_outbox
+from chromaline.common.public_urls import UnsafeUrlError, checked_address, pinned_request
 from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.detector.models import Detection
@@ -201,10 +202,18 @@ def _examined(
     return Examination(detected, record)
 
 
-async def fetch_source(runtime: ServiceRuntime, event: ImageUploaded, settings: DetectorSettings) -> BlobRef:
-    """Copy a partner's photo from its URL into the blob store, within size and time limits."""
+MAX_FETCH_REDIRECTS = 3
+
+
+async def fetch_source(blobs: BlobStore, event: ImageUploaded, settings: DetectorSettings) -> BlobRef:
+    """Copy a partner's photo from its URL into the blob store, within size and time limits.
+
+    The URL, and each redirect's, must lead to a public address (unless
+    ``fetch_allow_private_urls``), called at the address that was checked: a partner's URL
+    reaches nothing inside the deployment."""
     assert event.source_url is not None
     key = f"{event.job_id}/fetched"
+    url = str(event.source_url)
     received = 0
 
     async def body(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -215,24 +224,27 @@ async def fetch_source(runtime: ServiceRuntime, event: ImageUploaded, settings: 
                 raise PermanentError(f"source_url larger than {settings.fetch_max_bytes} bytes")
             yield chunk
 
-    async with (
-        httpx.AsyncClient(
-            timeout=settings.fetch_timeout_seconds, follow_redirects=True, max_redirects=3
-        ) as client,
-        client.stream("GET", str(event.source_url)) as response,
-    ):
-        if response.status_code >= 400:
-            message = f"source_url answered {response.status_code}"
-            if 400 <= response.status_code < 500:
-                raise PermanentError(message)
-            raise RuntimeError(message)
-        await runtime.blobs.put_stream(
-            buckets.ORIGINALS,
-            key,
-            body(response),
-            max_bytes=settings.fetch_max_bytes,
-        )
-    return BlobRef(bucket=buckets.ORIGINALS, key=key)
+    async with httpx.AsyncClient(timeout=settings.fetch_timeout_seconds) as client:
+        for _ in range(MAX_FETCH_REDIRECTS + 1):
+            try:
+                address = await checked_address(url, allow_private=settings.fetch_allow_private_urls)
+            except UnsafeUrlError as refused:
+                raise PermanentError(f"source_url refused: {refused}") from None
+            target, headers, extensions = pinned_request(url, address)
+            async with client.stream("GET", target, headers=headers, extensions=extensions) as response:
+                if response.is_redirect and "location" in response.headers:
+                    url = str(httpx.URL(url).join(response.headers["location"]))
+                    continue
+                if response.status_code >= 400:
+                    message = f"source_url answered {response.status_code}"
+                    if 400 <= response.status_code < 500:
+                        raise PermanentError(message)
+                    raise RuntimeError(message)
+                await blobs.put_stream(
+                    buckets.ORIGINALS, key, body(response), max_bytes=settings.fetch_max_bytes
+                )
+                return BlobRef(bucket=buckets.ORIGINALS, key=key)
+    raise PermanentError(f"source_url redirected more than {MAX_FETCH_REDIRECTS} times")
 
 
 async def refuse_unknown_publisher(
@@ -277,7 +289,7 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         original = event.original
     else:
         with stage(NAME, "fetch"):
-            original = await fetch_source(runtime, event, settings)
+            original = await fetch_source(runtime.blobs, event, settings)
     try:
         with stage(NAME, "load"):
             data = await runtime.blobs.get_bytes(original.bucket, original.key)
