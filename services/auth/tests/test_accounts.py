@@ -280,3 +280,21 @@ async def test_an_email_that_only_looks_like_a_registered_one_is_refused(auth_se
     assert (decomposed.status_code, decomposed.json()["code"]) == (409, "email_taken")
     assert (invisible.status_code, invisible.json()["code"]) == (422, "invalid_request")
     assert (await login(auth_service, "jose\u0301@example.org")).status_code == 200
+
+
+async def test_sign_in_opens_the_organisation_the_user_joined_first(auth_service: AuthService) -> None:
+    """Any admin may add a registered user to their organisation. Sign-in opened the organisation
+    whose id sorted first, so an admin who added someone to an organisation of a lower id made
+    them work there, uploading into the admin's organisation, after their next sign-in."""
+    first, second = [await auth_service.register(organisation="Own studio") for _ in range(2)]
+    intruder, victim = sorted((first, second), key=lambda account: account["organisation"]["id"])
+    own = victim["organisation"]["id"]
+    added = await auth_service.client.post(
+        f"/api/v1/auth/organisations/{intruder['organisation']['id']}/members",
+        json={"email": victim["user"]["email"], "role": "member"},
+        headers=bearer(intruder["access_token"]),
+    )
+    assert added.status_code == 201, added.text
+    signed_in = await login(auth_service, victim["user"]["email"])
+    me = await auth_service.client.get("/api/v1/auth/me", headers=bearer(signed_in.json()["access_token"]))
+    assert me.json()["organisation_id"] == own

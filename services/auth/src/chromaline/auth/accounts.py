@@ -59,6 +59,17 @@ async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> dict[str,
     return {str(organisation): role for organisation, role in rows.all()}
 
 
+async def first_joined(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
+    """The organisation sign-in opens: the one the user joined first (their own, for whoever
+    signed up), never one an admin elsewhere added them to later."""
+    return await session.scalar(
+        sa.select(Membership.organisation_id)
+        .where(Membership.user_id == user_id)
+        .order_by(Membership.created_at, Membership.organisation_id)
+        .limit(1)
+    )
+
+
 async def issue_tokens(
     session: AsyncSession,
     context: AuthContext,
@@ -161,7 +172,7 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
 async def sign_in(
     session: AsyncSession, context: AuthContext, email: str, password: str, client_address: str
 ) -> TokenPair | throttle.Throttled | None:
-    """Tokens for the user's first organisation; the throttle's verdict; or None for wrong credentials.
+    """Tokens for the organisation the user joined first; the throttle's verdict; or None for wrong credentials.
 
     The caller commits whatever the outcome, so that failures are counted and audited.
     """
@@ -187,8 +198,7 @@ async def sign_in(
     if context.passwords.needs_rehash(user.password_hash):
         user.password_hash = context.passwords.hash(password)
     await throttle.forget_account_failures(session, email)
-    memberships = await memberships_of(session, user.id)
-    organisation_id = uuid.UUID(min(memberships)) if memberships else None
+    organisation_id = await first_joined(session, user.id)
     tokens = await issue_tokens(session, context, user.id, organisation_id) if organisation_id else None
     if tokens is None:
         raise ApiError(403, "no_membership", "this account belongs to no organisation")
