@@ -179,6 +179,18 @@ async def test_a_chart_name_with_control_characters_is_refused(api_client: ApiCl
     assert listed.json()["items"] == []
 
 
+async def test_a_count_of_thousands_of_digits_is_refused_with_its_line(api_client: ApiClient) -> None:
+    """Python refuses to read an integer of more than 4300 digits: such a count answered 500."""
+    text = cgats_text(made_up_lab(35)).replace("NUMBER_OF_SETS 35", "NUMBER_OF_SETS " + "0" * 4999 + "35")
+    async with api_client("org-a") as alice:
+        refused = await define(alice, text)
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_cgats"), refused.text
+    line = next(
+        number for number, content in enumerate(text.splitlines(), 1) if content.startswith("NUMBER_OF_SETS")
+    )
+    assert refused.json()["line"] == line
+
+
 async def test_a_file_over_the_cgats_limit_is_refused_with_413(api_client: ApiClient) -> None:
     padding = "# " + "x" * 1000 + "\n"
     text = cgats_text(made_up_lab(35)).replace("BEGIN_DATA\n", "BEGIN_DATA\n" + padding * 200, 1)
