@@ -377,3 +377,29 @@ def test_one_user_holds_a_bounded_number_of_progress_sockets(world: World) -> No
         except ConnectionClosed:
             assert time.monotonic() < deadline, "the sockets the client closed stay counted"
             time.sleep(0.2)
+
+
+def test_a_progress_socket_ends_when_its_api_key_is_revoked(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A socket was admitted once, when it opened: a revoked key (or an expired access token) kept
+    following the job for as long as the socket stayed open."""
+    settings = world.standalone.runtimes["gateway"].settings
+    assert isinstance(settings, GatewaySettings)
+    monkeypatch.setattr(settings, "progress_socket_recheck_seconds", 0.5)
+    job_id = world.new_job(state="queued")
+    admin = world.callers["admin"].headers
+    with world.client() as client:
+        created = client.post(
+            "/api/v1/auth/api-keys", json={"name": "watcher", "scopes": ["read"]}, headers=admin
+        )
+        assert created.status_code == 201, created.text
+        key = created.json()
+        url = world.url.replace("http://", "ws://") + f"/api/v1/jobs/{job_id}/events"
+        with connect(url, additional_headers={"X-API-Key": key["key"]}, open_timeout=10) as socket_:
+            assert json.loads(socket_.recv(timeout=10))["id"] == job_id
+            assert client.delete(f"/api/v1/auth/api-keys/{key['id']}", headers=admin).status_code == 204
+            with pytest.raises(ConnectionClosed) as closed:
+                socket_.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "unauthenticated")

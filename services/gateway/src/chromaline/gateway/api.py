@@ -19,7 +19,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Query,
+    Request,
+    UploadFile,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketException,
+)
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import Field, ValidationError
 from sqlalchemy import and_, delete, func, select
@@ -819,10 +830,17 @@ def build_router(
             await websocket.close(code=WS_TOO_MANY_CONNECTIONS, reason="too_many_connections")
 
     async def push_changes(websocket: WebSocket, snapshot: Any, finished: Any) -> None:
+        """Send each new view; every ``progress_socket_recheck_seconds`` the caller's credential is
+        checked again, so a socket ends with its access token, its revoked key or its membership."""
         client_gone = asyncio.ensure_future(until_closed_by_client(websocket))
+        loop = asyncio.get_running_loop()
+        checked_at = loop.time()
         last: Any = None
         try:
             while True:
+                if loop.time() - checked_at >= settings.progress_socket_recheck_seconds:
+                    await authorize(websocket)
+                    checked_at = loop.time()
                 view = await snapshot()
                 if view != last:
                     await websocket.send_json(view)
@@ -837,6 +855,8 @@ def build_router(
             return
         except ApiError as error:
             await websocket.close(code=4404, reason=error.code)
+        except WebSocketException as refused:
+            await websocket.close(code=refused.code, reason=refused.reason)
         finally:
             client_gone.cancel()
 

@@ -51,6 +51,9 @@ class GatewaySettings(ServiceSettings):
     max_progress_sockets_per_user: int = Field(default=20, ge=1)
     """Progress WebSockets one user (with any of their tokens and keys) may hold open at once in
     one replica; one more is closed with 4429 ``too_many_connections``."""
+    progress_socket_recheck_seconds: float = Field(default=30.0, gt=0)
+    """How often an open progress WebSocket checks its caller's credential again: it closes (1008)
+    once the access token has expired or the API key was revoked."""
     max_archive_builds_per_user: int = Field(default=2, ge=1)
     """Batch archives one user may have built at once in one replica; one more answers 429."""
     metrics_token: SecretStr | None = None
