@@ -35,6 +35,7 @@ from chromaline.common.events.contracts import (
 )
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.forgotten_jobs import forgotten_now, job_transaction
+from chromaline.common.job_publishers import claim_job, owner_name
 from chromaline.common.logging import get_logger
 from chromaline.common.metrics import stage
 from chromaline.common.outbox import add_to_outbox
@@ -250,9 +251,16 @@ async def fetch_source(blobs: BlobStore, event: ImageUploaded, settings: Detecto
 async def refuse_unknown_publisher(
     runtime: ServiceRuntime, envelope: RawEnvelope, publisher: str | None
 ) -> None:
-    """Audit a message from no known publisher (``partner.rejected``, for the auth service's audit
-    log, once per event) and send it to the dead-letter queue."""
+    """Audit a message from no known publisher and send it to the dead-letter queue."""
     reason = f"publisher {publisher!r} is neither one of our services nor a known partner"
+    await refuse_publisher(runtime, envelope, publisher, reason)
+
+
+async def refuse_publisher(
+    runtime: ServiceRuntime, envelope: RawEnvelope, publisher: str | None, reason: str
+) -> None:
+    """Audit a refused message (``partner.rejected``, for the auth service's audit log, once per
+    event) and send it to the dead-letter queue."""
     log.warning(
         "detector.publisher_refused", audit=True, publisher=publisher, event_id=str(envelope.event_id)
     )
@@ -269,6 +277,14 @@ async def refuse_unknown_publisher(
     raise PermanentError(reason)
 
 
+async def is_publishers_job(runtime: ServiceRuntime, job_id: uuid.UUID, publisher: str) -> bool:
+    """Whether ``job_id`` is ``publisher``'s to process (claimed now if nobody used it yet)."""
+    async with runtime.session() as session, session.begin():
+        known_before = await session.get(Detection, job_id) is not None
+        owner = owner_name(publisher, runtime.settings)
+        return await claim_job(session, job_id, owner, known_before=known_before)
+
+
 async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
     settings = runtime.settings
     assert isinstance(settings, DetectorSettings)
@@ -280,6 +296,12 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
     except (UnknownEventError, ValidationError) as error:
         raise PermanentError(f"invalid image.uploaded: {error}") from error
     assert isinstance(event, ImageUploaded)
+    assert publisher is not None
+    if not await is_publishers_job(runtime, event.job_id, publisher):
+        reason = (
+            f"job {event.job_id} was published by someone else first; a partner's job ids must be its own"
+        )
+        await refuse_publisher(runtime, envelope, publisher, reason)
     if event.options.profile is not None:
         return
     if await forgotten_now(runtime, event.job_id):

@@ -1,0 +1,62 @@
+"""A profile job (which skips the detector) is refused too when another publisher used its job id
+first: the corrector would overwrite that job's corrected image and profile."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from chromaline.common.blobs import buckets
+from chromaline.common.bus.base import PermanentError, delivered_by
+from chromaline.common.events.contracts import BlobRef, ImageUploaded, JobOptions
+from chromaline.common.events.envelope import make_envelope
+from chromaline.common.runtime import ServiceRuntime
+from chromaline.corrector.handlers import on_image_uploaded
+from chromaline.corrector.models import Correction
+from chromaline.corrector.service import SPEC
+from chromaline.corrector.settings import CorrectorSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+async def corrector(postgres_url: str, db_schema: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
+    settings = CorrectorSettings(
+        database_url=postgres_url,
+        bus_url=f"memory://corrector-{uuid.uuid4().hex[:8]}",
+        blob_url=f"file://{tmp_path}",
+        partners="acme,globex",
+    )
+    runtime = ServiceRuntime(dataclasses.replace(SPEC, name=db_schema), settings)
+    await runtime.start(consume=False)
+    yield runtime
+    await runtime.stop()
+
+
+async def _profile_job(runtime: ServiceRuntime, job_id: uuid.UUID, publisher: str) -> None:
+    """A profile job whose photo is not there (the corrector records a failure quickly)."""
+    event = ImageUploaded(
+        job_id=job_id,
+        filename="a.jpg",
+        original=BlobRef(bucket=buckets.ORIGINALS, key=f"{job_id}/a.jpg"),
+        options=JobOptions(profile=BlobRef(bucket=buckets.CORRECTED, key=f"{job_id}/profile.json")),
+    )
+    with delivered_by(publisher):
+        await on_image_uploaded(runtime, make_envelope("partner", str(job_id), event))
+
+
+async def test_a_profile_job_naming_a_job_id_used_first_by_another_is_refused(
+    corrector: ServiceRuntime,
+) -> None:
+    corrected_earlier, acmes = uuid.uuid4(), uuid.uuid4()
+    async with corrector.session() as session, session.begin():
+        session.add(Correction(job_id=corrected_earlier, outcome="corrected"))
+    with pytest.raises(PermanentError, match="published by someone else first"):
+        await _profile_job(corrector, corrected_earlier, "acme")
+    await _profile_job(corrector, acmes, "acme")
+    with pytest.raises(PermanentError, match="published by someone else first"):
+        await _profile_job(corrector, acmes, "globex")

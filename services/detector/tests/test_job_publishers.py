@@ -1,0 +1,70 @@
+"""A job id belongs to the publisher of its first image.uploaded: a partner that learned another
+organisation's job id (outcome events are heard by every partner) cannot make the workers
+overwrite that job's results."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from chromaline.common.bus.base import PermanentError, delivered_by
+from chromaline.common.bus.memory import LOCAL_USER
+from chromaline.common.events.contracts import BlobRef, ImageUploaded
+from chromaline.common.events.envelope import make_envelope
+from chromaline.common.runtime import ServiceRuntime
+from chromaline.detector.handlers import on_image_uploaded
+from chromaline.detector.models import Detection
+from chromaline.detector.service import SPEC
+from chromaline.detector.settings import DetectorSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+async def detector(postgres_url: str, db_schema: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
+    settings = DetectorSettings(
+        database_url=postgres_url,
+        bus_url=f"memory://detector-{uuid.uuid4().hex[:8]}",
+        blob_url=f"file://{tmp_path}",
+        partners="acme,globex",
+    )
+    runtime = ServiceRuntime(dataclasses.replace(SPEC, name=db_schema), settings)
+    await runtime.start(consume=False)
+    yield runtime
+    await runtime.stop()
+
+
+async def _uploaded(runtime: ServiceRuntime, job_id: uuid.UUID, publisher: str) -> None:
+    """``image.uploaded`` of a photo that is not there (the detector records a failure quickly)."""
+    event = ImageUploaded(
+        job_id=job_id,
+        filename="a.jpg",
+        original=BlobRef(bucket="chromaline-originals", key=f"{job_id}/a.jpg"),
+    )
+    with delivered_by(publisher):
+        await on_image_uploaded(runtime, make_envelope("partner", str(job_id), event))
+
+
+async def test_a_job_id_another_publisher_used_first_is_refused(detector: ServiceRuntime) -> None:
+    ours, acmes = uuid.uuid4(), uuid.uuid4()
+    await _uploaded(detector, ours, LOCAL_USER)
+    await _uploaded(detector, acmes, "acme")
+    with pytest.raises(PermanentError, match="published by someone else first"):
+        await _uploaded(detector, ours, "acme")
+    with pytest.raises(PermanentError, match="published by someone else first"):
+        await _uploaded(detector, acmes, "globex")
+    await _uploaded(detector, acmes, "acme")
+    await _uploaded(detector, ours, LOCAL_USER)
+
+
+async def test_a_job_examined_before_ids_were_claimed_is_no_partners(detector: ServiceRuntime) -> None:
+    earlier = uuid.uuid4()
+    async with detector.session() as session, session.begin():
+        session.add(Detection(job_id=earlier, outcome="failed", reason="original_missing"))
+    with pytest.raises(PermanentError, match="published by someone else first"):
+        await _uploaded(detector, earlier, "acme")
+    await _uploaded(detector, earlier, LOCAL_USER)
