@@ -3,7 +3,6 @@ first: the corrector would overwrite that job's corrected image and profile."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from chromaline.common.blobs import buckets
-from chromaline.common.bus.base import PermanentError, delivered_by
+from chromaline.common.bus.base import PermanentError
 from chromaline.common.events.contracts import BlobRef, ImageUploaded, JobOptions
-from chromaline.common.events.envelope import make_envelope
 from chromaline.common.runtime import ServiceRuntime
+from chromaline.common.testing.workers import deliver, started_worker
 from chromaline.corrector.handlers import on_image_uploaded
 from chromaline.corrector.models import Correction
 from chromaline.corrector.service import SPEC
@@ -25,16 +24,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 @pytest.fixture
 async def corrector(postgres_url: str, db_schema: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
-    settings = CorrectorSettings(
+    async with started_worker(
+        SPEC,
+        CorrectorSettings,
         database_url=postgres_url,
-        bus_url=f"memory://corrector-{uuid.uuid4().hex[:8]}",
-        blob_url=f"file://{tmp_path}",
+        schema=db_schema,
+        blobs=tmp_path,
         partners="acme,globex",
-    )
-    runtime = ServiceRuntime(dataclasses.replace(SPEC, name=db_schema), settings)
-    await runtime.start(consume=False)
-    yield runtime
-    await runtime.stop()
+    ) as runtime:
+        yield runtime
 
 
 async def _profile_job(runtime: ServiceRuntime, job_id: uuid.UUID, publisher: str) -> None:
@@ -45,8 +43,7 @@ async def _profile_job(runtime: ServiceRuntime, job_id: uuid.UUID, publisher: st
         original=BlobRef(bucket=buckets.ORIGINALS, key=f"{job_id}/a.jpg"),
         options=JobOptions(profile=BlobRef(bucket=buckets.CORRECTED, key=f"{job_id}/profile.json")),
     )
-    with delivered_by(publisher):
-        await on_image_uploaded(runtime, make_envelope("partner", str(job_id), event))
+    await deliver(on_image_uploaded, runtime, job_id, event, publisher)
 
 
 async def test_a_profile_job_naming_a_job_id_used_first_by_another_is_refused(

@@ -4,18 +4,17 @@ overwrite that job's results."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from chromaline.common.bus.base import PermanentError, delivered_by
+from chromaline.common.bus.base import PermanentError
 from chromaline.common.bus.memory import LOCAL_USER
 from chromaline.common.events.contracts import BlobRef, ImageUploaded
-from chromaline.common.events.envelope import make_envelope
 from chromaline.common.runtime import ServiceRuntime
+from chromaline.common.testing.workers import deliver, started_worker
 from chromaline.detector.handlers import on_image_uploaded
 from chromaline.detector.models import Detection
 from chromaline.detector.service import SPEC
@@ -26,16 +25,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 @pytest.fixture
 async def detector(postgres_url: str, db_schema: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
-    settings = DetectorSettings(
+    async with started_worker(
+        SPEC,
+        DetectorSettings,
         database_url=postgres_url,
-        bus_url=f"memory://detector-{uuid.uuid4().hex[:8]}",
-        blob_url=f"file://{tmp_path}",
+        schema=db_schema,
+        blobs=tmp_path,
         partners="acme,globex",
-    )
-    runtime = ServiceRuntime(dataclasses.replace(SPEC, name=db_schema), settings)
-    await runtime.start(consume=False)
-    yield runtime
-    await runtime.stop()
+    ) as runtime:
+        yield runtime
 
 
 async def _uploaded(runtime: ServiceRuntime, job_id: uuid.UUID, publisher: str) -> None:
@@ -45,8 +43,7 @@ async def _uploaded(runtime: ServiceRuntime, job_id: uuid.UUID, publisher: str) 
         filename="a.jpg",
         original=BlobRef(bucket="chromaline-originals", key=f"{job_id}/a.jpg"),
     )
-    with delivered_by(publisher):
-        await on_image_uploaded(runtime, make_envelope("partner", str(job_id), event))
+    await deliver(on_image_uploaded, runtime, job_id, event, publisher)
 
 
 async def test_a_job_id_another_publisher_used_first_is_refused(detector: ServiceRuntime) -> None:
