@@ -21,11 +21,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common import cgats
-from chromaline.common.db.locks import hold_transaction_lock
 from chromaline.common.events.contracts import (
     CUSTOM_CHART_MAX_SIDE,
     ChartCreated,
@@ -41,6 +40,7 @@ from chromaline.gateway.access import CurrentPrincipal, Principal, authorize
 from chromaline.gateway.filenames import content_disposition, display_name
 from chromaline.gateway.jobs import PRODUCER
 from chromaline.gateway.models import ChartRecord
+from chromaline.gateway.organisation_limits import refuse_past_limit
 
 log = get_logger(__name__)
 
@@ -198,18 +198,13 @@ def build_charts_router(runtime: ServiceRuntime) -> APIRouter:
             created_by=principal.user_id,
         )
         async with runtime.session() as session, session.begin():
-            # charts defined at once are counted one after another
-            await hold_transaction_lock(session, f"chromaline.charts.{principal.organisation_id}")
-            count = await session.scalar(
-                select(func.count()).where(ChartRecord.organisation_id == principal.organisation_id)
+            await refuse_past_limit(
+                session,
+                ChartRecord.organisation_id,
+                principal.organisation_id,
+                limit=MAX_CHARTS_PER_ORGANISATION,
+                things="charts",
             )
-            if (count or 0) >= MAX_CHARTS_PER_ORGANISATION:
-                raise ApiError(
-                    409,
-                    "too_many_charts",
-                    f"an organisation has at most {MAX_CHARTS_PER_ORGANISATION} charts; delete one first",
-                    limit=MAX_CHARTS_PER_ORGANISATION,
-                )
             session.add(record)
             await session.flush()
             await session.refresh(record)

@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common import idempotency, public_urls
 from chromaline.common.client_models import ClientModel
-from chromaline.common.db.locks import hold_transaction_lock
 from chromaline.common.idempotency import json_part
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import notifications, webhooks
 from chromaline.gateway.access import CurrentPrincipal, Principal, authorize
 from chromaline.gateway.models import Notification, Webhook, WebhookDelivery
+from chromaline.gateway.organisation_limits import refuse_past_limit
 from chromaline.gateway.settings import GatewaySettings
 
 MAX_WEBHOOKS_PER_ORGANISATION = 20
@@ -166,17 +166,13 @@ def build_notifications_router(runtime: ServiceRuntime, settings: GatewaySetting
             created_at=datetime.now(UTC),
         )
         async with runtime.session() as session, session.begin():
-            # webhooks added at once are counted one after another
-            await hold_transaction_lock(session, f"chromaline.webhooks.{principal.organisation_id}")
-            count = (
-                await session.execute(
-                    select(func.count()).where(Webhook.organisation_id == principal.organisation_id)
-                )
-            ).scalar_one()
-            if count >= MAX_WEBHOOKS_PER_ORGANISATION:
-                raise ApiError(
-                    409, "too_many_webhooks", f"an organisation has at most {MAX_WEBHOOKS_PER_ORGANISATION}"
-                )
+            await refuse_past_limit(
+                session,
+                Webhook.organisation_id,
+                principal.organisation_id,
+                limit=MAX_WEBHOOKS_PER_ORGANISATION,
+                things="webhooks",
+            )
             session.add(webhook)
             secret = webhooks.webhook_secret(settings.signing_secret.get_secret_value(), webhook.secret_salt)
             view = {**webhooks.webhook_view(webhook), "secret": secret}
