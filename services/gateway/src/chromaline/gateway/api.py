@@ -62,6 +62,7 @@ from chromaline.gateway.models import (
     PendingUpload,
     SavedProfile,
 )
+from chromaline.gateway.organisation_limits import refuse_past_limit
 from chromaline.gateway.orphans import original_key
 from chromaline.gateway.retention import saved_profile_blobs
 from chromaline.gateway.settings import GatewaySettings
@@ -80,6 +81,8 @@ log = get_logger(__name__)
 
 CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter", "reporter.requests")
 WS_POLL_SECONDS = 0.5
+MAX_PROFILES_PER_ORGANISATION = 500
+"""Saved profiles are listed whole, so an organisation keeps this many."""
 StagedFile = tuple[str, IO[bytes], str, int]
 """An image of an upload ready to store: its name, its bytes, its content type and its size."""
 WS_TOO_MANY_CONNECTIONS = 4429
@@ -751,6 +754,13 @@ def build_router(
             refuse_expired(job)
             if "profile" not in job.results:
                 raise ApiError(409, "profile_not_ready", f"job {job.id} has no profile while {job.state}")
+            await refuse_past_limit(
+                session,
+                SavedProfile.organisation_id,
+                principal.organisation_id,
+                limit=MAX_PROFILES_PER_ORGANISATION,
+                things="profiles",
+            )
             profile = SavedProfile(
                 id=uuid.uuid4(),
                 organisation_id=job.organisation_id,
