@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common import idempotency, public_urls
 from chromaline.common.client_models import ClientModel
+from chromaline.common.db.locks import hold_transaction_lock
 from chromaline.common.idempotency import json_part
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
@@ -28,6 +29,9 @@ from chromaline.gateway.organisation_limits import refuse_past_limit
 from chromaline.gateway.settings import GatewaySettings
 
 MAX_WEBHOOKS_PER_ORGANISATION = 20
+MAX_PENDING_PINGS = 10
+"""Pings of one webhook waiting to be delivered (each is retried for hours); one more answers 429."""
+PING_RETRY_AFTER_SECONDS = 60
 
 
 class PreferencesUpdate(ClientModel):
@@ -208,6 +212,21 @@ def build_notifications_router(runtime: ServiceRuntime, settings: GatewaySetting
         event_id = uuid.uuid4()
         async with runtime.session() as session, session.begin():
             webhook = await load_webhook(session, webhook_id, principal.organisation_id, kept=True)
+            await hold_transaction_lock(session, f"chromaline.webhook_pings.{webhook.id}")
+            pending = await session.scalar(
+                select(func.count()).where(
+                    WebhookDelivery.webhook_id == webhook.id,
+                    WebhookDelivery.event_type == webhooks.PING,
+                    WebhookDelivery.status == "pending",
+                )
+            )
+            if (pending or 0) >= MAX_PENDING_PINGS:
+                raise ApiError(
+                    429,
+                    "too_many_pings",
+                    f"{MAX_PENDING_PINGS} pings of this webhook are still being delivered; see its deliveries",
+                    headers={"Retry-After": str(PING_RETRY_AFTER_SECONDS)},
+                )
             payload = webhooks.event_payload(
                 webhooks.PING, event_id, principal.organisation_id, {"webhook_id": str(webhook.id)}
             )
