@@ -319,3 +319,18 @@ async def test_password_reset_requests_made_at_once_are_throttled_alike(auth_ser
             sa.select(sa.func.count()).where(table.c.routing_key == "user.password_reset_requested")
         )
     assert sent == settings.reset_max_per_account
+
+
+async def test_password_guesses_sent_at_once_are_throttled_alike(auth_service: AuthService) -> None:
+    """Every guess was checked against the failures recorded before it, and a burst sent at once
+    recorded none before all were checked: one burst made as many guesses as it held."""
+    email = (await auth_service.register())["user"]["email"]
+    guesses = await asyncio.gather(
+        *(
+            login(auth_service, email, f"guess {n}", **{"X-Forwarded-For": f"198.51.100.{n}"})
+            for n in range(8)
+        )
+    )
+    statuses = sorted(guess.status_code for guess in guesses)
+    limit = auth_service.settings.throttle_max_failures_per_account
+    assert statuses == [401] * limit + [429] * (len(guesses) - limit)

@@ -53,7 +53,11 @@ async def _retry_after(
 async def check(
     session: AsyncSession, settings: AuthSettings, email: str, address: str, now: datetime
 ) -> Throttled | None:
-    """Whether sign-in is held back for this account or this address, and for how long."""
+    """Whether sign-in is held back for this account or this address, and for how long.
+
+    Attempts on one account wait for each other (a lock held to the end of the caller's
+    transaction, which records the failure), so guesses sent at once are counted one by one."""
+    await hold_transaction_lock(session, f"sign-in:{email}")
     window = timedelta(seconds=settings.throttle_window_seconds)
     for by, condition, limit in (
         ("account", SignInFailure.email == email, settings.throttle_max_failures_per_account),
