@@ -334,3 +334,20 @@ async def test_password_guesses_sent_at_once_are_throttled_alike(auth_service: A
     statuses = sorted(guess.status_code for guess in guesses)
     limit = auth_service.settings.throttle_max_failures_per_account
     assert statuses == [401] * limit + [429] * (len(guesses) - limit)
+
+
+@pytest.mark.parametrize("field", ["display_name", "organisation_name"])
+@pytest.mark.parametrize("trick", ["\u202e", "\u200b", "\x1b[2J", "\n"])
+async def test_a_name_with_control_or_invisible_characters_is_refused(
+    auth_service: AuthService, field: str, trick: str
+) -> None:
+    """An organisation named "Studio" with a direction override or a zero-width space looks like
+    the one it imitates in the list of a user its admin added."""
+    body = {
+        "email": "someone-new@example.org",
+        "password": PASSWORD,
+        "display_name": "Someone",
+        "organisation_name": "Studio",
+    }
+    refused = await auth_service.client.post("/api/v1/auth/register", json={**body, field: f"Stu{trick}dio"})
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_request")

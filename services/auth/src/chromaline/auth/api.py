@@ -46,14 +46,15 @@ class Registration(ClientModel):
     display_name: str = Field(min_length=1, max_length=120)
     organisation_name: str = Field(min_length=1, max_length=120)
 
-    @field_validator("email")
+    @field_validator("email", "display_name", "organisation_name")
     @classmethod
-    def _visible(cls, email: str) -> str:
-        """No invisible characters (zero-width spaces, direction marks): an address that only
-        looks like another's would be taken for it when members are added by email."""
-        if any(unicodedata.category(char) in ("Cc", "Cf") for char in email):
-            raise ValueError("an email address holds no control or invisible characters")
-        return email
+    def _visible(cls, text: str) -> str:
+        """No control or invisible characters (zero-width spaces, direction overrides): an address,
+        a name or an organisation that only looks like another's would be taken for it, when
+        members are added by email or an organisation is picked from a list."""
+        if any(unicodedata.category(char) in ("Cc", "Cf") for char in text):
+            raise ValueError("no control or invisible characters are allowed")
+        return text
 
 
 class Credentials(ClientModel):
