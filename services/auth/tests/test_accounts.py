@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import threading
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 
 from chromaline.common.outbox import outbox_table
 
@@ -351,3 +353,28 @@ async def test_a_name_with_control_or_invisible_characters_is_refused(
     }
     refused = await auth_service.client.post("/api/v1/auth/register", json={**body, field: f"Stu{trick}dio"})
     assert (refused.status_code, refused.json()["code"]) == (422, "invalid_request")
+
+
+async def test_checking_a_password_does_not_stall_other_requests(
+    auth_service: AuthService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2 ran on the event loop: every sign-in (a known account or not) held up every other
+    request of the auth service, the gateway's API-key checks among them, for as long as it hashed."""
+    email = (await auth_service.register())["user"]["email"]
+    answered = threading.Event()
+    held: list[bool] = []
+    verify = PasswordHasher.verify
+
+    def slow_verify(hasher: PasswordHasher, hashed: str | bytes, password: str | bytes) -> Literal[True]:
+        held.append(answered.wait(timeout=10))
+        return verify(hasher, hashed, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", slow_verify)
+    signing_in = asyncio.create_task(login(auth_service, email))
+    await asyncio.sleep(0.2)
+    keys = await auth_service.client.get("/api/v1/auth/.well-known/jwks.json")
+    answered.set()
+    signed_in = await signing_in
+    assert keys.status_code == 200
+    assert signed_in.status_code == 200
+    assert held == [True], "another request was answered while the password was being checked"

@@ -137,7 +137,7 @@ async def register(
             id=user_id,
             email=email,
             display_name=display_name,
-            password_hash=context.passwords.hash(password),
+            password_hash=await context.passwords.hash(password),
         )
         .on_conflict_do_nothing(index_elements=[User.email])
         .returning(User.id)
@@ -185,7 +185,7 @@ async def sign_in(
         )
         return held
     user = await user_by_email(session, email)
-    if not context.passwords.verify(user.password_hash if user else None, password) or user is None:
+    if not await context.passwords.verify(user.password_hash if user else None, password) or user is None:
         throttle.note_failure(session, email, client_address, now)
         await audit.record(
             session,
@@ -196,7 +196,7 @@ async def sign_in(
         )
         return None
     if context.passwords.needs_rehash(user.password_hash):
-        user.password_hash = context.passwords.hash(password)
+        user.password_hash = await context.passwords.hash(password)
     await throttle.forget_account_failures(session, email)
     organisation_id = await first_joined(session, user.id)
     tokens = await issue_tokens(session, context, user.id, organisation_id) if organisation_id else None
@@ -300,10 +300,10 @@ async def change_password(
     held = await throttle.check(session, context.settings, user.email, client_address, now)
     if held is not None:
         return held
-    if not context.passwords.verify(user.password_hash, current_password):
+    if not await context.passwords.verify(user.password_hash, current_password):
         throttle.note_failure(session, user.email, client_address, now)
         return False
-    user.password_hash = context.passwords.hash(new_password)
+    user.password_hash = await context.passwords.hash(new_password)
     await revoke_all_sessions(session, user.id, now)
     await audit.record(
         session, "password.changed", user_id=user.id, actor_id=user.id, client_address=client_address

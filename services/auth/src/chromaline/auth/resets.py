@@ -92,7 +92,7 @@ async def reset_password(
     reset.used_at = now
     user = await session.get(User, reset.user_id, with_for_update=True)
     assert user is not None
-    user.password_hash = context.passwords.hash(new_password)
+    user.password_hash = await context.passwords.hash(new_password)
     await revoke_all_sessions(session, user.id, now)
     await audit.record(
         session, "password.reset", user_id=user.id, actor_id=user.id, client_address=client_address
