@@ -403,3 +403,40 @@ def test_a_progress_socket_ends_when_its_api_key_is_revoked(
                 socket_.recv(timeout=10)
     assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "unauthenticated")
+
+
+def _start_upload(world: World, headers: dict[str, str]) -> socket.socket:
+    """A multipart upload of 100 MB declared, of which only the first bytes are sent: the gateway
+    waits for the rest with the connection open."""
+    host, port = world.url.removeprefix("http://").split(":")
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    connection = socket.create_connection((host, int(port)), timeout=10)
+    connection.sendall(
+        f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\n{head}"
+        f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {10**8}\r\n\r\n"
+        '--b\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n\r\n'.encode()
+        + b"\0" * 65536
+    )
+    return connection
+
+
+def test_one_user_sends_a_bounded_number_of_uploads_at_once(world: World) -> None:
+    """Each upload may send gigabytes, spooled to disk as they arrive: one user could send as many
+    at once as the upload rate's burst allowed, each holding its disk space until done."""
+    settings = world.standalone.runtimes["gateway"].settings
+    assert isinstance(settings, GatewaySettings)
+    operator = world.callers["operator"].headers
+    with ExitStack() as sending:
+        for _ in range(settings.max_uploads_in_progress_per_user):
+            sending.enter_context(_start_upload(world, operator))
+        time.sleep(0.5)
+        answer = _answer_to_an_unsent_upload(world, operator)
+        assert answer.startswith(b"HTTP/1.1 429 "), answer[:300]
+        assert b'"code":"too_many_uploads"' in answer
+        assert _answer_to_an_unsent_upload(world, world.callers["member"].headers) == b"", (
+            "another user's upload is read"
+        )
+    deadline = time.monotonic() + 10
+    while b"too_many_uploads" in (answer := _answer_to_an_unsent_upload(world, operator, declared=10**6)):
+        assert time.monotonic() < deadline, "the uploads that ended still count"
+        time.sleep(0.2)

@@ -51,6 +51,9 @@ class GatewaySettings(ServiceSettings):
     max_progress_sockets_per_user: int = Field(default=20, ge=1)
     """Progress WebSockets one user (with any of their tokens and keys) may hold open at once in
     one replica; one more is closed with 4429 ``too_many_connections``."""
+    max_uploads_in_progress_per_user: int = Field(default=4, ge=1)
+    """Uploads (multipart or streamed) one user may be sending at once to one replica; one more
+    answers 429 ``too_many_uploads`` before its body is read."""
     progress_socket_recheck_seconds: float = Field(default=30.0, gt=0)
     """How often an open progress WebSocket checks its caller's credential again: it closes (1008)
     once the access token has expired or the API key was revoked."""
