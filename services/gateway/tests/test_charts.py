@@ -170,7 +170,11 @@ async def test_a_file_that_is_not_utf8_or_too_small_a_chart_is_refused(api_clien
     assert (huge_gap.status_code, huge_gap.json()["code"]) == (422, "invalid_chart_layout")
 
 
-@pytest.mark.parametrize("name", ["Studio\x00card", "Studio\r\ncard"], ids=["nul", "line-break"])
+@pytest.mark.parametrize(
+    "name",
+    ["Studio\x00card", "Studio\r\ncard", "Studio\u202ecard", "Studio\u200bcard"],
+    ids=["nul", "line-break", "direction-override", "zero-width-space"],
+)
 async def test_a_chart_name_with_control_characters_is_refused(api_client: ApiClient, name: str) -> None:
     async with api_client("org-a") as alice:
         refused = await define(alice, cgats_text(made_up_lab(35)), name=name)

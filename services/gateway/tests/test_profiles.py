@@ -32,3 +32,18 @@ async def test_profiles_saved_at_once_stay_within_the_organisations_limit(
     assert codes == [(201, None)] * 5 + [(409, "too_many_profiles")] * 3
     assert len(listed) == 5
     assert elsewhere.status_code == 201, "the limit is each organisation's own"
+
+
+@pytest.mark.parametrize("name", ["gpj.\u202eexe", "p\u200b1", "p\n1"])
+async def test_a_profile_name_with_control_or_invisible_characters_is_refused(
+    api_runtime: ServiceRuntime, api_client: ApiClient, name: str
+) -> None:
+    """A profile's name names its downloads: a direction override turned "…exe.json" around on screen."""
+    [job_id] = await create_jobs(api_runtime, "org-a", "chart.jpg", owner="someone")
+    await finish_job(api_runtime, job_id)
+    async with api_client("org-a") as alice:
+        refused = await alice.post("/api/v1/profiles", json={"job_id": str(job_id), "name": name})
+        saved = await alice.post("/api/v1/profiles", json={"job_id": str(job_id), "name": "Studio"})
+        renamed = await alice.patch(f"/api/v1/profiles/{saved.json()['id']}", json={"name": name})
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_request")
+    assert (renamed.status_code, renamed.json()["code"]) == (422, "invalid_request")

@@ -5,7 +5,6 @@ API-key check under ``/internal/v1`` (reached by the gateway only)."""
 # build_router when it reads the endpoints' annotations.
 import hashlib
 import hmac
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from chromaline.common.client_models import ClientModel
 from chromaline.common.idempotency import json_part
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
+from chromaline.common.visible_text import hides_characters
 
 Role = Literal["admin", "operator", "member", "viewer"]
 Scope = Literal["read", "upload", "admin"]
@@ -52,7 +52,7 @@ class Registration(ClientModel):
         """No control or invisible characters (zero-width spaces, direction overrides): an address,
         a name or an organisation that only looks like another's would be taken for it, when
         members are added by email or an organisation is picked from a list."""
-        if any(unicodedata.category(char) in ("Cc", "Cf") for char in text):
+        if hides_characters(text):
             raise ValueError("no control or invisible characters are allowed")
         return text
 

@@ -32,7 +32,7 @@ from fastapi import (
     WebSocketException,
 )
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 from sqlalchemy import and_, delete, func, select
 from starlette.background import BackgroundTask
 
@@ -45,6 +45,7 @@ from chromaline.common.idempotency import json_part
 from chromaline.common.logging import get_logger
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
+from chromaline.common.visible_text import hides_characters
 from chromaline.gateway import jobs as job_service
 from chromaline.gateway import report_pdf
 from chromaline.gateway.access import CurrentPrincipal, authorize
@@ -97,13 +98,23 @@ MAX_PAGE = 100_000
 CORNERS_MAX_CHARS = 512
 
 
+def visible_name(name: str) -> str:
+    """A profile's name, shown in lists and naming its downloads: no control or invisible characters."""
+    if hides_characters(name):
+        raise ValueError("a name may not hold control or invisible characters")
+    return name
+
+
+VisibleName = Annotated[str, Field(min_length=1, max_length=120), AfterValidator(visible_name)]
+
+
 class ProfileCreate(ClientModel):
     job_id: uuid.UUID
-    name: str = Field(min_length=1, max_length=120)
+    name: VisibleName
 
 
 class ProfileRename(ClientModel):
-    name: str = Field(min_length=1, max_length=120)
+    name: VisibleName
 
 
 class PresignRequest(ClientModel):

@@ -13,7 +13,6 @@ organisation's chart answers 404. Creating and deleting one writes ``chart.creat
 from __future__ import annotations
 
 import posixpath
-import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -36,6 +35,7 @@ from chromaline.common.logging import get_logger
 from chromaline.common.outbox import add_to_outbox
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
+from chromaline.common.visible_text import hides_characters
 from chromaline.gateway.access import CurrentPrincipal, Principal, authorize
 from chromaline.gateway.filenames import content_disposition, display_name
 from chromaline.gateway.jobs import PRODUCER
@@ -180,8 +180,10 @@ def build_charts_router(runtime: ServiceRuntime) -> APIRouter:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError(422, "invalid_cgats", "the file is not UTF-8 text", line=None) from None
-        if any(unicodedata.category(char) == "Cc" for char in name):
-            raise ApiError(422, "invalid_chart_name", "a chart name may not hold control characters")
+        if hides_characters(name):
+            raise ApiError(
+                422, "invalid_chart_name", "a chart name may not hold control or invisible characters"
+            )
         chart_id = uuid.uuid4()
         definition = checked_definition(
             text, chart_id=chart_id, name=name, rows=rows, columns=columns, gap=gap, margin=margin
