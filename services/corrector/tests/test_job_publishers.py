@@ -35,13 +35,18 @@ async def corrector(postgres_url: str, db_schema: str, tmp_path: Path) -> AsyncI
         yield runtime
 
 
-async def _profile_job(runtime: ServiceRuntime, job_id: uuid.UUID, publisher: str) -> None:
-    """A profile job whose photo is not there (the corrector records a failure quickly)."""
+async def _profile_job(
+    runtime: ServiceRuntime, job_id: uuid.UUID, publisher: str, profile: BlobRef | None = None
+) -> None:
+    """A profile job whose photo is not there (the corrector records a failure quickly), by
+    default with the photo and profile where the publisher keeps its own."""
     event = ImageUploaded(
         job_id=job_id,
         filename="a.jpg",
-        original=BlobRef(bucket=buckets.ORIGINALS, key=f"{job_id}/a.jpg"),
-        options=JobOptions(profile=BlobRef(bucket=buckets.CORRECTED, key=f"{job_id}/profile.json")),
+        original=BlobRef(bucket=buckets.ORIGINALS, key=f"{publisher}/{job_id}/a.jpg"),
+        options=JobOptions(
+            profile=profile or BlobRef(bucket=buckets.ORIGINALS, key=f"{publisher}/profile.json")
+        ),
     )
     await deliver(on_image_uploaded, runtime, job_id, event, publisher)
 
@@ -57,3 +62,10 @@ async def test_a_profile_job_naming_a_job_id_used_first_by_another_is_refused(
     await _profile_job(corrector, acmes, "acme")
     with pytest.raises(PermanentError, match="published by someone else first"):
         await _profile_job(corrector, acmes, "globex")
+
+
+async def test_a_partners_profile_job_reads_only_its_own_profile(corrector: ServiceRuntime) -> None:
+    """A saved profile's key is its job's id, which outcome events tell every partner."""
+    someone_elses = BlobRef(bucket=buckets.CORRECTED, key=f"{uuid.uuid4()}/profile.json")
+    with pytest.raises(PermanentError, match="names only its own blobs"):
+        await _profile_job(corrector, uuid.uuid4(), "acme", someone_elses)

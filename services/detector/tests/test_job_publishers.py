@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import PermanentError
 from chromaline.common.bus.memory import LOCAL_USER
 from chromaline.common.events.contracts import BlobRef, ImageUploaded
@@ -36,13 +37,13 @@ async def detector(postgres_url: str, db_schema: str, tmp_path: Path) -> AsyncIt
         yield runtime
 
 
-async def _uploaded(runtime: ServiceRuntime, job_id: uuid.UUID, publisher: str) -> None:
-    """``image.uploaded`` of a photo that is not there (the detector records a failure quickly)."""
-    event = ImageUploaded(
-        job_id=job_id,
-        filename="a.jpg",
-        original=BlobRef(bucket="chromaline-originals", key=f"{job_id}/a.jpg"),
-    )
+async def _uploaded(
+    runtime: ServiceRuntime, job_id: uuid.UUID, publisher: str, original: BlobRef | None = None
+) -> None:
+    """``image.uploaded`` of a photo that is not there (the detector records a failure quickly),
+    by default where the publisher keeps its own photos."""
+    where = original or BlobRef(bucket=buckets.ORIGINALS, key=f"{publisher}/{job_id}/a.jpg")
+    event = ImageUploaded(job_id=job_id, filename="a.jpg", original=where)
     await deliver(on_image_uploaded, runtime, job_id, event, publisher)
 
 
@@ -65,3 +66,20 @@ async def test_a_job_examined_before_ids_were_claimed_is_no_partners(detector: S
     with pytest.raises(PermanentError, match="published by someone else first"):
         await _uploaded(detector, earlier, "acme")
     await _uploaded(detector, earlier, LOCAL_USER)
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        BlobRef(bucket=buckets.CORRECTED, key="acme/someone-elses/corrected.jpg"),
+        BlobRef(bucket=buckets.ORIGINALS, key="0b7e4c1a/an-organisations-photo.jpg"),
+        BlobRef(bucket=buckets.ORIGINALS, key="globex/their-photo.jpg"),
+        BlobRef(bucket=buckets.ORIGINALS, key="acme/../0b7e4c1a/an-organisations-photo.jpg"),
+    ],
+    ids=["another-bucket", "an-organisations-original", "another-partners", "climbing-out"],
+)
+async def test_a_partners_job_reads_only_its_own_photos(detector: ServiceRuntime, original: BlobRef) -> None:
+    """Outcome events carry other jobs' blob references: a partner naming one had another
+    organisation's photo or result processed, and heard where the outcome was stored."""
+    with pytest.raises(PermanentError, match="names only its own blobs"):
+        await _uploaded(detector, uuid.uuid4(), "acme", original)

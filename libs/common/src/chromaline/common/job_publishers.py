@@ -1,4 +1,5 @@
-"""Which publisher each job id belongs to, in the workers that take ``image.uploaded``.
+"""Which publisher each job id belongs to, and which blobs a partner's job may read, in the
+workers that take ``image.uploaded``.
 
 A partner names its own job ids, and the outcome events it hears are those of every job, so it
 learns the ids of other organisations' jobs. The workers store a job's results under its id: an
@@ -6,6 +7,11 @@ learns the ids of other organisations' jobs. The workers store a job's results u
 organisation's corrected image, profile and report. The first ``image.uploaded`` of a job id
 claims it for its publisher (our own services count as one); one from any other publisher is
 refused.
+
+The blob references a partner's event names are its own choice too, and outcome events carry
+other jobs' references (``original``, results): a partner's job may read only blobs in the
+originals bucket under ``<its broker user>/``, so it cannot have another organisation's photo,
+result or profile processed and handed back to it.
 """
 
 from __future__ import annotations
@@ -17,8 +23,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from chromaline.common.blobs import buckets
 from chromaline.common.bus.publishers import internal_publishers
 from chromaline.common.db.migrations import SchemaOperations
+from chromaline.common.events.contracts import BlobRef
 from chromaline.common.settings import ServiceSettings
 
 TABLE = "job_publishers"
@@ -72,3 +80,16 @@ async def claim_job(session: AsyncSession, job_id: uuid.UUID, owner: str, *, kno
         )
         claimed_by = await session.scalar(query)
     return claimed_by == owner
+
+
+def partner_prefix(owner: str) -> str:
+    return f"{owner}/"
+
+
+def may_read(owner: str, ref: BlobRef) -> bool:
+    """Whether a job of ``owner`` may name ``ref`` (a photo, a profile): ours may name any blob,
+    a partner's only its own, in the originals bucket under ``<partner>/``."""
+    if owner == INTERNAL:
+        return True
+    inside = ref.key.startswith(partner_prefix(owner)) and ".." not in ref.key.split("/")
+    return ref.bucket == buckets.ORIGINALS and inside

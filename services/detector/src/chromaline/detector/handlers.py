@@ -35,7 +35,7 @@ from chromaline.common.events.contracts import (
 )
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.forgotten_jobs import forgotten_now, job_transaction
-from chromaline.common.job_publishers import claim_job, owner_name
+from chromaline.common.job_publishers import claim_job, may_read, owner_name, partner_prefix
 from chromaline.common.logging import get_logger
 from chromaline.common.metrics import stage
 from chromaline.common.outbox import add_to_outbox
@@ -277,11 +277,10 @@ async def refuse_publisher(
     raise PermanentError(reason)
 
 
-async def is_publishers_job(runtime: ServiceRuntime, job_id: uuid.UUID, publisher: str) -> bool:
-    """Whether ``job_id`` is ``publisher``'s to process (claimed now if nobody used it yet)."""
+async def is_owners_job(runtime: ServiceRuntime, job_id: uuid.UUID, owner: str) -> bool:
+    """Whether ``job_id`` is ``owner``'s to process (claimed now if nobody used it yet)."""
     async with runtime.session() as session, session.begin():
         known_before = await session.get(Detection, job_id) is not None
-        owner = owner_name(publisher, runtime.settings)
         return await claim_job(session, job_id, owner, known_before=known_before)
 
 
@@ -297,7 +296,14 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         raise PermanentError(f"invalid image.uploaded: {error}") from error
     assert isinstance(event, ImageUploaded)
     assert publisher is not None
-    if not await is_publishers_job(runtime, event.job_id, publisher):
+    owner = owner_name(publisher, settings)
+    named = [ref for ref in (event.original, event.options.profile) if ref is not None]
+    if not all(may_read(owner, ref) for ref in named):
+        reason = (
+            f"a partner's job names only its own blobs, in {buckets.ORIGINALS} under {partner_prefix(owner)}"
+        )
+        await refuse_publisher(runtime, envelope, publisher, reason)
+    if not await is_owners_job(runtime, event.job_id, owner):
         reason = (
             f"job {event.job_id} was published by someone else first; a partner's job ids must be its own"
         )
