@@ -378,3 +378,17 @@ async def test_checking_a_password_does_not_stall_other_requests(
     assert keys.status_code == 200
     assert signed_in.status_code == 200
     assert held == [True], "another request was answered while the password was being checked"
+
+
+async def test_guesses_from_one_address_sent_at_once_are_throttled_alike(auth_service: AuthService) -> None:
+    """One address guessing at many accounts at once (credential stuffing) passed the per-address
+    limit as the per-account one: every guess was checked before any was recorded."""
+    emails = [(await auth_service.register())["user"]["email"] for _ in range(8)]
+    guesses = await asyncio.gather(
+        *(
+            login(auth_service, email, "a stuffed password", **{"X-Forwarded-For": "198.51.100.77"})
+            for email in emails
+        )
+    )
+    limit = auth_service.settings.throttle_max_failures_per_address
+    assert sorted(guess.status_code for guess in guesses) == [401] * limit + [429] * (len(guesses) - limit)

@@ -55,9 +55,11 @@ async def check(
 ) -> Throttled | None:
     """Whether sign-in is held back for this account or this address, and for how long.
 
-    Attempts on one account wait for each other (a lock held to the end of the caller's
-    transaction, which records the failure), so guesses sent at once are counted one by one."""
+    Attempts on one account, then from one address, wait for each other (locks held to the end of
+    the caller's transaction, which records the failure; always taken in this order), so guesses
+    sent at once are counted one by one."""
     await hold_transaction_lock(session, f"sign-in:{email}")
+    await hold_transaction_lock(session, f"sign-in-address:{address}")
     window = timedelta(seconds=settings.throttle_window_seconds)
     for by, condition, limit in (
         ("account", SignInFailure.email == email, settings.throttle_max_failures_per_account),
