@@ -242,7 +242,9 @@ def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         gateway = system.runtimes["gateway"]
         gateway.settings = gateway.settings.model_copy(update={"webhook_allow_private_urls": True})
         auth = system.runtimes["auth"]
-        auth.settings = auth.settings.model_copy(update={"reset_max_per_address": 1000})
+        auth.settings = auth.settings.model_copy(
+            update={"reset_max_per_address": 1000, "sign_up_max_per_address": 1000}  # all from 127.0.0.1
+        )
         app = system.gateway_app()
         port = free_port()
         with (
