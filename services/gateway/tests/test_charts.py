@@ -9,6 +9,7 @@ route matrix's business (test_access.py).
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from typing import Any
 
@@ -17,9 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from chromaline.common import cgats
+from chromaline.common.events.contracts import CustomChart
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.common.testing.cgats import cgats_text, made_up_lab
-from chromaline.gateway.charts import MAX_CHARTS_PER_ORGANISATION
+from chromaline.gateway.charts import MAX_CHARTS_PER_ORGANISATION, checked_definition
 from chromaline.gateway.models import Job
 from chromaline.gateway.testing import ApiClient, small_photo
 
@@ -353,3 +355,28 @@ async def test_creating_and_deleting_a_chart_is_announced_for_the_audit_log(
         "api_key_id": key_id,
         "deleted_at": deleted_event["data"]["deleted_at"],
     }
+
+
+async def test_reading_a_chart_file_does_not_stall_other_requests(
+    api_client: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chart file of 2000 patches takes tens of milliseconds to read and check, on the event loop:
+    one member sending them without pause (refused past the limit only once read) held up every
+    other request of the gateway."""
+    answered = threading.Event()
+    held: list[bool] = []
+
+    def slow_check(text: str, **layout: Any) -> CustomChart:
+        held.append(answered.wait(timeout=10))
+        return checked_definition(text, **layout)
+
+    monkeypatch.setattr("chromaline.gateway.charts.checked_definition", slow_check)
+    async with api_client("org-a") as alice:
+        defining = asyncio.create_task(define(alice, cgats_text(made_up_lab(35))))
+        await asyncio.sleep(0.2)
+        listed = await alice.get(CHARTS)
+        answered.set()
+        defined = await defining
+    assert listed.status_code == 200
+    assert defined.status_code == 201, defined.text
+    assert held == [True], "another request was answered while the chart file was being read"
