@@ -197,6 +197,8 @@ def distributed_system(
         "CHROMALINE_BUS_URL": amqp_url,
         "CHROMALINE_DATABASE_URL": database_url,
         "CHROMALINE_BLOB_URL": s3_url,
+        # every test user signs up from 127.0.0.1
+        "CHROMALINE_AUTH_SIGN_UP_MAX_PER_ADDRESS": "1000",
         "CHROMALINE_LOG_FORMAT": "json",
         "CHROMALINE_PARTNERS": ",".join(name for name in partners if not name.startswith("stranger-")),
     }
@@ -234,6 +236,8 @@ def standalone_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Syst
         "blob_url": f"file://{root / 'blobs'}",
     }
     system = Standalone.build(overrides)
+    auth = system.runtimes["auth"]
+    auth.settings = auth.settings.model_copy(update={"sign_up_max_per_address": 1000})  # all from 127.0.0.1
     port = free_port()
     with BackgroundServer(system.gateway_app(), "127.0.0.1", port):
         url = f"http://127.0.0.1:{port}"

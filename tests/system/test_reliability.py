@@ -38,7 +38,7 @@ async def _publish_as_partner(
     """Store the photo, publish image.uploaded straight to RabbitMQ as a partner, collect the outcomes."""
     partner, partner_url = _partner(system, "acme")
     store = create_blob_store(system.blob_url)
-    key = f"partner/{job_id}.jpg"
+    key = f"{partner}/{job_id}.jpg"
     await store.put_bytes(buckets.ORIGINALS, key, photo, content_type="image/jpeg")
     await store.close()
     event = ImageUploaded(

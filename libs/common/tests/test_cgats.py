@@ -113,6 +113,8 @@ def _broken(old: str, new: str, source: str = ARGYLL_XYZ) -> str:
         (_broken("NUMBER_OF_FIELDS 4", "NUMBER_OF_FIELDS 5"), 10, "NUMBER_OF_FIELDS is 5"),
         (_broken("NUMBER_OF_SETS 3", "NUMBER_OF_SETS \u00b3"), 15, "must be a whole number"),
         (_broken("NUMBER_OF_FIELDS 4", "NUMBER_OF_FIELDS \u0664"), 10, "must be a whole number"),
+        (_broken("NUMBER_OF_SETS 3", "NUMBER_OF_SETS " + "9" * 5000), 15, "at most 9 digits"),
+        (_broken("NUMBER_OF_FIELDS 4", "NUMBER_OF_FIELDS " + "0" * 4999 + "4"), 10, "at most 9 digits"),
         (_broken('ILLUMINANT "D65"', 'ILLUMINANT "D93"'), 5, "unknown illuminant"),
         (_broken("SAMPLE_ID XYZ_X", "SAMPLE_ID RGB_R"), 11, "neither LAB_L"),
         (_broken("SAMPLE_ID XYZ_X", "SAMPLE_NUMBER XYZ_X"), 11, "neither SAMPLE_ID"),

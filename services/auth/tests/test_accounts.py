@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import threading
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 
 from chromaline.common.outbox import outbox_table
 
@@ -280,3 +282,113 @@ async def test_an_email_that_only_looks_like_a_registered_one_is_refused(auth_se
     assert (decomposed.status_code, decomposed.json()["code"]) == (409, "email_taken")
     assert (invisible.status_code, invisible.json()["code"]) == (422, "invalid_request")
     assert (await login(auth_service, "jose\u0301@example.org")).status_code == 200
+
+
+async def test_sign_in_opens_the_organisation_the_user_joined_first(auth_service: AuthService) -> None:
+    """Any admin may add a registered user to their organisation. Sign-in opened the organisation
+    whose id sorted first, so an admin who added someone to an organisation of a lower id made
+    them work there, uploading into the admin's organisation, after their next sign-in."""
+    first, second = [await auth_service.register(organisation="Own studio") for _ in range(2)]
+    intruder, victim = sorted((first, second), key=lambda account: account["organisation"]["id"])
+    own = victim["organisation"]["id"]
+    added = await auth_service.client.post(
+        f"/api/v1/auth/organisations/{intruder['organisation']['id']}/members",
+        json={"email": victim["user"]["email"], "role": "member"},
+        headers=bearer(intruder["access_token"]),
+    )
+    assert added.status_code == 201, added.text
+    signed_in = await login(auth_service, victim["user"]["email"])
+    me = await auth_service.client.get("/api/v1/auth/me", headers=bearer(signed_in.json()["access_token"]))
+    assert me.json()["organisation_id"] == own
+
+
+async def test_password_reset_requests_made_at_once_are_throttled_alike(auth_service: AuthService) -> None:
+    """Requests were counted before any of them was recorded, so a burst sent at once passed every
+    limit: as many reset links as requests went to one mailbox."""
+    settings = auth_service.settings
+    email = (await auth_service.register())["user"]["email"]
+    answers = await asyncio.gather(
+        *(
+            auth_service.client.post("/api/v1/auth/password/reset-request", json={"email": email})
+            for _ in range(settings.reset_max_per_address + 5)
+        )
+    )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [202] * settings.reset_max_per_address + [429] * 5
+    table = outbox_table(auth_service.runtime.name)
+    async with auth_service.runtime.session() as session:
+        sent = await session.scalar(
+            sa.select(sa.func.count()).where(table.c.routing_key == "user.password_reset_requested")
+        )
+    assert sent == settings.reset_max_per_account
+
+
+async def test_password_guesses_sent_at_once_are_throttled_alike(auth_service: AuthService) -> None:
+    """Every guess was checked against the failures recorded before it, and a burst sent at once
+    recorded none before all were checked: one burst made as many guesses as it held."""
+    email = (await auth_service.register())["user"]["email"]
+    guesses = await asyncio.gather(
+        *(
+            login(auth_service, email, f"guess {n}", **{"X-Forwarded-For": f"198.51.100.{n}"})
+            for n in range(8)
+        )
+    )
+    statuses = sorted(guess.status_code for guess in guesses)
+    limit = auth_service.settings.throttle_max_failures_per_account
+    assert statuses == [401] * limit + [429] * (len(guesses) - limit)
+
+
+@pytest.mark.parametrize("field", ["display_name", "organisation_name"])
+@pytest.mark.parametrize("trick", ["\u202e", "\u200b", "\x1b[2J", "\n"])
+async def test_a_name_with_control_or_invisible_characters_is_refused(
+    auth_service: AuthService, field: str, trick: str
+) -> None:
+    """An organisation named "Studio" with a direction override or a zero-width space looks like
+    the one it imitates in the list of a user its admin added."""
+    body = {
+        "email": "someone-new@example.org",
+        "password": PASSWORD,
+        "display_name": "Someone",
+        "organisation_name": "Studio",
+    }
+    refused = await auth_service.client.post("/api/v1/auth/register", json={**body, field: f"Stu{trick}dio"})
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_request")
+
+
+async def test_checking_a_password_does_not_stall_other_requests(
+    auth_service: AuthService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2 ran on the event loop: every sign-in (a known account or not) held up every other
+    request of the auth service, the gateway's API-key checks among them, for as long as it hashed."""
+    email = (await auth_service.register())["user"]["email"]
+    answered = threading.Event()
+    held: list[bool] = []
+    verify = PasswordHasher.verify
+
+    def slow_verify(hasher: PasswordHasher, hashed: str | bytes, password: str | bytes) -> Literal[True]:
+        held.append(answered.wait(timeout=10))
+        return verify(hasher, hashed, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", slow_verify)
+    signing_in = asyncio.create_task(login(auth_service, email))
+    await asyncio.sleep(0.2)
+    keys = await auth_service.client.get("/api/v1/auth/.well-known/jwks.json")
+    answered.set()
+    signed_in = await signing_in
+    assert keys.status_code == 200
+    assert signed_in.status_code == 200
+    assert held == [True], "another request was answered while the password was being checked"
+
+
+async def test_guesses_from_one_address_sent_at_once_are_throttled_alike(auth_service: AuthService) -> None:
+    """One address guessing at many accounts at once (credential stuffing) passed the per-address
+    limit as the per-account one: every guess was checked before any was recorded."""
+    emails = [(await auth_service.register())["user"]["email"] for _ in range(8)]
+    guesses = await asyncio.gather(
+        *(
+            login(auth_service, email, "a stuffed password", **{"X-Forwarded-For": "198.51.100.77"})
+            for email in emails
+        )
+    )
+    limit = auth_service.settings.throttle_max_failures_per_address
+    assert sorted(guess.status_code for guess in guesses) == [401] * limit + [429] * (len(guesses) - limit)

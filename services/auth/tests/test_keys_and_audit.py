@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from chromaline.auth import members
+from chromaline.auth import api_keys, members
 from chromaline.auth.access_tokens import verify_access_token
 from chromaline.auth.api import INTERNAL_TOKEN_HEADER, internal_token
 from chromaline.auth.models import ApiKey, AuditEntry, Membership, SigningKey
@@ -335,3 +335,30 @@ async def test_two_admins_demoting_and_removing_each_other_at_once_leave_one_adm
             )
         ).scalars()
         assert list(admins) == [first_id]
+
+
+async def test_one_user_keeps_a_bounded_number_of_live_api_keys(auth_service: AuthService) -> None:
+    """Keys cost nothing to make and are listed whole: one user could make them without end."""
+    registered = await auth_service.register()
+    headers = bearer(registered["access_token"])
+
+    async def create(name: str) -> Any:
+        return await auth_service.client.post(
+            "/api/v1/auth/api-keys", json={"name": name, "scopes": ["read"]}, headers=headers
+        )
+
+    answers = await asyncio.gather(*(create(f"key {n}") for n in range(api_keys.MAX_LIVE_KEYS_PER_USER + 3)))
+    codes = sorted((answer.status_code, answer.json().get("code")) for answer in answers)
+    assert codes == [(201, None)] * api_keys.MAX_LIVE_KEYS_PER_USER + [(409, "too_many_api_keys")] * 3
+    some_key = next(answer.json()["id"] for answer in answers if answer.status_code == 201)
+    revoked = await auth_service.client.delete(f"/api/v1/auth/api-keys/{some_key}", headers=headers)
+    assert revoked.status_code == 204
+    assert (await create("in its place")).status_code == 201, "a revoked key leaves room for another"
+    other = await auth_service.register()
+    assert (
+        await auth_service.client.post(
+            "/api/v1/auth/api-keys",
+            json={"name": "k", "scopes": ["read"]},
+            headers=bearer(other["access_token"]),
+        )
+    ).status_code == 201

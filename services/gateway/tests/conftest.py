@@ -117,14 +117,16 @@ class World:
         )
         return profile_id
 
-    def new_job(self) -> str:
-        """A finished job of organisation A, made in the gateway's table (for probes that delete one)."""
+    def new_job(self, state: str = "failed") -> str:
+        """A job of organisation A in ``state``, made in the gateway's table (by default a finished
+        one, for probes that delete one; a ``queued`` one waits for the detector for good)."""
         job_id = str(uuid.uuid4())
         self.sql(
             "INSERT INTO gateway.jobs (id, organisation_id, filename, state, options, original, results, "
-            "warnings, stage_times) VALUES (:id, :org, 'gone.png', 'failed', '{}'::jsonb, CAST(:original AS jsonb), "
+            "warnings, stage_times) VALUES (:id, :org, 'gone.png', :state, '{}'::jsonb, CAST(:original AS jsonb), "
             "'{}'::jsonb, '[]'::jsonb, '{}'::jsonb)",
             id=job_id,
+            state=state,
             org=self.organisation,
             original=json.dumps({"bucket": "chromaline-originals", "key": f"nowhere/{job_id}.png"}),
         )
@@ -240,7 +242,9 @@ def world(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         gateway = system.runtimes["gateway"]
         gateway.settings = gateway.settings.model_copy(update={"webhook_allow_private_urls": True})
         auth = system.runtimes["auth"]
-        auth.settings = auth.settings.model_copy(update={"reset_max_per_address": 1000})
+        auth.settings = auth.settings.model_copy(
+            update={"reset_max_per_address": 1000, "sign_up_max_per_address": 1000}  # all from 127.0.0.1
+        )
         app = system.gateway_app()
         port = free_port()
         with (

@@ -8,6 +8,8 @@ route matrix's business (test_access.py).
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from typing import Any
 
@@ -16,8 +18,10 @@ import pytest
 import sqlalchemy as sa
 
 from chromaline.common import cgats
+from chromaline.common.events.contracts import CustomChart
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.common.testing.cgats import cgats_text, made_up_lab
+from chromaline.gateway.charts import MAX_CHARTS_PER_ORGANISATION, checked_definition
 from chromaline.gateway.models import Job
 from chromaline.gateway.testing import ApiClient, small_photo
 
@@ -168,13 +172,29 @@ async def test_a_file_that_is_not_utf8_or_too_small_a_chart_is_refused(api_clien
     assert (huge_gap.status_code, huge_gap.json()["code"]) == (422, "invalid_chart_layout")
 
 
-@pytest.mark.parametrize("name", ["Studio\x00card", "Studio\r\ncard"], ids=["nul", "line-break"])
+@pytest.mark.parametrize(
+    "name",
+    ["Studio\x00card", "Studio\r\ncard", "Studio\u202ecard", "Studio\u200bcard"],
+    ids=["nul", "line-break", "direction-override", "zero-width-space"],
+)
 async def test_a_chart_name_with_control_characters_is_refused(api_client: ApiClient, name: str) -> None:
     async with api_client("org-a") as alice:
         refused = await define(alice, cgats_text(made_up_lab(35)), name=name)
         listed = await alice.get(CHARTS)
     assert (refused.status_code, refused.json()["code"]) == (422, "invalid_chart_name")
     assert listed.json()["items"] == []
+
+
+async def test_a_count_of_thousands_of_digits_is_refused_with_its_line(api_client: ApiClient) -> None:
+    """Python refuses to read an integer of more than 4300 digits: such a count answered 500."""
+    text = cgats_text(made_up_lab(35)).replace("NUMBER_OF_SETS 35", "NUMBER_OF_SETS " + "0" * 4999 + "35")
+    async with api_client("org-a") as alice:
+        refused = await define(alice, text)
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_cgats"), refused.text
+    line = next(
+        number for number, content in enumerate(text.splitlines(), 1) if content.startswith("NUMBER_OF_SETS")
+    )
+    assert refused.json()["line"] == line
 
 
 async def test_a_file_over_the_cgats_limit_is_refused_with_413(api_client: ApiClient) -> None:
@@ -184,6 +204,20 @@ async def test_a_file_over_the_cgats_limit_is_refused_with_413(api_client: ApiCl
     async with api_client("org-a") as alice:
         refused = await define(alice, text)
     assert (refused.status_code, refused.json()["code"]) == (413, "chart_file_too_large")
+
+
+async def test_charts_defined_at_once_stay_within_the_organisations_limit(api_client: ApiClient) -> None:
+    text = cgats_text(made_up_lab(6))
+    async with api_client("org-a") as alice, api_client("org-b") as bob:
+        answers = await asyncio.gather(
+            *(define(alice, text, rows=2, columns=3) for _ in range(MAX_CHARTS_PER_ORGANISATION + 4))
+        )
+        listed = (await alice.get(CHARTS)).json()["items"]
+        elsewhere = await define(bob, text, rows=2, columns=3)
+    codes = sorted((answer.status_code, answer.json().get("code")) for answer in answers)
+    assert codes == [(201, None)] * MAX_CHARTS_PER_ORGANISATION + [(409, "too_many_charts")] * 4
+    assert len(listed) == MAX_CHARTS_PER_ORGANISATION
+    assert elsewhere.status_code == 201, "the limit is each organisation's own"
 
 
 async def test_another_organisations_chart_is_not_found_anywhere(api_client: ApiClient) -> None:
@@ -321,3 +355,28 @@ async def test_creating_and_deleting_a_chart_is_announced_for_the_audit_log(
         "api_key_id": key_id,
         "deleted_at": deleted_event["data"]["deleted_at"],
     }
+
+
+async def test_reading_a_chart_file_does_not_stall_other_requests(
+    api_client: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chart file of 2000 patches takes tens of milliseconds to read and check, on the event loop:
+    one member sending them without pause (refused past the limit only once read) held up every
+    other request of the gateway."""
+    answered = threading.Event()
+    held: list[bool] = []
+
+    def slow_check(text: str, **layout: Any) -> CustomChart:
+        held.append(answered.wait(timeout=10))
+        return checked_definition(text, **layout)
+
+    monkeypatch.setattr("chromaline.gateway.charts.checked_definition", slow_check)
+    async with api_client("org-a") as alice:
+        defining = asyncio.create_task(define(alice, cgats_text(made_up_lab(35))))
+        await asyncio.sleep(0.2)
+        listed = await alice.get(CHARTS)
+        answered.set()
+        defined = await defining
+    assert listed.status_code == 200
+    assert defined.status_code == 201, defined.text
+    assert held == [True], "another request was answered while the chart file was being read"

@@ -7,17 +7,22 @@ from __future__ import annotations
 import io
 import json
 import socket
+import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from PIL import Image
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
 
 from chromaline.common.blobs import buckets
 from chromaline.common.blobs.base import BlobStore
 from chromaline.gateway.auth_proxy import PUBLIC_AUTH_ROUTES
+from chromaline.gateway.settings import GatewaySettings
 
 from .conftest import World, png
 
@@ -335,3 +340,103 @@ def test_an_upload_is_refused_before_its_body_is_read_when_the_caller_may_not_up
     assert forged.startswith(b"HTTP/1.1 401 "), forged[:300]
     assert viewer.startswith(b"HTTP/1.1 403 "), viewer[:300]
     assert b'"code":"unauthenticated"' in anonymous
+
+
+@contextmanager
+def _follow(world: World, job_id: str, caller: str) -> Iterator[ClientConnection]:
+    """A progress socket on ``job_id`` as ``caller``, once its first view has come."""
+    url = world.url.replace("http://", "ws://") + f"/api/v1/jobs/{job_id}/events"
+    with connect(url + world.callers[caller].ws_query, open_timeout=10) as socket_:
+        assert json.loads(socket_.recv(timeout=10))["id"] == job_id
+        yield socket_
+
+
+def test_one_user_holds_a_bounded_number_of_progress_sockets(world: World) -> None:
+    """One user could open progress sockets on a job that does not end until the gateway ran out of
+    connections, each polling the database twice a second; a socket the client left stays counted
+    no longer than it takes the gateway to notice."""
+    job_id = world.new_job(state="queued")
+    settings = world.standalone.runtimes["gateway"].settings
+    assert isinstance(settings, GatewaySettings)
+    limit = settings.max_progress_sockets_per_user
+    with ExitStack() as held:
+        for _ in range(limit):
+            held.enter_context(_follow(world, job_id, "viewer"))
+        with pytest.raises(ConnectionClosed) as refused, _follow(world, job_id, "viewer"):
+            pass
+        assert refused.value.rcvd is not None
+        assert (refused.value.rcvd.code, refused.value.rcvd.reason) == (4429, "too_many_connections")
+        held.enter_context(_follow(world, job_id, "member"))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with ExitStack() as again:
+                for _ in range(limit):
+                    again.enter_context(_follow(world, job_id, "viewer"))
+            break
+        except ConnectionClosed:
+            assert time.monotonic() < deadline, "the sockets the client closed stay counted"
+            time.sleep(0.2)
+
+
+def test_a_progress_socket_ends_when_its_api_key_is_revoked(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A socket was admitted once, when it opened: a revoked key (or an expired access token) kept
+    following the job for as long as the socket stayed open."""
+    settings = world.standalone.runtimes["gateway"].settings
+    assert isinstance(settings, GatewaySettings)
+    monkeypatch.setattr(settings, "progress_socket_recheck_seconds", 0.5)
+    job_id = world.new_job(state="queued")
+    admin = world.callers["admin"].headers
+    with world.client() as client:
+        created = client.post(
+            "/api/v1/auth/api-keys", json={"name": "watcher", "scopes": ["read"]}, headers=admin
+        )
+        assert created.status_code == 201, created.text
+        key = created.json()
+        url = world.url.replace("http://", "ws://") + f"/api/v1/jobs/{job_id}/events"
+        with connect(url, additional_headers={"X-API-Key": key["key"]}, open_timeout=10) as socket_:
+            assert json.loads(socket_.recv(timeout=10))["id"] == job_id
+            assert client.delete(f"/api/v1/auth/api-keys/{key['id']}", headers=admin).status_code == 204
+            with pytest.raises(ConnectionClosed) as closed:
+                socket_.recv(timeout=10)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "unauthenticated")
+
+
+def _start_upload(world: World, headers: dict[str, str]) -> socket.socket:
+    """A multipart upload of 100 MB declared, of which only the first bytes are sent: the gateway
+    waits for the rest with the connection open."""
+    host, port = world.url.removeprefix("http://").split(":")
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    connection = socket.create_connection((host, int(port)), timeout=10)
+    connection.sendall(
+        f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\n{head}"
+        f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {10**8}\r\n\r\n"
+        '--b\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n\r\n'.encode()
+        + b"\0" * 65536
+    )
+    return connection
+
+
+def test_one_user_sends_a_bounded_number_of_uploads_at_once(world: World) -> None:
+    """Each upload may send gigabytes, spooled to disk as they arrive: one user could send as many
+    at once as the upload rate's burst allowed, each holding its disk space until done."""
+    settings = world.standalone.runtimes["gateway"].settings
+    assert isinstance(settings, GatewaySettings)
+    operator = world.callers["operator"].headers
+    with ExitStack() as sending:
+        for _ in range(settings.max_uploads_in_progress_per_user):
+            sending.enter_context(_start_upload(world, operator))
+        time.sleep(0.5)
+        answer = _answer_to_an_unsent_upload(world, operator)
+        assert answer.startswith(b"HTTP/1.1 429 "), answer[:300]
+        assert b'"code":"too_many_uploads"' in answer
+        assert _answer_to_an_unsent_upload(world, world.callers["member"].headers) == b"", (
+            "another user's upload is read"
+        )
+    deadline = time.monotonic() + 10
+    while b"too_many_uploads" in (answer := _answer_to_an_unsent_upload(world, operator, declared=10**6)):
+        assert time.monotonic() < deadline, "the uploads that ended still count"
+        time.sleep(0.2)

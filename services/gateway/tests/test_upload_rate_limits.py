@@ -1,5 +1,6 @@
 """Upload rate limits hold across gateway replicas: two gateway apps, each with a runtime (and
-database pool) of its own, on one database, take from the same bucket per user or API key."""
+database pool) of its own, on one database, take from the same bucket per user, whichever API
+key they use."""
 
 from __future__ import annotations
 
@@ -28,10 +29,13 @@ BURST = 3
 
 
 class SignedIn:
-    """Every request is the member named by its ``X-Test-User`` header (no auth service needed)."""
+    """Every request is the member named by its ``X-Test-User`` header, with the upload key named
+    by ``X-Test-Key`` when there is one (no auth service needed)."""
 
     async def authenticate(self, connection: HTTPConnection) -> Principal:
-        return Principal(connection.headers["X-Test-User"], "org-a", "member")
+        key = connection.headers.get("X-Test-Key")
+        scopes = frozenset({"upload"}) if key else None
+        return Principal(connection.headers["X-Test-User"], "org-a", "member", scopes=scopes, api_key_id=key)
 
 
 @asynccontextmanager
@@ -61,9 +65,11 @@ async def replica(database_url: str, blobs: Path, rate_per_minute: float) -> Asy
         await runtime.stop()
 
 
-async def _upload(client: httpx.AsyncClient, user: str) -> httpx.Response:
+async def _upload(client: httpx.AsyncClient, user: str, key: str | None = None) -> httpx.Response:
     return await client.post(
-        "/api/v1/jobs", files=[("files", ("a.png", png(), "image/png"))], headers={"X-Test-User": user}
+        "/api/v1/jobs",
+        files=[("files", ("a.png", png(), "image/png"))],
+        headers={"X-Test-User": user, **({"X-Test-Key": key} if key else {})},
     )
 
 
@@ -79,6 +85,21 @@ async def test_the_burst_is_shared_by_every_replica(service_database_url: str, t
         assert refused.json()["code"] == "upload_rate_limited"
         assert int(refused.headers["Retry-After"]) > 60, "one token per 1000 s: the wait is long"
         assert (await _upload(second, "user-2")).status_code == 202, "each user has a bucket of their own"
+
+
+async def test_a_users_api_keys_share_the_users_bucket(service_database_url: str, tmp_path: Path) -> None:
+    """Keys cost nothing to make: a bucket per key let one user upload as fast as they had keys."""
+    async with replica(service_database_url, tmp_path, rate_per_minute=0.06) as gateway:
+        granted = [
+            (await _upload(gateway, "user-1", key=f"key-{index}")).status_code for index in range(BURST)
+        ]
+        assert granted == [202] * BURST
+        with_a_new_key = await _upload(gateway, "user-1", key="key-new")
+        signed_in = await _upload(gateway, "user-1")
+        other_user = await _upload(gateway, "user-2", key="key-of-user-2")
+    assert (with_a_new_key.status_code, with_a_new_key.json()["code"]) == (429, "upload_rate_limited")
+    assert signed_in.status_code == 429
+    assert other_user.status_code == 202
 
 
 async def test_a_bucket_refills_by_the_databases_clock(service_database_url: str, tmp_path: Path) -> None:

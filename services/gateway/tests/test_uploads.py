@@ -188,6 +188,39 @@ def test_an_archive_expanding_past_the_total_limit_is_refused() -> None:
     assert refused.value.code == "archive_too_large"
 
 
+def _with_header_fields(
+    bundle: io.BytesIO, *, flags: int | None = None, method: int | None = None
+) -> io.BytesIO:
+    """``bundle`` (one member) with its general-purpose flags or compression method rewritten, in
+    the member's local header and in the central directory alike."""
+    data = bytearray(bundle.getvalue())
+    central = data.find(b"PK\x01\x02")
+    for offset, value in ((6, flags), (8, method)):
+        if value is not None:
+            data[offset : offset + 2] = struct.pack("<H", value)
+            data[central + offset + 2 : central + offset + 4] = struct.pack("<H", value)
+    return io.BytesIO(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"flags": 0x1}, "encrypted_archive"),
+        ({"method": 99}, "unsupported_compression"),
+        ({"method": 9}, "unsupported_compression"),
+    ],
+)
+def test_an_encrypted_member_or_one_compressed_in_a_way_we_cannot_read_is_refused(
+    fields: dict[str, int], code: str
+) -> None:
+    """zipfile raises RuntimeError for an encrypted member and NotImplementedError for AES (99) or
+    Deflate64 (9, as Windows writes large archives): both answered 500 while the archive expanded."""
+    bundle = _with_header_fields(_zip({"a.png": b"x" * 100}), **fields)
+    with pytest.raises(ApiError) as refused:
+        zip_image_members(bundle, LIMITS)
+    assert (refused.value.status, refused.value.code) == (422, code)
+
+
 def test_too_many_members_are_refused() -> None:
     many = _zip({f"{index}.jpg": b"x" for index in range(11)})
     with pytest.raises(ApiError) as refused:

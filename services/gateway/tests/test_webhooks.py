@@ -25,11 +25,12 @@ import pytest
 from fastapi import FastAPI, Request
 from sqlalchemy import select
 
+from chromaline.common import public_urls
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import webhooks
 from chromaline.gateway.access import Principal, authorize
 from chromaline.gateway.models import Webhook, WebhookDelivery
-from chromaline.gateway.notifications_api import MAX_WEBHOOKS_PER_ORGANISATION
+from chromaline.gateway.notifications_api import MAX_PENDING_PINGS, MAX_WEBHOOKS_PER_ORGANISATION
 from chromaline.gateway.service import SPEC, build_app
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.testing import create_jobs, fail_job, finish_job
@@ -98,14 +99,14 @@ def test_a_second_v1_value_is_accepted() -> None:
     ],
 )
 def test_urls_to_private_places_are_refused(url: str) -> None:
-    with pytest.raises(webhooks.UnsafeUrlError):
-        webhooks.check_url(url, allow_private=False)
+    with pytest.raises(public_urls.UnsafeUrlError):
+        public_urls.check_url(url, allow_private=False)
 
 
 def test_public_urls_pass_and_private_ones_pass_when_allowed() -> None:
-    webhooks.check_url("https://93.184.216.34/hook", allow_private=False)
-    webhooks.check_url("https://hooks.example.com/chromaline", allow_private=False)
-    webhooks.check_url("http://127.0.0.1:9/hook", allow_private=True)
+    public_urls.check_url("https://93.184.216.34/hook", allow_private=False)
+    public_urls.check_url("https://hooks.example.com/chromaline", allow_private=False)
+    public_urls.check_url("http://127.0.0.1:9/hook", allow_private=True)
 
 
 def test_secrets_are_derived_per_webhook_and_per_gateway_secret() -> None:
@@ -501,6 +502,25 @@ async def test_webhooks_added_at_once_stay_within_the_limit(api: FastAPI, receiv
         sorted(answer.status_code for answer in answers) == [201] * MAX_WEBHOOKS_PER_ORGANISATION + [409] * 6
     )
     assert len(listed) == MAX_WEBHOOKS_PER_ORGANISATION
+
+
+@pytest.mark.integration
+async def test_a_webhook_has_a_bounded_number_of_pings_pending(api: FastAPI, receiver: Receiver) -> None:
+    """Each ping is a delivery retried for hours, and every organisation's deliveries share each
+    replica's few delivery slots: a member pinging a failing endpoint without end filled the
+    delivery table and held every organisation's webhooks back."""
+    async with _client(api, "alice") as alice:
+        created = await alice.post(
+            "/api/v1/webhooks", json={"url": receiver.url("/fail"), "events": ["job.failed"]}
+        )
+        hook = f"/api/v1/webhooks/{created.json()['id']}"
+        answers = await asyncio.gather(*(alice.post(f"{hook}/test") for _ in range(MAX_PENDING_PINGS + 3)))
+        deliveries = (await alice.get(f"{hook}/deliveries")).json()["items"]
+    codes = sorted((answer.status_code, answer.json().get("code")) for answer in answers)
+    assert codes == [(202, None)] * MAX_PENDING_PINGS + [(429, "too_many_pings")] * 3
+    refused = next(answer for answer in answers if answer.status_code == 429)
+    assert int(refused.headers["Retry-After"]) > 0
+    assert len(deliveries) == MAX_PENDING_PINGS
 
 
 @pytest.mark.integration

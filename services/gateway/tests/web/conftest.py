@@ -69,7 +69,8 @@ def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSystem]:
     system = Standalone.build(overrides)
     auth_settings = system.runtimes["auth"].settings
     system.runtimes["auth"].settings = auth_settings.model_copy(
-        update={"public_base_url": f"http://127.0.0.1:{port}"}
+        # every test user signs up from 127.0.0.1
+        update={"public_base_url": f"http://127.0.0.1:{port}", "sign_up_max_per_address": 1000}
     )
     with BackgroundServer(system.gateway_app(), "127.0.0.1", port) as server:
         url = f"http://127.0.0.1:{port}"

@@ -100,9 +100,15 @@ def _strip_comment(line: str, number: int) -> str:
     return line
 
 
+MAX_COUNT_DIGITS = 9
+"""Far past any count the limits allow, and short of the digits ``int()`` refuses to read."""
+
+
 def _count(value: str, keyword: str, number: int) -> int:
     if not (value.isascii() and value.isdigit()):  # "³" is a digit to isdigit() but no number to int()
-        raise CgatsError(f"{keyword} must be a whole number, not {value!r}", number)
+        raise CgatsError(f"{keyword} must be a whole number, not {value[:40]!r}", number)
+    if len(value) > MAX_COUNT_DIGITS:
+        raise CgatsError(f"{keyword} must be a whole number of at most {MAX_COUNT_DIGITS} digits", number)
     return int(value)
 
 

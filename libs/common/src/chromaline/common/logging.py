@@ -8,6 +8,7 @@ whichever library wrote it.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Literal
 
@@ -27,6 +28,7 @@ def configure_logging(
         return
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     shared: list[Processor] = [
+        redact_credentials,
         structlog.contextvars.merge_contextvars,
         add_trace_ids,
         structlog.stdlib.add_log_level,
@@ -61,6 +63,19 @@ def configure_logging(
     if service:
         structlog.contextvars.bind_contextvars(service=service)
     _configured = True
+
+
+_CREDENTIAL_IN_QUERY = re.compile(r"(\baccess_token=)[^&\s\"']+")
+REDACTED = "[redacted]"
+
+
+def redact_credentials(logger: object, method_name: str, event_dict: EventDict) -> EventDict:
+    """Blank the credentials a URL's query carries (``access_token=…``: browsers give progress
+    WebSockets no headers), which the server logs with the path it answered."""
+    return {
+        key: _CREDENTIAL_IN_QUERY.sub(rf"\g<1>{REDACTED}", value) if isinstance(value, str) else value
+        for key, value in event_dict.items()
+    }
 
 
 def add_trace_ids(logger: object, method_name: str, event_dict: EventDict) -> EventDict:

@@ -59,6 +59,17 @@ async def memberships_of(session: AsyncSession, user_id: uuid.UUID) -> dict[str,
     return {str(organisation): role for organisation, role in rows.all()}
 
 
+async def first_joined(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
+    """The organisation sign-in opens: the one the user joined first (their own, for whoever
+    signed up), never one an admin elsewhere added them to later."""
+    return await session.scalar(
+        sa.select(Membership.organisation_id)
+        .where(Membership.user_id == user_id)
+        .order_by(Membership.created_at, Membership.organisation_id)
+        .limit(1)
+    )
+
+
 async def issue_tokens(
     session: AsyncSession,
     context: AuthContext,
@@ -108,9 +119,15 @@ async def register(
     organisation_name: str,
     client_address: str,
 ) -> tuple[User, Organisation, TokenPair]:
-    """A new user and a new organisation of which the user is the admin."""
+    """A new user and a new organisation of which the user is the admin; 429 once the client
+    address has registered ``sign_up_max_per_address`` accounts in the window."""
     check_password_policy(context, password)
     email = normalise_email(email)
+    held = await throttle.check_sign_up(session, context.settings, client_address)
+    if held is not None:
+        raise held.refusal(
+            "too_many_sign_ups", "too many accounts registered from this address; try again later"
+        )
     if (await session.execute(sa.select(User.id).where(User.email == email))).first() is not None:
         raise ApiError(409, "email_taken", "an account with this email exists")
     user_id = uuid.uuid4()
@@ -120,7 +137,7 @@ async def register(
             id=user_id,
             email=email,
             display_name=display_name,
-            password_hash=context.passwords.hash(password),
+            password_hash=await context.passwords.hash(password),
         )
         .on_conflict_do_nothing(index_elements=[User.email])
         .returning(User.id)
@@ -155,7 +172,7 @@ async def user_by_email(session: AsyncSession, email: str) -> User | None:
 async def sign_in(
     session: AsyncSession, context: AuthContext, email: str, password: str, client_address: str
 ) -> TokenPair | throttle.Throttled | None:
-    """Tokens for the user's first organisation; the throttle's verdict; or None for wrong credentials.
+    """Tokens for the organisation the user joined first; the throttle's verdict; or None for wrong credentials.
 
     The caller commits whatever the outcome, so that failures are counted and audited.
     """
@@ -168,7 +185,7 @@ async def sign_in(
         )
         return held
     user = await user_by_email(session, email)
-    if not context.passwords.verify(user.password_hash if user else None, password) or user is None:
+    if not await context.passwords.verify(user.password_hash if user else None, password) or user is None:
         throttle.note_failure(session, email, client_address, now)
         await audit.record(
             session,
@@ -179,10 +196,9 @@ async def sign_in(
         )
         return None
     if context.passwords.needs_rehash(user.password_hash):
-        user.password_hash = context.passwords.hash(password)
+        user.password_hash = await context.passwords.hash(password)
     await throttle.forget_account_failures(session, email)
-    memberships = await memberships_of(session, user.id)
-    organisation_id = uuid.UUID(min(memberships)) if memberships else None
+    organisation_id = await first_joined(session, user.id)
     tokens = await issue_tokens(session, context, user.id, organisation_id) if organisation_id else None
     if tokens is None:
         raise ApiError(403, "no_membership", "this account belongs to no organisation")
@@ -284,10 +300,10 @@ async def change_password(
     held = await throttle.check(session, context.settings, user.email, client_address, now)
     if held is not None:
         return held
-    if not context.passwords.verify(user.password_hash, current_password):
+    if not await context.passwords.verify(user.password_hash, current_password):
         throttle.note_failure(session, user.email, client_address, now)
         return False
-    user.password_hash = context.passwords.hash(new_password)
+    user.password_hash = await context.passwords.hash(new_password)
     await revoke_all_sessions(session, user.id, now)
     await audit.record(
         session, "password.changed", user_id=user.id, actor_id=user.id, client_address=client_address

@@ -5,7 +5,6 @@ API-key check under ``/internal/v1`` (reached by the gateway only)."""
 # build_router when it reads the endpoints' annotations.
 import hashlib
 import hmac
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from chromaline.common.client_models import ClientModel
 from chromaline.common.idempotency import json_part
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
+from chromaline.common.visible_text import hides_characters
 
 Role = Literal["admin", "operator", "member", "viewer"]
 Scope = Literal["read", "upload", "admin"]
@@ -46,14 +46,15 @@ class Registration(ClientModel):
     display_name: str = Field(min_length=1, max_length=120)
     organisation_name: str = Field(min_length=1, max_length=120)
 
-    @field_validator("email")
+    @field_validator("email", "display_name", "organisation_name")
     @classmethod
-    def _visible(cls, email: str) -> str:
-        """No invisible characters (zero-width spaces, direction marks): an address that only
-        looks like another's would be taken for it when members are added by email."""
-        if any(unicodedata.category(char) in ("Cc", "Cf") for char in email):
-            raise ValueError("an email address holds no control or invisible characters")
-        return email
+    def _visible(cls, text: str) -> str:
+        """No control or invisible characters (zero-width spaces, direction overrides): an address,
+        a name or an organisation that only looks like another's would be taken for it, when
+        members are added by email or an organisation is picked from a list."""
+        if hides_characters(text):
+            raise ValueError("no control or invisible characters are allowed")
+        return text
 
 
 class Credentials(ClientModel):
@@ -126,12 +127,8 @@ def _in_utc(moment: datetime) -> datetime:
 
 
 def _held_back(verdict: Throttled) -> ApiError:
-    return ApiError(
-        429,
-        "too_many_attempts",
-        f"too many failed sign-ins for this {verdict.by}; try again later",
-        headers={"Retry-After": str(verdict.retry_after_seconds)},
-        retry_after=verdict.retry_after_seconds,
+    return verdict.refusal(
+        "too_many_attempts", f"too many failed sign-ins for this {verdict.by}; try again later"
     )
 
 
@@ -241,12 +238,9 @@ def build_router(runtime: ServiceRuntime, context: AuthContext) -> APIRouter:
         async with session() as db, db.begin():
             throttled = await resets.request_reset(db, context, body.email, client_address(request))
         if throttled is not None:
-            raise ApiError(
-                429,
+            raise throttled.refusal(
                 "too_many_reset_requests",
                 "too many password reset requests from this address; try again later",
-                headers={"Retry-After": str(throttled.retry_after_seconds)},
-                retry_after=throttled.retry_after_seconds,
             )
         return {"status": "accepted"}
 

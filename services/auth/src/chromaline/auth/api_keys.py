@@ -19,8 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chromaline.auth import audit
 from chromaline.auth.digests import digest, new_secret, same_digest
 from chromaline.auth.models import ApiKey, Membership
+from chromaline.common.db.locks import hold_transaction_lock
+from chromaline.common.problems import ApiError
 
 KEY_MARK = "clk_"
+MAX_LIVE_KEYS_PER_USER = 50
+"""Unrevoked, unexpired keys one user may hold in one organisation: keys cost nothing to make and
+are listed whole."""
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 """``last_used_at`` is written at most this often per key, so busy keys do not write on every call."""
 
@@ -67,7 +72,25 @@ async def create(
     now: datetime,
     client_address: str,
 ) -> tuple[ApiKey, str]:
-    """A new key and its clear text, which is never available again."""
+    """A new key and its clear text, which is never available again; 409 ``too_many_api_keys``
+    when the user holds :data:`MAX_LIVE_KEYS_PER_USER` live keys in the organisation already
+    (keys made at once are counted one after another)."""
+    await hold_transaction_lock(session, f"chromaline.api_keys.{user_id}.{organisation_id}")
+    live = await session.scalar(
+        sa.select(sa.func.count()).where(
+            ApiKey.user_id == user_id,
+            ApiKey.organisation_id == organisation_id,
+            ApiKey.revoked_at.is_(None),
+            sa.or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+        )
+    )
+    if (live or 0) >= MAX_LIVE_KEYS_PER_USER:
+        raise ApiError(
+            409,
+            "too_many_api_keys",
+            f"you hold {MAX_LIVE_KEYS_PER_USER} live API keys in this organisation; revoke one first",
+            limit=MAX_LIVE_KEYS_PER_USER,
+        )
     prefix = secrets.token_hex(4)
     clear = f"{KEY_MARK}{prefix}_{new_secret()}"
     key = ApiKey(

@@ -1,6 +1,11 @@
-"""Password hashing with argon2id, its cost taken from the settings."""
+"""Password hashing with argon2id, its cost taken from the settings.
+
+Hashing takes tens of milliseconds and tens of MiB by design: it runs in a worker thread (argon2
+releases the GIL), so the service answers its other requests meanwhile."""
 
 from __future__ import annotations
+
+import asyncio
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -19,11 +24,14 @@ class Passwords:
         self.min_length = settings.password_min_length
         self._dummy = self._hasher.hash("an unused password that evens out timing")
 
-    def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
 
-    def verify(self, password_hash: str | None, password: str) -> bool:
+    async def verify(self, password_hash: str | None, password: str) -> bool:
         """True when ``password`` matches; an unknown user (``None``) costs the same time as a known one."""
+        return await asyncio.to_thread(self._verify, password_hash, password)
+
+    def _verify(self, password_hash: str | None, password: str) -> bool:
         try:
             return self._hasher.verify(password_hash or self._dummy, password) and password_hash is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):

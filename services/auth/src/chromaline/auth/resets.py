@@ -20,6 +20,7 @@ from chromaline.auth.context import AuthContext
 from chromaline.auth.digests import digest, new_secret
 from chromaline.auth.models import AuditEntry, PasswordReset, User
 from chromaline.auth.throttle import Throttled
+from chromaline.common.db.locks import hold_transaction_lock
 from chromaline.common.events.contracts import PasswordResetRequested
 from chromaline.common.events.envelope import make_envelope
 from chromaline.common.outbox import add_to_outbox
@@ -34,9 +35,11 @@ async def request_reset(
 
     Throttled per client address (the caller is told, with a wait) and per account (silently: no
     further link is sent within the window, so a mailbox cannot be flooded and the answer still
-    does not say whether the account exists)."""
+    does not say whether the account exists). Requests made at once are counted one after another."""
     settings = context.settings
     window = timedelta(seconds=settings.reset_throttle_window_seconds)
+    # requests from one address, then for one account, wait for each other, so each is counted
+    await hold_transaction_lock(session, f"reset:{client_address}")
     from_address = await session.scalar(
         sa.select(sa.func.count()).where(
             AuditEntry.action == "password.reset_requested",
@@ -49,6 +52,7 @@ async def request_reset(
     user = await user_by_email(session, email)
     now = context.clock()
     if user is not None:
+        await hold_transaction_lock(session, f"reset-account:{user.id}")
         recent = await session.scalar(
             sa.select(sa.func.count()).where(
                 PasswordReset.user_id == user.id, PasswordReset.created_at > now - window
@@ -88,7 +92,7 @@ async def reset_password(
     reset.used_at = now
     user = await session.get(User, reset.user_id, with_for_update=True)
     assert user is not None
-    user.password_hash = context.passwords.hash(new_password)
+    user.password_hash = await context.passwords.hash(new_password)
     await revoke_all_sessions(session, user.id, now)
     await audit.record(
         session, "password.reset", user_id=user.id, actor_id=user.id, client_address=client_address

@@ -43,6 +43,9 @@ class AuthSettings(ServiceSettings):
     """Reset links sent to one account per window; further requests send nothing (answered alike)."""
     reset_max_per_address: int = Field(default=10, ge=1)
     """Reset requests one client address may make per window; further ones answer 429."""
+    sign_up_throttle_window_seconds: int = Field(default=3600, ge=1)
+    sign_up_max_per_address: int = Field(default=30, ge=1)
+    """Accounts one client address may register per window; further sign-ups answer 429."""
     trust_forwarded_for: bool = True
     """Take the client address from ``X-Forwarded-For``, as set by the gateway (the only caller)."""
     api_key_days_max: int = Field(default=365, ge=1, le=3650)

@@ -33,6 +33,7 @@ from chromaline.common.events.contracts import (
 )
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.forgotten_jobs import forgotten_now, job_transaction
+from chromaline.common.job_publishers import claim_job, may_read, owner_name
 from chromaline.common.logging import get_logger
 from chromaline.common.measurements import Measurements, OtherChart, Summary
 from chromaline.common.metrics import observe_stage_times, stage
@@ -335,9 +336,19 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
     profile_ref = event.options.profile
     if profile_ref is None:
         return
-    if not is_known_publisher(current_publisher(), runtime.settings):
+    publisher = current_publisher()
+    if publisher is None or not is_known_publisher(publisher, runtime.settings):
+        raise PermanentError(f"image.uploaded from unknown publisher {publisher!r}; the detector audits it")
+    owner = owner_name(publisher, runtime.settings)
+    named = [profile_ref, *([event.original] if event.original is not None else [])]
+    if not all(may_read(owner, ref) for ref in named):
+        raise PermanentError("a partner's job names only its own blobs; the detector audits it")
+    async with runtime.session() as session, session.begin():
+        known_before = await session.get(CorrectionRow, event.job_id) is not None
+        publishers_job = await claim_job(session, event.job_id, owner, known_before=known_before)
+    if not publishers_job:
         raise PermanentError(
-            f"image.uploaded from unknown publisher {current_publisher()!r}; the detector audits it"
+            f"job {event.job_id} was published by someone else first; the detector audits it"
         )
     original = event.original
     if original is None:

@@ -18,7 +18,7 @@ from sqlalchemy import Delete, delete
 
 from chromaline.common import inbox
 from chromaline.common.blobs import buckets
-from chromaline.common.blobs.base import BlobNotFoundError
+from chromaline.common.blobs.base import BlobNotFoundError, BlobStore
 from chromaline.common.bus.base import PermanentError, current_publisher
 from chromaline.common.bus.publishers import is_known_publisher
 from chromaline.common.events.contracts import (
@@ -38,9 +38,11 @@ from chromaline.common.events.contracts import (
 )
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.forgotten_jobs import forgotten_now, job_transaction
+from chromaline.common.job_publishers import claim_job, may_read, owner_name, partner_prefix
 from chromaline.common.logging import get_logger
 from chromaline.common.metrics import stage
 from chromaline.common.outbox import add_to_outbox
+from chromaline.common.public_urls import UnsafeUrlError, checked_address, pinned_request
 from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.detector.models import Detection
@@ -210,10 +212,18 @@ def _examined(
     return Examination(detected, record)
 
 
-async def fetch_source(runtime: ServiceRuntime, event: ImageUploaded, settings: DetectorSettings) -> BlobRef:
-    """Copy a partner's photo from its URL into the blob store, within size and time limits."""
+MAX_FETCH_REDIRECTS = 3
+
+
+async def fetch_source(blobs: BlobStore, event: ImageUploaded, settings: DetectorSettings) -> BlobRef:
+    """Copy a partner's photo from its URL into the blob store, within size and time limits.
+
+    The URL, and each redirect's, must lead to a public address (unless
+    ``fetch_allow_private_urls``), called at the address that was checked: a partner's URL
+    reaches nothing inside the deployment."""
     assert event.source_url is not None
     key = f"{event.job_id}/fetched"
+    url = str(event.source_url)
     received = 0
 
     async def body(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -224,32 +234,42 @@ async def fetch_source(runtime: ServiceRuntime, event: ImageUploaded, settings: 
                 raise PermanentError(f"source_url larger than {settings.fetch_max_bytes} bytes")
             yield chunk
 
-    async with (
-        httpx.AsyncClient(
-            timeout=settings.fetch_timeout_seconds, follow_redirects=True, max_redirects=3
-        ) as client,
-        client.stream("GET", str(event.source_url)) as response,
-    ):
-        if response.status_code >= 400:
-            message = f"source_url answered {response.status_code}"
-            if 400 <= response.status_code < 500:
-                raise PermanentError(message)
-            raise RuntimeError(message)
-        await runtime.blobs.put_stream(
-            buckets.ORIGINALS,
-            key,
-            body(response),
-            max_bytes=settings.fetch_max_bytes,
-        )
-    return BlobRef(bucket=buckets.ORIGINALS, key=key)
+    async with httpx.AsyncClient(timeout=settings.fetch_timeout_seconds) as client:
+        for _ in range(MAX_FETCH_REDIRECTS + 1):
+            try:
+                address = await checked_address(url, allow_private=settings.fetch_allow_private_urls)
+            except UnsafeUrlError as refused:
+                raise PermanentError(f"source_url refused: {refused}") from None
+            target, headers, extensions = pinned_request(url, address)
+            async with client.stream("GET", target, headers=headers, extensions=extensions) as response:
+                if response.is_redirect and "location" in response.headers:
+                    url = str(httpx.URL(url).join(response.headers["location"]))
+                    continue
+                if response.status_code >= 400:
+                    message = f"source_url answered {response.status_code}"
+                    if 400 <= response.status_code < 500:
+                        raise PermanentError(message)
+                    raise RuntimeError(message)
+                await blobs.put_stream(
+                    buckets.ORIGINALS, key, body(response), max_bytes=settings.fetch_max_bytes
+                )
+                return BlobRef(bucket=buckets.ORIGINALS, key=key)
+    raise PermanentError(f"source_url redirected more than {MAX_FETCH_REDIRECTS} times")
 
 
 async def refuse_unknown_publisher(
     runtime: ServiceRuntime, envelope: RawEnvelope, publisher: str | None
 ) -> None:
-    """Audit a message from no known publisher (``partner.rejected``, for the auth service's audit
-    log, once per event) and send it to the dead-letter queue."""
+    """Audit a message from no known publisher and send it to the dead-letter queue."""
     reason = f"publisher {publisher!r} is neither one of our services nor a known partner"
+    await refuse_publisher(runtime, envelope, publisher, reason)
+
+
+async def refuse_publisher(
+    runtime: ServiceRuntime, envelope: RawEnvelope, publisher: str | None, reason: str
+) -> None:
+    """Audit a refused message (``partner.rejected``, for the auth service's audit log, once per
+    event) and send it to the dead-letter queue."""
     log.warning(
         "detector.publisher_refused", audit=True, publisher=publisher, event_id=str(envelope.event_id)
     )
@@ -266,6 +286,13 @@ async def refuse_unknown_publisher(
     raise PermanentError(reason)
 
 
+async def is_owners_job(runtime: ServiceRuntime, job_id: uuid.UUID, owner: str) -> bool:
+    """Whether ``job_id`` is ``owner``'s to process (claimed now if nobody used it yet)."""
+    async with runtime.session() as session, session.begin():
+        known_before = await session.get(Detection, job_id) is not None
+        return await claim_job(session, job_id, owner, known_before=known_before)
+
+
 async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
     settings = runtime.settings
     assert isinstance(settings, DetectorSettings)
@@ -277,6 +304,19 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
     except (UnknownEventError, ValidationError) as error:
         raise PermanentError(f"invalid image.uploaded: {error}") from error
     assert isinstance(event, ImageUploaded)
+    assert publisher is not None
+    owner = owner_name(publisher, settings)
+    named = [ref for ref in (event.original, event.options.profile) if ref is not None]
+    if not all(may_read(owner, ref) for ref in named):
+        reason = (
+            f"a partner's job names only its own blobs, in {buckets.ORIGINALS} under {partner_prefix(owner)}"
+        )
+        await refuse_publisher(runtime, envelope, publisher, reason)
+    if not await is_owners_job(runtime, event.job_id, owner):
+        reason = (
+            f"job {event.job_id} was published by someone else first; a partner's job ids must be its own"
+        )
+        await refuse_publisher(runtime, envelope, publisher, reason)
     if event.options.profile is not None:
         return
     if await forgotten_now(runtime, event.job_id):
@@ -286,7 +326,7 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         original = event.original
     else:
         with stage(NAME, "fetch"):
-            original = await fetch_source(runtime, event, settings)
+            original = await fetch_source(runtime.blobs, event, settings)
     try:
         with stage(NAME, "load"):
             data = await runtime.blobs.get_bytes(original.bucket, original.key)

@@ -13,4 +13,7 @@ class DetectorSettings(ServiceSettings):
     fetch_max_bytes: int = 200 * 1024 * 1024
     """Largest photo fetched from a partner's ``source_url``."""
     fetch_timeout_seconds: float = 30.0
+    fetch_allow_private_urls: bool = False
+    """Fetch ``source_url`` from loopback, private and link-local addresses too (off: a partner's
+    URL reaches nothing inside the deployment)."""
     sample_margin: float = 0.25

@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chromaline.common.logging import get_logger
 from chromaline.common.problems import ApiError, problem
+from chromaline.gateway.concurrency import SlotsTaken, UserSlots
 from chromaline.gateway.rate_limit import UploadBuckets, retry_after_header
 from chromaline.gateway.settings import GatewaySettings
 
@@ -130,7 +131,9 @@ class Principal:
 
     @property
     def rate_limit_key(self) -> str:
-        return f"key:{self.api_key_id}" if self.api_key_id else f"user:{self.user_id}"
+        """The user's, whichever token or key they call with: keys cost nothing to make, so a
+        bucket per key would let a user upload as fast as they had keys."""
+        return f"user:{self.user_id}"
 
 
 ANONYMOUS = Principal(user_id="", organisation_id="", role="")
@@ -268,6 +271,8 @@ class Access:
 
     authenticator: Authenticator
     uploads: UploadBuckets
+    uploads_in_progress: UserSlots
+    """Uploads each user is sending to this replica (see :class:`AdmitUploadersFirst`)."""
     metrics_token: str | None = None
     """When set, ``/metrics`` answers only ``Authorization: Bearer <metrics_token>``."""
     metrics_without_token: bool = True
@@ -343,15 +348,18 @@ def _metrics_scraper(connection: HTTPConnection, access: Access) -> Principal:
 
 
 ADMITTED_UPLOADER = "chromaline.admitted_uploader"
+UPLOAD_RETRY_AFTER_SECONDS = 5
 """Scope key: the caller :class:`AdmitUploadersFirst` admitted before the body was read."""
 
 
 class AdmitUploadersFirst:
-    """ASGI middleware admitting the caller of the multipart upload routes from the headers alone.
+    """ASGI middleware admitting the caller of the upload routes from the headers alone.
 
     FastAPI reads a route's form body before it resolves the route's dependencies, so without this
-    anyone could make the gateway spool a body of any size to disk before being told 401. An app
-    whose ``authorize`` dependency is replaced (tests naming their callers) is left to the route.
+    anyone could make the gateway spool a body of any size to disk before being told 401. A user
+    sending ``max_uploads_in_progress_per_user`` uploads already is told 429 here too, before the
+    body is read. An app whose ``authorize`` dependency is replaced (tests naming their callers) is
+    left to the route.
     """
 
     def __init__(self, app: ASGIApp, *, routes: Iterable[tuple[str, str]]) -> None:
@@ -362,14 +370,29 @@ class AdmitUploadersFirst:
         replaced = authorize in getattr(scope.get("app"), "dependency_overrides", {})
         if scope["type"] == "http" and (scope["method"], scope["path"]) in self._routes and not replaced:
             try:
-                scope[ADMITTED_UPLOADER] = await admit(HTTPConnection(scope), "upload")
+                uploader = await admit(HTTPConnection(scope), "upload")
             except ApiError as refused:
-                response = problem(
-                    refused.status, refused.code, refused.detail, headers=refused.headers, **refused.extra
-                )
-                await response(scope, receive, send)
+                await _refusal(refused)(scope, receive, send)
                 return
+            scope[ADMITTED_UPLOADER] = uploader
+            access: Access = scope["app"].state.access
+            try:
+                with access.uploads_in_progress.hold(uploader.user_id):
+                    await self._app(scope, receive, send)
+            except SlotsTaken:
+                busy = ApiError(
+                    429,
+                    "too_many_uploads",
+                    f"you are sending {access.uploads_in_progress.limit} uploads already; wait for one to finish",
+                    headers={"Retry-After": str(UPLOAD_RETRY_AFTER_SECONDS), "Connection": "close"},
+                )
+                await _refusal(busy)(scope, receive, send)
+            return
         await self._app(scope, receive, send)
+
+
+def _refusal(refused: ApiError) -> ASGIApp:
+    return problem(refused.status, refused.code, refused.detail, headers=refused.headers, **refused.extra)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authorize)]

@@ -19,9 +19,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Query,
+    Request,
+    UploadFile,
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketException,
+)
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 from sqlalchemy import and_, delete, func, select
 from starlette.background import BackgroundTask
 
@@ -34,11 +45,13 @@ from chromaline.common.idempotency import json_part
 from chromaline.common.logging import get_logger
 from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
+from chromaline.common.visible_text import hides_characters
 from chromaline.gateway import jobs as job_service
 from chromaline.gateway import report_pdf
 from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.auth_proxy import add_auth_proxy
 from chromaline.gateway.charts import custom_chart_options
+from chromaline.gateway.concurrency import SlotsTaken, UserSlots
 from chromaline.gateway.filenames import content_disposition
 from chromaline.gateway.models import (
     DELETED,
@@ -50,6 +63,7 @@ from chromaline.gateway.models import (
     PendingUpload,
     SavedProfile,
 )
+from chromaline.gateway.organisation_limits import refuse_past_limit
 from chromaline.gateway.orphans import original_key
 from chromaline.gateway.retention import saved_profile_blobs
 from chromaline.gateway.settings import GatewaySettings
@@ -68,6 +82,12 @@ log = get_logger(__name__)
 
 CONSUMING_QUEUES = ("gateway", "detector", "corrector", "reporter", "reporter.requests")
 WS_POLL_SECONDS = 0.5
+MAX_PROFILES_PER_ORGANISATION = 500
+"""Saved profiles are listed whole, so an organisation keeps this many."""
+StagedFile = tuple[str, IO[bytes], str, int]
+"""An image of an upload ready to store: its name, its bytes, its content type and its size."""
+WS_TOO_MANY_CONNECTIONS = 4429
+ARCHIVE_RETRY_AFTER_SECONDS = 5
 
 
 STREAMED_UPLOAD_ROUTES = frozenset({("PUT", "/api/v1/uploads/stream")})
@@ -78,13 +98,23 @@ MAX_PAGE = 100_000
 CORNERS_MAX_CHARS = 512
 
 
+def visible_name(name: str) -> str:
+    """A profile's name, shown in lists and naming its downloads: no control or invisible characters."""
+    if hides_characters(name):
+        raise ValueError("a name may not hold control or invisible characters")
+    return name
+
+
+VisibleName = Annotated[str, Field(min_length=1, max_length=120), AfterValidator(visible_name)]
+
+
 class ProfileCreate(ClientModel):
     job_id: uuid.UUID
-    name: str = Field(min_length=1, max_length=120)
+    name: VisibleName
 
 
 class ProfileRename(ClientModel):
-    name: str = Field(min_length=1, max_length=120)
+    name: VisibleName
 
 
 class PresignRequest(ClientModel):
@@ -104,6 +134,8 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
     add_auth_proxy(router, auth_client)
+    progress_sockets = UserSlots(settings.max_progress_sockets_per_user)
+    archive_builds = UserSlots(settings.max_archive_builds_per_user)
 
     async def resolve_options(
         organisation_id: str,
@@ -204,16 +236,8 @@ def build_router(
         if idempotent is not None:
             await asyncio.to_thread(fold_files, idempotent, files)
             await replay_if_known(idempotent)
-        staged: list[tuple[str, IO[bytes], str, int]] = []
         with tempfile.TemporaryDirectory(prefix="chromaline-upload-") as scratch:
-            for upload_file in files:
-                staged.extend(stage_upload(upload_file, scratch))
-            if len(staged) > settings.max_files_per_batch:
-                raise ApiError(
-                    413,
-                    "too_many_files",
-                    f"{len(staged)} images, over the limit of {settings.max_files_per_batch}",
-                )
+            staged = await asyncio.to_thread(stage_batch, files, scratch)
             stored = []
             for filename, fileobj, content_type, size in staged:
                 key = original_key(filename)
@@ -249,8 +273,9 @@ def build_router(
                     log.warning("upload.original_not_discarded", bucket=blob.bucket, key=blob.key)
             raise
 
-    def stage_upload(upload_file: UploadFile, scratch: str) -> list[tuple[str, IO[bytes], str, int]]:
-        """Check one uploaded part; a ZIP expands into its images, each written to scratch space."""
+    def checked_part(upload_file: UploadFile) -> StagedFile | list[zipfile.ZipInfo]:
+        """Check one uploaded part: an image is checked whole, a ZIP's directory is checked and
+        its image members returned, to be expanded once the whole batch is known to fit."""
         name = safe_member_name(upload_file.filename or "upload")
         size = upload_file.size or 0
         if size > settings.max_upload_bytes:
@@ -265,16 +290,21 @@ def build_router(
         kind = sniff_content_type(fileobj.read(SNIFF_BYTES))
         fileobj.seek(0)
         if kind != "application/zip":
-            return [(name, fileobj, check_image(fileobj, name, settings.max_pixels), size)]
+            return (name, fileobj, check_image(fileobj, name, settings.max_pixels), size)
         limits = ZipLimits(
             max_entries=settings.max_zip_entries,
             max_uncompressed_bytes=settings.max_zip_uncompressed_bytes,
             max_ratio=settings.max_zip_ratio,
             max_entry_bytes=settings.max_upload_bytes,
         )
-        members = zip_image_members(fileobj, limits)
-        staged = []
-        with zipfile.ZipFile(fileobj) as bundle:
+        return zip_image_members(fileobj, limits)
+
+    def expanded_members(
+        archive: IO[bytes], members: list[zipfile.ZipInfo], scratch: str
+    ) -> list[StagedFile]:
+        """Write a checked ZIP's image members to scratch space, each checked as an image."""
+        staged: list[StagedFile] = []
+        with zipfile.ZipFile(archive) as bundle:
             for info in members:
                 member_name = safe_member_name(info.filename)
                 target: IO[bytes] = tempfile.NamedTemporaryFile(dir=scratch, delete=False)  # noqa: SIM115
@@ -289,6 +319,31 @@ def build_router(
                         info.file_size,
                     )
                 )
+        return staged
+
+    def stage_batch(files: list[UploadFile], scratch: str) -> list[StagedFile]:
+        """Every part checked, then the ZIPs among them expanded into scratch space (run in a worker
+        thread: expanding gigabytes must not stall the gateway's other requests). The batch's image
+        count and what its archives expand to, together, are read from the archives' directories
+        first, so a batch over either limit is refused before anything is expanded."""
+        parts = [(upload_file, checked_part(upload_file)) for upload_file in files]
+        archives = [members for _, members in parts if isinstance(members, list)]
+        images = sum(len(members) if isinstance(members, list) else 1 for _, members in parts)
+        if images > settings.max_files_per_batch:
+            raise ApiError(
+                413, "too_many_files", f"{images} images, over the limit of {settings.max_files_per_batch}"
+            )
+        expanded = sum(info.file_size for members in archives for info in members)
+        if expanded > settings.max_zip_uncompressed_bytes:
+            raise ApiError(
+                413, "archive_too_large", f"the batch's archives expand to {expanded} bytes, over the limit"
+            )
+        staged: list[StagedFile] = []
+        for upload_file, part in parts:
+            if isinstance(part, list):
+                staged.extend(expanded_members(upload_file.file, part, scratch))
+            else:
+                staged.append(part)
         return staged
 
     @router.put("/uploads/stream", status_code=202, summary="Stream one large image as the request body")
@@ -636,16 +691,27 @@ def build_router(
 
     @router.get("/batches/{batch_id}/archive", summary="A ZIP of a batch's corrected images and reports")
     async def batch_archive(batch_id: uuid.UUID, principal: CurrentPrincipal) -> FileResponse:
-        view = await load_batch(batch_id, principal.organisation_id)
+        try:
+            with archive_builds.hold(principal.user_id):
+                return await build_archive(batch_id, principal.organisation_id)
+        except SlotsTaken:
+            raise ApiError(
+                429,
+                "too_many_archives",
+                f"you are already downloading {archive_builds.limit} archives; wait for one to finish",
+                headers={"Retry-After": str(ARCHIVE_RETRY_AFTER_SECONDS)},
+                limit=archive_builds.limit,
+            ) from None
+
+    async def build_archive(batch_id: uuid.UUID, organisation_id: str) -> FileResponse:
+        view = await load_batch(batch_id, organisation_id)
         handle, path = tempfile.mkstemp(prefix="chromaline-batch-", suffix=".zip")
         os.close(handle)
         async with runtime.session() as session:
             rows = (
                 (
                     await session.execute(
-                        select(Job).where(
-                            Job.batch_id == batch_id, Job.organisation_id == principal.organisation_id
-                        )
+                        select(Job).where(Job.batch_id == batch_id, Job.organisation_id == organisation_id)
                     )
                 )
                 .scalars()
@@ -699,6 +765,13 @@ def build_router(
             refuse_expired(job)
             if "profile" not in job.results:
                 raise ApiError(409, "profile_not_ready", f"job {job.id} has no profile while {job.state}")
+            await refuse_past_limit(
+                session,
+                SavedProfile.organisation_id,
+                principal.organisation_id,
+                limit=MAX_PROFILES_PER_ORGANISATION,
+                things="profiles",
+            )
             profile = SavedProfile(
                 id=uuid.uuid4(),
                 organisation_id=job.organisation_id,
@@ -767,36 +840,59 @@ def build_router(
             return await stream_blob(BlobRef.model_validate(profile.cube), f"{profile.name}.cube")
         raise ApiError(404, "unknown_file", f"no file {name!r} for this profile")
 
-    async def follow(websocket: WebSocket, snapshot: Any, finished: Any) -> None:
-        """Push a view whenever it changes until it is finished (DB-polled, so any replica can serve it)."""
+    async def follow(websocket: WebSocket, user_id: str, snapshot: Any, finished: Any) -> None:
+        """Push a view whenever it changes until it is finished (DB-polled, so any replica can serve
+        it); a user holding ``max_progress_sockets_per_user`` sockets already is closed at once."""
         await websocket.accept()
+        try:
+            with progress_sockets.hold(user_id):
+                await push_changes(websocket, snapshot, finished)
+        except SlotsTaken:
+            await websocket.close(code=WS_TOO_MANY_CONNECTIONS, reason="too_many_connections")
+
+    async def push_changes(websocket: WebSocket, snapshot: Any, finished: Any) -> None:
+        """Send each new view; every ``progress_socket_recheck_seconds`` the caller's credential is
+        checked again, so a socket ends with its access token, its revoked key or its membership."""
+        client_gone = asyncio.ensure_future(until_closed_by_client(websocket))
+        loop = asyncio.get_running_loop()
+        checked_at = loop.time()
         last: Any = None
         try:
             while True:
+                if loop.time() - checked_at >= settings.progress_socket_recheck_seconds:
+                    await authorize(websocket)
+                    checked_at = loop.time()
                 view = await snapshot()
                 if view != last:
                     await websocket.send_json(view)
                     last = view
                 if finished(view):
                     break
-                await asyncio.sleep(WS_POLL_SECONDS)
+                await asyncio.wait([client_gone], timeout=WS_POLL_SECONDS)
+                if client_gone.done():
+                    return
             await websocket.close()
         except WebSocketDisconnect:
             return
         except ApiError as error:
             await websocket.close(code=4404, reason=error.code)
+        except WebSocketException as refused:
+            await websocket.close(code=refused.code, reason=refused.reason)
+        finally:
+            client_gone.cancel()
 
     @router.websocket("/jobs/{job_id}/events")
     async def job_events(websocket: WebSocket, job_id: uuid.UUID, principal: CurrentPrincipal) -> None:
         async def snapshot() -> dict[str, Any]:
             return job_view(await load_job(job_id, principal.organisation_id))
 
-        await follow(websocket, snapshot, job_settled)
+        await follow(websocket, principal.user_id, snapshot, job_settled)
 
     @router.websocket("/batches/{batch_id}/events")
     async def batch_events(websocket: WebSocket, batch_id: uuid.UUID, principal: CurrentPrincipal) -> None:
         await follow(
             websocket,
+            principal.user_id,
             lambda: load_batch(batch_id, principal.organisation_id),
             lambda view: view["done"] and not view["reports_pending"],
         )
@@ -874,6 +970,13 @@ def build_router(
         return {"replayed": letter_id, "queue": queue}
 
     return router
+
+
+async def until_closed_by_client(websocket: WebSocket) -> None:
+    """Return once the client has gone (what it sends is not read): a socket left behind stops
+    being polled at once rather than when its job ends."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        continue
 
 
 def visible_job(job: Job | None, job_id: uuid.UUID, organisation_id: str) -> Job:

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chromaline.common import idempotency
+from chromaline.common import idempotency, public_urls
 from chromaline.common.client_models import ClientModel
 from chromaline.common.db.locks import hold_transaction_lock
 from chromaline.common.idempotency import json_part
@@ -25,9 +25,13 @@ from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import notifications, webhooks
 from chromaline.gateway.access import CurrentPrincipal, Principal, authorize
 from chromaline.gateway.models import Notification, Webhook, WebhookDelivery
+from chromaline.gateway.organisation_limits import refuse_past_limit
 from chromaline.gateway.settings import GatewaySettings
 
 MAX_WEBHOOKS_PER_ORGANISATION = 20
+MAX_PENDING_PINGS = 10
+"""Pings of one webhook waiting to be delivered (each is retried for hours); one more answers 429."""
+PING_RETRY_AFTER_SECONDS = 60
 
 
 class PreferencesUpdate(ClientModel):
@@ -153,8 +157,8 @@ def build_notifications_router(runtime: ServiceRuntime, settings: GatewaySetting
         async with runtime.session() as session:
             await idempotency.replay_if_known(session, idempotent)
         try:
-            webhooks.check_url(body.url, allow_private=settings.webhook_allow_private_urls)
-        except webhooks.UnsafeUrlError as error:
+            public_urls.check_url(body.url, allow_private=settings.webhook_allow_private_urls)
+        except public_urls.UnsafeUrlError as error:
             raise ApiError(422, "webhook_url_refused", str(error)) from None
         webhook = Webhook(
             id=uuid.uuid4(),
@@ -166,17 +170,13 @@ def build_notifications_router(runtime: ServiceRuntime, settings: GatewaySetting
             created_at=datetime.now(UTC),
         )
         async with runtime.session() as session, session.begin():
-            # webhooks added at once are counted one after another
-            await hold_transaction_lock(session, f"chromaline.webhooks.{principal.organisation_id}")
-            count = (
-                await session.execute(
-                    select(func.count()).where(Webhook.organisation_id == principal.organisation_id)
-                )
-            ).scalar_one()
-            if count >= MAX_WEBHOOKS_PER_ORGANISATION:
-                raise ApiError(
-                    409, "too_many_webhooks", f"an organisation has at most {MAX_WEBHOOKS_PER_ORGANISATION}"
-                )
+            await refuse_past_limit(
+                session,
+                Webhook.organisation_id,
+                principal.organisation_id,
+                limit=MAX_WEBHOOKS_PER_ORGANISATION,
+                things="webhooks",
+            )
             session.add(webhook)
             secret = webhooks.webhook_secret(settings.signing_secret.get_secret_value(), webhook.secret_salt)
             view = {**webhooks.webhook_view(webhook), "secret": secret}
@@ -212,6 +212,21 @@ def build_notifications_router(runtime: ServiceRuntime, settings: GatewaySetting
         event_id = uuid.uuid4()
         async with runtime.session() as session, session.begin():
             webhook = await load_webhook(session, webhook_id, principal.organisation_id, kept=True)
+            await hold_transaction_lock(session, f"chromaline.webhook_pings.{webhook.id}")
+            pending = await session.scalar(
+                select(func.count()).where(
+                    WebhookDelivery.webhook_id == webhook.id,
+                    WebhookDelivery.event_type == webhooks.PING,
+                    WebhookDelivery.status == "pending",
+                )
+            )
+            if (pending or 0) >= MAX_PENDING_PINGS:
+                raise ApiError(
+                    429,
+                    "too_many_pings",
+                    f"{MAX_PENDING_PINGS} pings of this webhook are still being delivered; see its deliveries",
+                    headers={"Retry-After": str(PING_RETRY_AFTER_SECONDS)},
+                )
             payload = webhooks.event_payload(
                 webhooks.PING, event_id, principal.organisation_id, {"webhook_id": str(webhook.id)}
             )

@@ -1,5 +1,5 @@
-"""Token buckets limiting how fast each user or API key starts uploads, kept in the gateway's
-database so that every replica takes from the same bucket.
+"""Token buckets limiting how fast each user (with any token or API key) starts uploads, kept in
+the gateway's database so that every replica takes from the same bucket.
 
 One statement takes a token: an upsert that refills the bucket for the time elapsed since it was
 last touched, by the database's clock (``statement_timestamp()``, the same for every replica and

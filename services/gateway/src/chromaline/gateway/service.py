@@ -20,6 +20,7 @@ from chromaline.common.runtime import ServiceRuntime, ServiceSpec
 from chromaline.gateway.access import Access, AdmitUploadersFirst, Authenticator, authorize
 from chromaline.gateway.api import MULTIPART_UPLOAD_ROUTES, STREAMED_UPLOAD_ROUTES, build_router
 from chromaline.gateway.charts import build_charts_router
+from chromaline.gateway.concurrency import UserSlots
 from chromaline.gateway.handlers import (
     FOLLOWED_EVENTS,
     on_pipeline_event,
@@ -94,10 +95,11 @@ def build_app(
     app.state.access = Access(
         Authenticator(settings, client),
         upload_buckets(runtime),
+        UserSlots(settings.max_uploads_in_progress_per_user),
         settings.metrics_token.get_secret_value() if settings.metrics_token else None,
         metrics_without_token=settings.environment != "production",
     )
-    app.add_middleware(AdmitUploadersFirst, routes=MULTIPART_UPLOAD_ROUTES)
+    app.add_middleware(AdmitUploadersFirst, routes=MULTIPART_UPLOAD_ROUTES | STREAMED_UPLOAD_ROUTES)
     app.add_middleware(
         RequestGuard,
         max_body_bytes=settings.max_request_body_bytes,

@@ -45,8 +45,20 @@ class GatewaySettings(ServiceSettings):
     jwks_refetch_seconds: float = 5.0
     """A token signed by an unknown key fetches the keys again, at most this often."""
     upload_rate_per_minute: float = 120.0
-    """Uploads each user or API key may start per minute, sustained; ``upload_burst`` at once."""
+    """Uploads each user (with all their tokens and API keys) may start per minute, sustained;
+    ``upload_burst`` at once."""
     upload_burst: int = 30
+    max_progress_sockets_per_user: int = Field(default=20, ge=1)
+    """Progress WebSockets one user (with any of their tokens and keys) may hold open at once in
+    one replica; one more is closed with 4429 ``too_many_connections``."""
+    max_uploads_in_progress_per_user: int = Field(default=4, ge=1)
+    """Uploads (multipart or streamed) one user may be sending at once to one replica; one more
+    answers 429 ``too_many_uploads`` before its body is read."""
+    progress_socket_recheck_seconds: float = Field(default=30.0, gt=0)
+    """How often an open progress WebSocket checks its caller's credential again: it closes (1008)
+    once the access token has expired or the API key was revoked."""
+    max_archive_builds_per_user: int = Field(default=2, ge=1)
+    """Batch archives one user may have built at once in one replica; one more answers 429."""
     metrics_token: SecretStr | None = None
     """When set, ``/metrics`` answers only ``Authorization: Bearer <token>`` (Prometheus'
     ``authorization`` credentials); unset, anyone reaching the port may read it."""

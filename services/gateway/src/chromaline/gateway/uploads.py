@@ -170,6 +170,30 @@ def _is_not_a_photo(name: str) -> bool:
     return name.lower().endswith(SIDECAR_SUFFIXES)
 
 
+READABLE_COMPRESSION = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
+"""The compression methods zipfile reads: not AES (99) nor Deflate64 (9, as Windows writes large archives)."""
+ENCRYPTED_FLAG = 0x1
+
+
+def check_readable(info: zipfile.ZipInfo) -> None:
+    """Refuse a member that could only be read with a password or a method zipfile lacks (422)."""
+    if info.flag_bits & ENCRYPTED_FLAG:
+        raise ApiError(
+            422,
+            "encrypted_archive",
+            f"{info.filename}: the member is encrypted; zip the photos without a password",
+        )
+    if info.compress_type not in READABLE_COMPRESSION:
+        raise ApiError(
+            422,
+            "unsupported_compression",
+            f"{info.filename}: compression method {info.compress_type} cannot be read; "
+            "use stored, Deflate, BZIP2 or LZMA",
+        )
+
+
 def zip_image_members(archive: IO[bytes], limits: ZipLimits) -> list[zipfile.ZipInfo]:
     """The image members of a ZIP, after checking it against path traversal and zip bombs."""
     try:
@@ -184,6 +208,7 @@ def zip_image_members(archive: IO[bytes], limits: ZipLimits) -> list[zipfile.Zip
     total = 0
     for info in members:
         safe_member_name(info.filename)
+        check_readable(info)
         total += info.file_size
         ratio = info.file_size / max(info.compress_size, 1)
         if ratio > limits.max_ratio:

@@ -7,12 +7,9 @@ replicas never send the same attempt twice, and a replica that dies mid-call onl
 Each replica runs at most ``webhook_concurrency`` calls at once and one per webhook, each bounded
 by ``webhook_timeout_seconds``: a slow or dead endpoint holds one slot, never the others.
 
-SSRF: a webhook URL must be http(s) and, unless ``webhook_allow_private_urls`` is set, neither
-name a loopback, private, link-local or otherwise non-global address nor resolve to one at
-delivery time. The call then goes to the very address that was checked (the URL's name kept in
-the Host header and, over TLS, in the server name the certificate is checked against), so a DNS
-answer changed between the check and the call (rebinding) cannot point it inside. Egress rules
-remain the stronger fence.
+SSRF: a webhook URL is checked as :mod:`chromaline.common.public_urls` says (unless
+``webhook_allow_private_urls`` is set) when it is added and again before every call, and the call
+goes to the very address that was checked.
 """
 
 from __future__ import annotations
@@ -22,23 +19,21 @@ import contextlib
 import functools
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
-import socket
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common.logging import get_logger
+from chromaline.common.public_urls import UnsafeUrlError, checked_address, pinned_request
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway.models import Webhook, WebhookDelivery
 from chromaline.gateway.settings import GatewaySettings
@@ -50,11 +45,6 @@ EVENT_TYPES = ("job.finished", "job.failed", "job.report_ready", "job.report_fai
 PING = "ping"
 LEASE_MARGIN_SECONDS = 30.0
 ERROR_LIMIT = 500
-_NAMES_NEVER_PUBLIC = ("localhost", ".localhost", ".local", ".internal")
-
-
-class UnsafeUrlError(ValueError):
-    """A webhook URL the gateway refuses to call."""
 
 
 def webhook_secret(signing_secret: str, salt: str) -> str:
@@ -71,65 +61,14 @@ def new_salt() -> str:
     return secrets.token_hex(16)
 
 
-def check_url(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs that are not http(s) or, unless ``allow_private``, that name a non-public host."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeUrlError("the URL must be http:// or https:// with a host")
-    if parts.username or parts.password:
-        raise UnsafeUrlError("the URL must not carry credentials")
-    if allow_private:
-        return
-    host = parts.hostname.lower().rstrip(".")
-    if host == "localhost" or host.endswith(_NAMES_NEVER_PUBLIC):
-        raise UnsafeUrlError(f"{host} is not a public host")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if not address.is_global:
-        raise UnsafeUrlError(f"{host} is not a public address")
-
-
-async def checked_address(url: str, *, allow_private: bool) -> str | None:
-    """The public address a URL's host resolves to, to call it at (checked before every call);
-    None when private URLs are allowed (the call then resolves the name itself). Refuses a host
-    that resolves to any non-public address."""
-    check_url(url, allow_private=allow_private)
-    if allow_private:
-        return None
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        answers = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as error:
-        raise UnsafeUrlError(f"{host} does not resolve: {error}") from None
-    addresses = [str(sockaddr[0]).split("%")[0] for *_, sockaddr in answers]
-    for address in addresses:
-        if not ipaddress.ip_address(address).is_global:
-            raise UnsafeUrlError(f"{host} resolves to the non-public address {address}")
-    if not addresses:
-        raise UnsafeUrlError(f"{host} does not resolve")
-    return addresses[0]
-
-
 async def post_to_checked_address(
     client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], *, allow_private: bool
 ) -> httpx.Response:
-    """POST ``body`` to ``url`` at the address :func:`checked_address` approved: the URL names
-    that address, its host goes in the Host header and, over TLS, in the server name."""
+    """POST ``body`` to ``url`` at the address :func:`checked_address` approved (see
+    :func:`pinned_request`)."""
     address = await checked_address(url, allow_private=allow_private)
-    if address is None:
-        return await client.post(url, content=body, headers=headers)
-    target = httpx.URL(url)
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    return await client.post(
-        target.copy_with(host=address),
-        content=body,
-        headers={**headers, "Host": target.netloc.decode("ascii")},
-        extensions=extensions,
-    )
+    target, host_headers, extensions = pinned_request(url, address)
+    return await client.post(target, content=body, headers={**headers, **host_headers}, extensions=extensions)
 
 
 async def enqueue(
