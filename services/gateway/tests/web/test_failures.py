@@ -59,7 +59,9 @@ def test_files_that_are_not_photos_are_named(page: Page, tmp_path: Path, chart_p
     page.goto("/#/upload")
     page.set_input_files("#file-picker", [notes, chart_photo])
     expect(page.locator(".file-list .file-refused")).to_contain_text("notes.txt")
-    expect(page.locator(".file-list .file-refused")).to_contain_text("Only JPEG, PNG and TIFF photos")
+    expect(page.locator(".file-list .file-refused")).to_contain_text(
+        "Only JPEG, PNG, TIFF, WebP, HEIC, AVIF, DNG or camera RAW photos"
+    )
     expect(page.locator(".file-list .file-accepted")).to_have_count(1)
     expect(page.locator(".file-list .file-accepted img.thumb")).to_have_count(1)
 

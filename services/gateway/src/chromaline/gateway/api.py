@@ -54,9 +54,11 @@ from chromaline.gateway.orphans import original_key
 from chromaline.gateway.retention import saved_profile_blobs
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.uploads import (
+    ACCEPTED,
     SNIFF_BYTES,
     ZipLimits,
     check_image,
+    named_after_archive,
     read_member_bounded,
     safe_member_name,
     sniff_content_type,
@@ -266,6 +268,13 @@ def build_router(
         fileobj.seek(0)
         if kind != "application/zip":
             return [(name, fileobj, check_image(fileobj, name, settings.max_pixels), size)]
+        try:
+            return stage_archive(fileobj, scratch)
+        except ApiError as refused:
+            raise named_after_archive(refused, name) from None
+
+    def stage_archive(fileobj: IO[bytes], scratch: str) -> list[tuple[str, IO[bytes], str, int]]:
+        """The images of an uploaded ZIP, each checked and written to scratch space."""
         limits = ZipLimits(
             max_entries=settings.max_zip_entries,
             max_uncompressed_bytes=settings.max_zip_uncompressed_bytes,
@@ -333,7 +342,7 @@ def build_router(
                 break
         content_type = sniff_content_type(head[:SNIFF_BYTES])
         if content_type is None or content_type == "application/zip":
-            raise ApiError(415, "unsupported_media_type", f"{name}: not a JPEG, PNG or TIFF image")
+            raise ApiError(415, "unsupported_media_type", f"{name}: not {ACCEPTED}")
 
         idempotent = idempotency.from_request(request, principal.organisation_id, name, json_part(options))
 
@@ -516,7 +525,7 @@ def build_router(
         if batch_id:
             query = query.where(Job.batch_id == batch_id)
         if q:
-            query = query.where(Job.filename.ilike(f"%{q.replace('%', '').replace('_', '')}%"))
+            query = query.where(Job.filename.icontains(q, autoescape=True))
         async with runtime.session() as session:
             total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
             rows = (

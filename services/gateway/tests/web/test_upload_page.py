@@ -1,0 +1,68 @@
+"""The upload page with the files people really have: camera formats, ZIPs with nothing to
+correct beside their photos, names in any script."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from .conftest import Account, wait_for_job
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name, data in members.items():
+            bundle.writestr(name, data)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_the_upload_page_names_every_format_the_server_reads(page: Page, tmp_path: Path) -> None:
+    page.goto("/#/upload")
+    formats = "JPEG, PNG, TIFF, WebP, HEIC, AVIF, DNG or camera RAW"
+    expect(page.locator("#drop-zone")).to_contain_text(f"{formats} photos, or ZIP archives of them")
+    notes = tmp_path / "notes.docx"
+    notes.write_text("not a photo")
+    page.set_input_files("#file-picker", notes)
+    expect(page.locator(".file-refused[data-refused='notes.docx']")).to_contain_text(f"Only {formats} photos")
+
+
+@pytest.mark.parametrize(
+    ("members", "reason"),
+    [
+        ({}, "This ZIP has no photos in it."),
+        ({"shoot/lighting-notes.txt": b"daylight, 5600 K"}, "This ZIP has no photos in it."),
+        ({"shoot/a.jpg": b"text named like a photo"}, "This file is not a photo Chromaline can read."),
+    ],
+)
+def test_a_refused_zip_is_set_aside_and_the_photos_beside_it_are_sent(
+    page: Page, tmp_path: Path, chart_photo: Path, members: dict[str, bytes], reason: str
+) -> None:
+    archive = _zip(tmp_path / "session.zip", members)
+    page.goto("/#/upload")
+    page.set_input_files("#file-picker", [archive, chart_photo])
+    page.get_by_role("button", name="Upload and correct").click()
+    expect(page.locator(".file-refused[data-refused='session.zip']")).to_contain_text(reason)
+    expect(page.locator(".file-list .file-accepted")).to_have_count(0)
+    page.locator("#follow-upload").click()
+    page.wait_for_url(re.compile(r"#/jobs/"))
+    expect(page.get_by_role("heading", name="studio-shot.jpg")).to_be_visible()
+
+
+def test_a_download_keeps_a_name_in_any_script(page: Page, account: Account, chart_photo: Path) -> None:
+    with account.client() as client:
+        batch = client.post(
+            "/api/v1/jobs", files={"files": ("写真 Ørsted café.jpg", chart_photo.read_bytes(), "image/jpeg")}
+        )
+        job: dict[str, Any] = wait_for_job(client, batch.raise_for_status().json()["jobs"][0]["id"])
+    page.goto(f"/#/jobs/{job['id']}")
+    with page.expect_download() as downloaded:
+        page.get_by_role("button", name="Corrected image").click()
+    assert downloaded.value.suggested_filename == "写真 Ørsted café.corrected.jpg"
