@@ -32,7 +32,8 @@ function thumbnailCell(job, urls) {
 }
 
 function profileCell(job, profiles) {
-  if (!job.profile_source_job_id) return h("span", { class: "muted" }, "Own chart");
+  // A job that measured no chart (it failed, or has not got that far) corrected with nothing yet.
+  if (!job.profile_source_job_id) return job.chart_type ? h("span", { class: "muted" }, "Own chart") : "—";
   const profile = profiles.find((candidate) => candidate.source_job_id === job.profile_source_job_id);
   return profile ? h("a", { href: href("/profiles") }, profile.name) : "A deleted profile";
 }
@@ -101,7 +102,14 @@ export async function render(context) {
     h("h1", {}, "History"),
     form,
     h("p", { class: "muted", id: "history-count", "aria-live": "polite" }, `${result.total} job${result.total === 1 ? "" : "s"}${filtered ? " match" : ""}`),
-    result.items.length
+    page > pages && result.total
+      ? h(
+          "p",
+          { class: "empty" },
+          `There is no page ${page}: the history has ${pages} page${pages === 1 ? "" : "s"}${filtered ? " of matches" : ""}. `,
+          pageLink(pages, `Go to the last page (${pages})`),
+        )
+      : result.items.length
       ? h(
           "div",
           { class: "table-scroll card-table", tabindex: "0", role: "region", "aria-label": "Jobs" },
@@ -113,7 +121,7 @@ export async function render(context) {
           ),
         )
       : h("p", { class: "empty" }, filtered ? "Nothing matches. Try another search or fewer filters." : "No jobs yet. ", filtered ? null : h("a", { href: href("/upload") }, "Upload a photo")),
-    pages > 1
+    pages > 1 && page <= pages
       ? h(
           "nav",
           { class: "pagination", "aria-label": "Pages" },
