@@ -15,6 +15,14 @@ const ROLES = [
   ["member", "Member"],
   ["viewer", "Viewer"],
 ];
+/** A role as people read it in a sentence: "is now an operator". */
+const ROLE_IN_A_SENTENCE = { admin: "an administrator", operator: "an operator", member: "a member", viewer: "a viewer" };
+
+/** "Administrator", never `admin`; a role this page does not know is shown as the server names it. */
+function roleName(role) {
+  return (ROLES.find(([value]) => value === role) || [role, role])[1];
+}
+
 const SCOPES = [
   ["read", "Read jobs and results"],
   ["upload", "Upload photos"],
@@ -38,11 +46,11 @@ function account(context) {
     h("dl", { class: "stats" },
       h("div", { class: "stat" }, h("dt", {}, "Name"), h("dd", {}, user.display_name || "—")),
       h("div", { class: "stat" }, h("dt", {}, "Email"), h("dd", { id: "account-email" }, user.email)),
-      h("div", { class: "stat" }, h("dt", {}, "Role"), h("dd", {}, currentMembership()?.role || "—")),
+      h("div", { class: "stat" }, h("dt", {}, "Role"), h("dd", {}, currentMembership() ? roleName(currentMembership().role) : "—")),
     ),
   ];
   if (memberships.length > 1) {
-    const chooser = select("organisation", memberships.map((m) => [m.organisation_id, `${m.organisation_name} (${m.role})`]), who.organisation);
+    const chooser = select("organisation", memberships.map((m) => [m.organisation_id, `${m.organisation_name} (${roleName(m.role)})`]), who.organisation);
     chooser.addEventListener("change", async () => {
       setOrganisation(chooser.value);
       await context.refreshIdentity();
@@ -91,16 +99,19 @@ async function members() {
     const email = member.email || member.user?.email || "";
     const name = member.display_name || member.user?.display_name || "";
     const self = userId === who.me.user.id;
-    let roleCell = member.role;
+    let roleCell = roleName(member.role);
     if (isAdmin && !self) {
       const chooser = select("role", ROLES, member.role);
       chooser.setAttribute("aria-label", `Role of ${email}`);
+      let saved = member.role;
       chooser.addEventListener("change", async () => {
         clear(status);
         try {
           await call(`auth/organisations/${org}/members/${userId}`, { method: "PATCH", json: { role: chooser.value } });
-          status.append(notice("success", `${email} is now ${chooser.value}.`));
+          saved = chooser.value;
+          status.append(notice("success", `${email} is now ${ROLE_IN_A_SENTENCE[saved] || saved}.`));
         } catch (error) {
+          chooser.value = saved;
           status.append(notice("error", describe(error)));
         }
       });
