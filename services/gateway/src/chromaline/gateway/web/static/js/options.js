@@ -190,6 +190,7 @@ export const PROBLEM_MESSAGES = {
   job_not_found: "This job does not exist, or it belongs to another organisation. Check the link, or find it in the history.",
   batch_not_found: "This upload does not exist, or it belongs to another organisation. Check the link, or find its photos in the history.",
   unknown_file: "This file is not available for this job.",
+  weak_password: "This password is too short. Choose a longer one: a passphrase of a few words is easiest to remember.",
   invalid_credentials: "That did not match. Check what you typed and try again.",
   email_taken: "An account with this e-mail address already exists. Sign in, or reset its password.",
   invalid_reset_token: "This reset link has expired or was already used. Ask for a new link.",

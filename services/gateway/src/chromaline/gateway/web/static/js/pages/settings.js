@@ -5,7 +5,7 @@
 import { ApiProblem, call } from "../api.js";
 import { href } from "../router.js";
 import { cardTable, clear, field, formatDate, h, notice, select } from "../dom.js";
-import { asSentence, describe, handleSubmit } from "../forms.js";
+import { PASSWORD_MIN_LENGTH, asSentence, describe, handleSubmit } from "../forms.js";
 import { GUIDELINES } from "../options.js";
 import { currentMembership, setOrganisation, who } from "../session.js";
 
@@ -69,7 +69,11 @@ function password() {
     "form",
     { class: "narrow" },
     field("Current password", h("input", { type: "password", name: "current_password", required: true, autocomplete: "current-password" })),
-    field("New password", h("input", { type: "password", name: "new_password", required: true, minlength: 8, autocomplete: "new-password" })),
+    field(
+      "New password",
+      h("input", { type: "password", name: "new_password", required: true, minlength: PASSWORD_MIN_LENGTH, autocomplete: "new-password" }),
+      `At least ${PASSWORD_MIN_LENGTH} characters.`,
+    ),
     status,
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Change password")),
   );
