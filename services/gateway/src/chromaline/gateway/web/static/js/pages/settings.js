@@ -300,13 +300,22 @@ async function apiKeys() {
   } catch (error) {
     return section("api-keys", "API keys", notice("error", describe(error)));
   }
+  // A key acts with its user's role, narrowed by its scopes: a viewer's key reads, whatever it is allowed.
+  const readsOnly = currentMembership()?.role === "viewer";
   const scopes = h(
     "fieldset",
     { class: "checks" },
     h("legend", {}, "Allowed to"),
-    SCOPES.map(([value, label]) =>
-      h("label", { class: "check" }, h("input", { type: "checkbox", name: "scopes", value, checked: value !== "admin" }), ` ${label}`),
-    ),
+    SCOPES.map(([value, label]) => {
+      const beyondRole = readsOnly && value !== "read";
+      return h(
+        "label",
+        { class: "check" },
+        h("input", { type: "checkbox", name: "scopes", value, checked: value !== "admin" && !beyondRole, disabled: beyondRole }),
+        ` ${label}`,
+      );
+    }),
+    readsOnly ? h("p", { class: "hint" }, "You are a viewer in this organisation, so a key of yours can only read.") : null,
   );
   const form = h(
     "form",
