@@ -331,8 +331,14 @@ function profileForm(job) {
     name,
     h("button", { type: "submit" }, "Save as profile"),
   );
+  /** The profile saved from this page: a second click on "Save" names it instead of saving it again. */
+  let saved = null;
   handleSubmit(form, status, async (values) => {
+    if (saved && saved.name === values.name) {
+      return notice("info", `Already saved as “${saved.name}”. Change the name to save another profile. `, h("a", { href: href("/profiles") }, "Manage profiles"));
+    }
     const profile = await call("profiles", { method: "POST", json: { job_id: job.id, name: values.name } });
+    saved = profile;
     return notice(
       "success",
       `Saved “${profile.name}”. `,
