@@ -35,9 +35,12 @@ export function render(context) {
   const list = h("ul", { class: "job-list", id: "batch-jobs" });
   const actions = h("div", { class: "actions" });
   const errors = h("div", {});
+  /** Why progress could not be fetched just now; cleared by the next view that arrives. */
+  const connection = h("div", {});
   const announced = new Map();
 
   function draw(view) {
+    clear(connection);
     overall.value = view.progress;
     const failed = view.states.failed || 0;
     const deleted = view.states.deleted || 0;
@@ -82,12 +85,12 @@ export function render(context) {
 
   context.onLeave(
     follow(`batches/${id}`, draw, (view) => view.done, (error) => {
-      clear(errors).append(notice("error", describe(error)));
+      clear(connection).append(notice("error", describe(error)));
     }),
   );
 
   return [
     h("h1", {}, "Progress"),
-    h("section", { class: "card", "aria-label": "Batch progress" }, summary, overall, list, actions, errors),
+    h("section", { class: "card", "aria-label": "Batch progress" }, summary, overall, list, actions, errors, connection),
   ];
 }
