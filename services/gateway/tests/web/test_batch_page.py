@@ -1,11 +1,15 @@
-"""The batch page on an unsteady line: the progress socket lost, the server briefly away."""
+"""The batch page: on an unsteady line (the progress socket lost, the server briefly away), and
+with a photo whose chart was not found."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page, Route, expect
+
+from .conftest import Account, wait_for_job
 
 
 def test_a_lost_connection_is_no_longer_reported_once_progress_arrives(
@@ -33,3 +37,27 @@ def test_a_lost_connection_is_no_longer_reported_once_progress_arrives(
     expect(errors).to_contain_text("The database is briefly away")
     expect(page.locator("#batch-summary")).to_contain_text("All 1 finished")
     expect(errors).to_have_count(0)
+
+
+def test_a_photo_whose_chart_was_not_found_is_offered_to_put_right(
+    page: Page, account: Account, blank_photo: Path, chart_photo: Path
+) -> None:
+    with account.client() as client:
+        batch = (
+            client.post(
+                "/api/v1/jobs",
+                files=[
+                    ("files", ("wall-without-chart.jpg", blank_photo.read_bytes(), "image/jpeg")),
+                    ("files", ("studio.jpg", chart_photo.read_bytes(), "image/jpeg")),
+                ],
+            )
+            .raise_for_status()
+            .json()
+        )
+        for job in batch["jobs"]:
+            wait_for_job(client, job["id"])
+    page.goto(f"/#/batches/{batch['id']}")
+    expect(page.locator("#batch-summary")).to_contain_text("All 2 finished")
+    expect(page.locator(".corners-link")).to_have_count(1)
+    page.get_by_role("link", name="Show where the chart is: wall-without-chart.jpg").click()
+    expect(page.get_by_role("heading", name="Show where the chart is")).to_be_visible()
