@@ -1,6 +1,6 @@
-"""What a person sends by mistake: a ZIP with no photos in it, an empty ZIP, a camera's file
-names in the history search. Each refusal names the file it refuses, so a client can set that
-file aside and send the rest."""
+"""What a person sends by mistake, and what they look for afterwards: a ZIP with no photos in it,
+an empty ZIP (each refusal names the file it refuses, so a client can set that file aside and
+send the rest); a camera's file names and a Metamorfoze level in the history."""
 
 from __future__ import annotations
 
@@ -71,3 +71,27 @@ def test_the_history_search_finds_camera_file_names_as_typed(world: World, query
     found = {item["filename"] for item in answer.raise_for_status().json()["items"]}
     expected = {name for name in names if f"{batch}-{query}".lower() in name.lower()}
     assert found == expected
+
+
+@pytest.mark.parametrize("level", ["Full", "Light", "below Light"])
+def test_the_history_finds_jobs_by_their_metamorfoze_level(world: World, level: str) -> None:
+    ratings = [
+        "Metamorfoze 2.0 Full",
+        "Metamorfoze 2.0 Light",
+        "Metamorfoze 2.0 below Light",
+        "FADGI 2016 4-star",
+    ]
+    batch = uuid.uuid4().hex[:6]
+    for rating in ratings:
+        job_id = world.new_job()
+        world.sql(
+            "UPDATE gateway.jobs SET filename = :name, rating = :rating WHERE id = CAST(:id AS uuid)",
+            name=f"{batch}-{rating}.jpg",
+            rating=rating,
+            id=job_id,
+        )
+    member = world.callers["member"]
+    with world.client() as client:
+        answer = client.get("/api/v1/jobs", params={"q": batch, "level": level}, headers=member.headers)
+    found = [item["filename"] for item in answer.raise_for_status().json()["items"]]
+    assert found == [f"{batch}-Metamorfoze 2.0 {level}.jpg"]

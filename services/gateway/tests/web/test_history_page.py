@@ -102,3 +102,27 @@ def test_a_failed_job_names_no_chart_it_did_not_measure(
     page.goto("/#/history?q=empty-wall&state=failed")
     row = page.locator(f"#history-table tr[data-job-id='{job['id']}']")
     expect(row.locator("td[data-label='Profile']")).to_have_text("—")
+
+
+def test_history_filters_by_a_metamorfoze_level(page: Page, account: Account, chart_photo: Path) -> None:
+    """An organisation rating against Metamorfoze 2.0 finds its jobs by level (the filter offered
+    FADGI stars only, which no Metamorfoze rating has)."""
+    with account.client() as client:
+        batch = client.post(
+            "/api/v1/jobs",
+            files={"files": ("metamorfoze-filter.jpg", chart_photo.read_bytes(), "image/jpeg")},
+            data={"guideline": "metamorfoze2"},
+        )
+        job = wait_for_job(client, batch.raise_for_status().json()["jobs"][0]["id"])
+    level = job["rating"].removeprefix("Metamorfoze 2.0 ")
+    row = f"#history-table tr[data-job-id='{job['id']}']"
+    page.goto("/#/history?q=metamorfoze-filter")
+    page.get_by_text("Filter by state, rating or date").click()
+    page.get_by_label("Rating").select_option(label=f"Metamorfoze {level}")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url(re.compile(r"level="))
+    expect(page.locator(row)).to_have_count(1)
+    expect(page.get_by_label("Rating")).to_have_value(level)
+    other = next(choice for choice in ("Full", "Light", "below Light") if choice != level)
+    page.goto(f"/#/history?q=metamorfoze-filter&level={other.replace(' ', '+')}")
+    expect(page.locator("#history-count")).to_have_text("0 jobs match")

@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta
-from typing import IO, Annotated, Any
+from typing import IO, Annotated, Any, Literal
 
 import httpx
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
@@ -510,6 +510,10 @@ def build_router(
         stars: Annotated[
             int | None, Query(ge=0, le=4, description="Rated this many stars (0: below 1-star)")
         ] = None,
+        level: Annotated[
+            Literal["Full", "Light", "below Light"] | None,
+            Query(description="Rated at this Metamorfoze level"),
+        ] = None,
         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
@@ -520,6 +524,10 @@ def build_router(
             query = query.where(Job.created_at < datetime.combine(until + timedelta(days=1), time.min, UTC))
         if stars is not None:
             query = query.where(Job.rating.like(f"% {stars}-star" if stars else "% below 1-star"))
+        if level:
+            query = query.where(Job.rating.like(f"Metamorfoze % {level}"))
+            if level == "Light":  # "… below Light" ends in "Light" too
+                query = query.where(Job.rating.not_like("% below Light"))
         if state:
             query = query.where(Job.state == state)
         if batch_id:

@@ -6,8 +6,15 @@ import { RATING_LEVELS, STATES, ratingOf, stateLabel } from "../options.js";
 import { href, navigate } from "../router.js";
 
 const PAGE_SIZE = 20;
-const FILTERS = ["q", "state", "since", "until", "stars"];
-const STAR_CHOICES = [["", "Any rating"], ...RATING_LEVELS.map(({ stars }) => [String(stars), stars ? `${stars}-star` : "Below 1-star"])];
+const FILTERS = ["q", "state", "since", "until", "stars", "level"];
+/** The levels of both guidelines an organisation may rate against: a FADGI star count goes to the
+ * API as `stars`, a Metamorfoze level as `level`. */
+const METAMORFOZE_CHOICES = ["Full", "Light", "below Light"];
+const RATING_CHOICES = [
+  ["", "Any rating"],
+  ...RATING_LEVELS.map(({ stars }) => [String(stars), `FADGI ${stars ? `${stars}-star` : "below 1-star"}`]),
+  ...METAMORFOZE_CHOICES.map((level) => [level, `Metamorfoze ${level}`]),
+];
 
 function ratingCell(job) {
   const rating = ratingOf(job.rating);
@@ -64,7 +71,7 @@ export async function render(context) {
         "div",
         { class: "filters" },
         field("State", select("state", STATES, state)),
-        field("Rating", select("stars", STAR_CHOICES, chosen.stars)),
+        field("Rating", select("rating", RATING_CHOICES, chosen.stars || chosen.level)),
         field("From", h("input", { type: "date", name: "since", value: chosen.since })),
         field("To", h("input", { type: "date", name: "until", value: chosen.until })),
       ),
@@ -74,6 +81,7 @@ export async function render(context) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const values = Object.fromEntries(new FormData(form).entries());
+    values[METAMORFOZE_CHOICES.includes(values.rating) ? "level" : "stars"] = values.rating;
     navigate("/history", Object.fromEntries(FILTERS.filter((name) => values[name]).map((name) => [name, values[name]])));
   });
 
