@@ -88,7 +88,7 @@ export function render(context) {
           ),
         );
       }
-      actions.append(h("a", { class: "button", href: href("/upload") }, "Upload more"));
+      if (currentMembership()?.role !== "viewer") actions.append(h("a", { class: "button", href: href("/upload") }, "Upload more"));
     }
   }
 
