@@ -95,3 +95,13 @@ def test_the_history_finds_jobs_by_their_metamorfoze_level(world: World, level: 
         answer = client.get("/api/v1/jobs", params={"q": batch, "level": level}, headers=member.headers)
     found = [item["filename"] for item in answer.raise_for_status().json()["items"]]
     assert found == [f"{batch}-Metamorfoze 2.0 {level}.jpg"]
+
+
+def test_a_name_too_long_is_refused_naming_the_file_so_the_others_can_be_sent(world: World) -> None:
+    long_name = "東京国立博物館所蔵品撮影記録" * 8 + ".jpg"
+    member = world.callers["member"]
+    files = [("files", (long_name, png(), "image/png")), ("files", ("studio.png", png(), "image/png"))]
+    with world.client() as client:
+        refused = client.post("/api/v1/jobs", files=files, headers=member.headers)
+    body = refused.json()
+    assert (refused.status_code, body["code"], body["filename"]) == (422, "filename_too_long", long_name)

@@ -66,3 +66,24 @@ def test_a_download_keeps_a_name_in_any_script(page: Page, account: Account, cha
     with page.expect_download() as downloaded:
         page.get_by_role("button", name="Corrected image").click()
     assert downloaded.value.suggested_filename == "写真 Ørsted café.corrected.jpg"
+
+
+def test_a_name_longer_than_the_server_takes_is_set_aside_and_the_rest_sent(
+    page: Page, chart_photo: Path
+) -> None:
+    long_name = "東京国立博物館所蔵品撮影記録" * 8 + ".jpg"
+    photo = chart_photo.read_bytes()
+    page.goto("/#/upload")
+    page.set_input_files(
+        "#file-picker",
+        [
+            {"name": long_name, "mimeType": "image/jpeg", "buffer": photo},
+            {"name": "studio-shot.jpg", "mimeType": "image/jpeg", "buffer": photo},
+        ],
+    )
+    page.get_by_role("button", name="Upload and correct").click()
+    refused = page.locator(f".file-refused[data-refused='{long_name}']")
+    expect(refused).to_contain_text("This file's name is longer than the server accepts.")
+    page.locator("#follow-upload").click()
+    page.wait_for_url(re.compile(r"#/jobs/"))
+    expect(page.get_by_role("heading", name="studio-shot.jpg")).to_be_visible()

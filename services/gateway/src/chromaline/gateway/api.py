@@ -253,7 +253,12 @@ def build_router(
 
     def stage_upload(upload_file: UploadFile, scratch: str) -> list[tuple[str, IO[bytes], str, int]]:
         """Check one uploaded part; a ZIP expands into its images, each written to scratch space."""
-        name = safe_member_name(upload_file.filename or "upload")
+        sent_as = upload_file.filename or "upload"
+        try:
+            name = safe_member_name(sent_as)
+        except ApiError as refused:
+            refused.extra.setdefault("filename", sent_as)  # which part, so a client can send the rest
+            raise
         size = upload_file.size or 0
         if size > settings.max_upload_bytes:
             raise ApiError(

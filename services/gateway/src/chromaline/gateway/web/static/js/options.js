@@ -163,6 +163,8 @@ export function deltaEMeaning(value) {
 /** Problem codes from the API in words, each with what to do next; `detail` adds the specifics. */
 export const PROBLEM_MESSAGES = {
   unsupported_media_type: `This file is not a photo Chromaline can read. Choose a ${PHOTO_FORMATS} photo, or a ZIP of them.`,
+  filename_too_long: "This file's name is longer than the server accepts. Give the file a shorter name and add it again.",
+  invalid_filename: "This file's name cannot be used. Rename the file and add it again.",
   file_too_large: "This file is larger than the server accepts. Export a smaller JPEG and upload that.",
   archive_too_large: "This ZIP is larger than the server accepts. Split it into smaller archives.",
   too_many_pixels: "This photo has more pixels than the server accepts. Resize it and try again.",
