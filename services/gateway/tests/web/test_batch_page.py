@@ -4,6 +4,7 @@ with a photo whose chart was not found."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,13 @@ def test_a_lost_connection_is_no_longer_reported_once_progress_arrives(
 
 
 def test_a_photo_whose_chart_was_not_found_is_offered_to_put_right(
-    page: Page, account: Account, blank_photo: Path, chart_photo: Path
+    browse: Callable[[Account | None], Page],
+    new_account: Callable[[str], Account],
+    blank_photo: Path,
+    chart_photo: Path,
 ) -> None:
+    account = new_account("bruno")
+    page = browse(account)
     with account.client() as client:
         batch = (
             client.post(

@@ -239,11 +239,13 @@ def test_the_pipeline_s_words_are_shown_as_a_sentence(page: Page, account: Any, 
 
 
 def test_corners_sent_early_or_twice_are_answered_and_make_one_job(
-    page: Page, account: Any, blank_photo: Path
+    browse: Callable[[Any], Page], new_account: Callable[[str], Any], blank_photo: Path
 ) -> None:
     """Sending the corners uploads the original again, which takes a while on a slow line: the
     form says so and waits, so an impatient second click makes no second job; sent with fewer than
     four corners it says how many are marked (the browser's own check pointed at folded fields)."""
+    account = new_account("corin")
+    page = browse(account)
     job = _failed_blank_job(account, blank_photo)
     uploads: list[str] = []
 

@@ -4,6 +4,7 @@ past the last."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from playwright.sync_api import Page, ViewportSize, expect
 from .conftest import Account, wait_for_job
 
 PHONE = ViewportSize(width=390, height=844)
+Browse = Callable[[Account | None], Page]
 
 
 def _stars(job: dict[str, Any]) -> int:
@@ -91,8 +93,10 @@ def test_a_page_past_the_last_says_so_and_leads_to_the_last(page: Page, finished
 
 
 def test_a_failed_job_names_no_chart_it_did_not_measure(
-    page: Page, account: Account, blank_photo: Path
+    browse: Browse, new_account: Callable[[str], Account], blank_photo: Path
 ) -> None:
+    account = new_account("fiona")
+    page = browse(account)
     with account.client() as client:
         batch = client.post(
             "/api/v1/jobs", files={"files": ("empty-wall.jpg", blank_photo.read_bytes(), "image/jpeg")}
@@ -104,9 +108,13 @@ def test_a_failed_job_names_no_chart_it_did_not_measure(
     expect(row.locator("td[data-label='Profile']")).to_have_text("—")
 
 
-def test_history_filters_by_a_metamorfoze_level(page: Page, account: Account, chart_photo: Path) -> None:
+def test_history_filters_by_a_metamorfoze_level(
+    browse: Browse, new_account: Callable[[str], Account], chart_photo: Path
+) -> None:
     """An organisation rating against Metamorfoze 2.0 finds its jobs by level (the filter offered
     FADGI stars only, which no Metamorfoze rating has)."""
+    account = new_account("maud")
+    page = browse(account)
     with account.client() as client:
         batch = client.post(
             "/api/v1/jobs",

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import Account, wait_for_job
+from .conftest import Account, register, wait_for_job
+
+
+@pytest.fixture(scope="module")
+def account(base_url: str) -> Account:
+    """An organisation of this module's own: its uploads stay out of the shared history."""
+    return register(base_url, "ulla") or Account(base_url)
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:

@@ -39,7 +39,7 @@ function thumbnailCell(job, urls) {
 }
 
 function profileCell(job, profiles) {
-  // A job that measured no chart (it failed, or has not got that far) corrected with nothing yet.
+  // A job that measured no chart (it failed, or has not got that far) names none.
   if (!job.profile_source_job_id) return job.chart_type ? h("span", { class: "muted" }, "Own chart") : "—";
   const profile = profiles.find((candidate) => candidate.source_job_id === job.profile_source_job_id);
   return profile ? h("a", { href: href("/profiles") }, profile.name) : "A deleted profile";
