@@ -1,5 +1,5 @@
 """The upload page with the files people really have: camera formats, ZIPs with nothing to
-correct beside their photos, names in any script."""
+correct beside their photos, names in any script, TIFF originals."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from .conftest import Account, register, wait_for_job
@@ -93,3 +94,25 @@ def test_a_name_longer_than_the_server_takes_is_set_aside_and_the_rest_sent(
     page.locator("#follow-upload").click()
     page.wait_for_url(re.compile(r"#/jobs/"))
     expect(page.get_by_role("heading", name="studio-shot.jpg")).to_be_visible()
+
+
+def test_a_tiff_original_shows_its_corrected_jpeg_with_the_chart_outlined(
+    page: Page, account: Account, chart_photo: Path, tmp_path: Path
+) -> None:
+    """A museum's originals are TIFFs, which browsers do not show; the corrected JPEG they are
+    sent back is shown (the page showed no picture at all)."""
+    tiff = tmp_path / "object-0042.tif"
+    Image.open(chart_photo).save(tiff)
+    with account.client() as client:
+        batch = client.post("/api/v1/jobs", files={"files": (tiff.name, tiff.read_bytes(), "image/tiff")})
+        job = wait_for_job(client, batch.raise_for_status().json()["jobs"][0]["id"])
+    assert job["state"] == "done", job
+    page.goto(f"/#/jobs/{job['id']}")
+    corrected = page.get_by_role("img", name="Corrected photo")
+    expect(corrected).to_be_visible()
+    page.wait_for_function(
+        "image => image.complete && image.naturalWidth > 0", arg=corrected.element_handle()
+    )
+    expect(page.locator(".chart-overlay .chart-outline")).to_have_count(1)
+    expect(page.locator("#compare-slider")).to_have_count(0)
+    expect(page.locator(".comparison figcaption")).to_contain_text("The original (TIF) is not shown here")
