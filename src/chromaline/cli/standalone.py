@@ -74,6 +74,19 @@ class Standalone:
         if database_url.startswith(EMBEDDED_SCHEME):
             await asyncio.to_thread(stop_embedded_postgres, data_dir_from_url(database_url))
 
+    def send_links_to(self, host: str, port: int) -> None:
+        """Have the links people are sent (a password reset) lead to this server at ``host:port``,
+        unless the public address is configured (``CHROMALINE_PUBLIC_BASE_URL``): the default
+        names port 8080, wherever the server listens."""
+        runtime = self.runtimes["auth"]
+        settings = runtime.settings
+        assert isinstance(settings, AuthSettings)
+        if settings.public_base_url != AuthSettings.model_fields["public_base_url"].default:
+            return
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        address = f"[{shown}]" if ":" in shown else shown
+        runtime.settings = settings.model_copy(update={"public_base_url": f"http://{address}:{port}"})
+
     def auth_app(self) -> FastAPI:
         """The auth service's app, its runtime left to :meth:`start` and :meth:`stop`."""
         settings = self.runtimes["auth"].settings
@@ -148,6 +161,7 @@ class BackgroundServer:
 
 def run_standalone(host: str = "127.0.0.1", port: int = 8080) -> None:
     system = Standalone.build()
+    system.send_links_to(host, port)
     settings = system.runtimes["gateway"].settings
     configure_logging(settings.log_level, settings.log_format, service="standalone")
     config = uvicorn.Config(

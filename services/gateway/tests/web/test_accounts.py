@@ -168,3 +168,36 @@ def test_a_second_user_cannot_see_the_first_users_jobs(
     with bob.client() as client:
         assert client.get(f"/api/v1/jobs/{finished_job['id']}").status_code == 404
         assert client.get(f"/api/v1/jobs/{finished_job['id']}/files/original").status_code == 404
+
+
+def test_the_password_length_asked_for_is_the_one_the_server_requires(browse: Browse, base_url: str) -> None:
+    refused = httpx.post(
+        f"{base_url}/api/v1/auth/register",
+        json={
+            "email": "short@example.test",
+            "password": "x" * 8,
+            "display_name": "S",
+            "organisation_name": "S",
+        },
+        timeout=30,
+    )
+    assert refused.json()["code"] == "weak_password", refused.text
+    required = int(re.search(r"at least (\d+) characters", refused.json()["detail"]).group(1))  # type: ignore[union-attr]
+
+    page = browse(None)
+    registrations: list[str] = []
+    page.on(
+        "request",
+        lambda request: registrations.append(request.url) if "auth/register" in request.url else None,
+    )
+    page.goto("/#/signup")
+    page.get_by_label("Your name").fill("Sam Short")
+    page.get_by_label("Email").fill(f"sam-{uuid.uuid4().hex[:8]}@example.test")
+    page.get_by_label("Organisation").fill("Short Studio")
+    page.get_by_label("Password").fill("p" * (required - 1))
+    expect(page.locator("form")).to_contain_text(f"At least {required} characters")
+    page.get_by_role("button", name="Create account").click()
+    assert page.get_by_label("Password").evaluate("field => field.validity.tooShort")
+    assert registrations == []
+    page.goto("/#/reset?token=some-token")
+    assert page.get_by_label("New password").evaluate("field => field.minLength") == required

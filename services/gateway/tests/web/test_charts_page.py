@@ -61,7 +61,7 @@ def test_a_chart_defined_on_the_page_corrects_a_photo_of_it(
     screenshot(page, "charts")
     chart_id = item.get_attribute("data-chart-id")
 
-    item.get_by_role("link", name="Use for new uploads").click()
+    item.get_by_role("link", name="Use for new uploads: Studio card").click()
     page.wait_for_url(re.compile(r"#/upload\?chart="))
     expect(page.get_by_label("Custom chart")).to_have_value(str(chart_id))
     page.set_input_files("#file-picker", photo)

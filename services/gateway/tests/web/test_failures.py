@@ -59,7 +59,9 @@ def test_files_that_are_not_photos_are_named(page: Page, tmp_path: Path, chart_p
     page.goto("/#/upload")
     page.set_input_files("#file-picker", [notes, chart_photo])
     expect(page.locator(".file-list .file-refused")).to_contain_text("notes.txt")
-    expect(page.locator(".file-list .file-refused")).to_contain_text("Only JPEG, PNG and TIFF photos")
+    expect(page.locator(".file-list .file-refused")).to_contain_text(
+        "Only JPEG, PNG, TIFF, WebP, HEIC, AVIF, DNG or camera RAW photos"
+    )
     expect(page.locator(".file-list .file-accepted")).to_have_count(1)
     expect(page.locator(".file-list .file-accepted img.thumb")).to_have_count(1)
 
@@ -234,3 +236,42 @@ def test_the_pipeline_s_words_are_shown_as_a_sentence(page: Page, account: Any, 
         "The chart is overexposed: its light patches are clipped. "
         "No chart found, and 6% of the photo is one area clipped to white."
     )
+
+
+def test_corners_sent_early_or_twice_are_answered_and_make_one_job(
+    browse: Callable[[Any], Page], new_account: Callable[[str], Any], blank_photo: Path
+) -> None:
+    """Sending the corners uploads the original again, which takes a while on a slow line: the
+    form says so and waits, so an impatient second click makes no second job; sent with fewer than
+    four corners it says how many are marked (the browser's own check pointed at folded fields)."""
+    account = new_account("corin")
+    page = browse(account)
+    job = _failed_blank_job(account, blank_photo)
+    uploads: list[str] = []
+
+    def slow_upload(route: Route) -> None:
+        if route.request.method == "POST":
+            uploads.append(route.request.url)
+            time.sleep(1.5)
+        route.fallback()
+
+    page.route("**/api/v1/jobs", slow_upload)
+    page.goto(f"/#/jobs/{job['id']}")
+    picture = page.locator("#corner-picture img")
+    expect(picture).to_be_visible()
+    page.wait_for_function("image => image.complete && image.naturalWidth > 0", arg=picture.element_handle())
+    box = picture.bounding_box()
+    assert box is not None
+    send = page.get_by_role("button", name="Correct with these corners")
+    picture.click(position={"x": box["width"] * 0.2, "y": box["height"] * 0.25})
+    send.click()
+    expect(page.locator("#corner-status")).to_have_text("Mark all four corners first: 1 of 4 marked.")
+    for x, y in [(0.6, 0.25), (0.6, 0.75), (0.2, 0.75)]:
+        picture.click(position={"x": box["width"] * x, "y": box["height"] * y})
+    first = page.url
+    send.click()
+    expect(page.locator("#corner-form")).to_contain_text("Sending the photo again")
+    send.click(force=True, no_wait_after=True)
+    page.wait_for_url(lambda url: "#/jobs/" in url and url != first)
+    page.wait_for_timeout(2000)
+    assert len(uploads) == 1, uploads

@@ -1,4 +1,5 @@
-"""Deleting a job from its result page: asked first, then gone everywhere; a viewer has no button."""
+"""Deleting a job from its result page: asked first, then gone everywhere; a viewer has no button,
+and is offered only what a viewer may do."""
 
 from __future__ import annotations
 
@@ -84,9 +85,36 @@ def test_a_viewer_is_offered_no_upload_and_no_profile_to_save(
     expect(item.get_by_role("button", name="JSON")).to_be_visible()
     expect(item.get_by_role("button", name="Rename")).to_have_count(0)
     expect(item.get_by_role("button", name="Delete")).to_have_count(0)
+    page.goto(f"/#/batches/{finished_job['batch_id']}")
+    expect(page.locator("#batch-summary")).to_contain_text("All 1 finished")
+    expect(page.get_by_role("button", name="Download all as ZIP")).to_be_visible()
+    expect(page.get_by_role("link", name="Upload more")).to_have_count(0)
     page.goto("/#/upload")
     expect(page.get_by_role("status")).to_contain_text("A viewer sees the organisation's results")
     expect(page.get_by_role("button", name="Upload and correct")).to_have_count(0)
+
+
+def test_a_viewer_is_offered_a_key_that_reads_and_nothing_it_could_not_use(
+    browse: Browse, account: Account, new_account: Callable[[str], Account]
+) -> None:
+    """A viewer's key acts with a viewer's rights: a key allowed to upload would be refused (403) at
+    its first upload, so the page offers reading only."""
+    viewer = new_account("kira")
+    page = _viewer_page(browse, account, viewer)
+    page.goto("/#/settings/api-keys")
+    expect(page.get_by_label("Read jobs and results")).to_be_checked()
+    for scope in ("Upload photos", "Administer"):
+        expect(page.get_by_label(scope)).to_be_disabled()
+        expect(page.get_by_label(scope)).not_to_be_checked()
+    expect(page.locator("#api-key-form")).to_contain_text("a key of yours can only read")
+    page.get_by_label("Name", exact=True).fill("Gallery display")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.locator("#api-key-secret")).to_be_focused()
+    organisation = page.evaluate("sessionStorage.getItem('chromaline.session.organisation')")
+    with viewer.client() as client:
+        listed = client.get("/api/v1/auth/api-keys", headers={"X-Organisation-ID": organisation})
+        keys = listed.raise_for_status().json()["items"]
+    assert [key["scopes"] for key in keys if key["name"] == "Gallery display"] == [["read"]]
 
 
 def test_a_member_deletes_a_job_after_confirming(

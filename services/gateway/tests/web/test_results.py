@@ -139,6 +139,26 @@ def test_save_a_profile_and_correct_another_photo_with_it(
     assert job["method"] == source["method"]
 
 
+def test_a_profile_saved_twice_under_one_name_is_saved_once(
+    page: Page, account: Any, finished_job: dict[str, Any]
+) -> None:
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    page.locator("#profile-name").fill("Copy stand, tungsten")
+    save = page.get_by_role("button", name="Save as profile")
+    save.click()
+    status = page.locator("#save-profile + .form-status")
+    expect(status).to_contain_text("Saved “Copy stand, tungsten”")
+    save.click()
+    expect(status).to_contain_text("Already saved as “Copy stand, tungsten”")
+    page.locator("#profile-name").fill("Copy stand, tungsten, second lamp")
+    save.click()
+    expect(status).to_contain_text("Saved “Copy stand, tungsten, second lamp”")
+    with account.client() as client:
+        profiles = client.get("/api/v1/profiles").raise_for_status().json()["items"]
+    names = [profile["name"] for profile in profiles if profile["name"].startswith("Copy stand, tungsten")]
+    assert sorted(names) == ["Copy stand, tungsten", "Copy stand, tungsten, second lamp"]
+
+
 def test_profiles_are_renamed_and_deleted(
     page: Page, account: Any, finished_job: dict[str, Any], screenshot: Screenshot
 ) -> None:

@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta
-from typing import IO, Annotated, Any
+from typing import IO, Annotated, Any, Literal
 
 import httpx
 from fastapi import (
@@ -68,9 +68,11 @@ from chromaline.gateway.orphans import original_key
 from chromaline.gateway.retention import saved_profile_blobs
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.uploads import (
+    ACCEPTED,
     SNIFF_BYTES,
     ZipLimits,
     check_image,
+    named_after_archive,
     read_member_bounded,
     safe_member_name,
     sniff_content_type,
@@ -276,7 +278,12 @@ def build_router(
     def checked_part(upload_file: UploadFile) -> StagedFile | list[zipfile.ZipInfo]:
         """Check one uploaded part: an image is checked whole, a ZIP's directory is checked and
         its image members returned, to be expanded once the whole batch is known to fit."""
-        name = safe_member_name(upload_file.filename or "upload")
+        sent_as = upload_file.filename or "upload"
+        try:
+            name = safe_member_name(sent_as)
+        except ApiError as refused:
+            refused.extra.setdefault("filename", sent_as)  # which part, so a client can send the rest
+            raise
         size = upload_file.size or 0
         if size > settings.max_upload_bytes:
             raise ApiError(
@@ -297,7 +304,10 @@ def build_router(
             max_ratio=settings.max_zip_ratio,
             max_entry_bytes=settings.max_upload_bytes,
         )
-        return zip_image_members(fileobj, limits)
+        try:
+            return zip_image_members(fileobj, limits)
+        except ApiError as refused:
+            raise named_after_archive(refused, name) from None
 
     def expanded_members(
         archive: IO[bytes], members: list[zipfile.ZipInfo], scratch: str
@@ -340,10 +350,15 @@ def build_router(
             )
         staged: list[StagedFile] = []
         for upload_file, part in parts:
-            if isinstance(part, list):
-                staged.extend(expanded_members(upload_file.file, part, scratch))
-            else:
+            if not isinstance(part, list):
                 staged.append(part)
+                continue
+            try:
+                staged.extend(expanded_members(upload_file.file, part, scratch))
+            except ApiError as refused:
+                raise named_after_archive(
+                    refused, safe_member_name(upload_file.filename or "upload")
+                ) from None
         return staged
 
     @router.put("/uploads/stream", status_code=202, summary="Stream one large image as the request body")
@@ -388,7 +403,7 @@ def build_router(
                 break
         content_type = sniff_content_type(head[:SNIFF_BYTES])
         if content_type is None or content_type == "application/zip":
-            raise ApiError(415, "unsupported_media_type", f"{name}: not a JPEG, PNG or TIFF image")
+            raise ApiError(415, "unsupported_media_type", f"{name}: not {ACCEPTED}")
 
         idempotent = idempotency.from_request(request, principal.organisation_id, name, json_part(options))
 
@@ -556,6 +571,10 @@ def build_router(
         stars: Annotated[
             int | None, Query(ge=0, le=4, description="Rated this many stars (0: below 1-star)")
         ] = None,
+        level: Annotated[
+            Literal["Full", "Light", "below Light"] | None,
+            Query(description="Rated at this Metamorfoze level"),
+        ] = None,
         page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
         page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
@@ -566,12 +585,16 @@ def build_router(
             query = query.where(Job.created_at < datetime.combine(until + timedelta(days=1), time.min, UTC))
         if stars is not None:
             query = query.where(Job.rating.like(f"% {stars}-star" if stars else "% below 1-star"))
+        if level:
+            query = query.where(Job.rating.like(f"Metamorfoze % {level}"))
+            if level == "Light":  # "… below Light" ends in "Light" too
+                query = query.where(Job.rating.not_like("% below Light"))
         if state:
             query = query.where(Job.state == state)
         if batch_id:
             query = query.where(Job.batch_id == batch_id)
         if q:
-            query = query.where(Job.filename.ilike(f"%{q.replace('%', '').replace('_', '')}%"))
+            query = query.where(Job.filename.icontains(q, autoescape=True))
         async with runtime.session() as session:
             total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
             rows = (

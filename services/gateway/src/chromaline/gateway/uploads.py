@@ -48,7 +48,8 @@ RAW_TYPES = frozenset(
     }
 )
 """Camera RAWs: their pixel count is checked when LibRaw opens them, not here."""
-ZIP_SIGNATURE = b"PK\x03\x04"
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
+"""A ZIP starts with its first member, or, holding none, with its end-of-archive record."""
 SNIFF_BYTES = 16
 ACCEPTED = "a JPEG, PNG, TIFF, WebP, HEIC, AVIF, DNG or camera RAW image"
 
@@ -65,7 +66,7 @@ def sniff_content_type(head: bytes) -> str | None:
         return "image/webp"
     if head[4:8] == b"ftyp" and head[8:12] in ISO_BRANDS:
         return ISO_BRANDS[head[8:12]]
-    if head.startswith(ZIP_SIGNATURE):
+    if head.startswith(ZIP_SIGNATURES):
         return "application/zip"
     return None
 
@@ -229,6 +230,16 @@ def zip_image_members(archive: IO[bytes], limits: ZipLimits) -> list[zipfile.Zip
             422, "empty_archive", "the archive holds no photos, only folders, hidden and sidecar files"
         )
     return images
+
+
+def named_after_archive(refused: ApiError, archive_name: str) -> ApiError:
+    """``refused``, a problem found in an uploaded ZIP, as the refusal of the ZIP itself: its
+    ``filename`` is the part the client sent (and can set aside to send the rest), its detail
+    starts with the ZIP's name."""
+    extra = {**refused.extra, "filename": archive_name}
+    return ApiError(
+        refused.status, refused.code, f"{archive_name}: {refused.detail}", headers=refused.headers, **extra
+    )
 
 
 def read_member_bounded(bundle: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> Iterator[bytes]:

@@ -179,10 +179,23 @@ export async function fetchBlob(path) {
   const response = await raw(path);
   // 202: the file is still being made (a PDF report is made on first download); the body says so.
   if (response.status === 202) throw await problemOf(response);
-  const disposition = response.headers.get("Content-Disposition") || "";
-  const match = /filename="?([^";]+)"?/.exec(disposition);
-  const name = match ? match[1] : path.split("/").pop();
+  const name = downloadName(response.headers.get("Content-Disposition") || "") || path.split("/").pop();
   return { blob: await response.blob(), name, type: response.headers.get("Content-Type") || "" };
+}
+
+/** The name a download gives its file: the exact UTF-8 name (`filename*`, "写真.jpg") when the
+ * answer has one, else the ASCII `filename` (where "写真.jpg" reads "__.jpg"); "" with neither. */
+function downloadName(disposition) {
+  const exact = /filename\*=UTF-8''([^;\s]+)/i.exec(disposition);
+  if (exact) {
+    try {
+      return decodeURIComponent(exact[1]);
+    } catch {
+      // Not percent-encoded UTF-8: the ASCII name below is the one left.
+    }
+  }
+  const ascii = /filename="?([^";]+)"?/.exec(disposition);
+  return ascii ? ascii[1] : "";
 }
 
 /** Save an API file to disk: fetched with the session's headers, then handed to the browser. */

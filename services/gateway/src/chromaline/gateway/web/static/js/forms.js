@@ -3,6 +3,10 @@
 import { clear, notice } from "./dom.js";
 import { PROBLEM_MESSAGES } from "./options.js";
 
+/** The shortest password the server takes by default (`password_min_length`); a server set to ask
+ * for more says how many when it refuses one (`weak_password`). */
+export const PASSWORD_MIN_LENGTH = 10;
+
 const TOO_MANY = "Too many attempts in a short time. Wait a minute and try again.";
 
 /** "the link expired" → "The link expired." */

@@ -64,6 +64,9 @@ export const ACCEPTED = [
   ".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".zip",
 ];
 
+/** The formats the server reads, as people name them (the server checks each file's content). */
+export const PHOTO_FORMATS = "JPEG, PNG, TIFF, WebP, HEIC, AVIF, DNG or camera RAW";
+
 export function accepted(name) {
   const lower = name.toLowerCase();
   return ACCEPTED.some((extension) => lower.endsWith(extension));
@@ -159,13 +162,15 @@ export function deltaEMeaning(value) {
 
 /** Problem codes from the API in words, each with what to do next; `detail` adds the specifics. */
 export const PROBLEM_MESSAGES = {
-  unsupported_media_type: "This file is not a photo Chromaline can read. Choose a JPEG, PNG or TIFF photo, or a ZIP of them.",
+  unsupported_media_type: `This file is not a photo Chromaline can read. Choose a ${PHOTO_FORMATS} photo, or a ZIP of them.`,
+  filename_too_long: "This file's name is longer than the server accepts. Give the file a shorter name and add it again.",
+  invalid_filename: "This file's name cannot be used. Rename the file and add it again.",
   file_too_large: "This file is larger than the server accepts. Export a smaller JPEG and upload that.",
   archive_too_large: "This ZIP is larger than the server accepts. Split it into smaller archives.",
   too_many_pixels: "This photo has more pixels than the server accepts. Resize it and try again.",
   corrupt_image: "This file could not be read as a photo. Check that it opens on your computer, then try again.",
   corrupt_archive: "This ZIP could not be opened. Make the archive again and upload it.",
-  empty_archive: "This ZIP has no photos in it. Add JPEG, PNG or TIFF photos and upload it again.",
+  empty_archive: `This ZIP has no photos in it. Add ${PHOTO_FORMATS} photos to it and upload it again.`,
   unsafe_archive_path: "This ZIP has files outside its own folder and was refused. Make the archive again from a plain folder.",
   archive_ratio_exceeded: "This ZIP expands to far more than its size and was refused. Upload the photos themselves.",
   too_many_files: "That is more files than one upload takes. Send them in smaller groups.",
@@ -187,6 +192,7 @@ export const PROBLEM_MESSAGES = {
   job_not_found: "This job does not exist, or it belongs to another organisation. Check the link, or find it in the history.",
   batch_not_found: "This upload does not exist, or it belongs to another organisation. Check the link, or find its photos in the history.",
   unknown_file: "This file is not available for this job.",
+  weak_password: "This password is too short. Choose a longer one: a passphrase of a few words is easiest to remember.",
   invalid_credentials: "That did not match. Check what you typed and try again.",
   email_taken: "An account with this e-mail address already exists. Sign in, or reset its password.",
   invalid_reset_token: "This reset link has expired or was already used. Ask for a new link.",

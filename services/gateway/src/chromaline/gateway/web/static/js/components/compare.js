@@ -61,6 +61,32 @@ function fittedWidth(width, height) {
 const GRAB_DISTANCE_PX = 24;
 
 /**
+ * The corrected photo alone, with the chart outlined, when the original is in a format browsers
+ * do not show (TIFF, RAW, HEIC…) but the corrected image is a JPEG or PNG. `format` names the
+ * original's format in the caption.
+ */
+export function correctedOnly({ afterUrl, size, overlay, format, excluded = false }) {
+  const [width, height] = size;
+  const frame = h(
+    "div",
+    { class: "compare compare-single", style: { aspectRatio: `${width} / ${height}`, width: fittedWidth(width, height) } },
+    h("img", { src: afterUrl, alt: "Corrected photo", draggable: "false" }),
+    overlay,
+  );
+  return h(
+    "figure",
+    { class: "comparison" },
+    h("div", { class: "compare-viewport" }, frame),
+    h(
+      "figcaption",
+      { class: "muted" },
+      `The original (${format}) is not shown here: browsers show only JPEG and PNG. Download it below.`,
+    ),
+    overlay ? outlineLegend(excluded) : null,
+  );
+}
+
+/**
  * The before/after viewer: `beforeUrl` and `afterUrl` are image URLs; `size` is [width, height]
  * in pixels; `focus` an optional [x, y] to centre on at actual size (the chart). The divider is
  * the handle (drag it, or the photo when it fits the screen); the range input carries the

@@ -7,7 +7,7 @@ const ORDER = ["first (by the dark-skin patch)", "second", "third", "fourth"];
 /**
  * `imageUrl` may be null when the browser cannot show the photo (TIFF); the number fields still
  * work. `offered` ([[x, y], ×4], optional) places the corners already, to confirm or move.
- * `onSubmit(corners)` receives [[x, y], ×4] in image pixels.
+ * `onSubmit(corners)` receives [[x, y], ×4] in image pixels; the form waits for the promise it returns.
  */
 export function cornerPicker({ imageUrl, onSubmit, offered = null }) {
   const points = offered ? offered.map(([x, y]) => [x, y]) : [];
@@ -18,6 +18,8 @@ export function cornerPicker({ imageUrl, onSubmit, offered = null }) {
   ]);
   const marks = svg("svg", { class: "corner-marks", preserveAspectRatio: "none", "aria-hidden": "true", focusable: "false" });
   const submit = h("button", { type: "submit", class: "primary" }, "Correct with these corners");
+  /** What sending is doing, or why it cannot start: the fields it checks may be folded away. */
+  const progress = h("p", { class: "corner-status", role: "status", id: "corner-status" });
 
   function drawMarks() {
     clear(marks);
@@ -81,7 +83,7 @@ export function cornerPicker({ imageUrl, onSubmit, offered = null }) {
   );
   const form = h(
     "form",
-    { class: "corner-form", id: "corner-form" },
+    { class: "corner-form", id: "corner-form", novalidate: true },
     picture,
     h(
       "div",
@@ -91,12 +93,28 @@ export function cornerPicker({ imageUrl, onSubmit, offered = null }) {
     ),
     h("details", { class: "corner-numbers", open: !imageUrl }, h("summary", {}, "Corner positions in pixels"), grid),
     h("div", { class: "actions" }, submit),
+    progress,
   );
   fillInputs();
-  form.addEventListener("submit", (event) => {
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (submit.disabled) return;
     readInputs();
-    if (points.length === 4) onSubmit(points.map(([x, y]) => [x, y]));
+    if (points.length < 4) {
+      progress.textContent = `Mark all four corners first: ${points.length} of 4 marked.`;
+      return;
+    }
+    // Sending uploads the photo again, which takes a while on a slow line: one click sends once.
+    submit.disabled = true;
+    form.setAttribute("aria-busy", "true");
+    progress.textContent = "Sending the photo again with these corners…";
+    try {
+      await onSubmit(points.map(([x, y]) => [x, y]));
+    } finally {
+      submit.disabled = false;
+      form.removeAttribute("aria-busy");
+      progress.textContent = "";
+    }
   });
   return form;
 }

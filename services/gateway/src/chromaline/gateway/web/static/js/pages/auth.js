@@ -2,7 +2,7 @@
 
 import { call } from "../api.js";
 import { field, h, notice } from "../dom.js";
-import { handleSubmit } from "../forms.js";
+import { PASSWORD_MIN_LENGTH, handleSubmit } from "../forms.js";
 import { href, navigate } from "../router.js";
 import { saveTokens, who } from "../session.js";
 
@@ -60,8 +60,8 @@ export function renderSignUp(context) {
     field("Email", input("email", "email", { autocomplete: "email" })),
     field(
       "Password",
-      input("password", "password", { autocomplete: "new-password", minlength: 8 }),
-      "At least 8 characters; a passphrase of a few words is easiest to remember.",
+      input("password", "password", { autocomplete: "new-password", minlength: PASSWORD_MIN_LENGTH }),
+      `At least ${PASSWORD_MIN_LENGTH} characters; a passphrase of a few words is easiest to remember.`,
     ),
     field(
       "Organisation",
@@ -105,7 +105,11 @@ export function renderReset(context) {
   const form = h(
     "form",
     { class: "card narrow" },
-    field("New password", input("new_password", "password", { autocomplete: "new-password", minlength: 8 })),
+    field(
+      "New password",
+      input("new_password", "password", { autocomplete: "new-password", minlength: PASSWORD_MIN_LENGTH }),
+      `At least ${PASSWORD_MIN_LENGTH} characters.`,
+    ),
     status,
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Set the new password")),
   );

@@ -4,15 +4,24 @@ import { download } from "../api.js";
 import { announce, clear, formatNumber, h, notice } from "../dom.js";
 import { describe } from "../forms.js";
 import { follow } from "../live.js";
-import { REASONS, TERMINAL, stateLabel } from "../options.js";
+import { MANUAL_CORNER_REASONS, REASONS, TERMINAL, stateLabel } from "../options.js";
 import { href } from "../router.js";
+import { currentMembership } from "../session.js";
+
+/** A failed job the person can put right by showing where the chart is: a link that says so. */
+function cornersLink(job) {
+  if (job.state !== "failed" || !MANUAL_CORNER_REASONS.has(job.reason) || currentMembership()?.role === "viewer") return null;
+  const words = job.reason === "low_confidence" ? "Is this your chart? Confirm it" : "Show where the chart is";
+  return h("a", { href: href(`/jobs/${job.id}`), class: "corners-link", "aria-label": `${words}: ${job.filename}` }, words);
+}
 
 function jobRow(job) {
   const name = TERMINAL.has(job.state)
     ? h("a", { href: href(`/jobs/${job.id}`) }, job.filename)
     : job.filename;
+  const putRight = cornersLink(job);
   const outcome = job.state === "failed"
-    ? h("span", { class: "error-text" }, REASONS[job.reason] || job.message || job.reason || "Failed")
+    ? [h("span", { class: "error-text" }, REASONS[job.reason] || job.message || job.reason || "Failed"), putRight ? " " : null, putRight]
     : job.delta_e2000_after !== null && (job.state === "done" || job.state === "expired")
       ? `ΔE₀₀ ${formatNumber(job.delta_e2000_before)} → ${formatNumber(job.delta_e2000_after)}`
       : job.state === "done" && job.options?.profile
@@ -35,9 +44,12 @@ export function render(context) {
   const list = h("ul", { class: "job-list", id: "batch-jobs" });
   const actions = h("div", { class: "actions" });
   const errors = h("div", {});
+  /** Why progress could not be fetched just now; cleared by the next view that arrives. */
+  const connection = h("div", {});
   const announced = new Map();
 
   function draw(view) {
+    clear(connection);
     overall.value = view.progress;
     const failed = view.states.failed || 0;
     const deleted = view.states.deleted || 0;
@@ -76,18 +88,18 @@ export function render(context) {
           ),
         );
       }
-      actions.append(h("a", { class: "button", href: href("/upload") }, "Upload more"));
+      if (currentMembership()?.role !== "viewer") actions.append(h("a", { class: "button", href: href("/upload") }, "Upload more"));
     }
   }
 
   context.onLeave(
     follow(`batches/${id}`, draw, (view) => view.done, (error) => {
-      clear(errors).append(notice("error", describe(error)));
+      clear(connection).append(notice("error", describe(error)));
     }),
   );
 
   return [
     h("h1", {}, "Progress"),
-    h("section", { class: "card", "aria-label": "Batch progress" }, summary, overall, list, actions, errors),
+    h("section", { class: "card", "aria-label": "Batch progress" }, summary, overall, list, actions, errors, connection),
   ];
 }

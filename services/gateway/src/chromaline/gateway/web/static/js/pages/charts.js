@@ -44,7 +44,7 @@ function chartItem(chart, status, mayChange) {
     h(
       "div",
       { class: "actions" },
-      h("a", { class: "button primary", href: href("/upload", { chart: chart.id }) }, "Use for new uploads"),
+      h("a", { class: "button primary", href: href("/upload", { chart: chart.id }), "aria-label": `Use for new uploads: ${chart.name}` }, "Use for new uploads"),
       h("button", { type: "button", onclick: save, "aria-label": `Download the CGATS file of ${chart.name}` }, "CGATS file"),
       mayChange ? h("button", { type: "button", class: "danger", onclick: remove, "aria-label": `Delete ${chart.name}` }, "Delete") : null,
     ),

@@ -6,8 +6,15 @@ import { RATING_LEVELS, STATES, ratingOf, stateLabel } from "../options.js";
 import { href, navigate } from "../router.js";
 
 const PAGE_SIZE = 20;
-const FILTERS = ["q", "state", "since", "until", "stars"];
-const STAR_CHOICES = [["", "Any rating"], ...RATING_LEVELS.map(({ stars }) => [String(stars), stars ? `${stars}-star` : "Below 1-star"])];
+const FILTERS = ["q", "state", "since", "until", "stars", "level"];
+/** The levels of both guidelines an organisation may rate against: a FADGI star count goes to the
+ * API as `stars`, a Metamorfoze level as `level`. */
+const METAMORFOZE_CHOICES = ["Full", "Light", "below Light"];
+const RATING_CHOICES = [
+  ["", "Any rating"],
+  ...RATING_LEVELS.map(({ stars }) => [String(stars), `FADGI ${stars ? `${stars}-star` : "below 1-star"}`]),
+  ...METAMORFOZE_CHOICES.map((level) => [level, `Metamorfoze ${level}`]),
+];
 
 function ratingCell(job) {
   const rating = ratingOf(job.rating);
@@ -32,7 +39,8 @@ function thumbnailCell(job, urls) {
 }
 
 function profileCell(job, profiles) {
-  if (!job.profile_source_job_id) return h("span", { class: "muted" }, "Own chart");
+  // A job that measured no chart (it failed, or has not got that far) names none.
+  if (!job.profile_source_job_id) return job.chart_type ? h("span", { class: "muted" }, "Own chart") : "—";
   const profile = profiles.find((candidate) => candidate.source_job_id === job.profile_source_job_id);
   return profile ? h("a", { href: href("/profiles") }, profile.name) : "A deleted profile";
 }
@@ -63,7 +71,7 @@ export async function render(context) {
         "div",
         { class: "filters" },
         field("State", select("state", STATES, state)),
-        field("Rating", select("stars", STAR_CHOICES, chosen.stars)),
+        field("Rating", select("rating", RATING_CHOICES, chosen.stars || chosen.level)),
         field("From", h("input", { type: "date", name: "since", value: chosen.since })),
         field("To", h("input", { type: "date", name: "until", value: chosen.until })),
       ),
@@ -73,6 +81,7 @@ export async function render(context) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const values = Object.fromEntries(new FormData(form).entries());
+    values[METAMORFOZE_CHOICES.includes(values.rating) ? "level" : "stars"] = values.rating;
     navigate("/history", Object.fromEntries(FILTERS.filter((name) => values[name]).map((name) => [name, values[name]])));
   });
 
@@ -101,7 +110,14 @@ export async function render(context) {
     h("h1", {}, "History"),
     form,
     h("p", { class: "muted", id: "history-count", "aria-live": "polite" }, `${result.total} job${result.total === 1 ? "" : "s"}${filtered ? " match" : ""}`),
-    result.items.length
+    page > pages && result.total
+      ? h(
+          "p",
+          { class: "empty" },
+          `There is no page ${page}: the history has ${pages} page${pages === 1 ? "" : "s"}${filtered ? " of matches" : ""}. `,
+          pageLink(pages, `Go to the last page (${pages})`),
+        )
+      : result.items.length
       ? h(
           "div",
           { class: "table-scroll card-table", tabindex: "0", role: "region", "aria-label": "Jobs" },
@@ -113,7 +129,7 @@ export async function render(context) {
           ),
         )
       : h("p", { class: "empty" }, filtered ? "Nothing matches. Try another search or fewer filters." : "No jobs yet. ", filtered ? null : h("a", { href: href("/upload") }, "Upload a photo")),
-    pages > 1
+    pages > 1 && page <= pages
       ? h(
           "nav",
           { class: "pagination", "aria-label": "Pages" },

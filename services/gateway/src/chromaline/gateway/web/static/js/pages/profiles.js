@@ -7,6 +7,23 @@ import { methodName } from "../options.js";
 import { href } from "../router.js";
 import { currentMembership } from "../session.js";
 
+/** Each control's name says which profile it acts on: a screen reader lists them out of their cards. */
+function nameControls(item, profile) {
+  const labels = {
+    use: `Use for new uploads: “${profile.name}”`,
+    rename: `Rename “${profile.name}”`,
+    json: `Download “${profile.name}” as JSON`,
+    cube: `Download “${profile.name}” as .cube`,
+    delete: `Delete “${profile.name}”`,
+  };
+  for (const control of item.querySelectorAll("[data-action]")) control.setAttribute("aria-label", labels[control.dataset.action]);
+}
+
+/** What the list shows once its last profile is deleted, or when there is none. */
+function noProfiles() {
+  return h("p", { class: "empty" }, "No profiles yet. Open a ", h("a", { href: href("/history", { state: "done" }) }, "finished job"), " and save its correction.");
+}
+
 function profileItem(profile, status, mayChange) {
   const nameInput = h("input", { type: "text", name: "name", value: profile.name, required: true, maxlength: 120, id: `rename-${profile.id}` });
   const title = h("h2", { class: "profile-name" }, profile.name);
@@ -22,6 +39,7 @@ function profileItem(profile, status, mayChange) {
     const renamed = await call(`profiles/${profile.id}`, { method: "PATCH", json: { name: values.name } });
     profile.name = renamed.name;
     title.textContent = renamed.name;
+    nameControls(item, profile);
     rename.hidden = true;
     return `Renamed to “${renamed.name}”.`;
   });
@@ -30,8 +48,13 @@ function profileItem(profile, status, mayChange) {
     clear(status);
     try {
       await call(`profiles/${profile.id}`, { method: "DELETE" });
+      const list = item.parentElement;
       item.remove();
+      if (list && !list.children.length) list.replaceWith(noProfiles());
       status.append(notice("success", `Deleted “${profile.name}”.`));
+      // The button that had focus is gone: the message saying what happened takes it.
+      status.setAttribute("tabindex", "-1");
+      status.focus();
     } catch (error) {
       status.append(notice("error", describe(error)));
     }
@@ -58,13 +81,14 @@ function profileItem(profile, status, mayChange) {
     h(
       "div",
       { class: "actions" },
-      mayChange ? h("a", { class: "button primary", href: href("/upload", { profile: profile.id }) }, "Use for new uploads") : null,
-      mayChange ? h("button", { type: "button", onclick: () => { rename.hidden = false; nameInput.focus(); } }, "Rename") : null,
-      h("button", { type: "button", onclick: () => save(profile.files.json) }, "JSON"),
-      profile.files.cube ? h("button", { type: "button", onclick: () => save(profile.files.cube) }, ".cube") : null,
-      mayChange ? h("button", { type: "button", class: "danger", onclick: remove }, "Delete") : null,
+      mayChange ? h("a", { class: "button primary", href: href("/upload", { profile: profile.id }), dataset: { action: "use" } }, "Use for new uploads") : null,
+      mayChange ? h("button", { type: "button", dataset: { action: "rename" }, onclick: () => { rename.hidden = false; nameInput.focus(); } }, "Rename") : null,
+      h("button", { type: "button", dataset: { action: "json" }, onclick: () => save(profile.files.json) }, "JSON"),
+      profile.files.cube ? h("button", { type: "button", dataset: { action: "cube" }, onclick: () => save(profile.files.cube) }, ".cube") : null,
+      mayChange ? h("button", { type: "button", class: "danger", dataset: { action: "delete" }, onclick: remove }, "Delete") : null,
     ),
   );
+  nameControls(item, profile);
   return item;
 }
 
@@ -78,7 +102,7 @@ export async function render() {
     status,
     items.length
       ? h("ul", { class: "profile-list", id: "profile-list" }, items.map((profile) => profileItem(profile, status, mayChange)))
-      : h("p", { class: "empty" }, "No profiles yet. Open a ", h("a", { href: href("/history", { state: "done" }) }, "finished job"), " and save its correction."),
+      : noProfiles(),
   ];
 }
 

@@ -17,7 +17,7 @@ import {
 } from "../options.js";
 import { href, navigate } from "../router.js";
 import { currentMembership } from "../session.js";
-import { chartOverlay, comparison } from "../components/compare.js";
+import { chartOverlay, comparison, correctedOnly } from "../components/compare.js";
 import { cornerPicker } from "../components/corners.js";
 import { deltaChart, patchTable } from "../components/patches.js";
 import { resultPath } from "./upload.js";
@@ -365,8 +365,14 @@ function profileForm(job) {
     name,
     h("button", { type: "submit" }, "Save as profile"),
   );
+  /** The profile saved from this page: a second click on "Save" names it instead of saving it again. */
+  let saved = null;
   handleSubmit(form, status, async (values) => {
+    if (saved && saved.name === values.name) {
+      return notice("info", `Already saved as “${saved.name}”. Change the name to save another profile. `, h("a", { href: href("/profiles") }, "Manage profiles"));
+    }
     const profile = await call("profiles", { method: "POST", json: { job_id: job.id, name: values.name } });
+    saved = profile;
     return notice(
       "success",
       `Saved “${profile.name}”. `,
@@ -400,12 +406,14 @@ async function doneView(job, urls) {
   const overlay = measured ? chartOverlay(measurements) : null;
   const picture = before && after
     ? comparison({ beforeUrl: before, afterUrl: after, size, overlay, focus, excluded })
-    : notice("info", "Only JPEG and PNG photos are shown side by side here (not TIFF, WebP, HEIC, AVIF or RAW). Download the images below, or the report, which has previews.");
+    : after
+      ? correctedOnly({ afterUrl: after, size, overlay, format: job.filename.split(".").pop().toUpperCase(), excluded })
+      : notice("info", "Only JPEG and PNG photos are shown side by side here (not TIFF, WebP, HEIC, AVIF or RAW). Download the images below, or the report, which has previews.");
   return [
     verdict(job, measurements, profile),
     reportStatus(job),
     measured ? details(job, measurements) : null,
-    h("section", { class: "card", "aria-labelledby": "compare-title" }, h("h2", { id: "compare-title" }, "Before and after"), picture),
+    h("section", { class: "card", "aria-labelledby": "compare-title" }, h("h2", { id: "compare-title" }, before || !after ? "Before and after" : "The corrected photo"), picture),
     pictures,
     measured
       ? h("section", { class: "card", "aria-labelledby": "chart-title" }, h("h2", { id: "chart-title" }, "Colour error per patch"), deltaChart(measurements), patchTable(measurements))

@@ -5,7 +5,7 @@
 import { ApiProblem, call } from "../api.js";
 import { href } from "../router.js";
 import { cardTable, clear, field, formatDate, h, notice, select } from "../dom.js";
-import { asSentence, describe, handleSubmit } from "../forms.js";
+import { PASSWORD_MIN_LENGTH, asSentence, describe, handleSubmit } from "../forms.js";
 import { GUIDELINES } from "../options.js";
 import { currentMembership, setOrganisation, who } from "../session.js";
 
@@ -15,6 +15,14 @@ const ROLES = [
   ["member", "Member"],
   ["viewer", "Viewer"],
 ];
+/** A role as people read it in a sentence: "is now an operator". */
+const ROLE_IN_A_SENTENCE = { admin: "an administrator", operator: "an operator", member: "a member", viewer: "a viewer" };
+
+/** "Administrator", never `admin`; a role this page does not know is shown as the server names it. */
+function roleName(role) {
+  return (ROLES.find(([value]) => value === role) || [role, role])[1];
+}
+
 const SCOPES = [
   ["read", "Read jobs and results"],
   ["upload", "Upload photos"],
@@ -38,11 +46,11 @@ function account(context) {
     h("dl", { class: "stats" },
       h("div", { class: "stat" }, h("dt", {}, "Name"), h("dd", {}, user.display_name || "—")),
       h("div", { class: "stat" }, h("dt", {}, "Email"), h("dd", { id: "account-email" }, user.email)),
-      h("div", { class: "stat" }, h("dt", {}, "Role"), h("dd", {}, currentMembership()?.role || "—")),
+      h("div", { class: "stat" }, h("dt", {}, "Role"), h("dd", {}, currentMembership() ? roleName(currentMembership().role) : "—")),
     ),
   ];
   if (memberships.length > 1) {
-    const chooser = select("organisation", memberships.map((m) => [m.organisation_id, `${m.organisation_name} (${m.role})`]), who.organisation);
+    const chooser = select("organisation", memberships.map((m) => [m.organisation_id, `${m.organisation_name} (${roleName(m.role)})`]), who.organisation);
     chooser.addEventListener("change", async () => {
       setOrganisation(chooser.value);
       await context.refreshIdentity();
@@ -61,7 +69,11 @@ function password() {
     "form",
     { class: "narrow" },
     field("Current password", h("input", { type: "password", name: "current_password", required: true, autocomplete: "current-password" })),
-    field("New password", h("input", { type: "password", name: "new_password", required: true, minlength: 8, autocomplete: "new-password" })),
+    field(
+      "New password",
+      h("input", { type: "password", name: "new_password", required: true, minlength: PASSWORD_MIN_LENGTH, autocomplete: "new-password" }),
+      `At least ${PASSWORD_MIN_LENGTH} characters.`,
+    ),
     status,
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Change password")),
   );
@@ -91,16 +103,19 @@ async function members() {
     const email = member.email || member.user?.email || "";
     const name = member.display_name || member.user?.display_name || "";
     const self = userId === who.me.user.id;
-    let roleCell = member.role;
+    let roleCell = roleName(member.role);
     if (isAdmin && !self) {
       const chooser = select("role", ROLES, member.role);
       chooser.setAttribute("aria-label", `Role of ${email}`);
+      let saved = member.role;
       chooser.addEventListener("change", async () => {
         clear(status);
         try {
           await call(`auth/organisations/${org}/members/${userId}`, { method: "PATCH", json: { role: chooser.value } });
-          status.append(notice("success", `${email} is now ${chooser.value}.`));
+          saved = chooser.value;
+          status.append(notice("success", `${email} is now ${ROLE_IN_A_SENTENCE[saved] || saved}.`));
         } catch (error) {
+          chooser.value = saved;
           status.append(notice("error", describe(error)));
         }
       });
@@ -285,13 +300,22 @@ async function apiKeys() {
   } catch (error) {
     return section("api-keys", "API keys", notice("error", describe(error)));
   }
+  // A key acts with its user's role, narrowed by its scopes: a viewer's key reads, whatever it is allowed.
+  const readsOnly = currentMembership()?.role === "viewer";
   const scopes = h(
     "fieldset",
     { class: "checks" },
     h("legend", {}, "Allowed to"),
-    SCOPES.map(([value, label]) =>
-      h("label", { class: "check" }, h("input", { type: "checkbox", name: "scopes", value, checked: value !== "admin" }), ` ${label}`),
-    ),
+    SCOPES.map(([value, label]) => {
+      const beyondRole = readsOnly && value !== "read";
+      return h(
+        "label",
+        { class: "check" },
+        h("input", { type: "checkbox", name: "scopes", value, checked: value !== "admin" && !beyondRole, disabled: beyondRole }),
+        ` ${label}`,
+      );
+    }),
+    readsOnly ? h("p", { class: "hint" }, "You are a viewer in this organisation, so a key of yours can only read.") : null,
   );
   const form = h(
     "form",

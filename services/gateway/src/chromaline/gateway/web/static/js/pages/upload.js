@@ -11,6 +11,7 @@ import {
   METHODS,
   OUTPUT_FORMATS,
   OUTPUT_SPACES,
+  PHOTO_FORMATS,
   accepted,
 } from "../options.js";
 import { href, navigate } from "../router.js";
@@ -126,7 +127,7 @@ export async function render(context) {
     clear(status);
     for (const file of files) {
       if (accepted(file.name)) chosen.push(file);
-      else refused.push({ name: file.name, reason: "Only JPEG, PNG and TIFF photos, or ZIP archives of them, can be corrected." });
+      else refused.push({ name: file.name, reason: `Only ${PHOTO_FORMATS} photos, or ZIP archives of them, can be corrected.` });
     }
     drawFiles();
   }
@@ -143,7 +144,7 @@ export async function render(context) {
     "div",
     { class: "drop-zone", id: "drop-zone" },
     dropTitle,
-    h("p", { class: "muted drop-hint" }, "JPEG, PNG or TIFF, or ZIP archives of them. You can also drop them here."),
+    h("p", { class: "muted drop-hint" }, `${PHOTO_FORMATS} photos, or ZIP archives of them. You can also drop them here.`),
     h(
       "div",
       { class: "actions pick-actions" },
