@@ -186,17 +186,14 @@ def build_charts_router(runtime: ServiceRuntime) -> APIRouter:
                 422, "invalid_chart_name", "a chart name may not hold control or invisible characters"
             )
         chart_id = uuid.uuid4()
+
+        def check() -> CustomChart:
+            return checked_definition(
+                text, chart_id=chart_id, name=name, rows=rows, columns=columns, gap=gap, margin=margin
+            )
+
         # reading up to 2000 patches takes tens of milliseconds: off the event loop
-        definition = await asyncio.to_thread(
-            checked_definition,
-            text,
-            chart_id=chart_id,
-            name=name,
-            rows=rows,
-            columns=columns,
-            gap=gap,
-            margin=margin,
-        )
+        definition = await asyncio.to_thread(check)
         record = ChartRecord(
             id=chart_id,
             organisation_id=principal.organisation_id,
