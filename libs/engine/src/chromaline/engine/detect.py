@@ -887,8 +887,8 @@ def _enlargement(corners: NDArray[np.float64]) -> int:
 
 
 def _reduction(layout: ChartLayout, corners: NDArray[np.float64]) -> int:
-    """How many times to reduce the photo around a chart whose patches are over
-    :data:`REDUCED_PATCH_PX` wide, for the fit (:data:`REDUCED_PATCH_PX`)."""
+    """How many whole times to reduce the photo around a chart for its patches to be about
+    :data:`REDUCED_PATCH_PX` wide (1: they are narrower than twice that)."""
     return max(1, int(_patch_size_px(layout, corners) // REDUCED_PATCH_PX))
 
 
