@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from chromaline.engine.detect import (
+    MIN_CONFIDENCE,
     CandidateSet,
     DetectionOutcome,
     detect_charts,
@@ -165,3 +166,31 @@ def test_refinement_pulls_rough_corners_onto_the_patch_edges(chart: str) -> None
     refined = refine_corners(np.asarray(rgb, dtype=np.uint8), chart, rough)
     assert np.abs(rough - truth).max() > 2.0
     assert np.abs(refined - truth).max() < 0.5
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_a_large_chart_blurred_over_many_pixels_is_found_in_place(seed: int) -> None:
+    # Patches about 190 px wide blurred with sigma 14 px (7 % of a patch: out of focus, or shaken):
+    # at full resolution the walks across the patch sides found too few steps steep enough and
+    # the box was refused as low_confidence (0.49, 0.53) or fitted 2-3 % of its diagonal off.
+    scene = render_scene(seed, size=SIZE, blur_sigma=14.0, chart_scale=0.85)
+    outcome = _detect(scene)
+    assert outcome.detections, outcome.message
+    found = outcome.detections[0]
+    truth = scene.corners
+    diagonal = (np.linalg.norm(truth[2] - truth[0]) + np.linalg.norm(truth[3] - truth[1])) / 2
+    assert found.confidence >= MIN_CONFIDENCE
+    assert np.linalg.norm(found.corners - truth, axis=1).mean() < 0.01 * diagonal
+
+
+@pytest.mark.parametrize(("seed", "chart_scale"), [(2, 0.09), (3, 0.12), (5, 0.12)])
+def test_a_small_chart_in_a_small_photo_is_found_on_the_enlarged_photo(seed: int, chart_scale: float) -> None:
+    # A 1200 x 900 photo whose patch grid is 75 to 100 px long (patches of about 12 px): mcc found
+    # nothing at the photo's own size, and a photo no larger than the search copy had no finer
+    # search to fall back on.
+    scene = render_scene(seed, size=(1200, 900), chart_scale=chart_scale)
+    outcome = _detect(scene)
+    assert outcome.detections, outcome.message
+    truth = scene.corners
+    diagonal = (np.linalg.norm(truth[2] - truth[0]) + np.linalg.norm(truth[3] - truth[1])) / 2
+    assert np.linalg.norm(outcome.detections[0].corners - truth, axis=1).mean() < 0.02 * diagonal

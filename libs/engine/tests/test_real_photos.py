@@ -268,3 +268,29 @@ def test_callers_that_do_not_need_the_chart_can_leave_out_the_small_chart_search
     image = decode_image((REAL_PHOTOS / "darsia-fluidflower-baseline.jpg").read_bytes())
     assert detect_charts(image, small_charts=False).detections == []
     assert detect_charts(image).detections
+
+
+@pytest.mark.parametrize("grid_long_side", [86.0, 88.0])
+def test_the_classic_block_of_a_small_digital_sg_is_not_reported_as_a_classic_24(
+    grid_long_side: float,
+) -> None:
+    # The SG photo shrunk (and saved as a JPEG) until its patch grid is under 90 px long: its
+    # patches, 6 px, are too small for the lattice, and mcc found the SG's Classic 24 block (columns
+    # E to J, rows 2 to 5) as a Classic 24 at confidence 0.91, 31 % of the SG's diagonal off.
+    name = "qiu-digital-sg.png"
+    truth = _truth(name)
+    rgb = encoded_rgb8(decode_image((REAL_PHOTOS / name).read_bytes()))
+    factor = grid_long_side / float(np.linalg.norm(truth[1] - truth[0]))
+    size = (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(
+        ".jpg", np.ascontiguousarray(small[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
+    assert ok
+    outcome = detect_charts(decode_image(encoded.tobytes()))
+    shown = outcome.detections[0] if outcome.detections else outcome.candidate
+    assert shown is not None, outcome.message
+    assert shown.chart_type == "digital_sg"
+    moved = (truth + 0.5) * factor - 0.5
+    diagonal = (np.linalg.norm(moved[2] - moved[0]) + np.linalg.norm(moved[3] - moved[1])) / 2
+    assert np.linalg.norm(shown.corners - moved, axis=1).mean() < 0.05 * diagonal
