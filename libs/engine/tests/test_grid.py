@@ -8,6 +8,7 @@ from chromaline.engine.detect import downscale, encoded_rgb8
 from chromaline.engine.geometry import chart_layout, patch_centres
 from chromaline.engine.grid import (
     CLOSING_SIZES,
+    MAX_PLACEMENTS,
     Lattice,
     Squares,
     brightness,
@@ -67,6 +68,36 @@ def test_a_full_lattice_has_one_placement_and_a_partial_one_several() -> None:
     upright = Lattice(np.eye(3), np.array([[0, 0], [9, 0], [9, 13], [0, 13]]), np.arange(4))
     (turned,) = chart_placements(upright, SG)
     assert np.linalg.norm(turned[1] - turned[0]) > np.linalg.norm(turned[2] - turned[1])
+
+
+def test_a_lattice_with_more_placements_than_the_limit_has_none() -> None:
+    # A 10 x 4 lattice fits the 14 x 10 SG 5 x 7 = 35 ways along its rows and 1 x 11 = 11 across.
+    too_many = Lattice(np.eye(3), np.array([[0, 0], [9, 0], [9, 3], [0, 3]]), np.arange(4))
+    assert chart_placements(too_many, SG) == []
+    # 13 x 6 fits 2 x 5 = 10 ways along the rows and none across: all are kept.
+    within = Lattice(np.eye(3), np.array([[0, 0], [12, 0], [12, 5], [0, 5]]), np.arange(4))
+    assert len(chart_placements(within, SG)) == 10 <= MAX_PLACEMENTS
+
+
+def test_the_square_closest_to_a_lattice_point_is_its_member() -> None:
+    cells = [(u, v) for u in range(14) for v in range(10)]
+    squares = _lattice_squares(cells, pitch=30.0, angle=0.0)
+    # A second square a fifth of a pitch off the point of cell (5, 5): within the tolerance, farther.
+    index = cells.index((5, 5))
+    near_twin = squares.centres[index] + [6.0, 0.0]
+    merged = Squares(
+        np.vstack([near_twin, squares.centres]),
+        np.concatenate([[squares.sides[index]], squares.sides]),
+        np.concatenate([[0.0], squares.angles]),
+    )
+    lattice = fit_lattice(merged, PITCH_RATIO)
+    assert lattice is not None
+    assert sorted(lattice.members.tolist()) == list(range(1, len(cells) + 1))
+
+
+def test_squares_along_one_line_make_no_lattice() -> None:
+    squares = _lattice_squares([(u, 0) for u in range(14)], pitch=30.0, angle=0.3)
+    assert fit_lattice(squares, PITCH_RATIO) is None
 
 
 def test_a_photo_without_a_chart_has_no_lattice() -> None:

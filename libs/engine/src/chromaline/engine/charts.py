@@ -97,6 +97,13 @@ def reference_lab(key: str, edition: Edition = "2014") -> NDArray[np.float64]:
 
 def reference_linear_rgb(key: str, edition: Edition = "2014") -> NDArray[np.float64]:
     """Reference values as linear RGB in the working space, Bradford-adapted to its white (D65)."""
+    return _reference_linear_rgb(key, edition).copy()
+
+
+@cache
+def _reference_linear_rgb(key: str, edition: Edition) -> NDArray[np.float64]:
+    """Made once per chart: detection compares every candidate box against these values, and
+    colour-science's conversion costs about a millisecond a call."""
     xyz, white = _reference_xyz(key, edition)
     space = colour.RGB_COLOURSPACES[WORKING_SPACE]
     rgb = colour.XYZ_to_RGB(

@@ -456,8 +456,10 @@ def _blurred_luma(crop: NDArray[np.uint8]) -> NDArray[np.float32]:
     """The 8-bit luma blurred straight into float32: GaussianBlur's float kernel (9 taps for σ = 1)
     without first converting the whole crop."""
     luma = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
-    kernel = cv2.getGaussianKernel(9, 1.0, cv2.CV_32F)
-    return np.asarray(cv2.sepFilter2D(luma, cv2.CV_32F, kernel, kernel), dtype=np.float32)
+    return np.asarray(cv2.sepFilter2D(luma, cv2.CV_32F, _LUMA_KERNEL, _LUMA_KERNEL), dtype=np.float32)
+
+
+_LUMA_KERNEL = cv2.getGaussianKernel(9, 1.0, cv2.CV_32F)
 
 
 @dataclass(frozen=True)

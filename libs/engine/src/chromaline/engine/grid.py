@@ -155,16 +155,29 @@ def _assign(
     cells = np.round(lattice).astype(np.int64)
     error = np.abs(lattice - cells).max(axis=1)
     candidates = np.flatnonzero((error < tolerance) & (np.abs(cells).max(axis=1) <= radius) & similar)
-    best: dict[tuple[int, int], int] = {}
-    for index in candidates[np.argsort(error[candidates])]:
-        best.setdefault((int(cells[index, 0]), int(cells[index, 1])), int(index))
-    members = np.array(sorted(best.values()), dtype=np.int64)
+    closest_first = candidates[np.argsort(error[candidates])]
+    # One key per lattice point (|cell| <= radius); np.unique keeps each key's first occurrence.
+    width = 2 * int(radius) + 1
+    keys = cells[closest_first, 0] * width + cells[closest_first, 1]
+    _, first = np.unique(keys, return_index=True)
+    members = np.sort(closest_first[first]).astype(np.int64)
     return cells[members], members
+
+
+def _off_one_line(cells: NDArray[np.int64]) -> bool:
+    """Whether the lattice cells are not all on one line: exact in integers, where a rank test
+    costs a singular value decomposition on every growth step."""
+    offsets = cells - cells[0]
+    apart = offsets[np.any(offsets != 0, axis=1)]
+    if len(apart) == 0:
+        return False
+    cross = offsets[:, 0] * apart[0, 1] - offsets[:, 1] * apart[0, 0]
+    return bool(np.any(cross != 0))
 
 
 def _fit(cells: NDArray[np.int64], centres: NDArray[np.float64]) -> NDArray[np.float64] | None:
     source = cells.astype(np.float64)
-    if len(cells) >= 8 and np.linalg.matrix_rank(source - source.mean(axis=0)) == 2:
+    if len(cells) >= 8 and _off_one_line(cells):
         homography, _ = cv2.findHomography(source, centres, 0)
         if homography is not None:
             return np.asarray(homography, dtype=np.float64)
@@ -182,7 +195,10 @@ def _grow(squares: Squares, seed: int, pitch_ratio: float) -> Lattice | None:
     cells = members = np.zeros(0, dtype=np.int64)
     for radius in GROWTH_RADII:
         assert homography is not None
+        previous = cells, members
         cells, members = _assign(squares, homography, radius, LATTICE_TOLERANCE, float(squares.sides[seed]))
+        if len(members) and np.array_equal(members, previous[1]) and np.array_equal(cells, previous[0]):
+            continue  # the same patches on the same lattice points as the last fit: the same fit
         homography = _fit(cells, squares.centres[members])
         if homography is None:
             return None
@@ -226,6 +242,13 @@ def chart_placements(lattice: Lattice, layout: ChartLayout) -> list[NDArray[np.f
     high = lattice.cells.max(axis=0)
     span = high - low + 1
     half = 0.5 * layout.patch_mm / layout.pitch_mm
+    extents = [
+        extent
+        for extent in (np.array([layout.columns, layout.rows]), np.array([layout.rows, layout.columns]))
+        if not np.any(span > extent)
+    ]
+    if sum(int(np.prod(extent - span + 1)) for extent in extents) > MAX_PLACEMENTS:
+        return []
     boxes = []
     for along_first in (True, False):
         extent = np.array([layout.columns, layout.rows] if along_first else [layout.rows, layout.columns])
@@ -239,7 +262,7 @@ def chart_placements(lattice: Lattice, layout: ChartLayout) -> list[NDArray[np.f
                 if not along_first:
                     corners = np.roll(corners, 1, axis=0)
                 boxes.append(map_points(lattice.homography, corners))
-    return boxes if len(boxes) <= MAX_PLACEMENTS else []
+    return boxes
 
 
 def _lattices(
