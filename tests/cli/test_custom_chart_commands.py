@@ -13,7 +13,9 @@ from chromaline.engine.custom_chart import ChartDefinition
 from chromaline.engine.custom_render import render_custom_chart
 from chromaline.engine.profile import load_profile
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": "400"})
+"""Wide enough that no line of the output is wrapped: a message naming a temporary path was
+split where the path's length put the 80th column, and a phrase asserted on could straddle it."""
 
 
 def chart_file(tmp_path: Path) -> Path:

@@ -16,7 +16,9 @@ from chromaline.engine.profile import load_profile
 from chromaline.engine.synthetic import render_dng_scene, render_scene, side_by_side_scene
 
 SIZE = (1600, 1200)
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": "400"})
+"""Wide enough that no line of the output is wrapped: a message naming a temporary path was
+split where the path's length put the 80th column, and a phrase asserted on could straddle it."""
 
 
 @pytest.fixture(scope="module")
