@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import html
+import re
 
 from chromaline.common.measurements import OtherChart, Summary
-from chromaline.reporter.render import render_report, render_stored_pdf
+from chromaline.reporter.render import (
+    _overview_page,
+    make_thumbnail,
+    parse_report_json,
+    render_report,
+    render_stored_pdf,
+)
 
 from .test_render import IMAGE_SIZE, build_measurements, embedded_images, encode, synthetic_photo
 
@@ -43,7 +50,32 @@ def test_the_other_chart_is_named_and_outlined_in_blue_on_both_previews() -> Non
     assert render_stored_pdf(rendered.json, rendered.before, rendered.after).startswith(b"%PDF")
 
 
+def test_the_previews_say_what_the_blue_outline_is() -> None:
+    measurements = build_measurements("digital_sg").model_copy(
+        update={"other_charts": [OtherChart(chart_type="classic24", corners=OTHER_CORNERS, confidence=0.874)]}
+    )
+    photo = encode(synthetic_photo(measurements, after=False), ".jpg")
+    rendered = render_report(measurements, photo, photo)
+    page = html.unescape(rendered.html.decode("utf-8"))
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    assert captions[0].endswith("Blue: other charts found in the photo, not fitted.")
+    assert (
+        captions[1]
+        == "After correction. Yellow: chart outline. Blue: other charts found in the photo, not fitted."
+    )
+    alts = re.findall(r'<img src="data:image/jpeg;base64,[^"]*" alt="([^"]*)"', rendered.html.decode("utf-8"))
+    assert [alt.rsplit(", ", 1)[-1] for alt in alts] == [
+        "with the other chart found in the photo outlined"
+    ] * 2
+    overview = _overview_page(
+        parse_report_json(rendered.json), make_thumbnail(rendered.before), make_thumbnail(rendered.after)
+    )
+    assert any("Blue: other charts found in the photo" in text.get_text() for text in overview.texts)
+
+
 def test_a_report_of_a_photo_with_one_chart_names_no_other() -> None:
     measurements = build_measurements()
     photo = encode(synthetic_photo(measurements, after=False), ".jpg")
-    assert "Also in the photo" not in render_report(measurements, photo, photo).html.decode("utf-8")
+    page = render_report(measurements, photo, photo).html.decode("utf-8")
+    assert "Also in the photo" not in page
+    assert "Blue:" not in page

@@ -361,6 +361,25 @@ def _embedded(figures: Mapping[str, bytes], name: str) -> str | None:
     return _base64(svg) if svg is not None else None
 
 
+def _other_charts_outline_note(measurements: Measurements) -> str | None:
+    """What the previews' blue outlines are, for their alternative text; None without other charts."""
+    count = len(measurements.other_charts)
+    if not count:
+        return None
+    return (
+        "with the other chart found in the photo outlined"
+        if count == 1
+        else f"with the {count} other charts found in the photo outlined"
+    )
+
+
+def _other_charts_key(measurements: Measurements) -> str | None:
+    """The previews' key for the blue outlines; None without other charts."""
+    if not measurements.other_charts:
+        return None
+    return "Blue: other charts found in the photo, not fitted."
+
+
 def render_html(
     document: ReportDocument, before: BgrImage, after: BgrImage, figures: Mapping[str, bytes]
 ) -> bytes:
@@ -372,6 +391,7 @@ def render_html(
     chart_note = (
         "with the chart outlined and the sampled patches marked" if has_chart else "no chart measured"
     )
+    others_note = _other_charts_outline_note(measurements)
     context = {
         "filename": measurements.filename,
         "job_id": str(measurements.job_id) if measurements.job_id else None,
@@ -396,8 +416,11 @@ def render_html(
         "thresholds": [(level, f"{value:g}") for level, value in (header.rating_thresholds or {}).items()],
         "before_image": _base64(encode_jpeg(before)),
         "after_image": _base64(encode_jpeg(after)),
-        "before_alt": f"Photo {measurements.filename} before correction, {chart_note}",
-        "after_alt": f"Photo {measurements.filename} after correction",
+        "before_alt": f"Photo {measurements.filename} before correction, {chart_note}"
+        + (f", {others_note}" if others_note else ""),
+        "after_alt": f"Photo {measurements.filename} after correction"
+        + (f", {others_note}" if others_note else ""),
+        "other_charts_key": _other_charts_key(measurements),
         "chromaticity": _embedded(figures, "chromaticity"),
         "tone_response": _embedded(figures, "tone_response"),
         "neutral_count": len(neutral_patches(measurements.patches)),
@@ -492,13 +515,16 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
         axes.imshow(to_rgb(image))
         axes.set_title(title, fontsize=10)
         axes.axis("off")
-    if measurements.patches:
-        figure.text(
-            0.07,
-            0.16,
-            "Yellow: chart outline; green: patches sampled for the fit; red: patches left out of the fit.",
-            fontsize=8,
-        )
+    key = (
+        "Yellow: chart outline; green: patches sampled for the fit; red: patches left out of the fit."
+        if measurements.patches
+        else ""
+    )
+    others_key = _other_charts_key(measurements)
+    if others_key is not None:
+        key = f"{key}\n{others_key}".strip()
+    if key:
+        figure.text(0.07, 0.16, key, fontsize=8)
     return figure
 
 
