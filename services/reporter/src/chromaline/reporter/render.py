@@ -16,6 +16,7 @@ import base64
 import io
 import json
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -463,6 +464,42 @@ def render_pdf(
     return buffer.getvalue()
 
 
+OVERVIEW_FIRST_BASELINE = 0.92
+OVERVIEW_LAST_BASELINE = 0.72
+"""The overview's lines of facts sit between these heights (of the page): below them comes the
+summary table, whose top may move down from 0.78 to 0.70 and still end above the previews."""
+OVERVIEW_TABLE_TOP = 0.78
+OVERVIEW_TABLE_GAP = 0.02
+OVERVIEW_LINE_STEP = 0.022
+OVERVIEW_FONT_SIZE = 10.0
+OVERVIEW_MIN_FONT_SIZE = 6.0
+OVERVIEW_LINE_CHARACTERS = 84
+"""Characters of a line of facts at 10 pt that fit between the page's margins (7.1 in), upper
+case and digits included: longer facts are wrapped to this width, never measured."""
+
+
+def _overview_lines(figure: Figure, lines: Sequence[str]) -> float:
+    """Write the overview's facts one under another, each wrapped to the page's width, smaller
+    (and so closer together, and more to a line) when there are more than fit above the table at
+    10 pt (a photo with other charts and long warnings); the baseline of the last one."""
+    room = OVERVIEW_FIRST_BASELINE - OVERVIEW_LAST_BASELINE
+    size = OVERVIEW_FONT_SIZE
+    while True:
+        width = int(OVERVIEW_LINE_CHARACTERS * OVERVIEW_FONT_SIZE / size)
+        rows = [row for line in lines for row in (textwrap.wrap(line, width) or [""])]
+        step = OVERVIEW_LINE_STEP * size / OVERVIEW_FONT_SIZE
+        most = int(room / step + 1e-9) + 1
+        if len(rows) <= most:
+            break
+        if size <= OVERVIEW_MIN_FONT_SIZE:
+            rows = [*rows[: most - 1], "… and more: the HTML report and report.json have every line."]
+            break
+        size = max(OVERVIEW_MIN_FONT_SIZE, size - 0.5)
+    for number, row in enumerate(rows):
+        figure.text(0.07, OVERVIEW_FIRST_BASELINE - number * step, row, fontsize=size)
+    return OVERVIEW_FIRST_BASELINE - (len(rows) - 1) * step
+
+
 def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) -> Figure:
     measurements = document.measurements
     header = document.report
@@ -484,11 +521,11 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
     if measurements.cross_validated_delta_e2000 is not None:
         lines.append(f"Cross-validated ΔE2000: {format_delta_e(measurements.cross_validated_delta_e2000)}")
     lines += [f"Warning: {warning.message}" for warning in measurements.warnings]
-    for number, line in enumerate(lines):
-        figure.text(0.07, 0.92 - number * 0.022, line, fontsize=10, wrap=True)
+    last_baseline = _overview_lines(figure, lines)
 
     if measurements.patches:
-        table_axes = figure.add_axes((0.07, 0.56, 0.86, 0.22))
+        table_top = min(OVERVIEW_TABLE_TOP, last_baseline - OVERVIEW_TABLE_GAP)
+        table_axes = figure.add_axes((0.07, table_top - 0.22, 0.86, 0.22))
         table_axes.axis("off")
         rows = summary_rows(measurements.before, measurements.after)
         table = table_axes.table(
@@ -504,7 +541,7 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
     else:
         figure.text(
             0.07,
-            0.74,
+            min(0.74, last_baseline - 0.06),
             "No colour chart was measured in this photo: it was corrected without a chart,\n"
             "so there are no patches and no colour differences to report.",
             fontsize=11,
