@@ -65,7 +65,7 @@ def test_a_photo_with_one_chart_lists_no_others(
     expect(page.locator("#other-charts")).to_have_count(0)
 
 
-def test_correcting_with_the_other_chart_sends_the_photo_again_with_its_corners_and_type(
+def test_correcting_with_the_other_chart_sends_the_photo_again_with_its_corners_type_and_guideline(
     browse: Callable[[Account | None], Page], account: Account, finished_job: dict[str, Any]
 ) -> None:
     page = browse(account)
@@ -74,6 +74,7 @@ def test_correcting_with_the_other_chart_sends_the_photo_again_with_its_corners_
     def with_another_chart(route: Route) -> None:
         view = route.fetch().json()
         view["other_charts"] = [CLASSIC]
+        view["options"]["guideline"] = "metamorfoze2"
         route.fulfill(json=view)
 
     def uploaded(route: Route) -> None:
@@ -81,7 +82,7 @@ def test_correcting_with_the_other_chart_sends_the_photo_again_with_its_corners_
             route.continue_()
             return
         body = route.request.post_data_buffer or b""
-        sent.append({name: _form_field(body, name) for name in ("chart_type", "corners")})
+        sent.append({name: _form_field(body, name) for name in ("chart_type", "corners", "guideline")})
         route.fulfill(status=429, json={"code": "rate_limited", "detail": "held back by this test"})
 
     page.route(f"**/api/v1/jobs/{finished_job['id']}", with_another_chart)
@@ -90,7 +91,9 @@ def test_correcting_with_the_other_chart_sends_the_photo_again_with_its_corners_
     page.locator("#result-details summary").click()
     page.get_by_role("button", name="Correct with this chart").click()
     expect(page.locator("#result-details [role=status]")).to_contain_text("held back by this test")
-    assert sent == [{"chart_type": "classic24", "corners": "[[1,1],[9,1],[9,6],[1,6]]"}]
+    assert sent == [
+        {"chart_type": "classic24", "corners": "[[1,1],[9,1],[9,6],[1,6]]", "guideline": "metamorfoze2"}
+    ]
 
 
 def test_pressing_correct_with_this_chart_twice_sends_the_photo_once(

@@ -457,7 +457,9 @@ async function resubmit(job, corners, original, status, chartType = null) {
     const form = new FormData();
     form.append("files", new File([blob], job.filename, { type: blob.type }));
     const options = chartType ? { ...job.options, chart_type: chartType } : job.options;
-    for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth", "output_space"]) {
+    // The guideline too: left out, the organisation's setting of today would rate the new job,
+    // and it could not be compared with the one it was sent again from.
+    for (const name of ["chart_type", "method", "reference_edition", "guideline", "output_format", "bit_depth", "output_space"]) {
       if (options?.[name] !== undefined) form.append(name, String(options[name]));
     }
     const chartId = job.options?.custom_chart?.chart_id;
