@@ -134,6 +134,15 @@ def test_inspect_draws_the_chart_and_reports_the_detection(photos: dict[str, Pat
     assert "no_chart" in no_chart.output
 
 
+def test_inspect_without_an_image_name_says_so_instead_of_a_traceback(
+    photos: dict[str, Path], tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["inspect", str(photos["chart"]), "--out", str(tmp_path / "overlay")])
+    assert result.exit_code == 1
+    assert "give the overlay a .png" in " ".join(result.output.split())
+    assert not isinstance(result.exception, cv2.error)
+
+
 def test_a_second_chart_is_listed_by_inspect_and_checked_by_correct(tmp_path: Path) -> None:
     photo = tmp_path / "two-charts.jpg"
     photo.write_bytes(side_by_side_scene(4, "digital_sg", "classic24").image_bytes)

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import html
+import itertools
+import re
 
-from chromaline.common.measurements import OtherChart, Summary
-from chromaline.reporter.render import render_report, render_stored_pdf
+from chromaline.common.measurements import OtherChart, ResultWarning, Summary
+from chromaline.reporter.render import (
+    _overview_page,
+    parse_report_json,
+    render_report,
+    render_stored_pdf,
+)
+from chromaline.reporter.thumbnails import make_thumbnail
 
 from .test_render import IMAGE_SIZE, build_measurements, embedded_images, encode, synthetic_photo
 
@@ -43,7 +51,73 @@ def test_the_other_chart_is_named_and_outlined_in_blue_on_both_previews() -> Non
     assert render_stored_pdf(rendered.json, rendered.before, rendered.after).startswith(b"%PDF")
 
 
+def test_the_previews_say_what_the_blue_outline_is() -> None:
+    measurements = build_measurements("digital_sg").model_copy(
+        update={"other_charts": [OtherChart(chart_type="classic24", corners=OTHER_CORNERS, confidence=0.874)]}
+    )
+    photo = encode(synthetic_photo(measurements, after=False), ".jpg")
+    rendered = render_report(measurements, photo, photo)
+    page = html.unescape(rendered.html.decode("utf-8"))
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    assert captions[0].endswith("Blue: other charts found in the photo, not fitted.")
+    assert (
+        captions[1]
+        == "After correction. Yellow: chart outline. Blue: other charts found in the photo, not fitted."
+    )
+    alts = re.findall(r'<img src="data:image/jpeg;base64,[^"]*" alt="([^"]*)"', rendered.html.decode("utf-8"))
+    assert [alt.rsplit(", ", 1)[-1] for alt in alts] == [
+        "with the other chart found in the photo outlined"
+    ] * 2
+    overview = _overview_page(
+        parse_report_json(rendered.json), make_thumbnail(rendered.before), make_thumbnail(rendered.after)
+    )
+    assert any("Blue: other charts found in the photo" in text.get_text() for text in overview.texts)
+
+
 def test_a_report_of_a_photo_with_one_chart_names_no_other() -> None:
     measurements = build_measurements()
     photo = encode(synthetic_photo(measurements, after=False), ".jpg")
-    assert "Also in the photo" not in render_report(measurements, photo, photo).html.decode("utf-8")
+    page = render_report(measurements, photo, photo).html.decode("utf-8")
+    assert "Also in the photo" not in page
+    assert "Blue:" not in page
+
+
+def test_the_pdf_overview_of_a_photo_with_other_charts_and_long_warnings_has_no_line_over_another() -> None:
+    checked = OtherChart(
+        chart_type="classic24",
+        corners=OTHER_CORNERS,
+        confidence=0.956,
+        patches_compared=21,
+        delta_e2000_before=Summary(mean=5.97, median=5.5, p95=9.0, max=11.8),
+        delta_e2000_after=Summary(mean=1.79, median=1.5, p95=4.0, max=4.2),
+    )
+    dropped = ", ".join(f"{column}{row} (clipped)" for column in "BCDEFGHIJKLM" for row in range(3, 5))
+    base = build_measurements("digital_sg")
+    for others, warnings in (([checked], 1), ([checked] * 3, 2), ([checked] * 8, 6)):
+        measurements = base.model_copy(
+            update={
+                "other_charts": others,
+                "warnings": [
+                    ResultWarning(
+                        code="patches_dropped", message=f"24 patch(es) left out of the fit: {dropped}"
+                    )
+                ]
+                * warnings,
+            }
+        )
+        photo = encode(synthetic_photo(measurements, after=False), ".jpg")
+        rendered = render_report(measurements, photo, photo)
+        page = _overview_page(
+            parse_report_json(rendered.json), make_thumbnail(rendered.before), make_thumbnail(rendered.after)
+        )
+        renderer = page.canvas.get_renderer()  # type: ignore[attr-defined]
+        width = page.bbox.width
+        facts = [text.get_window_extent(renderer) for text in page.texts[1:-1]]
+        for box in facts:
+            assert box.x1 < width * 0.95
+        for upper, lower in itertools.pairwise(facts):
+            assert lower.y1 <= upper.y0 + 0.5
+        table = page.axes[0].tables[0].get_window_extent(renderer)
+        assert table.y1 < facts[-1].y0
+        previews = page.axes[1].title.get_window_extent(renderer)
+        assert table.y0 > previews.y1

@@ -450,6 +450,9 @@ def inspect(
     from chromaline.engine.fit import Correction
     from chromaline.engine.image_io import UnsupportedImageError, reduced, to_linear
 
+    if not cv2.haveImageWriter(str(out)):  # OpenCV picks the format by the name's extension
+        err_console.print(f"[red]cannot write {out}[/red]: give the overlay a .png (or .jpg) name")
+        raise typer.Exit(1)
     try:
         measurement = measure(_read(photo), chart_type=chart, edition=_edition(edition))
     except (EngineError, UnsupportedImageError) as error:

@@ -65,11 +65,42 @@ def test_a_photo_with_one_chart_lists_no_others(
     expect(page.locator("#other-charts")).to_have_count(0)
 
 
-def test_correcting_with_the_other_chart_sends_the_photo_again_with_its_corners_and_type(
+def test_correcting_with_the_other_chart_sends_the_photo_again_with_its_corners_type_and_guideline(
     browse: Callable[[Account | None], Page], account: Account, finished_job: dict[str, Any]
 ) -> None:
     page = browse(account)
     sent: list[dict[str, str]] = []
+
+    def with_another_chart(route: Route) -> None:
+        view = route.fetch().json()
+        view["other_charts"] = [CLASSIC]
+        view["options"]["guideline"] = "metamorfoze2"
+        route.fulfill(json=view)
+
+    def uploaded(route: Route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        body = route.request.post_data_buffer or b""
+        sent.append({name: _form_field(body, name) for name in ("chart_type", "corners", "guideline")})
+        route.fulfill(status=429, json={"code": "rate_limited", "detail": "held back by this test"})
+
+    page.route(f"**/api/v1/jobs/{finished_job['id']}", with_another_chart)
+    page.route("**/api/v1/jobs", uploaded)
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    page.locator("#result-details summary").click()
+    page.get_by_role("button", name="Correct with this chart").click()
+    expect(page.locator("#result-details [role=status]")).to_contain_text("held back by this test")
+    assert sent == [
+        {"chart_type": "classic24", "corners": "[[1,1],[9,1],[9,6],[1,6]]", "guideline": "metamorfoze2"}
+    ]
+
+
+def test_pressing_correct_with_this_chart_twice_sends_the_photo_once(
+    browse: Callable[[Account | None], Page], account: Account, finished_job: dict[str, Any]
+) -> None:
+    page = browse(account)
+    sent: list[str] = []
 
     def with_another_chart(route: Route) -> None:
         view = route.fetch().json()
@@ -80,17 +111,43 @@ def test_correcting_with_the_other_chart_sends_the_photo_again_with_its_corners_
         if route.request.method != "POST":
             route.continue_()
             return
-        body = route.request.post_data_buffer or b""
-        sent.append({name: _form_field(body, name) for name in ("chart_type", "corners")})
+        sent.append(route.request.url)
         route.fulfill(status=429, json={"code": "rate_limited", "detail": "held back by this test"})
 
     page.route(f"**/api/v1/jobs/{finished_job['id']}", with_another_chart)
     page.route("**/api/v1/jobs", uploaded)
     page.goto(f"/#/jobs/{finished_job['id']}")
     page.locator("#result-details summary").click()
-    page.get_by_role("button", name="Correct with this chart").click()
-    expect(page.locator("#result-details [role=status]")).not_to_be_empty()
-    assert sent == [{"chart_type": "classic24", "corners": "[[1,1],[9,1],[9,6],[1,6]]"}]
+    button = page.get_by_role("button", name="Correct with this chart")
+    button.dblclick()
+    expect(page.locator("#result-details [role=status]")).to_contain_text("held back by this test")
+    expect(button).to_be_enabled()
+    page.wait_for_timeout(500)
+    assert len(sent) == 1
+
+
+def test_each_correct_with_this_chart_button_names_its_chart(
+    browse: Callable[[Account | None], Page], account: Account, finished_job: dict[str, Any]
+) -> None:
+    page = browse(account)
+    sg = {"chart_type": "digital_sg", "corners": [[20, 1], [30, 1], [30, 8], [20, 8]], "confidence": 0.8}
+
+    def with_two_other_charts(route: Route) -> None:
+        view = route.fetch().json()
+        view["other_charts"] = [CLASSIC, sg]
+        route.fulfill(json=view)
+
+    page.route(f"**/api/v1/jobs/{finished_job['id']}", with_two_other_charts)
+    page.goto(f"/#/jobs/{finished_job['id']}")
+    page.locator("#result-details summary").click()
+    buttons = page.locator("#other-charts").get_by_role("button")
+    expect(buttons).to_have_count(2)
+    names = [
+        "Correct with this chart, the ColorChecker Classic (24 patches)",
+        "Correct with this chart, the ColorChecker Digital SG (140 patches)",
+    ]
+    for index, name in enumerate(names):
+        expect(buttons.nth(index)).to_have_accessible_name(name)
 
 
 def _form_field(body: bytes, name: str) -> str:

@@ -16,6 +16,7 @@ import base64
 import io
 import json
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -361,6 +362,25 @@ def _embedded(figures: Mapping[str, bytes], name: str) -> str | None:
     return _base64(svg) if svg is not None else None
 
 
+def _other_charts_outline_note(measurements: Measurements) -> str | None:
+    """What the previews' blue outlines are, for their alternative text; None without other charts."""
+    count = len(measurements.other_charts)
+    if not count:
+        return None
+    return (
+        "with the other chart found in the photo outlined"
+        if count == 1
+        else f"with the {count} other charts found in the photo outlined"
+    )
+
+
+def _other_charts_key(measurements: Measurements) -> str | None:
+    """The previews' key for the blue outlines; None without other charts."""
+    if not measurements.other_charts:
+        return None
+    return "Blue: other charts found in the photo, not fitted."
+
+
 def render_html(
     document: ReportDocument, before: BgrImage, after: BgrImage, figures: Mapping[str, bytes]
 ) -> bytes:
@@ -372,6 +392,7 @@ def render_html(
     chart_note = (
         "with the chart outlined and the sampled patches marked" if has_chart else "no chart measured"
     )
+    others_note = _other_charts_outline_note(measurements)
     context = {
         "filename": measurements.filename,
         "job_id": str(measurements.job_id) if measurements.job_id else None,
@@ -396,8 +417,11 @@ def render_html(
         "thresholds": [(level, f"{value:g}") for level, value in (header.rating_thresholds or {}).items()],
         "before_image": _base64(encode_jpeg(before)),
         "after_image": _base64(encode_jpeg(after)),
-        "before_alt": f"Photo {measurements.filename} before correction, {chart_note}",
-        "after_alt": f"Photo {measurements.filename} after correction",
+        "before_alt": f"Photo {measurements.filename} before correction, {chart_note}"
+        + (f", {others_note}" if others_note else ""),
+        "after_alt": f"Photo {measurements.filename} after correction"
+        + (f", {others_note}" if others_note else ""),
+        "other_charts_key": _other_charts_key(measurements),
         "chromaticity": _embedded(figures, "chromaticity"),
         "tone_response": _embedded(figures, "tone_response"),
         "neutral_count": len(neutral_patches(measurements.patches)),
@@ -440,6 +464,42 @@ def render_pdf(
     return buffer.getvalue()
 
 
+OVERVIEW_FIRST_BASELINE = 0.92
+OVERVIEW_LAST_BASELINE = 0.72
+"""The overview's lines of facts sit between these heights (of the page): below them comes the
+summary table, whose top may move down from 0.78 to 0.70 and still end above the previews."""
+OVERVIEW_TABLE_TOP = 0.78
+OVERVIEW_TABLE_GAP = 0.02
+OVERVIEW_LINE_STEP = 0.022
+OVERVIEW_FONT_SIZE = 10.0
+OVERVIEW_MIN_FONT_SIZE = 6.0
+OVERVIEW_LINE_CHARACTERS = 84
+"""Characters of a line of facts at 10 pt that fit between the page's margins (7.1 in), upper
+case and digits included: longer facts are wrapped to this width, never measured."""
+
+
+def _overview_lines(figure: Figure, lines: Sequence[str]) -> float:
+    """Write the overview's facts one under another, each wrapped to the page's width, smaller
+    (and so closer together, and more to a line) when there are more than fit above the table at
+    10 pt (a photo with other charts and long warnings); the baseline of the last one."""
+    room = OVERVIEW_FIRST_BASELINE - OVERVIEW_LAST_BASELINE
+    size = OVERVIEW_FONT_SIZE
+    while True:
+        width = int(OVERVIEW_LINE_CHARACTERS * OVERVIEW_FONT_SIZE / size)
+        rows = [row for line in lines for row in (textwrap.wrap(line, width) or [""])]
+        step = OVERVIEW_LINE_STEP * size / OVERVIEW_FONT_SIZE
+        most = int(room / step + 1e-9) + 1
+        if len(rows) <= most:
+            break
+        if size <= OVERVIEW_MIN_FONT_SIZE:
+            rows = [*rows[: most - 1], "… and more: the HTML report and report.json have every line."]
+            break
+        size = max(OVERVIEW_MIN_FONT_SIZE, size - 0.5)
+    for number, row in enumerate(rows):
+        figure.text(0.07, OVERVIEW_FIRST_BASELINE - number * step, row, fontsize=size)
+    return OVERVIEW_FIRST_BASELINE - (len(rows) - 1) * step
+
+
 def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) -> Figure:
     measurements = document.measurements
     header = document.report
@@ -461,11 +521,11 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
     if measurements.cross_validated_delta_e2000 is not None:
         lines.append(f"Cross-validated ΔE2000: {format_delta_e(measurements.cross_validated_delta_e2000)}")
     lines += [f"Warning: {warning.message}" for warning in measurements.warnings]
-    for number, line in enumerate(lines):
-        figure.text(0.07, 0.92 - number * 0.022, line, fontsize=10, wrap=True)
+    last_baseline = _overview_lines(figure, lines)
 
     if measurements.patches:
-        table_axes = figure.add_axes((0.07, 0.56, 0.86, 0.22))
+        table_top = min(OVERVIEW_TABLE_TOP, last_baseline - OVERVIEW_TABLE_GAP)
+        table_axes = figure.add_axes((0.07, table_top - 0.22, 0.86, 0.22))
         table_axes.axis("off")
         rows = summary_rows(measurements.before, measurements.after)
         table = table_axes.table(
@@ -481,7 +541,7 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
     else:
         figure.text(
             0.07,
-            0.74,
+            min(0.74, last_baseline - 0.06),
             "No colour chart was measured in this photo: it was corrected without a chart,\n"
             "so there are no patches and no colour differences to report.",
             fontsize=11,
@@ -492,13 +552,16 @@ def _overview_page(document: ReportDocument, before: BgrImage, after: BgrImage) 
         axes.imshow(to_rgb(image))
         axes.set_title(title, fontsize=10)
         axes.axis("off")
-    if measurements.patches:
-        figure.text(
-            0.07,
-            0.16,
-            "Yellow: chart outline; green: patches sampled for the fit; red: patches left out of the fit.",
-            fontsize=8,
-        )
+    key = (
+        "Yellow: chart outline; green: patches sampled for the fit; red: patches left out of the fit."
+        if measurements.patches
+        else ""
+    )
+    others_key = _other_charts_key(measurements)
+    if others_key is not None:
+        key = f"{key}\n{others_key}".strip()
+    if key:
+        figure.text(0.07, 0.16, key, fontsize=8)
     return figure
 
 

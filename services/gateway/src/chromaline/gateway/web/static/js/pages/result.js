@@ -223,21 +223,46 @@ function jobChartName(job, chartType) {
 function otherCharts(job, measurements) {
   const others = measurements.other_charts?.length ? measurements.other_charts : job.other_charts || [];
   if (!others.length) return null;
-  const status = h("div", { role: "status" });
+  const progress = h("span", {});
+  const problems = h("div", {});
+  const status = h("div", { role: "status" }, progress, problems);
   const described = (chart) => {
     const found = `${chartName(chart.chart_type)}, confidence ${formatNumber(chart.confidence, 2)}`;
     const after = chart.delta_e2000_after?.mean;
     if (after === undefined || after === null) return found;
     return `${found}: ${formatNumber(chart.delta_e2000_before?.mean, 1)} → ${formatNumber(after, 1)} ΔE₀₀ on its ${chart.patches_compared} patches`;
   };
-  const items = others.map((chart) =>
-    h(
-      "li",
-      {},
-      h("span", { class: "other-chart" }, described(chart)),
-      mayChange() ? [" ", h("button", { type: "button", onclick: () => resubmit(job, chart.corners, null, status, chart.chart_type) }, "Correct with this chart")] : null,
-    ),
-  );
+  const buttons = [];
+  // Sending uploads the photo again, which takes a while: one click sends once, and while it is
+  // under way no other chart's button sends it a second time.
+  const correctWith = async (chart, button) => {
+    if (buttons.some((each) => each.disabled)) return;
+    buttons.forEach((each) => {
+      each.disabled = true;
+    });
+    progress.textContent = `Sending the photo again, to be corrected with the ${chartName(chart.chart_type)}…`;
+    try {
+      await resubmit(job, chart.corners, null, problems, chart.chart_type);
+    } finally {
+      progress.textContent = "";
+      buttons.forEach((each) => {
+        each.disabled = false;
+      });
+      if (button.isConnected && document.activeElement === document.body) button.focus();
+    }
+  };
+  const items = others.map((chart) => {
+    // Every button reads "Correct with this chart"; its name also says which chart, so a list of
+    // them (as a screen reader gives) tells them apart.
+    const button = mayChange()
+      ? h("button", { type: "button", "aria-label": `Correct with this chart, the ${chartName(chart.chart_type)}` }, "Correct with this chart")
+      : null;
+    if (button) {
+      button.addEventListener("click", () => correctWith(chart, button));
+      buttons.push(button);
+    }
+    return h("li", {}, h("span", { class: "other-chart" }, described(chart)), button ? [" ", button] : null);
+  });
   return [
     h("dt", {}, "Also in the photo"),
     h(
@@ -432,7 +457,9 @@ async function resubmit(job, corners, original, status, chartType = null) {
     const form = new FormData();
     form.append("files", new File([blob], job.filename, { type: blob.type }));
     const options = chartType ? { ...job.options, chart_type: chartType } : job.options;
-    for (const name of ["chart_type", "method", "reference_edition", "output_format", "bit_depth", "output_space"]) {
+    // The guideline too: left out, the organisation's setting of today would rate the new job,
+    // and it could not be compared with the one it was sent again from.
+    for (const name of ["chart_type", "method", "reference_edition", "guideline", "output_format", "bit_depth", "output_space"]) {
       if (options?.[name] !== undefined) form.append(name, String(options[name]));
     }
     const chartId = job.options?.custom_chart?.chart_id;
