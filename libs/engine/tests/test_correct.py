@@ -168,6 +168,9 @@ def test_corners_around_something_else_are_refused_as_not_a_chart() -> None:
     with pytest.raises(EngineError) as refused:
         measure(scene.image_bytes, chart_type="classic24", corners=[(float(x), float(y)) for x, y in beside])
     assert refused.value.code == "not_a_chart"
+    # The message is shown to people as it is: the chart is named in words, not by its type key.
+    assert "ColorChecker Classic 24" in str(refused.value)
+    assert "classic24" not in str(refused.value)
 
 
 def test_missing_chart_and_bad_bytes_are_typed_errors() -> None:

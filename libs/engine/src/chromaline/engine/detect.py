@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from chromaline.engine.charts import reference_linear_rgb
+from chromaline.engine.charts import chart_spec, reference_linear_rgb
 from chromaline.engine.frame import FrameSpec
 from chromaline.engine.geometry import (
     LAYOUT_VARIANTS,
@@ -1256,7 +1256,7 @@ def checked_detection_from_corners(
     oriented, agreement = orient_corners(_shown_rgb8(image, rgb), given.chart_type, given.corners)
     if agreement < MANUAL_MIN_AGREEMENT:
         raise NotAChartError(
-            f"the corners given do not enclose a {chart_type} chart in any orientation "
+            f"the corners given do not enclose a {chart_spec(chart_type).title} in any orientation "
             f"(colour agreement {agreement:.2f}, below {MANUAL_MIN_AGREEMENT})"
         )
     detection = detection_from_corners(given.chart_type, oriented)
