@@ -46,6 +46,23 @@ def test_measure_reports_the_other_chart_beside_the_one_it_measures() -> None:
     assert _corner_error(other, scene.corners[other.chart_type]) <= CORNER_TOLERANCE_PX
 
 
+@pytest.mark.parametrize("given", ["classic24", "digital_sg"])
+def test_a_chart_placed_by_hand_still_reports_the_other_chart_beside_it(given: str) -> None:
+    """'Correct with this chart' sends the photo again with that chart's corners: the chart the
+    photo was corrected with before is still found and checked (it was dropped: a job with corners
+    skipped every search)."""
+    scene = side_by_side_scene(4, "digital_sg", "classic24")
+    corners = [(float(x), float(y)) for x, y in scene.corners[given]]
+    result = correct_photo(scene.image_bytes, chart_type=given, corners=corners)
+    assert result.measurement is not None
+    assert result.measurement.detection.chart_type == given
+    [other] = result.measurement.other_charts
+    assert other.chart_type != given
+    assert _corner_error(other, scene.corners[other.chart_type]) <= CORNER_TOLERANCE_PX
+    [checked] = result.other_charts
+    assert checked.chart_type == other.chart_type
+
+
 def test_a_chart_given_by_type_is_the_only_type_looked_for() -> None:
     data = side_by_side_scene(1, "digital_sg", "classic24").image_bytes
     outcome = detect_charts(decode_image(data), "classic24", candidates=search_preview(data, "classic24"))

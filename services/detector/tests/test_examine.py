@@ -13,7 +13,7 @@ from chromaline.detector import handlers
 from chromaline.detector.handlers import examine
 from chromaline.detector.settings import DetectorSettings
 from chromaline.engine.detect import DetectionOutcome, detect_charts
-from chromaline.engine.synthetic import render_scene
+from chromaline.engine.synthetic import render_scene, side_by_side_scene
 
 SIZE = (1200, 900)
 ORIGINAL = BlobRef(bucket="originals", key="job/photo.jpg")
@@ -42,6 +42,20 @@ def test_corners_on_the_chart_are_measured_and_corners_elsewhere_refused() -> No
     assert isinstance(refused.event, ProcessingFailed)
     assert refused.event.reason == "not_a_chart"
     assert refused.detection.outcome == "failed"
+
+
+def test_corners_of_one_chart_still_report_the_other_chart_beside_it() -> None:
+    """A photo sent again with one chart's corners ('correct with this chart') keeps the chart it
+    was corrected with before in other_charts (a job with corners used to skip every search)."""
+    scene = side_by_side_scene(4, "digital_sg", "classic24")
+    options = JobOptions(chart_type="classic24", corners=_corners(scene.corners["classic24"]))
+    examined = examine(scene.image_bytes, uuid.uuid4(), ORIGINAL, options, DetectorSettings())
+    assert isinstance(examined.event, ChartDetected)
+    assert examined.event.chart_type == "classic24"
+    assert examined.event.charts_found == 2
+    [other] = examined.event.other_charts
+    assert other.chart_type == "digital_sg"
+    assert np.abs(np.array(other.corners) - scene.corners["digital_sg"]).max() < 6.0
 
 
 def test_a_jpeg_is_searched_on_its_reduced_preview(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,6 +45,7 @@ from chromaline.engine.detect import (
     detect_charts,
     detection_from_corners,
     preview_candidates,
+    with_other_charts,
 )
 from chromaline.engine.doubts import result_warnings
 from chromaline.engine.encode import (
@@ -393,7 +394,10 @@ def _detect(
         if corners is not None:
             known = DEFAULT_CORNER_CHART if chart_type == "auto" else chart_type
             try:
-                return checked_detection_from_corners(image, known, list(corners)), []
+                given, *others = with_other_charts(
+                    image, checked_detection_from_corners(image, known, list(corners))
+                )
+                return given, others
             except NotAChartError as error:
                 raise EngineError(error.code, str(error)) from None
             except ValueError as error:

@@ -59,6 +59,7 @@ from chromaline.engine.detect import (
     NotAChartError,
     checked_detection_from_corners,
     detect_charts,
+    with_other_charts,
 )
 from chromaline.engine.image_io import UnsupportedImageError, decode_image
 from chromaline.engine.sample import sample_patches
@@ -137,7 +138,9 @@ def _examined(
     elif options.corners is not None:
         chart = "classic24" if options.chart_type == "auto" else options.chart_type
         try:
-            detections = [checked_detection_from_corners(image, chart, options.corners)]
+            detections = with_other_charts(
+                image, checked_detection_from_corners(image, chart, options.corners)
+            )
         except NotAChartError as error:
             refused = ProcessingFailed(job_id=job_id, stage="detect", reason=error.code, message=str(error))
             return Examination(
