@@ -18,23 +18,19 @@ from chromaline.reporter.thumbnails import make_thumbnail
 from .test_render import IMAGE_SIZE, build_measurements, embedded_images, encode, synthetic_photo
 
 OTHER_CORNERS = [(3100.0, 2000.0), (3500.0, 2000.0), (3500.0, 2300.0), (3100.0, 2300.0)]
+CHECKED_CLASSIC = OtherChart(
+    chart_type="classic24",
+    corners=OTHER_CORNERS,
+    confidence=0.874,
+    patches_compared=22,
+    delta_e2000_before=Summary(mean=6.04, median=5.5, p95=11.0, max=12.5),
+    delta_e2000_after=Summary(mean=1.88, median=1.8, p95=3.5, max=3.6),
+)
+"""A Classic 24 beside the chart measured, with its held-out check."""
 
 
 def test_the_other_chart_is_named_and_outlined_in_blue_on_both_previews() -> None:
-    measurements = build_measurements("digital_sg").model_copy(
-        update={
-            "other_charts": [
-                OtherChart(
-                    chart_type="classic24",
-                    corners=OTHER_CORNERS,
-                    confidence=0.874,
-                    patches_compared=22,
-                    delta_e2000_before=Summary(mean=6.04, median=5.5, p95=11.0, max=12.5),
-                    delta_e2000_after=Summary(mean=1.88, median=1.8, p95=3.5, max=3.6),
-                )
-            ]
-        }
-    )
+    measurements = build_measurements("digital_sg").model_copy(update={"other_charts": [CHECKED_CLASSIC]})
     original = encode(synthetic_photo(measurements, after=False), ".jpg")
     corrected = encode(synthetic_photo(measurements, after=True), ".jpg")
     rendered = render_report(measurements, original, corrected)
@@ -83,17 +79,9 @@ def test_a_report_of_a_photo_with_one_chart_names_no_other() -> None:
 
 
 def test_the_pdf_overview_of_a_photo_with_other_charts_and_long_warnings_has_no_line_over_another() -> None:
-    checked = OtherChart(
-        chart_type="classic24",
-        corners=OTHER_CORNERS,
-        confidence=0.956,
-        patches_compared=21,
-        delta_e2000_before=Summary(mean=5.97, median=5.5, p95=9.0, max=11.8),
-        delta_e2000_after=Summary(mean=1.79, median=1.5, p95=4.0, max=4.2),
-    )
     dropped = ", ".join(f"{column}{row} (clipped)" for column in "BCDEFGHIJKLM" for row in range(3, 5))
     base = build_measurements("digital_sg")
-    for others, warnings in (([checked], 1), ([checked] * 3, 2), ([checked] * 8, 6)):
+    for others, warnings in (([CHECKED_CLASSIC], 1), ([CHECKED_CLASSIC] * 3, 2), ([CHECKED_CLASSIC] * 8, 6)):
         measurements = base.model_copy(
             update={
                 "other_charts": others,

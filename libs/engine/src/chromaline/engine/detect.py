@@ -1110,6 +1110,20 @@ def _other_type_sets(
     return (candidate for candidate in sets if candidate.chart_type not in found_types)
 
 
+def _examine_other_types(
+    rgb: NDArray[np.uint8],
+    shown: NDArray[np.uint8],
+    search: _Search,
+    preview_sets: Iterator[CandidateSet],
+    had_preview: bool,
+    max_charts: int,
+) -> None:
+    """Examine the boxes of the chart types not in ``search.found`` yet (:func:`_other_type_sets`)."""
+    for candidate in _other_type_sets(rgb, preview_sets, search.found, had_preview, max_charts):
+        for box in candidate.boxes:
+            _examine(rgb, shown, candidate.chart_type, box, search)
+
+
 def with_other_charts(
     image: DecodedImage | NDArray[np.generic], detection: ChartDetection, *, max_charts: int = 4
 ) -> list[ChartDetection]:
@@ -1120,9 +1134,7 @@ def with_other_charts(
     rgb = encoded_rgb8(image)
     shown = _shown_rgb8(image, rgb)
     search = _Search([detection])
-    for candidate in _other_type_sets(rgb, iter(()), search.found, False, max_charts):
-        for box in candidate.boxes:
-            _examine(rgb, shown, candidate.chart_type, box, search)
+    _examine_other_types(rgb, shown, search, iter(()), False, max_charts)
     others = sorted(search.found[1:], key=lambda found: found.confidence, reverse=True)
     return [detection, *others]
 
@@ -1206,11 +1218,7 @@ def detect_charts(
         if search.found:
             break
     if search.found and chart_type == "auto":
-        for candidate in _other_type_sets(
-            rgb, preview_sets, search.found, candidates is not None, max_charts
-        ):
-            for box in candidate.boxes:
-                _examine(rgb, shown, candidate.chart_type, box, search)
+        _examine_other_types(rgb, shown, search, preview_sets, candidates is not None, max_charts)
     if chart_type == "auto":
         _digital_sgs_for_their_classic_blocks(rgb, shown, search)
     found = search.found

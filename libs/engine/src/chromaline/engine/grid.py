@@ -242,18 +242,18 @@ def chart_placements(lattice: Lattice, layout: ChartLayout) -> list[NDArray[np.f
     high = lattice.cells.max(axis=0)
     span = high - low + 1
     half = 0.5 * layout.patch_mm / layout.pitch_mm
-    extents = [
-        extent
-        for extent in (np.array([layout.columns, layout.rows]), np.array([layout.rows, layout.columns]))
+    orientations = [
+        (along_first, extent)
+        for along_first, extent in (
+            (True, np.array([layout.columns, layout.rows])),
+            (False, np.array([layout.rows, layout.columns])),
+        )
         if not np.any(span > extent)
     ]
-    if sum(int(np.prod(extent - span + 1)) for extent in extents) > MAX_PLACEMENTS:
+    if sum(int(np.prod(extent - span + 1)) for _, extent in orientations) > MAX_PLACEMENTS:
         return []
     boxes = []
-    for along_first in (True, False):
-        extent = np.array([layout.columns, layout.rows] if along_first else [layout.rows, layout.columns])
-        if np.any(span > extent):
-            continue
+    for along_first, extent in orientations:
         for first in range(int(high[0]) - int(extent[0]) + 1, int(low[0]) + 1):
             for second in range(int(high[1]) - int(extent[1]) + 1, int(low[1]) + 1):
                 u0, v0 = first - half, second - half
