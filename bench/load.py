@@ -129,13 +129,15 @@ def s3_endpoint(configured: str | None) -> Iterator[str]:
 def running_services(
     mix: dict[str, int], amqp_url: str, database_url: str, blob_url: str, logs: Path
 ) -> Iterator[list[ServiceProcess]]:
-    """Every service as its own process; the workers with ``mix`` replicas each."""
+    """Every service as its own process; the workers with ``mix`` replicas each. The gateway's
+    limits on one user's uploads are lifted: the bench's one user sends the whole load."""
     env = service_env(
         amqp_url,
         database_url,
         blob_url,
         CHROMALINE_GATEWAY_UPLOAD_RATE_PER_MINUTE="100000",
         CHROMALINE_GATEWAY_UPLOAD_BURST="10000",
+        CHROMALINE_GATEWAY_MAX_UPLOADS_IN_PROGRESS_PER_USER="10000",
     )
     processes = [
         ServiceProcess(name, free_port(), env, logs / f"{name}-{replica}.log")

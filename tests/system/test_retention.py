@@ -144,6 +144,8 @@ def test_a_job_past_its_organisations_period_keeps_its_record_and_loses_its_file
         )
         pdf = made_on_request(client, job["files"]["report.pdf"], SETTLE_SECONDS)
         assert pdf.content.startswith(b"%PDF"), "the PDF, made on its first download, expires too"
+        page = made_on_request(client, job["files"]["report.html"], SETTLE_SECONDS)
+        assert b"<html" in page.content, "the HTML and its figures, drawn on first view, expire too"
         [(original, results)] = system.sql(
             "SELECT original, results FROM gateway.jobs WHERE id = CAST(:id AS uuid)", id=job["id"]
         )

@@ -79,19 +79,44 @@ def test_unknown_type_and_version_are_refused() -> None:
         parse_data(envelope.model_copy(update={"schema_version": 99}))
 
 
-def test_a_report_ready_of_the_version_before_the_pdf_was_made_on_request_is_still_read() -> None:
-    report = BlobRef(bucket="reports", key="j/report.pdf")
+def test_report_ready_versions_before_the_drawing_was_made_on_request_are_still_read() -> None:
+    report = BlobRef(bucket="reports", key="j/report.json")
     job_id = uuid.uuid4()
     current = make_envelope(
-        "reporter", str(job_id), ReportReady(job_id=job_id, report_json=report, report_html=report)
+        "reporter",
+        str(job_id),
+        ReportReady(job_id=job_id, report_json=report, figures_on_request=["chromaticity", "delta_e"]),
     )
-    assert current.schema_version == 2
-    earlier = current.model_copy(
-        update={"schema_version": 1, "data": {**current.data, "report_pdf": report.model_dump()}}
-    )
-    assert parse_data(earlier).report_pdf == report
+    assert current.schema_version == 3
+    parsed = parse_data(current)
+    assert isinstance(parsed, ReportReady)
+    assert (parsed.report_html, parsed.report_pdf, parsed.figures) == (None, None, {})
+    html = BlobRef(bucket="reports", key="j/report.html")
+    figure = BlobRef(bucket="reports", key="j/figure-delta_e.svg")
+    second = {**current.data, "report_html": html.model_dump(), "figures": {"delta_e": figure.model_dump()}}
+    second.pop("figures_on_request")
+    pdf = BlobRef(bucket="reports", key="j/report.pdf")
+    for version, data in ((2, second), (1, {**second, "report_pdf": pdf.model_dump()})):
+        earlier = parse_data(current.model_copy(update={"schema_version": version, "data": data}))
+        assert isinstance(earlier, ReportReady)
+        assert (earlier.report_html, earlier.figures, earlier.figures_on_request) == (
+            html,
+            {"delta_e": figure},
+            [],
+        )
     with pytest.raises(UnknownEventError):
-        parse_data(current.model_copy(update={"schema_version": 3}))
+        parse_data(current.model_copy(update={"schema_version": 4}))
+
+
+def test_report_ready_names_only_the_report_figures() -> None:
+    with pytest.raises(ValidationError):
+        ReportReady.model_validate(
+            {
+                "job_id": str(uuid.uuid4()),
+                "report_json": {"bucket": "reports", "key": "j/report.json"},
+                "figures_on_request": ["chromaticity", "../../etc/passwd"],
+            }
+        )
 
 
 FIRST_VERSION_DETECTED = {

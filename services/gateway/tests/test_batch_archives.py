@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chromaline.common.runtime import ServiceRuntime
-from chromaline.gateway import report_pdf
+from chromaline.gateway import report_on_request
 from chromaline.gateway.settings import GatewaySettings
 from chromaline.gateway.testing import ApiClient, create_jobs
 
@@ -20,11 +20,11 @@ async def test_one_user_builds_a_bounded_number_of_archives_at_once(
 ) -> None:
     building = asyncio.Event()
 
-    async def pdfs_not_made_yet(*_: Any) -> dict[Any, Any]:
+    async def reports_not_made_yet(*_: Any) -> dict[Any, Any]:
         await building.wait()
         return {}
 
-    monkeypatch.setattr(report_pdf, "fetch_pdfs", pdfs_not_made_yet)
+    monkeypatch.setattr(report_on_request, "fetch_made_on_request", reports_not_made_yet)
     settings = api_runtime.settings
     assert isinstance(settings, GatewaySettings)
     limit = settings.max_archive_builds_per_user

@@ -15,7 +15,7 @@ from chromaline.reporter.render import (
 )
 from chromaline.reporter.thumbnails import make_thumbnail
 
-from .test_render import IMAGE_SIZE, build_measurements, embedded_images, encode, synthetic_photo
+from .test_render import IMAGE_SIZE, build_measurements, embedded_images, encode, pages_of, synthetic_photo
 
 OTHER_CORNERS = [(3100.0, 2000.0), (3500.0, 2000.0), (3500.0, 2300.0), (3100.0, 2300.0)]
 CHECKED_CLASSIC = OtherChart(
@@ -34,10 +34,11 @@ def test_the_other_chart_is_named_and_outlined_in_blue_on_both_previews() -> Non
     original = encode(synthetic_photo(measurements, after=False), ".jpg")
     corrected = encode(synthetic_photo(measurements, after=True), ".jpg")
     rendered = render_report(measurements, original, corrected)
-    page = html.unescape(rendered.html.decode("utf-8"))
+    report_html = pages_of(rendered).html.decode("utf-8")
+    page = html.unescape(report_html)
     assert "Also in the photo" in page
     assert "(classic24), confidence 0.87: ΔE2000 over its 22 patches 6.04 before, 1.88 after" in page
-    for preview in embedded_images(rendered.html.decode("utf-8"))[:2]:
+    for preview in embedded_images(report_html)[:2]:
         scale = preview.shape[1] / IMAGE_SIZE[0]
         (x0, y0), (x1, _) = OTHER_CORNERS[0], OTHER_CORNERS[1]
         top_edge = preview[round(y0 * scale) - 1 : round(y0 * scale) + 2, round((x0 + x1) / 2 * scale)]
@@ -53,14 +54,15 @@ def test_the_previews_say_what_the_blue_outline_is() -> None:
     )
     photo = encode(synthetic_photo(measurements, after=False), ".jpg")
     rendered = render_report(measurements, photo, photo)
-    page = html.unescape(rendered.html.decode("utf-8"))
+    report_html = pages_of(rendered).html.decode("utf-8")
+    page = html.unescape(report_html)
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
     assert captions[0].endswith("Blue: other charts found in the photo, not fitted.")
     assert (
         captions[1]
         == "After correction. Yellow: chart outline. Blue: other charts found in the photo, not fitted."
     )
-    alts = re.findall(r'<img src="data:image/jpeg;base64,[^"]*" alt="([^"]*)"', rendered.html.decode("utf-8"))
+    alts = re.findall(r'<img src="data:image/jpeg;base64,[^"]*" alt="([^"]*)"', report_html)
     assert [alt.rsplit(", ", 1)[-1] for alt in alts] == [
         "with the other chart found in the photo outlined"
     ] * 2
@@ -73,7 +75,7 @@ def test_the_previews_say_what_the_blue_outline_is() -> None:
 def test_a_report_of_a_photo_with_one_chart_names_no_other() -> None:
     measurements = build_measurements()
     photo = encode(synthetic_photo(measurements, after=False), ".jpg")
-    page = render_report(measurements, photo, photo).html.decode("utf-8")
+    page = pages_of(render_report(measurements, photo, photo)).html.decode("utf-8")
     assert "Also in the photo" not in page
     assert "Blue:" not in page
 

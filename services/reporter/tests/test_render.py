@@ -35,10 +35,12 @@ from chromaline.reporter.figures import (
     tone_response_figure,
 )
 from chromaline.reporter.render import (
+    RenderedPages,
     RenderedReport,
     parse_report_json,
     patch_table_page,
     render_report,
+    render_stored_html,
     render_stored_pdf,
 )
 from chromaline.reporter.thumbnails import THUMBNAIL_LONGEST_SIDE, ThumbnailError, make_thumbnail
@@ -190,6 +192,16 @@ def pdf_page_count(pdf: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", pdf))
 
 
+def pages_of(report: RenderedReport) -> RenderedPages:
+    """The HTML report and figures drawn later, on request, from what the report stored."""
+    return render_stored_html(report.json, report.before, report.after)
+
+
+@pytest.fixture(scope="module")
+def pages(rendered: RenderedReport) -> RenderedPages:
+    return pages_of(rendered)
+
+
 def pdf_of(report: RenderedReport) -> bytes:
     """The PDF made later, on request, from what the report stored."""
     return render_stored_pdf(report.json, report.before, report.after)
@@ -216,8 +228,8 @@ def test_json_is_stable(
     assert list(payload["measurements"]) == sorted(payload["measurements"])
 
 
-def test_html_shows_the_numbers(rendered: RenderedReport, measurements: Measurements) -> None:
-    html = rendered.html.decode("utf-8")
+def test_html_shows_the_numbers(pages: RenderedPages, measurements: Measurements) -> None:
+    html = pages.html.decode("utf-8")
     assert measurements.before is not None
     assert measurements.after is not None
     for summaries in (measurements.before, measurements.after):
@@ -242,39 +254,39 @@ def test_html_shows_the_numbers(rendered: RenderedReport, measurements: Measurem
     assert "clipped" in html
 
 
-def test_html_escapes_the_file_name(rendered: RenderedReport) -> None:
-    html = rendered.html.decode("utf-8")
+def test_html_escapes_the_file_name(pages: RenderedPages) -> None:
+    html = pages.html.decode("utf-8")
     assert "<script" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co.jpg" in html
 
 
-def test_html_is_self_contained(rendered: RenderedReport) -> None:
-    html = rendered.html.decode("utf-8")
+def test_html_is_self_contained(pages: RenderedPages) -> None:
+    html = pages.html.decode("utf-8")
     assert "http://" not in html
     assert "https://" not in html
     assert not re.search(r"""(?:src|href)=["'](?!data:)""", html)
     assert "<link" not in html
 
 
-def test_html_embeds_decodable_images(rendered: RenderedReport) -> None:
-    before, after = embedded_images(rendered.html.decode("utf-8"))
+def test_html_embeds_decodable_images(pages: RenderedPages) -> None:
+    before, after = embedded_images(pages.html.decode("utf-8"))
     assert max(before.shape[:2]) == THUMBNAIL_LONGEST_SIDE
     assert after.shape == before.shape
 
 
-def test_html_embeds_the_same_svg_figures_the_result_page_shows(rendered: RenderedReport) -> None:
-    html = rendered.html.decode("utf-8")
+def test_html_embeds_the_same_svg_figures_the_result_page_shows(pages: RenderedPages) -> None:
+    html = pages.html.decode("utf-8")
     embedded = [
         base64.b64decode(payload)
         for payload in re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", html)
     ]
     assert embedded == [
-        rendered.figures[name] for name in ("chromaticity", "tone_response", "patch_pairs", "delta_e")
+        pages.figures[name] for name in ("chromaticity", "tone_response", "patch_pairs", "delta_e")
     ]
 
 
-def test_before_thumbnail_outlines_the_chart(rendered: RenderedReport) -> None:
-    before = embedded_images(rendered.html.decode("utf-8"))[0]
+def test_before_thumbnail_outlines_the_chart(pages: RenderedPages) -> None:
+    before = embedded_images(pages.html.decode("utf-8"))[0]
     scale = before.shape[1] / IMAGE_SIZE[0]
     (x0, y0), (x1, _) = CHART_CORNERS[0], CHART_CORNERS[1]
     top_edge = before[round(y0 * scale) - 1 : round(y0 * scale) + 2, round((x0 + x1) / 2 * scale)]
@@ -292,9 +304,11 @@ def test_pdf_has_overview_chart_and_table_pages(rendered: RenderedReport) -> Non
     assert pdf_page_count(pdf) == 1 + 4 + 1
 
 
-def test_the_stored_previews_are_the_annotated_ones_the_html_embeds(rendered: RenderedReport) -> None:
+def test_the_stored_previews_are_the_annotated_ones_the_html_embeds(
+    rendered: RenderedReport, pages: RenderedPages
+) -> None:
     stored = [make_thumbnail(rendered.before), make_thumbnail(rendered.after)]
-    embedded = embedded_images(rendered.html.decode("utf-8"))[:2]
+    embedded = embedded_images(pages.html.decode("utf-8"))[:2]
     for preview, shown in zip(stored, embedded, strict=True):
         assert preview.shape == shown.shape
         assert np.abs(preview.astype(int) - shown.astype(int)).mean() < 3
@@ -306,7 +320,7 @@ def test_large_chart_table_spans_pages() -> None:
     corrected = encode(synthetic_photo(measurements, after=True), ".jpg")
     report = render_report(measurements, original, corrected)
     assert pdf_page_count(pdf_of(report)) == 1 + 4 + 4
-    assert report.html.decode("utf-8").count("<tr") > 140
+    assert pages_of(report).html.decode("utf-8").count("<tr") > 140
     assert parse_report_json(report.json).measurements == measurements
 
 
@@ -314,7 +328,7 @@ def test_chartless_document_renders(chartless_measurements: Measurements) -> Non
     measurements = chartless_measurements
     photo = np.full((480, 640, 3), 128, dtype=np.uint8)
     report = render_report(measurements, encode(photo, ".png"), encode(photo, ".jpg"))
-    html = report.html.decode("utf-8")
+    html = pages_of(report).html.decode("utf-8")
     assert "No colour chart was measured" in html
     assert "profile" in html
     assert len(embedded_images(html)) == 2
@@ -366,9 +380,9 @@ def test_the_report_says_what_the_fit_minimised(
     least_squares = measurements.model_copy(update={"objective": "least_squares"})
     assert (
         "linear3x3, fitted by least squares in linear RGB"
-        in render_report(least_squares, *photos).html.decode()
+        in pages_of(render_report(least_squares, *photos)).html.decode()
     )
-    assert "<dd>profile</dd>" in render_report(chartless_measurements, *photos).html.decode()
+    assert "<dd>profile</dd>" in pages_of(render_report(chartless_measurements, *photos)).html.decode()
 
 
 def test_the_chromaticity_plot_has_an_arrow_per_patch_before_and_after(measurements: Measurements) -> None:
@@ -439,14 +453,31 @@ def test_figures_encode_as_svg(measurements: Measurements) -> None:
     assert b"<svg" in svg
 
 
-def test_the_figures_come_as_svg_for_the_result_page(rendered: RenderedReport) -> None:
-    assert set(rendered.figures) == {"chromaticity", "tone_response", "patch_pairs", "delta_e"}
-    assert all(b"<svg" in svg for svg in rendered.figures.values())
+def test_the_figures_come_as_svg_for_the_result_page(rendered: RenderedReport, pages: RenderedPages) -> None:
+    assert set(pages.figures) == {"chromaticity", "tone_response", "patch_pairs", "delta_e"}
+    assert all(b"<svg" in svg for svg in pages.figures.values())
+    assert rendered.figure_names == tuple(pages.figures)
+
+
+def test_the_figures_named_with_the_report_are_those_drawn_later(
+    measurements: Measurements, photos: tuple[bytes, bytes]
+) -> None:
+    """The report names the figures the HTML will have before they are drawn: without two neutral
+    patches there is no tone response, and the name must not promise one."""
+    one_grey = measurements.model_copy(
+        update={"patches": [patch for patch in measurements.patches if patch.index < 19]}
+    )
+    assert len(neutral_patches(one_grey.patches)) == 1
+    report = render_report(one_grey, *photos)
+    assert report.figure_names == ("chromaticity", "patch_pairs", "delta_e")
+    assert tuple(pages_of(report).figures) == report.figure_names
 
 
 def test_a_chartless_report_has_no_figures(chartless_measurements: Measurements) -> None:
     photo = encode(np.full((48, 64, 3), 128, dtype=np.uint8), ".png")
-    assert render_report(chartless_measurements, photo, photo).figures == {}
+    report = render_report(chartless_measurements, photo, photo)
+    assert report.figure_names == ()
+    assert pages_of(report).figures == {}
 
 
 def test_the_list_thumbnail_is_small(rendered: RenderedReport) -> None:
@@ -466,7 +497,7 @@ def test_the_report_leads_with_the_guideline_the_measurements_were_rated_against
         }
     )
     rendered = render_report(metamorfoze, *photos, generated_at=GENERATED_AT)
-    html = rendered.html.decode("utf-8")
+    html = pages_of(rendered).html.decode("utf-8")
     assert parse_report_json(rendered.json).report.rating_guideline == "Metamorfoze 2.0"
     assert "<dt>Rated against</dt><dd>Metamorfoze 2.0</dd>" in html
     assert html.index("Metamorfoze 2.0") < html.index("File name")

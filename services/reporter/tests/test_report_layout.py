@@ -12,7 +12,7 @@ from playwright.sync_api import Page, sync_playwright
 
 from chromaline.reporter.render import render_report
 
-from .test_render import build_measurements, encode, synthetic_photo
+from .test_render import build_measurements, encode, pages_of, synthetic_photo
 
 CHROMIUM = Path("/usr/bin/chromium")
 PHONE_WIDTH = 375
@@ -38,7 +38,7 @@ def test_only_the_patch_table_scrolls_sideways_on_a_phone(phone_page: Page, tmp_
     original = encode(synthetic_photo(measurements, after=False), ".jpg")
     corrected = encode(synthetic_photo(measurements, after=True).astype(np.uint16) * 257, ".png")
     report = tmp_path / "report.html"
-    report.write_bytes(render_report(measurements, original, corrected).html)
+    report.write_bytes(pages_of(render_report(measurements, original, corrected)).html)
     phone_page.goto(report.as_uri())
     assert phone_page.evaluate("document.documentElement.scrollWidth") <= PHONE_WIDTH
     facts_right = phone_page.evaluate(

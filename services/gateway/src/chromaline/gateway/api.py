@@ -47,7 +47,7 @@ from chromaline.common.problems import ApiError
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.common.visible_text import hides_characters
 from chromaline.gateway import jobs as job_service
-from chromaline.gateway import report_pdf
+from chromaline.gateway import report_on_request
 from chromaline.gateway.access import CurrentPrincipal, authorize
 from chromaline.gateway.auth_proxy import add_auth_proxy
 from chromaline.gateway.charts import custom_chart_options
@@ -677,10 +677,13 @@ def build_router(
             raise ApiError(404, "unknown_file", f"no file {name!r}; one of {', '.join(RESULT_FILES)}")
         refuse_expired(job)
         ref = job.original if name == "original" else job.results.get(RESULT_FILES[name])
-        if ref is None and name == "report.pdf" and report_pdf.pdf_to_make(job):
-            ref = (await report_pdf.fetch_pdfs(runtime, settings, [job])).get(job.id)
+        result = RESULT_FILES[name]
+        form = report_on_request.made_on_request(job, result)
+        if ref is None and form is not None:
+            made = await report_on_request.fetch_made_on_request(runtime, settings, [result], [job])
+            ref = made.get((job.id, result))
             if ref is None:
-                raise report_pdf.still_rendering(job)
+                raise form.still_rendering(job)
         if ref is None:
             raise ApiError(409, "result_not_ready", f"{name} is not available while the job is {job.state}")
         return await stream_blob(BlobRef.model_validate(ref), download_name(job, name))
@@ -740,23 +743,21 @@ def build_router(
                 .scalars()
                 .all()
             )
-        pdfs = await report_pdf.fetch_pdfs(runtime, settings, rows)
+        names = ("corrected", "report.pdf", "report.html", "report.json", "profile.json", "profile.cube")
+        made = await report_on_request.fetch_made_on_request(
+            runtime, settings, [RESULT_FILES[name] for name in names], rows
+        )
         missing = []
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as bundle:
             for job in rows:
-                for name in (
-                    "corrected",
-                    "report.pdf",
-                    "report.html",
-                    "report.json",
-                    "profile.json",
-                    "profile.cube",
-                ):
-                    ref = job.results.get(RESULT_FILES[name])
-                    if name == "report.pdf" and report_pdf.pdf_to_make(job):
-                        ref = pdfs.get(job.id)
+                for name in names:
+                    result = RESULT_FILES[name]
+                    ref = job.results.get(result)
+                    form = report_on_request.made_on_request(job, result)
+                    if ref is None and form is not None:
+                        ref = made.get((job.id, result))
                         if ref is None:
-                            missing.append(missing_pdf(job, download_name(job, name)))
+                            missing.append(missing_report(job, download_name(job, name), form))
                     if ref is None:
                         continue
                     with bundle.open(f"{job.id}/{download_name(job, name)}", "w", force_zip64=True) as member:
@@ -1015,13 +1016,13 @@ def job_settled(view: dict[str, Any]) -> bool:
     return view["state"] in TERMINAL_STATES and not (report and report["state"] == "pending")
 
 
-def missing_pdf(job: Job, filename: str) -> dict[str, str]:
-    """The archive manifest's note of a PDF report that was not made in time to be included."""
+def missing_report(job: Job, filename: str, form: report_on_request.MadeOnRequest) -> dict[str, str]:
+    """The archive manifest's note of a report that was not made in time to be included."""
     return {
         "job_id": str(job.id),
         "file": f"{job.id}/{filename}",
-        "code": "report_pdf_rendering",
-        "detail": "the PDF report was still being made; download it from the job, or the archive again",
+        "code": form.code,
+        "detail": f"the {form.title} was still being made; download it from the job, or the archive again",
     }
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -18,6 +19,7 @@ from chromaline.common.events.contracts import (
     Contract,
     OrganisationRetentionChanged,
     ProcessingFailed,
+    ReportHtmlReady,
     ReportPdfReady,
     UnknownEventError,
     parse_data,
@@ -28,7 +30,7 @@ from chromaline.common.logging import get_logger
 from chromaline.common.outbox import add_to_outbox
 from chromaline.common.retention import accept_internal_event
 from chromaline.common.runtime import ServiceRuntime
-from chromaline.gateway import jobs, notifications, report_pdf, retention
+from chromaline.gateway import jobs, notifications, report_on_request, retention
 from chromaline.gateway.models import TERMINAL_STATES, Job
 from chromaline.gateway.settings import GatewaySettings
 
@@ -74,18 +76,39 @@ def _internal_event(envelope: RawEnvelope, runtime: ServiceRuntime, model: type[
     return event
 
 
+@asynccontextmanager
+async def _made_on_request(
+    runtime: ServiceRuntime, envelope: RawEnvelope, job_id: uuid.UUID
+) -> AsyncIterator[Job | None]:
+    """The job a form of its report was made for, locked in a transaction, for an answer heard
+    for the first time; None for an answer heard before or an unknown job."""
+    async with runtime.session() as session, session.begin():
+        if not await inbox.claim(session, envelope.event_id, "gateway"):
+            yield None
+            return
+        job = await jobs.get_job(session, job_id, for_update=True)
+        if job is None:
+            log.info("job.unknown", job_id=str(job_id), event_type=envelope.type)
+        yield job
+
+
 async def on_report_pdf_ready(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
     """Record the PDF report the reporter made on request; a download waiting for it sees it."""
     event = _internal_event(envelope, runtime, ReportPdfReady)
-    async with runtime.session() as session, session.begin():
-        if not await inbox.claim(session, envelope.event_id, "gateway"):
-            return
-        job = await jobs.get_job(session, event.job_id, for_update=True)
-        if job is None:
-            log.info("job.unknown", job_id=str(event.job_id), event_type=envelope.type)
-            return
-        report_pdf.record_pdf(job, event)
+    async with _made_on_request(runtime, envelope, event.job_id) as claimed:
+        if claimed is not None:
+            report_on_request.record_pdf(claimed, event)
     log.info("job.report_pdf_ready", job_id=str(event.job_id))
+
+
+async def on_report_html_ready(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    """Record the HTML report and figures the reporter drew on request; a download waiting for
+    them sees them."""
+    event = _internal_event(envelope, runtime, ReportHtmlReady)
+    async with _made_on_request(runtime, envelope, event.job_id) as claimed:
+        if claimed is not None:
+            report_on_request.record_html(claimed, event)
+    log.info("job.report_html_ready", job_id=str(event.job_id))
 
 
 async def on_retention_changed(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:

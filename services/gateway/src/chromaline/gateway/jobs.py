@@ -183,11 +183,12 @@ def _report_ready(job: Job, event: ReportReady) -> ReportState | None:
     job.results = {
         **job.results,
         "report_json": _ref(event.report_json),
-        "report_html": _ref(event.report_html),
+        **({"report_html": _ref(event.report_html)} if event.report_html is not None else {}),
         **({"report_pdf": _ref(event.report_pdf)} if event.report_pdf is not None else {}),
         **{f"figure_{name}": _ref(ref) for name, ref in event.figures.items()},
         **({"thumbnail": _ref(event.thumbnail)} if event.thumbnail else {}),
     }
+    job.report_figures_on_request = list(event.figures_on_request)
     if job.report_state == "ready":
         return None
     job.report_state = "ready"

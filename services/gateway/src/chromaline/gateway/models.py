@@ -76,6 +76,11 @@ class Job(Base):
     report_message: Mapped[str | None] = mapped_column(Text)
     report_pdf_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When the gateway last asked the reporter for the PDF report, which is made on first request."""
+    report_html_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the gateway last asked the reporter for the HTML report and its figures, which are
+    drawn on first request."""
+    report_figures_on_request: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    """The figures (``report.ready`` version 3) to be drawn with the HTML report on request."""
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )

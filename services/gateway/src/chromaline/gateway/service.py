@@ -24,6 +24,7 @@ from chromaline.gateway.concurrency import UserSlots
 from chromaline.gateway.handlers import (
     FOLLOWED_EVENTS,
     on_pipeline_event,
+    on_report_html_ready,
     on_report_pdf_ready,
     on_retention_changed,
     watchdog,
@@ -46,6 +47,7 @@ SPEC = ServiceSpec(
     handlers={
         **dict.fromkeys(FOLLOWED_EVENTS, on_pipeline_event),
         "report.pdf_ready": on_report_pdf_ready,
+        "report.html_ready": on_report_html_ready,
         "organisation.retention_changed": on_retention_changed,
     },
     retry=RetryPolicy(max_attempts=8),

@@ -82,11 +82,12 @@ class GatewaySettings(ServiceSettings):
     periodic sweep off (when a CronJob runs ``chromaline retention sweep`` instead)."""
     retention_sweep_batch_size: int = Field(default=100, ge=1, le=10_000)
     """Jobs expired per transaction."""
-    report_pdf_wait_seconds: float = Field(default=30.0, ge=0)
-    """How long a download of a PDF report not made yet waits for the reporter before answering
-    202 (the PDF is made on first request); a batch archive waits as long for all its PDFs."""
-    report_pdf_request_repeat_seconds: float = Field(default=60.0, gt=0)
-    """A job's PDF is asked for again only when the earlier request is older than this."""
+    report_wait_seconds: float = Field(default=30.0, ge=0)
+    """How long a download of a report's HTML, figure or PDF not made yet waits for the reporter
+    before answering 202 (they are made on first request); a batch archive waits as long for all
+    its reports."""
+    report_request_repeat_seconds: float = Field(default=60.0, gt=0)
+    """A job's HTML or PDF report is asked for again only when the earlier request is older than this."""
     orphan_sweep_interval_seconds: float = Field(default=600.0, ge=0)
     """How often this gateway deletes originals no job refers to, unconfirmed presigned uploads
     and the leftovers of interrupted writes; 0 turns the sweep off."""

@@ -18,6 +18,7 @@ from chromaline.common.events.contracts import (
     ImageCorrected,
     JobOptions,
     ProcessingFailed,
+    ReportFigure,
     ReportReady,
 )
 from chromaline.common.events.envelope import make_envelope
@@ -56,10 +57,18 @@ async def finish_job(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
     await on_pipeline_event(runtime, make_envelope("corrector", str(job_id), event))
 
 
-async def finish_report(runtime: ServiceRuntime, job_id: uuid.UUID) -> None:
-    """The reporter's ``report.ready``: the job's report is ready (its PDF made on request)."""
+async def finish_report(
+    runtime: ServiceRuntime, job_id: uuid.UUID, *, figures_on_request: list[ReportFigure] | None = None
+) -> None:
+    """The reporter's ``report.ready``: the job's report is ready, its PDF made on request; with
+    ``figures_on_request`` its HTML and those figures too (version 3), else the HTML is stored."""
     report = BlobRef(bucket="chromaline-reports", key=f"{job_id}/report")
-    event = ReportReady(job_id=job_id, report_json=report, report_html=report)
+    event = ReportReady(
+        job_id=job_id,
+        report_json=report,
+        report_html=report if figures_on_request is None else None,
+        figures_on_request=figures_on_request or [],
+    )
     await on_pipeline_event(runtime, make_envelope("reporter", str(job_id), event))
 
 

@@ -54,10 +54,16 @@ def shown_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def available_results(job: Job) -> set[str]:
-    """The job's results one may download; the PDF report counts once the report is ready, as
-    it is made when it is first downloaded."""
+    """The job's results one may download; the HTML and PDF reports and the figures count once
+    the report is ready, as they are made when they are first downloaded."""
     available = set(job.results) | ({"original"} if job.original else set())
-    return available | ({"report_pdf"} if "report_json" in job.results else set())
+    if "report_json" not in job.results:
+        return available
+    return available | {
+        "report_pdf",
+        "report_html",
+        *(f"figure_{name}" for name in job.report_figures_on_request),
+    }
 
 
 def job_view(job: Job) -> dict[str, Any]:

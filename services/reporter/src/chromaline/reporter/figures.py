@@ -32,6 +32,8 @@ AFTER_COLOUR = "#1f5fa8"
 EXCLUDED_COLOUR = "#d9822b"
 NEUTRAL_CHROMA = 6.0
 """A patch whose reference C*ab is below this is neutral (the grey ramp of every chart)."""
+MIN_TONE_PATCHES = 2
+"""Fewest neutral patches that make a tone response."""
 NAMED_TICKS_UP_TO = 40
 """Charts with more patches than this are labelled by patch number instead of name."""
 WIDE = (11.69, 8.27)
@@ -245,7 +247,7 @@ def neutral_patches(patches: Sequence[PatchResult]) -> list[PatchResult]:
 def tone_response_figure(patches: Sequence[PatchResult]) -> Figure | None:
     """Measured L* of the neutral patches against their reference L*, before and after; None without neutrals."""
     neutrals = sorted(neutral_patches(patches), key=lambda patch: patch.reference_lab[0])
-    if len(neutrals) < 2:
+    if len(neutrals) < MIN_TONE_PATCHES:
         return None
     figure = new_figure((7.0, 6.5))
     margins = Margins(

@@ -1,13 +1,15 @@
-"""The reporter turns each corrected photo's measurements into JSON and HTML reports, makes the
-PDF report when it is first asked for, and deletes them all when their job expires."""
+"""The reporter turns each corrected photo's measurements into a JSON report and previews, draws
+the HTML report with its figures and the PDF report when they are first asked for, and deletes
+them all when their job expires."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import get_args
 
 from pydantic import ValidationError
 from sqlalchemy import Delete, delete
@@ -21,11 +23,15 @@ from chromaline.common.events.contracts import (
     BlobRef,
     ImageCorrected,
     ProcessingFailed,
+    ReportFigure,
+    ReportHtmlReady,
+    ReportHtmlRequested,
     ReportPdfReady,
     ReportPdfRequested,
     ReportReady,
     UnknownEventError,
     parse_data,
+    spec_for_model,
 )
 from chromaline.common.events.envelope import RawEnvelope, make_envelope
 from chromaline.common.forgotten_jobs import forgotten_now, job_transaction
@@ -40,19 +46,17 @@ from chromaline.reporter.models import Report
 NAME = "reporter"
 log = get_logger(__name__)
 
-REPORT_TYPES = (
-    ("json", "application/json"),
-    ("html", "text/html; charset=utf-8"),
-)
-"""The reports written with every report; the PDF is written on request."""
+JSON = "json"
+HTML = "html"
 PDF = "pdf"
+"""The report's forms: the JSON is written with every report, the HTML and the PDF on request."""
 
 
 def report_key(job_id: uuid.UUID, kind: str) -> str:
     return f"{job_id}/report.{kind}"
 
 
-FIGURES = ("chromaticity", "tone_response", "patch_pairs", "delta_e")
+FIGURES: tuple[ReportFigure, ...] = get_args(ReportFigure)
 """The report's figures, also stored alone as SVG for the web app's result page."""
 
 
@@ -75,8 +79,7 @@ def preview_key(job_id: uuid.UUID, name: str) -> str:
 def report_keys(job_id: uuid.UUID) -> list[str]:
     """Every key the reporter writes for a job: what its expiry deletes."""
     return [
-        *(report_key(job_id, kind) for kind, _ in REPORT_TYPES),
-        report_key(job_id, PDF),
+        *(report_key(job_id, kind) for kind in (JSON, HTML, PDF)),
         *(figure_key(job_id, name) for name in FIGURES),
         *(preview_key(job_id, name) for name in PREVIEWS),
         thumbnail_key(job_id),
@@ -139,22 +142,14 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
             await _report_failed(runtime, envelope, event.job_id, "decode_error", str(error))
             return
     prefix = f"{event.job_id}"
-    refs = {}
     async with _claimed(runtime, envelope, event.job_id) as session:
         if session is None:
             return
         with stage(NAME, "store"):
-            for kind, content_type in REPORT_TYPES:
-                key = report_key(event.job_id, kind)
-                await blobs.put_bytes(
-                    buckets.REPORTS, key, getattr(rendered, kind), content_type=content_type
-                )
-                refs[kind] = BlobRef(bucket=buckets.REPORTS, key=key)
-            figures = {}
-            for name, svg in rendered.figures.items():
-                key = figure_key(event.job_id, name)
-                await blobs.put_bytes(buckets.REPORTS, key, svg, content_type="image/svg+xml")
-                figures[name] = BlobRef(bucket=buckets.REPORTS, key=key)
+            report_json = BlobRef(bucket=buckets.REPORTS, key=report_key(event.job_id, JSON))
+            await blobs.put_bytes(
+                report_json.bucket, report_json.key, rendered.json, content_type="application/json"
+            )
             thumbnail = BlobRef(bucket=buckets.REPORTS, key=thumbnail_key(event.job_id))
             await blobs.put_bytes(
                 thumbnail.bucket, thumbnail.key, rendered.thumbnail, content_type="image/jpeg"
@@ -168,10 +163,9 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
                 )
         ready = ReportReady(
             job_id=event.job_id,
-            report_json=refs["json"],
-            report_html=refs["html"],
+            report_json=report_json,
             rating=event.rating,
-            figures=figures,
+            figures_on_request=list(rendered.figure_names),
             thumbnail=thumbnail,
         )
         await session.merge(
@@ -212,43 +206,119 @@ async def _report_failed(
     log.warning("reporter.report_failed", job_id=str(job_id), reason=reason)
 
 
-async def on_pdf_requested(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
-    """Make a job's PDF report from its stored JSON and previews, store it and announce it with
-    ``report.pdf_ready``; a PDF already stored is announced again. A forgotten job, or one whose
-    report was never made, gets nothing (the gateway's wait for the PDF runs out)."""
-    event = accept_internal_event(envelope, runtime.settings)
-    if not isinstance(event, ReportPdfRequested):
-        raise PermanentError(f"{envelope.type} is not report.pdf_requested")
-    job_id = event.job_id
+Store = Callable[[], Awaitable[None]]
+"""Store a form of the report that was drawn, in the handler's transaction."""
+Draw = Callable[[bytes, bytes, bytes], Awaitable[Store]]
+"""Draw a form of the report from the stored JSON and the two previews."""
+Answer = Callable[[AsyncSession], Awaitable[None]]
+"""Announce a form of the report that is stored, in the handler's transaction."""
+
+
+async def _make_on_request(
+    runtime: ServiceRuntime, envelope: RawEnvelope, job_id: uuid.UUID, form: str, draw: Draw, answer: Answer
+) -> None:
+    """Draw one form of a job's report from its stored JSON and previews unless it is stored
+    already, then announce it. A forgotten job, or one whose report was never made, gets nothing
+    (the gateway's wait for it runs out)."""
     if await forgotten_now(runtime, job_id):
         return
     blobs = runtime.blobs
-    pdf = BlobRef(bucket=buckets.REPORTS, key=report_key(job_id, PDF))
-    content = None
-    if not await blobs.exists(pdf.bucket, pdf.key):
+    store = None
+    if not await blobs.exists(buckets.REPORTS, report_key(job_id, form)):
         try:
             with stage(NAME, "load"):
-                report_json = await blobs.get_bytes(buckets.REPORTS, report_key(job_id, "json"))
+                report_json = await blobs.get_bytes(buckets.REPORTS, report_key(job_id, JSON))
                 before, after = [
                     await blobs.get_bytes(buckets.REPORTS, preview_key(job_id, name)) for name in PREVIEWS
                 ]
         except BlobNotFoundError as error:
-            log.warning("reporter.pdf_without_report", job_id=str(job_id), missing=error.args[0])
+            log.warning("reporter.form_without_report", job_id=str(job_id), form=form, missing=error.args[0])
             return
+        store = await draw(report_json, before, after)
+    async with _claimed(runtime, envelope, job_id) as session:
+        if session is None:
+            return
+        if store is not None:
+            with stage(NAME, "store"):
+                await store()
+        await answer(session)
+    log.info(
+        "reporter.form_written" if store is not None else "reporter.form_announced",
+        job_id=str(job_id),
+        form=form,
+    )
+
+
+def _requested_job(
+    runtime: ServiceRuntime,
+    envelope: RawEnvelope,
+    model: type[ReportPdfRequested] | type[ReportHtmlRequested],
+) -> uuid.UUID:
+    """The job whose report is asked for; a dead letter for a request not from our services."""
+    event = accept_internal_event(envelope, runtime.settings)
+    if not isinstance(event, model):
+        raise PermanentError(f"{envelope.type} is not {spec_for_model(model).routing_key}")
+    return event.job_id
+
+
+async def on_pdf_requested(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    """Make a job's PDF report, store it and announce it with ``report.pdf_ready``; a PDF already
+    stored is announced again."""
+    job_id = _requested_job(runtime, envelope, ReportPdfRequested)
+    blobs = runtime.blobs
+    pdf = BlobRef(bucket=buckets.REPORTS, key=report_key(job_id, PDF))
+
+    async def draw(report_json: bytes, before: bytes, after: bytes) -> Store:
         with stage(NAME, "render_pdf"):
             from chromaline.reporter.render import render_stored_pdf
 
             content = await asyncio.to_thread(render_stored_pdf, report_json, before, after)
-    async with _claimed(runtime, envelope, job_id) as session:
-        if session is None:
-            return
-        if content is not None:
-            with stage(NAME, "store"):
-                await blobs.put_bytes(pdf.bucket, pdf.key, content, content_type="application/pdf")
-        await add_to_outbox(
-            session, make_envelope(NAME, str(job_id), ReportPdfReady(job_id=job_id, report_pdf=pdf))
-        )
-    log.info("reporter.pdf_written" if content is not None else "reporter.pdf_announced", job_id=str(job_id))
+
+        async def store() -> None:
+            await blobs.put_bytes(pdf.bucket, pdf.key, content, content_type="application/pdf")
+
+        return store
+
+    async def answer(session: AsyncSession) -> None:
+        ready = ReportPdfReady(job_id=job_id, report_pdf=pdf)
+        await add_to_outbox(session, make_envelope(NAME, str(job_id), ready))
+
+    await _make_on_request(runtime, envelope, job_id, PDF, draw, answer)
+
+
+async def on_html_requested(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
+    """Draw a job's figures and HTML report, store them and announce them with
+    ``report.html_ready``; an HTML report already stored is announced again with its figures.
+    The HTML is stored last, so that its presence means the figures are there too."""
+    job_id = _requested_job(runtime, envelope, ReportHtmlRequested)
+    blobs = runtime.blobs
+    html = BlobRef(bucket=buckets.REPORTS, key=report_key(job_id, HTML))
+
+    async def draw(report_json: bytes, before: bytes, after: bytes) -> Store:
+        with stage(NAME, "render_html"):
+            from chromaline.reporter.render import render_stored_html
+
+            pages = await asyncio.to_thread(render_stored_html, report_json, before, after)
+
+        async def store() -> None:
+            for name, svg in pages.figures.items():
+                await blobs.put_bytes(
+                    buckets.REPORTS, figure_key(job_id, name), svg, content_type="image/svg+xml"
+                )
+            await blobs.put_bytes(html.bucket, html.key, pages.html, content_type="text/html; charset=utf-8")
+
+        return store
+
+    async def answer(session: AsyncSession) -> None:
+        figures = {
+            name: BlobRef(bucket=buckets.REPORTS, key=figure_key(job_id, name))
+            for name in FIGURES
+            if await blobs.exists(buckets.REPORTS, figure_key(job_id, name))
+        }
+        ready = ReportHtmlReady(job_id=job_id, report_html=html, figures=figures)
+        await add_to_outbox(session, make_envelope(NAME, str(job_id), ready))
+
+    await _make_on_request(runtime, envelope, job_id, HTML, draw, answer)
 
 
 def _report_row(job_id: uuid.UUID) -> Delete:

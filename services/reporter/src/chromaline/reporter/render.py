@@ -4,8 +4,12 @@ Plain library: it takes the measurements document and the two photographs as byt
 returns bytes; storing them and announcing them is the service's business. Figures are drawn
 on ``matplotlib.figure.Figure`` objects with the Agg canvas (never pyplot), so rendering keeps
 no global state and is safe in worker threads. The PDF is made with matplotlib's PdfPages so
-no other PDF library is needed. The PDF is not made with the other forms: most reports are never
-downloaded as PDF, so it is rendered on request from the stored JSON and previews. The reporter's
+no other PDF library is needed.
+
+Every report gets its JSON, two annotated previews and a thumbnail (:func:`render_report`).
+The HTML report with its figures (:func:`render_stored_html`) and the PDF
+(:func:`render_stored_pdf`) are drawn on request from the stored JSON and previews: drawing the
+figures cost more than correcting the photo, and many reports are never opened. The reporter's
 handler imports this module when it first renders a report, so matplotlib is not loaded when the
 reporter starts.
 """
@@ -30,6 +34,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from pydantic import BaseModel, ConfigDict
 
+from chromaline.common.events.contracts import ReportFigure
 from chromaline.common.measurements import (
     DeltaESummaries,
     Measurements,
@@ -40,6 +45,7 @@ from chromaline.common.measurements import (
 )
 from chromaline.engine.charts import chart_spec
 from chromaline.reporter.figures import (
+    MIN_TONE_PATCHES,
     chromaticity_figure,
     delta_e_figure,
     neutral_patches,
@@ -96,16 +102,26 @@ class ReportDocument(BaseModel):
 
 @dataclass(frozen=True)
 class RenderedReport:
+    """What is made for every report: the rest is drawn from it on request."""
+
     json: bytes
-    html: bytes
     before: bytes
     after: bytes
-    """The annotated previews as JPEG: what the PDF shows, kept so that it is made without decoding
-    the photographs again (see :func:`render_stored_pdf`)."""
-    figures: dict[str, bytes]
-    """The figures as SVG by name, for pages that show them apart from the report."""
+    """The annotated previews as JPEG: what the HTML and PDF reports show, kept so that they are
+    made without decoding the photographs again."""
     thumbnail: bytes
     """A small JPEG of the corrected photo, for lists of jobs."""
+    figure_names: tuple[ReportFigure, ...]
+    """The figures the HTML report will have (:func:`figure_names`)."""
+
+
+@dataclass(frozen=True)
+class RenderedPages:
+    """The HTML report and its figures, drawn on request."""
+
+    html: bytes
+    figures: dict[ReportFigure, bytes]
+    """The figures as SVG by name, for pages that show them apart from the report."""
 
 
 @cache
@@ -124,8 +140,8 @@ def render_report(
     rating_thresholds: Mapping[str, float] | None = None,
     generated_at: datetime | None = None,
 ) -> RenderedReport:
-    """Render the JSON and HTML reports, the figures and the previews for one corrected
-    photograph; the PDF is made from them on request (:func:`render_stored_pdf`).
+    """Render the JSON report, the previews and the thumbnail for one corrected photograph; the
+    HTML and PDF reports are made from them on request.
 
     ``original`` and ``corrected`` are the encoded photographs (JPEG, PNG or TIFF).
     """
@@ -138,16 +154,21 @@ def render_report(
     document = ReportDocument(report=header, measurements=measurements)
     corrected_preview = make_thumbnail(corrected)
     before, after = annotated_thumbnails(measurements, make_thumbnail(original), corrected_preview.copy())
-    figures = ReportFigures.of(measurements.patches)
-    svgs = figures.svgs() if figures else {}
     return RenderedReport(
         json=render_json(document),
-        html=render_html(document, before, after, svgs),
         before=encode_jpeg(before),
         after=encode_jpeg(after),
-        figures=svgs,
         thumbnail=encode_jpeg(shrink(corrected_preview, LIST_THUMBNAIL_SIDE)),
+        figure_names=figure_names(measurements.patches),
     )
+
+
+def render_stored_html(report_json: bytes, before: bytes, after: bytes) -> RenderedPages:
+    """The HTML report and its figures, from a report's JSON and its two preview JPEGs."""
+    document = parse_report_json(report_json)
+    figures = ReportFigures.of(document.measurements.patches)
+    svgs = figures.svgs() if figures else {}
+    return RenderedPages(html=render_html(document, before, after, svgs), figures=svgs)
 
 
 def render_json(document: ReportDocument) -> bytes:
@@ -186,6 +207,15 @@ def annotated_thumbnails(
 # Figures
 
 
+def figure_names(patches: Sequence[PatchResult]) -> tuple[ReportFigure, ...]:
+    """The figures drawn of these patches (:class:`ReportFigures`), in the report's order: none
+    without patches, and no tone response without two neutral patches."""
+    if not patches:
+        return ()
+    has_tones = len(neutral_patches(patches)) >= MIN_TONE_PATCHES
+    return ("chromaticity", *(("tone_response",) if has_tones else ()), "patch_pairs", "delta_e")
+
+
 @dataclass(frozen=True)
 class ReportFigures:
     """The pictures of a measured chart, in the order the report shows them."""
@@ -206,10 +236,10 @@ class ReportFigures:
             delta_e=delta_e_figure(patches),
         )
 
-    def svgs(self) -> dict[str, bytes]:
+    def svgs(self) -> dict[ReportFigure, bytes]:
         """Each figure as SVG: the HTML report embeds these same SVGs rather than drawing the
         figures again."""
-        named = {
+        named: dict[ReportFigure, Figure | None] = {
             "chromaticity": self.chromaticity,
             "tone_response": self.tone_response,
             "patch_pairs": self.patch_pairs,
@@ -357,7 +387,7 @@ def _base64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _embedded(figures: Mapping[str, bytes], name: str) -> str | None:
+def _embedded(figures: Mapping[ReportFigure, bytes], name: ReportFigure) -> str | None:
     svg = figures.get(name)
     return _base64(svg) if svg is not None else None
 
@@ -382,9 +412,10 @@ def _other_charts_key(measurements: Measurements) -> str | None:
 
 
 def render_html(
-    document: ReportDocument, before: BgrImage, after: BgrImage, figures: Mapping[str, bytes]
+    document: ReportDocument, before: bytes, after: bytes, figures: Mapping[ReportFigure, bytes]
 ) -> bytes:
-    """The report as one HTML file; ``figures`` are the SVGs by name (none without a chart)."""
+    """The report as one HTML file; ``before`` and ``after`` are the annotated previews as JPEG,
+    ``figures`` the SVGs by name (none without a chart)."""
     measurements = document.measurements
     header = document.report
     has_chart = bool(measurements.patches)
@@ -415,8 +446,8 @@ def render_html(
         "rating_before": _or_missing(measurements.rating_before),
         "rating_after": _or_missing(measurements.rating_after),
         "thresholds": [(level, f"{value:g}") for level, value in (header.rating_thresholds or {}).items()],
-        "before_image": _base64(encode_jpeg(before)),
-        "after_image": _base64(encode_jpeg(after)),
+        "before_image": _base64(before),
+        "after_image": _base64(after),
         "before_alt": f"Photo {measurements.filename} before correction, {chart_note}"
         + (f", {others_note}" if others_note else ""),
         "after_alt": f"Photo {measurements.filename} after correction"

@@ -7,7 +7,13 @@ from pathlib import Path
 from chromaline.common.blobs import buckets
 from chromaline.common.entrypoint import ServiceEntry
 from chromaline.common.runtime import ServiceSpec
-from chromaline.reporter.handlers import NAME, on_image_corrected, on_job_expired, on_pdf_requested
+from chromaline.reporter.handlers import (
+    NAME,
+    on_html_requested,
+    on_image_corrected,
+    on_job_expired,
+    on_pdf_requested,
+)
 from chromaline.reporter.settings import ReporterSettings
 
 SPEC = ServiceSpec(
@@ -15,7 +21,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     buckets=(buckets.REPORTS,),
     handlers={"image.corrected": on_image_corrected, "job.expired": on_job_expired},
-    requests={"report.pdf_requested": on_pdf_requested},
+    requests={"report.pdf_requested": on_pdf_requested, "report.html_requested": on_html_requested},
     prefetch=1,
 )
 

@@ -300,23 +300,39 @@ class ImageCorrected(Contract):
     )
 
 
+ReportFigure = Literal["chromaticity", "tone_response", "patch_pairs", "delta_e"]
+"""The report's pictures of the measured chart, each an SVG."""
+
+
 class ReportReady(Contract):
-    """The report is stored. Version 2: the PDF is left out (made on first request, see
-    ``report.pdf_requested``); version 1 always named it."""
+    """The report is stored. Version 3: the HTML report and its figures are left out too (made on
+    first request, see ``report.html_requested``) and ``figures_on_request`` names the figures
+    that will be drawn; version 2 left out the PDF (``report.pdf_requested``); version 1 named
+    every file."""
 
     job_id: uuid.UUID
     report_json: BlobRef
-    report_html: BlobRef
+    report_html: BlobRef | None = Field(
+        default=None,
+        description="The HTML report, when it was made with the report; left out, it is made with "
+        "its figures on request (report.html_requested, answered by report.html_ready).",
+    )
     report_pdf: BlobRef | None = Field(
         default=None,
         description="The PDF, when it was made with the report; left out, it is made on request "
         "(report.pdf_requested, answered by report.pdf_ready).",
     )
     rating: str | None = None
-    figures: dict[str, BlobRef] = Field(
+    figures: dict[ReportFigure, BlobRef] = Field(
         default_factory=dict,
-        description="The report's pictures of the measured chart as SVG, by name "
-        "(chromaticity, tone_response, patch_pairs, delta_e); empty when no chart was measured.",
+        description="The report's pictures of the measured chart as SVG, by name, when they were "
+        "drawn with the report.",
+    )
+    figures_on_request: list[ReportFigure] = Field(
+        default=[],
+        max_length=4,
+        description="The figures to be drawn with the HTML report on request; empty when no chart "
+        "was measured (and the tone response left out without two neutral patches).",
     )
     thumbnail: BlobRef | None = Field(
         default=None, description="A small JPEG of the corrected photo, for lists."
@@ -335,6 +351,24 @@ class ReportPdfReady(Contract):
 
     job_id: uuid.UUID
     report_pdf: BlobRef
+
+
+class ReportHtmlRequested(Contract):
+    """Someone wants a job's HTML report or one of its figures, which are drawn on first request
+    rather than with every report (internal: the gateway asks the reporter)."""
+
+    job_id: uuid.UUID
+
+
+class ReportHtmlReady(Contract):
+    """A job's HTML report and its figures are stored (internal: the reporter answers
+    ``report.html_requested``)."""
+
+    job_id: uuid.UUID
+    report_html: BlobRef
+    figures: dict[ReportFigure, BlobRef] = Field(
+        default_factory=dict, description="The figures as SVG, by name; empty without a measured chart."
+    )
 
 
 class ProcessingFailed(Contract):
@@ -455,10 +489,10 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("image.corrected", 1, ImageCorrected, "The corrected image and its profile are stored."),
     EventSpec(
         "report.ready",
-        2,
+        3,
         ReportReady,
-        "The colour report is stored; its PDF is made on first request.",
-        also_reads=(1,),
+        "The colour report is stored; its HTML, figures and PDF are made on first request.",
+        also_reads=(1, 2),
     ),
     EventSpec(
         "report.pdf_requested",
@@ -467,6 +501,18 @@ EVENTS: tuple[EventSpec, ...] = (
         "A job's PDF report is wanted and not yet made (internal).",
     ),
     EventSpec("report.pdf_ready", 1, ReportPdfReady, "A job's PDF report is stored (internal)."),
+    EventSpec(
+        "report.html_requested",
+        1,
+        ReportHtmlRequested,
+        "A job's HTML report and figures are wanted and not yet made (internal).",
+    ),
+    EventSpec(
+        "report.html_ready",
+        1,
+        ReportHtmlReady,
+        "A job's HTML report and its figures are stored (internal).",
+    ),
     EventSpec("processing.failed", 1, ProcessingFailed, "A step failed for good; the job ends failed."),
     EventSpec(
         "user.password_reset_requested",

@@ -187,6 +187,7 @@ export const PROBLEM_MESSAGES = {
   profile_not_ready: "This job has no correction to save yet. Wait until it has finished.",
   result_not_ready: "This result is not ready yet. Wait until the job has finished.",
   report_pdf_rendering: "The PDF report is still being made. Try the download again in a few seconds.",
+  report_html_rendering: "The HTML report and its figures are still being drawn. Try again in a few seconds.",
   job_expired: "This job's files were deleted at the end of the retention period. Upload the photo again to correct it.",
   blob_missing: "This file is no longer stored. Upload the photo again to make it anew.",
   job_not_found: "This job does not exist, or it belongs to another organisation. Check the link, or find it in the history.",

@@ -322,25 +322,31 @@ function figureImage(url, alt) {
   return image;
 }
 
-async function figures(job, urls) {
+/** The figures this job has, as a section shown at once and filled in as they arrive: they are
+ * drawn when the report is first viewed, which takes a moment. Null when the job has none. */
+function figures(job, urls) {
   const present = FIGURES.filter(([name]) => job.files[name]);
   if (!present.length) return null;
-  const loaded = await Promise.all(present.map(([name]) => loadFile(job, name, urls).catch(() => null)));
-  const items = present
-    .map(([name, title, text], index) =>
-      loaded[index]
-        ? h(
-            "figure",
-            { class: "report-figure", dataset: { figure: name } },
-            figureImage(loaded[index].url, `${title}. ${text} The values are in the table below.`),
-            h("figcaption", {}, h("strong", {}, title), ` ${text}`),
-          )
-        : null,
-    )
-    .filter(Boolean);
-  return items.length
-    ? h("section", { class: "card", "aria-labelledby": "figures-title", id: "report-figures" }, h("h2", { id: "figures-title" }, "Colours on the chart"), ...items)
-    : null;
+  const status = h("p", { class: "muted", id: "figures-status", role: "status" }, "Drawing the figures…");
+  const section = h("section", { class: "card", "aria-labelledby": "figures-title", "aria-busy": "true", id: "report-figures" }, h("h2", { id: "figures-title" }, "Colours on the chart"), status);
+  Promise.all(present.map(([name]) => loadFile(job, name, urls).catch(() => null))).then((loaded) => {
+    const items = present
+      .map(([name, title, text], index) =>
+        loaded[index]
+          ? h(
+              "figure",
+              { class: "report-figure", dataset: { figure: name } },
+              figureImage(loaded[index].url, `${title}. ${text} The values are in the table below.`),
+              h("figcaption", {}, h("strong", {}, title), ` ${text}`),
+            )
+          : null,
+      )
+      .filter(Boolean);
+    section.removeAttribute("aria-busy");
+    if (items.length) status.replaceWith(...items);
+    else status.textContent = "The figures could not be drawn just now. Reload the page to try again; the values are in the table below.";
+  });
+  return section;
 }
 
 /** The saved profile a job used and the job it was made from; null for jobs without one. */
@@ -371,7 +377,7 @@ function downloads(job, errors) {
       clear(errors);
     } catch (error) {
       clear(errors);
-      const later = error?.code === "report_pdf_rendering";
+      const later = error?.code === "report_pdf_rendering" || error?.code === "report_html_rendering";
       errors.append(notice(later ? "info" : "error", describe(error)));
     } finally {
       clearTimeout(preparing);
@@ -418,7 +424,8 @@ function profileForm(job) {
 }
 
 async function doneView(job, urls) {
-  const [measurements, profile, pictures] = await Promise.all([call(job.files.measurements), profileOf(job), figures(job, urls)]);
+  const pictures = figures(job, urls);
+  const [measurements, profile] = await Promise.all([call(job.files.measurements), profileOf(job)]);
   const size = measurements.image_size;
   const [before, after] = await Promise.all([
     viewable(job, "original") ? loadFile(job, "original", urls).then((file) => file.url) : null,
