@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page, Route, expect
@@ -82,7 +83,8 @@ def test_correcting_with_the_other_chart_sends_the_photo_again_with_its_corners_
             route.continue_()
             return
         body = route.request.post_data_buffer or b""
-        sent.append({name: _form_field(body, name) for name in ("chart_type", "corners", "guideline")})
+        fields = ("chart_type", "corners", "guideline", "sent_again_from")
+        sent.append({name: _form_field(body, name) for name in fields})
         route.fulfill(status=429, json={"code": "rate_limited", "detail": "held back by this test"})
 
     page.route(f"**/api/v1/jobs/{finished_job['id']}", with_another_chart)
@@ -92,7 +94,12 @@ def test_correcting_with_the_other_chart_sends_the_photo_again_with_its_corners_
     page.get_by_role("button", name="Correct with this chart").click()
     expect(page.locator("#result-details [role=status]")).to_contain_text("held back by this test")
     assert sent == [
-        {"chart_type": "classic24", "corners": "[[1,1],[9,1],[9,6],[1,6]]", "guideline": "metamorfoze2"}
+        {
+            "chart_type": "classic24",
+            "corners": "[[1,1],[9,1],[9,6],[1,6]]",
+            "guideline": "metamorfoze2",
+            "sent_again_from": finished_job["id"],
+        }
     ]
 
 
@@ -155,3 +162,26 @@ def _form_field(body: bytes, name: str) -> str:
     marker = f'name="{name}"\r\n\r\n'.encode()
     start = body.index(marker) + len(marker)
     return body[start : body.index(b"\r\n", start)].decode()
+
+
+def test_a_photo_sent_again_links_back_to_its_earlier_result(
+    browse: Callable[[Account | None], Page],
+    account: Account,
+    finished_job: dict[str, Any],
+    chart_photo: Path,
+) -> None:
+    with account.client() as client:
+        batch = client.post(
+            "/api/v1/jobs",
+            files={"files": ("sent-again.jpg", chart_photo.read_bytes(), "image/jpeg")},
+            data={"sent_again_from": finished_job["id"]},
+        )
+        again = batch.raise_for_status().json()["jobs"][0]["id"]
+    page = browse(account)
+    page.goto(f"/#/jobs/{again}")
+    page.locator("#sent-again-from").click()
+    expect(page.locator("h1")).to_have_text(finished_job["filename"])
+    expect(page.locator("#sent-again-from")).to_have_count(0)
+    page.goto("/#/history")
+    expect(page.locator(f"tr[data-job-id='{again}'] .sent-again")).to_have_text("(sent again)")
+    expect(page.locator(f"tr[data-job-id='{finished_job['id']}'] .sent-again")).to_have_count(0)

@@ -216,7 +216,13 @@ def build_router(
         chart_id: Annotated[
             uuid.UUID | None, Form(description="A custom chart of your organisation (GET /api/v1/charts)")
         ] = None,
+        sent_again_from: Annotated[
+            uuid.UUID | None,
+            Form(description="The job whose photo this is, sent again (with corners, or another chart)"),
+        ] = None,
     ) -> dict[str, Any]:
+        if sent_again_from is not None:
+            await load_job(sent_again_from, principal.organisation_id)
         options = await resolve_options(
             principal.organisation_id,
             chart_type,
@@ -250,7 +256,7 @@ def build_router(
         originals = [blob for *_, blob in stored]
         async with discarded_on_failure(originals), runtime.session() as session, session.begin():
             batch, created = await job_service.create_batch(
-                session, principal.organisation_id, stored, options
+                session, principal.organisation_id, stored, options, sent_again_from=sent_again_from
             )
             record_owner(created, principal.user_id)
             view = batch_view(batch, created)

@@ -53,15 +53,19 @@ async def create_batch(
     organisation_id: str | None,
     files: list[tuple[str, str, int, BlobRef]],
     options: JobOptions,
+    *,
+    sent_again_from: uuid.UUID | None = None,
 ) -> tuple[Batch, list[Job]]:
     """Record a batch of stored uploads and queue an ``image.uploaded`` event for each, in the caller's
-    transaction; options that name no rating guideline get the organisation's."""
+    transaction; options that name no rating guideline get the organisation's. ``sent_again_from``
+    is the job whose photo this is, sent again (with corners marked, or another chart chosen)."""
     options = await with_organisation_guideline(session, organisation_id, options)
     batch = Batch(id=uuid.uuid4(), organisation_id=organisation_id, total=len(files))
     session.add(batch)
     jobs = []
     for filename, content_type, size, blob in files:
         job = new_job(organisation_id, filename, content_type, size, blob, options, batch_id=batch.id)
+        job.sent_again_from = sent_again_from
         session.add(job)
         jobs.append(job)
     await session.flush()

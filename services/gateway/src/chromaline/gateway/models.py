@@ -79,6 +79,9 @@ class Job(Base):
     report_html_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When the gateway last asked the reporter for the HTML report and its figures, which are
     drawn on first request."""
+    sent_again_from: Mapped[uuid.UUID | None] = mapped_column()
+    """The job whose photo this job's is, sent again by its owner (corners marked by hand, or
+    another chart of the photo chosen); None for a photo uploaded anew."""
     report_figures_on_request: Mapped[list[str]] = mapped_column(JSONB, default=list)
     """The figures (``report.ready`` version 3) to be drawn with the HTML report on request."""
     created_at: Mapped[datetime] = mapped_column(

@@ -79,6 +79,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "message": job.message,
         "options": shown_options(job.options),
         "profile_source_job_id": profile_source_job_id(job.options),
+        "sent_again_from": str(job.sent_again_from) if job.sent_again_from else None,
         "chart_type": job.chart_type,
         "method": job.method,
         "delta_e2000_before": job.delta_e_before,

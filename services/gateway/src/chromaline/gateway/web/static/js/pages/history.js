@@ -92,7 +92,7 @@ export async function render(context) {
       "tr",
       { dataset: { jobId: job.id } },
       thumbnailCell(job, urls),
-      h("th", { scope: "row" }, h("a", { href: href(`/jobs/${job.id}`) }, job.filename)),
+      h("th", { scope: "row" }, h("a", { href: href(`/jobs/${job.id}`) }, job.filename), job.sent_again_from ? h("span", { class: "muted sent-again" }, " (sent again)") : null),
       h("td", { dataset: { label: "State" } }, h("span", { class: `badge badge-${job.state}` }, stateLabel(job.state))),
       h("td", { class: "num", dataset: { label: "ΔE₀₀ before" } }, formatNumber(job.delta_e2000_before)),
       h("td", { class: "num", dataset: { label: "ΔE₀₀ after" } }, formatNumber(job.delta_e2000_after)),

@@ -472,6 +472,7 @@ async function resubmit(job, corners, original, status, chartType = null) {
     const chartId = job.options?.custom_chart?.chart_id;
     if (chartId) form.append("chart_id", chartId);
     form.append("corners", JSON.stringify(corners));
+    form.append("sent_again_from", job.id);
     const batch = await upload("jobs", form);
     navigate(resultPath(batch));
   } catch (error) {
@@ -609,6 +610,7 @@ export async function render(context) {
     state,
     ` Uploaded ${formatDate(job.created_at)}`,
     job.batch_id ? [" · ", h("a", { href: href(`/batches/${job.batch_id}`) }, "batch")] : null,
+    job.sent_again_from ? [" · sent again from ", h("a", { href: href(`/jobs/${job.sent_again_from}`), id: "sent-again-from" }, "the earlier result")] : null,
   );
   const body = h("div", { class: "result-body", id: "result-body" });
   const deleteStatus = h("div", { id: "delete-status" });
