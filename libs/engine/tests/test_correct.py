@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 from functools import cache
 
+import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -33,6 +34,7 @@ from chromaline.engine.correct import (
 )
 from chromaline.engine.encode import encode_image, srgb_icc_profile
 from chromaline.engine.image_io import decode_image, decode_preview
+from chromaline.engine.previews import PHOTO_PREVIEW_LONG_SIDE
 from chromaline.engine.profile import dump_profile, load_profile
 from chromaline.engine.raw import WhiteBalance
 from chromaline.engine.synthetic import CAMERAS, ILLUMINANTS, SyntheticScene, render_scene
@@ -244,3 +246,35 @@ def test_measurements_document_without_a_chart() -> None:
     assert document.patches == []
     assert document.before is None
     assert document.image_size == (640, 480)
+
+
+def _decoded_rgb(data: bytes) -> NDArray[np.uint8]:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def _area_reduced(pixels: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.int64]:
+    return np.asarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), dtype=np.int64)
+
+
+COMPARED = (96, 64)
+"""Both pictures are compared averaged down to this size: the noise and JPEG blocks are left out."""
+
+
+def test_the_previews_show_the_photo_before_and_after_in_srgb_whatever_the_output_space() -> None:
+    scene = _scene("Nikon 5100 (NPL)", "A")
+    result = correct_photo(
+        scene.image_bytes, output_format="png", bit_depth=16, output_space="prophoto", previews=True
+    )
+    assert result.previews is not None
+    before = _decoded_rgb(result.previews.original.data)
+    after = _decoded_rgb(result.previews.corrected.data)
+    assert before.shape == after.shape
+    assert max(before.shape[:2]) <= PHOTO_PREVIEW_LONG_SIDE
+    assert before.shape[1] / before.shape[0] == pytest.approx(SCENE_SIZE[0] / SCENE_SIZE[1], rel=0.01)
+    assert np.abs(_area_reduced(before, COMPARED) - _area_reduced(scene.pixels, COMPARED)).mean() < 2
+    in_srgb = _decoded_rgb(correct_photo(scene.image_bytes, output_format="png").encoded.data)
+    assert np.abs(_area_reduced(after, COMPARED) - _area_reduced(in_srgb, COMPARED)).mean() < 2
+    assert np.abs(_area_reduced(after, COMPARED) - _area_reduced(before, COMPARED)).mean() > 4, (
+        "the preview after is the corrected photo, not the original again"
+    )

@@ -22,5 +22,7 @@ def test_result_keys_name_every_file_of_the_job() -> None:
             "profile.json",
             "profile.cube",
             "measurements.json",
+            "preview-original.jpg",
+            "preview-corrected.jpg",
         )
     ]

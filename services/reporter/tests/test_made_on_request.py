@@ -18,8 +18,10 @@ from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import PermanentError, delivered_by
 from chromaline.common.bus.memory import LOCAL_USER
 from chromaline.common.events.contracts import (
+    BlobRef,
     Contract,
     ImageCorrected,
+    PhotoPreviewRefs,
     ReportHtmlRequested,
     ReportPdfRequested,
 )
@@ -226,3 +228,30 @@ async def test_a_job_without_a_report_gets_nothing_made(form: Form, runtime: Ser
 async def test_only_our_services_may_ask_for_a_form(form: Form, runtime: ServiceRuntime) -> None:
     with pytest.raises(PermanentError, match="not one of our services"):
         await form.ask(runtime, uuid.uuid4(), by="acme")
+
+
+async def test_a_report_is_made_from_the_correctors_previews_without_the_photos(
+    runtime: ServiceRuntime, store_corrected: StoreCorrected
+) -> None:
+    """The corrector's small previews (``image.corrected`` version 2) are all the reporter
+    decodes: here the photos it names are not images at all, and the report is still made."""
+    ready = (await _listen(runtime))["report.ready"]
+    measurements = build_measurements()
+    event = await store_corrected(measurements.model_dump_json().encode(), b"not an image at all")
+    blue, red = (np.full((450, 800, 3), colour, dtype=np.uint8) for colour in ((200, 40, 40), (40, 40, 200)))
+    refs = {}
+    for name, picture in (("original", blue), ("corrected", red)):
+        ref = BlobRef(bucket=buckets.REPORTS, key=f"{event.job_id}/photo-preview-{name}.jpg")
+        await runtime.blobs.put_bytes(
+            ref.bucket, ref.key, cv2.imencode(".jpg", picture)[1].tobytes(), content_type="image/jpeg"
+        )
+        refs[name] = ref
+    event = event.model_copy(update={"previews": PhotoPreviewRefs(**refs)})
+    await on_image_corrected(runtime, make_envelope("corrector", str(event.job_id), event))
+    await _settle(ready, 1)
+    assert len(ready) == 1
+    for name, picture in (("preview-before.jpg", blue), ("preview-after.jpg", red)):
+        stored = await runtime.blobs.get_bytes(buckets.REPORTS, _key(event.job_id, name))
+        preview = cv2.imdecode(np.frombuffer(stored, dtype=np.uint8), cv2.IMREAD_COLOR)
+        assert preview.shape == picture.shape
+        assert np.abs(preview[5:20, 5:20].astype(int) - picture[5:20, 5:20]).max() < 8, name

@@ -86,6 +86,7 @@ from chromaline.engine.metrics import (
     compare,
     working_rgb_to_lab,
 )
+from chromaline.engine.previews import PhotoPreviews, photo_previews
 from chromaline.engine.profile import FitStatistics, Profile
 from chromaline.engine.rating import DEFAULT_GUIDELINE, Guideline, Rating, rate
 from chromaline.engine.raw import WhiteBalance
@@ -503,6 +504,8 @@ class CorrectionResult:
     """The rating guideline the report leads with."""
     preview: EncodedImage | None = None
     """A small 8-bit sRGB JPEG of the corrected photo, when asked for (RAW input by default)."""
+    previews: PhotoPreviews | None = None
+    """The report's pictures of the photo before and after, when asked for."""
     chart: ChartDefinition | None = None
     """The custom chart measured, when it was one."""
     other_charts: list[OtherChart] = field(default_factory=list)
@@ -553,11 +556,13 @@ def correct_photo(
     preview: bool | None = None,
     white_balance: WhiteBalance = "none",
     chart: ChartDefinition | None = None,
+    previews: bool = False,
 ) -> CorrectionResult:
     """Correct one photo: from its own chart, or with a saved ``profile`` (the chart then optional).
 
     The output is encoded in ``output_space`` with its ICC profile; ``preview`` (by default only
-    for RAW input) adds a small sRGB JPEG of the result. ``white_balance`` says whether a RAW
+    for RAW input) adds a small sRGB JPEG of the result, ``previews`` the report's pictures of the
+    photo before and after (:mod:`chromaline.engine.previews`). ``white_balance`` says whether a RAW
     file's own white balance is applied when decoding (the fit absorbs it either way). A custom
     ``chart`` is found by its layout and fitted to its own values.
     """
@@ -622,6 +627,10 @@ def correct_photo(
         if preview if preview is not None else image.linear_camera:
             with _timed(timings, "preview"):
                 small = preview_jpeg(image, correction)
+        pictures: PhotoPreviews | None = None
+        if previews:
+            with _timed(timings, "previews"):
+                pictures = photo_previews(image, correction)
     except EncodeError as error:
         raise EngineError(error.code, error.message) from None
     notes.extend(encoded.notes)
@@ -640,6 +649,7 @@ def correct_photo(
         notes=notes,
         guideline=guideline,
         preview=small,
+        previews=pictures,
         chart=chart,
         other_charts=checked,
     )

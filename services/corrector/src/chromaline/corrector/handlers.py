@@ -27,6 +27,7 @@ from chromaline.common.events.contracts import (
     ImageCorrected,
     ImageUploaded,
     JobOptions,
+    PhotoPreviewRefs,
     ProcessingFailed,
     UnknownEventError,
     parse_data,
@@ -53,6 +54,7 @@ from chromaline.engine.correct import (
 from chromaline.engine.custom_chart import ChartDefinition
 from chromaline.engine.encode import EXTENSIONS, EncodedImage, EncodeError, embedded_profile, encode_image
 from chromaline.engine.image_io import UnsupportedImageError, decode_image
+from chromaline.engine.previews import PhotoPreviews, photo_previews
 from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
 from chromaline.engine.rating import DEFAULT_GUIDELINE, Guideline, guideline_named
 
@@ -60,6 +62,7 @@ NAME = "corrector"
 PROFILE_FILE = "profile.json"
 CUBE_FILE = "profile.cube"
 MEASUREMENTS_FILE = "measurements.json"
+PREVIEW_FILES = {"original": "preview-original.jpg", "corrected": "preview-corrected.jpg"}
 log = get_logger(__name__)
 
 
@@ -71,7 +74,7 @@ def corrected_file(extension: str) -> str:
 def result_keys(job_id: uuid.UUID) -> list[str]:
     """Every key the corrector may have written for a job, whatever its output format."""
     names = [*(corrected_file(extension) for extension in EXTENSIONS.values()), PROFILE_FILE, CUBE_FILE]
-    return [f"{job_id}/{name}" for name in [*names, MEASUREMENTS_FILE]]
+    return [f"{job_id}/{name}" for name in [*names, MEASUREMENTS_FILE, *PREVIEW_FILES.values()]]
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Corrected:
     profile: Profile
     measurements: Measurements
     method: str
+    previews: PhotoPreviews
 
 
 def rating_guideline(options: JobOptions) -> Guideline:
@@ -116,6 +120,9 @@ def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSetti
         encoded = encode_image(
             pixels, options.output_format, exif=image.exif, icc_profile=embedded_profile(options.output_space)
         )
+    del pixels
+    with stage(NAME, "previews"):
+        previews = photo_previews(image, fit.correction)
     filename = event.original.key.rsplit("/", 1)[-1]
     document = measurements_document(
         filename=filename,
@@ -135,7 +142,7 @@ def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSetti
             event.reference_edition,
         ),
     )
-    return Corrected(encoded, fit.profile(filename, image), document, fit.correction.spec.label)
+    return Corrected(encoded, fit.profile(filename, image), document, fit.correction.spec.label, previews)
 
 
 def correct_with_profile(data: bytes, event: ImageUploaded, profile: Profile) -> Corrected:
@@ -153,10 +160,16 @@ def correct_with_profile(data: bytes, event: ImageUploaded, profile: Profile) ->
         output_space=options.output_space,
         guideline=rating_guideline(options),
         chart=_custom_chart(options),
+        previews=True,
     )
     observe_stage_times(NAME, result.timings)
+    assert result.previews is not None
     return Corrected(
-        result.encoded, profile, result.measurements(event.filename, event.job_id), result.method
+        result.encoded,
+        profile,
+        result.measurements(event.filename, event.job_id),
+        result.method,
+        result.previews,
     )
 
 
@@ -184,6 +197,10 @@ async def _store(
             corrected.measurements.model_dump_json(indent=2).encode(),
             "application/json",
         ),
+        **{
+            f"preview_{name}": (filename, getattr(corrected.previews, name).data, "image/jpeg")
+            for name, filename in PREVIEW_FILES.items()
+        },
     }
     refs = {}
     for name, (filename, data, content_type) in items.items():
@@ -271,6 +288,7 @@ def _announced(
         rating=document.rating_after,
         measurements=refs["measurements"],
         warnings=list(document.warnings),
+        previews=PhotoPreviewRefs(original=refs["preview_original"], corrected=refs["preview_corrected"]),
     )
     row = CorrectionRow(
         job_id=job_id,

@@ -98,8 +98,10 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
     blobs = runtime.blobs
     try:
         with stage(NAME, "load"):
-            original = await blobs.get_bytes(event.original.bucket, event.original.key)
-            corrected = await blobs.get_bytes(event.corrected.bucket, event.corrected.key)
+            # The corrector's small previews when it made them (version 2), else the photos.
+            pictures = event.previews or event
+            original = await blobs.get_bytes(pictures.original.bucket, pictures.original.key)
+            corrected = await blobs.get_bytes(pictures.corrected.bucket, pictures.corrected.key)
             raw = (
                 await blobs.get_bytes(event.measurements.bucket, event.measurements.key)
                 if event.measurements is not None

@@ -282,7 +282,17 @@ class DeltaESummary(Contract):
     max: float
 
 
+class PhotoPreviewRefs(Contract):
+    """Small 8-bit sRGB JPEGs of the photo before and after correction (at most 800 px long)."""
+
+    original: BlobRef
+    corrected: BlobRef
+
+
 class ImageCorrected(Contract):
+    """The corrected image and its profile are stored. Version 2 adds ``previews``, made while
+    the corrector had the pixels, so that the reporter does not decode the photos again."""
+
     job_id: uuid.UUID
     original: BlobRef
     corrected: BlobRef
@@ -297,6 +307,9 @@ class ImageCorrected(Contract):
     measurements: BlobRef | None = Field(default=None, description="Per-patch measurements (JSON).")
     warnings: list[ResultWarning] = Field(
         default=[], description="Reasons to doubt the result; the job still ends done."
+    )
+    previews: PhotoPreviewRefs | None = Field(
+        default=None, description="Small sRGB JPEGs of the photo before and after, for reports."
     )
 
 
@@ -486,7 +499,13 @@ EVENTS: tuple[EventSpec, ...] = (
     EventSpec("chart.not_found", 1, ChartNotFound, "No usable chart in the photo."),
     EventSpec("chart.created", 1, ChartCreated, "An organisation defined a custom chart (internal)."),
     EventSpec("chart.deleted", 1, ChartDeleted, "An organisation deleted a custom chart (internal)."),
-    EventSpec("image.corrected", 1, ImageCorrected, "The corrected image and its profile are stored."),
+    EventSpec(
+        "image.corrected",
+        2,
+        ImageCorrected,
+        "The corrected image and its profile are stored, with small previews of the photo.",
+        also_reads=(1,),
+    ),
     EventSpec(
         "report.ready",
         3,
