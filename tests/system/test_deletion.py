@@ -11,7 +11,14 @@ import pytest
 
 from chromaline.cli.downloads import made_on_request
 
-from .test_retention import SETTLE_SECONDS, RetentionSystem, eventually, finished_job, system_in_process
+from .test_retention import (
+    SETTLE_SECONDS,
+    RetentionSystem,
+    eventually,
+    finished_job,
+    reported,
+    system_in_process,
+)
 
 pytestmark = [pytest.mark.system, pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -31,13 +38,7 @@ def test_a_deleted_job_and_all_its_files_are_gone_and_another_organisations_stay
     with system.client(owner) as client, system.client(neighbour) as other:
         job = finished_job(client, "private.jpg", 61)
         kept = finished_job(other, "neighbour.jpg", 62)
-        job = eventually(
-            lambda: (
-                (view := client.get(f"/api/v1/jobs/{job['id']}").json())["report"]["state"] == "ready"
-                and view
-            ),
-            "the report is made",
-        )
+        job = reported(client, job)
         page = made_on_request(client, job["files"]["report.html"], SETTLE_SECONDS)
         assert b"<html" in page.content, "the HTML and its figures, drawn on first view, are deleted too"
         [(original, results)] = system.sql(

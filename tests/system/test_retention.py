@@ -122,6 +122,16 @@ def finished_job(client: httpx.Client, name: str, seed: int) -> dict[str, Any]:
     return job
 
 
+def reported(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
+    """The job once its report is ready."""
+    return eventually(
+        lambda: (
+            (view := client.get(f"/api/v1/jobs/{job['id']}").json())["report"]["state"] == "ready" and view
+        ),
+        "the report is made",
+    )
+
+
 def test_a_job_past_its_organisations_period_keeps_its_record_and_loses_its_files(
     retention_system: RetentionSystem,
 ) -> None:
@@ -135,13 +145,7 @@ def test_a_job_past_its_organisations_period_keeps_its_record_and_loses_its_file
         kept = finished_job(other, "long.jpg", 52)
         saved = client.post("/api/v1/profiles", json={"job_id": job["id"], "name": "studio"})
         assert saved.status_code == 201, saved.text
-        job = eventually(
-            lambda: (
-                (view := client.get(f"/api/v1/jobs/{job['id']}").json())["report"]["state"] == "ready"
-                and view
-            ),
-            "the report is made",
-        )
+        job = reported(client, job)
         pdf = made_on_request(client, job["files"]["report.pdf"], SETTLE_SECONDS)
         assert pdf.content.startswith(b"%PDF"), "the PDF, made on its first download, expires too"
         page = made_on_request(client, job["files"]["report.html"], SETTLE_SECONDS)

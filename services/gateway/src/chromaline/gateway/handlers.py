@@ -77,7 +77,7 @@ def _internal_event(envelope: RawEnvelope, runtime: ServiceRuntime, model: type[
 
 
 @asynccontextmanager
-async def _made_on_request(
+async def _job_for_answer(
     runtime: ServiceRuntime, envelope: RawEnvelope, job_id: uuid.UUID
 ) -> AsyncIterator[Job | None]:
     """The job a form of its report was made for, locked in a transaction, for an answer heard
@@ -95,7 +95,7 @@ async def _made_on_request(
 async def on_report_pdf_ready(runtime: ServiceRuntime, envelope: RawEnvelope) -> None:
     """Record the PDF report the reporter made on request; a download waiting for it sees it."""
     event = _internal_event(envelope, runtime, ReportPdfReady)
-    async with _made_on_request(runtime, envelope, event.job_id) as claimed:
+    async with _job_for_answer(runtime, envelope, event.job_id) as claimed:
         if claimed is not None:
             report_on_request.record_pdf(claimed, event)
     log.info("job.report_pdf_ready", job_id=str(event.job_id))
@@ -105,7 +105,7 @@ async def on_report_html_ready(runtime: ServiceRuntime, envelope: RawEnvelope) -
     """Record the HTML report and figures the reporter drew on request; a download waiting for
     them sees them."""
     event = _internal_event(envelope, runtime, ReportHtmlReady)
-    async with _made_on_request(runtime, envelope, event.job_id) as claimed:
+    async with _job_for_answer(runtime, envelope, event.job_id) as claimed:
         if claimed is not None:
             report_on_request.record_html(claimed, event)
     log.info("job.report_html_ready", job_id=str(event.job_id))

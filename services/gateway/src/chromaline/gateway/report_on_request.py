@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from chromaline.common.events.contracts import (
-    Contract,
     ReportHtmlReady,
     ReportHtmlRequested,
     ReportPdfReady,
@@ -48,19 +47,15 @@ class MadeOnRequest:
     """The job's result that holds it once made."""
     code: str
     """The problem code of a download that gave up waiting for it."""
-    request: Callable[[uuid.UUID], Contract]
-    requested_at: Callable[[Job], datetime | None]
-    asked: Callable[[Job, datetime], None]
+    request: type[ReportPdfRequested] | type[ReportHtmlRequested]
+    requested_at: str
+    """The job's column that says when the gateway last asked for it."""
     with_figures: bool
     """The figures to be drawn (``report_figures_on_request``) are stored with it."""
 
     def to_make(self, job: Job) -> bool:
         """The job's report is ready but this form of it is not stored yet."""
-        return (
-            job.state not in ("expired", DELETED)
-            and "report_json" in job.results
-            and self.result not in job.results
-        )
+        return _files_kept(job) and "report_json" in job.results and self.result not in job.results
 
     def makes(self, job: Job, result: str) -> bool:
         """Asking for this form stores ``result`` of the job, which is not stored yet."""
@@ -74,30 +69,25 @@ class MadeOnRequest:
         return ApiError(202, self.code, detail, headers=retry_after, retry_after_seconds=RETRY_AFTER_SECONDS)
 
 
-def _set_pdf_asked(job: Job, when: datetime) -> None:
-    job.report_pdf_requested_at = when
-
-
-def _set_html_asked(job: Job, when: datetime) -> None:
-    job.report_html_requested_at = when
+def _files_kept(job: Job) -> bool:
+    """The job's files are not deleted (after retention, or on request)."""
+    return job.state not in ("expired", DELETED)
 
 
 PDF = MadeOnRequest(
     title="PDF report",
     result="report_pdf",
     code="report_pdf_rendering",
-    request=lambda job_id: ReportPdfRequested(job_id=job_id),
-    requested_at=lambda job: job.report_pdf_requested_at,
-    asked=_set_pdf_asked,
+    request=ReportPdfRequested,
+    requested_at="report_pdf_requested_at",
     with_figures=False,
 )
 HTML = MadeOnRequest(
     title="HTML report and its figures",
     result="report_html",
     code="report_html_rendering",
-    request=lambda job_id: ReportHtmlRequested(job_id=job_id),
-    requested_at=lambda job: job.report_html_requested_at,
-    asked=_set_html_asked,
+    request=ReportHtmlRequested,
+    requested_at="report_html_requested_at",
     with_figures=True,
 )
 FORMS = (PDF, HTML)
@@ -115,17 +105,15 @@ def made_on_request(job: Job, result: str) -> MadeOnRequest | None:
 
 def record_pdf(job: Job, event: ReportPdfReady) -> None:
     """Remember the PDF the reporter stored, unless the job's files are gone meanwhile."""
-    if job.state in ("expired", DELETED):
-        return
-    job.results = {**job.results, PDF.result: event.report_pdf.model_dump()}
+    if _files_kept(job):
+        job.results = {**job.results, PDF.result: event.report_pdf.model_dump()}
 
 
 def record_html(job: Job, event: ReportHtmlReady) -> None:
     """Remember the HTML report and figures the reporter stored, unless the job's files are gone."""
-    if job.state in ("expired", DELETED):
-        return
-    figures = {f"figure_{name}": ref.model_dump() for name, ref in event.figures.items()}
-    job.results = {**job.results, HTML.result: event.report_html.model_dump(), **figures}
+    if _files_kept(job):
+        figures = {f"figure_{name}": ref.model_dump() for name, ref in event.figures.items()}
+        job.results = {**job.results, HTML.result: event.report_html.model_dump(), **figures}
 
 
 async def request_forms(
@@ -139,11 +127,11 @@ async def request_forms(
             select(Job).where(Job.id.in_(job_ids)).order_by(Job.id).with_for_update()
         )
         for job in rows.scalars():
-            asked = form.requested_at(job)
+            asked: datetime | None = getattr(job, form.requested_at)
             if not form.to_make(job) or (asked is not None and asked > now - repeat_after):
                 continue
-            form.asked(job, now)
-            await add_to_outbox(session, make_envelope(PRODUCER, str(job.id), form.request(job.id)))
+            setattr(job, form.requested_at, now)
+            await add_to_outbox(session, make_envelope(PRODUCER, str(job.id), form.request(job_id=job.id)))
 
 
 Wanted = tuple[uuid.UUID, str]
