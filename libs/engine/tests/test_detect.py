@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from chromaline.engine import detect
 from chromaline.engine.detect import (
     MIN_CONFIDENCE,
     CandidateSet,
@@ -194,3 +195,20 @@ def test_a_small_chart_in_a_small_photo_is_found_on_the_enlarged_photo(seed: int
     truth = scene.corners
     diagonal = (np.linalg.norm(truth[2] - truth[0]) + np.linalg.norm(truth[3] - truth[1])) / 2
     assert np.linalg.norm(outcome.detections[0].corners - truth, axis=1).mean() < 0.02 * diagonal
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_a_small_classic_24_that_mcc_misses_is_found_by_its_patch_lattice(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mcc misses a tiny Passport on a few exposures of the annotated photos that the lattice finds:
+    # with mcc finding nothing, the Classic 24 must still be found, in place.
+    monkeypatch.setattr(detect, "_mcc_boxes", lambda *_: [])
+    scene = render_scene(seed, size=(2000, 1500), chart_scale=0.12)
+    outcome = _detect(scene)
+    assert outcome.detections, outcome.message
+    found = outcome.detections[0]
+    assert found.chart_type == "classic24"
+    truth = scene.corners
+    diagonal = (np.linalg.norm(truth[2] - truth[0]) + np.linalg.norm(truth[3] - truth[1])) / 2
+    assert np.linalg.norm(found.corners - truth, axis=1).mean() < 0.02 * diagonal

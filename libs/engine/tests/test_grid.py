@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from chromaline.engine.detect import downscale, encoded_rgb8
 from chromaline.engine.geometry import chart_layout, patch_centres
@@ -10,11 +11,13 @@ from chromaline.engine.grid import (
     CLOSING_SIZES,
     MAX_PLACEMENTS,
     Lattice,
+    PatchSquares,
     Squares,
     brightness,
     chart_placements,
     find_squares,
     fit_lattice,
+    grid_boxes,
 )
 from chromaline.engine.image_io import decode_image
 from chromaline.engine.synthetic import render_scene
@@ -105,3 +108,36 @@ def test_a_photo_without_a_chart_has_no_lattice() -> None:
     small, _ = downscale(encoded_rgb8(decode_image(scene.image_bytes)), 1600)
     for size in CLOSING_SIZES:
         assert fit_lattice(find_squares(brightness(small), size), PITCH_RATIO) is None
+
+
+def test_the_squares_of_an_image_are_found_once_for_every_layout() -> None:
+    scene = render_scene(3, chart="digital_sg", size=(1600, 1200), blur_sigma=0.0, tilt_degrees=5.0)
+    small, _ = downscale(encoded_rgb8(decode_image(scene.image_bytes)), 1600)
+    calls: list[int] = []
+
+    def counted(value: np.ndarray, size: int) -> Squares:
+        calls.append(size)
+        return find_squares(value, size)
+
+    squares = PatchSquares(small)
+    first = squares.found(counted, 9)
+    assert squares.found(counted, 9) is first
+    assert calls == [9]
+    shared, own = grid_boxes(PatchSquares(small), SG, 1), grid_boxes(small, SG, 1)
+    assert len(shared) == len(own) == 1
+    assert all(np.array_equal(a, b) for a, b in zip(shared[0], own[0], strict=True))
+
+
+@pytest.mark.parametrize("seed", [2, 3, 5])
+def test_a_small_classic_24_is_found_by_its_patch_lattice(seed: int) -> None:
+    # Patches of about 15 px in a 1600 x 1200 photo, the charts the lattice looks for after mcc.
+    scene = render_scene(seed, chart="classic24", size=(1600, 1200), chart_scale=0.12, blur_sigma=0.0)
+    placements = grid_boxes(encoded_rgb8(decode_image(scene.image_bytes)), chart_layout("classic24"), 1)
+    pitch = np.linalg.norm(scene.corners[1] - scene.corners[0]) / 6
+    closest = min(
+        float(np.abs(np.roll(box, turn, axis=0) - scene.corners).max())
+        for boxes in placements
+        for box in boxes
+        for turn in range(4)
+    )
+    assert closest < 0.3 * pitch

@@ -27,7 +27,7 @@ from chromaline.engine.geometry import (
     map_points,
     patch_centres,
 )
-from chromaline.engine.image_io import decode_image, srgb_encode
+from chromaline.engine.image_io import decode_image, srgb_decode, srgb_encode
 from chromaline.engine.sample import sample_patches
 
 REAL_PHOTOS = Path(__file__).resolve().parents[4] / "shared" / "datasets" / "real"
@@ -294,3 +294,26 @@ def test_the_classic_block_of_a_small_digital_sg_is_not_reported_as_a_classic_24
     moved = (truth + 0.5) * factor - 0.5
     diagonal = (np.linalg.norm(moved[2] - moved[0]) + np.linalg.norm(moved[3] - moved[1])) / 2
     assert np.linalg.norm(shown.corners - moved, axis=1).mean() < 0.05 * diagonal
+
+
+def _one_stop_darker(name: str) -> bytes:
+    """The photo one stop darker (half the light, in linear light), saved as a quality-92 JPEG."""
+    rgb = encoded_rgb8(decode_image((REAL_PHOTOS / name).read_bytes()))
+    table = np.round(srgb_encode(srgb_decode(np.arange(256) / 255.0) * 0.5) * 255.0).astype(np.uint8)
+    ok, encoded = cv2.imencode(
+        ".jpg", np.ascontiguousarray(table[rgb][:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 92]
+    )
+    assert ok
+    return encoded.tobytes()
+
+
+def test_a_tiny_passport_that_mcc_misses_one_stop_darker_is_found_by_its_patch_lattice() -> None:
+    # Patches of about 15 px in a 5.7 MP photo: mcc finds the card at the photo's own exposure,
+    # not one stop darker; the Classic 24's patch lattice on the photo's tiles does.
+    name = "darsia-fluidflower-tracer_0.jpg"
+    outcome = detect_charts(decode_image(_one_stop_darker(name)))
+    assert outcome.detections, outcome.message
+    best = outcome.detections[0]
+    assert best.chart_type == "classic24"
+    assert _corner_error(name, best.corners) < 0.05
+    assert _first_patch_in_place(name, best.corners)

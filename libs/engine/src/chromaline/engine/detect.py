@@ -29,10 +29,14 @@ from chromaline.engine.geometry import (
     layout_patch_quads,
     map_points,
 )
-from chromaline.engine.grid import grid_boxes
+from chromaline.engine.grid import PatchSquares, grid_boxes
 from chromaline.engine.image_io import DecodedImage, shown_pixels, srgb_decode
 
 MCC_TYPES = {"classic24": cv2.mcc.MCC24}
+"""Charts found by ``mcc``'s chart model, then, where it finds none, by their patch lattice too
+(``grid.py``): mcc misses a tiny card (a Passport whose patches are about 15 px in a 5.7 MP photo)
+on some exposures and noise, and the lattice, sharing the squares the Digital SG's search found on
+the same image, costs a few percent of a search that finds nothing."""
 GRID_TYPES = frozenset({"digital_sg"})
 """Charts found by their patch lattice (``grid.py``): ``mcc``'s SG140 model misfits about a third of
 SG charts and takes seconds on each photo, the lattice finds them in well under a second."""
@@ -639,11 +643,12 @@ def _mcc_boxes(
     ]
 
 
-def _grid_boxes(small_rgb: NDArray[np.uint8], chart_type: str, max_charts: int) -> list[NDArray[np.float64]]:
-    """The best placement of the chart over each patch lattice found, judged by colour."""
+def _grid_boxes(squares: PatchSquares, chart_type: str, max_charts: int) -> list[NDArray[np.float64]]:
+    """The best placement of the chart over each patch lattice found among ``squares``, judged by
+    colour."""
     boxes = []
-    for placements in grid_boxes(small_rgb, chart_layout(chart_type), max_charts):
-        scored = [orient_corners(small_rgb, chart_type, box) for box in placements]
+    for placements in grid_boxes(squares, chart_layout(chart_type), max_charts):
+        scored = [orient_corners(squares.rgb, chart_type, box) for box in placements]
         boxes.append(max(scored, key=lambda pair: pair[1])[0])
     return boxes
 
@@ -725,16 +730,17 @@ def _chart_exposure_problem(rgb: NDArray[np.uint8], detection: ChartDetection) -
 
 
 def _candidate_boxes(
-    small: NDArray[np.uint8], chart_type: str, max_charts: int
+    small: NDArray[np.uint8], squares: PatchSquares, chart_type: str, max_charts: int
 ) -> Iterator[list[NDArray[np.float64]]]:
     """Successive sets of approximate chart boxes, from the most to the least likely finder settings."""
     if chart_type == "aruco_classic24":
         yield _aruco_boxes(small, FrameSpec())
     elif chart_type in GRID_TYPES:
-        yield _grid_boxes(small, chart_type, max_charts)
+        yield _grid_boxes(squares, chart_type, max_charts)
     elif chart_type in MCC_TYPES:
         for variant in MCC_VARIANTS:
             yield _mcc_boxes(small, chart_type, max_charts, variant)
+        yield _grid_boxes(squares, chart_type, max_charts)
     else:
         raise ValueError(f"cannot detect charts of type {chart_type!r}")
 
@@ -810,21 +816,23 @@ def finer_sets(
             for left in _tile_origins(width, tile):
                 crop = np.ascontiguousarray(rgb[top : top + tile, left : left + tile])
                 small, factor = _tile_view(crop, reduction, max_side)
+                squares = PatchSquares(small)
                 for candidate_type in _chart_types(chart_type):
-                    for boxes in _tile_boxes(small, candidate_type, max_charts):
+                    for boxes in _tile_boxes(small, squares, candidate_type, max_charts):
                         found = _full_resolution(candidate_type, boxes, factor)
                         origin = np.array([left, top], dtype=np.float64)
                         yield CandidateSet(candidate_type, [box + origin for box in found.boxes])
 
 
 def _tile_boxes(
-    small: NDArray[np.uint8], chart_type: str, max_charts: int
+    small: NDArray[np.uint8], squares: PatchSquares, chart_type: str, max_charts: int
 ) -> Iterator[list[NDArray[np.float64]]]:
     if chart_type in GRID_TYPES:
-        yield _grid_boxes(small, chart_type, max_charts)
+        yield _grid_boxes(squares, chart_type, max_charts)
     elif chart_type in MCC_TYPES:
         for setting in TILE_FINDER_SETTINGS:
             yield _mcc_boxes(small, chart_type, max_charts, setting)
+        yield _grid_boxes(squares, chart_type, max_charts)
 
 
 def _chart_types(chart_type: str) -> tuple[str, ...]:
@@ -838,8 +846,9 @@ def candidate_sets(
 
     Each set is computed only when asked for: detection stops at the first set that holds a chart.
     """
+    squares = PatchSquares(small)
     for candidate_type in _chart_types(chart_type):
-        for boxes in _candidate_boxes(small, candidate_type, max_charts):
+        for boxes in _candidate_boxes(small, squares, candidate_type, max_charts):
             yield _full_resolution(candidate_type, boxes, factor)
 
 
@@ -851,7 +860,8 @@ def quick_candidate_sets(
     :func:`candidate_sets` on a larger image, which :func:`detect_charts` runs next."""
     for candidate_type in _chart_types(chart_type):
         if candidate_type in GRID_TYPES:
-            yield _full_resolution(candidate_type, _grid_boxes(preview, candidate_type, max_charts), factor)
+            boxes = _grid_boxes(PatchSquares(preview), candidate_type, max_charts)
+            yield _full_resolution(candidate_type, boxes, factor)
         elif candidate_type in MCC_TYPES:
             boxes = _mcc_boxes(preview, candidate_type, max_charts, QUICK_MCC)
             yield _full_resolution(candidate_type, boxes, factor)

@@ -19,7 +19,9 @@ the caller chooses by colour.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -286,16 +288,40 @@ def _lattices(
     return lattices, patches
 
 
+SquareFinder = Callable[[NDArray[np.float32], int], Squares]
+
+
+class PatchSquares:
+    """The square regions of one image for each finder and line width, each found once: the
+    lattice searches of several layouts on the same image (the Digital SG's, then the Classic
+    24's) share them, and only the fit of the lattice depends on the layout."""
+
+    def __init__(self, rgb: NDArray[np.uint8]) -> None:
+        self.rgb = rgb
+        self._found: dict[tuple[SquareFinder, int], Squares] = {}
+
+    @cached_property
+    def _value(self) -> NDArray[np.float32]:
+        return brightness(self.rgb)
+
+    def found(self, find: SquareFinder, size: int) -> Squares:
+        key = (find, size)
+        if key not in self._found:
+            self._found[key] = find(self._value, size)
+        return self._found[key]
+
+
 def grid_boxes(
-    rgb: NDArray[np.uint8], layout: ChartLayout, max_charts: int
+    image: NDArray[np.uint8] | PatchSquares, layout: ChartLayout, max_charts: int
 ) -> list[list[NDArray[np.float64]]]:
-    """For each lattice found (up to ``max_charts``), its candidate chart boxes in ``rgb`` pixels."""
-    value = brightness(rgb)
+    """For each lattice found (up to ``max_charts``), its candidate chart boxes in the image's
+    pixels (``image``: its pixels, or the squares already found in it)."""
+    squares = image if isinstance(image, PatchSquares) else PatchSquares(image)
     best: list[list[NDArray[np.float64]]] = []
     best_patches = 0
     for size in CLOSING_SIZES:
         for find in (find_squares, find_squares_above_floor):
-            lattices, patches = _lattices(find(value, size), layout, max_charts)
+            lattices, patches = _lattices(squares.found(find, size), layout, max_charts)
             if patches > best_patches:
                 best, best_patches = lattices, patches
             if best_patches >= ENOUGH_PATCHES:
