@@ -10,6 +10,7 @@ from chromaline.engine.geometry import chart_layout, patch_centres
 from chromaline.engine.grid import (
     CLOSING_SIZES,
     MAX_PLACEMENTS,
+    MIN_LATTICE_PATCHES,
     Lattice,
     PatchSquares,
     Squares,
@@ -80,6 +81,32 @@ def test_a_lattice_with_more_placements_than_the_limit_has_none() -> None:
     # 13 x 6 fits 2 x 5 = 10 ways along the rows and none across: all are kept.
     within = Lattice(np.eye(3), np.array([[0, 0], [12, 0], [12, 5], [0, 5]]), np.arange(4))
     assert len(chart_placements(within, SG)) == 10 <= MAX_PLACEMENTS
+
+
+def test_a_lattice_larger_than_the_chart_gives_the_windows_that_hold_enough_of_its_patches() -> None:
+    # A Classic 24 (6 x 4) beside a Passport's facing page of 3 x 4 patches on the same lattice:
+    # 9 x 4 cells, which no placement covers. Before, that lattice gave no placement at all.
+    classic = chart_layout("classic24")
+    cells = np.array([(u, v) for u in range(9) for v in range(4)])
+    lattice = Lattice(np.eye(3), cells, np.arange(len(cells)))
+    placements = chart_placements(lattice, classic)
+    half = 0.5 * classic.patch_mm / classic.pitch_mm
+    chart = np.array([[-half, -half], [5 + half, -half], [5 + half, 3 + half], [-half, 3 + half]])
+    assert any(np.allclose(box, chart) for box in placements)
+    # Along the rows: the 6 x 4 window at columns 0 to 3 (4 ways); across: 4 x 6 windows holding
+    # 4 x 4 = 16 patches, at columns 0 to 5 (6 ways) and rows -2 to 0 (3 ways).
+    assert len(placements) == 4 + 18
+    # The chart's 24 patches and one stray square of the clutter 11 columns away: only the windows
+    # holding at least MIN_LATTICE_PATCHES of the lattice's patches are placements.
+    stray = np.array([(u, v) for u in range(6) for v in range(4)] + [(11, 0)])
+    placements = chart_placements(Lattice(np.eye(3), stray, np.arange(len(stray))), classic)
+    held = [
+        int(np.sum(np.all((stray >= box.min(axis=0)) & (stray <= box.max(axis=0)), axis=1)))
+        for box in placements
+    ]
+    assert len(placements) == 4 + 12
+    assert min(held) >= MIN_LATTICE_PATCHES
+    assert any(np.allclose(box, chart) for box in placements)
 
 
 def test_the_square_closest_to_a_lattice_point_is_its_member() -> None:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from chromaline.engine import detect
 from chromaline.engine.charts import reference_linear_rgb
 from chromaline.engine.detect import (
     MIN_CONFIDENCE,
@@ -312,6 +313,22 @@ def test_a_tiny_passport_that_mcc_misses_one_stop_darker_is_found_by_its_patch_l
     # not one stop darker; the Classic 24's patch lattice on the photo's tiles does.
     name = "darsia-fluidflower-tracer_0.jpg"
     outcome = detect_charts(decode_image(_one_stop_darker(name)))
+    assert outcome.detections, outcome.message
+    best = outcome.detections[0]
+    assert best.chart_type == "classic24"
+    assert _corner_error(name, best.corners) < 0.05
+    assert _first_patch_in_place(name, best.corners)
+
+
+@pytest.mark.parametrize("name", ["hdri-passport-closeup.png", "arcu-classic-02.jpg"])
+def test_a_chart_whose_lattice_runs_on_beyond_it_is_found_by_that_lattice_alone(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Passport's facing page, or squares around a Classic 24, sit on the chart's own lattice:
+    # that lattice is larger than the chart, and the chart is one window of it. With mcc finding
+    # nothing, the lattice alone must place the chart (before: no placement, no chart).
+    monkeypatch.setattr(detect, "_mcc_boxes", lambda *_: [])
+    outcome = _detect(name)
     assert outcome.detections, outcome.message
     best = outcome.detections[0]
     assert best.chart_type == "classic24"

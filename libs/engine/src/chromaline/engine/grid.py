@@ -14,13 +14,14 @@ given lattice coordinates through the current lattice-to-image homography, the o
 lattice point within a growing radius are kept and the homography is refitted to them. The chart
 box then follows from the lattice's extent and the chart's rows and columns; when fewer patches
 than a whole row or column were found, every placement of the chart over them is a candidate and
-the caller chooses by colour.
+the caller chooses by colour. A lattice larger than the chart (a Passport's facing page sits on
+its chart's lattice) gives the chart-sized windows inside it as candidates.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import cv2
@@ -238,54 +239,111 @@ def fit_lattice(squares: Squares, pitch_ratio: float) -> Lattice | None:
     return best
 
 
-def chart_placements(lattice: Lattice, layout: ChartLayout) -> list[NDArray[np.float64]]:
-    """Every chart box (image corners, clockwise, first side along the rows) covering the lattice."""
+def _window_starts(low: int, high: int, extent: int) -> range:
+    """First lattice row (or column) of each chart placement along one axis: windows covering the
+    whole lattice, or, where the lattice is longer than the chart, windows inside it."""
+    last = high - extent + 1
+    return range(min(low, last), max(low, last) + 1)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One placement of the chart on a lattice: its first cell, its extent in cells along the
+    lattice's two axes, and how many of the lattice's patches it holds."""
+
+    along_first: bool
+    origin: NDArray[np.int64]
+    extent: NDArray[np.int64]
+    held: int
+
+
+def _chart_covers(lattice: Lattice, layout: ChartLayout) -> bool:
+    """Whether one placement of the chart, in either orientation, covers the whole lattice."""
+    short, long = sorted(int(cells) + 1 for cells in np.ptp(lattice.cells, axis=0))
+    return short <= min(layout.rows, layout.columns) and long <= max(layout.rows, layout.columns)
+
+
+def _windows(lattice: Lattice, layout: ChartLayout) -> list[_Window]:
+    """The chart's placements on ``lattice``: covering it whole or, on a lattice larger than the
+    chart, inside it holding at least :data:`MIN_LATTICE_PATCHES` of its patches."""
     low = lattice.cells.min(axis=0)
     high = lattice.cells.max(axis=0)
-    span = high - low + 1
-    half = 0.5 * layout.patch_mm / layout.pitch_mm
-    orientations = [
-        (along_first, extent)
-        for along_first, extent in (
-            (True, np.array([layout.columns, layout.rows])),
-            (False, np.array([layout.rows, layout.columns])),
-        )
-        if not np.any(span > extent)
-    ]
-    if sum(int(np.prod(extent - span + 1)) for _, extent in orientations) > MAX_PLACEMENTS:
+    covers = _chart_covers(lattice, layout)
+    windows = []
+    for along_first, extent in (
+        (True, np.array([layout.columns, layout.rows])),
+        (False, np.array([layout.rows, layout.columns])),
+    ):
+        if covers and np.any(high - low + 1 > extent):
+            continue
+        for first in _window_starts(int(low[0]), int(high[0]), int(extent[0])):
+            for second in _window_starts(int(low[1]), int(high[1]), int(extent[1])):
+                origin = np.array([first, second])
+                inside = np.all((lattice.cells >= origin) & (lattice.cells < origin + extent), axis=1)
+                held = int(inside.sum())
+                if covers or held >= MIN_LATTICE_PATCHES:
+                    windows.append(_Window(along_first, origin, extent, held))
+    return windows
+
+
+def chart_placements(lattice: Lattice, layout: ChartLayout) -> list[NDArray[np.float64]]:
+    """Every chart box (image corners, clockwise, first side along the rows) covering the lattice.
+
+    A lattice larger than the chart (a Passport's facing page of patches, or a tiled floor, on the
+    same lattice) gives every chart-sized window inside it that holds :data:`MIN_LATTICE_PATCHES`
+    of its patches; the caller chooses by colour."""
+    windows = _windows(lattice, layout)
+    if len(windows) > MAX_PLACEMENTS:
         return []
+    half = 0.5 * layout.patch_mm / layout.pitch_mm
     boxes = []
-    for along_first, extent in orientations:
-        for first in range(int(high[0]) - int(extent[0]) + 1, int(low[0]) + 1):
-            for second in range(int(high[1]) - int(extent[1]) + 1, int(low[1]) + 1):
-                u0, v0 = first - half, second - half
-                u1, v1 = first + extent[0] - 1 + half, second + extent[1] - 1 + half
-                corners = np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]])
-                if not along_first:
-                    corners = np.roll(corners, 1, axis=0)
-                boxes.append(map_points(lattice.homography, corners))
+    for window in windows:
+        u0, v0 = window.origin - half
+        u1, v1 = window.origin + window.extent - 1 + half
+        corners = np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]])
+        if not window.along_first:
+            corners = np.roll(corners, 1, axis=0)
+        boxes.append(map_points(lattice.homography, corners))
     return boxes
 
 
-def _lattices(
-    squares: Squares, layout: ChartLayout, max_charts: int
-) -> tuple[list[list[NDArray[np.float64]]], int]:
-    """Placements of each lattice among ``squares`` that fits the chart, and their patch count."""
+def _chart_patches_held(lattice: Lattice, layout: ChartLayout) -> int:
+    """The most patches of ``lattice`` one placement of the chart holds: how much of a chart the
+    lattice shows (the patches of a facing page or of clutter beyond the chart do not count)."""
+    return max((window.held for window in _windows(lattice, layout)), default=0)
+
+
+@dataclass
+class _LatticesFound:
+    """The placements of each lattice found with one finder and line width: of the lattices the
+    chart covers whole, and of those larger than the chart (a window of them may be the chart),
+    with the patches each kind holds."""
+
+    whole: list[list[NDArray[np.float64]]] = field(default_factory=list)
+    whole_patches: int = 0
+    windowed: list[list[NDArray[np.float64]]] = field(default_factory=list)
+    windowed_patches: int = 0
+
+
+def _lattices(squares: Squares, layout: ChartLayout, max_charts: int) -> _LatticesFound:
+    """Placements of each lattice among ``squares`` that the chart fits, whole or in a window."""
     pitch_ratio = layout.pitch_mm / layout.patch_mm
-    lattices: list[list[NDArray[np.float64]]] = []
-    patches = 0
-    while len(lattices) < max_charts:
+    found = _LatticesFound()
+    while len(found.whole) + len(found.windowed) < max_charts:
         lattice = fit_lattice(squares, pitch_ratio)
         if lattice is None:
             break
         placements = chart_placements(lattice, layout)
-        if placements:
-            lattices.append(placements)
-            patches += len(lattice.members)
+        if placements and _chart_covers(lattice, layout):
+            found.whole.append(placements)
+            found.whole_patches += len(lattice.members)
+        elif placements:
+            found.windowed.append(placements)
+            found.windowed_patches += _chart_patches_held(lattice, layout)
         keep = np.ones(len(squares.centres), dtype=bool)
         keep[lattice.members] = False
         squares = Squares(squares.centres[keep], squares.sides[keep], squares.angles[keep])
-    return lattices, patches
+    return found
 
 
 SquareFinder = Callable[[NDArray[np.float32], int], Squares]
@@ -315,15 +373,22 @@ def grid_boxes(
     image: NDArray[np.uint8] | PatchSquares, layout: ChartLayout, max_charts: int
 ) -> list[list[NDArray[np.float64]]]:
     """For each lattice found (up to ``max_charts``), its candidate chart boxes in the image's
-    pixels (``image``: its pixels, or the squares already found in it)."""
+    pixels (``image``: its pixels, or the squares already found in it).
+
+    The lattices the chart covers whole come from the finder and line width that found the most
+    of their patches; then those larger than the chart, from the finder and line width whose
+    windows hold the most. Ranked together, a regular structure larger than the chart (a
+    Passport's facing page, a grid on the wall) would push aside the finder setting that shows
+    the chart alone."""
     squares = image if isinstance(image, PatchSquares) else PatchSquares(image)
-    best: list[list[NDArray[np.float64]]] = []
-    best_patches = 0
+    whole = windowed = _LatticesFound()
     for size in CLOSING_SIZES:
         for find in (find_squares, find_squares_above_floor):
-            lattices, patches = _lattices(squares.found(find, size), layout, max_charts)
-            if patches > best_patches:
-                best, best_patches = lattices, patches
-            if best_patches >= ENOUGH_PATCHES:
-                return best
-    return best
+            found = _lattices(squares.found(find, size), layout, max_charts)
+            if found.whole_patches > whole.whole_patches:
+                whole = found
+            if found.windowed_patches > windowed.windowed_patches:
+                windowed = found
+            if whole.whole_patches >= ENOUGH_PATCHES:
+                return whole.whole
+    return whole.whole + windowed.windowed
