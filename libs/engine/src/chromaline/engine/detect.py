@@ -36,7 +36,7 @@ MCC_TYPES = {"classic24": cv2.mcc.MCC24}
 """Charts found by ``mcc``'s chart model, then, where it finds none, by their patch lattice too
 (``grid.py``): mcc misses a tiny card (a Passport whose patches are about 15 px in a 5.7 MP photo)
 on some exposures and noise, and the lattice, sharing the squares the Digital SG's search found on
-the same image, costs a few percent of a search that finds nothing."""
+the same image, leaves the time of a search that finds nothing about as it was."""
 GRID_TYPES = frozenset({"digital_sg"})
 """Charts found by their patch lattice (``grid.py``): ``mcc``'s SG140 model misfits about a third of
 SG charts and takes seconds on each photo, the lattice finds them in well under a second."""
