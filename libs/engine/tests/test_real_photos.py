@@ -297,10 +297,11 @@ def test_the_classic_block_of_a_small_digital_sg_is_not_reported_as_a_classic_24
     assert np.linalg.norm(shown.corners - moved, axis=1).mean() < 0.05 * diagonal
 
 
-def _one_stop_darker(name: str) -> bytes:
-    """The photo one stop darker (half the light, in linear light), saved as a quality-92 JPEG."""
+def _exposed(name: str, stops: float) -> bytes:
+    """The photo ``stops`` brighter (or darker), in linear light, saved as a quality-92 JPEG."""
     rgb = encoded_rgb8(decode_image((REAL_PHOTOS / name).read_bytes()))
-    table = np.round(srgb_encode(srgb_decode(np.arange(256) / 255.0) * 0.5) * 255.0).astype(np.uint8)
+    linear = srgb_decode(np.arange(256) / 255.0) * 2.0**stops
+    table = np.round(srgb_encode(np.clip(linear, 0.0, 1.0)) * 255.0).astype(np.uint8)
     ok, encoded = cv2.imencode(
         ".jpg", np.ascontiguousarray(table[rgb][:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 92]
     )
@@ -312,7 +313,7 @@ def test_a_tiny_passport_that_mcc_misses_one_stop_darker_is_found_by_its_patch_l
     # Patches of about 15 px in a 5.7 MP photo: mcc finds the card at the photo's own exposure,
     # not one stop darker; the Classic 24's patch lattice on the photo's tiles does.
     name = "darsia-fluidflower-tracer_0.jpg"
-    outcome = detect_charts(decode_image(_one_stop_darker(name)))
+    outcome = detect_charts(decode_image(_exposed(name, -1.0)))
     assert outcome.detections, outcome.message
     best = outcome.detections[0]
     assert best.chart_type == "classic24"
@@ -334,3 +335,14 @@ def test_a_chart_whose_lattice_runs_on_beyond_it_is_found_by_that_lattice_alone(
     assert best.chart_type == "classic24"
     assert _corner_error(name, best.corners) < 0.05
     assert _first_patch_in_place(name, best.corners)
+
+
+def test_a_chart_one_stop_too_bright_is_refused_as_clipped_in_its_channels() -> None:
+    # The paper print of jarrelscy-203451 one stop brighter: found, but the red and green of most
+    # patches reach full scale while few are white. The refusal used to say "clipped to white".
+    outcome = detect_charts(decode_image(_exposed("jarrelscy-203451.jpg", 1.0)))
+    assert not outcome.detections
+    assert outcome.reason == "overexposed"
+    assert "found" in outcome.message
+    assert "colour channel" in outcome.message
+    assert "white" not in outcome.message

@@ -67,7 +67,9 @@ fit on a reduced copy (:data:`REDUCED_PATCH_PX`). On the annotated photos it mov
 corners by 0.04 to 0.12 of a patch; on the same photos blurred by 4 to 8 % of a patch, by 0.35 to
 1 patch, away from the annotation."""
 CLIPPED_LINEAR = 0.85
-"""A patch this bright in every sample is washed out; a well exposed chart has only a few."""
+"""A patch whose brightest channel is this bright (linear) is washed out in that channel: a
+saturated yellow clips in red and green long before it turns white. A well exposed chart has only
+a few such patches."""
 MAX_CLIPPED_PATCH_SHARE = 0.75
 """A chart found with more than this share of its patches clipped is refused as ``overexposed``:
 below it, the fit leaves the clipped patches out and the report flags them."""
@@ -723,7 +725,11 @@ def _chart_exposure_problem(rgb: NDArray[np.uint8], detection: ChartDetection) -
     """A chart whose patches are mostly clipped or mostly black cannot be measured."""
     means = _patch_means(rgb, detection.chart_type, detection.corners)
     if np.mean(means.max(axis=1) >= CLIPPED_LINEAR) > MAX_CLIPPED_PATCH_SHARE:
-        return "overexposed", "the chart was found but most of its patches are clipped to white"
+        return (
+            "overexposed",
+            "the chart was found but most of its patches are clipped in at least one colour channel: "
+            "expose less (or light the chart less) and send it again",
+        )
     if np.mean(means.max(axis=1) <= BLACK_LINEAR) > 0.5:
         return "underexposed", "the chart was found but most of its patches are black"
     return None
