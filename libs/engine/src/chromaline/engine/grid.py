@@ -286,13 +286,11 @@ def _windows(lattice: Lattice, layout: ChartLayout) -> list[_Window]:
     return windows
 
 
-def chart_placements(lattice: Lattice, layout: ChartLayout) -> list[NDArray[np.float64]]:
-    """Every chart box (image corners, clockwise, first side along the rows) covering the lattice.
-
-    A lattice larger than the chart (a Passport's facing page of patches, or a tiled floor, on the
-    same lattice) gives every chart-sized window inside it that holds :data:`MIN_LATTICE_PATCHES`
-    of its patches; the caller chooses by colour."""
-    windows = _windows(lattice, layout)
+def _placement_boxes(
+    lattice: Lattice, layout: ChartLayout, windows: list[_Window]
+) -> list[NDArray[np.float64]]:
+    """The chart boxes of ``windows`` in image pixels; none when there are more than
+    :data:`MAX_PLACEMENTS`."""
     if len(windows) > MAX_PLACEMENTS:
         return []
     half = 0.5 * layout.patch_mm / layout.pitch_mm
@@ -307,10 +305,13 @@ def chart_placements(lattice: Lattice, layout: ChartLayout) -> list[NDArray[np.f
     return boxes
 
 
-def _chart_patches_held(lattice: Lattice, layout: ChartLayout) -> int:
-    """The most patches of ``lattice`` one placement of the chart holds: how much of a chart the
-    lattice shows (the patches of a facing page or of clutter beyond the chart do not count)."""
-    return max((window.held for window in _windows(lattice, layout)), default=0)
+def chart_placements(lattice: Lattice, layout: ChartLayout) -> list[NDArray[np.float64]]:
+    """Every chart box (image corners, clockwise, first side along the rows) covering the lattice.
+
+    A lattice larger than the chart (a Passport's facing page of patches, or a tiled floor, on the
+    same lattice) gives every chart-sized window inside it that holds :data:`MIN_LATTICE_PATCHES`
+    of its patches; the caller chooses by colour."""
+    return _placement_boxes(lattice, layout, _windows(lattice, layout))
 
 
 @dataclass
@@ -333,13 +334,16 @@ def _lattices(squares: Squares, layout: ChartLayout, max_charts: int) -> _Lattic
         lattice = fit_lattice(squares, pitch_ratio)
         if lattice is None:
             break
-        placements = chart_placements(lattice, layout)
+        windows = _windows(lattice, layout)
+        placements = _placement_boxes(lattice, layout, windows)
         if placements and _chart_covers(lattice, layout):
             found.whole.append(placements)
             found.whole_patches += len(lattice.members)
         elif placements:
+            # The patches of a facing page or of clutter beyond the chart do not count: only the
+            # most that one placement holds.
             found.windowed.append(placements)
-            found.windowed_patches += _chart_patches_held(lattice, layout)
+            found.windowed_patches += max(window.held for window in windows)
         keep = np.ones(len(squares.centres), dtype=bool)
         keep[lattice.members] = False
         squares = Squares(squares.centres[keep], squares.sides[keep], squares.angles[keep])
