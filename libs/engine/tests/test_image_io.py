@@ -167,6 +167,21 @@ def test_grey_and_alpha_images_become_rgb() -> None:
     assert decode_image(buffer.getvalue()).pixels[0, 0].tolist() == [200, 0, 0]
 
 
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_jpegs_decode_to_rgb_like_pillow(mode: str) -> None:
+    """Colour, grey and CMYK JPEGs come out as red, green, blue (the decoder writes RGB itself)."""
+    rng = np.random.default_rng(3)
+    rgb = np.zeros((48, 64, 3), dtype=np.uint8)
+    rgb[:, :16, 0] = rgb[:, 16:32, 1] = rgb[:, 32:48, 2] = 230
+    rgb[:, 48:] = rng.integers(0, 256, (48, 16, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).convert(mode).save(buffer, format="JPEG", quality=95)
+    decoded = decode_image(buffer.getvalue()).pixels
+    expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    assert decoded.shape == expected.shape
+    assert np.abs(decoded.astype(int) - expected).max() <= 2
+
+
 def test_exif_orientation_is_applied() -> None:
     pixels = np.zeros((20, 40, 3), dtype=np.uint8)
     pixels[:, :20] = 255
