@@ -51,8 +51,13 @@ LOW_JPEG_QUALITY = (50, 70)
 SMALL_GRID_LONG_SIDE_PX = (60.0, 120.0)
 """The patch grid's long side after the ``small`` variant's downscaling."""
 SMALL_ANGLE_DEG = (3.0, 12.0)
+STEEP_ANGLE_DEG = (20.0, 45.0)
 PERSPECTIVE_SHARE = 0.12
 """Largest shift of a photo corner in the ``perspective`` variant, as a share of its side."""
+STRONG_PERSPECTIVE_SHARE = 0.25
+GLARE_LINEAR = 0.6
+"""Peak linear light a glare spot adds (the photo's white is 1)."""
+SKIN_RGB = (200, 150, 120)
 STOP = 2.0
 
 Pixels = NDArray[np.uint8]
@@ -113,9 +118,18 @@ def _quarter_turn(turns: int) -> Maker:
     return make
 
 
-def _small_angle(rgb: Pixels, corners: Corners, rng: np.random.Generator) -> Variant:
-    """A hand-held tilt: turned by a few degrees either way on a canvas that holds the whole photo."""
-    angle = float(rng.uniform(*SMALL_ANGLE_DEG)) * float(rng.choice([-1.0, 1.0]))
+def _turn(degrees: tuple[float, float]) -> Maker:
+    """Turned by an angle in ``degrees`` either way on a canvas that holds the whole photo: a
+    hand-held tilt, or a chart lying askew."""
+
+    def make(rgb: Pixels, corners: Corners, rng: np.random.Generator) -> Variant:
+        angle = float(rng.uniform(*degrees)) * float(rng.choice([-1.0, 1.0]))
+        return _turned(rgb, corners, angle)
+
+    return make
+
+
+def _turned(rgb: Pixels, corners: Corners, angle: float) -> Variant:
     height, width = rgb.shape[:2]
     rotation = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
     cos, sin = abs(rotation[0, 0]), abs(rotation[0, 1])
@@ -139,13 +153,17 @@ def _small(rgb: Pixels, corners: Corners, rng: np.random.Generator) -> Variant:
     return Variant(np.asarray(small, np.uint8), (corners + 0.5) * factor - 0.5)
 
 
-def _perspective(rgb: Pixels, corners: Corners, rng: np.random.Generator) -> Variant:
-    """A camera off the chart's axis: the photo's corners moved by up to 12 % of its sides."""
-    height, width = rgb.shape[:2]
-    source = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
-    shift = rng.uniform(-PERSPECTIVE_SHARE, PERSPECTIVE_SHARE, size=(4, 2)) * np.array([width, height])
-    matrix = cv2.getPerspectiveTransform(source, (source + shift).astype(np.float32))
-    return _warp(rgb, corners, matrix.astype(np.float64), (width, height))
+def _perspective(share: float) -> Maker:
+    """A camera off the chart's axis: the photo's corners moved by up to ``share`` of its sides."""
+
+    def make(rgb: Pixels, corners: Corners, rng: np.random.Generator) -> Variant:
+        height, width = rgb.shape[:2]
+        source = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+        shift = rng.uniform(-share, share, size=(4, 2)) * np.array([width, height])
+        matrix = cv2.getPerspectiveTransform(source, (source + shift).astype(np.float32))
+        return _warp(rgb, corners, matrix.astype(np.float64), (width, height))
+
+    return make
 
 
 def _crop(rgb: Pixels, corners: Corners, rng: np.random.Generator) -> Variant:
@@ -201,6 +219,45 @@ def _noise(rgb: Pixels, corners: Corners, rng: np.random.Generator) -> Variant:
     return Variant(_linear_to_srgb(linear + shot + read), corners)
 
 
+def _dark_and_noisy(rgb: Pixels, corners: Corners, rng: np.random.Generator) -> Variant:
+    """Dim light: 1.5 stops under, with the stronger noise of a higher ISO."""
+    linear = _srgb_to_linear(rgb) * 0.35
+    shot = rng.standard_normal(linear.shape) * np.sqrt(linear / 150.0)
+    read = rng.standard_normal(linear.shape) * 0.006
+    return Variant(_linear_to_srgb(linear + shot + read), corners)
+
+
+def _glare(rgb: Pixels, corners: Corners, rng: np.random.Generator) -> Variant:
+    """A lamp's reflection on a glossy card: a Gaussian spot of light, a tenth to a quarter of the
+    grid across, somewhere over the chart."""
+    linear = _srgb_to_linear(rgb)
+    height, width = rgb.shape[:2]
+    span = np.ptp(corners, axis=0)
+    centre = corners.mean(axis=0) + rng.uniform(-0.3, 0.3, 2) * span
+    radius = float(span.max()) * float(rng.uniform(0.1, 0.25))
+    ys, xs = np.mgrid[0:height, 0:width]
+    spot = GLARE_LINEAR * np.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (2 * radius**2))
+    return Variant(_linear_to_srgb(linear + spot[:, :, None]), corners)
+
+
+def _finger(rgb: Pixels, corners: Corners, rng: np.random.Generator) -> Variant:
+    """A finger holding the chart: from one side of the grid inwards, 0.6 to 1 patch wide and 1.6
+    to 2.6 long."""
+    out = rgb.copy()
+    pitch = _patch_pitch(corners)
+    side = int(rng.integers(0, 4))
+    start, end = corners[side], corners[(side + 1) % 4]
+    edge = start + (end - start) * float(rng.uniform(0.2, 0.8))
+    inward = corners.mean(axis=0) - edge
+    inward /= np.linalg.norm(inward)
+    length = pitch * float(rng.uniform(1.6, 2.6))
+    centre = edge + inward * (length / 2 - pitch * 0.3)
+    angle = float(np.degrees(np.arctan2(inward[1], inward[0])))
+    axes = (int(length / 2), int(pitch * float(rng.uniform(0.3, 0.5))))
+    cv2.ellipse(out, (int(centre[0]), int(centre[1])), axes, angle, 0, 360, SKIN_RGB, -1)
+    return Variant(out, corners)
+
+
 def _busy_background(width: int, height: int, rng: np.random.Generator) -> Pixels:
     """Clutter: many overlapping coloured rectangles, discs and lines, lightly blurred."""
     canvas = np.full((height, width, 3), rng.integers(40, 200, size=3), dtype=np.uint8)
@@ -251,9 +308,11 @@ VARIANTS: dict[str, Maker | None] = {
     "rotate 90": _quarter_turn(1),
     "rotate 180": _quarter_turn(2),
     "rotate 270": _quarter_turn(3),
-    "small angle": _small_angle,
+    "small angle": _turn(SMALL_ANGLE_DEG),
+    "steep angle": _turn(STEEP_ANGLE_DEG),
     "small chart": _small,
-    "perspective": _perspective,
+    "perspective": _perspective(PERSPECTIVE_SHARE),
+    "strong perspective": _perspective(STRONG_PERSPECTIVE_SHARE),
     "crop": _crop,
     "+1 stop": _exposure(1.0),
     "-1 stop": _exposure(-1.0),
@@ -263,6 +322,9 @@ VARIANTS: dict[str, Maker | None] = {
     "blur": _blur,
     "noise": _noise,
     "busy background": _pasted,
+    "dark and noisy": _dark_and_noisy,
+    "glare": _glare,
+    "finger": _finger,
 }
 
 

@@ -112,6 +112,9 @@ NEUTRAL_CHROMA = 0.15
 """Reference patches with less log-opponent chroma than this are the chart's greys."""
 MIN_EDGES = 12
 """Fewer patch edges than this say nothing about the grid."""
+SURE_CONFIDENCE = 0.9
+"""A box fitted with the chart type's own layout this confidently is not fitted with its variant
+layouts too (:func:`_best_layout_fit`)."""
 EDGE_TOLERANCE = 0.15
 """A patch side counts as found where the edge lies within this share of a patch of it..."""
 MIN_EDGE_TOLERANCE_PX = 1.5
@@ -1054,7 +1057,7 @@ def _best_layout_fit(
     layout = chart_layout(chart_type)
     best = _fit_layout(view, shown_view, chart_type, layout, local, scale)
     for variant in LAYOUT_VARIANTS.get(chart_type, ()) if scale == 1 else ():
-        if best.confidence >= MIN_CONFIDENCE:
+        if best.confidence >= SURE_CONFIDENCE:
             break
         fit = _fit_layout(view, shown_view, chart_type, variant, local, scale)
         if fit.confidence > best.confidence:
