@@ -439,7 +439,7 @@ MAX_REFINE_ITERATIONS = 8
 """...and the most a box still moving by more than :data:`UNSETTLED_SHARE` of a patch gets. A box
 a finder placed a third of a patch off moves towards the chart by less than that in each round
 while the walks from its misplaced patch centres find the wrong sides: on the DarSIA baseline
-Passport (patches of 15 px) turned by 28°, three rounds left patch 1's corner 16 px away and the
+Passport (patches of 15 px) turned by 35°, three rounds left patch 1's corner 16 px away and the
 box, scored 0.79, was reported; the rounds after brought it within 1.4 px."""
 UNSETTLED_SHARE = 0.02
 
