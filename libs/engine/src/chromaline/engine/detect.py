@@ -756,14 +756,26 @@ def _candidate_boxes(
     """Successive sets of approximate chart boxes, from the most to the least likely finder settings."""
     if chart_type == "aruco_classic24":
         yield _aruco_boxes(small, FrameSpec())
-    elif chart_type in GRID_TYPES:
-        yield _grid_boxes(squares, chart_type, max_charts)
-    elif chart_type in MCC_TYPES:
-        for variant in MCC_VARIANTS:
-            yield _mcc_boxes(small, chart_type, max_charts, variant)
-        yield _grid_boxes(squares, chart_type, max_charts)
+    elif chart_type in GRID_TYPES or chart_type in MCC_TYPES:
+        yield from _finder_boxes(small, squares, chart_type, max_charts, MCC_VARIANTS)
     else:
         raise ValueError(f"cannot detect charts of type {chart_type!r}")
+
+
+def _finder_boxes(
+    small: NDArray[np.uint8],
+    squares: PatchSquares,
+    chart_type: str,
+    max_charts: int,
+    mcc_settings: tuple[dict[str, float], ...],
+) -> Iterator[list[NDArray[np.float64]]]:
+    """The patch lattice's boxes for :data:`GRID_TYPES`; for :data:`MCC_TYPES`, mcc's with each of
+    ``mcc_settings`` in turn, then the lattice's."""
+    if chart_type in MCC_TYPES:
+        for setting in mcc_settings:
+            yield _mcc_boxes(small, chart_type, max_charts, setting)
+    if chart_type in GRID_TYPES or chart_type in MCC_TYPES:
+        yield _grid_boxes(squares, chart_type, max_charts)
 
 
 @dataclass(frozen=True)
@@ -839,21 +851,12 @@ def finer_sets(
                 small, factor = _tile_view(crop, reduction, max_side)
                 squares = PatchSquares(small)
                 for candidate_type in _chart_types(chart_type):
-                    for boxes in _tile_boxes(small, squares, candidate_type, max_charts):
+                    for boxes in _finder_boxes(
+                        small, squares, candidate_type, max_charts, TILE_FINDER_SETTINGS
+                    ):
                         found = _full_resolution(candidate_type, boxes, factor)
                         origin = np.array([left, top], dtype=np.float64)
                         yield CandidateSet(candidate_type, [box + origin for box in found.boxes])
-
-
-def _tile_boxes(
-    small: NDArray[np.uint8], squares: PatchSquares, chart_type: str, max_charts: int
-) -> Iterator[list[NDArray[np.float64]]]:
-    if chart_type in GRID_TYPES:
-        yield _grid_boxes(squares, chart_type, max_charts)
-    elif chart_type in MCC_TYPES:
-        for setting in TILE_FINDER_SETTINGS:
-            yield _mcc_boxes(small, chart_type, max_charts, setting)
-        yield _grid_boxes(squares, chart_type, max_charts)
 
 
 def _chart_types(chart_type: str) -> tuple[str, ...]:
