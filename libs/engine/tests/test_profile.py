@@ -7,7 +7,7 @@ import pytest
 
 from chromaline.engine.fit import Correction
 from chromaline.engine.image_io import srgb_decode, srgb_encode
-from chromaline.engine.lut import Cube, CubeFormatError
+from chromaline.engine.lut import Cube, CubeFormatError, cube_text
 from chromaline.engine.profile import (
     FitStatistics,
     Profile,
@@ -101,6 +101,19 @@ def test_cube_lists_red_fastest() -> None:
         "1.000000 1.000000 0.000000",
     ]
     assert "LUT_3D_SIZE 2" in lines
+
+
+def test_cube_rows_read_as_python_formats_them() -> None:
+    """The rows are written as digit arrays; they must say what ``"%.6f"`` says of each value,
+    rounding up into the units (0.9999996) and down to zero (4e-7) included."""
+    values = np.concatenate(
+        [
+            np.random.default_rng(2).uniform(0.0, 1.0, (4 * 4 * 4 - 2, 3)),
+            [[0.0, 1.0, 0.9999996], [4e-7, 0.5, 0.1234564]],
+        ]
+    )
+    body = cube_text(lambda lattice: values, size=4, title="t").split("\n", 4)[4]
+    assert body == "".join(f"{r:.6f} {g:.6f} {b:.6f}\n" for r, g, b in values)
 
 
 def test_channel_swap_survives_the_cube_exactly() -> None:

@@ -25,6 +25,10 @@ from chromaline.engine.image_io import srgb_decode, srgb_encode
 
 BitDepth = Literal[8, 16]
 INDEX_LEVELS = 1 << 16
+_THREE_DIGITS = np.frombuffer(
+    "".join(f"{n:03d}" for n in range(1000)).encode("ascii"), dtype=np.uint8
+).reshape(1000, 3)
+"""The ASCII digits of 000 to 999, one row each, for the .cube writer."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +97,28 @@ def cube_text(transform: Callable[[NDArray[np.float64]], NDArray[np.floating]], 
         "DOMAIN_MIN 0.0 0.0 0.0",
         "DOMAIN_MAX 1.0 1.0 1.0",
     ]
-    # One format over every value: a 33³ LUT in milliseconds, where a line at a time took 0.1–1 s.
-    rows = ("%.6f %.6f %.6f\n" * len(values)) % tuple(values.ravel().tolist())
-    return "\n".join(header) + "\n" + rows
+    return "\n".join(header) + "\n" + _fixed_six_decimals(values)
+
+
+def _fixed_six_decimals(values: NDArray[np.float64]) -> str:
+    """``"%.6f %.6f %.6f\\n"`` per row of ``values`` (all within 0..1), assembled as bytes.
+
+    A corrector writes a 33³ LUT for every job, and Python's ``%`` formatting took about 20 ms of
+    it. Here each value's millionths are split into two groups of three digits, each looked up in
+    a table of the 1000 three-digit strings. A value is rounded to the nearest millionth
+    (``np.rint``), so one exactly halfway may end one millionth away from ``%``'s choice.
+    """
+    millionths = np.rint(values * 1e6).astype(np.int32)
+    thousandths, units = np.divmod(millionths, 1000)
+    whole, thousandths = np.divmod(thousandths, 1000)
+    text = np.empty((*values.shape, 9), dtype=np.uint8)
+    text[..., 0] = whole + ord("0")
+    text[..., 1] = ord(".")
+    text[..., 2:5] = _THREE_DIGITS[thousandths]
+    text[..., 5:8] = _THREE_DIGITS[units]
+    text[..., 8] = ord(" ")
+    text[:, -1, 8] = ord("\n")
+    return text.tobytes().decode("ascii")
 
 
 def srgb_transform(
