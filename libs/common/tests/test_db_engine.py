@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -112,5 +113,28 @@ async def test_database_sessions_keep_objects_readable_after_commit(
             job = _Job(id=1, state="queued")
             session.add(job)
         assert job.state == "queued"
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.integration
+async def test_a_pooled_connection_the_server_ended_is_replaced_before_use(
+    postgres_url: str, db_schema: str
+) -> None:
+    """After a database restart (here: the server ending one backend) the next session gets a
+    fresh connection instead of failing on the closed one."""
+    database = await Database.open(postgres_url, schema=db_schema)
+    try:
+        async with database.sessions() as session:
+            ended = (await session.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        server = await asyncpg.connect(postgres_url.replace("+asyncpg", ""))
+        try:
+            assert await server.fetchval("SELECT pg_terminate_backend($1)", ended)
+        finally:
+            await server.close()
+        await asyncio.sleep(0.2)
+        async with database.sessions() as session:
+            backend = (await session.execute(sa.text("SELECT pg_backend_pid()"))).scalar_one()
+        assert backend != ended
     finally:
         await database.dispose()

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from chromaline.common.db.embedded import EMBEDDED_SCHEME, data_dir_from_url, start_embedded_postgres
@@ -44,9 +45,9 @@ async def create_engine_for(url: str, *, schema: str, **engine_options: Any) -> 
     engine = create_async_engine(
         await resolve_database_url(url),
         connect_args={"server_settings": {"search_path": schema}},
-        pool_pre_ping=True,
         **engine_options,
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
     try:
         async with engine.begin() as connection:
             # Serialised, as two replicas creating the schema at once would collide in the catalog.
@@ -56,6 +57,18 @@ async def create_engine_for(url: str, *, schema: str, **engine_options: Any) -> 
         await engine.dispose()
         raise
     return engine
+
+
+def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Hand out no pooled connection the server has closed (a restart, an idle timeout): the pool
+    drops it and checks out another.
+
+    This replaces SQLAlchemy's ``pool_pre_ping``, which sends three statements (begin, ping,
+    rollback) to the server before every session: a third of the round trips of a job-status
+    request. A server that goes away closes its sockets, and the driver notices at once.
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the database closed this pooled connection")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
