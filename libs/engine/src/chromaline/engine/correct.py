@@ -613,16 +613,15 @@ def correct_photo(
     if output_format == "jpeg" and bit_depth == 16:
         bit_depth = 8
         notes.append("JPEG holds 8 bits per channel: the image was written at 8 bits")
-    icc_profile = embedded_profile(output_space)
     try:
-        if output_format == "jpeg":
-            encoded = _apply_and_encode_jpeg(image, correction, timings, output_space)
-        else:
-            with _timed(timings, "apply"):
-                pixels = apply_correction(image, correction, bit_depth=bit_depth, output_space=output_space)
-            with _timed(timings, "encode"):
-                encoded = encode_image(pixels, output_format, exif=image.exif, icc_profile=icc_profile)
-            del pixels
+        encoded = apply_and_encode(
+            image,
+            correction,
+            timings,
+            output_format=output_format,
+            bit_depth=bit_depth,
+            output_space=output_space,
+        )
         small: EncodedImage | None = None
         if preview if preview is not None else image.linear_camera:
             with _timed(timings, "preview"):
@@ -688,6 +687,28 @@ def profile_fit_notes(profile: Profile, image: DecodedImage) -> list[str]:
             "a camera profile only fits the camera it was made with"
         )
     return notes
+
+
+def apply_and_encode(
+    image: DecodedImage,
+    correction: Correction,
+    timings: Timings,
+    *,
+    output_format: OutputFormat,
+    bit_depth: Literal[8, 16],
+    output_space: OutputSpace = "srgb",
+) -> EncodedImage:
+    """The corrected photo, encoded in ``output_space`` with its ICC profile; a JPEG strip by strip
+    on two threads (:func:`_apply_and_encode_jpeg`). Adds ``apply`` and ``encode`` to ``timings``;
+    raises :class:`~chromaline.engine.encode.EncodeError`."""
+    if output_format == "jpeg":
+        return _apply_and_encode_jpeg(image, correction, timings, output_space)
+    with _timed(timings, "apply"):
+        pixels = apply_correction(image, correction, bit_depth=bit_depth, output_space=output_space)
+    with _timed(timings, "encode"):
+        return encode_image(
+            pixels, output_format, exif=image.exif, icc_profile=embedded_profile(output_space)
+        )
 
 
 JPEG_THREADS = 2

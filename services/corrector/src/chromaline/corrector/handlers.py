@@ -43,16 +43,16 @@ from chromaline.common.retention import forget_expired_job
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.corrector.models import Correction as CorrectionRow
 from chromaline.corrector.settings import CorrectorSettings
-from chromaline.engine.apply import apply_correction
 from chromaline.engine.correct import (
     EngineError,
+    apply_and_encode,
     check_found_charts,
     correct_photo,
     fit_from_measurements,
     measurements_document,
 )
 from chromaline.engine.custom_chart import ChartDefinition
-from chromaline.engine.encode import EXTENSIONS, EncodedImage, EncodeError, embedded_profile, encode_image
+from chromaline.engine.encode import EXTENSIONS, EncodedImage, EncodeError
 from chromaline.engine.image_io import UnsupportedImageError, decode_image
 from chromaline.engine.previews import PhotoPreviews, photo_previews
 from chromaline.engine.profile import Profile, ProfileError, dump_profile, load_profile, to_cube
@@ -111,16 +111,16 @@ def correct_detected(data: bytes, event: ChartDetected, settings: CorrectorSetti
             chart=_custom_chart(options),
             linear_camera=image.linear_camera,
         )
-    bit_depth = 8 if options.output_format == "jpeg" else options.bit_depth
-    with stage(NAME, "apply"):
-        pixels = apply_correction(
-            image, fit.correction, bit_depth=bit_depth, output_space=options.output_space
-        )
-    with stage(NAME, "encode"):
-        encoded = encode_image(
-            pixels, options.output_format, exif=image.exif, icc_profile=embedded_profile(options.output_space)
-        )
-    del pixels
+    timings: dict[str, float] = {}
+    encoded = apply_and_encode(
+        image,
+        fit.correction,
+        timings,
+        output_format=options.output_format,
+        bit_depth=8 if options.output_format == "jpeg" else options.bit_depth,
+        output_space=options.output_space,
+    )
+    observe_stage_times(NAME, timings)
     with stage(NAME, "previews"):
         previews = photo_previews(image, fit.correction)
     filename = event.original.key.rsplit("/", 1)[-1]
