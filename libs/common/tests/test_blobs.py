@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chromaline.common.blobs.base import BlobNotFoundError, BlobStore, BlobTooLargeError
+from chromaline.common.blobs.base import BlobInfo, BlobNotFoundError, BlobStore, BlobTooLargeError, BlobUpload
 from chromaline.common.blobs.factory import create_blob_store, parse_s3_url
 from chromaline.common.blobs.filesystem import FilesystemBlobStore
 from chromaline.common.blobs.s3 import S3BlobStore, S3Connection
@@ -96,6 +96,74 @@ async def test_small_object_round_trip_keeps_content_type(blob_store: BlobStore,
         "image/jpeg",
     )
     assert await blob_store.exists(blob_bucket, "photos/a.jpg")
+
+
+async def test_put_many_stores_every_object(blob_store: BlobStore, blob_bucket: str) -> None:
+    uploads = [
+        BlobUpload(blob_bucket, f"job/{n}.json", f'{{"n": {n}}}'.encode(), "application/json")
+        for n in range(6)
+    ]
+
+    infos = await blob_store.put_many(uploads)
+
+    assert [(info.key, info.size) for info in infos] == [(upload.key, len(upload.data)) for upload in uploads]
+    for upload in uploads:
+        assert await blob_store.get_bytes(blob_bucket, upload.key) == upload.data
+        assert (await blob_store.stat(blob_bucket, upload.key)).content_type == "application/json"
+
+
+class _SlowStore(FilesystemBlobStore):
+    """Each put waits as a round trip to a remote store would; counts the puts under way, and
+    fails the put of a key named ``fail``."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.cancelled = 0
+
+    async def put_bytes(
+        self, bucket: str, key: str, data: bytes, *, content_type: str | None = None
+    ) -> BlobInfo:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.05 if key != "fail" else 0.01)
+            if key == "fail":
+                raise OSError("the store refused the object")
+            return await super().put_bytes(bucket, key, data, content_type=content_type)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.in_flight -= 1
+
+
+async def test_put_many_sends_the_objects_at_once(tmp_path: Path) -> None:
+    store = _SlowStore(tmp_path)
+    await store.ensure_buckets(["results"])
+
+    await store.put_many([BlobUpload("results", f"k{n}", b"x") for n in range(5)])
+
+    assert store.most_in_flight == 5
+
+
+async def test_put_many_raises_the_failed_puts_error_and_cancels_the_rest(tmp_path: Path) -> None:
+    store = _SlowStore(tmp_path)
+    await store.ensure_buckets(["results"])
+
+    with pytest.raises(OSError, match="refused"):
+        await store.put_many(
+            [
+                BlobUpload("results", "k1", b"x"),
+                BlobUpload("results", "fail", b"x"),
+                BlobUpload("results", "k2", b"x"),
+            ]
+        )
+
+    assert store.cancelled == 2
+    assert store.in_flight == 0
+    assert not await store.exists("results", "k1")
 
 
 async def test_put_replaces_an_existing_object(blob_store: BlobStore, blob_bucket: str) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import Delete, delete
 
 from chromaline.common import inbox
 from chromaline.common.blobs import buckets
-from chromaline.common.blobs.base import BlobNotFoundError, BlobStore
+from chromaline.common.blobs.base import BlobNotFoundError, BlobStore, BlobUpload
 from chromaline.common.bus.base import PermanentError, current_publisher
 from chromaline.common.bus.publishers import is_known_publisher
 from chromaline.common.events.contracts import (
@@ -202,11 +202,16 @@ async def _store(
             for name, filename in PREVIEW_FILES.items()
         },
     }
-    refs = {}
-    for name, (filename, data, content_type) in items.items():
-        key = f"{prefix}/{filename}"
-        await blobs.put_bytes(buckets.CORRECTED, key, data, content_type=content_type)
-        refs[name] = BlobRef(bucket=buckets.CORRECTED, key=key)
+    refs = {
+        name: BlobRef(bucket=buckets.CORRECTED, key=f"{prefix}/{filename}")
+        for name, (filename, _, _) in items.items()
+    }
+    await blobs.put_many(
+        [
+            BlobUpload(refs[name].bucket, refs[name].key, data, content_type)
+            for name, (_, data, content_type) in items.items()
+        ]
+    )
     return refs
 
 

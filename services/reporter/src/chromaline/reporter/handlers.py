@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common import inbox
 from chromaline.common.blobs import buckets
-from chromaline.common.blobs.base import BlobNotFoundError
+from chromaline.common.blobs.base import BlobNotFoundError, BlobUpload
 from chromaline.common.bus.base import PermanentError
 from chromaline.common.events.contracts import (
     BlobRef,
@@ -149,20 +149,22 @@ async def on_image_corrected(runtime: ServiceRuntime, envelope: RawEnvelope) -> 
             return
         with stage(NAME, "store"):
             report_json = BlobRef(bucket=buckets.REPORTS, key=report_key(event.job_id, JSON))
-            await blobs.put_bytes(
-                report_json.bucket, report_json.key, rendered.json, content_type="application/json"
-            )
             thumbnail = BlobRef(bucket=buckets.REPORTS, key=thumbnail_key(event.job_id))
-            await blobs.put_bytes(
-                thumbnail.bucket, thumbnail.key, rendered.thumbnail, content_type="image/jpeg"
+            await blobs.put_many(
+                [
+                    BlobUpload(report_json.bucket, report_json.key, rendered.json, "application/json"),
+                    BlobUpload(thumbnail.bucket, thumbnail.key, rendered.thumbnail, "image/jpeg"),
+                    *(
+                        BlobUpload(
+                            buckets.REPORTS,
+                            preview_key(event.job_id, name),
+                            getattr(rendered, name),
+                            "image/jpeg",
+                        )
+                        for name in PREVIEWS
+                    ),
+                ]
             )
-            for name in PREVIEWS:
-                await blobs.put_bytes(
-                    buckets.REPORTS,
-                    preview_key(event.job_id, name),
-                    getattr(rendered, name),
-                    content_type="image/jpeg",
-                )
         ready = ReportReady(
             job_id=event.job_id,
             report_json=report_json,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO
@@ -21,6 +22,16 @@ class BlobInfo:
     key: str
     size: int
     content_type: str | None
+
+
+@dataclass(frozen=True)
+class BlobUpload:
+    """One object to store with :meth:`BlobStore.put_many`."""
+
+    bucket: str
+    key: str
+    data: bytes
+    content_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,24 @@ class BlobStore(abc.ABC):
             yield data
 
         return await self.put_stream(bucket, key, one_chunk(), content_type=content_type)
+
+    async def put_many(self, uploads: Sequence[BlobUpload]) -> list[BlobInfo]:
+        """Store several objects at once: each put is a round trip to the store, and a job's
+        products one after the other cost as many round trips as there are files. When one put
+        fails, the others are cancelled and its error is raised (some objects may be stored)."""
+        puts = [
+            asyncio.ensure_future(
+                self.put_bytes(upload.bucket, upload.key, upload.data, content_type=upload.content_type)
+            )
+            for upload in uploads
+        ]
+        try:
+            return list(await asyncio.gather(*puts))
+        except BaseException:
+            for put in puts:
+                put.cancel()
+            await asyncio.gather(*puts, return_exceptions=True)
+            raise
 
     @abc.abstractmethod
     def get_stream(self, bucket: str, key: str, *, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
