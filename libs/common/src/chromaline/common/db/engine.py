@@ -64,8 +64,9 @@ def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) 
     drops it and checks out another.
 
     This replaces SQLAlchemy's ``pool_pre_ping``, which sends three statements (begin, ping,
-    rollback) to the server before every session: a third of the round trips of a job-status
-    request. A server that goes away closes its sockets, and the driver notices at once.
+    rollback) to the server before every session: as many round trips as a job-status request's
+    own begin, query and commit. A server that goes away closes its sockets, and the driver
+    notices at once.
     """
     if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("the database closed this pooled connection")
