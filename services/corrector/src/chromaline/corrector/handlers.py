@@ -202,17 +202,12 @@ async def _store(
             for name, filename in PREVIEW_FILES.items()
         },
     }
-    refs = {
-        name: BlobRef(bucket=buckets.CORRECTED, key=f"{prefix}/{filename}")
-        for name, (filename, _, _) in items.items()
+    uploads = {
+        name: BlobUpload(buckets.CORRECTED, f"{prefix}/{filename}", data, content_type)
+        for name, (filename, data, content_type) in items.items()
     }
-    await blobs.put_many(
-        [
-            BlobUpload(refs[name].bucket, refs[name].key, data, content_type)
-            for name, (_, data, content_type) in items.items()
-        ]
-    )
-    return refs
+    await blobs.put_many(list(uploads.values()))
+    return {name: BlobRef(bucket=upload.bucket, key=upload.key) for name, upload in uploads.items()}
 
 
 async def _record(
