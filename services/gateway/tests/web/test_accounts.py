@@ -201,3 +201,82 @@ def test_the_password_length_asked_for_is_the_one_the_server_requires(browse: Br
     assert registrations == []
     page.goto("/#/reset?token=some-token")
     assert page.get_by_label("New password").evaluate("field => field.minLength") == required
+
+
+def _refusals(page: Page) -> list[str]:
+    """The API's answers of 400 and above to ``page`` from now on, as ``"<status> <url>"``."""
+    refused: list[str] = []
+    page.on(
+        "response",
+        lambda answer: refused.append(f"{answer.status} {answer.url}") if answer.status >= 400 else None,
+    )
+    return refused
+
+
+def test_a_signed_out_visit_sends_nothing_the_server_refuses(browse: Browse) -> None:
+    """The app used to ask who was signed in with no token to ask with: every visit began with a
+    401, which the browser logs as an error."""
+    page = browse(None)
+    refused = _refusals(page)
+    page.goto("/#/history")
+    page.wait_for_url(re.compile(r"#/signin"))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("link", name="Sign up")).to_be_visible()
+    assert refused == []
+
+
+def test_an_access_token_about_to_expire_is_renewed_before_it_is_sent(
+    browse: Browse, new_account: Callable[[str], Any]
+) -> None:
+    """Signed in through the form, the app knows when its access token expires (``expires_in``) and
+    renews it first, where it used to send it, take the 401 and send the request again."""
+    frank = new_account("frank")
+    page = browse(None)
+    page.goto("/#/signin")
+    page.get_by_label("Email").fill(frank.email)
+    page.get_by_label("Password").fill(frank.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"#/upload"))
+    stored = page.evaluate("JSON.parse(sessionStorage.getItem('chromaline.session'))")
+    assert stored["renew_at"] > page.evaluate("Date.now()") + 60_000
+
+    # The token is now due for renewal, and a server would refuse it as it stands.
+    page.evaluate(
+        """() => {
+            const tokens = JSON.parse(sessionStorage.getItem('chromaline.session'));
+            sessionStorage.setItem('chromaline.session', JSON.stringify(
+                { ...tokens, access_token: 'stale', renew_at: Date.now() - 1 }));
+        }"""
+    )
+    refused = _refusals(page)
+    page.get_by_role("link", name="History").click()
+    expect(page.get_by_role("heading", name="History")).to_be_visible()
+    renewed = page.evaluate("JSON.parse(sessionStorage.getItem('chromaline.session'))")
+    assert renewed["access_token"] != "stale"
+    assert renewed["renew_at"] > page.evaluate("Date.now()")
+    assert refused == []
+
+
+def test_a_refused_access_token_is_renewed_and_the_user_stays_signed_in(
+    browse: Browse, new_account: Callable[[str], Any]
+) -> None:
+    """A token the server refuses (expired by its clock, or kept from before ``renew_at``) is
+    renewed with the refresh token. The notification bell, asked on every page, used to take its
+    401 as the end of the session and sign the user out."""
+    page = browse(new_account("grace"))
+    page.goto("/#/upload")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    page.evaluate(
+        """() => {
+            const tokens = JSON.parse(sessionStorage.getItem('chromaline.session'));
+            sessionStorage.setItem('chromaline.session', JSON.stringify(
+                { access_token: 'refused', refresh_token: tokens.refresh_token }));
+        }"""
+    )
+    page.get_by_role("link", name="History").click()
+    expect(page.get_by_role("heading", name="History")).to_be_visible()
+    page.get_by_role("link", name="Profiles").click()
+    expect(page.get_by_role("heading", name="Profiles")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    renewed = page.evaluate("JSON.parse(sessionStorage.getItem('chromaline.session'))")
+    assert renewed["access_token"] != "refused"

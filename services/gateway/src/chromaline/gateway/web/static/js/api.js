@@ -1,6 +1,6 @@
 // The API client: bearer tokens, one refresh on 401, problem+json errors as ApiProblem.
 
-import { clearTokens, loadTokens, saveTokens, who } from "./session.js";
+import { clearTokens, loadTokens, renewalDue, saveTokens, who } from "./session.js";
 
 export const API = "/api/v1";
 
@@ -65,6 +65,12 @@ async function refresh() {
   return refreshing;
 }
 
+/** Renew the access token first when it is about to expire: sent stale, it would be refused
+ * (401) and the request sent again, and the browser would log the refusal as an error. */
+export async function renewIfDue() {
+  if (renewalDue()) await refresh();
+}
+
 async function problemOf(response) {
   let body = null;
   const type = response.headers.get("Content-Type") || "";
@@ -80,6 +86,7 @@ async function problemOf(response) {
 
 /** fetch() under /api/v1 with the session's headers; returns the Response when it is 2xx. */
 export async function raw(path, { method = "GET", body, json, headers = {}, retry = true } = {}) {
+  if (retry) await renewIfDue();
   const init = { method, headers: { ...authHeaders(), ...headers } };
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -143,6 +150,7 @@ function retryDelay(request, attempt) {
  * Idempotency-Key, so a retry after a lost answer (network, 503) never starts the work twice. */
 export async function upload(path, form, onProgress = () => {}) {
   const idempotencyKey = newIdempotencyKey();
+  await renewIfDue();
   let request = null;
   for (let attempt = 1; attempt <= UPLOAD_ATTEMPTS; attempt += 1) {
     try {

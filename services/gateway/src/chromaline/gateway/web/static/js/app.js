@@ -1,4 +1,4 @@
-// The app shell: finds out whether the gateway has accounts, draws the navigation, runs pages.
+// The app shell: finds out who is signed in, draws the navigation, runs pages.
 
 import { ApiProblem, call, onSessionEnded } from "./api.js";
 import { clear, fill, h, notice } from "./dom.js";
@@ -37,7 +37,7 @@ const NAV = [
   ["/history", "History"],
   ["/profiles", "Profiles"],
   ["/charts", "Charts"],
-  ["/settings", "Settings", () => who.mode === "account"],
+  ["/settings", "Settings"],
   ["/operator", "Operator", () => canOperate()],
 ];
 
@@ -47,11 +47,13 @@ let shown = 0;
 /** Counts calls of show(): a page whose render finishes after a newer one started is dropped. */
 let showing = 0;
 
-/** Learn who is signed in: `open` when the gateway has no auth routes, `account` otherwise. */
+/** Learn who is signed in; without tokens nobody is, and the API is not asked (it would answer 401,
+ * which the browser logs as an error on every signed-out visit). */
 export async function identify() {
+  who.me = null;
+  if (!loadTokens()) return;
   try {
-    who.me = await call("auth/me", { retry: Boolean(loadTokens()) });
-    who.mode = "account";
+    who.me = await call("auth/me");
     const memberships = who.me.memberships || [];
     const saved = savedOrganisation();
     const chosen =
@@ -61,21 +63,19 @@ export async function identify() {
     if (chosen) setOrganisation(chosen.organisation_id);
   } catch (error) {
     who.me = null;
-    if (error instanceof ApiProblem && error.status === 404) who.mode = "open";
-    else if (error instanceof ApiProblem && error.status === 401) who.mode = "account";
-    else throw error;
+    if (!(error instanceof ApiProblem && error.status === 401)) throw error;
   }
 }
 
 /** The bell: unread notifications, refreshed on every page; hidden where the server has none. */
 async function drawBell() {
   const bell = document.getElementById("bell");
-  if (who.mode !== "account" || !who.me) {
+  if (!who.me) {
     bell.hidden = true;
     return;
   }
   try {
-    const answer = await call("notifications?unread=true&limit=1", { retry: false });
+    const answer = await call("notifications?unread=true&limit=1");
     const unread = answer.unread || 0;
     bell.hidden = false;
     bell.setAttribute("aria-label", unread ? `Notifications: ${unread} unread` : "Notifications: none unread");
@@ -96,16 +96,15 @@ function toggleMenu(open) {
 function drawNav(path) {
   toggleMenu(false);
   const nav = clear(document.getElementById("main-nav"));
-  const signedIn = who.mode === "open" || who.me;
   const list = h("ul", { class: "nav-list", id: "nav-list" });
-  if (signedIn) {
+  if (who.me) {
     for (const [target, label, visible] of NAV) {
       if (visible && !visible()) continue;
       const current = path === target || (target === "/upload" && path === "/") || path.startsWith(`${target}/`);
       list.append(h("li", {}, h("a", { href: href(target), "aria-current": current ? "page" : false }, label)));
     }
   }
-  if (who.mode === "account" && who.me) {
+  if (who.me) {
     list.append(
       h(
         "li",
@@ -113,7 +112,7 @@ function drawNav(path) {
         h("button", { type: "button", class: "link-button", onclick: signOut }, "Sign out"),
       ),
     );
-  } else if (who.mode === "account") {
+  } else {
     list.append(h("li", {}, h("a", { href: href("/signin") }, "Sign in")));
     list.append(h("li", {}, h("a", { href: href("/signup") }, "Sign up")));
   }
@@ -156,7 +155,7 @@ async function show() {
     clear(main).append(h("h1", { tabindex: "-1" }, "Page not found"), h("p", {}, h("a", { href: href("/upload") }, "Go to uploads")));
     return;
   }
-  if (!found.route.public && who.mode === "account" && !who.me) {
+  if (!found.route.public && !who.me) {
     navigate("/signin", { next: location.hash.slice(1) });
     return;
   }

@@ -1,6 +1,6 @@
 // Follow a job or batch as it changes: a WebSocket when it works, polling when it does not.
 
-import { call, socketUrl } from "./api.js";
+import { call, renewIfDue, socketUrl } from "./api.js";
 
 const POLL_MS = 1000;
 
@@ -43,15 +43,21 @@ export function follow(path, onView, finished, onError = () => {}) {
     if (!stopped && !(last && finished(last))) poll();
   }
 
-  try {
-    socket = new WebSocket(socketUrl(`${path}/events`));
-    socket.addEventListener("message", (event) => {
-      if (!stopped) deliver(JSON.parse(event.data));
-    });
-    socket.addEventListener("close", fallBack);
-  } catch {
-    poll();
+  async function open() {
+    await renewIfDue();
+    if (stopped) return;
+    try {
+      socket = new WebSocket(socketUrl(`${path}/events`));
+      socket.addEventListener("message", (event) => {
+        if (!stopped) deliver(JSON.parse(event.data));
+      });
+      socket.addEventListener("close", fallBack);
+    } catch {
+      poll();
+    }
   }
+
+  open();
 
   return () => {
     stopped = true;

@@ -1,17 +1,13 @@
 // Sign up, sign in, and the two halves of a password reset.
 
 import { call } from "../api.js";
-import { field, h, notice } from "../dom.js";
+import { field, h } from "../dom.js";
 import { PASSWORD_MIN_LENGTH, handleSubmit } from "../forms.js";
 import { href, navigate } from "../router.js";
-import { saveTokens, who } from "../session.js";
+import { saveTokens } from "../session.js";
 
 function input(name, type, attrs = {}) {
   return h("input", { name, type, required: true, ...attrs });
-}
-
-function openModeNote() {
-  return notice("info", "This gateway runs without accounts: everyone on the network can upload. ", h("a", { href: href("/upload") }, "Go to uploads"));
 }
 
 async function enter(tokens, context) {
@@ -22,7 +18,6 @@ async function enter(tokens, context) {
 }
 
 export function renderSignIn(context) {
-  if (who.mode === "open") return [h("h1", {}, "Sign in"), openModeNote()];
   const status = h("div", { class: "form-status" });
   const form = h(
     "form",
@@ -51,7 +46,6 @@ export function renderSignIn(context) {
 }
 
 export function renderSignUp(context) {
-  if (who.mode === "open") return [h("h1", {}, "Create an account"), openModeNote()];
   const status = h("div", { class: "form-status" });
   const form = h(
     "form",
@@ -83,7 +77,6 @@ export function renderSignUp(context) {
 }
 
 export function renderReset(context) {
-  if (who.mode === "open") return [h("h1", {}, "Reset your password"), openModeNote()];
   const token = context.query.get("token");
   const status = h("div", { class: "form-status" });
   if (!token) {

@@ -576,9 +576,6 @@ function tabs(current) {
 }
 
 export async function render(context) {
-  if (who.mode !== "account" || !who.me) {
-    return [h("h1", {}, "Settings"), notice("info", "This gateway runs without accounts, so there is nothing to set here.")];
-  }
   const [id, title, draw] = PAGES.find(([name]) => name === context.params.section) || PAGES[0];
   const sections = await draw(context);
   return [h("h1", {}, `Settings: ${title}`), tabs(id), ...sections];
