@@ -155,6 +155,7 @@ def test_archive_paths_outside_the_archive_are_refused(name: str) -> None:
     with pytest.raises(ApiError) as refused:
         safe_member_name(name)
     assert refused.value.code == "unsafe_archive_path"
+    assert "points outside its folder" in refused.value.detail
 
 
 def test_archive_paths_inside_are_reduced_to_their_file_name() -> None:

@@ -139,7 +139,11 @@ def safe_member_name(name: str) -> str:
     and ``..`` traversal, cleaned as :func:`~chromaline.gateway.filenames.display_name` says."""
     normalised = posixpath.normpath(name.replace("\\", "/"))
     if normalised.startswith(("/", "../")) or normalised == ".." or ":" in normalised.split("/")[0]:
-        raise ApiError(422, "unsafe_archive_path", f"archive member {name[:80]!r} points outside the archive")
+        raise ApiError(
+            422,
+            "unsafe_archive_path",
+            f"the file name {name[:80]!r} points outside its folder (an absolute path, a drive or ..)",
+        )
     return display_name(posixpath.basename(normalised))
 
 

@@ -171,7 +171,7 @@ export const PROBLEM_MESSAGES = {
   corrupt_image: "This file could not be read as a photo. Check that it opens on your computer, then try again.",
   corrupt_archive: "This ZIP could not be opened. Make the archive again and upload it.",
   empty_archive: `This ZIP has no photos in it. Add ${PHOTO_FORMATS} photos to it and upload it again.`,
-  unsafe_archive_path: "This ZIP has files outside its own folder and was refused. Make the archive again from a plain folder.",
+  unsafe_archive_path: "A file name points outside its own folder (a ZIP made with absolute paths or ..), so it was refused. Make the archive again from a plain folder.",
   archive_ratio_exceeded: "This ZIP expands to far more than its size and was refused. Upload the photos themselves.",
   too_many_files: "That is more files than one upload takes. Send them in smaller groups.",
   upload_rate_limited: "Too many uploads in a short time. Wait a minute and try again.",
