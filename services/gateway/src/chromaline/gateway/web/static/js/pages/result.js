@@ -1,7 +1,7 @@
 // One job's result: the comparison, the chart found, ΔE per patch, rating, downloads, profile.
 
 import { call, download, fetchBlob, upload } from "../api.js";
-import { clear, fill, formatDate, formatNumber, h, notice } from "../dom.js";
+import { clear, field, fill, formatDate, formatNumber, h, notice, select } from "../dom.js";
 import { asSentence, describe, handleSubmit } from "../forms.js";
 import { follow } from "../live.js";
 import {
@@ -242,7 +242,7 @@ function otherCharts(job, measurements) {
     });
     progress.textContent = `Sending the photo again, to be corrected with the ${chartName(chart.chart_type)}…`;
     try {
-      await resubmit(job, chart.corners, null, problems, chart.chart_type);
+      await resubmit(job, problems, { corners: chart.corners, chartType: chart.chart_type });
     } finally {
       progress.textContent = "";
       buttons.forEach((each) => {
@@ -455,23 +455,25 @@ async function doneView(job, urls) {
   ];
 }
 
-/** Upload the original again with the same options and the corners marked by hand. */
-/** The job's photo sent again with `corners` (and, for another chart found in it, that chart's type). */
-async function resubmit(job, corners, original, status, chartType = null) {
+/** The job's photo sent again with its options: at `corners` marked by hand, as another chart
+ * found in it (`chartType`), or measured with one of the organisation's custom charts (`chartId`).
+ * `original` is the photo's Blob when the page already has it. */
+async function resubmit(job, status, { corners = null, chartType = null, chartId = null, original = null } = {}) {
   clear(status);
   try {
     const blob = original || (await fetchBlob(job.files.original)).blob;
     const form = new FormData();
     form.append("files", new File([blob], job.filename, { type: blob.type }));
-    const options = chartType ? { ...job.options, chart_type: chartType } : job.options;
+    const chosenType = chartId ? "custom" : chartType;
+    const options = chosenType ? { ...job.options, chart_type: chosenType } : job.options;
     // The guideline too: left out, the organisation's setting of today would rate the new job,
     // and it could not be compared with the one it was sent again from.
     for (const name of ["chart_type", "method", "reference_edition", "guideline", "output_format", "bit_depth", "output_space"]) {
       if (options?.[name] !== undefined) form.append(name, String(options[name]));
     }
-    const chartId = job.options?.custom_chart?.chart_id;
-    if (chartId) form.append("chart_id", chartId);
-    form.append("corners", JSON.stringify(corners));
+    const customChart = chartId || job.options?.custom_chart?.chart_id;
+    if (customChart) form.append("chart_id", customChart);
+    if (corners) form.append("corners", JSON.stringify(corners));
     form.append("sent_again_from", job.id);
     const batch = await upload("jobs", form);
     navigate(resultPath(batch));
@@ -503,13 +505,54 @@ async function failedView(job, urls) {
             : "If the chart is in the photo, mark its four outer corners: start at the corner next to the dark-skin (brown) patch and go clockwise. The photo is then corrected from the chart you marked.",
         ),
         imageUrl ? null : notice("info", "This photo is not shown here (only JPEG and PNG are): type the corners in pixels instead."),
-        cornerPicker({ imageUrl, offered, onSubmit: (corners) => resubmit(job, corners, original?.blob, status) }),
+        cornerPicker({ imageUrl, offered, onSubmit: (corners) => resubmit(job, status, { corners, original: original?.blob }) }),
         status,
       ),
     );
   }
+  if (job.reason === "unknown_chart" && mayChange()) parts.push(await customChartChoice(job));
   parts.push(downloads(job, h("div", {})));
   return parts;
+}
+
+/** For a card whose colours are another maker's: correct the photo with one of the organisation's
+ * custom charts, or add the card as one (its maker's reference values) and come back. */
+async function customChartChoice(job) {
+  const status = h("div", { class: "form-status", id: "custom-chart-status" });
+  let charts = [];
+  try {
+    charts = (await call("charts")).items;
+  } catch (error) {
+    status.append(notice("error", `Your custom charts could not be loaded: ${describe(error)}`));
+  }
+  const adding = h(
+    "p",
+    {},
+    charts.length ? "Not in the list? " : "",
+    "Add the card as a custom chart, with the reference values its maker publishes (a CGATS.17 file) and its rows and columns, then come back to this page: ",
+    h("a", { href: href("/charts") }, "Add a custom chart"),
+    ".",
+  );
+  let form = null;
+  if (charts.length) {
+    const chooser = select("chart_id", charts.map((chart) => [chart.id, `${chart.name} (${chart.rows} × ${chart.columns})`]));
+    form = h(
+      "form",
+      { id: "custom-chart-form" },
+      field("Custom chart", chooser),
+      h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Correct with this chart")),
+    );
+    handleSubmit(form, status, () => resubmit(job, status, { chartId: chooser.value }));
+  }
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "custom-chart-title" },
+    h("h2", { id: "custom-chart-title" }, "Is it a card of your own?"),
+    h("p", {}, "Chromaline found a card of patches, but its colours are not a ColorChecker's, so correcting towards a ColorChecker would shift the photo's colours. If the card is one of your organisation's custom charts, correct the photo with it."),
+    form,
+    adding,
+    status,
+  );
 }
 
 /** What stays of a job after its organisation's retention period: the summary, no files. */
