@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from chromaline.cli.main import app
 from chromaline.common.cgats import parse_cgats
+from chromaline.common.testing.cgats import cgats_text, made_up_lab
 from chromaline.engine.custom_chart import ChartDefinition
 from chromaline.engine.custom_render import render_custom_chart
 from chromaline.engine.profile import load_profile
@@ -57,3 +58,27 @@ def test_a_bad_reference_file_names_its_line(tmp_path: Path) -> None:
     )
     assert answer.exit_code != 0
     assert "line 8" in answer.output
+
+
+def test_another_makers_card_is_refused_with_a_hint_then_corrected_with_its_definition(
+    tmp_path: Path,
+) -> None:
+    """A card in the Classic 24's layout carrying other colours is not corrected as a Classic 24;
+    the CLI says how to give its definition, and with it the photo is corrected."""
+    values = tmp_path / "other-card.txt"
+    values.write_text(cgats_text(made_up_lab(24)), encoding="utf-8")
+    definition = ChartDefinition.from_table(
+        parse_cgats(values.read_text()), name="other", rows=4, columns=6, gap=0.1, margin=0.3
+    )
+    photo = tmp_path / "other.jpg"
+    photo.write_bytes(render_custom_chart(definition, seed=2).image_bytes)
+
+    refused = runner.invoke(app, ["correct", str(photo), "--out", str(tmp_path / "out")])
+    assert refused.exit_code != 0
+    assert "unknown_chart" in refused.output
+    assert "hint: if it is another maker's card, give its definition: --chart" in refused.output
+
+    chart = ["--chart", str(values), "--layout", "4x6", "--gap", "0.1", "--margin", "0.3"]
+    corrected = runner.invoke(app, ["correct", str(photo), "--out", str(tmp_path / "out"), *chart])
+    assert corrected.exit_code == 0, corrected.output
+    assert "other.jpg: custom" in corrected.output

@@ -68,6 +68,12 @@ CameraWhiteBalanceOption = Annotated[
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "tiff": "tif"}
 
 
+UNKNOWN_CARD_HINT = (
+    "if it is another maker's card, give its definition: --chart <its CGATS.17 file> "
+    "--layout <rows>x<columns> (and --gap, --margin)"
+)
+
+
 def _space(value: str) -> OutputSpace:
     from chromaline.engine.icc import OUTPUT_SPACES
 
@@ -209,6 +215,8 @@ def correct(
             except (EngineError, UnsupportedImageError) as error:
                 failures += 1
                 lines.append(f"[red]{photo.name}: {error.code}[/red]: {error}")
+                if error.code == "unknown_chart":
+                    lines.append(f"  [yellow]hint[/yellow]: {UNKNOWN_CARD_HINT}")
                 progress.advance(task)
                 continue
             target = out / f"{photo.stem}.corrected.{EXTENSIONS[result.encoded.format]}"
