@@ -236,6 +236,9 @@ def test_the_pipeline_s_words_are_shown_as_a_sentence(page: Page, account: Any, 
         "The chart is overexposed: its light patches are clipped. "
         "No chart found, and 6% of the photo is one area clipped to white."
     )
+    # Corners cannot put a clipped chart right; the photo is shown so that the glare can be seen.
+    expect(page.get_by_role("img", name=f"The photo sent, {job['filename']}")).to_be_visible()
+    expect(page.get_by_role("heading", name="Show where the chart is")).to_have_count(0)
 
 
 def test_corners_sent_early_or_twice_are_answered_and_make_one_job(

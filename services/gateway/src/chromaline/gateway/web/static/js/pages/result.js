@@ -487,7 +487,9 @@ async function failedView(job, urls) {
   const plain = (text) => (text || "").toLowerCase().replace(/[.\s]+$/, "");
   const detail = job.message && plain(job.message) !== plain(reason) ? ` ${asSentence(job.message)}` : "";
   const parts = [notice("error", h("strong", {}, reason), detail)];
-  if (MANUAL_CORNER_REASONS.has(job.reason) && mayChange()) {
+  const markable = MANUAL_CORNER_REASONS.has(job.reason) && mayChange();
+  if (!markable && viewable(job, "original")) parts.push(await failedPhoto(job, urls));
+  if (markable) {
     const original = viewable(job, "original") ? await loadFile(job, "original", urls) : null;
     const imageUrl = original ? original.url : null;
     const status = h("div", { class: "form-status" });
@@ -513,6 +515,18 @@ async function failedView(job, urls) {
   if (job.reason === "unknown_chart" && mayChange()) parts.push(await customChartChoice(job));
   parts.push(downloads(job, h("div", {})));
   return parts;
+}
+
+/** The photo of a job that failed for a reason corners cannot put right (clipped, too dark,
+ * another maker's card), so that what went wrong can be seen. */
+async function failedPhoto(job, urls) {
+  const { url } = await loadFile(job, "original", urls);
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "failed-photo-title" },
+    h("h2", { id: "failed-photo-title" }, "The photo"),
+    h("div", { class: "failed-photo" }, h("img", { src: url, alt: `The photo sent, ${job.filename}` })),
+  );
 }
 
 /** For a card whose colours are another maker's: correct the photo with one of the organisation's
