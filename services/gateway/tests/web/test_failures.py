@@ -127,6 +127,20 @@ def test_operator_sees_statistics_and_replays_dead_letters(
     expect(row).to_have_count(0)
 
 
+def test_the_operator_page_opened_by_someone_else_says_whom_it_is_for(page: Page) -> None:
+    """The navigation offers it to platform operators only; opened by its address, it used to ask
+    for the dead letters, get a 403 and show it as an error beside the organisation's figures."""
+    refused: list[str] = []
+    page.on("response", lambda answer: refused.append(answer.url) if answer.status >= 400 else None)
+    page.goto("/#/upload")
+    expect(page.get_by_role("link", name="Operator")).to_have_count(0)
+    page.goto("/#/operator")
+    expect(page.get_by_role("heading", name="Operator")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("This page is for platform operators")
+    expect(page.locator("#dead-letters")).to_have_count(0)
+    assert refused == []
+
+
 def test_an_upload_answered_503_is_sent_again_with_its_key_and_makes_one_job(
     page: Page, account: Any, chart_photo: Path
 ) -> None:

@@ -4,6 +4,8 @@ import { call } from "../api.js";
 import { cardTable, clear, formatDate, formatNumber, h, notice } from "../dom.js";
 import { describe } from "../forms.js";
 import { stateLabel } from "../options.js";
+import { href } from "../router.js";
+import { canOperate } from "../session.js";
 
 function table(caption, head, rows) {
   return cardTable(
@@ -82,7 +84,19 @@ function deadLetters(letters) {
   );
 }
 
+/** For platform operators only (the navigation offers it to no one else); anyone else who opens
+ * it by its address is told so, and no operator's API is asked (it would answer 403). */
 export async function render() {
+  if (!canOperate()) {
+    return [
+      h("h1", {}, "Operator"),
+      notice(
+        "info",
+        "This page is for platform operators: the pipeline's queues, and the messages that failed every retry. ",
+        h("a", { href: href("/upload") }, "Go to uploads"),
+      ),
+    ];
+  }
   const [stats, letters] = await Promise.all([
     call("stats"),
     call("admin/dead-letters").catch((error) => ({ error })),
