@@ -99,6 +99,11 @@ function nameIn(list, value) {
 }
 
 /** A chart type as people call it: "ColorChecker Classic (24 patches)", never `classic24`. */
+/** One of the organisation's custom charts, for a list to choose from: "Studio card (5 × 7)". */
+export function customChartLabel(chart) {
+  return `${chart.name} (${chart.rows} × ${chart.columns})`;
+}
+
 export function chartName(chartType) {
   if (chartType === "custom") return "Custom chart";
   return chartType ? nameIn(CHART_TYPES, chartType) : "No chart";

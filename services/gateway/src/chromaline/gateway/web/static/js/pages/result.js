@@ -10,6 +10,7 @@ import {
   REASONS,
   TERMINAL,
   chartName,
+  customChartLabel,
   deltaEMeaning,
   methodName,
   ratingOf,
@@ -20,7 +21,7 @@ import { currentMembership } from "../session.js";
 import { chartOverlay, comparison, correctedOnly } from "../components/compare.js";
 import { cornerPicker } from "../components/corners.js";
 import { deltaChart, patchTable } from "../components/patches.js";
-import { resultPath } from "./upload.js";
+import { choices, resultPath } from "./upload.js";
 
 const DOWNLOADS = [
   ["corrected", "Corrected image"],
@@ -487,10 +488,11 @@ async function failedView(job, urls) {
   const plain = (text) => (text || "").toLowerCase().replace(/[.\s]+$/, "");
   const detail = job.message && plain(job.message) !== plain(reason) ? ` ${asSentence(job.message)}` : "";
   const parts = [notice("error", h("strong", {}, reason), detail)];
+  // Loaded once: shown, and sent again from here without a second download.
+  const original = viewable(job, "original") ? await loadFile(job, "original", urls) : null;
   const markable = MANUAL_CORNER_REASONS.has(job.reason) && mayChange();
-  if (!markable && viewable(job, "original")) parts.push(await failedPhoto(job, urls));
+  if (!markable && original) parts.push(failedPhoto(job, original.url));
   if (markable) {
-    const original = viewable(job, "original") ? await loadFile(job, "original", urls) : null;
     const imageUrl = original ? original.url : null;
     const status = h("div", { class: "form-status" });
     const offered = job.candidate?.corners || null;
@@ -512,15 +514,14 @@ async function failedView(job, urls) {
       ),
     );
   }
-  if (job.reason === "unknown_chart" && mayChange()) parts.push(await customChartChoice(job));
+  if (job.reason === "unknown_chart" && mayChange()) parts.push(await customChartChoice(job, original?.blob));
   parts.push(downloads(job, h("div", {})));
   return parts;
 }
 
 /** The photo of a job that failed for a reason corners cannot put right (clipped, too dark,
  * another maker's card), so that what went wrong can be seen. */
-async function failedPhoto(job, urls) {
-  const { url } = await loadFile(job, "original", urls);
+function failedPhoto(job, url) {
   return h(
     "section",
     { class: "card", "aria-labelledby": "failed-photo-title" },
@@ -529,16 +530,13 @@ async function failedPhoto(job, urls) {
   );
 }
 
-/** For a card whose colours are another maker's: correct the photo with one of the organisation's
- * custom charts, or add the card as one (its maker's reference values) and come back. */
-async function customChartChoice(job) {
+/** For a card whose colours are another maker's: correct the photo (`original`, its Blob when
+ * the page has it) with one of the organisation's custom charts, or add the card as one (its
+ * maker's reference values) and come back. */
+async function customChartChoice(job, original) {
   const status = h("div", { class: "form-status", id: "custom-chart-status" });
-  let charts = [];
-  try {
-    charts = (await call("charts")).items;
-  } catch (error) {
-    status.append(notice("error", `Your custom charts could not be loaded: ${describe(error)}`));
-  }
+  const { items: charts, error } = await choices("charts");
+  if (error) status.append(notice("error", `Your custom charts could not be loaded: ${error}`));
   const adding = h(
     "p",
     {},
@@ -549,14 +547,14 @@ async function customChartChoice(job) {
   );
   let form = null;
   if (charts.length) {
-    const chooser = select("chart_id", charts.map((chart) => [chart.id, `${chart.name} (${chart.rows} × ${chart.columns})`]));
+    const chooser = select("chart_id", charts.map((chart) => [chart.id, customChartLabel(chart)]));
     form = h(
       "form",
       { id: "custom-chart-form" },
       field("Custom chart", chooser),
       h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Correct with this chart")),
     );
-    handleSubmit(form, status, () => resubmit(job, status, { chartId: chooser.value }));
+    handleSubmit(form, status, () => resubmit(job, status, { chartId: chooser.value, original }));
   }
   return h(
     "section",

@@ -13,6 +13,7 @@ import {
   OUTPUT_SPACES,
   PHOTO_FORMATS,
   accepted,
+  customChartLabel,
 } from "../options.js";
 import { href, navigate } from "../router.js";
 import { currentMembership } from "../session.js";
@@ -28,7 +29,7 @@ export function resultPath(batch) {
 }
 
 /** A list the upload form offers (profiles, charts): its items, or why it could not be loaded. */
-async function choices(path) {
+export async function choices(path) {
   try {
     return { items: (await call(path)).items, error: null };
   } catch (error) {
@@ -188,7 +189,7 @@ export async function render(context) {
 
   const chartSelect = select(
     "chart_id",
-    [["", "None (a ColorChecker, found automatically)"], ...charts.map((c) => [c.id, `${c.name} (${c.rows} × ${c.columns})`])],
+    [["", "None (a ColorChecker, found automatically)"], ...charts.map((c) => [c.id, customChartLabel(c)])],
     context.query.get("chart") || "",
   );
   chartSelect.id = "chart-select";
