@@ -3,6 +3,8 @@ Retry-After) or one nobody expected (500 with a code and the correlation id, no 
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 import httpx
 import pytest
@@ -71,3 +73,14 @@ async def test_errors_of_our_own_and_unknown_routes_keep_their_problems() -> Non
     missing = await _get("/nowhere")
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("given", [b"x" * 65, b"a b", b"<script>", b"id\xe9", b""])
+async def test_a_correlation_id_that_is_not_a_plain_token_is_replaced_not_echoed(given: bytes) -> None:
+    """Any header value was written into every log line of the request and sent back as it came."""
+    transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+        response = await client.get("/fail/bug", headers=[(b"X-Correlation-ID", given)])
+    echoed = response.headers["X-Correlation-ID"]
+    assert re.fullmatch("[0-9a-f]{32}", echoed), echoed
+    assert response.json()["correlation_id"] == echoed

@@ -203,6 +203,16 @@ async def test_an_api_key_lives_at_most_the_stated_maximum(auth_service: AuthSer
     assert listed["max_expires_in_days"] == most
 
 
+@pytest.mark.parametrize("name", ["scanner\u202egpj", "bell\x07", "zero\u200bwidth"])
+async def test_an_api_key_name_that_hides_characters_is_refused(auth_service: AuthService, name: str) -> None:
+    """A key is picked by its name to be revoked: one that only looks like another's was taken."""
+    headers = bearer((await auth_service.register())["access_token"])
+    answer = await auth_service.client.post(
+        "/api/v1/auth/api-keys", json={"name": name, "scopes": ["read"]}, headers=headers
+    )
+    assert answer.status_code == 422, answer.text
+
+
 async def _add_member(auth: AuthService, admin: dict[str, Any], newcomer: dict[str, Any], role: str) -> None:
     """Add ``newcomer`` to the organisation ``admin`` registered with."""
     added = await auth.client.post(

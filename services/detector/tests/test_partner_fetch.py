@@ -110,3 +110,22 @@ async def test_private_addresses_may_be_allowed_and_redirects_are_followed(
     assert asked == ["/hop", "/photo.jpg"]
     assert (fetched.bucket, fetched.key) == (buckets.ORIGINALS, f"{event.job_id}/fetched")
     assert await blobs.get_bytes(fetched.bucket, fetched.key) == PHOTO
+
+
+@pytest.mark.parametrize("location", ["http://photos.example.com:abc/a.jpg", "http://[::1/a.jpg"])
+async def test_a_redirect_to_a_malformed_url_fails_the_job_for_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location: str
+) -> None:
+    """The malformed address raised an error the fetch did not expect, so the message was tried
+    again instead of the job failing with a reason."""
+
+    async def public(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", public)
+    redirect = httpx.MockTransport(lambda _: httpx.Response(302, headers={"Location": location}))
+    monkeypatch.setattr(httpx, "AsyncClient", functools.partial(httpx.AsyncClient, transport=redirect))
+    with pytest.raises(PermanentError, match="source_url"):
+        await fetch_source(
+            FilesystemBlobStore(tmp_path), _uploaded("http://photos.example.com/a.jpg"), DetectorSettings()
+        )

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from PIL import Image
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from chromaline.common.blobs import buckets
@@ -418,6 +418,28 @@ def _start_upload(world: World, headers: dict[str, str]) -> socket.socket:
         + b"\0" * 65536
     )
     return connection
+
+
+def test_an_api_key_is_not_taken_from_a_progress_sockets_address(world: World) -> None:
+    """The address carried a credential that lives for months into proxies' logs and histories;
+    only the access token, which a browser cannot send otherwise, is taken from there."""
+    key = world.callers["key_admin"].headers["X-API-Key"]
+    url = world.url.replace("http://", "ws://") + f"/api/v1/jobs/{world.job_id}/events?access_token={key}"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, open_timeout=10)
+    assert refused.value.response.status_code in (401, 403)
+
+
+def test_headers_the_auth_service_cannot_be_sent_are_refused(world: World) -> None:
+    """A header value outside ASCII made the hop to the auth service fail: 500, signed in or not."""
+    with world.client() as client:
+        for name in ("Idempotency-Key", "X-Organisation-ID", "Authorization"):
+            answer = client.post(
+                "/api/v1/auth/login",
+                json={"email": "nobody@example.com", "password": "x" * 12},
+                headers=[(name.encode(), b"Bearer \xe9" if name == "Authorization" else b"\xe9")],
+            )
+            _problem(answer, 400, "invalid_header")
 
 
 def test_one_user_sends_a_bounded_number_of_uploads_at_once(world: World) -> None:

@@ -5,8 +5,10 @@ says who deleted it and why."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import uuid
+import zipfile
 from datetime import UTC, datetime
 
 import pytest
@@ -17,7 +19,7 @@ from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway import jobs as job_service
 from chromaline.gateway.handlers import on_pipeline_event
 from chromaline.gateway.retention import saved_profile_blobs
-from chromaline.gateway.testing import ApiClient, create_jobs, finish_job
+from chromaline.gateway.testing import ApiClient, create_jobs, fail_job, finish_job
 
 from .conftest import World
 
@@ -123,3 +125,26 @@ async def test_a_profile_saved_while_its_job_is_being_deleted_is_not_saved(
             )
         saved = await saving
     assert (saved.status_code, saved.json()["code"]) == (404, "job_not_found"), saved.text
+
+
+async def test_a_deleted_job_is_gone_from_its_batch_and_the_batchs_archive(
+    api_runtime: ServiceRuntime, api_client: ApiClient
+) -> None:
+    """The batch still listed the deleted job, its file name, ratings and options, to everyone in
+    the organisation, and its archive's manifest named it too."""
+    kept, deleted = await create_jobs(api_runtime, "org-a", "kept.jpg", "secret-name.jpg", owner="someone")
+    for job_id in (kept, deleted):
+        await fail_job(api_runtime, job_id)
+    async with api_client("org-a") as alice:
+        batch_id = (await alice.get(f"/api/v1/jobs/{kept}")).json()["batch_id"]
+        assert (await alice.delete(f"/api/v1/jobs/{deleted}")).status_code == 202
+        batch = (await alice.get(f"/api/v1/batches/{batch_id}")).json()
+        archive = await alice.get(f"/api/v1/batches/{batch_id}/archive")
+
+    assert [job["id"] for job in batch["jobs"]] == [str(kept)]
+    assert (batch["total"], batch["finished"], batch["done"]) == (1, 1, True)
+    assert archive.status_code == 200, archive.text
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
+        manifest = bundle.read("manifest.json").decode()
+    assert "secret-name" not in manifest
+    assert str(deleted) not in manifest

@@ -96,11 +96,70 @@ def test_a_second_v1_value_is_accepted() -> None:
         "ftp://93.184.216.34/hook",
         "https://user:pass@93.184.216.34/hook",
         "not a url",
+        # IPv6 addresses that carry a private IPv4 one, for a gateway on the way to call.
+        "http://[::127.0.0.1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[::ffff:0:7f00:1]/hook",
+        "http://[64:ff9b::a9fe:a9fe]/latest",
+        "http://[2002:7f00:1::]/hook",
+        "http://[fec0::1]/hook",
+        # IPv4 written in the forms the resolver takes besides the dotted quad.
+        "http://127.1/hook",
+        "http://2130706433/hook",
+        "http://0x7f000001/hook",
+        "http://0/hook",
+        "http://127\u30020\u30020\u30021/hook",
     ],
 )
 def test_urls_to_private_places_are_refused(url: str) -> None:
     with pytest.raises(public_urls.UnsafeUrlError):
         public_urls.check_url(url, allow_private=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com:abc/hook",
+        "https://example.com:99999/hook",
+        "https://example.com:0/hook",
+        "http://[::1/hook",
+        "http://[zz]/hook",
+        "https://example.com/a\r\nX-Injected: 1",
+        "https://example.com/\x1b[31m",
+        "https://example.com/\u2028",
+        "https://example.com/a b",
+    ],
+)
+def test_malformed_urls_are_refused_even_where_private_ones_are_allowed(url: str) -> None:
+    """Such URLs were stored, and their deliveries then failed before any attempt was counted,
+    so they were tried again every half minute for ever (or the API answered 500)."""
+    with pytest.raises(public_urls.UnsafeUrlError):
+        public_urls.check_url(url, allow_private=True)
+
+
+async def test_which_private_address_a_name_resolves_to_is_not_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def inside(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.20.30.40", port))]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", inside)
+    with pytest.raises(public_urls.UnsafeUrlError) as refused:
+        await public_urls.checked_address("https://postgres/hook", allow_private=False)
+    assert "10.20.30.40" not in str(refused.value)
+
+
+async def test_a_call_that_cannot_be_made_counts_as_a_failed_attempt(tmp_path: Path) -> None:
+    """A URL stored before it was checked as strictly as now raised outside the errors the call
+    caught: the attempt was never recorded, and the delivery was claimed again for ever."""
+    settings = _settings("postgresql+asyncpg://unused/unused", tmp_path, webhook_allow_private_urls=True)
+    claimed = webhooks.ClaimedDelivery(
+        uuid.uuid4(), uuid.uuid4(), "https://hooks.example.com:abc/chromaline", SECRET, "ping", BODY
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(204))) as client:
+        worker = webhooks.DeliveryWorker(lambda: pytest.fail("no database call"), settings, client)
+        outcome = await worker._call(claimed)
+
+    assert not outcome.delivered
+    assert outcome.error is not None
 
 
 def test_public_urls_pass_and_private_ones_pass_when_allowed() -> None:
@@ -545,6 +604,7 @@ async def test_private_urls_are_refused_unless_allowed(runtime: ServiceRuntime) 
     async with _client(strict, "alice") as alice:
         refused = await alice.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"})
         metadata = await alice.post("/api/v1/webhooks", json={"url": "http://169.254.169.254/latest"})
-    for response in (refused, metadata):
+        malformed = await alice.post("/api/v1/webhooks", json={"url": "http://[::1/hook"})
+    for response in (refused, metadata, malformed):
         assert response.status_code == 422
         assert response.json()["code"] == "webhook_url_refused"

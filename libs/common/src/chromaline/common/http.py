@@ -13,6 +13,7 @@ the code ``internal_error`` and the correlation id to quote, its traceback only 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -35,6 +36,9 @@ log = get_logger(__name__)
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 CORRELATION_HEADER = "X-Correlation-ID"
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+"""A caller's correlation id kept as given; any other (too long, other characters) is replaced by
+a new one rather than written into logs and echoed back."""
 READINESS_TIMEOUT_SECONDS = 3.0
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 """Probes and scrapes, which would bury the traces worth reading."""
@@ -46,18 +50,19 @@ class CorrelationMiddleware(BaseHTTPMiddleware):
         self._service = service
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        correlation_id = request.headers.get(CORRELATION_HEADER) or correlation.new_correlation_id()
+        given = request.headers.get(CORRELATION_HEADER, "")
+        correlation_id = given if _CORRELATION_ID.fullmatch(given) else correlation.new_correlation_id()
         started = time.perf_counter()
-        with correlation.bound(correlation_id[:64]):
+        with correlation.bound(correlation_id):
             try:
                 response = await call_next(request)
             except Exception as error:
-                response = unexpected_error_problem(error, correlation_id[:64])
+                response = unexpected_error_problem(error, correlation_id)
         route = request.scope.get("route")
         route_path = getattr(route, "path", "unmatched")
         HTTP_REQUESTS.labels(self._service, request.method, route_path, str(response.status_code)).inc()
         HTTP_LATENCY.labels(self._service, request.method, route_path).observe(time.perf_counter() - started)
-        response.headers[CORRELATION_HEADER] = correlation_id[:64]
+        response.headers[CORRELATION_HEADER] = correlation_id
         return response
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,23 +27,75 @@ class UnsafeUrlError(ValueError):
 
 
 def check_url(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs that are not http(s) or, unless ``allow_private``, that name a non-public host."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """Refuse URLs that are malformed, not http(s) or, unless ``allow_private``, that name a
+    non-public host (a literal address in any form the resolver accepts, such as ``127.1``)."""
+    if any(unicodedata.category(character)[0] in "CZ" for character in url):
+        raise UnsafeUrlError("the URL must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        host = httpx.URL(url).host
+    except (ValueError, httpx.InvalidURL) as error:
+        raise UnsafeUrlError(f"not a valid URL: {error}") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise UnsafeUrlError("the URL must be http:// or https:// with a host")
     if parts.username or parts.password:
         raise UnsafeUrlError("the URL must not carry credentials")
+    if port == 0:
+        raise UnsafeUrlError("the URL's port must be between 1 and 65535")
     if allow_private:
         return
-    host = parts.hostname.lower().rstrip(".")
+    host = host.lower().rstrip(".")
     if host == "localhost" or host.endswith(_NAMES_NEVER_PUBLIC):
         raise UnsafeUrlError(f"{host} is not a public host")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if not address.is_global:
+    address = _literal_address(host)
+    if address is not None and not is_public_address(address):
         raise UnsafeUrlError(f"{host} is not a public address")
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``host`` spells, in standard form or in the legacy IPv4 forms the resolver
+    also takes (``127.1``, ``2130706433``, ``0x7f000001``, ``0177.0.0.1``); None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+_NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
+_NEVER_PUBLIC_V6 = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "::/96",  # unspecified, loopback and the deprecated IPv4-compatible addresses
+        "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+        "64:ff9b:1::/48",  # NAT64 for local use
+        "fec0::/10",  # the deprecated site-local addresses
+    )
+)
+
+
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether ``address`` is global, and so is every IPv4 address it carries inside it: an IPv6
+    address can lead to an IPv4 one (mapped, 6to4, Teredo, NAT64) that a gateway on the way would
+    call."""
+    if not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv4Address):
+        return True
+    if any(address in network for network in _NEVER_PUBLIC_V6):
+        return False
+    carried: list[ipaddress.IPv4Address] = [
+        inner for inner in (address.ipv4_mapped, address.sixtofour) if inner is not None
+    ]
+    if address.teredo is not None:
+        carried.extend(address.teredo)
+    if address in _NAT64_PREFIX:
+        carried.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return all(inner.is_global for inner in carried)
 
 
 async def checked_address(url: str, *, allow_private: bool) -> str | None:
@@ -53,16 +106,16 @@ async def checked_address(url: str, *, allow_private: bool) -> str | None:
     if allow_private:
         return None
     parts = urlsplit(url)
-    host = parts.hostname or ""
+    host = httpx.URL(url).host
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         answers = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as error:
         raise UnsafeUrlError(f"{host} does not resolve: {error}") from None
     addresses = [str(sockaddr[0]).split("%")[0] for *_, sockaddr in answers]
-    for address in addresses:
-        if not ipaddress.ip_address(address).is_global:
-            raise UnsafeUrlError(f"{host} resolves to the non-public address {address}")
+    if not all(is_public_address(ipaddress.ip_address(address)) for address in addresses):
+        # Which address is not said: it would map the deployment's own names for anyone asking.
+        raise UnsafeUrlError(f"{host} resolves to a non-public address")
     if not addresses:
         raise UnsafeUrlError(f"{host} does not resolve")
     return addresses[0]

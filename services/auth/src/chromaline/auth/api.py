@@ -105,6 +105,15 @@ class NewApiKey(ClientModel):
         "more answers 422); null: that maximum. No key lives for ever.",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _visible(cls, text: str) -> str:
+        """Keys are told apart by name when one is revoked: a name that hides characters (a
+        direction override, a bell) could pass for another key's."""
+        if hides_characters(text):
+            raise ValueError("no control or invisible characters are allowed")
+        return text
+
 
 class NewPlatformOperator(ClientModel):
     email: str = Field(max_length=320)

@@ -237,7 +237,9 @@ async def fetch_source(blobs: BlobStore, event: ImageUploaded, settings: Detecto
                 raise PermanentError(f"source_url larger than {settings.fetch_max_bytes} bytes")
             yield chunk
 
-    async with httpx.AsyncClient(timeout=settings.fetch_timeout_seconds) as client:
+    async with httpx.AsyncClient(
+        timeout=settings.fetch_timeout_seconds, event_hooks={"response": [_refuse_malformed_redirect]}
+    ) as client:
         for _ in range(MAX_FETCH_REDIRECTS + 1):
             try:
                 address = await checked_address(url, allow_private=settings.fetch_allow_private_urls)
@@ -258,6 +260,17 @@ async def fetch_source(blobs: BlobStore, event: ImageUploaded, settings: Detecto
                 )
                 return BlobRef(bucket=buckets.ORIGINALS, key=key)
     raise PermanentError(f"source_url redirected more than {MAX_FETCH_REDIRECTS} times")
+
+
+async def _refuse_malformed_redirect(response: httpx.Response) -> None:
+    """A redirect to an address that is not a URL fails the job: the client would raise a protocol
+    error, which is retried like a dropped connection, when asking again gets the same answer."""
+    if not response.has_redirect_location:
+        return
+    try:
+        httpx.URL(response.headers["location"])
+    except httpx.InvalidURL:
+        raise PermanentError("source_url redirected to an address that is not a URL") from None
 
 
 async def refuse_unknown_publisher(

@@ -261,7 +261,12 @@ def _credential(connection: HTTPConnection) -> str | None:
     if api_key:
         return api_key.strip()
     if connection.scope["type"] == "websocket":
-        return connection.query_params.get("access_token")
+        token = connection.query_params.get("access_token")
+        if token and token.startswith(API_KEY_MARK):
+            # A browser's socket can only carry its short-lived access token in the address, where
+            # proxies and histories keep it; a key lives for months and goes in X-API-Key.
+            raise Unauthenticated("an API key goes in the X-API-Key header, not in the address")
+        return token
     return None
 
 

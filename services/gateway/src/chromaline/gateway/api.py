@@ -636,7 +636,8 @@ def build_router(
                 .scalars()
                 .all()
             )
-        return batch_view(batch, list(rows))
+        shown = [job for job in rows if job.state != DELETED]
+        return batch_view(batch, shown, deleted=len(rows) - len(shown))
 
     @router.get("/jobs/{job_id}", summary="One job's state and results")
     async def get_job(job_id: uuid.UUID, principal: CurrentPrincipal) -> dict[str, Any]:
@@ -743,7 +744,11 @@ def build_router(
             rows = (
                 (
                     await session.execute(
-                        select(Job).where(Job.batch_id == batch_id, Job.organisation_id == organisation_id)
+                        select(Job).where(
+                            Job.batch_id == batch_id,
+                            Job.organisation_id == organisation_id,
+                            Job.state != DELETED,
+                        )
                     )
                 )
                 .scalars()

@@ -69,6 +69,8 @@ def add_auth_proxy(router: APIRouter, client: httpx.AsyncClient) -> None:
         headers = {
             name: value for name, value in request.headers.items() if name in FORWARDED_REQUEST_HEADERS
         }
+        if not all(value.isascii() for value in headers.values()):
+            raise ApiError(400, "invalid_header", "the headers passed on to the auth service must be ASCII")
         headers["x-forwarded-for"] = request.client.host if request.client else "unknown"
         try:
             answer = await client.request(

@@ -109,18 +109,21 @@ def report_view(job: Job) -> dict[str, Any] | None:
     return {"state": job.report_state, "reason": job.report_reason, "message": job.report_message}
 
 
-def batch_view(batch: Batch, jobs: list[Job]) -> dict[str, Any]:
+def batch_view(batch: Batch, jobs: list[Job], *, deleted: int = 0) -> dict[str, Any]:
+    """The batch as its ``jobs`` stand; ``deleted`` jobs deleted on request are neither listed nor
+    counted: the API answers for them as for no job."""
+    total = batch.total - deleted
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.state] = counts.get(job.state, 0) + 1
     finished = sum(counts.get(state, 0) for state in TERMINAL_STATES)
     return {
         "id": str(batch.id),
-        "total": batch.total,
+        "total": total,
         "finished": finished,
         "states": counts,
         "progress": sum(PROGRESS[job.state] for job in jobs) / max(len(jobs), 1),
-        "done": finished == batch.total,
+        "done": finished == total,
         "reports_pending": sum(1 for job in jobs if job.state == "done" and job.report_state == "pending"),
         "jobs": [job_view(job) for job in jobs],
         "archive": f"/api/v1/batches/{batch.id}/archive",

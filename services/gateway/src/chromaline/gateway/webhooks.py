@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.common.logging import get_logger
-from chromaline.common.public_urls import UnsafeUrlError, checked_address, pinned_request
+from chromaline.common.public_urls import checked_address, pinned_request
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.gateway.models import Webhook, WebhookDelivery
 from chromaline.gateway.settings import GatewaySettings
@@ -295,7 +295,7 @@ class DeliveryWorker:
         except TimeoutError:
             late = f"no answer within {self._settings.webhook_timeout_seconds:g} s"
             return Outcome(None, late, time.monotonic() - started)
-        except (httpx.HTTPError, UnsafeUrlError) as failure:
+        except Exception as failure:  # whatever went wrong, the attempt counts towards giving up
             return Outcome(
                 None, f"{type(failure).__name__}: {failure}"[:ERROR_LIMIT], time.monotonic() - started
             )
