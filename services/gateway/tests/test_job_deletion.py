@@ -127,11 +127,11 @@ async def test_a_profile_saved_while_its_job_is_being_deleted_is_not_saved(
     assert (saved.status_code, saved.json()["code"]) == (404, "job_not_found"), saved.text
 
 
-async def test_a_deleted_job_is_gone_from_its_batch_and_the_batchs_archive(
+async def test_a_batch_tells_nothing_of_its_deleted_job_but_that_it_is_deleted(
     api_runtime: ServiceRuntime, api_client: ApiClient
 ) -> None:
-    """The batch still listed the deleted job, its file name, ratings and options, to everyone in
-    the organisation, and its archive's manifest named it too."""
+    """The batch still listed the deleted job with its file name, ratings and options, to everyone
+    in the organisation, and its archive's manifest named it too."""
     kept, deleted = await create_jobs(api_runtime, "org-a", "kept.jpg", "secret-name.jpg", owner="someone")
     for job_id in (kept, deleted):
         await fail_job(api_runtime, job_id)
@@ -141,10 +141,22 @@ async def test_a_deleted_job_is_gone_from_its_batch_and_the_batchs_archive(
         batch = (await alice.get(f"/api/v1/batches/{batch_id}")).json()
         archive = await alice.get(f"/api/v1/batches/{batch_id}/archive")
 
-    assert [job["id"] for job in batch["jobs"]] == [str(kept)]
-    assert (batch["total"], batch["finished"], batch["done"]) == (1, 1, True)
+    assert (batch["total"], batch["finished"], batch["done"], batch["states"]) == (
+        2,
+        2,
+        True,
+        {"failed": 1, "deleted": 1},
+    )
+    tombstone = next(job for job in batch["jobs"] if job["id"] == str(deleted))
+    assert tombstone == {
+        "id": str(deleted),
+        "batch_id": batch_id,
+        "filename": None,
+        "state": "deleted",
+        "progress": 1.0,
+    }
     assert archive.status_code == 200, archive.text
     with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
         manifest = bundle.read("manifest.json").decode()
     assert "secret-name" not in manifest
-    assert str(deleted) not in manifest
+    assert "secret-name" not in json.dumps(batch)

@@ -678,3 +678,18 @@ def test_the_pdf_backend_loads_only_when_a_pdf_is_made() -> None:
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
 
     assert loaded.stdout.strip() == "False"
+
+
+def test_dollar_signs_in_names_are_drawn_as_written() -> None:
+    """matplotlib read text between two dollar signs as mathematics: a file or patch name such as
+    ``a$_$`` failed every drawing of the PDF and the figures, and ``$5 and $6`` lost its signs."""
+    measurements = build_measurements(filename="a$_$ price $5 and $6.png")
+    patches = [patch.model_copy(update={"name": f"$_{patch.index}$"}) for patch in measurements.patches]
+    measurements = measurements.model_copy(update={"patches": patches})
+    photo = np.full((480, 640, 3), 128, dtype=np.uint8)
+    report = render_report(measurements, encode(photo, ".png"), encode(photo, ".jpg"))
+
+    assert pdf_of(report).startswith(b"%PDF")
+    figures = pages_of(report).figures
+    assert b"$_0$" in figures["patch_pairs"]
+    assert b"$_0$" in figures["delta_e"]

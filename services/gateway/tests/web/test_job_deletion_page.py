@@ -163,4 +163,20 @@ def test_a_batch_counts_its_deleted_job_apart(
         client.delete(f"/api/v1/jobs/{deleted}").raise_for_status()
     page.goto(f"/#/batches/{batch.json()['id']}")
     expect(page.locator("#batch-summary")).to_have_text("All 2 finished: 1 corrected, 1 deleted.")
-    expect(page.locator(f"#batch-jobs li[data-job-id='{deleted}'] .badge")).to_have_text("Deleted")
+    row = page.locator(f"#batch-jobs li[data-job-id='{deleted}']")
+    expect(row.locator(".badge")).to_have_text("Deleted")
+    expect(row.locator(".job-name")).to_have_text("A deleted photo")
+
+
+def test_an_address_cannot_send_the_pages_requests_elsewhere(page: Page, account: Account) -> None:
+    """The id in the page's address was decoded and put into the API path as it was, so
+    ``#/jobs/..%2F..%2Fv1%2Fauth%2Fme%3Fx%3D`` had the app ask the API elsewhere with the user's token."""
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto("/#/upload")
+    expect(page.locator("h1")).to_be_visible()
+    for address in ("/#/jobs/..%2F..%2Fv1%2Fauth%2Fme%3Fx%3D", "/#/batches/..%2Fcharts%3F"):
+        page.goto(address)
+        page.wait_for_timeout(1500)
+    strays = [url for url in asked if "/api/v1/auth/me?x=" in url or "/api/v1/charts?" in url]
+    assert strays == []

@@ -636,8 +636,7 @@ def build_router(
                 .scalars()
                 .all()
             )
-        shown = [job for job in rows if job.state != DELETED]
-        return batch_view(batch, shown, deleted=len(rows) - len(shown))
+        return batch_view(batch, list(rows))
 
     @router.get("/jobs/{job_id}", summary="One job's state and results")
     async def get_job(job_id: uuid.UUID, principal: CurrentPrincipal) -> dict[str, Any]:

@@ -25,14 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.gateway import webhooks
-from chromaline.gateway.models import (
-    DELETED,
-    TERMINAL_STATES,
-    Batch,
-    Job,
-    Notification,
-    NotificationPreferences,
-)
+from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, Notification, NotificationPreferences
 from chromaline.gateway.views import report_view
 
 PREFERENCE_FLAGS = ("in_app", "webhooks", "job_finished", "job_failed", "batch_finished")
@@ -194,19 +187,16 @@ async def _announce_batch_end(session: AsyncSession, preferences: Preferences, j
     if any(state not in TERMINAL_STATES for state in counts):
         return
     done, failed = counts.get("done", 0), counts.get("failed", 0)
-    total = batch.total - counts.get(DELETED, 0)
-    if total < 1:
-        return
     data = {
         "batch": {
             "id": str(batch.id),
-            "total": total,
+            "total": batch.total,
             "done": done,
             "failed": failed,
             "url": f"/api/v1/batches/{batch.id}",
         }
     }
-    title = f"Batch of {total} images finished"
+    title = f"Batch of {batch.total} images finished"
     body = f"{done} done, {failed} failed."
     await _announce(session, preferences, job, "batch.finished", title, body, data)
 

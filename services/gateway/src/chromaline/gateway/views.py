@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from chromaline.gateway.charts import chart_summary
-from chromaline.gateway.models import TERMINAL_STATES, Batch, Job, SavedProfile
+from chromaline.gateway.models import DELETED, TERMINAL_STATES, Batch, Job, SavedProfile
 
 RESULT_FILES = {
     "original": "original",
@@ -101,6 +101,17 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
+def deleted_job_view(job: Job) -> dict[str, Any]:
+    """What a batch still says of a job deleted on request: that it was there and is deleted."""
+    return {
+        "id": str(job.id),
+        "batch_id": str(job.batch_id) if job.batch_id else None,
+        "filename": None,
+        "state": DELETED,
+        "progress": PROGRESS[DELETED],
+    }
+
+
 def report_view(job: Job) -> dict[str, Any] | None:
     """The report of a done job: ``pending`` while the reporter works, then ``ready`` or ``failed``
     (with a reason); None before the job is done or when it failed."""
@@ -109,23 +120,22 @@ def report_view(job: Job) -> dict[str, Any] | None:
     return {"state": job.report_state, "reason": job.report_reason, "message": job.report_message}
 
 
-def batch_view(batch: Batch, jobs: list[Job], *, deleted: int = 0) -> dict[str, Any]:
-    """The batch as its ``jobs`` stand; ``deleted`` jobs deleted on request are neither listed nor
-    counted: the API answers for them as for no job."""
-    total = batch.total - deleted
+def batch_view(batch: Batch, jobs: list[Job]) -> dict[str, Any]:
+    """The batch as its ``jobs`` stand; a job deleted on request is counted and listed by its id
+    and state alone: nothing of what it was (its name, options, results) is told any more."""
     counts: dict[str, int] = {}
     for job in jobs:
         counts[job.state] = counts.get(job.state, 0) + 1
     finished = sum(counts.get(state, 0) for state in TERMINAL_STATES)
     return {
         "id": str(batch.id),
-        "total": total,
+        "total": batch.total,
         "finished": finished,
         "states": counts,
         "progress": sum(PROGRESS[job.state] for job in jobs) / max(len(jobs), 1),
-        "done": finished == total,
+        "done": finished == batch.total,
         "reports_pending": sum(1 for job in jobs if job.state == "done" and job.report_state == "pending"),
-        "jobs": [job_view(job) for job in jobs],
+        "jobs": [deleted_job_view(job) if job.state == DELETED else job_view(job) for job in jobs],
         "archive": f"/api/v1/batches/{batch.id}/archive",
     }
 

@@ -311,6 +311,7 @@ def patch_pairs_figure(patches: Sequence[PatchResult]) -> Figure:
             ha="center",
             va="top",
             fontsize=PAIR_POINTS,
+            parse_math=False,
         )
     axes.set_xlim(*x_limits)
     axes.set_ylim(*y_limits)
@@ -353,7 +354,7 @@ def delta_e_figure(patches: Sequence[PatchResult]) -> Figure:
     axes.set_ylim(bottom=0)
     axes.set_title("ΔE2000 per patch, before and after correction")
     if named:
-        axes.set_xticks(positions, names, rotation=90, fontsize=NAME_TICK_POINTS)
+        axes.set_xticks(positions, names, rotation=90, fontsize=NAME_TICK_POINTS, parse_math=False)
         axes.set_xlabel("Patch")
     else:
         step = 10

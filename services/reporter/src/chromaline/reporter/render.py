@@ -4,7 +4,9 @@ Plain library: it takes the measurements document and the two photographs as byt
 returns bytes; storing them and announcing them is the service's business. Figures are drawn
 on ``matplotlib.figure.Figure`` objects with the Agg canvas (never pyplot), so rendering keeps
 no global state and is safe in worker threads. The PDF is made with matplotlib's PdfPages so
-no other PDF library is needed.
+no other PDF library is needed. Text a user wrote (file, chart and patch names, warnings naming
+them) is drawn with ``parse_math=False``: matplotlib would read it between two dollar signs as
+mathematics, and fail to draw the page when that is not valid.
 
 Every report gets its JSON, two annotated previews and a thumbnail (:func:`render_report`).
 The HTML report with its figures (:func:`render_stored_html`) and the PDF
@@ -527,7 +529,7 @@ def _overview_lines(figure: Figure, lines: Sequence[str]) -> float:
             break
         size = max(OVERVIEW_MIN_FONT_SIZE, size - 0.5)
     for number, row in enumerate(rows):
-        figure.text(0.07, OVERVIEW_FIRST_BASELINE - number * step, row, fontsize=size)
+        figure.text(0.07, OVERVIEW_FIRST_BASELINE - number * step, row, fontsize=size, parse_math=False)
     return OVERVIEW_FIRST_BASELINE - (len(rows) - 1) * step
 
 
@@ -675,6 +677,7 @@ def _table_text(axes: Axes, left: float, row: int, text: str, *, bold: bool = Fa
         fontsize=TABLE_FONT_SIZE,
         weight="bold" if bold else "normal",
         va="center",
+        parse_math=False,
     )
 
 

@@ -17,7 +17,10 @@ export function navigate(path, query) {
   else location.hash = target;
 }
 
-/** Find the route whose pattern ("/jobs/:id") matches `path`; its params by name. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Find the route whose pattern ("/jobs/:id") matches `path`; its params by name. An `:id` must
+ * be a UUID: pages put it into API paths, and an address must not choose where they call. */
 export function match(routes, path) {
   const parts = path.split("/").filter(Boolean);
   for (const route of routes) {
@@ -26,8 +29,14 @@ export function match(routes, path) {
     const params = {};
     const ok = pattern.every((piece, i) => {
       if (piece.startsWith(":")) {
-        params[piece.slice(1)] = decodeURIComponent(parts[i]);
-        return true;
+        let value;
+        try {
+          value = decodeURIComponent(parts[i]);
+        } catch {
+          return false;
+        }
+        params[piece.slice(1)] = value;
+        return piece !== ":id" || UUID.test(value);
       }
       return piece === parts[i];
     });

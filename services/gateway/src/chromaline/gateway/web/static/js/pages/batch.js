@@ -15,10 +15,15 @@ function cornersLink(job) {
   return h("a", { href: href(`/jobs/${job.id}`), class: "corners-link", "aria-label": `${words}: ${job.filename}` }, words);
 }
 
+/** What a row calls its photo: a deleted job's name is no longer told. */
+function photoName(job) {
+  return job.state === "deleted" ? "A deleted photo" : job.filename;
+}
+
 function jobRow(job) {
-  const name = TERMINAL.has(job.state)
-    ? h("a", { href: href(`/jobs/${job.id}`) }, job.filename)
-    : job.filename;
+  const name = TERMINAL.has(job.state) && job.state !== "deleted"
+    ? h("a", { href: href(`/jobs/${encodeURIComponent(job.id)}`) }, job.filename)
+    : photoName(job);
   const putRight = cornersLink(job);
   const outcome = job.state === "failed"
     ? [h("span", { class: "error-text" }, REASONS[job.reason] || job.message || job.reason || "Failed"), putRight ? " " : null, putRight]
@@ -31,7 +36,7 @@ function jobRow(job) {
     "li",
     { class: `job-row state-${job.state}`, dataset: { jobId: job.id, state: job.state } },
     h("div", { class: "job-name" }, name),
-    h("progress", { max: 1, value: job.progress, "aria-label": `${job.filename} progress` }),
+    h("progress", { max: 1, value: job.progress, "aria-label": `${photoName(job)} progress` }),
     h("span", { class: `badge badge-${job.state}` }, stateLabel(job.state)),
     h("span", { class: "job-outcome" }, outcome),
   );
@@ -60,7 +65,7 @@ export function render(context) {
     clear(list).append(...view.jobs.map(jobRow));
     for (const job of view.jobs) {
       if (announced.get(job.id) !== job.state && TERMINAL.has(job.state)) {
-        announce(`${job.filename}: ${stateLabel(job.state)}`);
+        announce(`${photoName(job)}: ${stateLabel(job.state)}`);
       }
       announced.set(job.id, job.state);
     }
@@ -93,7 +98,7 @@ export function render(context) {
   }
 
   context.onLeave(
-    follow(`batches/${id}`, draw, (view) => view.done, (error) => {
+    follow(`batches/${encodeURIComponent(id)}`, draw, (view) => view.done, (error) => {
       clear(connection).append(notice("error", describe(error)));
     }),
   );

@@ -656,7 +656,7 @@ function reportStatus(job) {
 export async function render(context) {
   const urls = [];
   context.onLeave(() => urls.forEach((url) => URL.revokeObjectURL(url)));
-  const job = await call(`jobs/${context.params.id}`);
+  const job = await call(`jobs/${encodeURIComponent(context.params.id)}`);
   const heading = h("h1", {}, job.filename);
   const state = h("span", { class: `badge badge-${job.state}`, id: "job-state" }, stateLabel(job.state));
   const meta = h(
