@@ -102,9 +102,12 @@ def _broken(old: str, new: str, source: str = ARGYLL_XYZ) -> str:
 @pytest.mark.parametrize(
     ("text", "line", "words"),
     [
-        (_broken("A02 20.0", "A02 nan"), 18, "not a finite number"),
-        (_broken("A02 20.0", "A02 inf"), 18, "not a finite number"),
+        (_broken("A02 20.0", "A02 nan"), 18, "not a number"),
+        (_broken("A02 20.0", "A02 inf"), 18, "not a number"),
         (_broken("A02 20.0", "A02 1e400"), 18, "not a finite number"),
+        (_broken("A02 20.0", "A02 2_0.0"), 18, "not a number"),  # float() reads it as 20
+        (_broken("A02 20.0", "A02 \u0662\u0660"), 18, "not a number"),  # Arabic-Indic digits
+        (_broken("A02 20.0", "A02 0x14"), 18, "not a number"),
         (_broken("A03 3.1", "A01 3.1"), 19, "already used on line 17"),
         (_broken("A03 3.1 3.3 3.6", "A03 3.1 3.3"), 19, "3 values where"),
         (_broken("A03 3.1", "A03 x"), 19, "not a number"),

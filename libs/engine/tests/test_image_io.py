@@ -196,6 +196,42 @@ def test_exif_orientation_is_applied() -> None:
     assert image.exif is not None
 
 
+def _exif_orientation_entry(type_code: int, count: int, value: bytes) -> bytes:
+    """EXIF holding one orientation entry as written, whatever its type (Pillow writes only valid ones)."""
+    entry_end = 8 + 2 + 12 + 4
+    inline = value if len(value) <= 4 else struct.pack("<I", entry_end)
+    ifd = struct.pack("<H", 1) + struct.pack("<HHI", 0x0112, type_code, count) + inline.ljust(4, b"\0")
+    return (
+        b"Exif\0\0II*\0"
+        + struct.pack("<I", 8)
+        + ifd
+        + struct.pack("<I", 0)
+        + (value if len(value) > 4 else b"")
+    )
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        (2, 4, b"abc\0"),  # text
+        (12, 1, struct.pack("<d", float("nan"))),  # a NaN double
+        (5, 1, struct.pack("<II", 1, 0)),  # a fraction over zero
+        (3, 1, struct.pack("<H", 9)),  # out of range
+    ],
+)
+@pytest.mark.parametrize("image_format", ["JPEG", "WEBP"])
+def test_an_unreadable_orientation_tag_leaves_the_photo_as_shot(
+    entry: tuple[int, int, bytes], image_format: str
+) -> None:
+    """A damaged tag (text, NaN, a fraction over zero) failed the whole photo as a corrupt file."""
+    pixels = np.zeros((20, 40, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(
+        buffer, format=image_format, exif=_exif_orientation_entry(*entry), quality=95
+    )
+    assert decode_image(buffer.getvalue()).pixels.shape[:2] == (20, 40)
+
+
 def test_preview_is_the_upright_photo_reduced_by_a_power_of_two() -> None:
     rng = np.random.default_rng(4)
     blocks = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)

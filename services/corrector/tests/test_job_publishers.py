@@ -11,9 +11,11 @@ import pytest
 
 from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import PermanentError
-from chromaline.common.events.contracts import BlobRef, ImageUploaded, JobOptions
+from chromaline.common.bus.memory import LOCAL_USER
+from chromaline.common.events.contracts import PROCESSING_ERROR, BlobRef, ImageUploaded, JobOptions
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.common.testing.workers import deliver, started_worker
+from chromaline.corrector import handlers
 from chromaline.corrector.handlers import on_image_uploaded
 from chromaline.corrector.models import Correction
 from chromaline.corrector.service import SPEC
@@ -69,3 +71,32 @@ async def test_a_partners_profile_job_reads_only_its_own_profile(corrector: Serv
     someone_elses = BlobRef(bucket=buckets.CORRECTED, key=f"{uuid.uuid4()}/profile.json")
     with pytest.raises(PermanentError, match="names only its own blobs"):
         await _profile_job(corrector, uuid.uuid4(), "acme", someone_elses)
+
+
+async def test_a_photo_the_engine_fails_on_unexpectedly_fails_its_job(
+    corrector: ServiceRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error the engine does not name went back to the bus: retried on the same photo, it
+    failed the same way into the dead-letter queue, and the job stayed 'correcting' until the
+    watchdog failed it as a timeout, hiding why."""
+
+    def broken(*_: object) -> None:
+        raise ZeroDivisionError("a degenerate ICC curve")
+
+    monkeypatch.setattr(handlers, "correct_with_profile", broken)
+    monkeypatch.setattr(handlers, "load_profile", lambda _: None)
+    job_id = uuid.uuid4()
+    photo = BlobRef(bucket=buckets.ORIGINALS, key=f"{LOCAL_USER}/{job_id}/a.jpg")
+    profile = BlobRef(bucket=buckets.ORIGINALS, key=f"{LOCAL_USER}/profile.json")
+    await corrector.blobs.ensure_buckets([buckets.ORIGINALS])
+    await corrector.blobs.put_bytes(photo.bucket, photo.key, b"\xff\xd8\xff photo")
+    await corrector.blobs.put_bytes(profile.bucket, profile.key, b"{}")
+    event = ImageUploaded(
+        job_id=job_id, filename="a.jpg", original=photo, options=JobOptions(profile=profile)
+    )
+    await deliver(on_image_uploaded, corrector, job_id, event, LOCAL_USER)
+    async with corrector.session() as session:
+        row = await session.get(Correction, job_id)
+    assert row is not None
+    assert (row.outcome, row.reason) == ("failed", PROCESSING_ERROR)
+    assert "ZeroDivisionError" in (row.message or "")

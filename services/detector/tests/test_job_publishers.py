@@ -13,9 +13,10 @@ import pytest
 from chromaline.common.blobs import buckets
 from chromaline.common.bus.base import PermanentError
 from chromaline.common.bus.memory import LOCAL_USER
-from chromaline.common.events.contracts import BlobRef, ImageUploaded
+from chromaline.common.events.contracts import PROCESSING_ERROR, BlobRef, ImageUploaded
 from chromaline.common.runtime import ServiceRuntime
 from chromaline.common.testing.workers import deliver, started_worker
+from chromaline.detector import handlers
 from chromaline.detector.handlers import on_image_uploaded
 from chromaline.detector.models import Detection
 from chromaline.detector.service import SPEC
@@ -83,3 +84,25 @@ async def test_a_partners_job_reads_only_its_own_photos(detector: ServiceRuntime
     organisation's photo or result processed, and heard where the outcome was stored."""
     with pytest.raises(PermanentError, match="names only its own blobs"):
         await _uploaded(detector, uuid.uuid4(), "acme", original)
+
+
+async def test_a_photo_the_engine_fails_on_unexpectedly_fails_its_job(
+    detector: ServiceRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error the engine does not name went back to the bus: retried on the same photo, it
+    failed the same way into the dead-letter queue, and the job stayed 'detecting' until the
+    watchdog failed it as a timeout, hiding why."""
+
+    def broken(*_: object) -> None:
+        raise ZeroDivisionError("a degenerate ICC curve")
+
+    monkeypatch.setattr(handlers, "examine", broken)
+    job_id = uuid.uuid4()
+    original = BlobRef(bucket=buckets.ORIGINALS, key=f"{job_id}/a.jpg")
+    await detector.blobs.put_bytes(original.bucket, original.key, b"\xff\xd8\xff photo")
+    await _uploaded(detector, job_id, LOCAL_USER, original)
+    async with detector.session() as session:
+        row = await session.get(Detection, job_id)
+    assert row is not None
+    assert (row.outcome, row.reason) == ("failed", PROCESSING_ERROR)
+    assert "ZeroDivisionError" in (row.message or "")

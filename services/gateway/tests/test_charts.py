@@ -134,8 +134,19 @@ async def test_a_file_saved_with_a_byte_order_mark_is_accepted(api_client: ApiCl
         (cgats_text(made_up_lab(35)).replace("LAB_B", "LAB_Q"), "invalid_cgats", 5),
         ("not a chart at all\n", "invalid_cgats", None),
         (cgats_text(made_up_lab(34)), "chart_patch_count_mismatch", None),
+        (cgats_text([(50.0, 0.0, 0.0)] * 35), "chart_colours_too_few", None),
+        (cgats_text([(0.0, 0.0, 0.0)] * 35, fields="XYZ_X XYZ_Y XYZ_Z"), "chart_colours_too_few", None),
     ],
-    ids=["bad-number", "set-count", "superscript-count", "no-lab", "not-cgats", "count-mismatch"],
+    ids=[
+        "bad-number",
+        "set-count",
+        "superscript-count",
+        "no-lab",
+        "not-cgats",
+        "count-mismatch",
+        "one-colour",  # every photo's job failed on its NaN confidence
+        "all-black-xyz",
+    ],
 )
 async def test_a_bad_file_or_a_layout_that_does_not_fit_is_refused_with_a_code(
     api_client: ApiClient, text: str, code: str, line: int | None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tempfile
 import zipfile
 import zlib
 
@@ -80,6 +81,16 @@ def test_an_unreadable_header_is_a_corrupt_image() -> None:
     with pytest.raises(ApiError) as refused:
         check_image(io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20), "broken.png", 10_000)
     assert refused.value.code == "corrupt_image"
+
+
+def test_a_refusal_does_not_name_the_servers_own_objects() -> None:
+    """Pillow's message named the temporary file object holding the upload, with its address."""
+    with tempfile.SpooledTemporaryFile() as upload:
+        upload.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+        upload.seek(0)
+        with pytest.raises(ApiError) as refused:
+            check_image(upload, "broken.png", 10_000)
+    assert "object at 0x" not in refused.value.detail
 
 
 @pytest.mark.parametrize("head", [b"II*\x00", b"MM\x00*\x00\x00", b"II*\x00\x08\x00\x00\x00\x01"])
@@ -227,6 +238,43 @@ def test_too_many_members_are_refused() -> None:
     with pytest.raises(ApiError) as refused:
         zip_image_members(many, LIMITS)
     assert refused.value.code == "too_many_files"
+
+
+@pytest.mark.parametrize("zip64", [False, True])
+def test_a_central_directory_of_too_many_entries_is_refused_before_it_is_read(
+    zip64: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zipfile built every entry of the central directory before the count was checked: a 51 MB
+    ZIP listing a million empty files took seconds and hundreds of MB to refuse."""
+    many = io.BytesIO()
+    with zipfile.ZipFile(many, "w") as archive:
+        for index in range(LIMITS.max_entries * 5):
+            archive.writestr(f"{index}.jpg", b"")
+    if zip64:
+        many = io.BytesIO(_as_zip64_count(many.getvalue()))
+    many.seek(0)
+
+    def unread(*_: object) -> None:
+        raise AssertionError("the archive was read")
+
+    monkeypatch.setattr(zipfile, "ZipFile", unread)
+    with pytest.raises(ApiError) as refused:
+        zip_image_members(many, LIMITS)
+    assert (refused.value.status, refused.value.code) == (413, "too_many_files")
+
+
+def _as_zip64_count(data: bytes) -> bytes:
+    """The archive with its entry count moved to a ZIP64 end record, as large archives have it."""
+    end = data.rfind(b"PK\x05\x06")
+    count = struct.unpack_from("<H", data, end + 10)[0]
+    directory_size, directory_offset = struct.unpack_from("<II", data, end + 12)
+    record = b"PK\x06\x06" + struct.pack(
+        "<QHHIIQQQQ", 44, 45, 45, 0, 0, count, count, directory_size, directory_offset
+    )
+    locator = b"PK\x06\x07" + struct.pack("<IQI", 0, end, 1)
+    old_end = bytearray(data[end:])
+    struct.pack_into("<HH", old_end, 8, 0xFFFF, 0xFFFF)
+    return data[:end] + record + locator + bytes(old_end)
 
 
 def test_a_member_lying_about_its_size_is_refused_as_corrupt() -> None:

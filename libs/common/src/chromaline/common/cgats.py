@@ -112,11 +112,15 @@ def _count(value: str, keyword: str, number: int) -> int:
     return int(value)
 
 
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""A number as CGATS files write it; ``float()`` also reads ``1_0``, ``inf`` and digits of other
+scripts, which a reference value never is."""
+
+
 def _number(token: str, number: int) -> float:
-    try:
-        value = float(token)
-    except ValueError:
-        raise CgatsError(f"{token!r} is not a number", number) from None
+    if not _DECIMAL.fullmatch(token):
+        raise CgatsError(f"{token!r} is not a number", number)
+    value = float(token)
     if not math.isfinite(value):
         raise CgatsError(f"{token!r} is not a finite number", number)
     return value

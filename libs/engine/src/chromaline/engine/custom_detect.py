@@ -35,6 +35,8 @@ from chromaline.engine.detect import (
     encoded_rgb8,
     layout_patch_means,
     orientation_of,
+    photo_too_narrow,
+    refuse_degenerate_quad,
 )
 from chromaline.engine.geometry import ChartLayout, layout_patch_quads
 from chromaline.engine.grid import grid_boxes
@@ -115,6 +117,9 @@ def detect_custom_chart(
 ) -> DetectionOutcome:
     """Find a custom chart by its layout, best first (same outcome codes as ``detect_charts``)."""
     rgb = encoded_rgb8(image)
+    too_narrow = photo_too_narrow(rgb)
+    if too_narrow is not None:
+        return too_narrow
     small, factor = downscale(rgb, max_side)
     origin = np.zeros(2)
     found: list[ChartDetection] = []
@@ -165,11 +170,12 @@ def custom_detection_from_corners(
 ) -> ChartDetection:
     """A detection from corners given by hand (clockwise from the corner next to patch 0), in the
     orientation whose colours agree best; :class:`NotAChartError` when none agrees well enough."""
+    refuse_degenerate_quad(corners)
     array = np.asarray(corners, dtype=np.float64).reshape(4, 2)
     turns = (0, 1, 2, 3) if definition.rows == definition.columns else (0, 2)
     scored = _best_orientation(encoded_rgb8(image), definition, [array], turns)
     assert scored is not None
-    if scored.agreement < MANUAL_MIN_AGREEMENT:
+    if not scored.agreement >= MANUAL_MIN_AGREEMENT:
         raise NotAChartError(
             f"the corners given do not enclose the chart {definition.name!r} "
             f"(colour agreement {scored.agreement:.2f}, below {MANUAL_MIN_AGREEMENT})"

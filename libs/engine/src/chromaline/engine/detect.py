@@ -10,7 +10,7 @@ chart upside down or on its side still yields patches in reference order).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -185,13 +185,13 @@ def downscale(rgb: NDArray[np.uint8], max_side: int) -> tuple[NDArray[np.uint8],
     factor = max(height, width) / max_side
     if factor <= 1.0:
         return rgb, 1.0
-    if factor > 2.0:
+    if factor > 2.0 and min(height, width) >= np.ceil(factor):
         blocks = int(np.ceil(factor))
         size = (width // blocks, height // blocks)
         whole_blocks = rgb[: size[1] * blocks, : size[0] * blocks]
         small = cv2.resize(whole_blocks, size, interpolation=cv2.INTER_AREA)
         return np.asarray(small, dtype=np.uint8), float(blocks)
-    size = (round(width / factor), round(height / factor))
+    size = (max(1, round(width / factor)), max(1, round(height / factor)))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return np.asarray(small, dtype=np.uint8), width / size[0]
 
@@ -559,8 +559,10 @@ def colour_agreement(measured: NDArray[np.float64], reference: NDArray[np.float6
         r = np.log(np.maximum(reference[:, channel], 0.0) + eps)
         if m.std() < 1e-6:
             return 0.0
+        if r.std() < 1e-6:
+            continue  # a channel the reference does not vary in says nothing (its correlation is NaN)
         scores.append(float(np.corrcoef(m, r)[0, 1]))
-    return float(np.mean(scores))
+    return float(np.mean(scores)) if scores else 0.0
 
 
 def _log_opponent(linear: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -642,9 +644,17 @@ QUICK_MCC: dict[str, float] = {
 which costs four times the work, and threshold windows shrunk with the image."""
 
 
+MCC_MAX_ASPECT = 8.0
+"""mcc enlarges an image until its short side is about 1000 px: a long strip (a 40 × 30000 photo's
+working copy is 2 × 1578) would become gigabytes. Strips that long are left to the other finders."""
+
+
 def _mcc_boxes(
     small_rgb: NDArray[np.uint8], chart_type: str, max_charts: int, variant: dict[str, float]
 ) -> list[NDArray[np.float64]]:
+    short, long = sorted(small_rgb.shape[:2])
+    if short < MIN_PHOTO_SIDE_PX or long > MCC_MAX_ASPECT * short:
+        return []
     detector = cv2.mcc.CCheckerDetector_create()  # type: ignore[attr-defined]  # missing from the stubs
     detector.setColorChartType(MCC_TYPES[chart_type])
     parameters = cv2.mcc.DetectorParametersMCC()
@@ -1218,6 +1228,21 @@ def _digital_sgs_for_their_classic_blocks(
     search.found = kept
 
 
+MIN_PHOTO_SIDE_PX = 32
+"""A photo narrower than this holds no chart whose patches could be measured (the smallest chart
+found, a patch grid 60 px long, is about 40 px across)."""
+
+
+def photo_too_narrow(rgb: NDArray[np.uint8]) -> DetectionOutcome | None:
+    """The outcome for a photo too narrow to hold a chart (searching one is slow and pointless)."""
+    height, width = rgb.shape[:2]
+    if min(height, width) >= MIN_PHOTO_SIDE_PX:
+        return None
+    return DetectionOutcome(
+        [], "no_chart", f"the photo is {width}×{height} px: too small on one side to hold a colour chart"
+    )
+
+
 def detect_charts(
     image: DecodedImage | NDArray[np.generic],
     chart_type: str = "auto",
@@ -1236,6 +1261,9 @@ def detect_charts(
     is optional leave it out.
     """
     rgb = encoded_rgb8(image)
+    too_narrow = photo_too_narrow(rgb)
+    if too_narrow is not None:
+        return too_narrow
     shown = _shown_rgb8(image, rgb)
 
     def downscaled_sets() -> Iterator[CandidateSet]:
@@ -1294,6 +1322,21 @@ class NotAChartError(ValueError):
     code = "not_a_chart"
 
 
+MIN_QUAD_TRIANGLE_PX = 8.0
+"""Smallest area (pixels²) of the triangle any three of four hand-given corners make: below it,
+three corners lie on one line (or two on one point) and no chart fills the quad."""
+
+
+def refuse_degenerate_quad(corners: NDArray[np.floating] | Sequence[tuple[float, float]]) -> None:
+    """Raise :class:`NotAChartError` for four corners that enclose no quadrilateral."""
+    quad = np.asarray(corners, dtype=np.float64).reshape(4, 2)
+    for first in range(4):
+        a, b, c = quad[first], quad[(first + 1) % 4], quad[(first + 2) % 4]
+        twice_area = abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]))
+        if not twice_area >= 2 * MIN_QUAD_TRIANGLE_PX:
+            raise NotAChartError("the four corners given do not enclose a quadrilateral")
+
+
 def checked_detection_from_corners(
     image: DecodedImage | NDArray[np.generic],
     chart_type: str,
@@ -1308,12 +1351,13 @@ def checked_detection_from_corners(
     Raises :class:`NotAChartError` otherwise: correcting towards a chart that is not there shifts
     the whole photo's colours.
     """
+    refuse_degenerate_quad(corners)
     given = detection_from_corners(chart_type, corners)
     if not _is_clockwise(given.corners):
         given = detection_from_corners(chart_type, given.corners[::-1])
     rgb = encoded_rgb8(image)
     oriented, agreement = orient_corners(_shown_rgb8(image, rgb), given.chart_type, given.corners)
-    if agreement < MANUAL_MIN_AGREEMENT:
+    if not agreement >= MANUAL_MIN_AGREEMENT:
         raise NotAChartError(
             f"the corners given do not enclose a {chart_spec(chart_type).title} in any orientation "
             f"(colour agreement {agreement:.2f}, below {MANUAL_MIN_AGREEMENT})"

@@ -9,6 +9,7 @@ D65), so a 12 MP photo linearises in tens of milliseconds.
 from __future__ import annotations
 
 import io
+import numbers
 import re
 import struct
 import warnings
@@ -321,6 +322,16 @@ def _jpeg_is_complete(data: bytes) -> bool:
     return False
 
 
+def exif_orientation(value: object) -> int:
+    """The EXIF orientation tag's value as 1..8; 1 (as shot) for a missing or unreadable one (text,
+    NaN, a fraction over zero, out of range): a damaged tag is no reason to refuse the photo."""
+    try:
+        orientation = int(float(value)) if isinstance(value, numbers.Real) else 1
+    except (ValueError, OverflowError, ZeroDivisionError):
+        return 1
+    return orientation if 1 <= orientation <= 8 else 1
+
+
 def _orient(pixels: NDArray[np.generic], orientation: int) -> NDArray[np.generic]:
     """Apply an EXIF orientation (1..8) so the pixels are upright."""
     transforms = {
@@ -350,7 +361,7 @@ def _read_metadata(data: bytes, image_format: str) -> _Metadata:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 exif = image.getexif()
-                orientation = int(exif.get(0x0112, 1))
+                orientation = exif_orientation(exif.get(0x0112))
                 exif_bytes = image.info.get("exif")
                 if exif_bytes is None and len(exif):
                     exif_bytes = exif.tobytes()
@@ -375,7 +386,7 @@ def _read_tiff_metadata(data: bytes) -> _Metadata:
                 (int(page.imagewidth), int(page.imagelength)),
                 bytes(icc_tag.value) if icc_tag is not None else None,
                 None,
-                int(orientation_tag.value) if orientation_tag is not None else 1,
+                exif_orientation(orientation_tag.value if orientation_tag is not None else None),
             )
     except Exception as error:  # tifffile raises many unrelated types on damaged files
         raise UnsupportedImageError("decode_error", f"the TIFF file is corrupt: {error}") from error
@@ -480,7 +491,7 @@ def _decode_with_pillow(data: bytes, image_format: str, max_pixels: int) -> Deco
                         "too_many_pixels", f"{width}×{height} pixels is more than the limit of {max_pixels}"
                     )
                 exif = image.getexif()
-                orientation = int(exif.get(0x0112, 1))
+                orientation = exif_orientation(exif.get(0x0112))
                 exif_bytes = image.info.get("exif") or (exif.tobytes() if len(exif) else None)
                 icc_profile = image.info.get("icc_profile") or _nclx_profile(image.info)
                 rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)

@@ -20,6 +20,7 @@ from chromaline.common.blobs.base import BlobNotFoundError, BlobStore, BlobUploa
 from chromaline.common.bus.base import PermanentError, current_publisher
 from chromaline.common.bus.publishers import is_known_publisher
 from chromaline.common.events.contracts import (
+    PROCESSING_ERROR,
     BlobRef,
     ChartDetected,
     Contract,
@@ -242,10 +243,16 @@ async def _correct_and_announce(
     assert isinstance(settings, CorrectorSettings)
     try:
         corrected = await asyncio.to_thread(compute)
-    except (EngineError, UnsupportedImageError, EncodeError, ProfileError, OriginalMissingError) as error:
-        code = getattr(error, "code", "invalid_profile")
-        failed = ProcessingFailed(job_id=job_id, stage="correct", reason=code, message=str(error))
-        row = CorrectionRow(job_id=job_id, outcome="failed", reason=code, message=str(error))
+    except Exception as error:  # the photo is the same on every retry: fail the job, say why
+        known = EngineError | UnsupportedImageError | EncodeError | ProfileError | OriginalMissingError
+        if isinstance(error, known):
+            code, message = getattr(error, "code", "invalid_profile"), str(error)
+        else:
+            log.exception("corrector.correction_failed", job_id=str(job_id))
+            code = PROCESSING_ERROR
+            message = f"the photo could not be corrected ({type(error).__name__}); the error is logged"
+        failed = ProcessingFailed(job_id=job_id, stage="correct", reason=code, message=message)
+        row = CorrectionRow(job_id=job_id, outcome="failed", reason=code, message=message)
 
         async def refused() -> tuple[CorrectionRow, Contract]:
             return row, failed

@@ -23,6 +23,7 @@ from chromaline.common.bus.base import PermanentError, current_publisher
 from chromaline.common.bus.publishers import is_known_publisher
 from chromaline.common.events.contracts import (
     MAX_OTHER_CHARTS,
+    PROCESSING_ERROR,
     BlobRef,
     ChartBox,
     ChartCandidate,
@@ -357,7 +358,11 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
             Detection(job_id=event.job_id, outcome="failed", reason="original_missing"),
         )
     else:
-        result = await asyncio.to_thread(examine, data, event.job_id, original, event.options, settings)
+        try:
+            result = await asyncio.to_thread(examine, data, event.job_id, original, event.options, settings)
+        except Exception as error:  # the photo is the same on every retry: fail the job, say why
+            log.exception("detector.examination_failed", job_id=str(event.job_id))
+            result = _unexpected_failure(event.job_id, error)
     async with job_transaction(runtime, event.job_id) as session:
         if session is None:
             log.info("detector.forgotten_job_skipped", job_id=str(event.job_id))
@@ -367,6 +372,16 @@ async def on_image_uploaded(runtime: ServiceRuntime, envelope: RawEnvelope) -> N
         await session.merge(result.detection)
         await add_to_outbox(session, make_envelope(NAME, str(event.job_id), result.event))
     log.info("detector.examined", job_id=str(event.job_id), outcome=result.detection.outcome)
+
+
+def _unexpected_failure(job_id: uuid.UUID, error: Exception) -> Examination:
+    """A photo the engine failed on in a way it does not name: retried, it fails the same way
+    (into the dead-letter queue, the job stuck until the watchdog's timeout hides why)."""
+    message = f"the photo could not be examined ({type(error).__name__}); the error is logged"
+    failed = ProcessingFailed(job_id=job_id, stage="detect", reason=PROCESSING_ERROR, message=message)
+    return Examination(
+        failed, Detection(job_id=job_id, outcome="failed", reason=PROCESSING_ERROR, message=message)
+    )
 
 
 def _detection_row(job_id: uuid.UUID) -> Delete:

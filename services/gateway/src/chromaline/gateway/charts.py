@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from chromaline.common import cgats
 from chromaline.common.events.contracts import (
     CUSTOM_CHART_MAX_SIDE,
+    MIN_DISTINCT_REFERENCE_COLOURS,
     ChartCreated,
     ChartDeleted,
     CustomChart,
@@ -102,6 +103,14 @@ def checked_definition(
             "chart_patch_count_mismatch",
             f"{rows}×{columns} is {rows * columns} patches but the file has {table.patch_count} values",
             patch_count=table.patch_count,
+        )
+    distinct = len(set(table.values))
+    if distinct < MIN_DISTINCT_REFERENCE_COLOURS:
+        raise ApiError(
+            422,
+            "chart_colours_too_few",
+            f"the file's {table.patch_count} reference values hold {distinct} different colour(s); a chart "
+            f"needs at least {MIN_DISTINCT_REFERENCE_COLOURS} to be found in a photo and fitted",
         )
     try:
         return CustomChart.from_reference(

@@ -17,7 +17,7 @@ from chromaline.common.cgats import MAX_PATCHES, Illuminant, ReferenceTable
 from chromaline.common.events.envelope import RawEnvelope
 from chromaline.common.measurements import ResultWarning
 
-ChartType = Literal["auto", "classic24", "digital_sg", "vinyl", "aruco_classic24", "custom"]
+ChartType = Literal["auto", "classic24", "digital_sg", "aruco_classic24", "custom"]
 CorrectionMethod = Literal["auto", "white_balance", "linear3x3", "affine3x4", "root_polynomial", "polynomial"]
 OutputFormat = Literal["jpeg", "png", "tiff"]
 OutputSpace = Literal["srgb", "display-p3", "adobe-rgb", "prophoto"]
@@ -26,6 +26,9 @@ RatingGuideline = Literal["fadgi2016", "metamorfoze2"]
 DEFAULT_RATING_GUIDELINE: RatingGuideline = "fadgi2016"
 """An organisation's guideline until an admin chooses one (the engine's default too)."""
 MIN_CUSTOM_PATCHES = 6
+MIN_DISTINCT_REFERENCE_COLOURS = 4
+"""A chart is found by how its patches' colours differ, and the 3×4 affine fit needs four colours
+that are not all alike: a card of fewer is neither."""
 """Fewest patches a custom chart may have: the 3×4 affine fit needs more than its 4 terms per channel
 and every cross-validation fold one patch fewer."""
 RETENTION_DAYS_MAX = 3650
@@ -137,6 +140,10 @@ class CustomChart(Contract):
             raise ValueError(
                 f"{self.rows}×{self.columns} patches but {len(self.values)} reference values "
                 f"and {len(self.sample_ids)} sample ids"
+            )
+        if len(set(self.values)) < MIN_DISTINCT_REFERENCE_COLOURS:
+            raise ValueError(
+                f"the reference values hold fewer than {MIN_DISTINCT_REFERENCE_COLOURS} different colours"
             )
         return self
 
@@ -382,6 +389,11 @@ class ReportHtmlReady(Contract):
     figures: dict[ReportFigure, BlobRef] = Field(
         default_factory=dict, description="The figures as SVG, by name; empty without a measured chart."
     )
+
+
+PROCESSING_ERROR = "processing_error"
+"""The reason of a job a worker failed on in a way the engine does not name (logged where it
+happened): the same photo would fail the same way again, so the job ends rather than retrying."""
 
 
 class ProcessingFailed(Contract):

@@ -4,7 +4,6 @@ export const CHART_TYPES = [
   ["auto", "Detect automatically"],
   ["classic24", "ColorChecker Classic (24 patches)"],
   ["digital_sg", "ColorChecker Digital SG (140 patches)"],
-  ["vinyl", "ColorChecker Classic vinyl"],
   ["aruco_classic24", "Classic 24 with ArUco markers"],
 ];
 
@@ -89,6 +88,7 @@ export const REASONS = {
   unknown_chart: "The card in the photo is not a supported chart: its colours are another card's.",
   low_confidence: "Chromaline may have found the chart, but is not sure it is the chart.",
   not_a_chart: "The corners given do not enclose the chart's patches.",
+  processing_error: "Something went wrong while processing this photo. The error has been logged; sending the photo again will not help until it is fixed.",
 };
 
 /** Failures a person can put right by showing where the chart is. */
