@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from chromaline.engine.correct import correct_photo
 from chromaline.engine.fit import Correction
-from chromaline.engine.image_io import srgb_decode, srgb_encode
+from chromaline.engine.image_io import decode_image, srgb_decode, srgb_encode
 from chromaline.engine.lut import Cube, CubeFormatError, cube_text
 from chromaline.engine.profile import (
     FitStatistics,
@@ -17,6 +19,7 @@ from chromaline.engine.profile import (
     matrix_export,
     to_cube,
 )
+from chromaline.engine.synthetic import render_scene
 
 MATRIX = np.array([[1.1, -0.07, -0.03], [-0.05, 1.08, -0.03], [0.02, -0.1, 1.08]])
 
@@ -159,3 +162,16 @@ def test_matrix_export() -> None:
     polynomial = _profile(Correction("polynomial", np.zeros((3, 10)), degree=2))
     with pytest.raises(ProfileError, match="cube"):
         matrix_export(polynomial)
+
+
+def test_a_profile_applied_to_a_photo_it_was_not_made_for_is_a_warning_of_the_result() -> None:
+    """The mismatch was only a note, which the command line printed and the API, the web app and
+    the report never showed: the job ended done with no word that its colours would be off."""
+    scene = render_scene(3, size=(900, 600))
+    profile = correct_photo(scene.image_bytes).profile
+    as_raw = replace(decode_image(scene.image_bytes), linear_camera=True)
+    result = correct_photo(as_raw, profile=profile)
+    [mismatch] = [w for w in result.measurements("photo.dng").warnings if w.code == "profile_mismatch"]
+    assert "colours will be off" in mismatch.message
+    fitting = correct_photo(scene.image_bytes, profile=profile).measurements("photo.jpg").warnings
+    assert "profile_mismatch" not in [warning.code for warning in fitting]

@@ -60,7 +60,11 @@ class PatchResult(Document):
     quad: list[tuple[float, float]] = Field(min_length=4, max_length=4)
 
 
-WarningCode = Literal["patch_worse_after", "cross_validated_above_limit", "patches_dropped", "small_patches"]
+WarningCode = Literal[
+    "patch_worse_after", "cross_validated_above_limit", "patches_dropped", "small_patches", "profile_mismatch"
+]
+"""``profile_mismatch``: a saved profile applied to a photo it was not made for (another camera, or
+a RAW file's linear RGB against an encoded photo's)."""
 
 
 class ResultWarning(Document):

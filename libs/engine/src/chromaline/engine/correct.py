@@ -510,6 +510,8 @@ class CorrectionResult:
     """The custom chart measured, when it was one."""
     other_charts: list[OtherChart] = field(default_factory=list)
     """The charts found beside the one fitted, with the correction checked on each."""
+    profile_mismatches: list[str] = field(default_factory=list)
+    """How the saved profile applied does not fit this photo (also among ``notes``)."""
 
     @property
     def method(self) -> str:
@@ -536,6 +538,7 @@ class CorrectionResult:
             guideline=self.guideline,
             chart=self.chart,
             other_charts=self.other_charts,
+            profile_mismatches=self.profile_mismatches,
         )
 
 
@@ -583,13 +586,15 @@ def correct_photo(
             measurement = None
             notes.append(f"no chart measured ({error.code}); the profile was applied without checking it")
     fit: FitResult | None = None
+    mismatches: list[str] = []
     if measurement is not None:
         timings.update(measurement.timings)
         notes.extend(measurement.notes)
     with _timed(timings, "fit"):
         if profile is not None:
             correction = profile.correction()
-            notes.extend(profile_fit_notes(profile, image))
+            mismatches = profile_fit_notes(profile, image)
+            notes.extend(mismatches)
         else:
             assert measurement is not None
             fit = fit_from_measurements(
@@ -651,6 +656,7 @@ def correct_photo(
         previews=pictures,
         chart=chart,
         other_charts=checked,
+        profile_mismatches=mismatches,
     )
 
 
@@ -891,9 +897,11 @@ def measurements_document(
     guideline: Guideline = DEFAULT_GUIDELINE,
     chart: ChartDefinition | None = None,
     other_charts: Sequence[OtherChart] = (),
+    profile_mismatches: Sequence[str] = (),
 ) -> Measurements:
     """The measurements document (see :mod:`chromaline.common.measurements`) for corrected patches;
-    ``chart`` is the custom chart measured, if it was one, ``other_charts`` those found beside it."""
+    ``chart`` is the custom chart measured, if it was one, ``other_charts`` those found beside it,
+    ``profile_mismatches`` how the saved profile applied does not fit the photo."""
     results: list[PatchResult] = []
     report: DeltaEReport | None = None
     warnings: list[ResultWarning] = []
@@ -902,6 +910,7 @@ def measurements_document(
         layout = chart.layout if chart is not None else chart_layout(reference.chart_type)
         side = None if corners is None else layout_patch_side_px(layout, np.asarray(corners))
         warnings = result_warnings(results, cross_validated_delta_e2000, side, guideline)
+    warnings += [ResultWarning(code="profile_mismatch", message=text) for text in profile_mismatches]
     return Measurements(
         job_id=job_id,
         filename=filename,

@@ -105,6 +105,9 @@ function warnings(job, measurements) {
   if (doubts.has("small_patches")) {
     found.push("The chart's patches are only a few pixels across in this photo, so each colour is measured on few pixels. Move closer, or let the chart fill more of the frame.");
   }
+  for (const warning of job.warnings || []) {
+    if (warning.code === "profile_mismatch") found.push(`${warning.message.charAt(0).toUpperCase()}${warning.message.slice(1)}.`);
+  }
   return found;
 }
 
