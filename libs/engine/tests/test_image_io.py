@@ -18,6 +18,7 @@ from chromaline.engine.image_io import (
     decode_image,
     decode_preview,
     never_negative,
+    parse_icc_profile,
     to_linear,
     to_linear_rows,
 )
@@ -32,20 +33,29 @@ def _png_bytes(rgb: NDArray[np.generic]) -> bytes:
 
 
 def _matrix_trc_profile(
-    colourspace_name: str, gamma: float | tuple[float, float, float], colour_space: bytes = b"RGB "
+    colourspace_name: str,
+    gamma: float | tuple[float, float, float],
+    colour_space: bytes = b"RGB ",
+    *,
+    colorants: NDArray[np.float64] | None = None,
+    curve: bytes | None = None,
 ) -> bytes:
     """A minimal ICC v2 matrix/TRC profile for a colour-science RGB space (colorants adapted to D50),
-    with one gamma for every channel or one each."""
+    with one gamma for every channel or one each; ``colorants`` and a raw ``curve`` tag (for all
+    three channels) replace the space's own."""
     space = colour.RGB_COLOURSPACES[colourspace_name]
     white_xyz = colour.xy_to_XYZ(space.whitepoint)
     adapt = colour.adaptation.matrix_chromatic_adaptation_VonKries(white_xyz, D50, transform="Bradford")
-    colorants = adapt @ space.matrix_RGB_to_XYZ
+    if colorants is None:
+        colorants = adapt @ space.matrix_RGB_to_XYZ
 
     def xyz_tag(xyz: NDArray[np.float64]) -> bytes:
         return b"XYZ \0\0\0\0" + struct.pack(">3i", *(round(v * 65536) for v in xyz))
 
     gammas = gamma if isinstance(gamma, tuple) else (gamma, gamma, gamma)
-    red, green, blue = (b"curv\0\0\0\0" + struct.pack(">IH", 1, round(g * 256)) + b"\0\0" for g in gammas)
+    red, green, blue = (
+        curve or b"curv\0\0\0\0" + struct.pack(">IH", 1, round(g * 256)) + b"\0\0" for g in gammas
+    )
     tags = [
         (b"rXYZ", xyz_tag(colorants[:, 0])),
         (b"gXYZ", xyz_tag(colorants[:, 1])),
@@ -230,6 +240,55 @@ def test_an_unreadable_orientation_tag_leaves_the_photo_as_shot(
         buffer, format=image_format, exif=_exif_orientation_entry(*entry), quality=95
     )
     assert decode_image(buffer.getvalue()).pixels.shape[:2] == (20, 40)
+
+
+def _para(function_type: int, *params: float) -> bytes:
+    return (
+        b"para\0\0\0\0"
+        + struct.pack(">HH", function_type, 0)
+        + b"".join(struct.pack(">i", round(value * 65536)) for value in params)
+    )
+
+
+@pytest.mark.parametrize(
+    ("gamma", "colorants", "curve"),
+    [
+        (0.0, None, None),
+        (255.9, None, None),
+        (2.2, None, b"curv\0\0\0\0" + struct.pack(">I", 4) + struct.pack(">4H", 30000, 30000, 30000, 30000)),
+        (2.2, None, b"curv\0\0\0\0" + struct.pack(">I", 1_000_000) + b"\0\0"),
+        (2.2, None, _para(1, 2.2, 0.0, 0.0)),
+        (2.2, None, _para(0, -2.2)),
+        (2.2, np.zeros((3, 3)), None),
+        (2.2, np.ones((3, 3)) / 3, None),
+        (2.2, np.array([[30000.0, -30000.0, 0.5], [0.2, 0.7, 0.1], [0.0, 0.1, 0.7]]), None),
+    ],
+    ids=[
+        "gamma-0",
+        "gamma-256",
+        "constant-table",
+        "table-past-the-end",
+        "para-a-0",
+        "negative-gamma",
+        "zero-colorants",
+        "singular-colorants",
+        "huge-colorants",
+    ],
+)
+def test_a_profile_no_camera_or_editor_writes_is_refused(
+    gamma: float, colorants: NDArray[np.float64] | None, curve: bytes | None
+) -> None:
+    """Such profiles failed the workers with errors they did not name (a division by zero, a
+    struct error) or made a garbage photo that was then corrected and reported done."""
+    profile = _matrix_trc_profile("sRGB", gamma, colorants=colorants, curve=curve)
+    with pytest.raises(UnsupportedImageError) as refused:
+        parse_icc_profile(profile)
+    assert refused.value.code == "unsupported_icc_profile"
+
+
+@pytest.mark.parametrize("name", ["sRGB", "Adobe RGB (1998)", "ProPhoto RGB", "Display P3"])
+def test_the_profiles_of_common_rgb_spaces_are_read(name: str) -> None:
+    assert parse_icc_profile(_matrix_trc_profile(name, 2.2)).curves is not None
 
 
 def test_preview_is_the_upright_photo_reduced_by_a_power_of_two() -> None:

@@ -51,6 +51,7 @@ def test_profile_json_round_trip() -> None:
         ('{"method": "linear3x3"}', "not a Chromaline profile"),
         ('{"version": 2}', "version 2 is not supported"),
         (b"\xff\xfe\x00garbage", "must be JSON"),
+        ("[" * 100_000, "nested"),  # raised RecursionError, not a refusal
     ],
 )
 def test_load_refuses_garbage(document: str | bytes, message: str) -> None:
@@ -71,6 +72,8 @@ def _valid_document() -> dict[str, object]:
         ({"degree": 5}, "degree"),
         ({"unexpected": True}, "unexpected"),
         ({"statistics": {"training_delta_e2000": -1, "patch_count": 24}}, "training_delta_e2000"),
+        # finite, but the photo and its ΔE came out as NaN
+        ({"coefficients": [[1e308, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]}, "within"),
     ],
 )
 def test_load_refuses_invalid_fields(change: dict[str, object], message: str) -> None:

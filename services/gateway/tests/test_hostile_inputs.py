@@ -116,9 +116,13 @@ def _corner_values() -> Iterator[str]:
     yield "[[NaN, 1], [2, 1], [2, 2], [1, 2]]"
     yield "[[Infinity, 1], [2, 1], [2, 2], [1, 2]]"
     yield "[" * 10_000 + "]" * 10_000
+    yield "[[true, false], [true, false], [true, false], [true, false]]"  # were read as 1 and 0
+    yield '[["1", "1"], ["2", "1"], ["2", "2"], ["1", "2"]]'
 
 
-@pytest.mark.parametrize("corners", list(_corner_values()), ids=["nan", "infinity", "deep"])
+@pytest.mark.parametrize(
+    "corners", list(_corner_values()), ids=["nan", "infinity", "deep", "booleans", "strings"]
+)
 def test_corners_must_be_four_finite_points(world: World, corners: str) -> None:
     before = world.blob_files()
     with world.client() as client:

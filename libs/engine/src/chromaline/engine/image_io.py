@@ -9,11 +9,12 @@ D65), so a 12 MP photo linearises in tens of milliseconds.
 from __future__ import annotations
 
 import io
+import math
 import numbers
 import re
 import struct
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Literal, cast
 
@@ -159,6 +160,8 @@ class SourceEncoding:
     """None means the sRGB curve."""
     to_working: NDArray[np.float64] | None
     """3×3 matrix from the source's linear RGB to working-space linear RGB; None for identity."""
+    colorants: NDArray[np.float64] = field(default_factory=lambda: np.zeros((3, 3)))
+    """An embedded profile's colorants (columns: red, green, blue in D50 XYZ); zeros otherwise."""
 
 
 SRGB_ENCODING = SourceEncoding("sRGB (assumed)", None, None)
@@ -220,7 +223,55 @@ def _read_description(data: bytes, tags: dict[bytes, tuple[int, int]]) -> str:
 
 @lru_cache(maxsize=32)
 def parse_icc_profile(profile: bytes) -> SourceEncoding:
-    """Read a matrix/TRC RGB profile; refuse anything we cannot turn into curves plus a 3×3 matrix."""
+    """Read a matrix/TRC RGB profile; refuse anything we cannot turn into curves plus a 3×3 matrix,
+    and a profile whose curves or colorants no camera or editor writes (:func:`_check_encoding`)."""
+    try:
+        encoding = _parsed_icc_profile(profile)
+        _check_encoding(encoding)
+    except (struct.error, ValueError, ZeroDivisionError, OverflowError, np.linalg.LinAlgError):
+        raise UnsupportedImageError(
+            "unsupported_icc_profile", "the embedded ICC profile is malformed"
+        ) from None
+    return encoding
+
+
+MID_GREY_RANGE = (0.5**10, 0.5**0.1)
+"""Where a tone curve may take code 0.5: between gammas of 10 and 0.1, around every real one
+(1.0 linear, 1.8 ProPhoto, 2.2, sRGB's, 3 for L*)."""
+MAX_COLORANT_CONDITION = 1e3
+WHITE_TOLERANCE = 0.2
+"""How far (in XYZ, Y of white 1) the colorants' sum may be from the D50 white they are adapted to."""
+
+
+def _check_encoding(encoding: SourceEncoding) -> None:
+    """Refuse curves that do not rise from black to white (a gamma of 0, a constant table, NaN) and
+    colorants that are singular, ill-conditioned or do not add up to a white: such a profile turns
+    the photo into garbage that is then corrected and reported as done."""
+    assert encoding.curves is not None
+    codes = np.linspace(0.0, 1.0, 256)
+    for curve in encoding.curves:
+        with np.errstate(all="ignore"):
+            values = curve.evaluate(codes)
+        rising = np.all(np.isfinite(values)) and np.all(np.diff(values) >= -1e-3) and values[-1] > values[0]
+        middle = float(curve.evaluate(np.array([0.5]))[0]) if rising else math.nan
+        if not (rising and MID_GREY_RANGE[0] <= middle <= MID_GREY_RANGE[1]):
+            raise UnsupportedImageError(
+                "unsupported_icc_profile",
+                "the embedded ICC profile's tone curves do not rise from black to white",
+            )
+    colorants = encoding.colorants
+    white = colorants.sum(axis=1)
+    if (
+        not np.all(np.isfinite(colorants))
+        or np.linalg.cond(colorants) > MAX_COLORANT_CONDITION
+        or np.abs(white - _D50_XYZ / _D50_XYZ[1]).max() > WHITE_TOLERANCE
+    ):
+        raise UnsupportedImageError(
+            "unsupported_icc_profile", "the embedded ICC profile's colorants do not describe an RGB space"
+        )
+
+
+def _parsed_icc_profile(profile: bytes) -> SourceEncoding:
     if len(profile) < 132 or profile[36:40] != b"acsp":
         raise UnsupportedImageError("unsupported_icc_profile", "the embedded ICC profile is malformed")
     colour_space = profile[16:20]
@@ -251,7 +302,7 @@ def parse_icc_profile(profile: bytes) -> SourceEncoding:
     )
     # Colorants are stored adapted to the D50 PCS; bring them to D65 with Bradford.
     to_working = _XYZ_TO_SRGB @ _bradford(_D50_XYZ, _D65_XYZ) @ source_to_pcs
-    return SourceEncoding(f"ICC: {_read_description(profile, tags)}", curves, to_working)
+    return SourceEncoding(f"ICC: {_read_description(profile, tags)}", curves, to_working, source_to_pcs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -58,6 +58,11 @@ class FitStatistics(BaseModel):
     patch_count: int = Field(ge=1, description="Patches used for the fit.")
 
 
+MAX_COEFFICIENT = 1e4
+"""Far beyond any fit to a chart (their terms stay within a few units); a larger one overflows
+float32 on the way to the pixels, and the photo and its ΔE come out as NaN."""
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -92,6 +97,8 @@ class Profile(BaseModel):
             raise ValueError(f"{spec.label} needs 3 rows of {spec.term_count} coefficients")
         if not all(math.isfinite(value) for row in self.coefficients for value in row):
             raise ValueError("coefficients must be finite numbers")
+        if any(abs(value) > MAX_COEFFICIENT for row in self.coefficients for value in row):
+            raise ValueError(f"coefficients must lie within ±{MAX_COEFFICIENT:g}")
         return self
 
     def correction(self) -> Correction:
@@ -141,6 +148,8 @@ def load_profile(document: str | bytes) -> Profile:
         raw: Any = json.loads(document)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ProfileError(f"a profile must be JSON: {error}") from None
+    except RecursionError:
+        raise ProfileError("a profile must be JSON nested a few levels deep, not thousands") from None
     if not isinstance(raw, dict) or "version" not in raw:
         raise ProfileError("not a Chromaline profile: expected a JSON object with a version")
     if raw["version"] != PROFILE_VERSION:

@@ -46,7 +46,8 @@ class BlobRef(Contract):
     key: str = Field(min_length=1, max_length=1024)
 
 
-FinitePixel = Annotated[float, Field(allow_inf_nan=False)]
+FinitePixel = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+"""A pixel coordinate: a finite number, never a boolean or a string read as one."""
 
 
 class ProcessingChoices(Contract):
