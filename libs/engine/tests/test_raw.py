@@ -146,17 +146,17 @@ def test_a_raw_profile_is_checked_against_the_camera_it_corrects() -> None:
     same = correct_photo(
         _scene(seed=5).dng_bytes, chart_type="classic24", profile=profile, output_format="tiff"
     )
-    assert same.notes == []
+    assert same.profile_mismatches == []
     other = correct_photo(
         _scene(seed=5, camera="Sigma SDMerill (NPL)").dng_bytes,
         chart_type="classic24",
         profile=profile,
         output_format="tiff",
     )
-    assert any("only fits the camera it was made with" in note for note in other.notes)
+    assert any("only fits the camera it was made with" in text for text in other.profile_mismatches)
     jpeg = render_scene(5, chart="classic24", size=SIZE, illuminant="D50", camera=NIKON, rotation=0)
     encoded = correct_photo(jpeg.image_bytes, chart_type="classic24", profile=profile)
-    assert any("linear camera RGB" in note for note in encoded.notes)
+    assert any("linear camera RGB" in text for text in encoded.profile_mismatches)
 
 
 def test_a_profile_from_one_raw_corrects_another_from_the_same_camera() -> None:

@@ -511,7 +511,7 @@ class CorrectionResult:
     other_charts: list[OtherChart] = field(default_factory=list)
     """The charts found beside the one fitted, with the correction checked on each."""
     profile_mismatches: list[str] = field(default_factory=list)
-    """How the saved profile applied does not fit this photo (also among ``notes``)."""
+    """How the saved profile applied does not fit this photo (``profile_mismatch`` warnings)."""
 
     @property
     def method(self) -> str:
@@ -594,7 +594,6 @@ def correct_photo(
         if profile is not None:
             correction = profile.correction()
             mismatches = profile_fit_notes(profile, image)
-            notes.extend(mismatches)
         else:
             assert measurement is not None
             fit = fit_from_measurements(
