@@ -14,7 +14,7 @@ import numbers
 import re
 import struct
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal, cast
 
@@ -160,8 +160,6 @@ class SourceEncoding:
     """None means the sRGB curve."""
     to_working: NDArray[np.float64] | None
     """3×3 matrix from the source's linear RGB to working-space linear RGB; None for identity."""
-    colorants: NDArray[np.float64] = field(default_factory=lambda: np.zeros((3, 3)))
-    """An embedded profile's colorants (columns: red, green, blue in D50 XYZ); zeros otherwise."""
 
 
 SRGB_ENCODING = SourceEncoding("sRGB (assumed)", None, None)
@@ -224,15 +222,14 @@ def _read_description(data: bytes, tags: dict[bytes, tuple[int, int]]) -> str:
 @lru_cache(maxsize=32)
 def parse_icc_profile(profile: bytes) -> SourceEncoding:
     """Read a matrix/TRC RGB profile; refuse anything we cannot turn into curves plus a 3×3 matrix,
-    and a profile whose curves or colorants no camera or editor writes (:func:`_check_encoding`)."""
+    and a profile whose curves or colorants no camera or editor writes (:func:`_check_curves`,
+    :func:`_check_colorants`)."""
     try:
-        encoding = _parsed_icc_profile(profile)
-        _check_encoding(encoding)
+        return _parsed_icc_profile(profile)
     except (struct.error, ValueError, ZeroDivisionError, OverflowError, np.linalg.LinAlgError):
         raise UnsupportedImageError(
             "unsupported_icc_profile", "the embedded ICC profile is malformed"
         ) from None
-    return encoding
 
 
 MID_GREY_RANGE = (0.5**10, 0.5**0.1)
@@ -243,13 +240,11 @@ WHITE_TOLERANCE = 0.2
 """How far (in XYZ, Y of white 1) the colorants' sum may be from the D50 white they are adapted to."""
 
 
-def _check_encoding(encoding: SourceEncoding) -> None:
-    """Refuse curves that do not rise from black to white (a gamma of 0, a constant table, NaN) and
-    colorants that are singular, ill-conditioned or do not add up to a white: such a profile turns
-    the photo into garbage that is then corrected and reported as done."""
-    assert encoding.curves is not None
+def _check_curves(curves: tuple[ToneCurve, ToneCurve, ToneCurve]) -> None:
+    """Refuse curves that do not rise from black to white (a gamma of 0, a constant table, NaN):
+    such a profile turns the photo into garbage that is then corrected and reported as done."""
     codes = np.linspace(0.0, 1.0, 256)
-    for curve in encoding.curves:
+    for curve in curves:
         with np.errstate(all="ignore"):
             values = curve.evaluate(codes)
         rising = np.all(np.isfinite(values)) and np.all(np.diff(values) >= -1e-3) and values[-1] > values[0]
@@ -259,12 +254,16 @@ def _check_encoding(encoding: SourceEncoding) -> None:
                 "unsupported_icc_profile",
                 "the embedded ICC profile's tone curves do not rise from black to white",
             )
-    colorants = encoding.colorants
+
+
+def _check_colorants(colorants: NDArray[np.float64]) -> None:
+    """Refuse colorants (columns: red, green, blue in D50 XYZ) that are singular, ill-conditioned or
+    do not add up to a white."""
     white = colorants.sum(axis=1)
     if (
         not np.all(np.isfinite(colorants))
         or np.linalg.cond(colorants) > MAX_COLORANT_CONDITION
-        or np.abs(white - _D50_XYZ / _D50_XYZ[1]).max() > WHITE_TOLERANCE
+        or np.abs(white - _D50_XYZ).max() > WHITE_TOLERANCE
     ):
         raise UnsupportedImageError(
             "unsupported_icc_profile", "the embedded ICC profile's colorants do not describe an RGB space"
@@ -300,9 +299,11 @@ def _parsed_icc_profile(profile: bytes) -> SourceEncoding:
         _read_curve(profile, tags[b"gTRC"][0]),
         _read_curve(profile, tags[b"bTRC"][0]),
     )
+    _check_curves(curves)
+    _check_colorants(source_to_pcs)
     # Colorants are stored adapted to the D50 PCS; bring them to D65 with Bradford.
     to_working = _XYZ_TO_SRGB @ _bradford(_D50_XYZ, _D65_XYZ) @ source_to_pcs
-    return SourceEncoding(f"ICC: {_read_description(profile, tags)}", curves, to_working, source_to_pcs)
+    return SourceEncoding(f"ICC: {_read_description(profile, tags)}", curves, to_working)
 
 
 # ---------------------------------------------------------------------------------------------

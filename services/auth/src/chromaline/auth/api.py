@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import Field, StrictInt, field_validator
+from pydantic import AfterValidator, Field, StrictInt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chromaline.auth import accounts, api_keys, audit, members, platform, resets, retention
@@ -40,21 +40,23 @@ def internal_token(secret: str) -> str:
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
-class Registration(ClientModel):
-    email: str = Field(max_length=320, pattern=EMAIL_PATTERN)
-    password: str = Field(max_length=1024)
-    display_name: str = Field(min_length=1, max_length=120)
-    organisation_name: str = Field(min_length=1, max_length=120)
+def _visible(text: str) -> str:
+    if hides_characters(text):
+        raise ValueError("no control or invisible characters are allowed")
+    return text
 
-    @field_validator("email", "display_name", "organisation_name")
-    @classmethod
-    def _visible(cls, text: str) -> str:
-        """No control or invisible characters (zero-width spaces, direction overrides): an address,
-        a name or an organisation that only looks like another's would be taken for it, when
-        members are added by email or an organisation is picked from a list."""
-        if hides_characters(text):
-            raise ValueError("no control or invisible characters are allowed")
-        return text
+
+VisibleText = Annotated[str, AfterValidator(_visible)]
+"""Text with no control or invisible characters (zero-width spaces, direction overrides): an
+address, a name, an organisation or an API key that only looks like another's would be taken for
+it, when members are added by email, an organisation is picked from a list or a key is revoked."""
+
+
+class Registration(ClientModel):
+    email: VisibleText = Field(max_length=320, pattern=EMAIL_PATTERN)
+    password: str = Field(max_length=1024)
+    display_name: VisibleText = Field(min_length=1, max_length=120)
+    organisation_name: VisibleText = Field(min_length=1, max_length=120)
 
 
 class Credentials(ClientModel):
@@ -96,7 +98,7 @@ class RetentionChange(ClientModel):
 
 
 class NewApiKey(ClientModel):
-    name: str = Field(min_length=1, max_length=120)
+    name: VisibleText = Field(min_length=1, max_length=120)
     scopes: list[Scope] = Field(min_length=1)
     expires_in_days: int | None = Field(
         default=None,
@@ -104,15 +106,6 @@ class NewApiKey(ClientModel):
         description="Days until the key expires, at most the deployment's maximum (365 by default; "
         "more answers 422); null: that maximum. No key lives for ever.",
     )
-
-    @field_validator("name")
-    @classmethod
-    def _visible(cls, text: str) -> str:
-        """Keys are told apart by name when one is revoked: a name that hides characters (a
-        direction override, a bell) could pass for another key's."""
-        if hides_characters(text):
-            raise ValueError("no control or invisible characters are allowed")
-        return text
 
 
 class NewPlatformOperator(ClientModel):

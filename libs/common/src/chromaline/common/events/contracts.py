@@ -26,11 +26,11 @@ RatingGuideline = Literal["fadgi2016", "metamorfoze2"]
 DEFAULT_RATING_GUIDELINE: RatingGuideline = "fadgi2016"
 """An organisation's guideline until an admin chooses one (the engine's default too)."""
 MIN_CUSTOM_PATCHES = 6
+"""Fewest patches a custom chart may have: the 3×4 affine fit needs more than its 4 terms per channel
+and every cross-validation fold one patch fewer."""
 MIN_DISTINCT_REFERENCE_COLOURS = 4
 """A chart is found by how its patches' colours differ, and the 3×4 affine fit needs four colours
 that are not all alike: a card of fewer is neither."""
-"""Fewest patches a custom chart may have: the 3×4 affine fit needs more than its 4 terms per channel
-and every cross-validation fold one patch fewer."""
 RETENTION_DAYS_MAX = 3650
 """The longest retention period an organisation may choose (ten years)."""
 
